@@ -12,8 +12,6 @@ blazeface-back.json a765f7b2a6c1d841ecc0b0686e5f51b141b39b7bcdf2888542dc9d9fc438
 blazeface-back.bin dc9a97fdc50bc43216554bdd69aa3e7b9361a519ee7bdd996a2f69a98a6f9b72
 faceres.json 5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df
 faceres.bin 2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b
-facemesh-detection-full.json 1bdef3b5bfef3132ad5b625eca3493af01a373df4a3b2584fa250e5da16ed960
-facemesh-detection-full.bin 5c3f885a2fd36cb36a6e8bf96a902d9702d486dc76454536e7c15ba73c4e5b42
 '
 all_ok() {
   local f h

@@ -1,0 +1,66 @@
+/* vs_nn.h - run a TF.js graph model (model.json + .bin shards) on XNNPACK.
+ *
+ * Two objects, as in llama2.c's weights/run-state split:
+ *   vs_model   immutable after load: the lowered graph, folded float32 weights.
+ *              Shared by any number of threads.
+ *   vs_runtime one per thread: an XNNPACK runtime built from the model, with its
+ *              own input/output buffers. Load once, run many times.
+ * The model must outlive every runtime made from it. The library knows
+ * nothing about faces: callers name the input shape and the nodes they want. */
+#ifndef VS_NN_H
+#define VS_NN_H
+
+#include <stddef.h>
+
+#include "vs_err.h"
+
+#define VS_NN_MAX_DIMS 4
+#define VS_NN_MAX_OUTPUTS 8
+
+typedef struct vs_model vs_model;
+typedef struct vs_runtime vs_runtime;
+
+typedef struct vs_model_opts {
+    int batch;                                /* fills a -1 batch dimension; 0 = 1 */
+    int n_outputs;                            /* 0 = the graph's declared outputs */
+    const char *outputs[VS_NN_MAX_OUTPUTS];   /* node names, e.g. "global_pooling/Mean" */
+} vs_model_opts;
+
+typedef struct vs_shape {
+    int ndim;
+    size_t dims[VS_NN_MAX_DIMS];
+} vs_shape;
+
+/* Loads model.json and its weight shards (same folder), dequantises
+ * float16/uint8/uint16 weights, folds batch-norm multiplies/adds and
+ * activations into convolutions, and checks every op is supported. An
+ * unsupported op fails with VS_ERR_UNSUPPORTED naming the op and the node; a
+ * missing or short shard fails with VS_ERR_MODEL naming the file. */
+vs_err vs_model_load(const char *json_path, const vs_model_opts *opts, vs_model **out,
+                     vs_error *err);
+void vs_model_free(vs_model *m);
+
+/* Same, from a model.json text and one weights blob already in memory (tests). */
+vs_err vs_model_load_mem(const char *json, size_t json_len, const void *weights,
+                         size_t weights_len, const vs_model_opts *opts, vs_model **out,
+                         vs_error *err);
+
+vs_shape vs_model_input_shape(const vs_model *m);
+int vs_model_output_count(const vs_model *m);
+vs_shape vs_model_output_shape(const vs_model *m, int i);
+const char *vs_model_output_name(const vs_model *m, int i);
+/* Number of operators after fusion (what XNNPACK will run). */
+int vs_model_op_count(const vs_model *m);
+
+/* Builds a runtime. threads <= 1 runs on the calling thread only. */
+vs_err vs_runtime_new(const vs_model *m, int threads, vs_runtime **out, vs_error *err);
+void vs_runtime_free(vs_runtime *rt);
+
+/* The input buffer to fill (NHWC float32, vs_model_input_shape elements). */
+float *vs_runtime_input(vs_runtime *rt);
+/* Runs the graph on the current input. */
+vs_err vs_runtime_run(vs_runtime *rt, vs_error *err);
+/* Output i of the last run (valid until the next run or free). */
+const float *vs_runtime_output(const vs_runtime *rt, int i);
+
+#endif
