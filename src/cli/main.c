@@ -1,1 +1,29 @@
-int main(void){return 0;}
+/* main.c - the visage command line: dispatches to one file per sub-command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: visage COMMAND [ARGS]\n"
+            "  detect IMAGE...           faces, boxes, landmarks, quality (one JSON line per image)\n"
+            "  embed IMAGE...            as detect, plus the L2-normalised embedding of each face\n"
+            "  compare IMAGE_A IMAGE_B   similarity of the best face of each, same_person verdict\n"
+            "options: --models DIR (default: $VISAGE_MODELS, ./models, <binary>/../models)\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage();
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "detect")) return cmd_detect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage();
+        return 0;
+    }
+    fprintf(stderr, "visage: unknown command '%s'\n", cmd);
+    return usage();
+}

@@ -1,0 +1,30 @@
+/* cli.h - what the sub-commands share: engine start-up, JSON of a face,
+ * error lines. Each sub-command lives in its own cmd_*.c. */
+#ifndef VS_CLI_H
+#define VS_CLI_H
+
+#include <jansson.h>
+
+#include "vs_engine.h"
+
+/* Resolves the models folder: --models, $VISAGE_MODELS, ./models, then
+ * <binary>/../models. Writes into buf and returns it. */
+const char *cli_models_dir(const char *flag, char *buf, size_t cap);
+
+/* Loads the engine or prints one error line; returns NULL on failure. */
+vs_engine *cli_engine_load(const char *models_flag);
+
+/* {"bbox":[x,y,w,h],"det_score":s,"landmarks":[[x,y]...],"quality":q, ...} */
+json_t *cli_face_json(const vs_face *f, int dim, int with_embedding);
+
+/* Prints "visage: <what>: <msg>" on stderr. */
+void cli_error(const char *what, const vs_error *err);
+
+/* Worker threads for a batch: $VISAGE_WORKERS, else the number of cores. */
+int cli_worker_count(void);
+
+int cmd_detect(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+
+#endif

@@ -1,0 +1,282 @@
+/* vs_detect.c - face detection with blazeface-back over a scale pyramid.
+ *
+ * Level 0 shows the whole photo, padded to a square, at 256 px: it finds the
+ * faces that fill a good part of the frame. Each further level halves the
+ * region a tile covers (tiles overlap by a quarter), down to the scale where
+ * min_face_px becomes ~20 network pixels, BlazeFace's smallest reliable face.
+ * Tiles invent faces (textures, ears, the eye region of a large face), so a
+ * detection only a tile saw must (1) be small for its tile (large faces are
+ * level 0's job), (2) not be cut by the tile edge, (3) not sit inside a
+ * larger face already found, (4) pass the keypoint geometry check and (5)
+ * clear a higher score threshold. Survivors of all passes are merged by
+ * weighted NMS. Tuned for photos up to ~4000 px and faces from 24 px up. */
+#include "vs_detect.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+
+const char *const vs_blaze_outputs[4] = {"Identity", "Identity_1", "Identity_2", "Identity_3"};
+
+#define MAX_CANDIDATES 2048
+#define TILE_MIN_NET_PX 20.0f  /* smallest face, in network pixels, a tile should expect */
+#define TILE_MAX_FACE_FRAC 0.45f /* a tile detection wider than this share of the tile is level 0's */
+
+void vs_detect_cfg_default(vs_detect_cfg *c) {
+    /* Calibrated on the shared photos (docs/models.md): real faces score
+     * >= 0.78 at level 0 and >= 0.8 in tiles; textures, buttons and ears that
+     * look like faces score 0.63-0.77. */
+    c->score_threshold = 0.7f;
+    c->tile_score_threshold = 0.8f;
+    c->nms_iou = 0.3f;
+    c->min_face_px = 24;
+    c->max_faces = 64;
+    c->use_tiles = 1;
+    c->try_rotations = 1;
+}
+
+static float sigmoidf(float x) {
+    if (x < -80) x = -80;
+    if (x > 80) x = 80;
+    return 1.0f / (1.0f + expf(-x));
+}
+
+int vs_blaze_decode(const float *const outs[4], float threshold, vs_region r, vs_face_det *out, int cap) {
+    int n = 0, a = 0;
+    /* anchors: 16x16 grid x 2, then 8x8 grid x 6; centre ((x+0.5)/fm, (y+0.5)/fm) */
+    static const int grids[2] = {16, 8}, per[2] = {2, 6};
+    for (int lvl = 0; lvl < 2; lvl++) {
+        const float *scores = outs[lvl], *reg = outs[2 + lvl];
+        int fm = grids[lvl], idx = 0;
+        for (int gy = 0; gy < fm; gy++)
+            for (int gx = 0; gx < fm; gx++)
+                for (int k = 0; k < per[lvl]; k++, idx++, a++) {
+                    float s = sigmoidf(scores[idx]);
+                    if (s < threshold || n >= cap) continue;
+                    const float *q = reg + (size_t)idx * 16;
+                    float cx = (gx + 0.5f) / fm + q[0] / VS_BLAZE_INPUT;
+                    float cy = (gy + 0.5f) / fm + q[1] / VS_BLAZE_INPUT;
+                    float w = q[2] / VS_BLAZE_INPUT, h = q[3] / VS_BLAZE_INPUT;
+                    if (!(w > 0 && h > 0)) continue;
+                    vs_face_det *d = &out[n++];
+                    d->score = s;
+                    d->x = r.x + (cx - w / 2) * r.size;
+                    d->y = r.y + (cy - h / 2) * r.size;
+                    d->w = w * r.size;
+                    d->h = h * r.size;
+                    d->n_kp = 6;
+                    for (int p = 0; p < 6; p++) {
+                        d->kp[p][0] = r.x + ((gx + 0.5f) / fm + q[4 + 2 * p] / VS_BLAZE_INPUT) * r.size;
+                        d->kp[p][1] = r.y + ((gy + 0.5f) / fm + q[5 + 2 * p] / VS_BLAZE_INPUT) * r.size;
+                    }
+                }
+    }
+    (void)a;
+    return n;
+}
+
+int vs_face_geometry_ok(const vs_face_det *d) {
+    if (d->n_kp < 4 || d->w <= 0 || d->h <= 0) return 0;
+    float ex = d->kp[1][0] - d->kp[0][0], ey = d->kp[1][1] - d->kp[0][1];
+    float eye_dist = sqrtf(ex * ex + ey * ey);
+    if (eye_dist < 1e-3f) return 0;
+    /* Work in the face's frame: u along the eye line, v perpendicular (down). */
+    float ux = ex / eye_dist, uy = ey / eye_dist, vx = -uy, vy = ux;
+    float mx = (d->kp[0][0] + d->kp[1][0]) / 2, my = (d->kp[0][1] + d->kp[1][1]) / 2;
+    float nose_u = ((d->kp[2][0] - mx) * ux + (d->kp[2][1] - my) * uy) / eye_dist;
+    float nose_v = ((d->kp[2][0] - mx) * vx + (d->kp[2][1] - my) * vy) / eye_dist;
+    float mouth_u = ((d->kp[3][0] - mx) * ux + (d->kp[3][1] - my) * uy) / eye_dist;
+    float mouth_v = ((d->kp[3][0] - mx) * vx + (d->kp[3][1] - my) * vy) / eye_dist;
+    float ratio = eye_dist / d->w;
+    /* Frontal faces: ratio ~0.35-0.45, nose_v ~0.5-0.7, mouth_v ~1.0-1.3; the
+     * bounds leave room for profile views (eyes closer) and tilted heads. */
+    if (ratio < 0.12f || ratio > 0.75f) return 0;
+    if (nose_v < 0.1f || mouth_v < 0.45f || mouth_v > 2.2f || mouth_v < nose_v) return 0;
+    if (fabsf(nose_u) > 1.0f || fabsf(mouth_u) > 1.0f) return 0;
+    return 1;
+}
+
+/* Fills the network input with the image region r (bilinear, black outside),
+ * scaled to [-1, 1]. src is the image at the scale r refers to. */
+static void fill_input(const vs_image *src, vs_region r, vs_image *tile, float *in) {
+    float s = r.size / VS_BLAZE_INPUT;
+    float m[6] = {s, 0, r.x + 0.5f * s - 0.5f, 0, s, r.y + 0.5f * s - 0.5f};
+    vs_image_warp_affine(src, m, tile, 0);
+    size_t n = (size_t)VS_BLAZE_INPUT * VS_BLAZE_INPUT * 3;
+    for (size_t i = 0; i < n; i++) in[i] = tile->data[i] * (1.0f / 127.5f) - 1.0f;
+}
+
+/* One pass: runs the network on region r of src and appends detections,
+ * mapped to original-image pixels by `scale` (src pixels * 1/scale). */
+static vs_err run_pass(vs_runtime *rt, const vs_image *src, float scale, vs_region r, float threshold,
+                       vs_image *tile, vs_face_det *cand, int *n, vs_error *err) {
+    fill_input(src, r, tile, vs_runtime_input(rt));
+    vs_err rc = vs_runtime_run(rt, err);
+    if (rc != VS_OK) return rc;
+    const float *outs[4];
+    for (int i = 0; i < 4; i++) outs[i] = vs_runtime_output(rt, i);
+    vs_region orig = {r.x / scale, r.y / scale, r.size / scale};
+    *n += vs_blaze_decode(outs, threshold, orig, cand + *n, MAX_CANDIDATES - *n);
+    return VS_OK;
+}
+
+/* 1 when detection d (from a tile showing region t of the original image, w x h)
+ * is fully inside the tile, or touches only edges that are image edges. */
+static int inside_tile(const vs_face_det *d, vs_region t, int w, int h) {
+    float margin = 0.02f * t.size;
+    if (d->x < t.x + margin && t.x > 0) return 0;
+    if (d->y < t.y + margin && t.y > 0) return 0;
+    if (d->x + d->w > t.x + t.size - margin && t.x + t.size < w) return 0;
+    if (d->y + d->h > t.y + t.size - margin && t.y + t.size < h) return 0;
+    return 1;
+}
+
+/* 1 when d's centre lies inside a clearly larger detection in big[0..nb). */
+static int inside_larger_face(const vs_face_det *d, const vs_face_det *big, int nb) {
+    float cx = d->x + d->w / 2, cy = d->y + d->h / 2;
+    for (int i = 0; i < nb; i++)
+        if (big[i].w > 1.6f * d->w && cx > big[i].x && cx < big[i].x + big[i].w && cy > big[i].y &&
+            cy < big[i].y + big[i].h)
+            return 1;
+    return 0;
+}
+
+/* Runs level 0 and the tile pyramid on one orientation of the image. */
+static vs_err detect_upright(vs_runtime *rt, const vs_image *img, const vs_detect_cfg *cfg, vs_face_det *cand,
+                             int *n_out, vs_error *err) {
+    vs_image tile = {0}, level = {0};
+    vs_err rc = vs_image_alloc(&tile, VS_BLAZE_INPUT, VS_BLAZE_INPUT, 3, err);
+    if (rc != VS_OK) return rc;
+    int n = 0, side = img->width > img->height ? img->width : img->height;
+    /* Level 0: the whole photo, shrunk with area averaging first so small
+     * details do not alias, then padded to a square. */
+    float s0 = (float)VS_BLAZE_INPUT / side;
+    const vs_image *src0 = img;
+    if (s0 < 1.0f) {
+        int lw = (int)lroundf(img->width * s0), lh = (int)lroundf(img->height * s0);
+        rc = vs_image_resize(img, lw < 1 ? 1 : lw, lh < 1 ? 1 : lh, &level, err);
+        if (rc != VS_OK) goto out;
+        s0 = (float)level.width / img->width;
+        src0 = &level;
+    } else {
+        s0 = 1.0f;
+    }
+    vs_region r0 = {0, 0, side * s0};
+    rc = run_pass(rt, src0, s0, r0, cfg->score_threshold, &tile, cand, &n, err);
+    if (rc != VS_OK) goto out;
+    int n0 = n = vs_nms(cand, n, cfg->nms_iou, 1);
+    if (!cfg->use_tiles) goto out;
+    /* Finer levels: a tile covers `cover` original pixels; halve until the
+     * smallest face we look for would be TILE_MIN_NET_PX network pixels. */
+    float stop = cfg->min_face_px * VS_BLAZE_INPUT / TILE_MIN_NET_PX;
+    for (float cover = side / 2.0f; cover >= VS_BLAZE_INPUT / 2.0f; cover /= 2) {
+        float scale = (float)VS_BLAZE_INPUT / cover;
+        const vs_image *src = img;
+        vs_image_free(&level);
+        if (scale < 1.0f) {
+            rc = vs_image_resize(img, (int)lroundf(img->width * scale), (int)lroundf(img->height * scale), &level, err);
+            if (rc != VS_OK) goto out;
+            scale = (float)level.width / img->width;
+            src = &level;
+        } else {
+            scale = 1.0f;
+        }
+        float step = cover * 0.75f;
+        int nx = img->width <= cover ? 1 : (int)ceilf((img->width - cover) / step) + 1;
+        int ny = img->height <= cover ? 1 : (int)ceilf((img->height - cover) / step) + 1;
+        for (int ty = 0; ty < ny; ty++)
+            for (int tx = 0; tx < nx; tx++) {
+                float ox = nx == 1 ? 0 : fminf(tx * step, img->width - cover);
+                float oy = ny == 1 ? 0 : fminf(ty * step, img->height - cover);
+                vs_region t = {ox, oy, cover};
+                int before = n;
+                vs_region ts = {ox * scale, oy * scale, cover * scale};
+                rc = run_pass(rt, src, scale, ts, cfg->tile_score_threshold, &tile, cand, &n, err);
+                if (rc != VS_OK) goto out;
+                int k = before;
+                for (int i = before; i < n; i++) {
+                    vs_face_det *d = &cand[i];
+                    if (d->w > TILE_MAX_FACE_FRAC * cover || !inside_tile(d, t, img->width, img->height) ||
+                        inside_larger_face(d, cand, n0) || !vs_face_geometry_ok(d))
+                        continue;
+                    cand[k++] = *d;
+                }
+                n = k;
+                if (n > MAX_CANDIDATES - VS_BLAZE_ANCHORS) n = vs_nms(cand, n, cfg->nms_iou, 1);
+            }
+        if (cover <= stop) break;
+    }
+    n = vs_nms(cand, n, cfg->nms_iou, 1);
+out:
+    vs_image_free(&tile);
+    vs_image_free(&level);
+    *n_out = n;
+    return rc;
+}
+
+/* Maps a point of the image rotated clockwise by q quarter turns back to the
+ * original w x h image. */
+static void unrotate_point(float *x, float *y, int q, int w, int h) {
+    float rx = *x, ry = *y;
+    switch (q) {
+    case 1: *x = ry; *y = h - rx; break;          /* rotated is h wide */
+    case 2: *x = w - rx; *y = h - ry; break;
+    case 3: *x = w - ry; *y = rx; break;
+    default: break;
+    }
+}
+
+static void unrotate_det(vs_face_det *d, int q, int w, int h) {
+    float xs[2] = {d->x, d->x + d->w}, ys[2] = {d->y, d->y + d->h};
+    float x0 = 1e30f, y0 = 1e30f, x1 = -1e30f, y1 = -1e30f;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            float x = xs[i], y = ys[j];
+            unrotate_point(&x, &y, q, w, h);
+            x0 = fminf(x0, x); y0 = fminf(y0, y); x1 = fmaxf(x1, x); y1 = fmaxf(y1, y);
+        }
+    d->x = x0; d->y = y0; d->w = x1 - x0; d->h = y1 - y0;
+    for (int p = 0; p < d->n_kp; p++) unrotate_point(&d->kp[p][0], &d->kp[p][1], q, w, h);
+}
+
+/* Keeps the plausible detections: geometry check for all (level 0 included:
+ * a face-like texture with no face layout is not a face), and nothing much
+ * smaller than the smallest face searched for (tiles make tiny false faces). */
+static int filter_geometry(vs_face_det *d, int n, float min_side) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (vs_face_geometry_ok(&d[i]) && d[i].w >= min_side) d[k++] = d[i];
+    return k;
+}
+
+vs_err vs_detect_faces(vs_runtime *rt, const vs_image *img, const vs_detect_cfg *cfg_in, vs_face_det *out, int cap,
+                       int *n_out, vs_error *err) {
+    vs_detect_cfg cfg;
+    if (cfg_in) cfg = *cfg_in;
+    else vs_detect_cfg_default(&cfg);
+    *n_out = 0;
+    if (!img || !img->data || img->channels != 3 || img->width < 1 || img->height < 1)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "detect: need a non-empty RGB image");
+    vs_face_det *cand = vs_malloc(sizeof *cand * MAX_CANDIDATES);
+    if (!cand) return vs_fail(err, VS_ERR_NOMEM, "detect: candidates");
+    int n = 0;
+    vs_err rc = detect_upright(rt, img, &cfg, cand, &n, err);
+    n = filter_geometry(cand, n, 0.75f * cfg.min_face_px);
+    for (int q = 1; rc == VS_OK && n == 0 && cfg.try_rotations && q < 4; q++) {
+        vs_image rot = {0};
+        if ((rc = vs_image_rotate(img, q, &rot, err)) != VS_OK) break;
+        rc = detect_upright(rt, &rot, &cfg, cand, &n, err);
+        vs_image_free(&rot);
+        n = filter_geometry(cand, n, 0.75f * cfg.min_face_px);
+        for (int i = 0; i < n; i++) unrotate_det(&cand[i], q, img->width, img->height);
+    }
+    if (rc == VS_OK) {
+        int lim = cfg.max_faces < cap ? cfg.max_faces : cap;
+        if (n > lim) n = lim;
+        memcpy(out, cand, sizeof *cand * (size_t)n);
+        *n_out = n;
+    }
+    vs_free(cand);
+    return rc;
+}
