@@ -34,6 +34,7 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     c->max_faces = 64;
     c->use_tiles = 1;
     c->try_rotations = 1;
+    c->rotate_below = 0.85f;
 }
 
 static float sigmoidf(float x) {
@@ -260,17 +261,34 @@ vs_err vs_detect_faces(vs_runtime *rt, const vs_image *img, const vs_detect_cfg 
         return vs_fail(err, VS_ERR_INVALID_ARG, "detect: need a non-empty RGB image");
     vs_face_det *cand = vs_malloc(sizeof *cand * MAX_CANDIDATES);
     if (!cand) return vs_fail(err, VS_ERR_NOMEM, "detect: candidates");
+    vs_face_det *alt = vs_malloc(sizeof *alt * MAX_CANDIDATES);
+    if (!alt) {
+        vs_free(cand);
+        return vs_fail(err, VS_ERR_NOMEM, "detect: candidates");
+    }
     int n = 0;
     vs_err rc = detect_upright(rt, img, &cfg, cand, &n, err);
     n = filter_geometry(cand, n, 0.75f * cfg.min_face_px);
-    for (int q = 1; rc == VS_OK && n == 0 && cfg.try_rotations && q < 4; q++) {
+    /* Web photos often lose their EXIF orientation. A sideways or upside-down
+     * face either goes unseen or is "found" with low confidence and made-up
+     * upright landmarks, so when the best upright face is not clearly a face,
+     * the other three orientations compete and the most confident wins. */
+    float best = n > 0 ? cand[0].score : 0;
+    for (int q = 1; rc == VS_OK && cfg.try_rotations && best < cfg.rotate_below && q < 4; q++) {
         vs_image rot = {0};
+        int m = 0;
         if ((rc = vs_image_rotate(img, q, &rot, err)) != VS_OK) break;
-        rc = detect_upright(rt, &rot, &cfg, cand, &n, err);
+        rc = detect_upright(rt, &rot, &cfg, alt, &m, err);
         vs_image_free(&rot);
-        n = filter_geometry(cand, n, 0.75f * cfg.min_face_px);
-        for (int i = 0; i < n; i++) unrotate_det(&cand[i], q, img->width, img->height);
+        m = filter_geometry(alt, m, 0.75f * cfg.min_face_px);
+        if (m > 0 && alt[0].score > best + 0.05f) {
+            for (int i = 0; i < m; i++) unrotate_det(&alt[i], q, img->width, img->height);
+            memcpy(cand, alt, sizeof *alt * (size_t)m);
+            n = m;
+            best = alt[0].score;
+        }
     }
+    vs_free(alt);
     if (rc == VS_OK) {
         int lim = cfg.max_faces < cap ? cfg.max_faces : cap;
         if (n > lim) n = lim;

@@ -1,7 +1,7 @@
 /* vs_detect.h - BlazeFace (back-camera model) face detection on photos of any
  * size: anchor decoding, a scale pyramid of overlapping 256-px tiles for small
  * faces, cross-tile weighted NMS, geometry checks against false faces, and a
- * retry at 90/180/270 degrees when an upright pass finds nothing. */
+ * retry at 90/180/270 degrees when an upright pass finds no clear face. */
 #ifndef VS_DETECT_H
 #define VS_DETECT_H
 
@@ -25,7 +25,8 @@ typedef struct vs_detect_cfg {
                                  * faces under 3/4 of it are dropped */
     int max_faces;              /* most faces returned, best first (64) */
     int use_tiles;              /* 1 = scale pyramid for small faces */
-    int try_rotations;          /* 1 = retry at 90/180/270 when none found */
+    int try_rotations;          /* 1 = retry at 90/180/270 when unsure */
+    float rotate_below;         /* ... i.e. when the best face scores below (0.85) */
 } vs_detect_cfg;
 
 void vs_detect_cfg_default(vs_detect_cfg *cfg);

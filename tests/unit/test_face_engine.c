@@ -1,0 +1,258 @@
+/* test_face_engine.c - detection decoding and filters, and the whole engine
+ * on the shared public photos: faces found per photo (no invented faces in
+ * portraits), rotation retry, same/different person on the calibrated
+ * threshold, embeddings unit length. Needs models/ (scripts/fetch-models.sh). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vs_align.h"
+#include "vs_engine.h"
+#include "vs_similarity.h"
+
+#define FACES VS_SHARED_DIR "/data/faces/"
+
+static vs_engine *engine;
+static vs_engine_worker *worker;
+
+static int setup(void **s) {
+    (void)s;
+    vs_engine_cfg cfg;
+    vs_engine_cfg_default(&cfg);
+    if (!getenv("VISAGE_MODELS")) cfg.models_dir = VS_SOURCE_DIR "/models";
+    vs_error err = {0};
+    if (vs_engine_load(&cfg, &engine, &err) != VS_OK || vs_engine_worker_new(engine, &worker, &err) != VS_OK) {
+        fprintf(stderr, "engine: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **s) {
+    (void)s;
+    vs_engine_worker_free(worker);
+    vs_engine_free(engine);
+    return 0;
+}
+
+static void analyze_file(const char *path, unsigned flags, vs_faces *out) {
+    vs_image img = {0};
+    vs_error err = {0};
+    if (vs_image_load(path, NULL, &img, &err) != VS_OK) fail_msg("%s", err.msg);
+    if (vs_engine_analyze(worker, &img, flags, out, &err) != VS_OK) fail_msg("%s", err.msg);
+    vs_image_free(&img);
+}
+
+/* One anchor of the 16x16 grid fires: the box and keypoints land where the
+ * anchor and regressors say, scaled to the region. */
+static void test_decode_maps_anchor_to_region(void **s) {
+    (void)s;
+    static float s512[512], s384[384], r512[512 * 16], r384[384 * 16];
+    for (int i = 0; i < 512; i++) s512[i] = -10;
+    for (int i = 0; i < 384; i++) s384[i] = -10;
+    int gx = 5, gy = 7, idx = (gy * 16 + gx) * 2 + 1;
+    s512[idx] = 3; /* sigmoid 0.953 */
+    float *q = r512 + idx * 16;
+    q[0] = 4; q[1] = -8; q[2] = 32; q[3] = 32;
+    for (int p = 0; p < 6; p++) { q[4 + 2 * p] = (float)p; q[5 + 2 * p] = (float)-p; }
+    const float *outs[4] = {s512, s384, r512, r384};
+    vs_face_det d[4];
+    vs_region r = {100, 50, 512}; /* 2 image px per network px */
+    int n = vs_blaze_decode(outs, 0.5f, r, d, 4);
+    assert_int_equal(n, 1);
+    float cx = 100 + ((gx + 0.5f) / 16 * 256 + 4) * 2, cy = 50 + ((gy + 0.5f) / 16 * 256 - 8) * 2;
+    assert_float_equal(d[0].w, 64, 1e-3);
+    assert_float_equal(d[0].x + d[0].w / 2, cx, 1e-3);
+    assert_float_equal(d[0].y + d[0].h / 2, cy, 1e-3);
+    assert_float_equal(d[0].kp[3][0], 100 + ((gx + 0.5f) / 16 * 256 + 3) * 2, 1e-3);
+    assert_float_equal(d[0].score, 1 / (1 + expf(-3)), 1e-5);
+    assert_int_equal(vs_blaze_decode(outs, 0.96f, r, d, 4), 0);
+}
+
+static void test_geometry_check(void **s) {
+    (void)s;
+    vs_face_det d = {.x = 0, .y = 0, .w = 112, .h = 112, .score = 1, .n_kp = 6};
+    for (int i = 0; i < 4; i++) {
+        d.kp[i][0] = vs_align_template[i][0];
+        d.kp[i][1] = vs_align_template[i][1];
+    }
+    assert_true(vs_face_geometry_ok(&d));
+    vs_face_det up = d; /* mouth above the eyes: upside-down layout */
+    up.kp[3][1] = 10;
+    up.kp[2][1] = 30;
+    assert_false(vs_face_geometry_ok(&up));
+    vs_face_det tiny = d; /* eyes far too close for the box */
+    tiny.kp[1][0] = tiny.kp[0][0] + 3;
+    assert_false(vs_face_geometry_ok(&tiny));
+}
+
+static void expect_faces(const char *file, int want) {
+    vs_faces f = {0};
+    analyze_file(file, 0, &f);
+    if (f.n != want) fail_msg("%s: %d faces, expected %d", file, f.n, want);
+    for (int i = 0; i < f.n; i++) {
+        const vs_face_det *d = &f.faces[i].det;
+        assert_int_equal(d->n_kp, 6);
+        /* eyes, nose and mouth inside the box */
+        for (int k = 0; k < 4; k++) {
+            assert_true(d->kp[k][0] > d->x && d->kp[k][0] < d->x + d->w);
+            assert_true(d->kp[k][1] > d->y && d->kp[k][1] < d->y + d->h);
+        }
+        assert_true(f.faces[i].quality.score >= 0 && f.faces[i].quality.score <= 1);
+    }
+    vs_faces_free(&f);
+}
+
+/* Exactly one face in each single-person portrait: tiles must not invent. */
+static void test_portraits_have_exactly_one_face(void **s) {
+    (void)s;
+    const char *files[] = {
+        FACES "knn_examples/train/obama/obama.jpg", FACES "knn_examples/train/obama/obama2.jpg",
+        FACES "knn_examples/train/biden/biden.jpg", FACES "knn_examples/train/biden/biden2.jpg",
+        FACES "knn_examples/train/kit_harington/john1.jpeg", FACES "knn_examples/train/kit_harington/john2.jpeg",
+        FACES "knn_examples/train/rose_leslie/img1.jpg", FACES "knn_examples/train/rose_leslie/img2.jpg",
+        FACES "knn_examples/train/alex_lacamoire/img1.jpg", FACES "knn_examples/test/obama1.jpg",
+        FACES "knn_examples/test/alex_lacamoire1.jpg", FACES "knn_examples/test/johnsnow_test1.jpg",
+        FACES "obama-1080p.jpg", FACES "obama-240p.jpg", FACES "obama_small.jpg",
+        FACES "test_images/obama3.jpg", FACES "test_images/32bit.png", FACES "test_images/obama_partial_face.jpg",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) expect_faces(files[i], 1);
+}
+
+static void test_group_photos(void **s) {
+    (void)s;
+    expect_faces(FACES "two_people.jpg", 2);
+    expect_faces(FACES "knn_examples/test/kit_with_rose.jpg", 2);
+    /* Obama, Biden and a partly hidden third person at the bottom right */
+    expect_faces(FACES "knn_examples/test/obama_and_biden.jpg", 3);
+}
+
+/* Small faces: the photo shrunk so its faces are ~40 px, pasted four times
+ * into a large canvas, must give four faces (the pyramid's job). */
+static void test_small_faces_in_large_canvas(void **s) {
+    (void)s;
+    vs_image src = {0}, small = {0}, canvas = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "knn_examples/train/biden/biden2.jpg", NULL, &src, &err), VS_OK);
+    int sw = src.width / 10, sh = src.height / 10;
+    assert_int_equal(vs_image_resize(&src, sw, sh, &small, &err), VS_OK);
+    assert_int_equal(vs_image_alloc(&canvas, 1600, 1200, 3, &err), VS_OK);
+    memset(canvas.data, 90, (size_t)canvas.width * canvas.height * 3);
+    int pos[4][2] = {{100, 100}, {1200, 150}, {300, 900}, {1100, 800}};
+    for (int k = 0; k < 4; k++)
+        for (int y = 0; y < sh; y++)
+            memcpy(canvas.data + ((size_t)(pos[k][1] + y) * canvas.width + pos[k][0]) * 3,
+                   small.data + (size_t)y * sw * 3, (size_t)sw * 3);
+    vs_faces f = {0};
+    assert_int_equal(vs_engine_analyze(worker, &canvas, 0, &f, &err), VS_OK);
+    assert_int_equal(f.n, 4);
+    for (int i = 0; i < f.n; i++) assert_true(f.faces[i].det.w > 25 && f.faces[i].det.w < 80);
+    vs_faces_free(&f);
+    vs_image_free(&src);
+    vs_image_free(&small);
+    vs_image_free(&canvas);
+}
+
+/* A photo that lost its EXIF orientation (turned 90 degrees) still gives its
+ * face, with landmarks in the turned image's coordinates. */
+static void test_rotation_retry(void **s) {
+    (void)s;
+    vs_image img = {0}, rot = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "knn_examples/train/obama/obama.jpg", NULL, &img, &err), VS_OK);
+    vs_faces up = {0}, turned = {0};
+    assert_int_equal(vs_engine_analyze(worker, &img, VS_ANALYZE_EMBED, &up, &err), VS_OK);
+    assert_int_equal(up.n, 1);
+    for (int q = 1; q <= 3; q++) {
+        assert_int_equal(vs_image_rotate(&img, q, &rot, &err), VS_OK);
+        assert_int_equal(vs_engine_analyze(worker, &rot, VS_ANALYZE_EMBED, &turned, &err), VS_OK);
+        assert_int_equal(turned.n, 1);
+        /* the right eye of the upright face, rotated clockwise q times */
+        float x = up.faces[0].det.kp[0][0], y = up.faces[0].det.kp[0][1], ex = x, ey = y;
+        if (q == 1) { ex = img.height - y; ey = x; }
+        if (q == 2) { ex = img.width - x; ey = img.height - y; }
+        if (q == 3) { ex = y; ey = img.width - x; }
+        float tol = 0.08f * up.faces[0].det.w;
+        assert_float_equal(turned.faces[0].det.kp[0][0], ex, tol);
+        assert_float_equal(turned.faces[0].det.kp[0][1], ey, tol);
+        /* and the same identity */
+        float sim = vs_cosine(up.faces[0].embedding, turned.faces[0].embedding, vs_engine_embedding_dim(engine));
+        assert_true(sim > 0.9f);
+        vs_faces_free(&turned);
+        vs_image_free(&rot);
+    }
+    vs_faces_free(&up);
+    vs_image_free(&img);
+}
+
+static void best_embedding(const char *file, float *emb) {
+    vs_faces f = {0};
+    analyze_file(file, VS_ANALYZE_EMBED, &f);
+    int b = vs_faces_best(&f);
+    assert_true(b >= 0);
+    memcpy(emb, f.faces[b].embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(engine));
+    vs_faces_free(&f);
+}
+
+static void test_same_and_different_person(void **s) {
+    (void)s;
+    int dim = vs_engine_embedding_dim(engine);
+    assert_int_equal(dim, 1024);
+    static float o1[1024], o2[1024], b1[1024], k1[1024], k2[1024];
+    best_embedding(FACES "knn_examples/train/obama/obama.jpg", o1);
+    best_embedding(FACES "knn_examples/test/obama1.jpg", o2);
+    best_embedding(FACES "knn_examples/train/biden/biden.jpg", b1);
+    best_embedding(FACES "knn_examples/train/kit_harington/john1.jpeg", k1);
+    best_embedding(FACES "knn_examples/test/johnsnow_test1.jpg", k2);
+    float dot = vs_dot(o1, o1, dim);
+    assert_float_equal(dot, 1.0f, 1e-4);
+    float t = VS_DEFAULT_MATCH_THRESHOLD;
+    float same_o = vs_cosine(o1, o2, dim), same_k = vs_cosine(k1, k2, dim);
+    float diff_ob = vs_cosine(o1, b1, dim), diff_ok = vs_cosine(o1, k1, dim);
+    printf("# obama/obama %.3f kit/kit %.3f obama/biden %.3f obama/kit %.3f (threshold %.2f)\n", same_o, same_k,
+           diff_ob, diff_ok, t);
+    assert_true(same_o >= t);
+    assert_true(same_k >= t);
+    assert_true(diff_ob < t);
+    assert_true(diff_ok < t);
+}
+
+static void test_blank_image_has_no_face(void **s) {
+    (void)s;
+    vs_image img = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_alloc(&img, 640, 480, 3, &err), VS_OK);
+    memset(img.data, 128, 640 * 480 * 3);
+    vs_faces f = {0};
+    assert_int_equal(vs_engine_analyze(worker, &img, VS_ANALYZE_EMBED, &f, &err), VS_OK);
+    assert_int_equal(f.n, 0);
+    assert_int_equal(vs_faces_best(&f), -1);
+    vs_faces_free(&f);
+    vs_image_free(&img);
+    /* a 1x1 image is not an error either */
+    assert_int_equal(vs_image_alloc(&img, 1, 1, 3, &err), VS_OK);
+    assert_int_equal(vs_engine_analyze(worker, &img, 0, &f, &err), VS_OK);
+    assert_int_equal(f.n, 0);
+    vs_image_free(&img);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_maps_anchor_to_region),
+        cmocka_unit_test(test_geometry_check),
+        cmocka_unit_test(test_portraits_have_exactly_one_face),
+        cmocka_unit_test(test_group_photos),
+        cmocka_unit_test(test_small_faces_in_large_canvas),
+        cmocka_unit_test(test_rotation_retry),
+        cmocka_unit_test(test_same_and_different_person),
+        cmocka_unit_test(test_blank_image_has_no_face),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
