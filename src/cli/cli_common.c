@@ -40,11 +40,12 @@ const char *cli_models_dir(const char *flag, char *buf, size_t cap) {
     return buf;
 }
 
-vs_engine *cli_engine_load(const char *models_flag) {
+vs_engine *cli_engine_load(const char *models_flag, int thorough) {
     char dir[PATH_MAX];
     vs_engine_cfg cfg;
     vs_engine_cfg_default(&cfg);
     cfg.models_dir = cli_models_dir(models_flag, dir, sizeof dir);
+    if (thorough) cfg.detect.max_passes = 4096;
     vs_engine *e = NULL;
     vs_error err = {0};
     if (vs_engine_load(&cfg, &e, &err) != VS_OK) {

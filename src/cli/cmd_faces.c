@@ -113,23 +113,24 @@ static void *worker_main(void *arg) {
 }
 
 static int usage(const char *cmd) {
-    fprintf(stderr, "usage: visage %s [--models DIR] [--crops DIR] IMAGE...\n", cmd);
+    fprintf(stderr, "usage: visage %s [--models DIR] [--crops DIR] [--thorough] IMAGE...\n", cmd);
     return 2;
 }
 
 static int run_faces(int argc, char **argv, int with_embedding) {
     const char *cmd = with_embedding ? "embed" : "detect", *models = NULL, *crops = NULL;
     char **files = calloc((size_t)argc + 1, sizeof *files);
-    int n = 0;
+    int n = 0, thorough = 0;
     if (!files) return 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
         else if (!strcmp(argv[i], "--crops") && i + 1 < argc) crops = argv[++i];
+        else if (!strcmp(argv[i], "--thorough")) thorough = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { free(files); return usage(cmd); }
         else files[n++] = argv[i];
     }
     if (n == 0) { free(files); return usage(cmd); }
-    vs_engine *e = cli_engine_load(models);
+    vs_engine *e = cli_engine_load(models, thorough);
     if (!e) { free(files); return 1; }
     batch b = {.engine = e, .files = files, .n_files = n, .with_embedding = with_embedding,
              .crops_dir = crops};

@@ -10,7 +10,9 @@ static int usage(void) {
             "  detect IMAGE...           faces, boxes, landmarks, quality (one JSON line per image)\n"
             "  embed IMAGE...            as detect, plus the L2-normalised embedding of each face\n"
             "  compare IMAGE_A IMAGE_B   similarity of the best face of each, same_person verdict\n"
-            "options: --models DIR (default: $VISAGE_MODELS, ./models, <binary>/../models)\n");
+            "options: --models DIR (default: $VISAGE_MODELS, ./models, <binary>/../models)\n"
+            "         --crops DIR (detect/embed: save each aligned face as JPEG)\n"
+            "         --thorough (detect/embed: search every scale for faces down to 24 px; slower)\n");
     return 2;
 }
 

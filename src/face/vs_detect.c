@@ -1,9 +1,13 @@
 /* vs_detect.c - face detection with blazeface-back over a scale pyramid.
  *
  * Level 0 shows the whole photo, padded to a square, at 256 px: it finds the
- * faces that fill a good part of the frame. Each further level halves the
- * region a tile covers (tiles overlap by a quarter), down to the scale where
- * min_face_px becomes ~20 network pixels, BlazeFace's smallest reliable face.
+ * faces that fill a good part of the frame. Each further level divides the
+ * region a tile covers by 1.75 (so the first is 2x2 tiles overlapping by a
+ * quarter), down to the scale where min_face_px becomes ~20 network pixels,
+ * BlazeFace's smallest reliable face, or until the next level would exceed
+ * max_passes network runs (~8 ms each): the cost of finding 24-px faces in a
+ * 4000-px photo is hundreds of passes, which only a caller who asks for it
+ * (visage detect --thorough) should pay.
  * Tiles invent faces (textures, ears, the eye region of a large face), so a
  * detection only a tile saw must (1) be small for its tile (large faces are
  * level 0's job), (2) not be cut by the tile edge, (3) not sit inside a
@@ -22,6 +26,7 @@ const char *const vs_blaze_outputs[4] = {"Identity", "Identity_1", "Identity_2",
 #define MAX_CANDIDATES 2048
 #define TILE_MIN_NET_PX 20.0f  /* smallest face, in network pixels, a tile should expect */
 #define TILE_MAX_FACE_FRAC 0.45f /* a tile detection wider than this share of the tile is level 0's */
+#define TILE_LEVEL_STEP 1.75f   /* each level's tiles cover 1/1.75 of the previous: 2x2 tiles first */
 
 void vs_detect_cfg_default(vs_detect_cfg *c) {
     /* Calibrated on the shared photos (docs/models.md): real faces score
@@ -34,6 +39,7 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     c->max_faces = 64;
     c->use_tiles = 1;
     c->try_rotations = 1;
+    c->max_passes = 8;
     c->rotate_below = 0.85f;
 }
 
@@ -171,7 +177,13 @@ static vs_err detect_upright(vs_runtime *rt, const vs_image *img, const vs_detec
     /* Finer levels: a tile covers `cover` original pixels; halve until the
      * smallest face we look for would be TILE_MIN_NET_PX network pixels. */
     float stop = cfg->min_face_px * VS_BLAZE_INPUT / TILE_MIN_NET_PX;
-    for (float cover = side / 2.0f; cover >= VS_BLAZE_INPUT / 2.0f; cover /= 2) {
+    int passes = 1;
+    for (float cover = side / TILE_LEVEL_STEP; cover >= VS_BLAZE_INPUT / 2.0f; cover /= TILE_LEVEL_STEP) {
+        float step = cover * 0.75f;
+        int nx = img->width <= cover ? 1 : (int)ceilf((img->width - cover) / step) + 1;
+        int ny = img->height <= cover ? 1 : (int)ceilf((img->height - cover) / step) + 1;
+        if (passes + nx * ny > cfg->max_passes) break; /* the time budget says stop here */
+        passes += nx * ny;
         float scale = (float)VS_BLAZE_INPUT / cover;
         const vs_image *src = img;
         vs_image_free(&level);
@@ -183,9 +195,6 @@ static vs_err detect_upright(vs_runtime *rt, const vs_image *img, const vs_detec
         } else {
             scale = 1.0f;
         }
-        float step = cover * 0.75f;
-        int nx = img->width <= cover ? 1 : (int)ceilf((img->width - cover) / step) + 1;
-        int ny = img->height <= cover ? 1 : (int)ceilf((img->height - cover) / step) + 1;
         for (int ty = 0; ty < ny; ty++)
             for (int tx = 0; tx < nx; tx++) {
                 float ox = nx == 1 ? 0 : fminf(tx * step, img->width - cover);

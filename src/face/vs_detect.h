@@ -25,6 +25,7 @@ typedef struct vs_detect_cfg {
                                  * faces under 3/4 of it are dropped */
     int max_faces;              /* most faces returned, best first (64) */
     int use_tiles;              /* 1 = scale pyramid for small faces */
+    int max_passes;             /* network runs per orientation, level 0 included (8) */
     int try_rotations;          /* 1 = retry at 90/180/270 when unsure */
     float rotate_below;         /* ... i.e. when the best face scores below (0.85) */
 } vs_detect_cfg;

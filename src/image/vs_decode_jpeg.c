@@ -1,0 +1,84 @@
+/* vs_decode_jpeg.c - JPEG to RGB8 through the TurboJPEG (v2 "tj") API, the
+ * format of nearly every uploaded photo. Strict: libjpeg warnings such as a
+ * premature end of data are errors, so a truncated upload is never indexed. */
+#include <stdint.h>
+#include <string.h>
+#include <turbojpeg.h>
+
+#include "vs_alloc.h"
+#include "vs_image_internal.h"
+
+/* Converts n CMYK pixels (Adobe-style inverted, as libjpeg returns them) to
+ * RGB in place: r = c * k / 255 and so on. */
+static void cmyk_to_rgb(uint8_t *px, size_t npix) {
+    const uint8_t *s = px;
+    uint8_t *d = px;
+    for (size_t i = 0; i < npix; i++, s += 4, d += 3) {
+        unsigned k = s[3];
+        unsigned r = (s[0] * k + 127u) / 255u;
+        unsigned g = (s[1] * k + 127u) / 255u;
+        unsigned b = (s[2] * k + 127u) / 255u;
+        d[0] = (uint8_t)r;
+        d[1] = (uint8_t)g;
+        d[2] = (uint8_t)b;
+    }
+}
+
+/* Decodes a JPEG; the EXIF orientation is applied by the caller. The header is
+ * parsed and the budget checked before the pixel buffer is allocated. */
+vs_err vs_decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, vs_image *out,
+                      vs_error *err) {
+    vs_err rc = VS_OK;
+    tjhandle tj = NULL;
+    uint8_t *px = NULL;
+    memset(out, 0, sizeof *out);
+
+    if (len > (size_t)(unsigned long)-1)
+        return vs_fail(err, VS_ERR_TOO_LARGE, "jpeg: %zu bytes is too long", len);
+    tj = tjInitDecompress();
+    if (!tj) {
+        rc = vs_fail(err, VS_ERR_NOMEM, "jpeg: tjInitDecompress: %s", tjGetErrorStr2(NULL));
+        goto out;
+    }
+    int w = 0, h = 0, subsamp = 0, colorspace = 0;
+    if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &colorspace) != 0) {
+        rc = vs_fail(err, VS_ERR_CORRUPT, "jpeg: header: %s", tjGetErrorStr2(tj));
+        goto out;
+    }
+    rc = vs_image_check_dims("jpeg", w, h, max_pixels, err);
+    if (rc != VS_OK) goto out;
+
+    /* libjpeg cannot convert CMYK/YCCK to RGB itself: take CMYK and convert. */
+    int cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+    size_t npix = (size_t)w * (size_t)h;
+    size_t bytes = npix * (cmyk ? 4u : 3u);
+    px = vs_malloc(bytes);
+    if (!px) {
+        rc = vs_fail(err, VS_ERR_NOMEM, "jpeg: no memory for %dx%d pixels", w, h);
+        goto out;
+    }
+    /* LIMITSCANS refuses progressive files with absurd scan counts (a CPU
+     * bomb); any error or warning makes the whole decode fail. */
+    int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
+    if (tjDecompress2(tj, buf, (unsigned long)len, px, w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB,
+                      flags) != 0) {
+        int fatal = tjGetErrorCode(tj) == TJERR_FATAL;
+        rc = vs_fail(err, VS_ERR_CORRUPT, "jpeg: %s%s", fatal ? "" : "damaged data: ",
+                     tjGetErrorStr2(tj));
+        goto out;
+    }
+    if (cmyk) {
+        cmyk_to_rgb(px, npix);
+        uint8_t *shrunk = vs_realloc(px, npix * 3u);
+        if (shrunk) px = shrunk; /* else keep the larger buffer: still valid */
+    }
+    out->width = w;
+    out->height = h;
+    out->channels = 3;
+    out->data = px;
+    px = NULL;
+out:
+    vs_free(px);
+    if (tj) tjDestroy(tj);
+    return rc;
+}
