@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
     if (iters < 1 || iters > 256) iters = 50;
     vs_engine_cfg cfg;
     vs_engine_cfg_default(&cfg);
+    if (getenv("VS_BENCH_PASSES")) cfg.detect.max_passes = atoi(getenv("VS_BENCH_PASSES"));
     vs_error err = {0};
     vs_model_opts dopt = {.batch = 1, .n_outputs = 4};
     for (int i = 0; i < 4; i++) dopt.outputs[i] = vs_blaze_outputs[i];
@@ -95,8 +96,8 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"threads\":1,\"blazeface_ms\":%.3f,\"faceres_ms\":%.3f,\"image\":\"%s\",\"image_px\":[%d,%d],"
-           "\"faces\":%d,\"per_image_ms\":%.3f,\"peak_rss_mb\":%.1f}\n",
-           det_ms, emb_ms, image, width, height, faces, t[iters / 2], ru.ru_maxrss / 1024.0);
+           "\"faces\":%d,\"detector_max_passes\":%d,\"per_image_ms\":%.3f,\"peak_rss_mb\":%.1f}\n",
+           det_ms, emb_ms, image, width, height, faces, cfg.detect.max_passes, t[iters / 2], ru.ru_maxrss / 1024.0);
     vs_engine_worker_free(w);
     vs_engine_free(e);
     vs_runtime_free(drt);

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages visage builds and tests with, only those missing.
+# Usage: scripts/deps.sh [--test]   (--test adds what the test suite needs)
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libxnnpack-dev libpthreadpool-dev libturbojpeg0-dev libpng-dev
+      libwebp-dev libgif-dev libjansson-dev ca-certificates nodejs npm)
+if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "deps: ok"

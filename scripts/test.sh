@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds release and ASan+UBSan builds, runs every
+# test in both, then the CLI tests. Ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test || exit 1
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVS_SANITIZE=ON >/dev/null || exit 1
+cmake --build build-asan -j"$(nproc)" >/dev/null || exit 1
+passed=0; failed=0
+run_suite() { # name dir
+  local out; out=$(cd "$2" && ctest --output-on-failure 2>&1); local rc=$?
+  echo "$out" | grep -E "^ *[0-9]+/[0-9]+ Test|tests passed|FAILED|Error|ERROR|LINE|^#" || true
+  local total fails
+  total=$(echo "$out" | sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' | tail -1)
+  fails=$(echo "$out" | sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' | tail -1)
+  if [ -z "$total" ] || [ "$total" = 0 ]; then
+    echo "$1: no tests collected"; failed=$((failed + 1)); return
+  fi
+  passed=$((passed + total - fails)); failed=$((failed + fails))
+  [ $rc = 0 ] || [ "$fails" != 0 ] || failed=$((failed + 1))
+}
+echo "== release build"; run_suite release build
+echo "== asan+ubsan build"; ASAN_OPTIONS=detect_leaks=1 run_suite asan build-asan
+echo "== cli"
+if bash tests/cli/test_cli.sh build/visage; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

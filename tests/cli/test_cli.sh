@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# CLI contract tests (DESIGN.md "Command line"): visage detect / embed /
+# compare on the shared photos and on broken files. JSON is checked with node.
+set -uo pipefail
+bin=$(realpath "${1:-build/visage}")
+here=$(cd "$(dirname "$0")/../.." && pwd)
+faces=$(realpath "$here/../shared/data/faces")
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0; n=0
+check() { # description, command...
+  local what=$1; shift; n=$((n + 1))
+  if "$@"; then echo "ok $n - $what"; else echo "not ok $n - $what"; fails=$((fails + 1)); fi
+}
+json() { node -e "$1" "$2"; }
+
+# 1. embed two_people.jpg: two faces, 6 landmarks each, unit-length 1024-d embeddings
+"$bin" embed "$faces/two_people.jpg" >"$tmp/two.json" 2>"$tmp/two.err"
+check "embed two_people exits 0" test $? = 0
+check "embed two_people: 2 faces, landmarks, unit 1024-d embeddings" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+if (j.faces.length !== 2 || j.width !== 1126 || j.height !== 661) process.exit(1);
+for (const f of j.faces) {
+  if (f.landmarks.length !== 6 || f.bbox.length !== 4 || !(f.det_score > 0.5) || !(f.quality >= 0 && f.quality <= 1)) process.exit(2);
+  if (f.embedding.length !== 1024) process.exit(3);
+  const n = Math.sqrt(f.embedding.reduce((s, x) => s + x * x, 0));
+  if (Math.abs(n - 1) > 1e-3) process.exit(4);
+}' "$tmp/two.json"
+
+# 2. a batch with broken files: each named on stderr, good files still processed, exit 1
+: >"$tmp/empty.jpg"
+head -c 4000 "$faces/obama_small.jpg" >"$tmp/truncated.jpg"
+echo "not an image at all" >"$tmp/text.jpg"
+cp "$faces/test_images/32bit.png" "$tmp/png_named.jpg"   # extension lies
+head -c 3000 /dev/urandom >"$tmp/garbage.png"
+"$bin" detect "$faces/obama_small.jpg" "$tmp/empty.jpg" "$tmp/truncated.jpg" "$tmp/text.jpg" \
+  "$tmp/png_named.jpg" "$tmp/garbage.png" "$tmp/missing.jpg" >"$tmp/batch.out" 2>"$tmp/batch.err"
+rc=$?
+check "batch with bad files exits non-zero" test $rc != 0
+check "good files of the batch still printed, in order" json '
+const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+if (lines.length !== 2) process.exit(1);
+if (!lines[0].file.endsWith("obama_small.jpg") || !lines[1].file.endsWith("png_named.jpg")) process.exit(2);
+if (lines[0].faces.length !== 1 || lines[1].faces.length !== 1) process.exit(3);' "$tmp/batch.out"
+for f in empty truncated text garbage missing; do
+  check "stderr names $f and a reason" grep -qE "^visage: .*$f\.(jpg|png): .+" "$tmp/batch.err"
+done
+check "one stderr line per bad file" test "$(wc -l <"$tmp/batch.err")" = 5
+
+# 3. compare: same person and different people
+"$bin" compare "$faces/knn_examples/train/obama/obama.jpg" "$faces/knn_examples/test/obama1.jpg" >"$tmp/same.json"
+check "compare obama/obama: same_person true" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.same_person === true && j.similarity >= j.threshold ? 0 : 1);' "$tmp/same.json"
+"$bin" compare "$faces/knn_examples/train/obama/obama.jpg" "$faces/knn_examples/train/biden/biden.jpg" >"$tmp/diff.json"
+check "compare obama/biden: same_person false" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.same_person === false && j.similarity < j.threshold ? 0 : 1);' "$tmp/diff.json"
+"$bin" compare "$faces/obama_small.jpg" "$tmp/text.jpg" >/dev/null 2>"$tmp/cmp.err"
+check "compare with a bad file fails naming it" test $? != 0 -a -s "$tmp/cmp.err"
+
+# 4. models missing: a clear error naming the file and the fix
+"$bin" detect --models "$tmp/nomodels" "$faces/obama_small.jpg" >/dev/null 2>"$tmp/nomodel.err"
+check "missing models: non-zero exit" test $? != 0
+check "missing models: names the file and fetch-models.sh" grep -q "nomodels/blazeface-back.json.*fetch-models" "$tmp/nomodel.err"
+
+# 5. usage errors
+"$bin" detect >/dev/null 2>&1; check "detect without files is a usage error (2)" test $? = 2
+"$bin" bogus >/dev/null 2>&1; check "unknown command is a usage error (2)" test $? = 2
+
+echo "cli: $((n - fails)) passed, $fails failed"
+[ $fails = 0 ]
