@@ -3,8 +3,10 @@
 # Usage: scripts/deps.sh [--test]   (--test adds what the test suite needs)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxnnpack-dev libpthreadpool-dev libturbojpeg0-dev libpng-dev
-      libwebp-dev libgif-dev libjansson-dev ca-certificates nodejs npm)
-if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev); fi
+      libwebp-dev libgif-dev libjansson-dev ca-certificates)
+# npm ships inside NodeSource's nodejs; Debian splits it into its own package.
+command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev bc); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,7 @@ static int has_prefix(const uint8_t *buf, size_t len, const void *magic, size_t 
     return memcmp(buf, magic, len < n ? len : n) == 0;
 }
 
+/* Magic bytes only: file names and MIME types from clients are not trusted. */
 vs_image_format vs_image_sniff(const uint8_t *buf, size_t len) {
     if (!buf) return VS_FMT_UNKNOWN;
     if (len >= 3 && memcmp(buf, JPEG_MAGIC, 3) == 0) return VS_FMT_JPEG;
@@ -32,6 +33,7 @@ vs_image_format vs_image_sniff(const uint8_t *buf, size_t len) {
     return VS_FMT_UNKNOWN;
 }
 
+/* Stable lower-case name, used in messages and logs. */
 const char *vs_image_format_name(vs_image_format f) {
     switch (f) {
     case VS_FMT_JPEG: return "jpeg";
@@ -77,6 +79,8 @@ static void describe_bytes(const uint8_t *buf, size_t len, char *out, size_t n) 
     if (kind && pos < n) snprintf(out + pos, n - pos, ", looks like %s", kind);
 }
 
+/* The one budget rule every decoder applies to its header, so all formats
+ * refuse the same sizes with the same message shape. */
 vs_err vs_image_check_dims(const char *what, long width, long height,
                            size_t max_pixels, vs_error *err) {
     if (width <= 0 || height <= 0)
@@ -92,6 +96,7 @@ vs_err vs_image_check_dims(const char *what, long width, long height,
     return VS_OK;
 }
 
+/* Alpha over white with integer rounding; shared by PNG and WebP. */
 void vs_rgba_over_white(uint8_t *px, size_t npix) {
     const uint8_t *s = px;
     uint8_t *d = px;
@@ -107,6 +112,8 @@ void vs_rgba_over_white(uint8_t *px, size_t npix) {
     }
 }
 
+/* Sniffs, dispatches, then turns JPEGs upright by their EXIF orientation
+ * (other formats carry it too rarely to matter). *out stays zeroed on error. */
 vs_err vs_image_decode(const uint8_t *buf, size_t len, const vs_decode_opts *opts,
                        vs_image *out, vs_error *err) {
     vs_image img = {0}, turned = {0};
@@ -160,6 +167,7 @@ out:
     return rc;
 }
 
+/* Whole-file read bounded by max_bytes, for uploads and model files alike. */
 vs_err vs_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len,
                     vs_error *err) {
     vs_err rc = VS_OK;
@@ -237,6 +245,7 @@ out:
     return rc;
 }
 
+/* vs_read_file + vs_image_decode, with the path prefixed to any message. */
 vs_err vs_image_load(const char *path, const vs_decode_opts *opts, vs_image *out,
                      vs_error *err) {
     uint8_t *buf = NULL;

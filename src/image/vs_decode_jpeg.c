@@ -1,12 +1,20 @@
 /* vs_decode_jpeg.c - JPEG to RGB8 through the TurboJPEG (v2 "tj") API, the
  * format of nearly every uploaded photo. Strict: libjpeg warnings such as a
- * premature end of data are errors, so a truncated upload is never indexed. */
+ * premature end of data are errors, so a truncated upload is never indexed
+ * (stray bytes between segments are the one harmless warning let through). */
 #include <stdint.h>
 #include <string.h>
 #include <turbojpeg.h>
 
 #include "vs_alloc.h"
 #include "vs_image_internal.h"
+
+/* Many cameras and editors leave stray bytes between segments; libjpeg
+ * warns ("extraneous bytes before marker") yet decodes every pixel. That one
+ * warning is accepted; a truncated or damaged scan still fails. */
+static int harmless_warning(tjhandle tj) {
+    return tjGetErrorCode(tj) == TJERR_WARNING && strstr(tjGetErrorStr2(tj), "extraneous bytes") != NULL;
+}
 
 /* Converts n CMYK pixels (Adobe-style inverted, as libjpeg returns them) to
  * RGB in place: r = c * k / 255 and so on. */
@@ -61,7 +69,7 @@ vs_err vs_decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, vs_imag
      * bomb); any error or warning makes the whole decode fail. */
     int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
     if (tjDecompress2(tj, buf, (unsigned long)len, px, w, 0, h, cmyk ? TJPF_CMYK : TJPF_RGB,
-                      flags) != 0) {
+                      flags) != 0 && !harmless_warning(tj)) {
         int fatal = tjGetErrorCode(tj) == TJERR_FATAL;
         rc = vs_fail(err, VS_ERR_CORRUPT, "jpeg: %s%s", fatal ? "" : "damaged data: ",
                      tjGetErrorStr2(tj));

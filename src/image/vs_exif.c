@@ -22,6 +22,8 @@ static uint32_t rd32(const uint8_t *p, int le) {
               : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
+/* Reads IFD0 of a TIFF block for tag 0x0112; a lying entry count or an
+ * offset past the end yields 1 (upright), never a read out of bounds. */
 int vs_exif_tiff_orientation(const uint8_t *tiff, size_t len) {
     if (!tiff || len < 8) return 1;
     int le;
@@ -51,6 +53,7 @@ int vs_exif_tiff_orientation(const uint8_t *tiff, size_t len) {
     return 1;
 }
 
+/* Finds the first APP1 "Exif" segment among the JPEG markers before SOS. */
 int vs_exif_jpeg_orientation(const uint8_t *buf, size_t len) {
     if (!buf || len < 4 || buf[0] != 0xff || buf[1] != 0xd8) return 1;
     size_t pos = 2;

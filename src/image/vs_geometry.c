@@ -9,6 +9,7 @@
 #include "vs_alloc.h"
 #include "vs_image_internal.h"
 
+/* Zeroed pixels through vs_calloc, shape checked and size overflow-checked. */
 vs_err vs_image_alloc(vs_image *img, int width, int height, int channels, vs_error *err) {
     if (!img) return vs_fail(err, VS_ERR_INVALID_ARG, "image alloc: img is NULL");
     memset(img, 0, sizeof *img);
@@ -29,6 +30,7 @@ vs_err vs_image_alloc(vs_image *img, int width, int height, int channels, vs_err
     return VS_OK;
 }
 
+/* Frees the pixels and zeroes the struct, so a second call is harmless. */
 void vs_image_free(vs_image *img) {
     if (!img) return;
     vs_free(img->data);
@@ -53,6 +55,7 @@ typedef struct axis_taps {
     float *w;   /* [out * taps] */
 } axis_taps;
 
+/* Releases the weight tables of one axis (NULL members are fine). */
 static void axis_free(axis_taps *a) {
     vs_free(a->first);
     vs_free(a->count);
@@ -118,34 +121,22 @@ static void resize_row(const uint8_t *src, int c, const axis_taps *ax, int dst_w
     }
 }
 
-/* Separable resize: rows are resampled horizontally once each into a small
- * ring cache (as many rows as the vertical filter has taps), and each output
- * row is a weighted sum of cached rows. Memory is O(taps * dst_w). */
-vs_err vs_image_resize(const vs_image *src, int w, int h, vs_image *dst, vs_error *err) {
+/* Separable resampling of src into the already allocated *out: rows are
+ * resampled horizontally once each into a small ring cache (as many rows as
+ * the vertical filter has taps), and each output row is a weighted sum of
+ * cached rows. Memory is O(taps * out width), not a full intermediate image. */
+static vs_err resample(const vs_image *src, vs_image *out, vs_error *err) {
     vs_err rc = VS_OK;
     axis_taps ax = {0}, ay = {0};
     float *ring = NULL, *acc = NULL;
     int *ring_row = NULL;
-    vs_image out = {0};
-    if (!dst) return vs_fail(err, VS_ERR_INVALID_ARG, "image resize: dst is NULL");
-    memset(dst, 0, sizeof *dst);
-    if (!image_ok(src)) return vs_fail(err, VS_ERR_INVALID_ARG, "image resize: empty source");
-    if (w <= 0 || h <= 0)
-        return vs_fail(err, VS_ERR_INVALID_ARG, "image resize: bad target %dx%d", w, h);
-    int c = src->channels;
+    const int w = out->width, h = out->height, c = src->channels;
 
-    rc = vs_image_alloc(&out, w, h, c, err);
-    if (rc != VS_OK) goto out;
-    if (w == src->width && h == src->height) {
-        memcpy(out.data, src->data, (size_t)w * (size_t)h * (size_t)c);
-        goto done;
-    }
     rc = axis_build(&ax, src->width, w, err);
     if (rc != VS_OK) goto out;
     rc = axis_build(&ay, src->height, h, err);
     if (rc != VS_OK) goto out;
-
-    size_t row_floats = (size_t)w * (size_t)c;
+    const size_t row_floats = (size_t)w * (size_t)c;
     ring = vs_calloc((size_t)ay.taps * row_floats, sizeof *ring);
     acc = vs_calloc(row_floats, sizeof *acc);
     ring_row = vs_calloc((size_t)ay.taps, sizeof *ring_row);
@@ -176,17 +167,13 @@ vs_err vs_image_resize(const vs_image *src, int w, int h, vs_image *dst, vs_erro
             const float *r = ring + (size_t)((first + t) % ay.taps) * row_floats;
             for (size_t i = 0; i < row_floats; i++) acc[i] += wt * r[i];
         }
-        uint8_t *o = out.data + (size_t)y * row_floats;
+        uint8_t *o = out->data + (size_t)y * row_floats;
         for (size_t i = 0; i < row_floats; i++) {
             int v = (int)(acc[i] + 0.5f);
             o[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
     }
-done:
-    *dst = out;
-    out = (vs_image){0};
 out:
-    vs_image_free(&out);
     vs_free(ring);
     vs_free(acc);
     vs_free(ring_row);
@@ -195,8 +182,34 @@ out:
     return rc;
 }
 
+/* Validates, allocates the result and resamples (a same-size resize is a
+ * copy). The weights are built per call: resize runs once per photo. */
+vs_err vs_image_resize(const vs_image *src, int w, int h, vs_image *dst, vs_error *err) {
+    vs_image out = {0};
+    if (!dst) return vs_fail(err, VS_ERR_INVALID_ARG, "image resize: dst is NULL");
+    memset(dst, 0, sizeof *dst);
+    if (!image_ok(src)) return vs_fail(err, VS_ERR_INVALID_ARG, "image resize: empty source");
+    if (w <= 0 || h <= 0)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image resize: bad target %dx%d", w, h);
+
+    vs_err rc = vs_image_alloc(&out, w, h, src->channels, err);
+    if (rc != VS_OK) goto out;
+    if (w == src->width && h == src->height)
+        memcpy(out.data, src->data, (size_t)w * (size_t)h * (size_t)src->channels);
+    else
+        rc = resample(src, &out, err);
+    if (rc != VS_OK) goto out;
+    *dst = out;
+    out = (vs_image){0};
+out:
+    vs_image_free(&out);
+    return rc;
+}
+
 /* ---- quarter turns and EXIF orientations -------------------------------- */
 
+/* One strided copy serves all eight EXIF orientations (and so the quarter
+ * turns): each is an integer affine map from output to source pixels. */
 vs_err vs_image_orient(const vs_image *src, int orientation, vs_image *dst, vs_error *err) {
     if (!dst) return vs_fail(err, VS_ERR_INVALID_ARG, "image orient: dst is NULL");
     memset(dst, 0, sizeof *dst);
@@ -245,6 +258,7 @@ vs_err vs_image_orient(const vs_image *src, int orientation, vs_image *dst, vs_e
     return VS_OK;
 }
 
+/* A quarter turn is the matching EXIF orientation; negative turns wrap. */
 vs_err vs_image_rotate(const vs_image *src, int quarter_turns, vs_image *dst, vs_error *err) {
     static const int orientation_of_turns[4] = {1, 6, 3, 8};
     int q = ((quarter_turns % 4) + 4) % 4;
