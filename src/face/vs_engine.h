@@ -23,7 +23,7 @@
 #define VS_DETECT_MODEL "blazeface-back"
 /* Cosine similarity at or above which two faces are the same person,
  * calibrated on public pairs (docs/models.md). */
-#define VS_DEFAULT_MATCH_THRESHOLD 0.53f
+#define VS_DEFAULT_MATCH_THRESHOLD 0.55f
 
 typedef struct vs_engine_cfg {
     const char *models_dir;     /* folder with blazeface-back.json, faceres.json */

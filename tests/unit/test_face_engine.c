@@ -173,6 +173,27 @@ static void test_small_faces_in_large_canvas(void **s) {
     vs_image_free(&canvas);
 }
 
+/* A face cut by the image edge (about 38 % of it outside the frame) is still
+ * found: level 0 pads the photo on every side. */
+static void test_face_cut_by_the_border(void **s) {
+    (void)s;
+    vs_image src = {0}, cut = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "two_people.jpg", NULL, &src, &err), VS_OK);
+    int x0 = 290, w = 800; /* the left face spans x 233..384 */
+    assert_int_equal(vs_image_alloc(&cut, w, src.height, 3, &err), VS_OK);
+    for (int y = 0; y < src.height; y++)
+        memcpy(cut.data + (size_t)y * w * 3, src.data + ((size_t)y * src.width + x0) * 3, (size_t)w * 3);
+    vs_faces f = {0};
+    assert_int_equal(vs_engine_analyze(worker, &cut, 0, &f, &err), VS_OK);
+    assert_int_equal(f.n, 2);
+    int left = f.faces[0].det.x < f.faces[1].det.x ? 0 : 1;
+    assert_true(f.faces[left].det.x < 0); /* the box runs past the edge */
+    vs_faces_free(&f);
+    vs_image_free(&cut);
+    vs_image_free(&src);
+}
+
 /* A photo that lost its EXIF orientation (turned 90 degrees) still gives its
  * face, with landmarks in the turned image's coordinates. */
 static void test_rotation_retry(void **s) {
@@ -263,6 +284,7 @@ int main(void) {
         cmocka_unit_test(test_portraits_have_exactly_one_face),
         cmocka_unit_test(test_group_photos),
         cmocka_unit_test(test_small_faces_in_large_canvas),
+        cmocka_unit_test(test_face_cut_by_the_border),
         cmocka_unit_test(test_rotation_retry),
         cmocka_unit_test(test_same_and_different_person),
         cmocka_unit_test(test_blank_image_has_no_face),
