@@ -1,0 +1,46 @@
+/* vs_catalog.h - the embedded catalog (SQLite, WAL, under the data dir):
+ * tenants and their API keys (stored as SHA-256, the key itself is shown
+ * once), and one record per processed image: what was found, what was
+ * indexed and what was not, with reasons. Thread-safe. */
+#ifndef VS_CATALOG_H
+#define VS_CATALOG_H
+
+#include <stdint.h>
+
+#include "vs_err.h"
+
+typedef struct vs_catalog vs_catalog;
+
+#define VS_TENANT_MAX 64
+#define VS_API_KEY_MAX 80
+
+vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err);
+void vs_catalog_close(vs_catalog *c);
+
+/* Creates tenant `name` (1..63 chars of [A-Za-z0-9_.-]) with a new random
+ * API key "vsk_<48 hex>" written to key_out. A duplicate name ->
+ * VS_ERR_INVALID_ARG. The tenant id is the name. */
+vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err);
+/* The tenant of an API key, or VS_ERR_NOT_FOUND. Constant-time on the hash. */
+vs_err vs_tenant_for_key(vs_catalog *c, const char *key, char tenant_out[VS_TENANT_MAX], vs_error *err);
+/* Number of tenants (0 = open mode: no keys needed, tenant "default"). */
+int64_t vs_tenant_count(vs_catalog *c);
+
+typedef enum vs_image_status {
+    VS_IMG_QUEUED = 0, VS_IMG_PROCESSING, VS_IMG_DONE, VS_IMG_FAILED
+} vs_image_status;
+
+const char *vs_image_status_name(vs_image_status s);
+
+/* Inserts or updates the record of (tenant, sha256). external_id and
+ * record_json may be NULL to keep the stored value. */
+vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
+                           vs_image_status status, const char *record_json, vs_error *err);
+/* By sha256 (or, when sha256 is NULL, by external_id). *record_json is a new
+ * string (vs_free) or NULL if none stored yet; sha_out may be NULL.
+ * Missing -> VS_ERR_NOT_FOUND. */
+vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
+                           vs_image_status *status, char **record_json, char sha_out[65], vs_error *err);
+vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
+
+#endif

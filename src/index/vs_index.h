@@ -1,0 +1,76 @@
+/* vs_index.h - the vector index contract: collections of points (id +
+ * L2-normalised float32 vector + JSON payload) with a fixed dimension and the
+ * model that made them, upsert, get, delete, count, scroll and top-k cosine
+ * search with payload filters. tenant_id is part of every filter and every
+ * point: no call can see another tenant's points. Backends: "embedded"
+ * (this module: exact scan, persisted under the data dir), http(s):// Qdrant
+ * (later). Thread-safe: searches run concurrently, writes are serialised. */
+#ifndef VS_INDEX_H
+#define VS_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vs_err.h"
+
+typedef struct vs_index vs_index;
+
+#define VS_POINT_ID_MAX 64
+
+typedef struct vs_point {
+    const char *id;            /* e.g. a vs_face_id UUID, <= 63 chars */
+    const float *vector;       /* dim floats */
+    const char *payload_json;  /* JSON object; must contain "tenant_id" */
+} vs_point;
+
+/* Payload filter; NULL / 0 fields are "any". tenant_id is required. */
+typedef struct vs_filter {
+    const char *tenant_id;
+    const char *site;
+    const char *image_sha256;
+    float min_quality;         /* payload "quality_score" >= this */
+} vs_filter;
+
+typedef struct vs_hit {
+    char id[VS_POINT_ID_MAX];
+    float score;               /* cosine similarity */
+    char *payload_json;        /* owned: vs_hits_free */
+} vs_hit;
+
+typedef int (*vs_point_cb)(void *ctx, const char *id, const float *vector, const char *payload_json);
+
+typedef struct vs_index_ops {
+    /* Creates the collection or checks an existing one has this dim and
+     * model: a mismatch -> VS_ERR_INVALID_ARG naming both (never mix models). */
+    vs_err (*ensure_collection)(vs_index *ix, const char *name, int dim, const char *model, vs_error *err);
+    /* Inserts or replaces points by id, all or none, durable on return. */
+    vs_err (*upsert)(vs_index *ix, const char *coll, const vs_point *pts, int n, vs_error *err);
+    /* One point of the tenant: VS_ERR_NOT_FOUND if absent or another tenant's.
+     * vector_out (dim floats) and payload_out (vs_free) may be NULL. */
+    vs_err (*get)(vs_index *ix, const char *coll, const char *tenant_id, const char *id, float *vector_out,
+                  char **payload_out, vs_error *err);
+    vs_err (*delete_ids)(vs_index *ix, const char *coll, const char *tenant_id, const char *const *ids, int n,
+                         int64_t *deleted, vs_error *err);
+    vs_err (*delete_filter)(vs_index *ix, const char *coll, const vs_filter *f, int64_t *deleted, vs_error *err);
+    vs_err (*count)(vs_index *ix, const char *coll, const vs_filter *f, int64_t *n, vs_error *err);
+    /* Every matching point in id order from after `after_id` (NULL = start),
+     * at most limit; *next receives the last id seen or "" at the end. */
+    vs_err (*scroll)(vs_index *ix, const char *coll, const vs_filter *f, const char *after_id, int limit,
+                     vs_point_cb cb, void *ctx, char next[VS_POINT_ID_MAX], vs_error *err);
+    /* Best top_k points with score >= threshold, best first. *hits is a new
+     * array (vs_hits_free). */
+    vs_err (*search)(vs_index *ix, const char *coll, const float *query, const vs_filter *f, int top_k,
+                     float threshold, vs_hit **hits, int *n_hits, vs_error *err);
+    int (*healthy)(vs_index *ix);
+    void (*close)(vs_index *ix);
+} vs_index_ops;
+
+struct vs_index {
+    const vs_index_ops *ops;
+};
+
+/* url: "embedded" (opts data_dir required). */
+vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err);
+void vs_hits_free(vs_hit *hits, int n);
+
+#endif
