@@ -14,6 +14,9 @@ typedef struct vs_catalog vs_catalog;
 #define VS_TENANT_MAX 64
 #define VS_API_KEY_MAX 80
 
+/* Opens (creating if needed) {data_dir}/catalog.db. A file from a newer
+ * build (PRAGMA user_version above ours) -> VS_ERR_UNSUPPORTED; a file that
+ * is not a database -> VS_ERR_BACKEND ("file is not a database"). */
 vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err);
 void vs_catalog_close(vs_catalog *c);
 
@@ -23,7 +26,8 @@ void vs_catalog_close(vs_catalog *c);
 vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err);
 /* The tenant of an API key, or VS_ERR_NOT_FOUND. Constant-time on the hash. */
 vs_err vs_tenant_for_key(vs_catalog *c, const char *key, char tenant_out[VS_TENANT_MAX], vs_error *err);
-/* Number of tenants (0 = open mode: no keys needed, tenant "default"). */
+/* Number of tenants (0 = open mode: no keys needed, tenant "default");
+ * -1 when the catalog cannot be read (not 0: fails closed). */
 int64_t vs_tenant_count(vs_catalog *c);
 
 typedef enum vs_image_status {
@@ -33,14 +37,17 @@ typedef enum vs_image_status {
 const char *vs_image_status_name(vs_image_status s);
 
 /* Inserts or updates the record of (tenant, sha256). external_id and
- * record_json may be NULL to keep the stored value. */
+ * record_json may be NULL to keep the stored value. sha256 must be 64
+ * lower-case hex digits and tenant a valid name, else VS_ERR_INVALID_ARG. */
 vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
                            vs_image_status status, const char *record_json, vs_error *err);
 /* By sha256 (or, when sha256 is NULL, by external_id). *record_json is a new
  * string (vs_free) or NULL if none stored yet; sha_out may be NULL.
- * Missing -> VS_ERR_NOT_FOUND. */
+ * Missing -> VS_ERR_NOT_FOUND. When several images of the tenant carry the
+ * external_id, the most recently updated one is returned. */
 vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
                            vs_image_status *status, char **record_json, char sha_out[65], vs_error *err);
+/* Removes the record of (tenant, sha256); none -> VS_ERR_NOT_FOUND. */
 vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
 
 #endif

@@ -24,8 +24,26 @@ void cli_error(const char *what, const vs_error *err);
 /* Worker threads for a batch: $VISAGE_WORKERS, else the number of cores. */
 int cli_worker_count(void);
 
+/* 1 when t is a valid tenant id ([A-Za-z0-9_.-]{1,63}); else prints why. */
+int cli_tenant_ok(const char *t);
+
+/* mkdir -p; prints an error line and returns -1 on failure. */
+int cli_mkdir(const char *dir);
+
+/* One HTTP request to a visage server (--server): body may be NULL.
+ * *resp gets the response body (free()), *status the HTTP status.
+ * Returns 0 when a response arrived. */
+int cli_http(const char *method, const char *url, const char *key, const char *ctype, const void *body, size_t len,
+             char **resp, long *status);
+/* Standard base64 of data into a new string (free()). */
+char *cli_base64(const uint8_t *data, size_t len);
+
 int cmd_detect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_tenant(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 
 #endif

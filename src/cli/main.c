@@ -10,6 +10,11 @@ static int usage(void) {
             "  detect IMAGE...           faces, boxes, landmarks, quality (one JSON line per image)\n"
             "  embed IMAGE...            as detect, plus the L2-normalised embedding of each face\n"
             "  compare IMAGE_A IMAGE_B   similarity of the best face of each, same_person verdict\n"
+            "  serve [--data DIR] [--listen HOST:PORT]   API + web UI + workers in one process\n"
+            "  ingest PATH... [--data DIR] [--tenant T]  import files/folders, wait until processed\n"
+            "  search IMAGE [--data DIR] [--tenant T] [--top-k K]   where else does this face appear\n"
+            "  tenant create NAME [--data DIR]           create a tenant, print its API key once\n"
+            "  (ingest and search take --server URL --key K to use a running server)\n"
             "options: --models DIR (default: $VISAGE_MODELS, ./models, <binary>/../models)\n"
             "         --crops DIR (detect/embed: save each aligned face as JPEG)\n"
             "         --thorough (detect/embed: search every scale for faces down to 24 px; slower)\n");
@@ -22,6 +27,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "detect")) return cmd_detect(argc - 1, argv + 1);
     if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ingest")) return cmd_ingest(argc - 1, argv + 1);
+    if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tenant")) return cmd_tenant(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage();
         return 0;

@@ -41,6 +41,12 @@ const char *vs_image_format_name(vs_image_format f);
 vs_err vs_image_decode(const uint8_t *buf, size_t len, const vs_decode_opts *opts,
                        vs_image *out, vs_error *err);
 
+/* Format and size from the header only (no pixels decoded), with the same
+ * pixel-budget check as vs_image_decode: VS_ERR_UNSUPPORTED, VS_ERR_CORRUPT
+ * (unreadable header) or VS_ERR_TOO_LARGE. A truncated body is not seen. */
+vs_err vs_image_probe(const uint8_t *buf, size_t len, const vs_decode_opts *opts, vs_image_format *fmt,
+                      int *width, int *height, vs_error *err);
+
 /* Reads and decodes a file; messages start with the path. Empty file ->
  * VS_ERR_CORRUPT, file over VS_IMAGE_DEFAULT_MAX_BYTES -> VS_ERR_TOO_LARGE. */
 vs_err vs_image_load(const char *path, const vs_decode_opts *opts, vs_image *out,

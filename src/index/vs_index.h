@@ -73,4 +73,11 @@ struct vs_index {
 vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err);
 void vs_hits_free(vs_hit *hits, int n);
 
+/* Checks the internal invariants of one collection (embedded backend: every
+ * id maps to its tenant block and row and back, counts agree, no duplicate
+ * ids, finite vectors, log size matches the file). VS_ERR_INTERNAL naming the
+ * first violation; VS_ERR_UNSUPPORTED for backends without a validator.
+ * Takes the collection's locks: safe while other threads use the index. */
+vs_err vs_index_validate(vs_index *ix, const char *coll, vs_error *err);
+
 #endif

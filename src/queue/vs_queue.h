@@ -36,6 +36,8 @@ typedef struct vs_dead_msg {
 
 typedef int (*vs_dead_cb)(void *ctx, const vs_dead_msg *m);
 
+/* ready: waiting for a consumer (including retry delays and expired
+ * leases); in_flight: leased, lease running; acked_total: since creation. */
 typedef struct vs_queue_stats {
     int64_t ready, in_flight, dead, acked_total;
 } vs_queue_stats;
@@ -52,9 +54,10 @@ typedef struct vs_queue_ops {
      * `error` when attempts reached max_attempts. */
     vs_err (*nack)(vs_queue *q, int64_t id, const char *error, int64_t retry_ms, vs_error *err);
     vs_err (*stats)(vs_queue *q, vs_queue_stats *out, vs_error *err);
-    /* Dead letters, newest first, at most limit. */
+    /* Dead letters, newest first, at most limit (<= 0: all). */
     vs_err (*list_dead)(vs_queue *q, int limit, vs_dead_cb cb, void *ctx, vs_error *err);
-    /* Wakes every pop() waiting (shutdown). */
+    /* Wakes every pop() waiting (shutdown): they return VS_ERR_NOT_FOUND,
+     * and so does every later pop, at once, until close. */
     void (*wake)(vs_queue *q);
     int (*healthy)(vs_queue *q);
     void (*close)(vs_queue *q);

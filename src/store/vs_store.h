@@ -45,7 +45,11 @@ struct vs_store {
 vs_err vs_store_open(const char *url, vs_store **out, vs_error *err);
 
 /* Keys and bucket names are checked before any backend sees them: no "..",
- * no leading "/", no NUL/control characters, 1..512 bytes. */
+ * no leading "/", no NUL/control characters, 1..512 bytes. Also refused, as
+ * they alias or escape on a filesystem: "." segments, empty segments
+ * ("a//b", trailing "/") and backslashes. The file:// backend further wants
+ * a bucket to be one segment (no '/') and no key segment starting with
+ * ".vstmp." (its temp files). */
 int vs_store_key_ok(const char *key);
 
 static inline vs_err vs_store_put(vs_store *s, const char *b, const char *k, const void *d, size_t n,

@@ -1,0 +1,50 @@
+/* vs_routes.h - the route handlers, one file per group. Each replies through
+ * vs_reply_*; none keeps state between requests. */
+#ifndef VS_ROUTES_H
+#define VS_ROUTES_H
+
+#include "vs_http.h"
+
+/* vs_routes_ingest.c */
+void vs_route_ingest(vs_req *r);
+void vs_route_ingest_batch(vs_req *r);
+/* vs_routes_search.c */
+void vs_route_search(vs_req *r);
+/* vs_routes_faces.c */
+void vs_route_face_get(vs_req *r, const char *id);
+void vs_route_face_delete(vs_req *r, const char *id);
+void vs_route_image_get(vs_req *r, const char *sha256);
+void vs_route_image_delete(vs_req *r, const char *sha256);
+void vs_route_blob(vs_req *r, const char *bucket_and_key);
+/* vs_routes_identities.c */
+void vs_route_identity_create(vs_req *r);
+void vs_route_identity_list(vs_req *r);
+void vs_route_identity_delete(vs_req *r, const char *id);
+void vs_route_identity_enroll(vs_req *r, const char *id);
+void vs_route_identity_verify(vs_req *r, const char *id);
+void vs_route_identify(vs_req *r);
+/* vs_routes_ops.c */
+void vs_route_healthz(vs_req *r);
+void vs_route_readyz(vs_req *r);
+void vs_route_metrics(vs_req *r);
+void vs_route_dead_letters(vs_req *r);
+void vs_route_web(vs_req *r);
+
+/* Shared by the handlers (vs_routes_common.c) */
+
+/* The image bytes of a request: JSON "image_b64", multipart field "image",
+ * or a raw image body. Returns 1 with a new buffer (vs_free), 0 when the
+ * request carries none (nothing replied), -1 after replying an error. */
+int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len);
+
+/* Blob URL (signed path) for bucket/key, into out. */
+void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, size_t cap);
+
+/* Decodes and analyses an image for a query (search, verify, enroll): one
+ * reply on failure (415/413/400) and returns -1. */
+int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces);
+
+/* A face of the query as JSON (bbox, det_score, quality). */
+json_t *vs_query_face_json(const vs_face *f);
+
+#endif

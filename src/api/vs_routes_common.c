@@ -1,0 +1,107 @@
+/* vs_routes_common.c - what several routes share: getting the image bytes
+ * out of a request, analysing a query image, signed blob URLs, the engine
+ * pool. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "vs_alloc.h"
+#include "vs_routes.h"
+
+vs_engine_worker *vs_app_engine_acquire(vs_app *a) {
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        for (int i = 0; i < a->pool_n; i++)
+            if (a->pool_free[i]) {
+                a->pool_free[i] = 0;
+                pthread_mutex_unlock(&a->mu);
+                return a->pool[i];
+            }
+        pthread_cond_wait(&a->cv, &a->mu);
+    }
+}
+
+void vs_app_engine_release(vs_app *a, vs_engine_worker *w) {
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->pool_n; i++)
+        if (a->pool[i] == w) a->pool_free[i] = 1;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, size_t cap) {
+    vs_presign_path(a->secret, sizeof a->secret, bucket, key, (int64_t)time(NULL) + a->cfg.presign_ttl_s, out, cap);
+}
+
+int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len) {
+    *data = NULL;
+    *len = 0;
+    const char *b64 = body ? json_string_value(json_object_get(body, "image_b64")) : NULL;
+    if (b64) {
+        if (vs_base64_decode(b64, strlen(b64), data, len) != 0) {
+            vs_reply_error(r, 400, "bad_request", "image_b64 is not valid base64");
+            return -1;
+        }
+        return 1;
+    }
+    if (!body && vs_req_is(r, "multipart/form-data")) {
+        vs_part parts[16];
+        int n = vs_req_multipart(r, parts, 16);
+        if (n < 0) {
+            vs_reply_error(r, 400, "bad_request", "malformed multipart/form-data body");
+            return -1;
+        }
+        for (int i = 0; i < n; i++)
+            if (!strcmp(parts[i].name, "image")) {
+                *data = vs_malloc(parts[i].len ? parts[i].len : 1);
+                if (!*data) {
+                    vs_reply_error(r, 500, "internal", "out of memory");
+                    return -1;
+                }
+                memcpy(*data, parts[i].data, parts[i].len);
+                *len = parts[i].len;
+                return 1;
+            }
+        return 0;
+    }
+    if (!body && (vs_req_is(r, "image/") || vs_req_is(r, "application/octet-stream"))) {
+        *data = vs_malloc(r->body_len ? r->body_len : 1);
+        if (!*data) {
+            vs_reply_error(r, 500, "internal", "out of memory");
+            return -1;
+        }
+        memcpy(*data, r->body, r->body_len);
+        *len = r->body_len;
+        return 1;
+    }
+    return 0;
+}
+
+int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) {
+    vs_image img = {0};
+    vs_error err = {0};
+    vs_decode_opts o = {.max_pixels = r->app->cfg.max_pixels};
+    if (len == 0) {
+        vs_reply_error(r, 400, "bad_request", "the image is empty (0 bytes)");
+        return -1;
+    }
+    vs_err rc = vs_image_decode(data, len, &o, &img, &err);
+    if (rc != VS_OK) {
+        vs_reply_vs_err(r, rc, &err);
+        return -1;
+    }
+    vs_engine_worker *w = vs_app_engine_acquire(r->app);
+    rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, faces, &err);
+    vs_app_engine_release(r->app, w);
+    vs_image_free(&img);
+    if (rc != VS_OK) {
+        vs_reply_vs_err(r, rc, &err);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *vs_query_face_json(const vs_face *f) {
+    return json_pack("{s:[ffff],s:f,s:f}", "bbox", (double)f->det.x, (double)f->det.y, (double)f->det.w,
+                     (double)f->det.h, "det_score", (double)f->det.score, "quality", (double)f->quality.score);
+}

@@ -1,0 +1,139 @@
+/* vs_routes_faces.c - faces and images of the caller's tenant: get, delete,
+ * erase an image completely; and signed blob downloads (crops, thumbs). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vs_alloc.h"
+#include "vs_identity.h"
+#include "vs_routes.h"
+
+/* Adds crop_url/thumb_url to a face payload object. */
+static void add_urls(vs_app *a, json_t *pl) {
+    char url[1024];
+    const char *ck = json_string_value(json_object_get(pl, "crop_key"));
+    const char *tk = json_string_value(json_object_get(pl, "thumb_key"));
+    if (ck) {
+        vs_app_blob_url(a, "face-crops", ck, url, sizeof url);
+        json_object_set_new(pl, "crop_url", json_string(url));
+    }
+    if (tk) {
+        vs_app_blob_url(a, "face-thumbs", tk, url, sizeof url);
+        json_object_set_new(pl, "thumb_url", json_string(url));
+    }
+}
+
+/* The payload of one of the tenant's faces, or NULL after replying. */
+static json_t *load_face(vs_req *r, const char *id) {
+    char *payload = NULL;
+    vs_error err = {0};
+    vs_err rc = r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, id, NULL, &payload, &err);
+    if (rc == VS_ERR_NOT_FOUND) {
+        vs_reply_error(r, 404, "not_found", "face %s not found", id);
+        return NULL;
+    }
+    if (rc != VS_OK) {
+        vs_reply_vs_err(r, rc, &err);
+        return NULL;
+    }
+    json_t *pl = json_loads(payload, 0, NULL);
+    vs_free(payload);
+    if (!pl) vs_reply_error(r, 500, "internal", "stored payload of %s is not JSON", id);
+    return pl;
+}
+
+void vs_route_face_get(vs_req *r, const char *id) {
+    json_t *pl = load_face(r, id);
+    if (!pl) return;
+    json_object_set_new(pl, "face_id", json_string(id));
+    add_urls(r->app, pl);
+    vs_reply_json(r, 200, pl);
+}
+
+void vs_route_face_delete(vs_req *r, const char *id) {
+    json_t *pl = load_face(r, id);
+    if (!pl) return;
+    vs_error err = {0};
+    int64_t n = 0;
+    const char *ids[1] = {id};
+    vs_err rc = r->app->index->ops->delete_ids(r->app->index, VS_FACES_COLLECTION, r->tenant, ids, 1, &n, &err);
+    const char *ck = json_string_value(json_object_get(pl, "crop_key"));
+    const char *tk = json_string_value(json_object_get(pl, "thumb_key"));
+    if (rc == VS_OK && ck) rc = vs_store_del(r->app->store, "face-crops", ck, &err);
+    if (rc == VS_OK && tk) rc = vs_store_del(r->app->store, "face-thumbs", tk, &err);
+    if (rc == VS_OK) rc = vs_identity_forget(&r->app->pipeline, r->tenant, NULL, id, &err);
+    json_decref(pl);
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    vs_reply_json(r, 200, json_pack("{s:s,s:b}", "face_id", id, "deleted", n > 0));
+}
+
+static int is_sha256(const char *s) {
+    if (strlen(s) != 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return 0;
+    return 1;
+}
+
+void vs_route_image_get(vs_req *r, const char *sha256) {
+    const char *ext = vs_req_query(r, "external_image_id");
+    if (!sha256 && !ext) return vs_reply_error(r, 400, "bad_request", "give /images/{sha256} or ?external_image_id=");
+    if (sha256 && !is_sha256(sha256)) return vs_reply_error(r, 400, "bad_request", "image id must be a lower-case sha256");
+    vs_image_status st;
+    char *rec = NULL, sha[65];
+    vs_error err = {0};
+    vs_err rc = vs_image_record_get(r->app->catalog, r->tenant, sha256, sha256 ? NULL : ext, &st, &rec, sha, &err);
+    if (rc == VS_ERR_NOT_FOUND) return vs_reply_error(r, 404, "not_found", "image not found");
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    json_t *o = rec ? json_loads(rec, 0, NULL) : NULL;
+    vs_free(rec);
+    if (!o) o = json_object();
+    json_object_set_new(o, "image_sha256", json_string(sha));
+    json_object_set_new(o, "status", json_string(vs_image_status_name(st)));
+    if (st == VS_IMG_DONE) {
+        char key[256], url[1024];
+        snprintf(key, sizeof key, "%s/%s_thumb.jpg", r->tenant, sha);
+        vs_app_blob_url(r->app, "thumbnails", key, url, sizeof url);
+        json_object_set_new(o, "thumbnail_url", json_string(url));
+    }
+    vs_reply_json(r, 200, o);
+}
+
+void vs_route_image_delete(vs_req *r, const char *sha256) {
+    if (!is_sha256(sha256)) return vs_reply_error(r, 400, "bad_request", "image id must be a lower-case sha256");
+    vs_image_status st;
+    vs_error err = {0};
+    vs_err had = vs_image_record_get(r->app->catalog, r->tenant, sha256, NULL, &st, NULL, NULL, &err);
+    int64_t faces = 0;
+    vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, &faces, &err);
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");
+    vs_reply_json(r, 200, json_pack("{s:s,s:b,s:I}", "image_sha256", sha256, "erased", 1, "faces_deleted", (json_int_t)faces));
+}
+
+void vs_route_blob(vs_req *r, const char *bucket_and_key) {
+    const char *slash = strchr(bucket_and_key, '/');
+    const char *exp = vs_req_query(r, "expires"), *sig = vs_req_query(r, "sig");
+    char bucket[64];
+    if (!slash || (size_t)(slash - bucket_and_key) >= sizeof bucket || !exp || !sig)
+        return vs_reply_error(r, 403, "forbidden", "blob URLs must be signed (expires, sig)");
+    memcpy(bucket, bucket_and_key, (size_t)(slash - bucket_and_key));
+    bucket[slash - bucket_and_key] = '\0';
+    const char *key = slash + 1;
+    if (!vs_presign_check(r->app->secret, sizeof r->app->secret, bucket, key, strtoll(exp, NULL, 10), sig, (int64_t)time(NULL)))
+        return vs_reply_error(r, 403, "forbidden", "bad or expired signature");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    vs_error err = {0};
+    vs_err rc = vs_store_get(r->app->store, bucket, key, 64u << 20, &data, &len, &err);
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    void *copy = malloc(len ? len : 1); /* MHD frees replies with free() */
+    if (!copy) {
+        vs_free(data);
+        return vs_reply_error(r, 500, "internal", "out of memory");
+    }
+    memcpy(copy, data, len);
+    vs_free(data);
+    vs_image_format f = vs_image_sniff(copy, len);
+    vs_reply_bytes(r, 200, f == VS_FMT_PNG ? "image/png" : f == VS_FMT_WEBP ? "image/webp" : f == VS_FMT_GIF ? "image/gif" : "image/jpeg", copy, len);
+}

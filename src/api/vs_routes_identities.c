@@ -1,0 +1,200 @@
+/* vs_routes_identities.c - identities: create, enroll (from an image or
+ * indexed face ids, ENROLL quality gate), verify (VERIFY gate), identify
+ * (open-set: below the threshold the answer is "unknown", never the
+ * nearest stranger), list, delete. The logic is in vs_identity.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_identity.h"
+#include "vs_routes.h"
+#include "vs_similarity.h"
+
+/* The probe embedding of a verify/identify/enroll request: best face of an
+ * image that passes `gate`, or an indexed face. Returns 0 with vec filled
+ * (and quality, face_id/sha when known), -1 after replying. */
+static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality, json_t **query_face) {
+    vs_app *a = r->app;
+    const char *face_id = json_string_value(json_object_get(b, "face_id"));
+    const vs_quality_cfg *qc = &vs_engine_config(a->engine)->quality;
+    *query_face = NULL;
+    if (face_id) {
+        char *pl = NULL;
+        vs_error err = {0};
+        vs_err rc = a->index->ops->get(a->index, VS_FACES_COLLECTION, r->tenant, face_id, vec, &pl, &err);
+        if (rc == VS_ERR_NOT_FOUND) {
+            vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
+            return -1;
+        }
+        if (rc != VS_OK) {
+            vs_reply_vs_err(r, rc, &err);
+            return -1;
+        }
+        json_t *o = json_loads(pl, 0, NULL);
+        vs_free(pl);
+        *quality = (float)json_number_value(json_object_get(o, "quality_score"));
+        json_decref(o);
+        float need = gate == VS_GATE_ENROLL ? qc->gate_enroll : gate == VS_GATE_VERIFY ? qc->gate_verify : qc->gate_search;
+        if (*quality < need) {
+            vs_reply_error(r, 422, "low_quality", "face %s has quality %.2f, below the %s gate %.2f", face_id, *quality,
+                           gate == VS_GATE_ENROLL ? "ENROLL" : "VERIFY", need);
+            return -1;
+        }
+        return 0;
+    }
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int got = vs_req_image(r, b, &data, &len);
+    if (got <= 0) {
+        if (got == 0) vs_reply_error(r, 400, "bad_request", "give image_b64 or face_id");
+        vs_free(data);
+        return -1;
+    }
+    vs_faces faces = {0};
+    int rc = vs_req_analyze(r, data, len, &faces);
+    vs_free(data);
+    if (rc != 0) return -1;
+    int best = vs_faces_best(&faces);
+    if (best < 0) {
+        vs_faces_free(&faces);
+        vs_reply_error(r, 422, "no_face", "no face found in the image");
+        return -1;
+    }
+    const vs_face *f = &faces.faces[best];
+    const char *why = vs_quality_reject_reason(qc, &f->quality, &f->det, gate);
+    if (why) {
+        vs_reply_error(r, 422, "low_quality", "the face does not pass the %s quality gate (%.2f): %s",
+                       gate == VS_GATE_ENROLL ? "ENROLL" : "VERIFY", f->quality.score, why);
+        vs_faces_free(&faces);
+        return -1;
+    }
+    memcpy(vec, f->embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(a->engine));
+    *quality = f->quality.score;
+    *query_face = vs_query_face_json(f);
+    vs_faces_free(&faces);
+    return 0;
+}
+
+void vs_route_identity_create(vs_req *r) {
+    json_t *b = vs_req_json(r);
+    if (!b) return;
+    char id[VS_UUID_STR];
+    vs_error err = {0};
+    const char *name = json_string_value(json_object_get(b, "name"));
+    vs_err rc = vs_identity_create(&r->app->pipeline, r->tenant, name, id, &err);
+    if (rc == VS_OK) vs_reply_json(r, 201, json_pack("{s:s,s:s,s:i}", "identity_id", id, "name", name, "n_samples", 0));
+    else vs_reply_vs_err(r, rc, &err);
+    json_decref(b);
+}
+
+void vs_route_identity_list(vs_req *r) {
+    json_t *arr = json_array();
+    vs_error err = {0};
+    vs_err rc = vs_identity_list(&r->app->pipeline, r->tenant, arr, &err);
+    if (rc != VS_OK) {
+        json_decref(arr);
+        return vs_reply_vs_err(r, rc, &err);
+    }
+    vs_reply_json(r, 200, json_pack("{s:o}", "identities", arr));
+}
+
+void vs_route_identity_delete(vs_req *r, const char *id) {
+    vs_error err = {0};
+    vs_err rc = vs_identity_delete(&r->app->pipeline, r->tenant, id, &err);
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    vs_reply_json(r, 200, json_pack("{s:s,s:b}", "identity_id", id, "deleted", 1));
+}
+
+void vs_route_identity_enroll(vs_req *r, const char *id) {
+    json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
+    if (!b) return;
+    vs_app *a = r->app;
+    int dim = vs_engine_embedding_dim(a->engine);
+    json_t *ids = json_object_get(b, "face_ids");
+    size_t n = json_is_array(ids) ? json_array_size(ids) : 1;
+    if (n == 0 || n > 64) {
+        json_decref(b);
+        return vs_reply_error(r, 400, "bad_request", "face_ids must hold 1..64 ids");
+    }
+    float *vecs = vs_malloc(sizeof(float) * (size_t)dim * n);
+    vs_identity_sample *s = vs_calloc(n, sizeof *s);
+    json_t *qf = NULL;
+    int ok = vecs && s;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *one = json_is_array(ids) ? json_pack("{s:O}", "face_id", json_array_get(ids, i)) : json_incref(b);
+        ok = probe(r, one, VS_GATE_ENROLL, vecs + i * (size_t)dim, &s[i].quality, &qf) == 0;
+        s[i].vector = vecs + i * (size_t)dim;
+        s[i].face_id = json_is_array(ids) ? json_string_value(json_array_get(ids, i)) : NULL;
+        json_decref(one);
+        json_decref(qf);
+    }
+    if (!vecs || !s) vs_reply_error(r, 500, "internal", "out of memory");
+    if (ok) {
+        int count = 0;
+        vs_error err = {0};
+        vs_err rc = vs_identity_enroll(&a->pipeline, r->tenant, id, s, (int)n, &count, &err);
+        if (rc == VS_OK) vs_reply_json(r, 200, json_pack("{s:s,s:i,s:i}", "identity_id", id, "enrolled", (int)n, "n_samples", count));
+        else vs_reply_vs_err(r, rc, &err);
+    }
+    vs_free(vecs);
+    vs_free(s);
+    json_decref(b);
+}
+
+void vs_route_identity_verify(vs_req *r, const char *id) {
+    json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
+    if (!b) return;
+    vs_app *a = r->app;
+    int dim = vs_engine_embedding_dim(a->engine);
+    float *vec = vs_malloc(sizeof(float) * (size_t)dim), *cen = vs_malloc(sizeof(float) * (size_t)dim), q = 0;
+    json_t *info = NULL, *qf = NULL;
+    vs_error err = {0};
+    if (!vec || !cen) vs_reply_error(r, 500, "internal", "out of memory");
+    else {
+        vs_err rc = vs_identity_get(&a->pipeline, r->tenant, id, &info, cen, &err);
+        if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
+        else if (json_integer_value(json_object_get(info, "n_samples")) == 0)
+            vs_reply_error(r, 409, "not_enrolled", "identity %s has no enrolled face yet", id);
+        else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf) == 0) {
+            float sim = vs_dot(vec, cen, dim), t = vs_engine_config(a->engine)->match_threshold;
+            json_t *o = json_pack("{s:s,s:O,s:f,s:b,s:f}", "identity_id", id, "name", json_object_get(info, "name"),
+                                  "similarity", (double)sim, "match", sim >= t, "threshold", (double)t);
+            if (qf) json_object_set_new(o, "query_face", qf);
+            vs_reply_json(r, 200, o);
+        }
+    }
+    json_decref(info);
+    vs_free(vec);
+    vs_free(cen);
+    json_decref(b);
+}
+
+void vs_route_identify(vs_req *r) {
+    json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
+    if (!b) return;
+    vs_app *a = r->app;
+    int dim = vs_engine_embedding_dim(a->engine);
+    float *vec = vs_malloc(sizeof(float) * (size_t)dim), q = 0;
+    json_t *qf = NULL;
+    if (!vec) vs_reply_error(r, 500, "internal", "out of memory");
+    else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf) == 0) {
+        int found = 0;
+        char id[VS_POINT_ID_MAX], name[256];
+        float sim = 0, t = vs_engine_config(a->engine)->match_threshold;
+        vs_error err = {0};
+        vs_err rc = vs_identity_closest(&a->pipeline, r->tenant, vec, &found, id, name, &sim, &err);
+        if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
+        else {
+            json_t *o = found && sim >= t
+                            ? json_pack("{s:s,s:{s:s,s:s,s:f},s:f}", "result", "match", "identity", "identity_id", id, "name",
+                                        name, "similarity", (double)sim, "threshold", (double)t)
+                            : json_pack("{s:s,s:n,s:f}", "result", "unknown", "identity", "threshold", (double)t);
+            if (qf) json_object_set_new(o, "query_face", qf);
+            qf = NULL;
+            vs_reply_json(r, 200, o);
+        }
+    }
+    json_decref(qf);
+    vs_free(vec);
+    json_decref(b);
+}

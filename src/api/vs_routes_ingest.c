@@ -1,0 +1,257 @@
+/* vs_routes_ingest.c - POST /api/v1/ingest and /api/v1/ingest/batch: get the
+ * image (inline base64, multipart, URL or bucket+key of the tenant), check it
+ * is an image within the limits, store it under raw-images/{tenant}/{sha256},
+ * record it, queue it, answer 202. The heavy work happens in the workers. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+#include "vs_routes.h"
+
+#define MAX_BATCH 1000
+
+/* One item's outcome: accepted with (id, sha) or rejected with status+message. */
+typedef struct item_result {
+    int status;          /* 202, or the HTTP status of the rejection */
+    char code[48];
+    char message[512];
+    vs_ingest_msg msg;
+} item_result;
+
+static void item_fail(item_result *ir, int status, const char *code, const char *msg) {
+    ir->status = status;
+    snprintf(ir->code, sizeof ir->code, "%s", code);
+    snprintf(ir->message, sizeof ir->message, "%s", msg);
+}
+
+static void item_fail_err(item_result *ir, vs_err rc, const vs_error *e) {
+    switch (rc) {
+    case VS_ERR_TOO_LARGE: item_fail(ir, 413, "too_large", e->msg); break;
+    case VS_ERR_UNSUPPORTED: item_fail(ir, 415, "unsupported_media_type", e->msg); break;
+    case VS_ERR_NOT_FOUND: item_fail(ir, 404, "not_found", e->msg); break;
+    case VS_ERR_IO:
+    case VS_ERR_BACKEND: item_fail(ir, 503, "backend_unavailable", e->msg); break;
+    default: item_fail(ir, 400, "bad_request", e->msg); break;
+    }
+}
+
+/* Reads the bytes of one item: image_b64, url or bucket+key. */
+static int item_bytes(vs_req *r, json_t *it, uint8_t **data, size_t *len, item_result *ir) {
+    vs_app *a = r->app;
+    const char *b64 = json_string_value(json_object_get(it, "image_b64"));
+    const char *url = json_string_value(json_object_get(it, "url"));
+    const char *bucket = json_string_value(json_object_get(it, "bucket"));
+    const char *key = json_string_value(json_object_get(it, "key"));
+    vs_error e = {0};
+    if (b64) {
+        if (vs_base64_decode(b64, strlen(b64), data, len) != 0) {
+            item_fail(ir, 400, "bad_request", "image_b64 is not valid base64");
+            return -1;
+        }
+        return 0;
+    }
+    if (url) {
+        vs_fetch_opts fo = {.max_bytes = a->cfg.max_body_bytes, .timeout_ms = 15000, .max_redirects = 5,
+                            .allow_cidrs = a->cfg.fetch_allow_cidrs};
+        vs_fetch_result fr = {0};
+        vs_err rc = vs_fetch_url(url, &fo, &fr, &e);
+        if (rc != VS_OK) {
+            if (rc == VS_ERR_UNSUPPORTED) item_fail(ir, 400, "url_not_allowed", e.msg);
+            else if (rc == VS_ERR_IO) item_fail(ir, 502, "fetch_failed", e.msg);
+            else item_fail_err(ir, rc, &e);
+            return -1;
+        }
+        *data = fr.data;
+        *len = fr.len;
+        fr.data = NULL;
+        vs_fetch_result_free(&fr);
+        if (!json_object_get(it, "source_url")) snprintf(ir->msg.source_url, sizeof ir->msg.source_url, "%s", url);
+        return 0;
+    }
+    if (bucket && key) {
+        /* Only the tenant's own objects: a key is "<tenant>/..." */
+        size_t tl = strlen(r->tenant);
+        if (strncmp(key, r->tenant, tl) != 0 || key[tl] != '/') {
+            item_fail(ir, 403, "forbidden", "key must start with your tenant id followed by '/'");
+            return -1;
+        }
+        vs_err rc = vs_store_get(a->store, bucket, key, a->cfg.max_body_bytes, data, len, &e);
+        if (rc != VS_OK) {
+            item_fail_err(ir, rc, &e);
+            return -1;
+        }
+        return 0;
+    }
+    item_fail(ir, 400, "bad_request", "give one of image_b64, url, or bucket and key");
+    return -1;
+}
+
+/* Copies the optional text fields of an item into the message. */
+static int item_fields(json_t *it, item_result *ir) {
+    static const struct { const char *name; size_t off, cap; } f[] = {
+        {"site", offsetof(vs_ingest_msg, site), sizeof(((vs_ingest_msg *)0)->site)},
+        {"source_url", offsetof(vs_ingest_msg, source_url), sizeof(((vs_ingest_msg *)0)->source_url)},
+        {"external_image_id", offsetof(vs_ingest_msg, external_id), sizeof(((vs_ingest_msg *)0)->external_id)},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        json_t *v = json_object_get(it, f[i].name);
+        if (!v) continue;
+        if (!json_is_string(v) || strlen(json_string_value(v)) >= f[i].cap) {
+            char m[128];
+            snprintf(m, sizeof m, "%s must be a string shorter than %zu bytes", f[i].name, f[i].cap);
+            item_fail(ir, 400, "bad_request", m);
+            return -1;
+        }
+        memcpy((char *)&ir->msg + f[i].off, json_string_value(v), strlen(json_string_value(v)) + 1);
+    }
+    return 0;
+}
+
+/* Validates, stores and records one image; fills ir->msg ready to queue.
+ * full_decode: decode every pixel (single ingest: catches truncated files
+ * now) instead of reading only the header (batch: speed). */
+static void accept_bytes(vs_req *r, uint8_t *data, size_t len, int full_decode, item_result *ir) {
+    vs_app *a = r->app;
+    vs_error e = {0};
+    vs_image_format fmt;
+    int w, h;
+    vs_decode_opts o = {.max_pixels = a->cfg.max_pixels};
+    if (len == 0) return item_fail(ir, 400, "bad_request", "the image is empty (0 bytes)");
+    vs_err rc = vs_image_probe(data, len, &o, &fmt, &w, &h, &e);
+    if (rc == VS_OK && full_decode) {
+        vs_image img = {0};
+        rc = vs_image_decode(data, len, &o, &img, &e);
+        vs_image_free(&img);
+    }
+    if (rc != VS_OK) return item_fail_err(ir, rc, &e);
+    vs_ingest_msg *m = &ir->msg;
+    snprintf(m->tenant, sizeof m->tenant, "%s", r->tenant);
+    vs_sha256_hex(data, len, m->sha256);
+    snprintf(m->bucket, sizeof m->bucket, "raw-images");
+    vs_raw_key(r->tenant, m->sha256, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt), m->key, sizeof m->key);
+    if ((rc = vs_store_put(a->store, m->bucket, m->key, data, len, NULL, &e)) != VS_OK) return item_fail_err(ir, rc, &e);
+    vs_image_status st;
+    rc = vs_image_record_get(a->catalog, r->tenant, m->sha256, NULL, &st, NULL, NULL, &e);
+    if (rc == VS_ERR_NOT_FOUND || (rc == VS_OK && st == VS_IMG_FAILED))
+        rc = vs_image_record_put(a->catalog, r->tenant, m->sha256, m->external_id[0] ? m->external_id : NULL,
+                                 VS_IMG_QUEUED, NULL, &e);
+    if (rc != VS_OK) return item_fail_err(ir, rc, &e);
+    ir->status = 202;
+}
+
+/* Processes one JSON item up to "ready to queue". */
+static void prepare_item(vs_req *r, json_t *it, int full_decode, item_result *ir) {
+    uint8_t *data = NULL;
+    size_t len = 0;
+    memset(ir, 0, sizeof *ir);
+    if (!json_is_object(it)) return item_fail(ir, 400, "bad_request", "item must be a JSON object");
+    if (item_fields(it, ir) != 0 || item_bytes(r, it, &data, &len, ir) != 0) {
+        vs_free(data);
+        return;
+    }
+    accept_bytes(r, data, len, full_decode, ir);
+    vs_free(data);
+}
+
+/* Queues the accepted items in one push; marks them failed if the queue is down. */
+static void queue_items(vs_req *r, item_result *items, int n, int64_t *ids) {
+    char **bodies = vs_calloc((size_t)(n ? n : 1), sizeof *bodies);
+    int *which = vs_calloc((size_t)(n ? n : 1), sizeof *which);
+    int k = 0;
+    for (int i = 0; bodies && which && i < n; i++)
+        if (items[i].status == 202 && (bodies[k] = vs_ingest_msg_json(&items[i].msg))) which[k++] = i;
+    int64_t *kid = vs_calloc((size_t)(k ? k : 1), sizeof *kid);
+    vs_error e = {0};
+    vs_err rc = (bodies && which && kid) ? (k ? r->app->queue->ops->push(r->app->queue, (const char *const *)bodies, k, kid, &e) : VS_OK)
+                                         : vs_fail(&e, VS_ERR_NOMEM, "queue");
+    for (int j = 0; j < k; j++) {
+        if (rc == VS_OK) ids[which[j]] = kid[j];
+        else item_fail(&items[which[j]], 503, "backend_unavailable", e.msg);
+    }
+    for (int j = 0; j < k; j++) free(bodies[j]);
+    vs_free(bodies);
+    vs_free(which);
+    vs_free(kid);
+    if (rc == VS_OK) atomic_fetch_add(&r->app->ingest_accepted, k);
+}
+
+void vs_route_ingest(vs_req *r) {
+    item_result ir;
+    memset(&ir, 0, sizeof ir);
+    if (vs_req_is(r, "application/json")) {
+        json_t *body = vs_req_json(r);
+        if (!body) return;
+        prepare_item(r, body, 1, &ir);
+        json_decref(body);
+    } else {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int got = vs_req_image(r, NULL, &data, &len);
+        if (got < 0) return;
+        if (got == 0) {
+            vs_free(data);
+            return vs_reply_error(r, 400, "bad_request",
+                                  "send JSON {url | image_b64 | bucket+key}, multipart field 'image', or an image body");
+        }
+        if (vs_req_is(r, "multipart/form-data")) { /* optional text fields */
+            vs_part parts[16];
+            int n = vs_req_multipart(r, parts, 16);
+            for (int i = 0; i < n; i++) {
+                char *dst = !strcmp(parts[i].name, "site") ? ir.msg.site
+                            : !strcmp(parts[i].name, "source_url") ? ir.msg.source_url
+                            : !strcmp(parts[i].name, "external_image_id") ? ir.msg.external_id : NULL;
+                size_t cap = dst == ir.msg.source_url ? sizeof ir.msg.source_url : sizeof ir.msg.site;
+                if (dst && parts[i].len < cap) {
+                    memcpy(dst, parts[i].data, parts[i].len);
+                    dst[parts[i].len] = '\0';
+                }
+            }
+        }
+        accept_bytes(r, data, len, 1, &ir);
+        vs_free(data);
+    }
+    int64_t id = 0;
+    if (ir.status == 202) queue_items(r, &ir, 1, &id);
+    if (ir.status != 202) return vs_reply_error(r, ir.status, ir.code, "%s", ir.message);
+    char mid[32];
+    snprintf(mid, sizeof mid, "%lld", (long long)id);
+    vs_reply_json(r, 202, json_pack("{s:s,s:s,s:s}", "message_id", mid, "image_sha256", ir.msg.sha256, "status", "queued"));
+}
+
+void vs_route_ingest_batch(vs_req *r) {
+    json_t *body = vs_req_json(r);
+    if (!body) return;
+    json_t *items = json_object_get(body, "items");
+    size_t n = json_array_size(items);
+    if (!json_is_array(items) || n == 0 || n > MAX_BATCH) {
+        json_decref(body);
+        return vs_reply_error(r, 400, "bad_request", "'items' must be an array of 1..%d items", MAX_BATCH);
+    }
+    item_result *res = vs_calloc(n, sizeof *res);
+    int64_t *ids = vs_calloc(n, sizeof *ids);
+    if (!res || !ids) {
+        vs_free(res);
+        vs_free(ids);
+        json_decref(body);
+        return vs_reply_error(r, 500, "internal", "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) prepare_item(r, json_array_get(items, i), 0, &res[i]);
+    queue_items(r, res, (int)n, ids);
+    json_t *acc = json_array(), *rej = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (res[i].status == 202) {
+            char mid[32];
+            snprintf(mid, sizeof mid, "%lld", (long long)ids[i]);
+            json_array_append_new(acc, json_pack("{s:i,s:s,s:s}", "index", (int)i, "message_id", mid, "image_sha256",
+                                                 res[i].msg.sha256));
+        } else {
+            json_array_append_new(rej, json_pack("{s:i,s:i,s:{s:s,s:s}}", "index", (int)i, "status", res[i].status,
+                                                 "error", "code", res[i].code, "message", res[i].message));
+        }
+    }
+    vs_free(res);
+    vs_free(ids);
+    json_decref(body);
+    vs_reply_json(r, 202, json_pack("{s:o,s:o}", "accepted", acc, "rejected", rej));
+}

@@ -1,0 +1,211 @@
+/* vs_routes_search.c - POST /api/v1/search: by image (best face, or every
+ * face with "faces":"all"), by vector, or by an indexed face id; top_k,
+ * threshold and payload filters; always within the caller's tenant. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+#include "vs_routes.h"
+#include "vs_similarity.h"
+
+typedef struct search_opts {
+    int top_k;
+    float threshold;
+    vs_filter filter;
+    int all_faces;
+    const char *exclude_id;   /* the query face itself, when searching by face_id */
+} search_opts;
+
+/* Turns one hit into the documented result object. */
+static json_t *hit_json(vs_app *a, const vs_hit *h, float match) {
+    json_t *pl = json_loads(h->payload_json, 0, NULL);
+    json_t *o = json_pack("{s:s,s:f,s:b}", "face_id", h->id, "score", (double)h->score, "same_person", h->score >= match);
+    static const char *copy[] = {"image_sha256", "site", "source_url", "bbox", "quality_score", "det_score", "face_index"};
+    for (size_t i = 0; pl && i < sizeof copy / sizeof copy[0]; i++) {
+        json_t *v = json_object_get(pl, copy[i]);
+        if (v) json_object_set(o, copy[i], v);
+    }
+    char url[1024];
+    const char *ck = json_string_value(json_object_get(pl, "crop_key")), *tk = json_string_value(json_object_get(pl, "thumb_key"));
+    if (ck) {
+        vs_app_blob_url(a, "face-crops", ck, url, sizeof url);
+        json_object_set_new(o, "crop_url", json_string(url));
+    }
+    if (tk) {
+        vs_app_blob_url(a, "face-thumbs", tk, url, sizeof url);
+        json_object_set_new(o, "thumb_url", json_string(url));
+    }
+    json_decref(pl);
+    return o;
+}
+
+/* Runs one vector query; returns the results array or NULL after replying. */
+static json_t *query(vs_req *r, const float *vec, const search_opts *so) {
+    vs_hit *hits = NULL;
+    int n = 0;
+    vs_error err = {0};
+    int64_t t0 = vs_now_ms();
+    int k = so->top_k + (so->exclude_id ? 1 : 0);
+    vs_err rc = r->app->index->ops->search(r->app->index, VS_FACES_COLLECTION, vec, &so->filter, k, so->threshold, &hits,
+                                           &n, &err);
+    if (rc == VS_ERR_NOT_FOUND) { /* nothing indexed yet */
+        n = 0;
+        rc = VS_OK;
+    }
+    if (rc != VS_OK) {
+        vs_reply_vs_err(r, rc, &err);
+        return NULL;
+    }
+    int64_t ms = vs_now_ms() - t0;
+    static const int64_t bounds[7] = {1, 5, 10, 25, 50, 100, 250};
+    int b = 0;
+    while (b < 7 && ms > bounds[b]) b++;
+    atomic_fetch_add(&r->app->search_count, 1);
+    atomic_fetch_add(&r->app->search_ms_sum, ms);
+    atomic_fetch_add(&r->app->search_hist[b], 1);
+    json_t *arr = json_array();
+    float match = vs_engine_config(r->app->engine)->match_threshold;
+    for (int i = 0, kept = 0; i < n && kept < so->top_k; i++) {
+        if (so->exclude_id && !strcmp(hits[i].id, so->exclude_id)) continue;
+        json_array_append_new(arr, hit_json(r->app, &hits[i], match));
+        kept++;
+    }
+    vs_hits_free(hits, n);
+    return arr;
+}
+
+/* Reads top_k, threshold, filters and faces from the JSON body. */
+static int read_opts(vs_req *r, json_t *b, search_opts *so) {
+    memset(so, 0, sizeof *so);
+    so->top_k = 10;
+    so->filter.tenant_id = r->tenant;
+    json_t *v;
+    if ((v = json_object_get(b, "top_k"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000) {
+            vs_reply_error(r, 400, "bad_request", "top_k must be an integer from 1 to 1000");
+            return -1;
+        }
+        so->top_k = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(b, "threshold"))) {
+        if (!json_is_number(v) || json_number_value(v) < -1 || json_number_value(v) > 1) {
+            vs_reply_error(r, 400, "bad_request", "threshold must be a number from -1 to 1");
+            return -1;
+        }
+        so->threshold = (float)json_number_value(v);
+    } else {
+        so->threshold = -1.0f;
+    }
+    json_t *f = json_object_get(b, "filters");
+    if (f && !json_is_object(f)) {
+        vs_reply_error(r, 400, "bad_request", "filters must be an object");
+        return -1;
+    }
+    so->filter.site = json_string_value(json_object_get(f, "site"));
+    so->filter.image_sha256 = json_string_value(json_object_get(f, "image_sha256"));
+    if ((v = json_object_get(f, "min_quality"))) so->filter.min_quality = (float)json_number_value(v);
+    const char *faces = json_string_value(json_object_get(b, "faces"));
+    so->all_faces = faces && !strcmp(faces, "all");
+    return 0;
+}
+
+/* Search by the faces of an image. */
+static void search_image(vs_req *r, const uint8_t *data, size_t len, const search_opts *so) {
+    vs_faces faces = {0};
+    if (vs_req_analyze(r, data, len, &faces) != 0) return;
+    json_t *qf = json_array(), *results = NULL;
+    int best = vs_faces_best(&faces);
+    for (int i = 0; i < faces.n; i++) {
+        json_t *f = vs_query_face_json(&faces.faces[i]);
+        json_object_set_new(f, "best", json_boolean(i == best));
+        if (so->all_faces || i == best) {
+            json_t *res = query(r, faces.faces[i].embedding, so);
+            if (!res) {
+                json_decref(f);
+                json_decref(qf);
+                json_decref(results);
+                vs_faces_free(&faces);
+                return;
+            }
+            if (i == best) results = json_incref(res);
+            if (so->all_faces) json_object_set(f, "results", res);
+            json_decref(res);
+        }
+        json_array_append_new(qf, f);
+    }
+    vs_faces_free(&faces);
+    json_t *out = json_pack("{s:o,s:o}", "query_faces", qf, "results", results ? results : json_array());
+    if (best < 0) json_object_set_new(out, "message", json_string("no face found in the query image"));
+    vs_reply_json(r, 200, out);
+}
+
+void vs_route_search(vs_req *r) {
+    search_opts so;
+    json_t *b = NULL;
+    if (vs_req_is(r, "application/json")) {
+        if (!(b = vs_req_json(r))) return;
+    } else {
+        b = json_object();
+        if (vs_req_is(r, "multipart/form-data")) { /* text fields of the form */
+            vs_part parts[16];
+            int n = vs_req_multipart(r, parts, 16);
+            for (int i = 0; i < n; i++) {
+                char val[64];
+                if (!strcmp(parts[i].name, "image") || parts[i].len >= sizeof val) continue;
+                memcpy(val, parts[i].data, parts[i].len);
+                val[parts[i].len] = '\0';
+                if (!strcmp(parts[i].name, "top_k")) json_object_set_new(b, "top_k", json_integer(atoi(val)));
+                else if (!strcmp(parts[i].name, "threshold")) json_object_set_new(b, "threshold", json_real(atof(val)));
+                else if (!strcmp(parts[i].name, "faces")) json_object_set_new(b, "faces", json_string(val));
+            }
+        }
+    }
+    if (read_opts(r, b, &so) != 0) {
+        json_decref(b);
+        return;
+    }
+    int dim = vs_engine_embedding_dim(r->app->engine);
+    json_t *vec = json_object_get(b, "vector");
+    const char *face_id = json_string_value(json_object_get(b, "face_id"));
+    if (vec) {
+        if (!json_is_array(vec) || (int)json_array_size(vec) != dim) {
+            vs_reply_error(r, 400, "bad_request", "vector must be an array of %d numbers", dim);
+        } else {
+            float *v = vs_malloc(sizeof(float) * (size_t)dim);
+            for (int i = 0; v && i < dim; i++) v[i] = (float)json_number_value(json_array_get(vec, (size_t)i));
+            if (v) {
+                vs_l2_normalize(v, dim);
+                json_t *res = query(r, v, &so);
+                if (res) vs_reply_json(r, 200, json_pack("{s:[],s:o}", "query_faces", "results", res));
+            } else {
+                vs_reply_error(r, 500, "internal", "out of memory");
+            }
+            vs_free(v);
+        }
+    } else if (face_id) {
+        float *v = vs_malloc(sizeof(float) * (size_t)dim);
+        vs_error err = {0};
+        vs_err rc = v ? r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, face_id, v, NULL, &err)
+                      : vs_fail(&err, VS_ERR_NOMEM, "search");
+        if (rc == VS_OK) {
+            so.exclude_id = face_id;
+            json_t *res = query(r, v, &so);
+            if (res) vs_reply_json(r, 200, json_pack("{s:[],s:o}", "query_faces", "results", res));
+        } else if (rc == VS_ERR_NOT_FOUND) {
+            vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
+        } else {
+            vs_reply_vs_err(r, rc, &err);
+        }
+        vs_free(v);
+    } else {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int got = vs_req_image(r, vs_req_is(r, "application/json") ? b : NULL, &data, &len);
+        if (got > 0) search_image(r, data, len, &so);
+        else if (got == 0) vs_reply_error(r, 400, "bad_request", "give one of image_b64, vector, face_id, or multipart field 'image'");
+        vs_free(data);
+    }
+    json_decref(b);
+}

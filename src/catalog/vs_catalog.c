@@ -1,0 +1,400 @@
+/* vs_catalog.c - the embedded catalog on SQLite: tenants, hashed API keys and
+ * one record per processed image. Tuned for light traffic (one key lookup per
+ * API request, a few record writes per processed image), not for bulk data.
+ *
+ * Threading: one sqlite3 connection guarded by one mutex. SQLite serialises
+ * writers on a database anyway, and catalog statements take microseconds, so a
+ * pool of connections would add WAL read concurrency nobody needs plus
+ * SQLITE_BUSY handling on every write. The mutex also keeps sqlite3_errmsg()
+ * paired with the statement that failed, which a shared connection in
+ * SQLite's own serialised mode would not guarantee. busy_timeout still covers
+ * another process (e.g. `visage tenant create`) holding the write lock. */
+#include "vs_catalog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+
+/* Bump when the schema changes; open refuses files from a newer build. */
+#define VS_CATALOG_SCHEMA_VERSION 1
+
+struct vs_catalog {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    char path[1024];
+};
+
+static const char *k_schema =
+    "CREATE TABLE IF NOT EXISTS tenants(id TEXT PRIMARY KEY, created_at INT);"
+    "CREATE TABLE IF NOT EXISTS api_keys(key_sha256 TEXT PRIMARY KEY,"
+    " tenant_id TEXT NOT NULL REFERENCES tenants(id), created_at INT);"
+    "CREATE TABLE IF NOT EXISTS images(tenant_id TEXT, sha256 TEXT, external_id TEXT, status INT,"
+    " record_json TEXT, created_at INT, updated_at INT, PRIMARY KEY(tenant_id, sha256));"
+    "CREATE INDEX IF NOT EXISTS images_external ON images(tenant_id, external_id);";
+
+/* Records an SQLite failure as VS_ERR_BACKEND naming the operation. Call with
+ * the mutex held so the message belongs to this statement. */
+static vs_err db_fail(vs_catalog *c, vs_error *err, const char *op) {
+    return vs_fail(err, VS_ERR_BACKEND, "catalog %s: %s: %s", c->path, op, sqlite3_errmsg(c->db));
+}
+
+/* Runs SQL without results (schema, pragmas, BEGIN/COMMIT). */
+static vs_err exec_sql(vs_catalog *c, const char *sql, const char *op, vs_error *err) {
+    return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK ? VS_OK : db_fail(c, err, op);
+}
+
+/* Reads a single integer result (PRAGMA user_version, counts). */
+static vs_err query_int(vs_catalog *c, const char *sql, const char *op, int64_t *out, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(c, err, op);
+    vs_err rc = VS_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    else rc = db_fail(c, err, op);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Prepares a statement; the caller finalizes it. */
+static vs_err prepare(vs_catalog *c, const char *sql, const char *op, sqlite3_stmt **st, vs_error *err) {
+    return sqlite3_prepare_v2(c->db, sql, -1, st, NULL) == SQLITE_OK ? VS_OK : db_fail(c, err, op);
+}
+
+/* Binds a text parameter, or NULL when s is NULL. */
+static int bind_text(sqlite3_stmt *st, int i, const char *s) {
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+/* 1 when name is 1..63 chars of [A-Za-z0-9_.-]: safe in paths and keys. */
+static int valid_tenant(const char *name) {
+    if (!name) return 0;
+    size_t n = strlen(name);
+    if (n == 0 || n >= VS_TENANT_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                 ch == '.' || ch == '-';
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* 1 when s is 64 lower-case hex digits, the form every caller uses. */
+static int valid_sha256(const char *s) {
+    if (!s) return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return s[64] == '\0';
+}
+
+/* Checks the tenant argument of a call; the error names the rule. */
+static vs_err check_tenant(const char *tenant, const char *op, vs_error *err) {
+    if (valid_tenant(tenant)) return VS_OK;
+    return vs_fail(err, VS_ERR_INVALID_ARG, "%s: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", op,
+                   tenant ? tenant : "(null)");
+}
+
+/* Brings a fresh file to the current schema, or checks an existing one:
+ * version 0 with tables of its own is some other database, a newer version
+ * is a newer build's file, and neither is touched. */
+static vs_err migrate(vs_catalog *c, vs_error *err) {
+    int64_t ver = 0, tables = 0;
+    vs_err rc = query_int(c, "PRAGMA user_version", "read schema version", &ver, err);
+    if (rc != VS_OK) return rc;
+    if (ver > VS_CATALOG_SCHEMA_VERSION)
+        return vs_fail(err, VS_ERR_UNSUPPORTED,
+                       "catalog %s: schema version %lld is newer than this build supports (%d); upgrade visage",
+                       c->path, (long long)ver, VS_CATALOG_SCHEMA_VERSION);
+    if (ver == VS_CATALOG_SCHEMA_VERSION) return VS_OK;
+    rc = query_int(c, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", "read schema", &tables, err);
+    if (rc != VS_OK) return rc;
+    if (tables > 0)
+        return vs_fail(err, VS_ERR_CORRUPT, "catalog %s: has %lld tables but no schema version: not a visage catalog",
+                       c->path, (long long)tables);
+    if ((rc = exec_sql(c, "BEGIN IMMEDIATE", "begin schema", err)) != VS_OK) return rc;
+    char setver[64];
+    snprintf(setver, sizeof setver, "PRAGMA user_version=%d", VS_CATALOG_SCHEMA_VERSION);
+    rc = exec_sql(c, k_schema, "create schema", err);
+    if (rc == VS_OK) rc = exec_sql(c, setver, "set schema version", err);
+    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit schema", err);
+    if (rc != VS_OK) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Applies the connection settings: WAL for readers beside the writer,
+ * synchronous=FULL because a lost API key row is worse than a slow write. */
+static vs_err configure(vs_catalog *c, vs_error *err) {
+    sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(c, "PRAGMA journal_mode=WAL", "set WAL mode", &st, err);
+    if (rc != VS_OK) return rc;
+    if (sqlite3_step(st) != SQLITE_ROW) rc = db_fail(c, err, "set WAL mode");
+    else if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
+        rc = vs_fail(err, VS_ERR_BACKEND, "catalog %s: set WAL mode: journal mode stays '%s'", c->path,
+                     (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (rc == VS_OK) rc = exec_sql(c, "PRAGMA synchronous=FULL", "set synchronous", err);
+    if (rc == VS_OK) rc = exec_sql(c, "PRAGMA foreign_keys=ON", "enable foreign keys", err);
+    return rc;
+}
+
+/* Opens or creates {data_dir}/catalog.db, configures the connection and
+ * checks or creates the schema; the file is refused rather than repaired. */
+vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
+    *out = NULL;
+    if (!data_dir || !*data_dir) return vs_fail(err, VS_ERR_INVALID_ARG, "catalog open: empty data dir");
+    vs_catalog *c = vs_calloc(1, sizeof *c);
+    if (!c) return vs_fail(err, VS_ERR_NOMEM, "catalog open: out of memory");
+    int n = snprintf(c->path, sizeof c->path, "%s/catalog.db", data_dir);
+    if (n < 0 || (size_t)n >= sizeof c->path) {
+        vs_free(c);
+        return vs_fail(err, VS_ERR_INVALID_ARG, "catalog open: data dir path too long: %.200s", data_dir);
+    }
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        vs_free(c);
+        return vs_fail(err, VS_ERR_IO, "catalog open: mkdir %.300s: %s", data_dir, strerror(e));
+    }
+    /* Create the file ourselves so it is 0600 (it holds key hashes); SQLite
+     * gives the -wal and -shm files the same mode. */
+    int fd = open(c->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    pthread_mutex_init(&c->mu, NULL);
+    int src = sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    vs_err rc;
+    if (src != SQLITE_OK) {
+        rc = c->db ? db_fail(c, err, "open")
+                   : vs_fail(err, VS_ERR_NOMEM, "catalog %s: open: out of memory", c->path);
+    } else {
+        rc = configure(c, err);
+        if (rc == VS_OK) rc = migrate(c, err);
+    }
+    if (rc != VS_OK) {
+        vs_catalog_close(c);
+        return rc;
+    }
+    *out = c;
+    return VS_OK;
+}
+
+/* Closes the connection (WAL is checkpointed by SQLite) and frees c. */
+void vs_catalog_close(vs_catalog *c) {
+    if (!c) return;
+    sqlite3_close_v2(c->db); /* NULL is a no-op */
+    pthread_mutex_destroy(&c->mu);
+    vs_free(c);
+}
+
+/* Inserts the tenant and the hash of its key in one transaction, so a tenant
+ * never exists without a key. Called with the mutex held. */
+static vs_err insert_tenant(vs_catalog *c, const char *name, const char *key_hash, vs_error *err) {
+    int64_t now = vs_wall_ms();
+    sqlite3_stmt *st = NULL;
+    vs_err rc = exec_sql(c, "BEGIN IMMEDIATE", "begin tenant create", err);
+    if (rc != VS_OK) return rc;
+    rc = prepare(c, "INSERT INTO tenants(id, created_at) VALUES(?1, ?2)", "insert tenant", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, name);
+        sqlite3_bind_int64(st, 2, now);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_CONSTRAINT)
+            rc = vs_fail(err, VS_ERR_INVALID_ARG, "tenant create: tenant '%s' already exists", name);
+        else if (s != SQLITE_DONE) rc = db_fail(c, err, "insert tenant");
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == VS_OK) rc = prepare(c, "INSERT INTO api_keys(key_sha256, tenant_id, created_at) VALUES(?1, ?2, ?3)",
+                                  "insert api key", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, key_hash);
+        bind_text(st, 2, name);
+        sqlite3_bind_int64(st, 3, now);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "insert api key");
+        sqlite3_finalize(st);
+    }
+    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit tenant create", err);
+    if (rc != VS_OK) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Creates a tenant and its key; only the key's SHA-256 is stored, so the
+ * key shown here is the only copy. */
+vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err) {
+    key_out[0] = '\0';
+    vs_err rc = check_tenant(name, "tenant create", err);
+    if (rc != VS_OK) return rc;
+    uint8_t raw[24];
+    char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
+    if (vs_random_bytes(raw, sizeof raw) != 0)
+        return vs_fail(err, VS_ERR_BACKEND, "tenant create: no random bytes for the API key");
+    memcpy(key, "vsk_", 4);
+    vs_hex(raw, sizeof raw, key + 4);
+    vs_sha256_hex(key, strlen(key), hash);
+    pthread_mutex_lock(&c->mu);
+    rc = insert_tenant(c, name, hash, err);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == VS_OK) memcpy(key_out, key, strlen(key) + 1);
+    memset(raw, 0, sizeof raw);
+    memset(key, 0, sizeof key);
+    return rc;
+}
+
+/* Maps a presented API key to its tenant by the key's hash. */
+vs_err vs_tenant_for_key(vs_catalog *c, const char *key, char tenant_out[VS_TENANT_MAX], vs_error *err) {
+    tenant_out[0] = '\0';
+    if (!key || !*key) return vs_fail(err, VS_ERR_NOT_FOUND, "unknown API key");
+    /* Look up by the hash: an attacker who times the B-tree search learns
+     * about hashes of keys, not about the keys. */
+    char hash[VS_SHA256_HEX];
+    vs_sha256_hex(key, strlen(key), hash);
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(c, "SELECT tenant_id FROM api_keys WHERE key_sha256 = ?1", "look up api key", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, hash);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(st, 0);
+            if (t && strlen(t) < VS_TENANT_MAX) memcpy(tenant_out, t, strlen(t) + 1);
+            else rc = vs_fail(err, VS_ERR_CORRUPT, "catalog %s: api key row with a bad tenant id", c->path);
+        } else if (s == SQLITE_DONE) {
+            rc = vs_fail(err, VS_ERR_NOT_FOUND, "unknown API key");
+        } else {
+            rc = db_fail(c, err, "look up api key");
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Counts tenants; -1 on a catalog error so callers fail closed. */
+int64_t vs_tenant_count(vs_catalog *c) {
+    int64_t n = -1;
+    pthread_mutex_lock(&c->mu);
+    if (query_int(c, "SELECT count(*) FROM tenants", "count tenants", &n, NULL) != VS_OK) n = -1;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* Stable lower-case status names used in API responses. */
+const char *vs_image_status_name(vs_image_status s) {
+    switch (s) {
+    case VS_IMG_QUEUED: return "queued";
+    case VS_IMG_PROCESSING: return "processing";
+    case VS_IMG_DONE: return "done";
+    case VS_IMG_FAILED: return "failed";
+    }
+    return "unknown";
+}
+
+/* Upserts the record of (tenant, sha256) in one statement, so concurrent
+ * puts of one image never conflict. */
+vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
+                           vs_image_status status, const char *record_json, vs_error *err) {
+    vs_err rc = check_tenant(tenant, "image record put", err);
+    if (rc != VS_OK) return rc;
+    if (!valid_sha256(sha256))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image record put: sha256 must be 64 lower-case hex digits");
+    if (status < VS_IMG_QUEUED || status > VS_IMG_FAILED)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image record put: unknown status %d", (int)status);
+    /* COALESCE keeps the stored external_id / record_json when NULL is passed. */
+    static const char *sql =
+        "INSERT INTO images(tenant_id, sha256, external_id, status, record_json, created_at, updated_at)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)"
+        " ON CONFLICT(tenant_id, sha256) DO UPDATE SET"
+        " external_id = COALESCE(excluded.external_id, images.external_id), status = excluded.status,"
+        " record_json = COALESCE(excluded.record_json, images.record_json), updated_at = excluded.updated_at";
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(c, sql, "put image record", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, tenant);
+        bind_text(st, 2, sha256);
+        bind_text(st, 3, external_id);
+        sqlite3_bind_int(st, 4, (int)status);
+        bind_text(st, 5, record_json);
+        sqlite3_bind_int64(st, 6, vs_wall_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "put image record");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Copies the current row of a record query (sha256, status, record_json)
+ * to the caller's outputs. Called with the mutex held. */
+static vs_err read_record_row(vs_catalog *c, sqlite3_stmt *st, vs_image_status *status, char **record_json,
+                              char sha_out[65], vs_error *err) {
+    const char *sha = (const char *)sqlite3_column_text(st, 0);
+    if (!valid_sha256(sha)) return vs_fail(err, VS_ERR_CORRUPT, "catalog %s: image row with a bad sha256", c->path);
+    if (sha_out) memcpy(sha_out, sha, 65);
+    if (status) *status = (vs_image_status)sqlite3_column_int(st, 1);
+    if (record_json) {
+        *record_json = NULL;
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+            const char *j = (const char *)sqlite3_column_text(st, 2);
+            if (!j || !(*record_json = vs_strdup(j)))
+                return vs_fail(err, VS_ERR_NOMEM, "catalog %s: image record: out of memory", c->path);
+        }
+    }
+    return VS_OK;
+}
+
+/* Reads one record of the tenant, by sha256 or by external id. */
+vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
+                           vs_image_status *status, char **record_json, char sha_out[65], vs_error *err) {
+    if (record_json) *record_json = NULL;
+    vs_err rc = check_tenant(tenant, "image record get", err);
+    if (rc != VS_OK) return rc;
+    if (!sha256 && !external_id)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image record get: give a sha256 or an external id");
+    /* The tenant is in every WHERE: no path returns another tenant's row. An
+     * external id may name several images; the most recently updated wins. */
+    const char *sql = sha256 ? "SELECT sha256, status, record_json FROM images WHERE tenant_id = ?1 AND sha256 = ?2"
+                             : "SELECT sha256, status, record_json FROM images WHERE tenant_id = ?1 AND external_id = ?2"
+                               " ORDER BY updated_at DESC, sha256 LIMIT 1";
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(c, sql, "get image record", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, tenant);
+        bind_text(st, 2, sha256 ? sha256 : external_id);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) rc = read_record_row(c, st, status, record_json, sha_out, err);
+        else if (s == SQLITE_DONE)
+            rc = vs_fail(err, VS_ERR_NOT_FOUND, "image %.128s not found in tenant %s", sha256 ? sha256 : external_id,
+                         tenant);
+        else rc = db_fail(c, err, "get image record");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Deletes one record of the tenant (erasure). */
+vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err) {
+    vs_err rc = check_tenant(tenant, "image record delete", err);
+    if (rc != VS_OK) return rc;
+    if (!sha256) return vs_fail(err, VS_ERR_INVALID_ARG, "image record delete: no sha256");
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(c, "DELETE FROM images WHERE tenant_id = ?1 AND sha256 = ?2", "delete image record", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, tenant);
+        bind_text(st, 2, sha256);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "delete image record");
+        else if (sqlite3_changes(c->db) == 0)
+            rc = vs_fail(err, VS_ERR_NOT_FOUND, "image %.64s not found in tenant %s", sha256, tenant);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}

@@ -1,0 +1,108 @@
+/* cli_http.c - the command line as a client of a running server
+ * (--server URL --key K): one libcurl request at a time, mkdir -p, base64. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+int cli_mkdir(const char *dir) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) break;
+            *s = '/';
+        }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "visage: mkdir %s: %s\n", p, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_tenant_ok(const char *t) {
+    size_t n = strlen(t);
+    int ok = n >= 1 && n <= 63;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= '0' && t[i] <= '9') ||
+             t[i] == '_' || t[i] == '.' || t[i] == '-';
+    if (!ok) fprintf(stderr, "visage: tenant '%s': use 1 to 63 of A-Z a-z 0-9 _ . -\n", t);
+    return ok;
+}
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static size_t on_data(char *d, size_t sz, size_t nm, void *ctx) {
+    buf *b = ctx;
+    size_t add = sz * nm;
+    char *np = realloc(b->p, b->n + add + 1);
+    if (!np) return 0;
+    memcpy(np + b->n, d, add);
+    b->p = np;
+    b->n += add;
+    b->p[b->n] = '\0';
+    return add;
+}
+
+int cli_http(const char *method, const char *url, const char *key, const char *ctype, const void *body, size_t len,
+             char **resp, long *status) {
+    CURL *c = curl_easy_init();
+    buf b = {NULL, 0};
+    struct curl_slist *h = NULL;
+    char auth[200];
+    if (!c) return -1;
+    if (key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
+    if (ctype) {
+        char ct[128];
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        h = curl_slist_append(h, ct);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "visage: %s %s: %s\n", method, url, curl_easy_strerror(rc));
+        free(b.p);
+        return -1;
+    }
+    *resp = b.p ? b.p : strdup("");
+    return 0;
+}
+
+char *cli_base64(const uint8_t *d, size_t n) {
+    static const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *o = malloc((n + 2) / 3 * 4 + 1), *p = o;
+    if (!o) return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) | (i + 2 < n ? d[i + 2] : 0);
+        *p++ = t[v >> 18 & 63];
+        *p++ = t[v >> 12 & 63];
+        *p++ = i + 1 < n ? t[v >> 6 & 63] : '=';
+        *p++ = i + 2 < n ? t[v & 63] : '=';
+    }
+    *p = '\0';
+    return o;
+}

@@ -1,0 +1,121 @@
+/* cli_system.c - the embedded system of one data dir: catalog, queue,
+ * index, blob store, engine, pipeline, workers, engine pool and the URL
+ * signing secret, opened and closed in one place. */
+#include "cli_system.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vs_hash.h"
+
+/* Reads DATA/secret, creating it (32 random bytes, mode 0600) if absent. */
+static int load_secret(const char *dir, uint8_t secret[32]) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/secret", dir);
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        ssize_t n = read(fd, secret, 32);
+        close(fd);
+        if (n == 32) return 0;
+        fprintf(stderr, "visage: %s: expected 32 bytes; delete it to make a new one\n", path);
+        return -1;
+    }
+    if (vs_random_bytes(secret, 32) != 0) return -1;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, secret, 32) != 32 || fsync(fd) != 0) {
+        fprintf(stderr, "visage: %s: %s\n", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int cli_system_open(const cli_system_opts *o, cli_system *s) {
+    memset(s, 0, sizeof *s);
+    s->lock_fd = -1;
+    const char *env = getenv("VISAGE_DATA");
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", o->data_dir ? o->data_dir : env && *env ? env : "./visage-data");
+    if (mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "visage: data dir %s: %s\n", s->data_dir, strerror(errno));
+        return -1;
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/LOCK", s->data_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "visage: data dir %s is in use by another visage process; "
+                        "send work to it with --server URL instead\n", s->data_dir);
+        return -1;
+    }
+    vs_app *a = &s->app;
+    a->cfg.max_body_bytes = 32u << 20;
+    a->cfg.max_pixels = VS_IMAGE_DEFAULT_MAX_PIXELS;
+    a->cfg.presign_ttl_s = 3600;
+    a->cfg.fetch_allow_cidrs = getenv("VISAGE_FETCH_ALLOW");
+    a->cfg.open_mode = 1;
+    a->started_ms = vs_wall_ms();
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    vs_error err = {0};
+    char url[1200];
+    const char *store_url = getenv("VISAGE_STORE");
+    snprintf(url, sizeof url, "file://%s/blobs", s->data_dir);
+    vs_queue_opts qo = {.data_dir = s->data_dir, .visibility_ms = 60000, .max_attempts = 5};
+    const char *vis = getenv("VISAGE_VISIBILITY_MS");
+    if (vis) qo.visibility_ms = atoll(vis);
+    if (load_secret(s->data_dir, a->secret) != 0) goto fail;
+    if (vs_catalog_open(s->data_dir, &a->catalog, &err) != VS_OK) goto fail_err;
+    if (vs_store_open(store_url && *store_url ? store_url : url, &a->store, &err) != VS_OK) goto fail_err;
+    if (vs_queue_open("embedded", &qo, &a->queue, &err) != VS_OK) goto fail_err;
+    if (vs_index_open("embedded", s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
+    if (!(a->engine = cli_engine_load(o->models, 0))) goto fail;
+    a->pipeline = (vs_pipeline){a->store, a->index, a->catalog, a->engine, {0}};
+    vs_pipeline_cfg_default(&a->pipeline.cfg);
+    a->pool_n = o->engine_pool > VS_APP_ENGINE_POOL ? VS_APP_ENGINE_POOL : o->engine_pool;
+    for (int i = 0; i < a->pool_n; i++) {
+        if (vs_engine_worker_new(a->engine, &a->pool[i], &err) != VS_OK) goto fail_err;
+        a->pool_free[i] = 1;
+    }
+    if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, o->workers, &a->workers, &err) != VS_OK) goto fail_err;
+    return 0;
+fail_err:
+    cli_error(s->data_dir, &err);
+fail:
+    cli_system_close(s);
+    return -1;
+}
+
+void cli_system_close(cli_system *s) {
+    vs_app *a = &s->app;
+    vs_workers_stop(a->workers);
+    a->workers = NULL;
+    for (int i = 0; i < a->pool_n; i++) vs_engine_worker_free(a->pool[i]);
+    a->pool_n = 0;
+    if (a->index) a->index->ops->close(a->index);
+    if (a->queue) a->queue->ops->close(a->queue);
+    vs_store_close(a->store);
+    if (a->catalog) vs_catalog_close(a->catalog);
+    vs_engine_free((vs_engine *)a->engine);
+    memset(a, 0, sizeof *a);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    s->lock_fd = -1;
+}
+
+void cli_system_drain(cli_system *s, void (*progress)(void *ctx, const vs_queue_stats *qs), void *ctx) {
+    for (;;) {
+        vs_queue_stats qs = {0};
+        vs_error err;
+        if (s->app.queue->ops->stats(s->app.queue, &qs, &err) != VS_OK) break;
+        if (progress) progress(ctx, &qs);
+        if (qs.ready == 0 && qs.in_flight == 0) break;
+        usleep(250 * 1000);
+    }
+}

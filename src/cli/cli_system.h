@@ -1,0 +1,31 @@
+/* cli_system.h - opening the embedded system (data dir, backends, engine,
+ * pipeline, optional workers) the same way for serve, ingest and search. */
+#ifndef VS_CLI_SYSTEM_H
+#define VS_CLI_SYSTEM_H
+
+#include "vs_app.h"
+
+typedef struct cli_system {
+    char data_dir[1024];
+    int lock_fd;
+    vs_app app;
+} cli_system;
+
+typedef struct cli_system_opts {
+    const char *data_dir;     /* --data, else $VISAGE_DATA, else ./visage-data */
+    const char *models;       /* --models */
+    int workers;              /* 0 = none, <0 = one per core */
+    int engine_pool;          /* engine workers for queries (search by image) */
+} cli_system_opts;
+
+/* Opens (creating if needed) everything under the data dir; takes an
+ * exclusive lock on it so two processes never write the same embedded index.
+ * Prints one error line and returns -1 on failure. */
+int cli_system_open(const cli_system_opts *o, cli_system *s);
+void cli_system_close(cli_system *s);
+
+/* Waits until every queued message is processed (queue empty, nothing in
+ * flight), calling progress(ctx) about 4 times a second. */
+void cli_system_drain(cli_system *s, void (*progress)(void *ctx, const vs_queue_stats *qs), void *ctx);
+
+#endif

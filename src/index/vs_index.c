@@ -1,0 +1,36 @@
+/* vs_index.c - picks the vector index backend from its URL (DESIGN.md:
+ * VISAGE_INDEX=embedded | http(s)://qdrant:6333) and the helpers shared by all
+ * backends. */
+#include "vs_index.h"
+
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_index_embedded.h"
+
+vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err) {
+    if (!out) return vs_fail(err, VS_ERR_INVALID_ARG, "index open: no output pointer");
+    *out = NULL;
+    if (!url || !*url) return vs_fail(err, VS_ERR_INVALID_ARG, "index open: empty index URL");
+    if (strcmp(url, "embedded") == 0) {
+        if (!data_dir || !*data_dir)
+            return vs_fail(err, VS_ERR_INVALID_ARG, "index open embedded: a data directory is required");
+        return vs_index_embedded_open(data_dir, out, err);
+    }
+    if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+        return vs_fail(err, VS_ERR_UNSUPPORTED, "index open %s: the Qdrant backend is not built yet", url);
+    return vs_fail(err, VS_ERR_UNSUPPORTED, "index open %s: unknown index URL (want \"embedded\" or http(s)://)",
+                   url);
+}
+
+void vs_hits_free(vs_hit *hits, int n) {
+    if (!hits) return;
+    for (int i = 0; i < n; i++) vs_free(hits[i].payload_json);
+    vs_free(hits);
+}
+
+vs_err vs_index_validate(vs_index *ix, const char *coll, vs_error *err) {
+    if (!ix || !coll) return vs_fail(err, VS_ERR_INVALID_ARG, "index validate: no index or collection");
+    if (vs_index_is_embedded(ix)) return vs_index_embedded_validate(ix, coll, err);
+    return vs_fail(err, VS_ERR_UNSUPPORTED, "index validate %s: this backend has no validator", coll);
+}

@@ -1,0 +1,249 @@
+/* vs_identity.c - identities on top of the vector index: samples in one
+ * collection, the centroid and the member list in the other. The centroid is
+ * always recomputed from the remaining samples, so erasure leaves no trace of
+ * a removed image in it. */
+#include "vs_identity.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+#include "vs_similarity.h"
+
+static const char *model_name(void) { return VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION; }
+
+static vs_err ensure(const vs_pipeline *p, vs_error *err) {
+    int dim = vs_engine_embedding_dim(p->engine);
+    vs_err rc = p->index->ops->ensure_collection(p->index, VS_IDENTITIES_COLLECTION, dim, model_name(), err);
+    if (rc == VS_OK) rc = p->index->ops->ensure_collection(p->index, VS_IDENTITY_SAMPLES_COLLECTION, dim, model_name(), err);
+    return rc;
+}
+
+/* Writes the identity point: payload info and the centroid of its members. */
+static vs_err store_identity(const vs_pipeline *p, const char *id, json_t *info, const float *centroid, vs_error *err) {
+    char *pl = json_dumps(info, JSON_COMPACT);
+    if (!pl) return vs_fail(err, VS_ERR_NOMEM, "identity %s", id);
+    vs_point pt = {id, centroid, pl};
+    vs_err rc = p->index->ops->upsert(p->index, VS_IDENTITIES_COLLECTION, &pt, 1, err);
+    free(pl);
+    return rc;
+}
+
+vs_err vs_identity_create(const vs_pipeline *p, const char *tenant, const char *name, char id_out[VS_UUID_STR],
+                          vs_error *err) {
+    if (!name || !*name || strlen(name) > 200) return vs_fail(err, VS_ERR_INVALID_ARG, "identity name must be 1..200 characters");
+    vs_err rc = ensure(p, err);
+    if (rc != VS_OK) return rc;
+    uint8_t rnd[16];
+    char hex[33];
+    if (vs_random_bytes(rnd, sizeof rnd) != 0) return vs_fail(err, VS_ERR_BACKEND, "identity: no randomness");
+    vs_hex(rnd, sizeof rnd, hex);
+    const char *parts[3] = {"visage-identity", tenant, hex};
+    vs_uuid_from(parts, 3, id_out);
+    int dim = vs_engine_embedding_dim(p->engine);
+    float *zero = vs_calloc((size_t)dim, sizeof(float)); /* no samples yet: scores 0 against everything */
+    json_t *info = json_pack("{s:s,s:s,s:s,s:i,s:[],s:I}", "tenant_id", tenant, "kind", "identity", "name", name, "n_samples", 0,
+                             "members", "created_at", (json_int_t)vs_wall_ms());
+    rc = zero && info ? store_identity(p, id_out, info, zero, err) : vs_fail(err, VS_ERR_NOMEM, "identity");
+    json_decref(info);
+    vs_free(zero);
+    return rc;
+}
+
+vs_err vs_identity_get(const vs_pipeline *p, const char *tenant, const char *id, json_t **info, float *centroid,
+                       vs_error *err) {
+    char *pl = NULL;
+    vs_err rc = p->index->ops->get(p->index, VS_IDENTITIES_COLLECTION, tenant, id, centroid, &pl, err);
+    if (rc != VS_OK) {
+        if (rc == VS_ERR_NOT_FOUND) vs_fail(err, VS_ERR_NOT_FOUND, "identity %s not found", id);
+        return rc;
+    }
+    json_t *o = json_loads(pl, 0, NULL);
+    vs_free(pl);
+    if (!o) return vs_fail(err, VS_ERR_CORRUPT, "identity %s: stored payload is not JSON", id);
+    if (info) *info = o;
+    else json_decref(o);
+    return VS_OK;
+}
+
+/* Recomputes the centroid of identity `id` from its member samples and stores it. */
+static vs_err recompute(const vs_pipeline *p, const char *tenant, const char *id, json_t *info, vs_error *err) {
+    int dim = vs_engine_embedding_dim(p->engine);
+    float *sum = vs_calloc((size_t)dim, sizeof(float)), *v = vs_malloc(sizeof(float) * (size_t)dim);
+    json_t *members = json_object_get(info, "members"), *kept = json_array();
+    vs_err rc = sum && v ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "identity %s", id);
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m) {
+        if (rc != VS_OK) break;
+        const char *sid = json_string_value(m);
+        vs_err g = sid ? p->index->ops->get(p->index, VS_IDENTITY_SAMPLES_COLLECTION, tenant, sid, v, NULL, err) : VS_ERR_NOT_FOUND;
+        if (g == VS_ERR_NOT_FOUND) continue; /* sample erased */
+        if (g != VS_OK) { rc = g; break; }
+        for (int d = 0; d < dim; d++) sum[d] += v[d];
+        json_array_append(kept, m);
+    }
+    if (rc == VS_OK) {
+        vs_l2_normalize(sum, dim);
+        json_object_set(info, "members", kept);
+        json_object_set_new(info, "n_samples", json_integer((json_int_t)json_array_size(kept)));
+        rc = store_identity(p, id, info, sum, err);
+    }
+    json_decref(kept);
+    vs_free(sum);
+    vs_free(v);
+    return rc;
+}
+
+vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *id, const vs_identity_sample *s, int n,
+                          int *n_samples, vs_error *err) {
+    json_t *info = NULL;
+    vs_err rc = vs_identity_get(p, tenant, id, &info, NULL, err);
+    if (rc != VS_OK) return rc;
+    json_t *members = json_object_get(info, "members");
+    if (json_array_size(members) + (size_t)n > VS_IDENTITY_MAX_SAMPLES) {
+        json_decref(info);
+        return vs_fail(err, VS_ERR_INVALID_ARG, "identity %s would exceed %d samples", id, VS_IDENTITY_MAX_SAMPLES);
+    }
+    for (int i = 0; i < n && rc == VS_OK; i++) {
+        char sid[VS_UUID_STR], idx[16];
+        snprintf(idx, sizeof idx, "%d", (int)json_array_size(members));
+        char hexv[65];
+        vs_sha256_hex(s[i].vector, sizeof(float) * (size_t)vs_engine_embedding_dim(p->engine), hexv);
+        const char *parts[4] = {"visage-sample", id, hexv, idx};
+        vs_uuid_from(parts, 4, sid);
+        json_t *pl = json_pack("{s:s,s:s,s:f}", "tenant_id", tenant, "identity_id", id, "quality_score", (double)s[i].quality);
+        if (s[i].face_id) json_object_set_new(pl, "face_id", json_string(s[i].face_id));
+        if (s[i].image_sha256) json_object_set_new(pl, "image_sha256", json_string(s[i].image_sha256));
+        char *pls = json_dumps(pl, JSON_COMPACT);
+        json_decref(pl);
+        vs_point pt = {sid, s[i].vector, pls};
+        rc = pls ? p->index->ops->upsert(p->index, VS_IDENTITY_SAMPLES_COLLECTION, &pt, 1, err) : vs_fail(err, VS_ERR_NOMEM, "sample");
+        free(pls);
+        if (rc == VS_OK) json_array_append_new(members, json_string(sid));
+    }
+    if (rc == VS_OK) rc = recompute(p, tenant, id, info, err);
+    if (rc == VS_OK && n_samples) *n_samples = (int)json_integer_value(json_object_get(info, "n_samples"));
+    json_decref(info);
+    return rc;
+}
+
+vs_err vs_identity_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
+    json_t *info = NULL;
+    vs_err rc = vs_identity_get(p, tenant, id, &info, NULL, err);
+    if (rc != VS_OK) return rc;
+    json_t *members = json_object_get(info, "members");
+    size_t n = json_array_size(members);
+    const char **ids = vs_calloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_array_get(members, i));
+    int64_t deleted = 0;
+    rc = ids ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "identity delete");
+    if (rc == VS_OK && n) rc = p->index->ops->delete_ids(p->index, VS_IDENTITY_SAMPLES_COLLECTION, tenant, ids, (int)n, &deleted, err);
+    const char *self[1] = {id};
+    if (rc == VS_OK) rc = p->index->ops->delete_ids(p->index, VS_IDENTITIES_COLLECTION, tenant, self, 1, &deleted, err);
+    vs_free(ids);
+    json_decref(info);
+    return rc;
+}
+
+static int list_one(void *ctx, const char *id, const float *vec, const char *payload) {
+    (void)vec;
+    json_t *pl = json_loads(payload, 0, NULL);
+    if (pl) json_array_append_new((json_t *)ctx, json_pack("{s:s,s:O,s:O}", "identity_id", id, "name", json_object_get(pl, "name"),
+                                                         "n_samples", json_object_get(pl, "n_samples")));
+    json_decref(pl);
+    return 0;
+}
+
+vs_err vs_identity_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err) {
+    vs_filter f = {.tenant_id = tenant};
+    char next[VS_POINT_ID_MAX] = "";
+    vs_err rc = VS_OK;
+    do {
+        char after[VS_POINT_ID_MAX];
+        snprintf(after, sizeof after, "%s", next);
+        rc = p->index->ops->scroll(p->index, VS_IDENTITIES_COLLECTION, &f, after[0] ? after : NULL, 256, list_one, arr, next, err);
+    } while (rc == VS_OK && next[0]);
+    return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
+}
+
+vs_err vs_identity_closest(const vs_pipeline *p, const char *tenant, const float *vec, int *found, char id[VS_POINT_ID_MAX],
+                           char name[256], float *similarity, vs_error *err) {
+    vs_filter f = {.tenant_id = tenant};
+    vs_hit *hits = NULL;
+    int n = 0;
+    *found = 0;
+    vs_err rc = p->index->ops->search(p->index, VS_IDENTITIES_COLLECTION, vec, &f, 1, -1.0f, &hits, &n, err);
+    if (rc == VS_ERR_NOT_FOUND) return VS_OK;
+    if (rc != VS_OK) return rc;
+    if (n > 0) {
+        json_t *pl = json_loads(hits[0].payload_json, 0, NULL);
+        if (json_integer_value(json_object_get(pl, "n_samples")) > 0) {
+            *found = 1;
+            snprintf(id, VS_POINT_ID_MAX, "%s", hits[0].id);
+            snprintf(name, 256, "%s", json_string_value(json_object_get(pl, "name")) ? json_string_value(json_object_get(pl, "name")) : "");
+            *similarity = hits[0].score;
+        }
+        json_decref(pl);
+    }
+    vs_hits_free(hits, n);
+    return VS_OK;
+}
+
+typedef struct forget_ctx {
+    const char *image_sha256, *face_id;
+    json_t *sample_ids, *identity_ids;
+} forget_ctx;
+
+static int collect_sample(void *ctx, const char *id, const float *vec, const char *payload) {
+    forget_ctx *c = ctx;
+    (void)vec;
+    json_t *pl = json_loads(payload, 0, NULL);
+    const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
+    const char *fid = json_string_value(json_object_get(pl, "face_id"));
+    if ((c->face_id && fid && !strcmp(fid, c->face_id)) || (c->image_sha256 && sha && !strcmp(sha, c->image_sha256))) {
+        json_array_append_new(c->sample_ids, json_string(id));
+        json_object_set_new(c->identity_ids, json_string_value(json_object_get(pl, "identity_id")), json_true());
+    }
+    json_decref(pl);
+    return 0;
+}
+
+vs_err vs_identity_forget(const vs_pipeline *p, const char *tenant, const char *image_sha256, const char *face_id,
+                          vs_error *err) {
+    forget_ctx c = {image_sha256, face_id, json_array(), json_object()};
+    vs_filter f = {.tenant_id = tenant};
+    char next[VS_POINT_ID_MAX] = "";
+    vs_err rc;
+    do { /* every sample of the tenant: erasure is rare, correctness first */
+        char after[VS_POINT_ID_MAX];
+        snprintf(after, sizeof after, "%s", next);
+        rc = p->index->ops->scroll(p->index, VS_IDENTITY_SAMPLES_COLLECTION, &f, after[0] ? after : NULL, 512, collect_sample,
+                                   &c, next, err);
+    } while (rc == VS_OK && next[0]);
+    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    size_t n = json_array_size(c.sample_ids);
+    if (rc == VS_OK && n > 0) {
+        const char **ids = vs_calloc(n, sizeof *ids);
+        int64_t deleted = 0;
+        for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_array_get(c.sample_ids, i));
+        rc = ids ? p->index->ops->delete_ids(p->index, VS_IDENTITY_SAMPLES_COLLECTION, tenant, ids, (int)n, &deleted, err)
+                 : vs_fail(err, VS_ERR_NOMEM, "forget");
+        vs_free(ids);
+        const char *iid;
+        json_t *v;
+        json_object_foreach(c.identity_ids, iid, v) {
+            json_t *info = NULL;
+            if (rc != VS_OK) break;
+            vs_err g = vs_identity_get(p, tenant, iid, &info, NULL, err);
+            if (g == VS_ERR_NOT_FOUND) continue;
+            rc = g == VS_OK ? recompute(p, tenant, iid, info, err) : g;
+            json_decref(info);
+        }
+    }
+    json_decref(c.sample_ids);
+    json_decref(c.identity_ids);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/* vs_identity.h - named identities of a tenant: enrolled samples (one
+ * embedding each, kept in identity_samples_v1) and their L2-normalised mean,
+ * the centroid, kept in identities_v1 and used by verify and identify.
+ * Erasing an image removes the samples that came from it and recomputes the
+ * centroids they were part of. */
+#ifndef VS_IDENTITY_H
+#define VS_IDENTITY_H
+
+#include <jansson.h>
+
+#include "vs_hash.h"
+#include "vs_pipeline.h"
+
+#define VS_IDENTITY_SAMPLES_COLLECTION "identity_samples_v1"
+#define VS_IDENTITY_MAX_SAMPLES 256
+
+/* One enrolment sample: an embedding and where it came from. */
+typedef struct vs_identity_sample {
+    const float *vector;
+    const char *face_id;        /* indexed face it came from, or NULL */
+    const char *image_sha256;   /* image it came from, or NULL */
+    float quality;
+} vs_identity_sample;
+
+vs_err vs_identity_create(const vs_pipeline *p, const char *tenant, const char *name, char id_out[VS_UUID_STR],
+                          vs_error *err);
+/* Adds samples and recomputes the centroid; *n_samples gets the new count. */
+vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *id, const vs_identity_sample *s, int n,
+                          int *n_samples, vs_error *err);
+/* The identity's payload (name, n_samples, members...) as a new JSON object,
+ * and its centroid (dim floats) if centroid is not NULL. */
+vs_err vs_identity_get(const vs_pipeline *p, const char *tenant, const char *id, json_t **info, float *centroid,
+                       vs_error *err);
+vs_err vs_identity_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
+/* Appends {identity_id, name, n_samples} of every identity to arr. */
+vs_err vs_identity_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err);
+/* The closest identity with at least one sample: id, name, similarity. *found = 0 when none. */
+vs_err vs_identity_closest(const vs_pipeline *p, const char *tenant, const float *vec, int *found,
+                           char id[VS_POINT_ID_MAX], char name[256], float *similarity, vs_error *err);
+/* Removes samples taken from this image (or this face when face_id is set)
+ * and recomputes the centroids they belonged to. */
+vs_err vs_identity_forget(const vs_pipeline *p, const char *tenant, const char *image_sha256, const char *face_id,
+                          vs_error *err);
+
+#endif

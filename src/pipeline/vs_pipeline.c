@@ -1,0 +1,354 @@
+/* vs_pipeline.c - process_image(): fetch the raw blob, decode, detect, align,
+ * score, hash, dedup, embed, save crops and thumbnails, upsert the points of
+ * the image in one batch, and leave a record of what was and was not indexed
+ * (with Rekognition-style reasons). Knows the backends only by interface. */
+#include "vs_pipeline.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+#include "vs_identity.h"
+#include "vs_phash.h"
+
+void vs_pipeline_cfg_default(vs_pipeline_cfg *c) {
+    c->near_dup_hamming = 6;
+    c->near_dup_cosine = 0.90f;
+    c->index_gate = VS_GATE_SEARCH;
+    c->max_faces = 32;
+    c->thumb_px = 320;
+    c->face_thumb_px = 112;
+    c->max_image_bytes = 64u << 20;
+    c->max_pixels = VS_IMAGE_DEFAULT_MAX_PIXELS;
+}
+
+void vs_raw_key(const char *tenant, const char *sha256, const char *ext, char *key, size_t cap) {
+    snprintf(key, cap, "%s/%s.%s", tenant, sha256, ext);
+}
+
+char *vs_ingest_msg_json(const vs_ingest_msg *m) {
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "tenant_id", m->tenant, "bucket", m->bucket, "key", m->key,
+                          "image_sha256", m->sha256);
+    if (!o) return NULL;
+    if (m->site[0]) json_object_set_new(o, "site", json_string(m->site));
+    if (m->source_url[0]) json_object_set_new(o, "source_url", json_string(m->source_url));
+    if (m->external_id[0]) json_object_set_new(o, "external_image_id", json_string(m->external_id));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* Copies JSON string field `k` of o into dst (cap bytes); 0 if absent. */
+static int get_str(json_t *o, const char *k, char *dst, size_t cap) {
+    const char *v = json_string_value(json_object_get(o, k));
+    dst[0] = '\0';
+    if (!v) return 0;
+    if (strlen(v) >= cap) return -1;
+    memcpy(dst, v, strlen(v) + 1);
+    return 1;
+}
+
+vs_err vs_ingest_msg_parse(const char *json, vs_ingest_msg *m, vs_error *err) {
+    memset(m, 0, sizeof *m);
+    json_error_t je;
+    json_t *o = json_loads(json, 0, &je);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return vs_fail(err, VS_ERR_CORRUPT, "queue message is not a JSON object: %s", je.text);
+    }
+    vs_err rc = VS_OK;
+    if (get_str(o, "tenant_id", m->tenant, sizeof m->tenant) != 1 || get_str(o, "bucket", m->bucket, sizeof m->bucket) != 1 ||
+        get_str(o, "key", m->key, sizeof m->key) != 1 || get_str(o, "image_sha256", m->sha256, sizeof m->sha256) != 1 ||
+        get_str(o, "site", m->site, sizeof m->site) < 0 || get_str(o, "source_url", m->source_url, sizeof m->source_url) < 0 ||
+        get_str(o, "external_image_id", m->external_id, sizeof m->external_id) < 0)
+        rc = vs_fail(err, VS_ERR_CORRUPT, "queue message: missing or oversized tenant_id/bucket/key/image_sha256");
+    json_decref(o);
+    return rc;
+}
+
+/* Encodes img as JPEG and stores it under bucket/key. */
+static vs_err put_jpeg(const vs_pipeline *p, const vs_image *img, const char *bucket, const char *key, vs_error *err) {
+    uint8_t *jpg = NULL;
+    size_t len = 0;
+    vs_err rc = vs_image_encode_jpeg(img, 88, &jpg, &len, err);
+    if (rc == VS_OK) rc = vs_store_put(p->store, bucket, key, jpg, len, "image/jpeg", err);
+    vs_free(jpg);
+    return rc;
+}
+
+/* Stores a thumbnail of img whose longest side is at most px. */
+static vs_err put_thumb(const vs_pipeline *p, const vs_image *img, int px, const char *bucket, const char *key,
+                        vs_error *err) {
+    int side = img->width > img->height ? img->width : img->height;
+    if (side <= px) return put_jpeg(p, img, bucket, key, err);
+    int w = (int)((long)img->width * px / side), h = (int)((long)img->height * px / side);
+    vs_image t = {0};
+    vs_err rc = vs_image_resize(img, w < 1 ? 1 : w, h < 1 ? 1 : h, &t, err);
+    if (rc == VS_OK) rc = put_jpeg(p, &t, bucket, key, err);
+    vs_image_free(&t);
+    return rc;
+}
+
+/* Writes the image record (status + JSON) and maps a catalog failure. */
+static vs_err put_record(const vs_pipeline *p, const vs_ingest_msg *m, vs_image_status st, json_t *rec, vs_error *err) {
+    char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    vs_err rc = vs_image_record_put(p->catalog, m->tenant, m->sha256, m->external_id[0] ? m->external_id : NULL, st, s, err);
+    free(s);
+    return rc;
+}
+
+/* Records a permanent failure (the image itself is bad): not retried. */
+static vs_err reject(const vs_pipeline *p, const vs_ingest_msg *m, const char *code, const vs_error *why,
+                     vs_process_result *result, vs_error *err) {
+    json_t *rec = json_pack("{s:s,s:s,s:{s:s,s:s}}", "image_sha256", m->sha256, "status", "failed", "error", "code",
+                            code, "message", why->msg);
+    vs_err rc = put_record(p, m, VS_IMG_FAILED, rec, err);
+    json_decref(rec);
+    *result = VS_PROCESS_REJECTED;
+    return rc;
+}
+
+static json_t *bbox_json(const vs_face_det *d) {
+    return json_pack("[ffff]", (double)d->x, (double)d->y, (double)d->w, (double)d->h);
+}
+
+static json_t *landmarks_json(const vs_face_det *d) {
+    json_t *a = json_array();
+    for (int i = 0; i < d->n_kp; i++) json_array_append_new(a, json_pack("[ff]", (double)d->kp[i][0], (double)d->kp[i][1]));
+    return a;
+}
+
+/* Id of an existing face of this tenant (from another image) that is a
+ * near-duplicate of f: very similar embedding AND close pHash. */
+static vs_err find_near_duplicate(const vs_pipeline *p, const vs_ingest_msg *m, const vs_face *f, char dup[VS_POINT_ID_MAX],
+                                  vs_error *err) {
+    vs_filter flt = {.tenant_id = m->tenant};
+    vs_hit *hits = NULL;
+    int n = 0;
+    dup[0] = '\0';
+    vs_err rc = p->index->ops->search(p->index, VS_FACES_COLLECTION, f->embedding, &flt, 5, p->cfg.near_dup_cosine,
+                                      &hits, &n, err);
+    if (rc != VS_OK) return rc;
+    for (int i = 0; i < n && !dup[0]; i++) {
+        json_t *pl = json_loads(hits[i].payload_json, 0, NULL);
+        const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
+        const char *ph = json_string_value(json_object_get(pl, "p_hash"));
+        if (sha && ph && strcmp(sha, m->sha256) != 0) {
+            uint64_t other = strtoull(ph, NULL, 16);
+            if (vs_hamming64(other, f->phash) <= p->cfg.near_dup_hamming) snprintf(dup, VS_POINT_ID_MAX, "%s", hits[i].id);
+        }
+        json_decref(pl);
+    }
+    vs_hits_free(hits, n);
+    return VS_OK;
+}
+
+/* Builds the payload of an indexed face. */
+static json_t *face_payload(const vs_ingest_msg *m, const vs_face *f, int i, const char *crop_key, const char *thumb_key,
+                            int64_t now) {
+    char ph[17];
+    vs_phash_hex(f->phash, ph);
+    json_t *o = json_pack("{s:s,s:s,s:i,s:o,s:o,s:s,s:s,s:s,s:s#,s:f,s:f,s:I,s:s}", "tenant_id", m->tenant,
+                          "image_sha256", m->sha256, "face_index", i, "bbox", bbox_json(&f->det), "landmarks",
+                          landmarks_json(&f->det), "crop_key", crop_key, "thumb_key", thumb_key, "p_hash", ph,
+                          "p_hash_prefix", ph, (int)4, "quality_score", (double)f->quality.score,
+                          "det_score", (double)f->det.score, "created_at", (json_int_t)now, "model",
+                          VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION);
+    if (o && m->site[0]) json_object_set_new(o, "site", json_string(m->site));
+    if (o && m->source_url[0]) json_object_set_new(o, "source_url", json_string(m->source_url));
+    return o;
+}
+
+typedef struct face_plan {
+    int index;             /* 1 = goes into the index */
+    const char *reason;    /* why not */
+    char dup_of[VS_POINT_ID_MAX];
+    char id[VS_UUID_STR];
+} face_plan;
+
+/* Decides per face: indexed, or not with a reason. Faces are considered best
+ * quality first, so EXCEEDS_MAX_FACES drops the worst ones. */
+static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_faces *faces, face_plan *plan,
+                         vs_error *err) {
+    const vs_quality_cfg *qc = &vs_engine_config(p->engine)->quality;
+    int *order = vs_malloc(sizeof(int) * (size_t)(faces->n ? faces->n : 1));
+    if (!order) return vs_fail(err, VS_ERR_NOMEM, "process: face order");
+    for (int i = 0; i < faces->n; i++) order[i] = i;
+    for (int i = 1; i < faces->n; i++) /* insertion sort by quality, descending */
+        for (int j = i; j > 0 && faces->faces[order[j]].quality.score > faces->faces[order[j - 1]].quality.score; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int kept = 0;
+    vs_err rc = VS_OK;
+    for (int k = 0; k < faces->n && rc == VS_OK; k++) {
+        int i = order[k];
+        const vs_face *f = &faces->faces[i];
+        face_plan *fp = &plan[i];
+        vs_face_id(m->tenant, m->sha256, i, fp->id);
+        fp->reason = vs_quality_reject_reason(qc, &f->quality, &f->det, p->cfg.index_gate);
+        if (!fp->reason && kept >= p->cfg.max_faces) fp->reason = "EXCEEDS_MAX_FACES";
+        if (!fp->reason) {
+            rc = find_near_duplicate(p, m, f, fp->dup_of, err);
+            if (fp->dup_of[0]) fp->reason = "DUPLICATE";
+        }
+        if (!fp->reason) {
+            fp->index = 1;
+            kept++;
+        }
+    }
+    vs_free(order);
+    return rc;
+}
+
+/* Saves crops and thumbnails of the indexed faces, then upserts them all in
+ * one batch; fills the record's face lists. */
+static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_faces *faces, const face_plan *plan,
+                          json_t *indexed, json_t *not_indexed, vs_error *err) {
+    int dim = vs_engine_embedding_dim(p->engine);
+    vs_point *pts = vs_calloc((size_t)(faces->n ? faces->n : 1), sizeof *pts);
+    char **payloads = vs_calloc((size_t)(faces->n ? faces->n : 1), sizeof *payloads);
+    int n = 0;
+    vs_err rc = (pts && payloads) ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "process: points");
+    int64_t now = vs_wall_ms();
+    for (int i = 0; i < faces->n && rc == VS_OK; i++) {
+        const vs_face *f = &faces->faces[i];
+        if (!plan[i].index) {
+            json_t *o = json_pack("{s:i,s:o,s:f,s:[s]}", "face_index", i, "bbox", bbox_json(&f->det), "quality_score",
+                                  (double)f->quality.score, "reasons", plan[i].reason);
+            if (plan[i].dup_of[0]) json_object_set_new(o, "duplicate_of", json_string(plan[i].dup_of));
+            json_array_append_new(not_indexed, o);
+            continue;
+        }
+        char crop_key[512], thumb_key[512];
+        snprintf(crop_key, sizeof crop_key, "%s/%s_face_%d.jpg", m->tenant, m->sha256, i);
+        snprintf(thumb_key, sizeof thumb_key, "%s/%s_face_%d_thumb.jpg", m->tenant, m->sha256, i);
+        rc = put_jpeg(p, &f->crop, "face-crops", crop_key, err);
+        if (rc == VS_OK) rc = put_thumb(p, &f->crop, p->cfg.face_thumb_px, "face-thumbs", thumb_key, err);
+        if (rc != VS_OK) break;
+        json_t *pl = face_payload(m, f, i, crop_key, thumb_key, now);
+        payloads[n] = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
+        json_decref(pl);
+        if (!payloads[n]) { rc = vs_fail(err, VS_ERR_NOMEM, "process: payload"); break; }
+        pts[n] = (vs_point){plan[i].id, f->embedding, payloads[n]};
+        n++;
+        json_array_append_new(indexed, json_pack("{s:s,s:i,s:o,s:f}", "face_id", plan[i].id, "face_index", i, "bbox",
+                                                 bbox_json(&f->det), "quality_score", (double)f->quality.score));
+    }
+    if (rc == VS_OK && n > 0) rc = p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, n, err);
+    (void)dim;
+    for (int i = 0; i < n; i++) free(payloads[i]);
+    vs_free(payloads);
+    vs_free(pts);
+    return rc;
+}
+
+vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_ingest_msg *m, vs_process_result *result,
+                        int *faces_indexed, vs_error *err) {
+    vs_image_status st;
+    *result = VS_PROCESSED;
+    if (faces_indexed) *faces_indexed = 0;
+    vs_err rc = vs_image_record_get(p->catalog, m->tenant, m->sha256, NULL, &st, NULL, NULL, err);
+    if (rc == VS_OK && st == VS_IMG_DONE) { /* step 6a: exact duplicate of this tenant */
+        *result = VS_PROCESS_DUPLICATE;
+        return VS_OK;
+    }
+    if (rc != VS_OK && rc != VS_ERR_NOT_FOUND) return rc;
+    if ((rc = put_record(p, m, VS_IMG_PROCESSING, NULL, err)) != VS_OK) return rc;
+
+    uint8_t *buf = NULL; /* step 1: fetch */
+    size_t len = 0;
+    vs_error why = {0};
+    rc = vs_store_get(p->store, m->bucket, m->key, p->cfg.max_image_bytes, &buf, &len, &why);
+    if (rc == VS_ERR_NOT_FOUND || rc == VS_ERR_TOO_LARGE) return reject(p, m, vs_err_name(rc), &why, result, err);
+    if (rc != VS_OK) {
+        *err = why;
+        return rc;
+    }
+    vs_image img = {0}; /* step 2: decode, EXIF-oriented */
+    vs_decode_opts dopt = {.max_pixels = p->cfg.max_pixels};
+    rc = vs_image_decode(buf, len, &dopt, &img, &why);
+    vs_free(buf);
+    if (rc != VS_OK) return reject(p, m, vs_err_name(rc), &why, result, err);
+
+    vs_faces faces = {0}; /* steps 3-7: detect, align, quality, pHash, embed */
+    face_plan *plan = NULL;
+    json_t *indexed = json_array(), *not_indexed = json_array();
+    rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
+    if (rc == VS_OK)
+        rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, vs_engine_embedding_dim(p->engine),
+                                              VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, err);
+    if (rc == VS_OK && !(plan = vs_calloc((size_t)(faces.n ? faces.n : 1), sizeof *plan)))
+        rc = vs_fail(err, VS_ERR_NOMEM, "process: plan");
+    if (rc == VS_OK) rc = plan_faces(p, m, &faces, plan, err);
+    if (rc == VS_OK) { /* step 8: image thumbnail */
+        char tk[512];
+        snprintf(tk, sizeof tk, "%s/%s_thumb.jpg", m->tenant, m->sha256);
+        rc = put_thumb(p, &img, p->cfg.thumb_px, "thumbnails", tk, err);
+    }
+    if (rc == VS_OK) rc = index_faces(p, m, &faces, plan, indexed, not_indexed, err); /* steps 8-10 */
+    if (rc == VS_OK) {
+        json_t *rec = json_pack("{s:s,s:s,s:i,s:i,s:i,s:O,s:O,s:s,s:I}", "image_sha256", m->sha256, "status", "done",
+                                "width", img.width, "height", img.height, "faces_found", faces.n, "faces_indexed", indexed,
+                                "faces_not_indexed", not_indexed, "model", VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION,
+                                "processed_at", (json_int_t)vs_wall_ms());
+        if (m->site[0]) json_object_set_new(rec, "site", json_string(m->site));
+        if (m->source_url[0]) json_object_set_new(rec, "source_url", json_string(m->source_url));
+        if (m->external_id[0]) json_object_set_new(rec, "external_image_id", json_string(m->external_id));
+        rc = put_record(p, m, VS_IMG_DONE, rec, err);
+        json_decref(rec);
+        if (faces_indexed) *faces_indexed = (int)json_array_size(indexed);
+    }
+    json_decref(indexed);
+    json_decref(not_indexed);
+    vs_free(plan);
+    vs_faces_free(&faces);
+    vs_image_free(&img);
+    return rc;
+}
+
+typedef struct del_ctx {
+    const vs_pipeline *p;
+    const char *bucket;
+    vs_err rc;
+    vs_error *err;
+} del_ctx;
+
+static int delete_listed(void *ctx, const char *key, size_t size) {
+    del_ctx *d = ctx;
+    (void)size;
+    d->rc = vs_store_del(d->p->store, d->bucket, key, d->err);
+    return d->rc != VS_OK;
+}
+
+/* Deletes every key of bucket that starts with prefix. */
+static vs_err delete_prefix(const vs_pipeline *p, const char *bucket, const char *prefix, vs_error *err) {
+    del_ctx d = {p, bucket, VS_OK, err};
+    vs_err rc = p->store->ops->list(p->store, bucket, prefix, delete_listed, &d, err);
+    return rc != VS_OK ? rc : d.rc;
+}
+
+vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int64_t *faces_deleted,
+                      vs_error *err) {
+    vs_filter f = {.tenant_id = tenant, .image_sha256 = sha256};
+    int64_t n = 0;
+    char prefix[512];
+    vs_err rc = p->index->ops->delete_filter(p->index, VS_FACES_COLLECTION, &f, &n, err);
+    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
+    snprintf(prefix, sizeof prefix, "%s/%s_face_", tenant, sha256);
+    if (rc == VS_OK) rc = delete_prefix(p, "face-crops", prefix, err);
+    if (rc == VS_OK) rc = delete_prefix(p, "face-thumbs", prefix, err);
+    snprintf(prefix, sizeof prefix, "%s/%s_thumb", tenant, sha256);
+    if (rc == VS_OK) rc = delete_prefix(p, "thumbnails", prefix, err);
+    snprintf(prefix, sizeof prefix, "%s/%s.", tenant, sha256);
+    if (rc == VS_OK) rc = delete_prefix(p, "raw-images", prefix, err);
+    if (rc == VS_OK) rc = vs_identity_forget(p, tenant, sha256, NULL, err);
+    if (rc == VS_OK) rc = vs_image_record_delete(p->catalog, tenant, sha256, err);
+    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    if (faces_deleted) *faces_deleted = n;
+    return rc;
+}

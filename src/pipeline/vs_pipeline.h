@@ -1,0 +1,77 @@
+/* vs_pipeline.h - process_image(): the ten steps of DESIGN.md for one queued
+ * message, through the store, index and catalog interfaces only.
+ *
+ * Idempotent: point ids derive from (tenant, image_sha256, face_index) and
+ * file names from the same, so processing a message twice (a worker died
+ * before its ack) overwrites the same points and files. */
+#ifndef VS_PIPELINE_H
+#define VS_PIPELINE_H
+
+#include "vs_catalog.h"
+#include "vs_engine.h"
+#include "vs_index.h"
+#include "vs_store.h"
+
+#define VS_FACES_COLLECTION "faces_v1"
+#define VS_IDENTITIES_COLLECTION "identities_v1"
+
+typedef struct vs_pipeline_cfg {
+    int near_dup_hamming;      /* pHash distance at or below which a face is a near-duplicate (6) */
+    float near_dup_cosine;     /* ... and embedding similarity at or above (0.90) */
+    vs_gate index_gate;        /* quality gate for indexing (SEARCH) */
+    int max_faces;             /* faces indexed per image, best quality first (32) */
+    int thumb_px;              /* image thumbnail longest side (320) */
+    int face_thumb_px;         /* face thumbnail side (112) */
+    size_t max_image_bytes;    /* largest raw image read from the store (64 MiB) */
+    size_t max_pixels;         /* decode budget (50 MP) */
+} vs_pipeline_cfg;
+
+void vs_pipeline_cfg_default(vs_pipeline_cfg *cfg);
+
+/* What a worker needs; all borrowed, all thread-safe. */
+typedef struct vs_pipeline {
+    vs_store *store;
+    vs_index *index;
+    vs_catalog *catalog;
+    const vs_engine *engine;
+    vs_pipeline_cfg cfg;
+} vs_pipeline;
+
+/* The queued message (JSON in the queue). */
+typedef struct vs_ingest_msg {
+    char tenant[VS_TENANT_MAX];
+    char bucket[64];
+    char key[512];
+    char sha256[65];
+    char site[256];
+    char source_url[2048];
+    char external_id[256];
+} vs_ingest_msg;
+
+/* JSON text of msg (caller frees with free()) / parse JSON into msg. */
+char *vs_ingest_msg_json(const vs_ingest_msg *msg);
+vs_err vs_ingest_msg_parse(const char *json, vs_ingest_msg *msg, vs_error *err);
+
+/* Outcome of one process_image call. */
+typedef enum vs_process_result {
+    VS_PROCESSED = 0,        /* record written, points upserted */
+    VS_PROCESS_DUPLICATE,    /* this tenant already has this image: nothing redone */
+    VS_PROCESS_REJECTED,     /* permanent failure (not an image...): record says why, do not retry */
+} vs_process_result;
+
+/* Processes one message. Returns VS_OK with *result for processed,
+ * duplicate and rejected images (ack them); any other error is transient
+ * (store or index down...) and the message should be retried. */
+vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_ingest_msg *msg,
+                        vs_process_result *result, int *faces_indexed, vs_error *err);
+
+/* Raw image bucket/key of an image: raw-images/{tenant}/{sha256}.{ext}. */
+void vs_raw_key(const char *tenant, const char *sha256, const char *ext, char *key, size_t cap);
+
+/* Removes every trace of an image of a tenant: its points, crops, thumbs,
+ * raw file, record, and identity samples taken from it (centroids are
+ * recomputed). *faces_deleted may be NULL. */
+vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int64_t *faces_deleted,
+                      vs_error *err);
+
+#endif

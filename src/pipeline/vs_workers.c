@@ -1,0 +1,155 @@
+/* vs_workers.c - the pipeline's worker threads.
+ *
+ * Threading: each thread owns one vs_engine_worker (its XNNPACK runtimes and
+ * scratch) and never shares it; the engine, store, index, catalog and queue
+ * are thread-safe by contract. The only shared state here is the stats
+ * block, under `mu`, and the `stopping` flag (atomic). A message is acked
+ * only after vs_process_image has written its points and record, so a thread
+ * or process that dies mid-way leaves the message leased; the queue
+ * delivers it again after the visibility timeout and the deterministic ids
+ * make the second run overwrite the first. Transient errors are nacked with
+ * a growing delay; the queue dead-letters a message after max_attempts.
+ * Rejected one-thread-per-request designs: a pool sized to the cores keeps
+ * one runtime per core busy and memory bounded. */
+#include "vs_workers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+
+#define MAX_WORKERS 64
+
+struct vs_workers {
+    const vs_pipeline *p;
+    vs_queue *q;
+    int n;
+    pthread_t threads[MAX_WORKERS];
+    vs_engine_worker *engines[MAX_WORKERS];
+    atomic_int stopping;
+    pthread_mutex_t mu;
+    vs_worker_stats stats;
+};
+
+static void record(vs_workers *w, vs_process_result r, vs_err rc, int faces, int64_t ms) {
+    static const int64_t bounds[7] = {50, 100, 250, 500, 1000, 2500, 5000};
+    pthread_mutex_lock(&w->mu);
+    if (rc != VS_OK) w->stats.failed++;
+    else if (r == VS_PROCESS_DUPLICATE) w->stats.duplicates++;
+    else if (r == VS_PROCESS_REJECTED) w->stats.rejected++;
+    else w->stats.processed++;
+    w->stats.faces_indexed += faces;
+    w->stats.latency_ms_sum += ms;
+    int b = 0;
+    while (b < 7 && ms > bounds[b]) b++;
+    w->stats.latency_hist[b]++;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Handles one leased message: parse, process, ack or nack. */
+static void handle(vs_workers *w, vs_engine_worker *ew, const vs_msg *msg) {
+    vs_ingest_msg m;
+    vs_error err = {0};
+    vs_process_result r = VS_PROCESSED;
+    int faces = 0;
+    int64_t t0 = vs_now_ms();
+    pthread_mutex_lock(&w->mu);
+    w->stats.busy++;
+    pthread_mutex_unlock(&w->mu);
+    vs_err rc = vs_ingest_msg_parse(msg->body, &m, &err);
+    if (rc == VS_OK) rc = vs_process_image(w->p, ew, &m, &r, &faces, &err);
+    vs_error qerr = {0};
+    if (rc == VS_OK || rc == VS_ERR_CORRUPT) {
+        /* done, or a message no retry can fix: ack (a corrupt message was
+         * logged; the record, if any, says why) */
+        if (rc != VS_OK) fprintf(stderr, "visage: worker: message %lld dropped: %s\n", (long long)msg->id, err.msg);
+        if (w->q->ops->ack(w->q, msg->id, &qerr) != VS_OK)
+            fprintf(stderr, "visage: worker: ack %lld: %s\n", (long long)msg->id, qerr.msg);
+    } else {
+        int64_t retry = 1000LL << (msg->attempts < 6 ? msg->attempts : 6);
+        fprintf(stderr, "visage: worker: message %lld (attempt %d) failed, will retry: %s\n", (long long)msg->id,
+                msg->attempts, err.msg);
+        if (w->q->ops->nack(w->q, msg->id, err.msg, retry, &qerr) != VS_OK)
+            fprintf(stderr, "visage: worker: nack %lld: %s\n", (long long)msg->id, qerr.msg);
+    }
+    pthread_mutex_lock(&w->mu);
+    w->stats.busy--;
+    pthread_mutex_unlock(&w->mu);
+    record(w, r, rc, faces, vs_now_ms() - t0);
+}
+
+typedef struct thread_arg {
+    vs_workers *w;
+    int i;
+} thread_arg;
+
+static void *worker_main(void *arg) {
+    vs_workers *w = ((thread_arg *)arg)->w;
+    int i = ((thread_arg *)arg)->i;
+    vs_free(arg);
+    while (!atomic_load(&w->stopping)) {
+        vs_msg msg = {0};
+        vs_error err = {0};
+        vs_err rc = w->q->ops->pop(w->q, 500, &msg, &err);
+        if (rc == VS_ERR_NOT_FOUND) continue;
+        if (rc != VS_OK) {
+            fprintf(stderr, "visage: worker: queue: %s\n", err.msg);
+            usleep(200 * 1000);
+            continue;
+        }
+        handle(w, w->engines[i], &msg);
+        vs_msg_free(&msg);
+    }
+    return NULL;
+}
+
+vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err) {
+    *out = NULL;
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > MAX_WORKERS) n = MAX_WORKERS;
+    vs_workers *w = vs_calloc(1, sizeof *w);
+    if (!w) return vs_fail(err, VS_ERR_NOMEM, "workers");
+    w->p = p;
+    w->q = q;
+    pthread_mutex_init(&w->mu, NULL);
+    vs_err rc = VS_OK;
+    for (int i = 0; i < n && rc == VS_OK; i++) rc = vs_engine_worker_new(p->engine, &w->engines[i], err);
+    for (int i = 0; i < n && rc == VS_OK; i++) {
+        thread_arg *a = vs_malloc(sizeof *a);
+        if (!a) { rc = vs_fail(err, VS_ERR_NOMEM, "workers"); break; }
+        *a = (thread_arg){w, i};
+        if (pthread_create(&w->threads[i], NULL, worker_main, a) != 0) {
+            vs_free(a);
+            rc = vs_fail(err, VS_ERR_BACKEND, "workers: cannot start thread %d", i);
+            break;
+        }
+        w->n = i + 1;
+    }
+    if (rc != VS_OK) {
+        vs_workers_stop(w);
+        return rc;
+    }
+    *out = w;
+    return VS_OK;
+}
+
+void vs_workers_stop(vs_workers *w) {
+    if (!w) return;
+    atomic_store(&w->stopping, 1);
+    if (w->q) w->q->ops->wake(w->q);
+    for (int i = 0; i < w->n; i++) pthread_join(w->threads[i], NULL);
+    for (int i = 0; i < MAX_WORKERS; i++) vs_engine_worker_free(w->engines[i]);
+    pthread_mutex_destroy(&w->mu);
+    vs_free(w);
+}
+
+void vs_workers_stats(vs_workers *w, vs_worker_stats *out) {
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->mu);
+}

@@ -1,0 +1,31 @@
+/* vs_workers.h - the worker pool of `visage serve` / `visage worker`: N
+ * threads, each with its own engine worker (network runtimes), taking
+ * messages from the queue and running vs_process_image on them. */
+#ifndef VS_WORKERS_H
+#define VS_WORKERS_H
+
+#include <stdint.h>
+
+#include "vs_pipeline.h"
+#include "vs_queue.h"
+
+typedef struct vs_workers vs_workers;
+
+typedef struct vs_worker_stats {
+    int64_t processed, duplicates, rejected, failed, faces_indexed;
+    int64_t busy;              /* messages being processed now */
+    int64_t latency_ms_sum;
+    int64_t latency_hist[8];   /* process time buckets: <=50,100,250,500,1000,2500,5000,+Inf ms */
+} vs_worker_stats;
+
+/* Starts n threads (n <= 0: one per core). The pipeline and queue are
+ * borrowed and must outlive the pool. */
+vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err);
+
+/* Stops taking work, lets in-flight messages finish (or be redelivered
+ * later if the process dies), joins the threads and frees the pool. */
+void vs_workers_stop(vs_workers *w);
+
+void vs_workers_stats(vs_workers *w, vs_worker_stats *out);
+
+#endif

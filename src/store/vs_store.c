@@ -1,0 +1,49 @@
+/* vs_store.c - the store front door: picks a backend from the URL and checks
+ * every bucket and key before a backend sees it, so that no backend has to
+ * think about "..", absolute paths or control characters on its own. */
+#include "vs_store.h"
+
+#include <string.h>
+
+#include "vs_store_internal.h"
+
+#define KEY_MAX 512
+
+/* 1 when the n bytes at seg are "." or "..": path segments that would climb
+ * or alias on a filesystem. */
+static int is_dot_segment(const char *seg, size_t n) {
+    return (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.');
+}
+
+int vs_store_key_ok(const char *key) {
+    if (!key) return 0;
+    size_t n = strlen(key);
+    if (n == 0 || n > KEY_MAX || key[0] == '/') return 0;
+    /* Walk the '/'-separated segments: none empty ("a//b", "a/" would alias
+     * "a/b" and name a directory), none "." or "..". */
+    size_t seg = 0;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (i == n || c == '/') {
+            if (i == seg || is_dot_segment(key + seg, i - seg)) return 0;
+            seg = i + 1;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f || c == '\\') return 0;
+    }
+    return 1;
+}
+
+vs_err vs_store_open(const char *url, vs_store **out, vs_error *err) {
+    *out = NULL;
+    if (!url || !url[0]) return vs_fail(err, VS_ERR_INVALID_ARG, "store: empty URL (want file://DIR)");
+    if (!strncmp(url, "file://", 7)) {
+        const char *dir = url + 7; /* "file:///abs" -> "/abs", "file://rel" -> "rel" */
+        if (!dir[0]) return vs_fail(err, VS_ERR_INVALID_ARG, "store %s: no directory after file://", url);
+        return vs_store_fs_open(dir, out, err);
+    }
+    const char *colon = strstr(url, "://");
+    int scheme_len = colon ? (int)(colon - url) : (int)strlen(url);
+    return vs_fail(err, VS_ERR_UNSUPPORTED, "store %s: scheme \"%.*s\" is not supported (want file://DIR)", url,
+                   scheme_len > 32 ? 32 : scheme_len, url);
+}

@@ -1,0 +1,115 @@
+'use strict';
+// Test helpers: start/stop `visage serve` on a free loopback port, HTTP
+// calls with an API key, the shared photos, OpenAPI response validation.
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..', '..');
+const BIN = process.env.VISAGE_BIN || path.join(ROOT, 'build', 'visage');
+const FACES = path.join(ROOT, '..', 'shared', 'data', 'faces');
+const MODELS = process.env.VISAGE_MODELS || path.join(ROOT, 'models');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+
+function tmpDir(tag) { return fs.mkdtempSync(path.join(os.tmpdir(), 'visage-' + tag + '-')); }
+
+function createTenant(dataDir, name) {
+  const out = execFileSync(BIN, ['tenant', 'create', name, '--data', dataDir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return JSON.parse(out).api_key;
+}
+
+async function startServer(dataDir, extraEnv = {}) {
+  const port = await freePort();
+  const log = [];
+  const proc = spawn(BIN, ['serve', '--data', dataDir, '--listen', '127.0.0.1:' + port], {
+    env: { ...process.env, VISAGE_MODELS: MODELS, ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr.on('data', (d) => log.push(String(d)));
+  const base = 'http://127.0.0.1:' + port;
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error('server exited: ' + log.join(''));
+    try { const r = await fetch(base + '/healthz'); if (r.ok) return { proc, base, port, log }; } catch (e) { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill('SIGKILL');
+  throw new Error('server did not start: ' + log.join(''));
+}
+
+async function stopServer(s, signal = 'SIGTERM') {
+  if (!s || s.proc.exitCode !== null) return;
+  const done = new Promise((r) => s.proc.once('exit', r));
+  s.proc.kill(signal);
+  await done;
+}
+
+async function api(s, method, p, { key, json, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (key) h.Authorization = 'Bearer ' + key;
+  let b = body;
+  if (json !== undefined) { h['Content-Type'] = 'application/json'; b = JSON.stringify(json); }
+  const r = await fetch(s.base + p, { method, headers: h, body: b });
+  const text = await r.text();
+  let data = null;
+  try { data = JSON.parse(text); } catch (e) { data = text; }
+  return { status: r.status, data, headers: r.headers };
+}
+
+function b64(file) { return fs.readFileSync(file).toString('base64'); }
+
+function walk(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(path.join(dir, e.name)) : /\.(jpe?g|png)$/i.test(e.name) ? [path.join(dir, e.name)] : []).sort();
+}
+
+async function waitDone(s, key, shas, timeoutMs = 180000) {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(shas);
+  const records = {};
+  while (pending.size && Date.now() < deadline) {
+    for (const sha of [...pending]) {
+      const r = await api(s, 'GET', '/api/v1/images/' + sha, { key });
+      if (r.status === 200 && (r.data.status === 'done' || r.data.status === 'failed')) { records[sha] = r.data; pending.delete(sha); }
+    }
+    if (pending.size) await new Promise((r) => setTimeout(r, 250));
+  }
+  if (pending.size) throw new Error(pending.size + ' images not processed in time');
+  return records;
+}
+
+// OpenAPI: validate a response body against docs/openapi.yaml
+let ajv = null;
+function validator() {
+  if (ajv) return ajv;
+  const YAML = require('yaml');
+  const Ajv = require('ajv');
+  const doc = YAML.parse(fs.readFileSync(path.join(ROOT, 'docs', 'openapi.yaml'), 'utf8'));
+  ajv = new Ajv({ strict: false, allErrors: true });
+  ajv.addSchema(doc, 'openapi');
+  return ajv;
+}
+function escapePtr(s) { return s.replace(/~/g, '~0').replace(/\//g, '~1'); }
+// Asserts `data` matches the documented response of `method path` with `status`.
+function checkOpenapi(method, docPath, status, data, ctype = 'application/json') {
+  const v = validator();
+  const doc = v.getSchema('openapi').schema;
+  const op = doc.paths[docPath] && doc.paths[docPath][method.toLowerCase()];
+  if (!op) throw new Error('openapi.yaml has no ' + method + ' ' + docPath);
+  let resp = op.responses[String(status)];
+  if (!resp) throw new Error('openapi.yaml: ' + method + ' ' + docPath + ' does not document status ' + status);
+  let ptr = 'openapi#/paths/' + escapePtr(docPath) + '/' + method.toLowerCase() + '/responses/' + status;
+  if (resp.$ref) { ptr = 'openapi' + resp.$ref; resp = resp.$ref.split('/').slice(1).reduce((o, k) => o[k], doc); }
+  if (!resp.content) return;
+  const validate = v.getSchema(ptr + '/content/' + escapePtr(ctype) + '/schema');
+  if (!validate(data)) throw new Error(method + ' ' + docPath + ' ' + status + ' does not match openapi.yaml: ' + v.errorsText(validate.errors));
+}
+
+module.exports = { ROOT, BIN, FACES, MODELS, freePort, tmpDir, createTenant, startServer, stopServer, api, b64, walk, waitDone, checkOpenapi };

@@ -1,0 +1,362 @@
+/* test_catalog.c - the embedded catalog: tenants and hashed API keys, image
+ * records (by sha256 and by external id, kept fields, tenant scoping),
+ * persistence across reopen and refusal of foreign or newer files. Each test
+ * works in its own temporary data dir. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vs_alloc.h"
+#include "vs_catalog.h"
+#include "vs_err.h"
+#include "vs_hash.h"
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+typedef struct fixture {
+    char dir[64];
+    char db[128];
+    vs_catalog *c;
+} fixture;
+
+/* Makes a fresh data dir and opens a catalog in it. */
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/vs_catalog_XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    snprintf(f->db, sizeof f->db, "%s/catalog.db", f->dir);
+    vs_error e = {0};
+    if (vs_catalog_open(f->dir, &f->c, &e) != VS_OK) {
+        fprintf(stderr, "open: %s\n", e.msg);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+/* Removes the catalog files and the data dir. */
+static int teardown(void **state) {
+    fixture *f = *state;
+    char p[160];
+    vs_catalog_close(f->c);
+    const char *suffix[] = {"", "-wal", "-shm", "-journal"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", f->db, suffix[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void test_tenant_key_format_and_lookup(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char key[VS_API_KEY_MAX], key2[VS_API_KEY_MAX], tenant[VS_TENANT_MAX];
+    assert_int_equal(vs_tenant_count(f->c), 0);
+    assert_int_equal(vs_tenant_create(f->c, "acme", key, &e), VS_OK);
+    assert_int_equal(strlen(key), 4 + 48);
+    assert_memory_equal(key, "vsk_", 4);
+    for (int i = 4; i < 52; i++) assert_non_null(strchr("0123456789abcdef", key[i]));
+    assert_int_equal(vs_tenant_create(f->c, "beta.co-2_x", key2, &e), VS_OK);
+    assert_string_not_equal(key, key2);
+    assert_int_equal(vs_tenant_count(f->c), 2);
+
+    assert_int_equal(vs_tenant_for_key(f->c, key, tenant, &e), VS_OK);
+    assert_string_equal(tenant, "acme");
+    assert_int_equal(vs_tenant_for_key(f->c, key2, tenant, &e), VS_OK);
+    assert_string_equal(tenant, "beta.co-2_x");
+
+    char wrong[VS_API_KEY_MAX];
+    strcpy(wrong, key);
+    wrong[10] = wrong[10] == '0' ? '1' : '0';
+    assert_int_equal(vs_tenant_for_key(f->c, wrong, tenant, &e), VS_ERR_NOT_FOUND);
+    assert_string_equal(tenant, "");
+    assert_int_equal(vs_tenant_for_key(f->c, "", tenant, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_tenant_for_key(f->c, "vsk_", tenant, &e), VS_ERR_NOT_FOUND);
+}
+
+/* Only the SHA-256 of a key is on disk, never the key itself. */
+static void test_only_key_hash_is_stored(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
+    assert_int_equal(vs_tenant_create(f->c, "acme", key, &e), VS_OK);
+    vs_sha256_hex(key, strlen(key), hash);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT key_sha256, tenant_id FROM api_keys", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), hash);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), "acme");
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    struct stat sb;
+    assert_int_equal(stat(f->db, &sb), 0);
+    assert_int_equal(sb.st_mode & 077, 0);
+}
+
+static void test_duplicate_and_bad_names_rejected(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char key[VS_API_KEY_MAX];
+    assert_int_equal(vs_tenant_create(f->c, "acme", key, &e), VS_OK);
+    assert_int_equal(vs_tenant_create(f->c, "acme", key, &e), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(e.msg, "already exists"));
+    assert_string_equal(key, "");
+    assert_int_equal(vs_tenant_count(f->c), 1);
+
+    char long_ok[64], too_long[65];
+    memset(long_ok, 'a', 63);
+    long_ok[63] = '\0';
+    memset(too_long, 'b', 64);
+    too_long[64] = '\0';
+    const char *bad[] = {"", "a b", "a/b", "../x", "ténant", "a;DROP", "x\n", too_long};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        vs_error_clear(&e);
+        assert_int_equal(vs_tenant_create(f->c, bad[i], key, &e), VS_ERR_INVALID_ARG);
+        assert_non_null(strstr(e.msg, "[A-Za-z0-9_.-]"));
+    }
+    assert_int_equal(vs_tenant_create(f->c, NULL, key, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_tenant_create(f->c, long_ok, key, &e), VS_OK);
+    assert_int_equal(vs_tenant_count(f->c), 2);
+}
+
+static void test_image_records(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_image_status st;
+    char *json = NULL, sha[65];
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, &json, sha, &e), VS_ERR_NOT_FOUND);
+    assert_null(json);
+
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, "ext-1", VS_IMG_QUEUED, NULL, &e), VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, &json, sha, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_QUEUED);
+    assert_null(json); /* none stored yet */
+    assert_string_equal(sha, SHA_A);
+
+    /* update: NULL external_id keeps "ext-1", JSON is set */
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, NULL, VS_IMG_DONE, "{\"faces\":2}", &e), VS_OK);
+    memset(sha, 0, sizeof sha);
+    assert_int_equal(vs_image_record_get(f->c, "acme", NULL, "ext-1", &st, &json, sha, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_DONE);
+    assert_string_equal(json, "{\"faces\":2}");
+    assert_string_equal(sha, SHA_A);
+    vs_free(json);
+    json = NULL;
+
+    /* NULL record_json keeps the stored JSON; status still changes */
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, NULL, VS_IMG_PROCESSING, NULL, &e), VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, &json, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_PROCESSING);
+    assert_string_equal(json, "{\"faces\":2}");
+    vs_free(json);
+    json = NULL;
+
+    /* a new external_id replaces the old one */
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, "ext-2", VS_IMG_DONE, NULL, &e), VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "acme", NULL, "ext-1", &st, NULL, NULL, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_image_record_get(f->c, "acme", NULL, "ext-2", &st, NULL, sha, &e), VS_OK);
+    assert_string_equal(sha, SHA_A);
+
+    /* status and outputs may be NULL */
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, NULL, NULL, NULL, &e), VS_OK);
+    assert_string_equal(vs_image_status_name(VS_IMG_FAILED), "failed");
+    assert_string_equal(vs_image_status_name(VS_IMG_QUEUED), "queued");
+}
+
+static void test_record_args_checked(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    assert_int_equal(vs_image_record_put(f->c, "acme", "abc", NULL, VS_IMG_DONE, NULL, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_record_put(f->c, "acme", NULL, NULL, VS_IMG_DONE, NULL, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_record_put(f->c, "acme", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL,
+                                         VS_IMG_DONE, NULL, &e),
+                     VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_record_put(f->c, "a/b", SHA_A, NULL, VS_IMG_DONE, NULL, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, NULL, (vs_image_status)9, NULL, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_record_get(f->c, "acme", NULL, NULL, NULL, NULL, NULL, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_record_get(f->c, NULL, SHA_A, NULL, NULL, NULL, NULL, &e), VS_ERR_INVALID_ARG);
+}
+
+/* Tenant B sees nothing of tenant A: not by sha, not by external id, and
+ * cannot delete or overwrite it. */
+static void test_tenant_scoping(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_image_status st;
+    char *json = NULL;
+    assert_int_equal(vs_image_record_put(f->c, "tenant-a", SHA_A, "shared-ext", VS_IMG_DONE, "{\"owner\":\"a\"}", &e),
+                     VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "tenant-b", SHA_A, NULL, &st, &json, NULL, &e), VS_ERR_NOT_FOUND);
+    assert_null(json);
+    assert_int_equal(vs_image_record_get(f->c, "tenant-b", NULL, "shared-ext", &st, &json, NULL, &e),
+                     VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_image_record_delete(f->c, "tenant-b", SHA_A, &e), VS_ERR_NOT_FOUND);
+
+    /* the same image in tenant B is a separate record */
+    assert_int_equal(vs_image_record_put(f->c, "tenant-b", SHA_A, "shared-ext", VS_IMG_FAILED, "{\"owner\":\"b\"}", &e),
+                     VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "tenant-a", NULL, "shared-ext", &st, &json, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_DONE);
+    assert_string_equal(json, "{\"owner\":\"a\"}");
+    vs_free(json);
+    assert_int_equal(vs_image_record_get(f->c, "tenant-b", SHA_A, NULL, &st, &json, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_FAILED);
+    assert_string_equal(json, "{\"owner\":\"b\"}");
+    vs_free(json);
+}
+
+static void test_delete(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, "x", VS_IMG_DONE, "{}", &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_B, "y", VS_IMG_DONE, "{}", &e), VS_OK);
+    assert_int_equal(vs_image_record_delete(f->c, "acme", SHA_A, &e), VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, NULL, NULL, NULL, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_image_record_get(f->c, "acme", NULL, "x", NULL, NULL, NULL, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_B, NULL, NULL, NULL, NULL, &e), VS_OK);
+    assert_int_equal(vs_image_record_delete(f->c, "acme", SHA_A, &e), VS_ERR_NOT_FOUND);
+}
+
+static void test_persists_across_reopen(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char key[VS_API_KEY_MAX], tenant[VS_TENANT_MAX], *json = NULL;
+    vs_image_status st;
+    assert_int_equal(vs_tenant_create(f->c, "acme", key, &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, "ext", VS_IMG_DONE, "{\"n\":1}", &e), VS_OK);
+    vs_catalog_close(f->c);
+    f->c = NULL;
+    assert_int_equal(vs_catalog_open(f->dir, &f->c, &e), VS_OK);
+    assert_int_equal(vs_tenant_count(f->c), 1);
+    assert_int_equal(vs_tenant_for_key(f->c, key, tenant, &e), VS_OK);
+    assert_string_equal(tenant, "acme");
+    assert_int_equal(vs_image_record_get(f->c, "acme", NULL, "ext", &st, &json, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_DONE);
+    assert_string_equal(json, "{\"n\":1}");
+    vs_free(json);
+}
+
+/* Opens the catalog file of f with plain SQLite and runs sql. */
+static void raw_exec(const fixture *f, const char *sql) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_garbage_file_refused(void **state) {
+    fixture *f = *state;
+    vs_catalog_close(f->c);
+    f->c = NULL;
+    char p[160];
+    snprintf(p, sizeof p, "%s-wal", f->db);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", f->db);
+    unlink(p);
+    FILE *fp = fopen(f->db, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 4096; i++) fputc("not a database at all\n"[i % 22], fp);
+    fclose(fp);
+    vs_error e = {0};
+    vs_catalog *c = (vs_catalog *)1;
+    assert_int_equal(vs_catalog_open(f->dir, &c, &e), VS_ERR_BACKEND);
+    assert_null(c);
+    assert_non_null(strstr(e.msg, "catalog.db"));
+    assert_non_null(strstr(e.msg, "not a database"));
+}
+
+static void test_newer_schema_refused(void **state) {
+    fixture *f = *state;
+    vs_catalog_close(f->c);
+    f->c = NULL;
+    raw_exec(f, "PRAGMA user_version=99");
+    vs_error e = {0};
+    vs_catalog *c = NULL;
+    assert_int_equal(vs_catalog_open(f->dir, &c, &e), VS_ERR_UNSUPPORTED);
+    assert_null(c);
+    assert_non_null(strstr(e.msg, "99"));
+    assert_non_null(strstr(e.msg, "newer"));
+}
+
+static void test_foreign_database_refused(void **state) {
+    fixture *f = *state;
+    vs_catalog_close(f->c);
+    f->c = NULL;
+    raw_exec(f, "PRAGMA user_version=0; CREATE TABLE other(x)");
+    vs_error e = {0};
+    vs_catalog *c = NULL;
+    assert_int_equal(vs_catalog_open(f->dir, &c, &e), VS_ERR_CORRUPT);
+    assert_non_null(strstr(e.msg, "not a visage catalog"));
+}
+
+typedef struct writer_arg {
+    vs_catalog *c;
+    int id;
+    int failures;
+} writer_arg;
+
+/* Writes and reads back 50 records of its own tenant. */
+static void *writer(void *p) {
+    writer_arg *a = p;
+    char tenant[16], sha[65];
+    snprintf(tenant, sizeof tenant, "t%d", a->id);
+    for (int i = 0; i < 50; i++) {
+        vs_error e = {0};
+        snprintf(sha, sizeof sha, "%064x", i);
+        vs_image_status st;
+        if (vs_image_record_put(a->c, tenant, sha, NULL, VS_IMG_DONE, tenant, &e) != VS_OK) a->failures++;
+        char *json = NULL;
+        if (vs_image_record_get(a->c, tenant, sha, NULL, &st, &json, NULL, &e) != VS_OK || strcmp(json, tenant) != 0)
+            a->failures++;
+        vs_free(json);
+    }
+    return NULL;
+}
+
+static void test_concurrent_use(void **state) {
+    fixture *f = *state;
+    pthread_t th[4];
+    writer_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (writer_arg){f->c, i, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, writer, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tenant_key_format_and_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_key_hash_is_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_and_bad_names_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_args_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_scoping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persists_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_file_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
