@@ -6,14 +6,15 @@
 #include <string.h>
 
 #include "vs_alloc.h"
+#include "vs_hash.h"
 #include "vs_identity.h"
 #include "vs_routes.h"
 #include "vs_similarity.h"
 
 /* The probe embedding of a verify/identify/enroll request: best face of an
- * image that passes `gate`, or an indexed face. Returns 0 with vec filled
- * (and quality, face_id/sha when known), -1 after replying. */
-static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality, json_t **query_face) {
+ * image that passes `gate`, or an indexed face. Returns 0 with vec, quality
+ * and the sha256 of the image it came from filled, -1 after replying. */
+static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality, json_t **query_face, char sha_out[65]) {
     vs_app *a = r->app;
     const char *face_id = json_string_value(json_object_get(b, "face_id"));
     const vs_quality_cfg *qc = &vs_engine_config(a->engine)->quality;
@@ -33,6 +34,8 @@ static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality,
         json_t *o = json_loads(pl, 0, NULL);
         vs_free(pl);
         *quality = (float)json_number_value(json_object_get(o, "quality_score"));
+        const char *sha = json_string_value(json_object_get(o, "image_sha256"));
+        snprintf(sha_out, 65, "%s", sha ? sha : "");
         json_decref(o);
         float need = gate == VS_GATE_ENROLL ? qc->gate_enroll : gate == VS_GATE_VERIFY ? qc->gate_verify : qc->gate_search;
         if (*quality < need) {
@@ -51,6 +54,7 @@ static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality,
         return -1;
     }
     vs_faces faces = {0};
+    vs_sha256_hex(data, len, sha_out);
     int rc = vs_req_analyze(r, data, len, &faces);
     vs_free(data);
     if (rc != 0) return -1;
@@ -118,17 +122,19 @@ void vs_route_identity_enroll(vs_req *r, const char *id) {
     }
     float *vecs = vs_malloc(sizeof(float) * (size_t)dim * n);
     vs_identity_sample *s = vs_calloc(n, sizeof *s);
+    char(*shas)[65] = vs_calloc(n, 65);
     json_t *qf = NULL;
-    int ok = vecs && s;
+    int ok = vecs && s && shas;
     for (size_t i = 0; ok && i < n; i++) {
         json_t *one = json_is_array(ids) ? json_pack("{s:O}", "face_id", json_array_get(ids, i)) : json_incref(b);
-        ok = probe(r, one, VS_GATE_ENROLL, vecs + i * (size_t)dim, &s[i].quality, &qf) == 0;
+        ok = probe(r, one, VS_GATE_ENROLL, vecs + i * (size_t)dim, &s[i].quality, &qf, shas[i]) == 0;
+        s[i].image_sha256 = shas[i][0] ? shas[i] : NULL;
         s[i].vector = vecs + i * (size_t)dim;
         s[i].face_id = json_is_array(ids) ? json_string_value(json_array_get(ids, i)) : NULL;
         json_decref(one);
         json_decref(qf);
     }
-    if (!vecs || !s) vs_reply_error(r, 500, "internal", "out of memory");
+    if (!vecs || !s || !shas) vs_reply_error(r, 500, "internal", "out of memory");
     if (ok) {
         int count = 0;
         vs_error err = {0};
@@ -138,6 +144,7 @@ void vs_route_identity_enroll(vs_req *r, const char *id) {
     }
     vs_free(vecs);
     vs_free(s);
+    vs_free(shas);
     json_decref(b);
 }
 
@@ -149,13 +156,14 @@ void vs_route_identity_verify(vs_req *r, const char *id) {
     float *vec = vs_malloc(sizeof(float) * (size_t)dim), *cen = vs_malloc(sizeof(float) * (size_t)dim), q = 0;
     json_t *info = NULL, *qf = NULL;
     vs_error err = {0};
+    char sha[65];
     if (!vec || !cen) vs_reply_error(r, 500, "internal", "out of memory");
     else {
         vs_err rc = vs_identity_get(&a->pipeline, r->tenant, id, &info, cen, &err);
         if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
         else if (json_integer_value(json_object_get(info, "n_samples")) == 0)
             vs_reply_error(r, 409, "not_enrolled", "identity %s has no enrolled face yet", id);
-        else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf) == 0) {
+        else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf, sha) == 0) {
             float sim = vs_dot(vec, cen, dim), t = vs_engine_config(a->engine)->match_threshold;
             json_t *o = json_pack("{s:s,s:O,s:f,s:b,s:f}", "identity_id", id, "name", json_object_get(info, "name"),
                                   "similarity", (double)sim, "match", sim >= t, "threshold", (double)t);
@@ -176,8 +184,9 @@ void vs_route_identify(vs_req *r) {
     int dim = vs_engine_embedding_dim(a->engine);
     float *vec = vs_malloc(sizeof(float) * (size_t)dim), q = 0;
     json_t *qf = NULL;
+    char sha[65];
     if (!vec) vs_reply_error(r, 500, "internal", "out of memory");
-    else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf) == 0) {
+    else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf, sha) == 0) {
         int found = 0;
         char id[VS_POINT_ID_MAX], name[256];
         float sim = 0, t = vs_engine_config(a->engine)->match_threshold;

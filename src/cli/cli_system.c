@@ -79,6 +79,8 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (!(a->engine = cli_engine_load(o->models, 0))) goto fail;
     a->pipeline = (vs_pipeline){a->store, a->index, a->catalog, a->engine, {0}};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
+    const char *nd = getenv("VISAGE_NEAR_DUP");
+    if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;
     a->pool_n = o->engine_pool > VS_APP_ENGINE_POOL ? VS_APP_ENGINE_POOL : o->engine_pool;
     for (int i = 0; i < a->pool_n; i++) {
         if (vs_engine_worker_new(a->engine, &a->pool[i], &err) != VS_OK) goto fail_err;

@@ -20,6 +20,7 @@
 typedef struct file_list {
     char **v;
     int n, cap;
+    int skipped;   /* files inside folders that are not images */
 } file_list;
 
 static void add_file(file_list *l, const char *p) {
@@ -30,15 +31,27 @@ static void add_file(file_list *l, const char *p) {
     if (l->v) l->v[l->n++] = strdup(p);
 }
 
-/* Adds path (a file, or every non-hidden file below a folder). */
-static void walk(file_list *l, const char *path) {
+/* 1 when the first bytes of the file are those of an image we decode. */
+static int looks_like_image(const char *path) {
+    uint8_t head[16];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    return vs_image_sniff(head, n) != VS_FMT_UNKNOWN;
+}
+
+/* Adds path (a file, or every non-hidden image file below a folder: a README
+ * or a .DS_Store next to the photos is skipped, not an error). Files named
+ * explicitly are always tried, so a bad one is reported. */
+static void walk(file_list *l, const char *path, int explicit) {
     struct stat st;
     if (stat(path, &st) != 0) {
         add_file(l, path); /* reported as unreadable later */
         return;
     }
     if (!S_ISDIR(st.st_mode)) {
-        add_file(l, path);
+        if (explicit || looks_like_image(path)) add_file(l, path);
+        else l->skipped++;
         return;
     }
     DIR *d = opendir(path);
@@ -47,7 +60,7 @@ static void walk(file_list *l, const char *path) {
         if (e->d_name[0] == '.') continue;
         char sub[PATH_MAX];
         snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        walk(l, sub);
+        walk(l, sub, 0);
     }
     if (d) closedir(d);
 }
@@ -233,13 +246,14 @@ int cmd_ingest(int argc, char **argv) {
         else if (argv[i][0] == '-') {
             fprintf(stderr, "usage: visage ingest PATH... [--data DIR] [--tenant T] | [--server URL --key K]\n");
             return 2;
-        } else walk(&files, argv[i]);
+        } else walk(&files, argv[i], 1);
     }
-    if (files.n == 0) {
+    if (files.n == 0 && files.skipped == 0) {
         fprintf(stderr, "usage: visage ingest PATH... [--data DIR] [--tenant T] | [--server URL --key K]\n");
         return 2;
     }
     if (!cli_tenant_ok(tenant)) return 2;
+    if (files.skipped) fprintf(stderr, "visage: skipped %d file(s) in the folders that are not images\n", files.skipped);
     qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str);
     int rc = server ? ingest_remote(&files, server, key) : ingest_local(&files, data, models, tenant);
     for (int i = 0; i < files.n; i++) free(files.v[i]);

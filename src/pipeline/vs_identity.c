@@ -1,7 +1,7 @@
 /* vs_identity.c - identities on top of the vector index: samples in one
- * collection, the centroid and the member list in the other. The centroid is
- * always recomputed from the remaining samples, so erasure leaves no trace of
- * a removed image in it. */
+ * collection, the centroid (mean of the samples) and the member list in the
+ * other. The centroid is always recomputed from the remaining samples, so
+ * erasure leaves no trace of a removed image in it. */
 #include "vs_identity.h"
 
 #include <stdio.h>
@@ -10,7 +10,6 @@
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
-#include "vs_similarity.h"
 
 static const char *model_name(void) { return VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION; }
 
@@ -86,7 +85,14 @@ static vs_err recompute(const vs_pipeline *p, const char *tenant, const char *id
         json_array_append(kept, m);
     }
     if (rc == VS_OK) {
-        vs_l2_normalize(sum, dim);
+        /* The mean, not re-normalised: its dot product with a probe is the
+         * probe's mean similarity to the samples, which lives on the same
+         * scale as one pairwise similarity, so the calibrated same-person
+         * threshold applies. (A re-normalised centroid sits closer to every
+         * face, strangers included: a Biden photo scored "match" against a
+         * two-sample Obama identity in the tests.) */
+        size_t k = json_array_size(kept);
+        for (int d = 0; k > 0 && d < dim; d++) sum[d] /= (float)k;
         json_object_set(info, "members", kept);
         json_object_set_new(info, "n_samples", json_integer((json_int_t)json_array_size(kept)));
         rc = store_identity(p, id, info, sum, err);

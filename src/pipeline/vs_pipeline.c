@@ -17,6 +17,10 @@
 void vs_pipeline_cfg_default(vs_pipeline_cfg *c) {
     c->near_dup_hamming = 6;
     c->near_dup_cosine = 0.90f;
+    /* A re-post of the same photo on another page is exactly what "where else
+     * does this face appear?" must find, so near-duplicates are indexed and
+     * linked, not dropped (exact duplicates, same sha256, are skipped). */
+    c->near_dup_skip = 0;
     c->index_gate = VS_GATE_SEARCH;
     c->max_faces = 32;
     c->thumb_px = 320;
@@ -194,7 +198,7 @@ static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_
         if (!fp->reason && kept >= p->cfg.max_faces) fp->reason = "EXCEEDS_MAX_FACES";
         if (!fp->reason) {
             rc = find_near_duplicate(p, m, f, fp->dup_of, err);
-            if (fp->dup_of[0]) fp->reason = "DUPLICATE";
+            if (fp->dup_of[0] && p->cfg.near_dup_skip) fp->reason = "DUPLICATE";
         }
         if (!fp->reason) {
             fp->index = 1;
@@ -231,13 +235,16 @@ static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs
         if (rc == VS_OK) rc = put_thumb(p, &f->crop, p->cfg.face_thumb_px, "face-thumbs", thumb_key, err);
         if (rc != VS_OK) break;
         json_t *pl = face_payload(m, f, i, crop_key, thumb_key, now);
+        if (pl && plan[i].dup_of[0]) json_object_set_new(pl, "near_duplicate_of", json_string(plan[i].dup_of));
         payloads[n] = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
         json_decref(pl);
         if (!payloads[n]) { rc = vs_fail(err, VS_ERR_NOMEM, "process: payload"); break; }
         pts[n] = (vs_point){plan[i].id, f->embedding, payloads[n]};
         n++;
-        json_array_append_new(indexed, json_pack("{s:s,s:i,s:o,s:f}", "face_id", plan[i].id, "face_index", i, "bbox",
-                                                 bbox_json(&f->det), "quality_score", (double)f->quality.score));
+        json_t *rec = json_pack("{s:s,s:i,s:o,s:f}", "face_id", plan[i].id, "face_index", i, "bbox", bbox_json(&f->det),
+                                "quality_score", (double)f->quality.score);
+        if (plan[i].dup_of[0]) json_object_set_new(rec, "near_duplicate_of", json_string(plan[i].dup_of));
+        json_array_append_new(indexed, rec);
     }
     if (rc == VS_OK && n > 0) rc = p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, n, err);
     (void)dim;

@@ -18,6 +18,8 @@
 typedef struct vs_pipeline_cfg {
     int near_dup_hamming;      /* pHash distance at or below which a face is a near-duplicate (6) */
     float near_dup_cosine;     /* ... and embedding similarity at or above (0.90) */
+    int near_dup_skip;         /* 0 (default): index it, linked by near_duplicate_of;
+                                * 1: leave it out with reason DUPLICATE */
     vs_gate index_gate;        /* quality gate for indexing (SEARCH) */
     int max_faces;             /* faces indexed per image, best quality first (32) */
     int thumb_px;              /* image thumbnail longest side (320) */
