@@ -557,6 +557,7 @@ static int batch_room(vs_log_batch *b, size_t more) {
 
 /* Writes the buffered bytes at the group's next offset; errno or 0. */
 static int batch_flush(vs_log *lg, vs_log_batch *b) {
+    b->touched = 1; /* even a failed pwrite may have written a part */
     int e = write_all(lg->fd, b->start + b->flushed, b->buf, b->len);
     if (!e) {
         b->flushed += b->len;
@@ -575,6 +576,7 @@ void vs_log_begin(vs_log *lg, vs_log_batch *b) {
     b->start = lg->end;
     b->flushed = 0;
     b->n = 0;
+    b->touched = 0;
 }
 
 /* Appends frame (len, crc, body) for a body already placed at buf[len+8..]. */
@@ -673,10 +675,11 @@ static vs_err commit_group(vs_log *lg, vs_log_batch *b, int sync, vs_error *err)
 vs_err vs_log_commit(vs_log *lg, vs_log_batch *b, vs_error *err) { return commit_group(lg, b, 1, err); }
 
 void vs_log_abort(vs_log *lg, vs_log_batch *b) {
-    if (b->flushed) cut_back(lg, b->start);
+    if (b->touched) cut_back(lg, b->start);
     b->len = 0;
     b->flushed = 0;
     b->n = 0;
+    b->touched = 0;
 }
 
 vs_err vs_log_rollback(vs_log *lg, const vs_log_batch *b, vs_error *err) {

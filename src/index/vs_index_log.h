@@ -66,6 +66,7 @@ typedef struct vs_log_batch {
     uint64_t start;                 /* file offset where the group begins */
     uint64_t flushed;               /* bytes of the group already written */
     uint32_t n;                     /* records so far */
+    int touched;                    /* a write was attempted: abort cuts the file */
 } vs_log_batch;
 
 /* CRC-32C (Castagnoli). Start with crc = 0; feed the previous result to

@@ -63,7 +63,32 @@ check "compare with a bad file fails naming it" test $? != 0 -a -s "$tmp/cmp.err
 check "missing models: non-zero exit" test $? != 0
 check "missing models: names the file and fetch-models.sh" grep -q "nomodels/blazeface-back.json.*fetch-models" "$tmp/nomodel.err"
 
-# 5. usage errors
+# 5. the embedded system from the command line: ingest the shared photos, then
+#    search with obama1.jpg: Obama photos first (DESIGN.md CLI contract)
+data="$tmp/data"
+"$bin" ingest --data "$data" "$faces" >"$tmp/ingest.json" 2>"$tmp/ingest.err"
+check "ingest of the shared folder exits 0" test $? = 0
+check "ingest summary counts every photo" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.images === 21 && j.processed === 21 && j.failed === 0 && j.faces_indexed >= 21 ? 0 : 1);' "$tmp/ingest.json"
+"$bin" search --data "$data" --top-k 30 "$faces/knn_examples/test/obama1.jpg" >"$tmp/search.json"
+check "search exits 0" test $? = 0
+check "search: every Obama photo ranks above every other photo" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+const obama = (r) => /obama|32bit\.png/.test(r.source_url) && !(/obama_and_biden/.test(r.source_url) && r.bbox[0] < 1000)
+  || (/two_people/.test(r.source_url) && r.bbox[0] < 500);
+const flags = j.results.map(obama);
+if (!j.query_faces.length || !flags.length || !flags[0]) process.exit(1);
+process.exit(flags.lastIndexOf(true) < flags.indexOf(false) ? 0 : 2);' "$tmp/search.json"
+"$bin" ingest --data "$data" "$faces/knn_examples/test/obama1.jpg" >"$tmp/again.json" 2>/dev/null
+check "ingesting the same photo again is an exact duplicate, not a new face" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.duplicates === 1 && j.processed === 0 ? 0 : 1);' "$tmp/again.json"
+"$bin" serve --data "$data" --listen 0.0.0.0:0 >/dev/null 2>"$tmp/open.err" &
+pid=$!; sleep 1; kill $pid 2>/dev/null; wait $pid 2>/dev/null
+check "open mode refuses a non-loopback listen address" grep -q "refusing to listen" "$tmp/open.err"
+
+# 6. usage errors
 "$bin" detect >/dev/null 2>&1; check "detect without files is a usage error (2)" test $? = 2
 "$bin" bogus >/dev/null 2>&1; check "unknown command is a usage error (2)" test $? = 2
 

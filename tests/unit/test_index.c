@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -958,46 +960,75 @@ static void test_concurrent(void **state) {
 
 /* ---- allocation failure ------------------------------------------------- */
 
+/* Points of all three test tenants. */
+static int total_count(fx *f) {
+    int total = 0;
+    for (int t = 0; t < N_TENANTS; t++) {
+        char tn[32];
+        tenant_of(t, tn);
+        vs_filter fl = {.tenant_id = tn};
+        total += count_of(f, &fl);
+    }
+    return total;
+}
+
 static void test_upsert_alloc_failure(void **state) {
     (void)state;
-    fx *f = fx_new(32, 400, 71);
+    enum { NEW = 200, REP = 20, B = NEW + REP };
+    fx *f = fx_new(32, 600, 71);
     char path[256];
     log_path(f, path, sizeof path);
-    gen_points(f, 0, 400);
+    gen_points(f, 0, 600);
     put_points(f, 0, 300, 100);
-    /* the batch: 60 new points, 20 replacements, one brand-new tenant */
-    vs_point pts[80];
-    char ids[80][VS_POINT_ID_MAX], pay[80][512];
-    for (int k = 0; k < 80; k++) {
-        int i = k < 60 ? 300 + k : k * 3;
+    /* the batch: new points (enough to grow every tenant block), replacements,
+     * and one brand-new tenant */
+    vs_point pts[B];
+    static char ids[B][VS_POINT_ID_MAX], pay[B][512];
+    for (int k = 0; k < B; k++) {
+        int i = k < NEW ? 300 + k : (k - NEW) * 7;
         id_of(i, ids[k]);
         payload_of(f, i, pay[k], sizeof pay[k]);
         if (k == 0) snprintf(pay[k], sizeof pay[k], "{\"tenant_id\":\"tenant-new\"}");
         pts[k] = (vs_point){ids[k], f->vecs + (size_t)i * 32, pay[k]};
     }
+    /* replacements get new vectors so a half-applied batch would show */
+    float rep[REP][32];
+    for (int k = 0; k < REP; k++) {
+        rand_vec(f, rep[k], NULL, 1.0f);
+        pts[NEW + k].vector = rep[k];
+    }
     long size0 = file_size(path);
+    int total0 = total_count(f);
+    char *snap0 = search_snapshot(f);
     int failures = 0;
     vs_err rc = VS_ERR_NOMEM;
     for (long k = 0; rc == VS_ERR_NOMEM && k < 10000; k++) {
         vs_error e = {0};
         vs_alloc_fail_after(k);
-        rc = f->ix->ops->upsert(f->ix, COLL, pts, 80, &e);
+        rc = f->ix->ops->upsert(f->ix, COLL, pts, B, &e);
         vs_alloc_fail_after(-1);
         if (rc == VS_OK) break;
         if (rc != VS_ERR_NOMEM) fail_msg("allocation failure %ld gave %s: %s", k, vs_err_name(rc), e.msg);
         failures++;
+        /* nothing of the batch is visible, in memory or on disk */
         validate(f);
-        assert_int_equal(file_size(path), size0); /* all or none on disk too */
+        assert_int_equal(file_size(path), size0);
         vs_filter fl = {.tenant_id = "tenant-new"};
         assert_int_equal(count_of(f, &fl), 0);
+        assert_int_equal(total_count(f), total0);
+        char *snap = search_snapshot(f);
+        assert_string_equal(snap, snap0);
+        free(snap);
     }
+    free(snap0);
     assert_int_equal(rc, VS_OK);
     assert_true(failures > 3);
     assert_true(f->ix->ops->healthy(f->ix));
     validate(f);
     vs_filter fl = {.tenant_id = "tenant-new"};
     assert_int_equal(count_of(f, &fl), 1);
-    /* the same on search, get and reopen */
+    assert_int_equal(total_count(f), total0 + NEW - 1);
+    /* search fails cleanly too */
     vs_alloc_fail_after(0);
     vs_hit *hits = NULL;
     int n = 0;
@@ -1010,6 +1041,51 @@ static void test_upsert_alloc_failure(void **state) {
     fx_reopen(f);
     validate(f);
     assert_int_equal(count_of(f, &fl), 1);
+    assert_int_equal(total_count(f), total0 + NEW - 1);
+    fx_free(f);
+}
+
+/* A write that fails half-way (file size limit, as with a full disk) leaves
+ * neither bytes in the log nor points in memory, and the index keeps working. */
+static void test_write_failure(void **state) {
+    (void)state;
+    enum { N = 1500 }; /* ~6 MB of dim-1024 records: one 4 MiB flush, then the rest */
+    fx *f = fx_new(1024, N, 81);
+    char path[256];
+    log_path(f, path, sizeof path);
+    gen_points(f, 0, N);
+    put_points(f, 0, 10, 10);
+    long size0 = file_size(path);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    for (int r = 0; r < 2; r++) {
+        lim = old;
+        lim.rlim_cur = (rlim_t)size0 + (r == 0 ? 5u << 20 : 1000u); /* after a flush / at once */
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        vs_point *pts = calloc(N, sizeof *pts);
+        static char ids[N][VS_POINT_ID_MAX], pay[N][512];
+        for (int i = 10; i < N; i++) {
+            id_of(i, ids[i]);
+            payload_of(f, i, pay[i], sizeof pay[i]);
+            pts[i - 10] = (vs_point){ids[i], f->vecs + (size_t)i * 1024, pay[i]};
+        }
+        vs_error e = {0};
+        vs_err rc = f->ix->ops->upsert(f->ix, COLL, pts, N - 10, &e);
+        setrlimit(RLIMIT_FSIZE, &old);
+        free(pts);
+        assert_int_equal(rc, VS_ERR_IO);
+        assert_non_null(strstr(e.msg, path));
+        assert_int_equal(file_size(path), size0);
+        assert_int_equal(total_count(f), 10);
+        assert_true(f->ix->ops->healthy(f->ix));
+        validate(f);
+    }
+    signal(SIGXFSZ, prev);
+    put_points(f, 10, 20, 10);
+    fx_reopen(f);
+    validate(f);
+    assert_int_equal(total_count(f), 20);
     fx_free(f);
 }
 
@@ -1028,6 +1104,7 @@ int main(void) {
         cmocka_unit_test(test_compaction),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_upsert_alloc_failure),
+        cmocka_unit_test(test_write_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
