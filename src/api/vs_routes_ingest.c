@@ -17,6 +17,8 @@ typedef struct item_result {
     char code[48];
     char message[512];
     vs_ingest_msg msg;
+    uint8_t *data;       /* the image bytes until committed (vs_free) */
+    size_t len;
 } item_result;
 
 static void item_fail(item_result *ir, int status, const char *code, const char *msg) {
@@ -108,15 +110,18 @@ static int item_fields(json_t *it, item_result *ir) {
     return 0;
 }
 
-/* Validates, stores and records one image; fills ir->msg ready to queue.
- * full_decode: decode every pixel (single ingest: catches truncated files
- * now) instead of reading only the header (batch: speed). */
+/* Validates one image and fills ir->msg ready to store and queue; takes
+ * data (kept in ir until commit_items). full_decode: decode every pixel
+ * (single ingest: catches truncated files now) instead of reading only the
+ * header (batch: speed). */
 static void accept_bytes(vs_req *r, uint8_t *data, size_t len, int full_decode, item_result *ir) {
     vs_app *a = r->app;
     vs_error e = {0};
     vs_image_format fmt;
     int w, h;
     vs_decode_opts o = {.max_pixels = a->cfg.max_pixels};
+    ir->data = data;
+    ir->len = len;
     if (len == 0) return item_fail(ir, 400, "bad_request", "the image is empty (0 bytes)");
     vs_err rc = vs_image_probe(data, len, &o, &fmt, &w, &h, &e);
     if (rc == VS_OK && full_decode) {
@@ -130,14 +135,47 @@ static void accept_bytes(vs_req *r, uint8_t *data, size_t len, int full_decode, 
     vs_sha256_hex(data, len, m->sha256);
     snprintf(m->bucket, sizeof m->bucket, "raw-images");
     vs_raw_key(r->tenant, m->sha256, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt), m->key, sizeof m->key);
-    if ((rc = vs_store_put(a->store, m->bucket, m->key, data, len, NULL, &e)) != VS_OK) return item_fail_err(ir, rc, &e);
-    vs_image_status st;
-    rc = vs_image_record_get(a->catalog, r->tenant, m->sha256, NULL, &st, NULL, NULL, &e);
-    if (rc == VS_ERR_NOT_FOUND || (rc == VS_OK && st == VS_IMG_FAILED))
-        rc = vs_image_record_put(a->catalog, r->tenant, m->sha256, m->external_id[0] ? m->external_id : NULL,
-                                 VS_IMG_QUEUED, NULL, &e);
-    if (rc != VS_OK) return item_fail_err(ir, rc, &e);
     ir->status = 202;
+}
+
+/* Makes the accepted items durable and queues them, a batch at a time: one
+ * group-committed store write for all raw images, one catalog transaction,
+ * one queue push. Any failure fails every item of the batch (503): the
+ * client retries the batch; re-sending is idempotent (same sha256). */
+static void commit_items(vs_req *r, item_result *items, int n, int64_t *ids) {
+    vs_app *a = r->app;
+    vs_blob *blobs = vs_calloc((size_t)(n ? n : 1), sizeof *blobs);
+    const char **shas = vs_calloc((size_t)(n ? n : 1), sizeof *shas), **exts = vs_calloc((size_t)(n ? n : 1), sizeof *exts);
+    char **bodies = vs_calloc((size_t)(n ? n : 1), sizeof *bodies);
+    int *which = vs_calloc((size_t)(n ? n : 1), sizeof *which);
+    int64_t *kid = vs_calloc((size_t)(n ? n : 1), sizeof *kid);
+    vs_error e = {0};
+    vs_err rc = blobs && shas && exts && bodies && which && kid ? VS_OK : vs_fail(&e, VS_ERR_NOMEM, "ingest batch");
+    int k = 0;
+    for (int i = 0; rc == VS_OK && i < n; i++) {
+        item_result *it = &items[i];
+        if (it->status != 202) continue;
+        blobs[k] = (vs_blob){it->msg.bucket, it->msg.key, it->data, it->len};
+        shas[k] = it->msg.sha256;
+        exts[k] = it->msg.external_id[0] ? it->msg.external_id : NULL;
+        if (!(bodies[k] = vs_ingest_msg_json(&it->msg))) rc = vs_fail(&e, VS_ERR_NOMEM, "ingest batch");
+        which[k++] = i;
+    }
+    if (rc == VS_OK && k) rc = vs_store_put_many(a->store, blobs, k, &e);
+    if (rc == VS_OK && k) rc = vs_image_records_queue(a->catalog, r->tenant, shas, exts, k, &e);
+    if (rc == VS_OK && k) rc = a->queue->ops->push(a->queue, (const char *const *)bodies, k, kid, &e);
+    for (int j = 0; j < k; j++) {
+        if (rc == VS_OK) ids[which[j]] = kid[j];
+        else item_fail(&items[which[j]], rc == VS_ERR_NOMEM ? 500 : 503, rc == VS_ERR_NOMEM ? "internal" : "backend_unavailable", e.msg);
+        free(bodies[j]);
+    }
+    if (rc == VS_OK) atomic_fetch_add(&a->ingest_accepted, k);
+    vs_free(blobs);
+    vs_free(shas);
+    vs_free(exts);
+    vs_free(bodies);
+    vs_free(which);
+    vs_free(kid);
 }
 
 /* Processes one JSON item up to "ready to queue". */
@@ -151,29 +189,6 @@ static void prepare_item(vs_req *r, json_t *it, int full_decode, item_result *ir
         return;
     }
     accept_bytes(r, data, len, full_decode, ir);
-    vs_free(data);
-}
-
-/* Queues the accepted items in one push; marks them failed if the queue is down. */
-static void queue_items(vs_req *r, item_result *items, int n, int64_t *ids) {
-    char **bodies = vs_calloc((size_t)(n ? n : 1), sizeof *bodies);
-    int *which = vs_calloc((size_t)(n ? n : 1), sizeof *which);
-    int k = 0;
-    for (int i = 0; bodies && which && i < n; i++)
-        if (items[i].status == 202 && (bodies[k] = vs_ingest_msg_json(&items[i].msg))) which[k++] = i;
-    int64_t *kid = vs_calloc((size_t)(k ? k : 1), sizeof *kid);
-    vs_error e = {0};
-    vs_err rc = (bodies && which && kid) ? (k ? r->app->queue->ops->push(r->app->queue, (const char *const *)bodies, k, kid, &e) : VS_OK)
-                                         : vs_fail(&e, VS_ERR_NOMEM, "queue");
-    for (int j = 0; j < k; j++) {
-        if (rc == VS_OK) ids[which[j]] = kid[j];
-        else item_fail(&items[which[j]], 503, "backend_unavailable", e.msg);
-    }
-    for (int j = 0; j < k; j++) free(bodies[j]);
-    vs_free(bodies);
-    vs_free(which);
-    vs_free(kid);
-    if (rc == VS_OK) atomic_fetch_add(&r->app->ingest_accepted, k);
 }
 
 void vs_route_ingest(vs_req *r) {
@@ -209,10 +224,10 @@ void vs_route_ingest(vs_req *r) {
             }
         }
         accept_bytes(r, data, len, 1, &ir);
-        vs_free(data);
     }
     int64_t id = 0;
-    if (ir.status == 202) queue_items(r, &ir, 1, &id);
+    if (ir.status == 202) commit_items(r, &ir, 1, &id);
+    vs_free(ir.data);
     if (ir.status != 202) return vs_reply_error(r, ir.status, ir.code, "%s", ir.message);
     char mid[32];
     snprintf(mid, sizeof mid, "%lld", (long long)id);
@@ -237,7 +252,7 @@ void vs_route_ingest_batch(vs_req *r) {
         return vs_reply_error(r, 500, "internal", "out of memory");
     }
     for (size_t i = 0; i < n; i++) prepare_item(r, json_array_get(items, i), 0, &res[i]);
-    queue_items(r, res, (int)n, ids);
+    commit_items(r, res, (int)n, ids);
     json_t *acc = json_array(), *rej = json_array();
     for (size_t i = 0; i < n; i++) {
         if (res[i].status == 202) {
@@ -250,6 +265,7 @@ void vs_route_ingest_batch(vs_req *r) {
                                                  "error", "code", res[i].code, "message", res[i].message));
         }
     }
+    for (size_t i = 0; i < n; i++) vs_free(res[i].data);
     vs_free(res);
     vs_free(ids);
     json_decref(body);

@@ -329,6 +329,40 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
     return rc;
 }
 
+vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *const *sha256,
+                              const char *const *external_ids, int n, vs_error *err) {
+    vs_err rc = check_tenant(tenant, "queue image records", err);
+    if (rc != VS_OK) return rc;
+    for (int i = 0; i < n; i++)
+        if (!valid_sha256(sha256[i]))
+            return vs_fail(err, VS_ERR_INVALID_ARG, "queue image records: sha256 must be 64 lower-case hex digits");
+    /* New -> QUEUED; FAILED -> QUEUED (a retry); QUEUED/PROCESSING/DONE stay. */
+    static const char *sql =
+        "INSERT INTO images(tenant_id, sha256, external_id, status, record_json, created_at, updated_at)"
+        " VALUES(?1, ?2, ?3, 0, NULL, ?4, ?4)"
+        " ON CONFLICT(tenant_id, sha256) DO UPDATE SET"
+        " external_id = COALESCE(excluded.external_id, images.external_id),"
+        " status = CASE WHEN images.status = 3 THEN 0 ELSE images.status END, updated_at = excluded.updated_at";
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    rc = exec_sql(c, "BEGIN IMMEDIATE", "begin queue image records", err);
+    if (rc == VS_OK) rc = prepare(c, sql, "queue image records", &st, err);
+    int64_t now = vs_wall_ms();
+    for (int i = 0; rc == VS_OK && i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 1, tenant);
+        bind_text(st, 2, sha256[i]);
+        bind_text(st, 3, external_ids ? external_ids[i] : NULL);
+        sqlite3_bind_int64(st, 4, now);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "queue image records");
+    }
+    sqlite3_finalize(st);
+    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit queue image records", err);
+    else exec_sql(c, "ROLLBACK", "rollback queue image records", NULL);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 /* Copies the current row of a record query (sha256, status, record_json)
  * to the caller's outputs. Called with the mutex held. */
 static vs_err read_record_row(vs_catalog *c, sqlite3_stmt *st, vs_image_status *status, char **record_json,

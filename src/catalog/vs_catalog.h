@@ -41,6 +41,12 @@ const char *vs_image_status_name(vs_image_status s);
  * lower-case hex digits and tenant a valid name, else VS_ERR_INVALID_ARG. */
 vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
                            vs_image_status status, const char *record_json, vs_error *err);
+/* Marks n images as queued in one transaction (one sync for the batch):
+ * new ones are inserted as QUEUED, FAILED ones go back to QUEUED, the others
+ * keep their status. external_ids may be NULL, or hold NULLs. */
+vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *const *sha256,
+                              const char *const *external_ids, int n, vs_error *err);
+
 /* By sha256 (or, when sha256 is NULL, by external_id). *record_json is a new
  * string (vs_free) or NULL if none stored yet; sha_out may be NULL.
  * Missing -> VS_ERR_NOT_FOUND. When several images of the tenant carry the

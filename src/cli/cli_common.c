@@ -45,6 +45,8 @@ vs_engine *cli_engine_load(const char *models_flag, int thorough) {
     vs_engine_cfg cfg;
     vs_engine_cfg_default(&cfg);
     cfg.models_dir = cli_models_dir(models_flag, dir, sizeof dir);
+    const char *passes = getenv("VISAGE_DETECT_PASSES");
+    if (passes && atoi(passes) > 0) cfg.detect.max_passes = atoi(passes);
     if (thorough) cfg.detect.max_passes = 4096;
     vs_engine *e = NULL;
     vs_error err = {0};

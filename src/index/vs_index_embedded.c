@@ -316,8 +316,8 @@ static vs_err emb_ensure_collection(vs_index *ix, const char *name, int dim, con
         return vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %s: name must be 1-%d of [A-Za-z0-9_-]",
                        name ? name : "(null)", COLL_NAME_MAX);
     if (dim < 1 || dim > VS_LOG_DIM_MAX || !text_ok(model, VS_LOG_MODEL_MAX))
-        return vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %s: dim %d (1-%d) or model \"%s\" out of range", name,
-                       dim, VS_LOG_DIM_MAX, model ? model : "(null)");
+        return vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %s: dim %d (1-%d) or model \"%s\" out of range",
+                       name, dim, VS_LOG_DIM_MAX, model ? model : "(null)");
     vs_err rc = VS_OK;
     pthread_rwlock_wrlock(&e->reg);
     coll *c = NULL;
@@ -333,7 +333,8 @@ static vs_err emb_ensure_collection(vs_index *ix, const char *name, int dim, con
         goto out;
     }
     char dir[PATH_CAP];
-    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", e->dir, name) >= sizeof dir || (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", e->dir, name) >= sizeof dir ||
+        (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
         rc = vs_fail(err, VS_ERR_IO, "ensure_collection %s: mkdir %s: %s", name, dir, strerror(errno));
         goto out;
     }
@@ -367,7 +368,10 @@ static size_t json_trim(const char *s, size_t n, size_t *start) {
 }
 
 /* Validates point i and parses its payload (once, here) into entry en, whose
- * tenant points at tenant_buf. */
+ * tenant points at tenant_buf. The payload text is kept as given minus
+ * surrounding whitespace; tenant_id, site, image_sha256 and quality_score are
+ * extracted for filtering (non-string site/sha and non-number quality count
+ * as absent). */
 static vs_err prep_point(const coll *c, const vs_point *p, int i, vs_flat_entry *en, char *tenant_buf,
                          vs_error *err) {
     const char *id = p->id ? p->id : "(null)";
@@ -403,10 +407,14 @@ static vs_err prep_point(const coll *c, const vs_point *p, int i, vs_flat_entry 
                      "upsert %s (%s): point %d (%s): payload needs a string \"tenant_id\" of 1-%d printable bytes",
                      c->name, c->path, i, id, VS_FLAT_TENANT_MAX);
     } else if (sl > VS_FLAT_SITE_MAX || hl > VS_FLAT_SHA_MAX) {
-        rc = vs_fail(err, VS_ERR_INVALID_ARG, "upsert %s (%s): point %d (%s): site (max %d) or image_sha256 (max %d) too long",
-                     c->name, c->path, i, id, VS_FLAT_SITE_MAX, VS_FLAT_SHA_MAX);
+        rc = vs_fail(err, VS_ERR_INVALID_ARG,
+                     "upsert %s (%s): point %d (%s): site (max %d) or image_sha256 (max %d) too long", c->name, c->path,
+                     i, id, VS_FLAT_SITE_MAX, VS_FLAT_SHA_MAX);
+    } else if (json_is_number(q) && !isfinite((float)json_number_value(q))) {
+        rc = vs_fail(err, VS_ERR_INVALID_ARG, "upsert %s (%s): point %d (%s): quality_score is out of float range",
+                     c->name, c->path, i, id);
     } else {
-        int has_q = json_is_number(q) && isfinite(json_number_value(q));
+        int has_q = json_is_number(q);
         snprintf(tenant_buf, VS_FLAT_TENANT_MAX + 1, "%s", json_string_value(t));
         size_t plen = json_trim(p->payload_json, len, &off);
         rc = vs_flat_entry_init(en, p->id, tenant_buf, p->vector, p->payload_json + off, plen, sv, sl, hv, hl, has_q,
@@ -748,8 +756,9 @@ static vs_err emb_search(vs_index *ix, const char *name, const float *query, con
     vs_err rc = coll_get((emb *)ix, name, "search", &c, err);
     if (rc != VS_OK || (rc = filter_check(f, "search", c, err)) != VS_OK) return rc;
     if (!query || !hits || !n_hits || top_k < 1 || isnan(threshold))
-        return vs_fail(err, VS_ERR_INVALID_ARG, "search %s (%s): need a query, outputs, top_k >= 1 (got %d), a threshold",
-                       c->name, c->path, top_k);
+        return vs_fail(err, VS_ERR_INVALID_ARG,
+                       "search %s (%s): need a query, outputs, top_k >= 1 (got %d), a threshold", c->name, c->path,
+                       top_k);
     for (int d = 0; d < c->dim; d++)
         if (!isfinite(query[d]))
             return vs_fail(err, VS_ERR_INVALID_ARG, "search %s (%s): query[%d] is not finite", c->name, c->path, d);

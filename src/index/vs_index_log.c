@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ struct vs_log {
     int dim;
     char model[VS_LOG_MODEL_MAX + 1];
     uint64_t hdr_len, end;
-    int broken;
+    atomic_int broken;                  /* read by healthy() without the writer mutex */
     float *scratch;                     /* dim floats: aligned vector during replay */
 };
 
@@ -240,8 +241,12 @@ vs_err vs_log_open(const char *path, vs_log **out, vs_error *err) {
         rc = vs_fail(err, VS_ERR_IO, "index log %s: read header: %s", path, strerror(errno));
         goto out;
     }
-    if (got < 20 || memcmp(h, LOG_MAGIC, 4) != 0) {
+    if (got < 4 || memcmp(h, LOG_MAGIC, 4) != 0) {
         rc = vs_fail(err, VS_ERR_CORRUPT, "index log %s: not a visage index log (no \"VSIX\" magic)", path);
+        goto out;
+    }
+    if (got < 20) {
+        rc = vs_fail(err, VS_ERR_CORRUPT, "index log %s: header cut short (%zd bytes)", path, got);
         goto out;
     }
     uint32_t version = get32(h + 4), dim = get32(h + 8), ml = get32(h + 12);
@@ -289,7 +294,7 @@ const char *vs_log_model(const vs_log *lg) { return lg->model; }
 const char *vs_log_path(const vs_log *lg) { return lg->path; }
 uint64_t vs_log_size(const vs_log *lg) { return lg->end; }
 uint64_t vs_log_header_size(const vs_log *lg) { return lg->hdr_len; }
-int vs_log_broken(const vs_log *lg) { return lg->broken; }
+int vs_log_broken(const vs_log *lg) { return atomic_load(&lg->broken); }
 
 uint64_t vs_log_upsert_bytes(int dim, size_t id_len, size_t tenant_len, size_t site_len, size_t sha_len,
                              size_t payload_len) {
@@ -389,8 +394,9 @@ static const char *decode_body(vs_log *lg, const unsigned char *b, uint32_t len,
     r->sha = (flags & 4) ? s : NULL;
     s += r->sha_len;
     r->payload = s;
-    if (!no_nul(r->id, r->id_len) || !no_nul(r->tenant, r->tenant_len) || !no_nul(r->site ? r->site : "", r->site_len) ||
-        !no_nul(r->sha ? r->sha : "", r->sha_len) || !no_nul(r->payload, r->payload_len))
+    if (!no_nul(r->id, r->id_len) || !no_nul(r->tenant, r->tenant_len) ||
+        !no_nul(r->site ? r->site : "", r->site_len) || !no_nul(r->sha ? r->sha : "", r->sha_len) ||
+        !no_nul(r->payload, r->payload_len))
         return "NUL byte in a string field";
     if (r->payload[0] != '{' || r->payload[r->payload_len - 1] != '}') return "payload is not a JSON object";
     return NULL;
@@ -497,6 +503,7 @@ vs_err vs_log_replay(vs_log *lg, const vs_log_sink *sink, uint64_t *truncated, v
     if (fstat(lg->fd, &st) != 0)
         return vs_fail(err, VS_ERR_IO, "index log %s: stat: %s", lg->path, strerror(errno));
     uint64_t size = (uint64_t)st.st_size;
+    posix_fadvise(lg->fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* larger readahead; a hint only */
     rdr r = {.fd = lg->fd, .cap = READ_CHUNK};
     if (!(r.buf = vs_malloc(r.cap))) return vs_fail(err, VS_ERR_NOMEM, "index log %s: out of memory", lg->path);
     pass_state ps;
@@ -718,8 +725,7 @@ vs_err vs_log_compact(vs_log *lg, vs_err (*each)(void *ctx, vs_log_emit_fn emit,
                       void *ctx, vs_error *err) {
     if (lg->broken) return vs_fail(err, VS_ERR_IO, "index log %s: read-only after a failed write", lg->path);
     char tmp[4200];
-    vs_log nl = *lg;
-    nl.broken = 0;
+    vs_log nl = {.path = lg->path, .dim = lg->dim, .scratch = lg->scratch};
     vs_err rc = create_tmp(lg->path, lg->dim, lg->model, tmp, sizeof tmp, &nl.fd, &nl.hdr_len, err);
     if (rc != VS_OK) return rc;
     nl.end = nl.hdr_len;

@@ -15,7 +15,8 @@
  * returning, so a group is all or nothing: on open, records after the last
  * commit are a torn tail and are cut away; a bad record with a valid commit
  * after it is corruption (VS_ERR_CORRUPT naming file and offset), because that
- * commit was acknowledged as durable.
+ * commit was acknowledged as durable. (Damage confined to the very last
+ * commit record cannot be told from a torn write and drops that group.)
  *
  * Not thread-safe: the caller serialises writers (the embedded index holds
  * its per-collection writer mutex around every call here). */

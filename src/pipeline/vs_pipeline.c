@@ -73,25 +73,42 @@ vs_err vs_ingest_msg_parse(const char *json, vs_ingest_msg *m, vs_error *err) {
     return rc;
 }
 
-/* Encodes img as JPEG and stores it under bucket/key. */
-static vs_err put_jpeg(const vs_pipeline *p, const vs_image *img, const char *bucket, const char *key, vs_error *err) {
+/* The files an image produces (crops, thumbnails), written together by one
+ * group-committed vs_store_put_many. */
+typedef struct blob_set {
+    vs_blob b[2 * 64 + 1];
+    char keys[2 * 64 + 1][256];
+    uint8_t *bufs[2 * 64 + 1];
+    int n;
+} blob_set;
+
+static void blob_set_free(blob_set *bs) {
+    for (int i = 0; i < bs->n; i++) vs_free(bs->bufs[i]);
+    bs->n = 0;
+}
+
+/* Encodes img as JPEG into the set under bucket/key. */
+static vs_err add_jpeg(blob_set *bs, const vs_image *img, const char *bucket, const char *key, vs_error *err) {
+    if (bs->n >= (int)(sizeof bs->b / sizeof bs->b[0])) return vs_fail(err, VS_ERR_INTERNAL, "process: too many files");
     uint8_t *jpg = NULL;
     size_t len = 0;
     vs_err rc = vs_image_encode_jpeg(img, 88, &jpg, &len, err);
-    if (rc == VS_OK) rc = vs_store_put(p->store, bucket, key, jpg, len, "image/jpeg", err);
-    vs_free(jpg);
-    return rc;
+    if (rc != VS_OK) return rc;
+    int i = bs->n++;
+    snprintf(bs->keys[i], sizeof bs->keys[i], "%s", key);
+    bs->bufs[i] = jpg;
+    bs->b[i] = (vs_blob){bucket, bs->keys[i], jpg, len};
+    return VS_OK;
 }
 
-/* Stores a thumbnail of img whose longest side is at most px. */
-static vs_err put_thumb(const vs_pipeline *p, const vs_image *img, int px, const char *bucket, const char *key,
-                        vs_error *err) {
+/* Adds a JPEG thumbnail of img whose longest side is at most px. */
+static vs_err add_thumb(blob_set *bs, const vs_image *img, int px, const char *bucket, const char *key, vs_error *err) {
     int side = img->width > img->height ? img->width : img->height;
-    if (side <= px) return put_jpeg(p, img, bucket, key, err);
+    if (side <= px) return add_jpeg(bs, img, bucket, key, err);
     int w = (int)((long)img->width * px / side), h = (int)((long)img->height * px / side);
     vs_image t = {0};
     vs_err rc = vs_image_resize(img, w < 1 ? 1 : w, h < 1 ? 1 : h, &t, err);
-    if (rc == VS_OK) rc = put_jpeg(p, &t, bucket, key, err);
+    if (rc == VS_OK) rc = add_jpeg(bs, &t, bucket, key, err);
     vs_image_free(&t);
     return rc;
 }
@@ -212,7 +229,7 @@ static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_
 /* Saves crops and thumbnails of the indexed faces, then upserts them all in
  * one batch; fills the record's face lists. */
 static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_faces *faces, const face_plan *plan,
-                          json_t *indexed, json_t *not_indexed, vs_error *err) {
+                          blob_set *bs, json_t *indexed, json_t *not_indexed, vs_error *err) {
     int dim = vs_engine_embedding_dim(p->engine);
     vs_point *pts = vs_calloc((size_t)(faces->n ? faces->n : 1), sizeof *pts);
     char **payloads = vs_calloc((size_t)(faces->n ? faces->n : 1), sizeof *payloads);
@@ -231,8 +248,8 @@ static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs
         char crop_key[512], thumb_key[512];
         snprintf(crop_key, sizeof crop_key, "%s/%s_face_%d.jpg", m->tenant, m->sha256, i);
         snprintf(thumb_key, sizeof thumb_key, "%s/%s_face_%d_thumb.jpg", m->tenant, m->sha256, i);
-        rc = put_jpeg(p, &f->crop, "face-crops", crop_key, err);
-        if (rc == VS_OK) rc = put_thumb(p, &f->crop, p->cfg.face_thumb_px, "face-thumbs", thumb_key, err);
+        rc = add_jpeg(bs, &f->crop, "face-crops", crop_key, err);
+        if (rc == VS_OK) rc = add_thumb(bs, &f->crop, p->cfg.face_thumb_px, "face-thumbs", thumb_key, err);
         if (rc != VS_OK) break;
         json_t *pl = face_payload(m, f, i, crop_key, thumb_key, now);
         if (pl && plan[i].dup_of[0]) json_object_set_new(pl, "near_duplicate_of", json_string(plan[i].dup_of));
@@ -246,6 +263,9 @@ static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs
         if (plan[i].dup_of[0]) json_object_set_new(rec, "near_duplicate_of", json_string(plan[i].dup_of));
         json_array_append_new(indexed, rec);
     }
+    /* files first, then the points that name them: a crash in between leaves
+     * orphan files that the retry overwrites, never points without files */
+    if (rc == VS_OK) rc = vs_store_put_many(p->store, bs->b, bs->n, err);
     if (rc == VS_OK && n > 0) rc = p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, n, err);
     (void)dim;
     for (int i = 0; i < n; i++) free(payloads[i]);
@@ -265,7 +285,6 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         return VS_OK;
     }
     if (rc != VS_OK && rc != VS_ERR_NOT_FOUND) return rc;
-    if ((rc = put_record(p, m, VS_IMG_PROCESSING, NULL, err)) != VS_OK) return rc;
 
     uint8_t *buf = NULL; /* step 1: fetch */
     size_t len = 0;
@@ -292,12 +311,16 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     if (rc == VS_OK && !(plan = vs_calloc((size_t)(faces.n ? faces.n : 1), sizeof *plan)))
         rc = vs_fail(err, VS_ERR_NOMEM, "process: plan");
     if (rc == VS_OK) rc = plan_faces(p, m, &faces, plan, err);
+    blob_set *bs = rc == VS_OK ? vs_calloc(1, sizeof *bs) : NULL;
+    if (rc == VS_OK && !bs) rc = vs_fail(err, VS_ERR_NOMEM, "process: files");
     if (rc == VS_OK) { /* step 8: image thumbnail */
         char tk[512];
         snprintf(tk, sizeof tk, "%s/%s_thumb.jpg", m->tenant, m->sha256);
-        rc = put_thumb(p, &img, p->cfg.thumb_px, "thumbnails", tk, err);
+        rc = add_thumb(bs, &img, p->cfg.thumb_px, "thumbnails", tk, err);
     }
-    if (rc == VS_OK) rc = index_faces(p, m, &faces, plan, indexed, not_indexed, err); /* steps 8-10 */
+    if (rc == VS_OK) rc = index_faces(p, m, &faces, plan, bs, indexed, not_indexed, err); /* steps 8-10 */
+    if (bs) blob_set_free(bs);
+    vs_free(bs);
     if (rc == VS_OK) {
         json_t *rec = json_pack("{s:s,s:s,s:i,s:i,s:i,s:O,s:O,s:s,s:I}", "image_sha256", m->sha256, "status", "done",
                                 "width", img.width, "height", img.height, "faces_found", faces.n, "faces_indexed", indexed,

@@ -13,6 +13,14 @@
 
 typedef struct vs_store vs_store;
 
+/* One object of a put_many call. */
+typedef struct vs_blob {
+    const char *bucket;
+    const char *key;
+    const void *data;
+    size_t len;
+} vs_blob;
+
 /* Called once per key by list; return non-zero to stop early. */
 typedef int (*vs_store_list_cb)(void *ctx, const char *key, size_t size);
 
@@ -21,6 +29,10 @@ typedef struct vs_store_ops {
      * never a part; after success it survives a crash (fsync). */
     vs_err (*put)(vs_store *s, const char *bucket, const char *key, const void *data, size_t len,
                   const char *content_type, vs_error *err);
+    /* Writes several objects, each atomically, and makes them all durable
+     * together (group commit: one sync for the batch instead of one per
+     * object). On failure some may have been written, none is partial. */
+    vs_err (*put_many)(vs_store *s, const vs_blob *blobs, int n, vs_error *err);
     /* Reads a whole object into a new buffer (vs_free), at most max_bytes:
      * missing -> VS_ERR_NOT_FOUND, larger -> VS_ERR_TOO_LARGE. */
     vs_err (*get)(vs_store *s, const char *bucket, const char *key, size_t max_bytes, uint8_t **data,
@@ -54,6 +66,9 @@ int vs_store_key_ok(const char *key);
 
 static inline vs_err vs_store_put(vs_store *s, const char *b, const char *k, const void *d, size_t n,
                                   const char *ct, vs_error *e) { return s->ops->put(s, b, k, d, n, ct, e); }
+static inline vs_err vs_store_put_many(vs_store *s, const vs_blob *b, int n, vs_error *e) {
+    return s->ops->put_many(s, b, n, e);
+}
 static inline vs_err vs_store_get(vs_store *s, const char *b, const char *k, size_t max, uint8_t **d,
                                   size_t *n, vs_error *e) { return s->ops->get(s, b, k, max, d, n, e); }
 static inline vs_err vs_store_del(vs_store *s, const char *b, const char *k, vs_error *e) {

@@ -136,7 +136,9 @@ static void fx_reopen(fx *f) {
     f->ix = open_ix(f->dir);
 }
 
-static void log_path(const fx *f, char *out, size_t cap) { snprintf(out, cap, "%s/index/%s/%s", f->dir, COLL, VS_LOG_FILE); }
+static void log_path(const fx *f, char *out, size_t cap) {
+    snprintf(out, cap, "%s/index/%s/%s", f->dir, COLL, VS_LOG_FILE);
+}
 
 static long file_size(const char *path) {
     struct stat st;
@@ -250,7 +252,8 @@ static void check_search(fx *f, const float *q, int t, int site, const char *sha
         int i = atoi(hits[j].id + 2);
         assert_true(i >= 0 && i < f->n);
         double s = ref_dot(f, i, q);
-        if (fabs(s - hits[j].score) > 1e-4) fail_msg("hit %d (%s): score %f, reference %f", j, hits[j].id, hits[j].score, s);
+        if (fabs(s - hits[j].score) > 1e-4)
+            fail_msg("hit %d (%s): score %f, reference %f", j, hits[j].id, hits[j].score, s);
         if (i != ref[j].i && fabs(s - ref[j].score) > 1e-5)
             fail_msg("hit %d: index has %s (%f), reference p-%06d (%f)", j, hits[j].id, s, ref[j].i, ref[j].score);
         /* Tenant isolation and filters, asserted on every hit. */
@@ -610,6 +613,8 @@ static void test_replace_delete_scroll(void **state) {
     assert_rc(f->ix->ops->upsert(f->ix, COLL, bad, 2, &e), VS_ERR_INVALID_ARG, e);
     assert_non_null(strstr(e.msg, "tenant_id"));
     assert_non_null(strstr(e.msg, COLL));
+    bad[1] = (vs_point){"bad-q", f->vecs, "{\"tenant_id\":\"tenant-0\",\"quality_score\":1e300}"};
+    assert_rc(f->ix->ops->upsert(f->ix, COLL, bad, 2, &e), VS_ERR_INVALID_ARG, e);
     bad[1] = (vs_point){"bad-2", f->vecs, "not json"};
     assert_rc(f->ix->ops->upsert(f->ix, COLL, bad, 2, &e), VS_ERR_INVALID_ARG, e);
     bad[1] = (vs_point){"bad-3", nanv, "{\"tenant_id\":\"tenant-0\"}"};
@@ -645,7 +650,8 @@ static char *search_snapshot(fx *f) {
         vs_error e = {0};
         assert_ok(f->ix->ops->search(f->ix, COLL, q, &flt, 10, -1.0f, &hits, &n, &e), e);
         for (int j = 0; j < n; j++)
-            len += (size_t)snprintf(out + len, cap - len, "%s %.9g %s\n", hits[j].id, hits[j].score, hits[j].payload_json);
+            len +=
+                (size_t)snprintf(out + len, cap - len, "%s %.9g %s\n", hits[j].id, hits[j].score, hits[j].payload_json);
         vs_hits_free(hits, n);
     }
     f->rng = saved;
@@ -666,12 +672,18 @@ static void test_persistence_reopen(void **state) {
     f->alive[1] = 0;
     rand_vec(f, f->vecs + 5 * 64, NULL, 1.0f);
     put_points(f, 5, 6, 1); /* a replacement */
-    (void)ids;
+    /* surrounding whitespace is dropped so the stored text is exactly the object */
+    vs_point ws = {"ws-1", f->vecs, " \n{\"tenant_id\":\"tenant-ws\", \"x\": [1, 2]}\t\n"};
+    assert_ok(f->ix->ops->upsert(f->ix, COLL, &ws, 1, &e), e);
     char *before = search_snapshot(f);
     fx_reopen(f);
     validate(f);
     char *after = search_snapshot(f);
     assert_string_equal(before, after);
+    char *wpay = NULL;
+    assert_ok(f->ix->ops->get(f->ix, COLL, "tenant-ws", "ws-1", NULL, &wpay, &e), e);
+    assert_string_equal(wpay, "{\"tenant_id\":\"tenant-ws\", \"x\": [1, 2]}");
+    vs_free(wpay);
     assert_rc(f->ix->ops->get(f->ix, COLL, tn, "p-000001", NULL, NULL, &e), VS_ERR_NOT_FOUND, e);
     float v[64];
     tenant_of(f->tenant[5], tn);
