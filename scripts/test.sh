@@ -23,11 +23,16 @@ echo "== release build"; run_suite release build
 echo "== asan+ubsan build"; ASAN_OPTIONS=detect_leaks=1 run_suite asan build-asan
 echo "== cli"
 if bash tests/cli/test_cli.sh build/visage; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-echo "== integration (visage serve over HTTP)"
 (cd tests/integration && npm ci --silent --no-audit --no-fund >/dev/null) || { echo "npm ci failed"; failed=$((failed + 1)); }
-out=$(node --test tests/integration/ 2>&1); echo "$out" | grep -E "^# (tests|pass|fail)|not ok|error:" | head -40
-p=$(echo "$out" | sed -n 's/^# pass \([0-9]*\)/\1/p'); f=$(echo "$out" | sed -n 's/^# fail \([0-9]*\)/\1/p')
-if [ -z "$p" ] || [ "$p" = 0 ]; then echo "integration: no tests collected"; failed=$((failed + 1)); fi
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+run_node() { # label, binary
+  echo "== integration: visage serve over HTTP ($1)"
+  local out p f
+  out=$(VISAGE_BIN="$2" node --test tests/integration/ 2>&1); echo "$out" | grep -E "^# (tests|pass|fail)|not ok|error:|Sanitizer|runtime error" | head -40
+  p=$(echo "$out" | sed -n 's/^# pass \([0-9]*\)/\1/p'); f=$(echo "$out" | sed -n 's/^# fail \([0-9]*\)/\1/p')
+  if [ -z "$p" ] || [ "$p" = 0 ]; then echo "integration ($1): no tests collected"; failed=$((failed + 1)); fi
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+}
+run_node release "$PWD/build/visage"
+ASAN_OPTIONS=detect_leaks=1 run_node "asan+ubsan" "$PWD/build-asan/visage"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -698,7 +698,7 @@ static vs_err emb_scroll(vs_index *ix, const char *name, const vs_filter *f, con
     pthread_rwlock_unlock(&c->rw);
     vs_free(slots);
     if (rc != VS_OK) goto out;
-    qsort(ids, m, sizeof *ids, cmp_id);
+    if (m) qsort(ids, m, sizeof *ids, cmp_id); /* ids is NULL when m == 0 */
     if (m && !(vec = vs_malloc((size_t)c->dim * sizeof *vec))) {
         rc = vs_fail(err, VS_ERR_NOMEM, "index: out of memory");
         goto out;
