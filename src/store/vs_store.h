@@ -1,8 +1,9 @@
 /* vs_store.h - the blob store contract: buckets and keys as in DESIGN.md
  * (raw-images/{tenant}/{sha256}.{ext}, face-crops/..., thumbnails/...),
  * behind a small vtable so the pipeline never knows which backend it holds.
- * Backends: file://DIR (this module), s3:// (later). All functions are safe
- * to call from several threads at once on one store. */
+ * Backends: file://DIR and s3:// (S3, MinIO, Ceph: VISAGE_S3_ENDPOINT,
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION). All functions are
+ * safe to call from several threads at once on one store. */
 #ifndef VS_STORE_H
 #define VS_STORE_H
 
@@ -45,6 +46,11 @@ typedef struct vs_store_ops {
                    vs_error *err);
     /* 1 when the backend answers (for /readyz). */
     int (*healthy)(vs_store *s);
+    /* Optional (NULL when the backend has none, e.g. file://): a URL a
+     * browser can GET the object from until expires_unix, without our
+     * server (S3 SigV4 query signing). Returns 0 and writes out on success. */
+    int (*presign_get)(vs_store *s, const char *bucket, const char *key, int64_t expires_unix, char *out,
+                       size_t cap);
     void (*close)(vs_store *s);
 } vs_store_ops;
 
