@@ -1,0 +1,71 @@
+'use strict';
+// The web UI in a real browser (Debian's chromium driven by playwright-core):
+// choose a photo, search, see the matching faces with their thumbnails;
+// add a photo to the index from the page; a bad key shows the error.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const L = require('./lib');
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+describe('web UI', () => {
+  let s, dir, browser, page;
+  before(async () => {
+    dir = L.tmpDir('web');
+    s = await L.startServer(dir);
+    const items = ['knn_examples/train/obama/obama.jpg', 'knn_examples/train/obama/obama2.jpg', 'knn_examples/train/biden/biden.jpg']
+      .map((f) => ({ image_b64: L.b64(path.join(L.FACES, f)), source_url: 'https://example.org/' + path.basename(f) }));
+    const r = await L.api(s, 'POST', '/api/v1/ingest/batch', { json: { items } });
+    await L.waitDone(s, undefined, r.data.accepted.map((a) => a.image_sha256));
+    const { chromium } = require('playwright-core');
+    assert.ok(fs.existsSync(CHROMIUM), 'chromium is installed at ' + CHROMIUM + ' (apt-get install chromium)');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+             '--disable-component-update', '--disable-sync'] });
+    page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+  });
+  after(async () => {
+    if (browser) await browser.close();
+    await L.stopServer(s);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('searches with a chosen photo and shows the matches', async () => {
+    await page.goto(s.base + '/');
+    assert.equal(await page.title(), 'visage — face search');
+    await page.setInputFiles('#file', path.join(L.FACES, 'knn_examples/test/obama1.jpg'));
+    await page.click('#search');
+    await page.waitForSelector('#results .card', { timeout: 20000 });
+    const cards = await page.$$eval('#results .card', (els) => els.map((e) => ({
+      score: e.querySelector('.score').textContent, same: e.querySelector('.score').classList.contains('same'),
+      link: e.querySelector('a') ? e.querySelector('a').href : null,
+      imgOk: e.querySelector('img').complete && e.querySelector('img').naturalWidth > 0 })));
+    assert.equal(cards.length, 3);
+    assert.ok(cards[0].same && cards[1].same, 'the two Obama photos come first, marked same person');
+    assert.ok(!cards[2].same, 'Biden last, not the same person');
+    assert.match(cards[0].link, /^https:\/\/example\.org\/obama2?\.jpg$/);
+    await page.waitForFunction(() => [...document.querySelectorAll('#results .card img')].every((i) => i.complete && i.naturalWidth > 0));
+    assert.match(await page.textContent('#status'), /1 face\(s\) in the photo/);
+    await page.screenshot({ path: path.join(require('node:os').tmpdir(), 'visage-web-search.png') });
+  });
+
+  it('adds a photo to the index from the page', async () => {
+    await page.setInputFiles('#file', path.join(L.FACES, 'knn_examples/train/biden/biden2.jpg'));
+    await page.click('#ingest');
+    await page.waitForFunction(() => /Queued/.test(document.querySelector('#status').textContent), null, { timeout: 10000 });
+    const sha = require('node:crypto').createHash('sha256').update(fs.readFileSync(path.join(L.FACES, 'knn_examples/train/biden/biden2.jpg'))).digest('hex');
+    const rec = await L.waitDone(s, undefined, [sha]);
+    assert.equal(rec[sha].faces_indexed.length, 1);
+  });
+
+  it('shows a clear error for an image that is not an image', async () => {
+    const bogus = path.join(dir, 'notes.jpg');
+    fs.writeFileSync(bogus, 'this is text, not a photo');
+    await page.setInputFiles('#file', bogus);
+    await page.click('#search');
+    await page.waitForFunction(() => document.querySelector('#status').classList.contains('error'), null, { timeout: 10000 });
+    assert.match(await page.textContent('#status'), /not a JPEG, PNG, WebP or GIF/);
+  });
+});
