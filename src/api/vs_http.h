@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "vs_app.h"
+#include "vs_base64.h"
 
 typedef struct vs_req {
     struct MHD_Connection *conn;
@@ -57,10 +58,5 @@ int vs_req_multipart(vs_req *r, vs_part *parts, int cap);
 
 /* 1 when the request's Content-Type starts with prefix. */
 int vs_req_is(vs_req *r, const char *content_type_prefix);
-
-/* Decodes standard or URL-safe base64 (whitespace ignored) into a new
- * buffer (vs_free). Returns -1 on invalid input. A "data:...;base64," prefix
- * is skipped. */
-int vs_base64_decode(const char *in, size_t in_len, uint8_t **out, size_t *out_len);
 
 #endif

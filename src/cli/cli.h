@@ -35,8 +35,6 @@ int cli_mkdir(const char *dir);
  * Returns 0 when a response arrived. */
 int cli_http(const char *method, const char *url, const char *key, const char *ctype, const void *body, size_t len,
              char **resp, long *status);
-/* Standard base64 of data into a new string (free()). */
-char *cli_base64(const uint8_t *data, size_t len);
 
 int cmd_detect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);

@@ -92,17 +92,3 @@ int cli_http(const char *method, const char *url, const char *key, const char *c
     return 0;
 }
 
-char *cli_base64(const uint8_t *d, size_t n) {
-    static const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *o = malloc((n + 2) / 3 * 4 + 1), *p = o;
-    if (!o) return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0) | (i + 2 < n ? d[i + 2] : 0);
-        *p++ = t[v >> 18 & 63];
-        *p++ = t[v >> 12 & 63];
-        *p++ = i + 1 < n ? t[v >> 6 & 63] : '=';
-        *p++ = i + 2 < n ? t[v & 63] : '=';
-    }
-    *p = '\0';
-    return o;
-}

@@ -77,7 +77,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (vs_queue_open("embedded", &qo, &a->queue, &err) != VS_OK) goto fail_err;
     if (vs_index_open("embedded", s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
     if (!(a->engine = cli_engine_load(o->models, 0))) goto fail;
-    a->pipeline = (vs_pipeline){a->store, a->index, a->catalog, a->engine, {0}};
+    a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
     const char *nd = getenv("VISAGE_NEAR_DUP");
     if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "cli_system.h"
 #include "vs_alloc.h"
+#include "vs_base64.h"
 #include "vs_hash.h"
 
 typedef struct file_list {
@@ -176,11 +177,11 @@ static int ingest_remote(file_list *files, const char *server, const char *key) 
                 json_array_append_new(items, json_null());
                 continue;
             }
-            char *b64 = cli_base64(d, n), real[PATH_MAX], src[PATH_MAX + 8] = "";
+            char *b64 = vs_base64_encode(d, n), real[PATH_MAX], src[PATH_MAX + 8] = "";
             vs_free(d);
             if (realpath(files->v[k], real)) snprintf(src, sizeof src, "file://%s", real);
             json_array_append_new(items, json_pack("{s:s,s:s}", "image_b64", b64 ? b64 : "", "source_url", src));
-            free(b64);
+            vs_free(b64);
         }
         json_t *req = json_pack("{s:o}", "items", items);
         char *body = json_dumps(req, JSON_COMPACT), *resp = NULL;

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "cli_system.h"
 #include "vs_alloc.h"
+#include "vs_base64.h"
 
 static int search_remote(const char *image, const char *server, const char *key, int top_k) {
     uint8_t *d = NULL;
@@ -20,12 +21,12 @@ static int search_remote(const char *image, const char *server, const char *key,
         fprintf(stderr, "visage: %s\n", err.msg);
         return 1;
     }
-    char *b64 = cli_base64(d, n), url[1200], *resp = NULL;
+    char *b64 = vs_base64_encode(d, n), url[1200], *resp = NULL;
     vs_free(d);
     json_t *req = json_pack("{s:s,s:i}", "image_b64", b64 ? b64 : "", "top_k", top_k);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    free(b64);
+    vs_free(b64);
     long status = 0;
     snprintf(url, sizeof url, "%s/api/v1/search", server);
     int rc = body ? cli_http("POST", url, key, "application/json", body, strlen(body), &resp, &status) : -1;

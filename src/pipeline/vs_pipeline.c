@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vs_alloc.h"
+#include "vs_base64.h"
 #include "vs_hash.h"
 #include "vs_identity.h"
 #include "vs_phash.h"
@@ -113,11 +114,106 @@ static vs_err add_thumb(blob_set *bs, const vs_image *img, int px, const char *b
     return rc;
 }
 
-/* Writes the image record (status + JSON) and maps a catalog failure. */
-static vs_err put_record(const vs_pipeline *p, const vs_ingest_msg *m, vs_image_status st, json_t *rec, vs_error *err) {
-    char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
-    vs_err rc = vs_image_record_put(p->catalog, m->tenant, m->sha256, m->external_id[0] ? m->external_id : NULL, st, s, err);
-    free(s);
+/* Writes points and record into the local index and catalog. */
+static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char *sha, const char *external_id,
+                           vs_image_status st, const char *rec, const vs_point *pts, int n, int dim, vs_error *err) {
+    vs_err rc = VS_OK;
+    if (n > 0) {
+        rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION,
+                                              err);
+        if (rc == VS_OK) rc = p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, n, err);
+    }
+    if (rc == VS_OK) rc = vs_image_record_put(p->catalog, tenant, sha, external_id, st, rec, err);
+    return rc;
+}
+
+/* Hands points and record over: locally, or as one message to the index
+ * owner (vectors as base64 float32) when the pipeline has a results queue. */
+static vs_err commit(const vs_pipeline *p, const vs_ingest_msg *m, vs_image_status st, json_t *rec, const vs_point *pts,
+                     int n, vs_error *err) {
+    int dim = vs_engine_embedding_dim(p->engine);
+    const char *ext = m->external_id[0] ? m->external_id : NULL;
+    char *recs = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    vs_err rc = VS_OK;
+    if (!p->results) {
+        rc = commit_local(p, m->tenant, m->sha256, ext, st, recs, pts, n, dim, err);
+        free(recs);
+        return rc;
+    }
+    json_t *o = json_pack("{s:s,s:s,s:i,s:i}", "tenant_id", m->tenant, "image_sha256", m->sha256, "status", (int)st,
+                          "dim", dim);
+    json_t *arr = json_array();
+    if (ext) json_object_set_new(o, "external_image_id", json_string(ext));
+    if (rec) json_object_set(o, "record", rec);
+    for (int i = 0; o && i < n; i++) {
+        char *v = vs_base64_encode((const uint8_t *)pts[i].vector, sizeof(float) * (size_t)dim);
+        json_t *pl = json_loads(pts[i].payload_json, 0, NULL);
+        if (!v || !pl) {
+            vs_free(v);
+            json_decref(pl);
+            rc = vs_fail(err, VS_ERR_NOMEM, "process: result message");
+            break;
+        }
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:o}", "id", pts[i].id, "vector_b64", v, "payload", pl));
+        vs_free(v);
+    }
+    json_object_set_new(o, "points", arr);
+    char *body = rc == VS_OK ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (rc == VS_OK && !body) rc = vs_fail(err, VS_ERR_NOMEM, "process: result message");
+    if (rc == VS_OK) rc = p->results->ops->push(p->results, (const char *const *)&body, 1, NULL, err);
+    free(body);
+    free(recs);
+    json_decref(o);
+    return rc;
+}
+
+vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err) {
+    json_error_t je;
+    json_t *o = json_loads(json, 0, &je);
+    const char *tenant = json_string_value(json_object_get(o, "tenant_id"));
+    const char *sha = json_string_value(json_object_get(o, "image_sha256"));
+    const char *ext = json_string_value(json_object_get(o, "external_image_id"));
+    int dim = (int)json_integer_value(json_object_get(o, "dim"));
+    json_t *pts = json_object_get(o, "points");
+    size_t n = json_array_size(pts);
+    if (!tenant || !sha || dim != vs_engine_embedding_dim(p->engine) || n > 1024) {
+        json_decref(o);
+        return vs_fail(err, VS_ERR_CORRUPT, "result message: missing tenant/sha or dimension %d != %d", dim,
+                       vs_engine_embedding_dim(p->engine));
+    }
+    vs_point *v = vs_calloc(n ? n : 1, sizeof *v);
+    char **payloads = vs_calloc(n ? n : 1, sizeof *payloads);
+    uint8_t **vecs = vs_calloc(n ? n : 1, sizeof *vecs);
+    vs_err rc = v && payloads && vecs ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "apply result");
+    for (size_t i = 0; rc == VS_OK && i < n; i++) {
+        json_t *pt = json_array_get(pts, i);
+        const char *id = json_string_value(json_object_get(pt, "id")), *b64 = json_string_value(json_object_get(pt, "vector_b64"));
+        size_t len = 0;
+        if (!id || !b64 || vs_base64_decode(b64, strlen(b64), &vecs[i], &len) != 0 || len != sizeof(float) * (size_t)dim ||
+            !(payloads[i] = json_dumps(json_object_get(pt, "payload"), JSON_COMPACT))) {
+            rc = vs_fail(err, VS_ERR_CORRUPT, "result message for %s: point %zu is malformed", sha, i);
+            break;
+        }
+        const char *pt_tenant = json_string_value(json_object_get(json_object_get(pt, "payload"), "tenant_id"));
+        if (!pt_tenant || strcmp(pt_tenant, tenant) != 0) { /* never let a message write into another tenant */
+            rc = vs_fail(err, VS_ERR_CORRUPT, "result message for %s: point %zu has another tenant", sha, i);
+            break;
+        }
+        v[i] = (vs_point){id, (const float *)vecs[i], payloads[i]};
+    }
+    char *recs = rc == VS_OK && json_object_get(o, "record") ? json_dumps(json_object_get(o, "record"), JSON_COMPACT) : NULL;
+    if (rc == VS_OK)
+        rc = commit_local(p, tenant, sha, ext, (vs_image_status)json_integer_value(json_object_get(o, "status")), recs, v,
+                          (int)n, dim, err);
+    free(recs);
+    for (size_t i = 0; i < n; i++) {
+        if (payloads) free(payloads[i]);
+        if (vecs) vs_free(vecs[i]);
+    }
+    vs_free(payloads);
+    vs_free(vecs);
+    vs_free(v);
+    json_decref(o);
     return rc;
 }
 
@@ -126,7 +222,7 @@ static vs_err reject(const vs_pipeline *p, const vs_ingest_msg *m, const char *c
                      vs_process_result *result, vs_error *err) {
     json_t *rec = json_pack("{s:s,s:s,s:{s:s,s:s}}", "image_sha256", m->sha256, "status", "failed", "error", "code",
                             code, "message", why->msg);
-    vs_err rc = put_record(p, m, VS_IMG_FAILED, rec, err);
+    vs_err rc = commit(p, m, VS_IMG_FAILED, rec, NULL, 0, err);
     json_decref(rec);
     *result = VS_PROCESS_REJECTED;
     return rc;
@@ -213,7 +309,7 @@ static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_
         vs_face_id(m->tenant, m->sha256, i, fp->id);
         fp->reason = vs_quality_reject_reason(qc, &f->quality, &f->det, p->cfg.index_gate);
         if (!fp->reason && kept >= p->cfg.max_faces) fp->reason = "EXCEEDS_MAX_FACES";
-        if (!fp->reason) {
+        if (!fp->reason && p->index) {
             rc = find_near_duplicate(p, m, f, fp->dup_of, err);
             if (fp->dup_of[0] && p->cfg.near_dup_skip) fp->reason = "DUPLICATE";
         }
@@ -229,12 +325,10 @@ static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_
 /* Saves crops and thumbnails of the indexed faces, then upserts them all in
  * one batch; fills the record's face lists. */
 static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_faces *faces, const face_plan *plan,
-                          blob_set *bs, json_t *indexed, json_t *not_indexed, vs_error *err) {
-    int dim = vs_engine_embedding_dim(p->engine);
-    vs_point *pts = vs_calloc((size_t)(faces->n ? faces->n : 1), sizeof *pts);
-    char **payloads = vs_calloc((size_t)(faces->n ? faces->n : 1), sizeof *payloads);
+                          blob_set *bs, json_t *indexed, json_t *not_indexed, vs_point *pts, char **payloads, int *n_out,
+                          vs_error *err) {
     int n = 0;
-    vs_err rc = (pts && payloads) ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "process: points");
+    vs_err rc = VS_OK;
     int64_t now = vs_wall_ms();
     for (int i = 0; i < faces->n && rc == VS_OK; i++) {
         const vs_face *f = &faces->faces[i];
@@ -263,14 +357,11 @@ static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs
         if (plan[i].dup_of[0]) json_object_set_new(rec, "near_duplicate_of", json_string(plan[i].dup_of));
         json_array_append_new(indexed, rec);
     }
-    /* files first, then the points that name them: a crash in between leaves
-     * orphan files that the retry overwrites, never points without files */
+    /* files first, then (in commit) the points that name them: a crash in
+     * between leaves orphan files that the retry overwrites, never points
+     * without files */
     if (rc == VS_OK) rc = vs_store_put_many(p->store, bs->b, bs->n, err);
-    if (rc == VS_OK && n > 0) rc = p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, n, err);
-    (void)dim;
-    for (int i = 0; i < n; i++) free(payloads[i]);
-    vs_free(payloads);
-    vs_free(pts);
+    *n_out = n;
     return rc;
 }
 
@@ -279,7 +370,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     vs_image_status st;
     *result = VS_PROCESSED;
     if (faces_indexed) *faces_indexed = 0;
-    vs_err rc = vs_image_record_get(p->catalog, m->tenant, m->sha256, NULL, &st, NULL, NULL, err);
+    vs_err rc = p->catalog ? vs_image_record_get(p->catalog, m->tenant, m->sha256, NULL, &st, NULL, NULL, err) : VS_ERR_NOT_FOUND;
     if (rc == VS_OK && st == VS_IMG_DONE) { /* step 6a: exact duplicate of this tenant */
         *result = VS_PROCESS_DUPLICATE;
         return VS_OK;
@@ -304,11 +395,16 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     vs_faces faces = {0}; /* steps 3-7: detect, align, quality, pHash, embed */
     face_plan *plan = NULL;
     json_t *indexed = json_array(), *not_indexed = json_array();
+    vs_point *pts = NULL;
+    char **payloads = NULL;
+    int n_pts = 0;
     rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
-    if (rc == VS_OK)
+    if (rc == VS_OK && p->index)
         rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, vs_engine_embedding_dim(p->engine),
                                               VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, err);
-    if (rc == VS_OK && !(plan = vs_calloc((size_t)(faces.n ? faces.n : 1), sizeof *plan)))
+    size_t nf = (size_t)(faces.n ? faces.n : 1);
+    if (rc == VS_OK && (!(plan = vs_calloc(nf, sizeof *plan)) || !(pts = vs_calloc(nf, sizeof *pts)) ||
+                        !(payloads = vs_calloc(nf, sizeof *payloads))))
         rc = vs_fail(err, VS_ERR_NOMEM, "process: plan");
     if (rc == VS_OK) rc = plan_faces(p, m, &faces, plan, err);
     blob_set *bs = rc == VS_OK ? vs_calloc(1, sizeof *bs) : NULL;
@@ -318,7 +414,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         snprintf(tk, sizeof tk, "%s/%s_thumb.jpg", m->tenant, m->sha256);
         rc = add_thumb(bs, &img, p->cfg.thumb_px, "thumbnails", tk, err);
     }
-    if (rc == VS_OK) rc = index_faces(p, m, &faces, plan, bs, indexed, not_indexed, err); /* steps 8-10 */
+    if (rc == VS_OK) rc = index_faces(p, m, &faces, plan, bs, indexed, not_indexed, pts, payloads, &n_pts, err); /* 8-9 */
     if (bs) blob_set_free(bs);
     vs_free(bs);
     if (rc == VS_OK) {
@@ -329,12 +425,15 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         if (m->site[0]) json_object_set_new(rec, "site", json_string(m->site));
         if (m->source_url[0]) json_object_set_new(rec, "source_url", json_string(m->source_url));
         if (m->external_id[0]) json_object_set_new(rec, "external_image_id", json_string(m->external_id));
-        rc = put_record(p, m, VS_IMG_DONE, rec, err);
+        rc = commit(p, m, VS_IMG_DONE, rec, pts, n_pts, err); /* step 10 */
         json_decref(rec);
         if (faces_indexed) *faces_indexed = (int)json_array_size(indexed);
     }
     json_decref(indexed);
     json_decref(not_indexed);
+    for (int i = 0; payloads && i < n_pts; i++) free(payloads[i]);
+    vs_free(payloads);
+    vs_free(pts);
     vs_free(plan);
     vs_faces_free(&faces);
     vs_image_free(&img);

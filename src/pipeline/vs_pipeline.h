@@ -10,6 +10,7 @@
 #include "vs_catalog.h"
 #include "vs_engine.h"
 #include "vs_index.h"
+#include "vs_queue.h"
 #include "vs_store.h"
 
 #define VS_FACES_COLLECTION "faces_v1"
@@ -30,13 +31,23 @@ typedef struct vs_pipeline_cfg {
 
 void vs_pipeline_cfg_default(vs_pipeline_cfg *cfg);
 
-/* What a worker needs; all borrowed, all thread-safe. */
+/* What a worker needs; all borrowed, all thread-safe.
+ *
+ * Embedded (`visage serve`): index and catalog are local and the pipeline
+ * writes points and records itself. Distributed worker (`visage worker`
+ * without direct index access): index and catalog are NULL and `results` is
+ * set: the worker hands the finished points and the record, durably, to
+ * the index owner through that queue (at-least-once, like the ingest
+ * queue); the owner applies them with vs_apply_result. Without an index the
+ * near-duplicate link is not computed and without a catalog the exact-
+ * duplicate check happens at the index owner instead (idempotent ids). */
 typedef struct vs_pipeline {
     vs_store *store;
-    vs_index *index;
-    vs_catalog *catalog;
+    vs_index *index;       /* NULL: no reads (no near-duplicate links) */
+    vs_catalog *catalog;   /* NULL: records go through `results` */
     const vs_engine *engine;
     vs_pipeline_cfg cfg;
+    vs_queue *results;     /* non-NULL: hand results to the index owner */
 } vs_pipeline;
 
 /* The queued message (JSON in the queue). */
@@ -66,6 +77,11 @@ typedef enum vs_process_result {
  * (store or index down...) and the message should be retried. */
 vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_ingest_msg *msg,
                         vs_process_result *result, int *faces_indexed, vs_error *err);
+
+/* Applies one result message (from vs_process_image with `results` set) to
+ * the local index and catalog: the index owner's half of the hand-over.
+ * Idempotent: applying the same result twice changes nothing. */
+vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err);
 
 /* Raw image bucket/key of an image: raw-images/{tenant}/{sha256}.{ext}. */
 void vs_raw_key(const char *tenant, const char *sha256, const char *ext, char *key, size_t cap);
