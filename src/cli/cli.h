@@ -40,6 +40,8 @@ int cmd_detect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_api(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 int cmd_tenant(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);

@@ -38,15 +38,14 @@ static int load_secret(const char *dir, uint8_t secret[32]) {
     return 0;
 }
 
-int cli_system_open(const cli_system_opts *o, cli_system *s) {
-    memset(s, 0, sizeof *s);
-    s->lock_fd = -1;
-    const char *env = getenv("VISAGE_DATA");
-    snprintf(s->data_dir, sizeof s->data_dir, "%s", o->data_dir ? o->data_dir : env && *env ? env : "./visage-data");
-    if (mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "visage: data dir %s: %s\n", s->data_dir, strerror(errno));
-        return -1;
-    }
+/* Env var or default. */
+static const char *env_or(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+/* Takes the data dir's lock (one process owns an embedded index/catalog). */
+static int lock_data_dir(cli_system *s) {
     char path[1200];
     snprintf(path, sizeof path, "%s/LOCK", s->data_dir);
     s->lock_fd = open(path, O_RDWR | O_CREAT, 0644);
@@ -54,6 +53,17 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
         fprintf(stderr, "visage: data dir %s is in use by another visage process; "
                         "send work to it with --server URL instead\n", s->data_dir);
         return -1;
+    }
+    return 0;
+}
+
+int cli_system_open(const cli_system_opts *o, cli_system *s) {
+    memset(s, 0, sizeof *s);
+    s->lock_fd = -1;
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", o->data_dir ? o->data_dir : env_or("VISAGE_DATA", "./visage-data"));
+    int worker = o->role == CLI_ROLE_WORKER;
+    if (!worker) {
+        if (cli_mkdir(s->data_dir) != 0 || lock_data_dir(s) != 0) return -1;
     }
     vs_app *a = &s->app;
     a->cfg.max_body_bytes = 32u << 20;
@@ -65,22 +75,36 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     vs_error err = {0};
-    char url[1200];
-    const char *store_url = getenv("VISAGE_STORE");
-    snprintf(url, sizeof url, "file://%s/blobs", s->data_dir);
-    vs_queue_opts qo = {.data_dir = s->data_dir, .visibility_ms = 60000, .max_attempts = 5};
+    char store_url[1200];
+    snprintf(store_url, sizeof store_url, "file://%s/blobs", s->data_dir);
+    const char *queue_url = env_or("VISAGE_QUEUE", "embedded"), *index_url = env_or("VISAGE_INDEX", "embedded");
+    vs_queue_opts qo = {.name = "face:ingest", .data_dir = s->data_dir, .visibility_ms = 60000, .max_attempts = 5};
     const char *vis = getenv("VISAGE_VISIBILITY_MS");
     if (vis) qo.visibility_ms = atoll(vis);
-    if (load_secret(s->data_dir, a->secret) != 0) goto fail;
-    if (vs_catalog_open(s->data_dir, &a->catalog, &err) != VS_OK) goto fail_err;
-    if (vs_store_open(store_url && *store_url ? store_url : url, &a->store, &err) != VS_OK) goto fail_err;
-    if (vs_queue_open("embedded", &qo, &a->queue, &err) != VS_OK) goto fail_err;
-    if (vs_index_open("embedded", s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
+    int remote_queue = strcmp(queue_url, "embedded") != 0, remote_index = strcmp(index_url, "embedded") != 0;
+    if (worker && !remote_queue) {
+        fprintf(stderr, "visage: worker: VISAGE_QUEUE must name a shared queue (redis://host:port/db)\n");
+        return -1;
+    }
+    if (!worker && load_secret(s->data_dir, a->secret) != 0) goto fail;
+    if (!worker && vs_catalog_open(s->data_dir, &a->catalog, &err) != VS_OK) goto fail_err;
+    if (vs_store_open(env_or("VISAGE_STORE", store_url), &a->store, &err) != VS_OK) goto fail_err;
+    if (vs_queue_open(queue_url, &qo, &a->queue, &err) != VS_OK) goto fail_err;
+    /* a worker reads a shared index (near-duplicate links) but never owns an embedded one */
+    if ((!worker || remote_index) && vs_index_open(index_url, s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
     if (!(a->engine = cli_engine_load(o->models, 0))) goto fail;
     a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
     const char *nd = getenv("VISAGE_NEAR_DUP");
     if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;
+    /* workers and the index owner apart: results travel on face:results */
+    if (worker || (o->role == CLI_ROLE_API && remote_queue)) {
+        vs_queue_opts ro = qo;
+        ro.name = "face:results";
+        if (vs_queue_open(queue_url, &ro, &s->results, &err) != VS_OK) goto fail_err;
+        if (worker) a->pipeline.results = s->results;
+        else if (vs_appliers_start(&a->pipeline, s->results, 1, &s->appliers, &err) != VS_OK) goto fail_err;
+    }
     a->pool_n = o->engine_pool > VS_APP_ENGINE_POOL ? VS_APP_ENGINE_POOL : o->engine_pool;
     for (int i = 0; i < a->pool_n; i++) {
         if (vs_engine_worker_new(a->engine, &a->pool[i], &err) != VS_OK) goto fail_err;
@@ -89,7 +113,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, o->workers, &a->workers, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
-    cli_error(s->data_dir, &err);
+    cli_error(worker ? "worker" : s->data_dir, &err);
 fail:
     cli_system_close(s);
     return -1;
@@ -99,10 +123,14 @@ void cli_system_close(cli_system *s) {
     vs_app *a = &s->app;
     vs_workers_stop(a->workers);
     a->workers = NULL;
+    vs_workers_stop(s->appliers);
+    s->appliers = NULL;
     for (int i = 0; i < a->pool_n; i++) vs_engine_worker_free(a->pool[i]);
     a->pool_n = 0;
     if (a->index) a->index->ops->close(a->index);
     if (a->queue) a->queue->ops->close(a->queue);
+    if (s->results) s->results->ops->close(s->results);
+    s->results = NULL;
     vs_store_close(a->store);
     if (a->catalog) vs_catalog_close(a->catalog);
     vs_engine_free((vs_engine *)a->engine);

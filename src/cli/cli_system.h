@@ -5,13 +5,24 @@
 
 #include "vs_app.h"
 
+/* Which process this is (DESIGN.md topologies). */
+typedef enum cli_role {
+    CLI_ROLE_SERVE = 0,  /* everything in one process */
+    CLI_ROLE_API,        /* HTTP + catalog + index owner; applies workers' results */
+    CLI_ROLE_WORKER,     /* consumes the ingest queue; hands results to the API */
+    CLI_ROLE_LOCAL       /* a command-line tool on a data dir (ingest, search) */
+} cli_role;
+
 typedef struct cli_system {
     char data_dir[1024];
     int lock_fd;
     vs_app app;
+    vs_queue *results;        /* face:results, when workers and index owner are apart */
+    vs_workers *appliers;     /* API: applies face:results */
 } cli_system;
 
 typedef struct cli_system_opts {
+    cli_role role;
     const char *data_dir;     /* --data, else $VISAGE_DATA, else ./visage-data */
     const char *models;       /* --models */
     int workers;              /* 0 = none, <0 = one per core */

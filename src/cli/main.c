@@ -11,6 +11,7 @@ static int usage(void) {
             "  embed IMAGE...            as detect, plus the L2-normalised embedding of each face\n"
             "  compare IMAGE_A IMAGE_B   similarity of the best face of each, same_person verdict\n"
             "  serve [--data DIR] [--listen HOST:PORT]   API + web UI + workers in one process\n"
+            "  api / worker                              the halves for distributed mode (VISAGE_QUEUE, VISAGE_STORE, VISAGE_INDEX)\n"
             "  ingest PATH... [--data DIR] [--tenant T]  import files/folders, wait until processed\n"
             "  search IMAGE [--data DIR] [--tenant T] [--top-k K]   where else does this face appear\n"
             "  tenant create NAME [--data DIR]           create a tenant, print its API key once\n"
@@ -28,6 +29,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "embed")) return cmd_embed(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "api")) return cmd_api(argc - 1, argv + 1);
+    if (!strcmp(cmd, "worker")) return cmd_worker(argc - 1, argv + 1);
     if (!strcmp(cmd, "ingest")) return cmd_ingest(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
     if (!strcmp(cmd, "tenant")) return cmd_tenant(argc - 1, argv + 1);

@@ -28,6 +28,7 @@ struct vs_workers {
     const vs_pipeline *p;
     vs_queue *q;
     int n;
+    int apply;    /* 1 = apply result messages instead of processing images */
     pthread_t threads[MAX_WORKERS];
     vs_engine_worker *engines[MAX_WORKERS];
     atomic_int stopping;
@@ -60,8 +61,13 @@ static void handle(vs_workers *w, vs_engine_worker *ew, const vs_msg *msg) {
     pthread_mutex_lock(&w->mu);
     w->stats.busy++;
     pthread_mutex_unlock(&w->mu);
-    vs_err rc = vs_ingest_msg_parse(msg->body, &m, &err);
-    if (rc == VS_OK) rc = vs_process_image(w->p, ew, &m, &r, &faces, &err);
+    vs_err rc;
+    if (w->apply) {
+        rc = vs_apply_result(w->p, msg->body, &err);
+    } else {
+        rc = vs_ingest_msg_parse(msg->body, &m, &err);
+        if (rc == VS_OK) rc = vs_process_image(w->p, ew, &m, &r, &faces, &err);
+    }
     vs_error qerr = {0};
     if (rc == VS_OK || rc == VS_ERR_CORRUPT) {
         /* done, or a message no retry can fix: ack (a corrupt message was
@@ -107,7 +113,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err) {
+/* Common start: n threads, each with an engine worker unless applying. */
+static vs_err start(const vs_pipeline *p, vs_queue *q, int n, int apply, vs_workers **out, vs_error *err) {
     *out = NULL;
     if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
@@ -116,9 +123,10 @@ vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **o
     if (!w) return vs_fail(err, VS_ERR_NOMEM, "workers");
     w->p = p;
     w->q = q;
+    w->apply = apply;
     pthread_mutex_init(&w->mu, NULL);
     vs_err rc = VS_OK;
-    for (int i = 0; i < n && rc == VS_OK; i++) rc = vs_engine_worker_new(p->engine, &w->engines[i], err);
+    for (int i = 0; i < n && rc == VS_OK && !apply; i++) rc = vs_engine_worker_new(p->engine, &w->engines[i], err);
     for (int i = 0; i < n && rc == VS_OK; i++) {
         thread_arg *a = vs_malloc(sizeof *a);
         if (!a) { rc = vs_fail(err, VS_ERR_NOMEM, "workers"); break; }
@@ -136,6 +144,14 @@ vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **o
     }
     *out = w;
     return VS_OK;
+}
+
+vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err) {
+    return start(p, q, n, 0, out, err);
+}
+
+vs_err vs_appliers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err) {
+    return start(p, q, n <= 0 ? 1 : n, 1, out, err);
 }
 
 void vs_workers_stop(vs_workers *w) {

@@ -22,6 +22,11 @@ typedef struct vs_worker_stats {
  * borrowed and must outlive the pool. */
 vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err);
 
+/* Starts n threads that take result messages (from distributed workers)
+ * from q and apply them to the local index and catalog (vs_apply_result):
+ * the index owner's side of the hand-over. Same stop/stats. */
+vs_err vs_appliers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err);
+
 /* Stops taking work, lets in-flight messages finish (or be redelivered
  * later if the process dies), joins the threads and frees the pool. */
 void vs_workers_stop(vs_workers *w);

@@ -15,6 +15,10 @@
 typedef struct vs_queue vs_queue;
 
 typedef struct vs_queue_opts {
+    const char *name;          /* NULL = "face:ingest"; "face:results" carries finished
+                                * points from workers to the index owner. embedded:
+                                * {data_dir}/queue.db for face:ingest, {data_dir}/<name
+                                * with ':' as '-'>.db otherwise; redis: the stream key */
     const char *data_dir;      /* embedded: where queue.db lives */
     int64_t visibility_ms;     /* lease length before redelivery (default 60000) */
     int max_attempts;          /* deliveries before dead-letter (default 5) */

@@ -542,7 +542,13 @@ vs_err vs_queue_sqlite_open(const vs_queue_opts *opts, vs_queue **out, vs_error 
     pthread_cond_init(&q->cv, &ca);
     pthread_condattr_destroy(&ca);
     vs_err rc = VS_OK;
-    int n = snprintf(q->path, sizeof q->path, "%s/queue.db", opts->data_dir);
+    char file[128] = "queue";
+    if (opts->name && strcmp(opts->name, "face:ingest") != 0) {
+        snprintf(file, sizeof file, "%s", opts->name);
+        for (char *c = file; *c; c++)
+            if (*c == ':' || *c == '/') *c = '-';
+    }
+    int n = snprintf(q->path, sizeof q->path, "%s/%s.db", opts->data_dir, file);
     if (n < 0 || (size_t)n >= sizeof q->path) {
         rc = vs_fail(err, VS_ERR_INVALID_ARG, "queue open: data dir path too long");
         goto out;
