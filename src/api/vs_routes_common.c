@@ -29,8 +29,12 @@ void vs_app_engine_release(vs_app *a, vs_engine_worker *w) {
     pthread_mutex_unlock(&a->mu);
 }
 
+/* A store that can presign (S3) hands out its own URLs, so images are
+ * served by the object store, not by us; otherwise our signed path. */
 void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, size_t cap) {
-    vs_presign_path(a->secret, sizeof a->secret, bucket, key, (int64_t)time(NULL) + a->cfg.presign_ttl_s, out, cap);
+    int64_t expires = (int64_t)time(NULL) + a->cfg.presign_ttl_s;
+    if (a->store->ops->presign_get && a->store->ops->presign_get(a->store, bucket, key, expires, out, cap) == 0) return;
+    vs_presign_path(a->secret, sizeof a->secret, bucket, key, expires, out, cap);
 }
 
 int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len) {

@@ -27,10 +27,10 @@ function createTenant(dataDir, name) {
   return JSON.parse(out).api_key;
 }
 
-async function startServer(dataDir, extraEnv = {}) {
+async function startServer(dataDir, extraEnv = {}, command = 'serve') {
   const port = await freePort();
   const log = [];
-  const proc = spawn(BIN, ['serve', '--data', dataDir, '--listen', '127.0.0.1:' + port], {
+  const proc = spawn(BIN, [command, '--data', dataDir, '--listen', '127.0.0.1:' + port], {
     env: { ...process.env, VISAGE_MODELS: MODELS, ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
   proc.stderr.on('data', (d) => log.push(String(d)));
   const base = 'http://127.0.0.1:' + port;

@@ -1,0 +1,176 @@
+'use strict';
+// Distributed mode on real engines (DESIGN.md topology 2): a real
+// redis-server and s3rver started here on loopback, one `visage api`
+// owning the embedded index, three `visage worker` processes.
+//  - a worker is SIGKILLed mid-batch: every image processed, each face once,
+//    nothing pending;
+//  - Redis restarted mid-ingest: workers reconnect, nothing lost;
+//  - S3 answering 500 for a while (a fault proxy in front of s3rver): retried;
+//    always 500: dead-lettered with a clear error, never acknowledged as done.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const L = require('./lib');
+
+const S3RVER = path.join(L.ROOT, 'tests', 's3', 'node_modules', 's3rver', 'bin', 's3rver.js');
+
+async function waitFor(fn, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try { if (await fn()) return; } catch (e) { /* not yet */ }
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function startRedis(dir, port) {
+  port = port || await L.freePort();
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
+  await waitFor(() => new Promise((res) => {
+    const s = require('node:net').connect(port, '127.0.0.1', () => { s.end(); res(true); });
+    s.on('error', () => res(false));
+  }), 10000, 'redis-server');
+  return { proc: p, port };
+}
+
+async function startS3(dir) {
+  const port = await L.freePort();
+  const p = spawn(process.execPath, [S3RVER, '--address', '127.0.0.1', '--port', String(port), '--directory', dir, '--silent'],
+    { stdio: 'ignore' });
+  await waitFor(async () => (await fetch('http://127.0.0.1:' + port + '/')).status > 0, 15000, 's3rver');
+  return { proc: p, port };
+}
+
+// An HTTP proxy to s3rver that answers 500 while `failing` is true.
+function faultProxy(target) {
+  const state = { failing: false, failed: 0 };
+  const server = http.createServer((req, res) => {
+    if (state.failing) { state.failed++; res.writeHead(500, { 'Content-Type': 'application/xml' });
+      return res.end('<?xml version="1.0"?><Error><Code>InternalError</Code><Message>injected</Message></Error>'); }
+    const up = http.request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+    up.on('error', () => { res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port, state })));
+}
+
+function kill(p, sig = 'SIGTERM') {
+  if (!p || p.exitCode !== null) return Promise.resolve();
+  const done = new Promise((r) => p.once('exit', r));
+  p.kill(sig);
+  return done;
+}
+
+describe('distributed: redis + s3 + api + 3 workers', () => {
+  const dir = L.tmpDir('dist');
+  let redis, s3, proxy, api;
+  const workers = [];
+  let env;
+
+  function startWorker() {
+    const w = spawn(L.BIN, ['worker'], { env: { ...env, VISAGE_WORKERS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    w.log = [];
+    w.stderr.on('data', (d) => w.log.push(String(d)));
+    workers.push(w);
+    return w;
+  }
+
+  before(async () => {
+    fs.mkdirSync(path.join(dir, 'redis'));
+    fs.mkdirSync(path.join(dir, 's3'));
+    redis = await startRedis(path.join(dir, 'redis'));
+    s3 = await startS3(path.join(dir, 's3'));
+    proxy = await faultProxy(s3.port);
+    env = { VISAGE_QUEUE: 'redis://127.0.0.1:' + redis.port + '/0', VISAGE_STORE: 's3://visage',
+      VISAGE_S3_ENDPOINT: 'http://127.0.0.1:' + proxy.port, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REGION: 'us-east-1', VISAGE_VISIBILITY_MS: '3000', VISAGE_MODELS: L.MODELS };
+    api = await L.startServer(path.join(dir, 'api'), { ...env, VISAGE_WORKERS: '0' }, 'api');
+    for (let i = 0; i < 3; i++) startWorker();
+  });
+  after(async () => {
+    for (const w of workers) await kill(w, 'SIGKILL');
+    await L.stopServer(api);
+    await kill(redis && redis.proc);
+    await kill(s3 && s3.proc);
+    if (proxy) proxy.server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function metric(name) {
+    const m = await L.api(api, 'GET', '/metrics');
+    const line = String(m.data).split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+    return line ? Number(line.split(' ').pop()) : NaN;
+  }
+
+  it('reports every backend ready', async () => {
+    const r = await L.api(api, 'GET', '/readyz');
+    assert.equal(r.status, 200, JSON.stringify(r.data));
+    assert.deepEqual(r.data.backends, { store: 'ok', queue: 'ok', index: 'ok' });
+  });
+
+  it('processes a batch exactly once although a worker is SIGKILLed mid-way', async () => {
+    const photos = L.walk(L.FACES);
+    const r = await L.api(api, 'POST', '/api/v1/ingest/batch', { json: { items: photos.map((f) => ({ image_b64: L.b64(f) })) } });
+    assert.equal(r.status, 202);
+    assert.equal(r.data.rejected.length, 0, JSON.stringify(r.data.rejected));
+    const shas = r.data.accepted.map((a) => a.image_sha256);
+    // kill one worker as soon as anything is done
+    await waitFor(async () => (await L.api(api, 'GET', '/api/v1/images/' + shas[0])).data.status !== 'queued' ||
+      (await metric('visage_queue_ready')) < shas.length - 2, 60000, 'first images');
+    await kill(workers[0], 'SIGKILL');
+    const records = await L.waitDone(api, undefined, shas, 300000);
+    const ids = [];
+    for (const sha of shas) {
+      assert.equal(records[sha].status, 'done', JSON.stringify(records[sha]));
+      for (const f of records[sha].faces_indexed) ids.push(f.face_id);
+    }
+    assert.equal(new Set(ids).size, ids.length);
+    const all = await L.api(api, 'POST', '/api/v1/search', { json: { face_id: ids[0], top_k: 1000, threshold: -1 } });
+    assert.equal(all.data.results.length + 1, ids.length, 'every face indexed once');
+    const crop = await fetch(all.data.results[0].crop_url);
+    assert.equal(crop.status, 200, 'crop served from S3 through a presigned URL');
+    await waitFor(async () => (await metric('visage_queue_in_flight')) === 0 && (await metric('visage_queue_ready')) === 0,
+      30000, 'queue drained');
+  });
+
+  it('survives a Redis restart mid-ingest without losing anything', async () => {
+    const photos = L.walk(L.FACES).slice(0, 8);
+    const items = photos.map((f, i) => ({ image_b64: Buffer.concat([fs.readFileSync(f), Buffer.from('redis-' + i)]).toString('base64') }));
+    const r = await L.api(api, 'POST', '/api/v1/ingest/batch', { json: { items } });
+    assert.equal(r.status, 202);
+    await kill(redis.proc, 'SIGKILL');
+    await new Promise((res) => setTimeout(res, 1500));
+    redis = await startRedis(path.join(dir, 'redis'), redis.port); // same port, AOF replays the stream
+    const records = await L.waitDone(api, undefined, r.data.accepted.map((a) => a.image_sha256), 300000);
+    for (const rec of Object.values(records)) assert.equal(rec.status, 'done');
+  });
+
+  it('retries while S3 fails, then dead-letters with a clear error when it keeps failing', async () => {
+    const f = path.join(L.FACES, 'knn_examples/train/rose_leslie/img1.jpg');
+    // a short outage: accepted once S3 is back (the API write itself retries)
+    proxy.state.failing = true;
+    setTimeout(() => { proxy.state.failing = false; }, 300);
+    const ok = await L.api(api, 'POST', '/api/v1/ingest', { json: { image_b64: Buffer.concat([fs.readFileSync(f), Buffer.from('s3-a')]).toString('base64') } });
+    assert.equal(ok.status, 202, JSON.stringify(ok.data));
+    assert.ok(proxy.state.failed > 0, 'the outage was hit');
+    const rec = await L.waitDone(api, undefined, [ok.data.image_sha256], 120000);
+    assert.equal(rec[ok.data.image_sha256].status, 'done');
+    // a long outage after acceptance: workers retry, then the message is dead
+    const r2 = await L.api(api, 'POST', '/api/v1/ingest', { json: { image_b64: Buffer.concat([fs.readFileSync(f), Buffer.from('s3-b')]).toString('base64') } });
+    assert.equal(r2.status, 202);
+    proxy.state.failing = true;
+    try {
+      await waitFor(async () => (await L.api(api, 'GET', '/api/v1/dead-letters')).data.dead_letters.length > 0, 240000, 'dead letter');
+    } finally { proxy.state.failing = false; }
+    const dead = (await L.api(api, 'GET', '/api/v1/dead-letters')).data.dead_letters;
+    assert.equal(dead[0].message.image_sha256, r2.data.image_sha256);
+    assert.match(dead[0].last_error, /500|InternalError/);
+    const img = await L.api(api, 'GET', '/api/v1/images/' + r2.data.image_sha256);
+    assert.notEqual(img.data.status, 'done', 'never reported done');
+  });
+});
