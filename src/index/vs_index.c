@@ -7,6 +7,7 @@
 
 #include "vs_alloc.h"
 #include "vs_index_embedded.h"
+#include "vs_index_qdrant.h"
 
 vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err) {
     if (!out) return vs_fail(err, VS_ERR_INVALID_ARG, "index open: no output pointer");
@@ -18,7 +19,7 @@ vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_e
         return vs_index_embedded_open(data_dir, out, err);
     }
     if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
-        return vs_fail(err, VS_ERR_UNSUPPORTED, "index open %s: the Qdrant backend is not built yet", url);
+        return vs_index_qdrant_open(url, NULL, out, err);
     return vs_fail(err, VS_ERR_UNSUPPORTED, "index open %s: unknown index URL (want \"embedded\" or http(s)://)",
                    url);
 }

@@ -3,8 +3,9 @@
  * model that made them, upsert, get, delete, count, scroll and top-k cosine
  * search with payload filters. tenant_id is part of every filter and every
  * point: no call can see another tenant's points. Backends: "embedded"
- * (this module: exact scan, persisted under the data dir), http(s):// Qdrant
- * (later). Thread-safe: searches run concurrently, writes are serialised. */
+ * (exact scan, persisted under the data dir) and http(s)://host:6333
+ * (Qdrant REST; QDRANT_API_KEY). Thread-safe: searches run concurrently,
+ * writes are serialised. */
 #ifndef VS_INDEX_H
 #define VS_INDEX_H
 
@@ -69,7 +70,7 @@ struct vs_index {
     const vs_index_ops *ops;
 };
 
-/* url: "embedded" (opts data_dir required). */
+/* url: "embedded" (data_dir required) or "http(s)://qdrant-host:6333". */
 vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err);
 void vs_hits_free(vs_hit *hits, int n);
 
