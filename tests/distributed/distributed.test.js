@@ -13,7 +13,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
-const L = require('./lib');
+const L = require('../integration/lib');
 
 const S3RVER = path.join(L.ROOT, 'tests', 's3', 'node_modules', 's3rver', 'bin', 's3rver.js');
 
