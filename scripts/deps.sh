@@ -4,10 +4,10 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxnnpack-dev libpthreadpool-dev libturbojpeg0-dev libpng-dev
       libwebp-dev libgif-dev libjansson-dev libssl-dev libsqlite3-dev libmicrohttpd-dev
-      libcurl4-openssl-dev ca-certificates)
+      libcurl4-openssl-dev libhiredis-dev ca-certificates)
 # npm ships inside NodeSource's nodejs; Debian splits it into its own package.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
-if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev bc chromium); fi
+if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev bc chromium redis-server); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,8 @@
  * that dies leaves its leased messages to be delivered again after the
  * visibility timeout; after max_attempts failures a message moves to the
  * dead-letter list with its last error. Backends: "embedded" (SQLite in WAL
- * mode under the data dir, this module), redis:// (later). Thread-safe. */
+ * mode under the data dir, vs_queue_sqlite.c) and "redis://" (Redis >= 7
+ * Streams, vs_queue_redis.c). Thread-safe. */
 #ifndef VS_QUEUE_H
 #define VS_QUEUE_H
 
@@ -71,7 +72,14 @@ struct vs_queue {
     const vs_queue_ops *ops;
 };
 
-/* url: "embedded" (needs opts->data_dir). */
+/* url: "embedded" (needs opts->data_dir), or
+ * "redis://[[user]:password@]host[:port][/db][?prefix=P&max_len=N]": stream
+ * P"ingest" (P defaults to "face:"), group "visage"; a push that would take
+ * the stream past max_len messages (default 10 million) fails with
+ * VS_ERR_TOO_LARGE, never trimming unprocessed ones. Redis unreachable:
+ * VS_ERR_BACKEND (open, push, ack... after ~2 s of reconnecting; pop after
+ * about wait_ms). opts may be NULL for redis:// (defaults). On success *out
+ * is freed by (*out)->ops->close. */
 vs_err vs_queue_open(const char *url, const vs_queue_opts *opts, vs_queue **out, vs_error *err);
 void vs_msg_free(vs_msg *m);
 
