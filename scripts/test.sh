@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test || exit 1
+(cd tests/s3 && npm ci --silent --no-audit --no-fund >/dev/null) || exit 1
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVS_SANITIZE=ON >/dev/null || exit 1
 cmake --build build-asan -j"$(nproc)" >/dev/null || exit 1
 passed=0; failed=0

@@ -36,14 +36,15 @@ int vs_store_key_ok(const char *key) {
 
 vs_err vs_store_open(const char *url, vs_store **out, vs_error *err) {
     *out = NULL;
-    if (!url || !url[0]) return vs_fail(err, VS_ERR_INVALID_ARG, "store: empty URL (want file://DIR)");
+    if (!url || !url[0]) return vs_fail(err, VS_ERR_INVALID_ARG, "store: empty URL (want file://DIR or s3://)");
     if (!strncmp(url, "file://", 7)) {
         const char *dir = url + 7; /* "file:///abs" -> "/abs", "file://rel" -> "rel" */
         if (!dir[0]) return vs_fail(err, VS_ERR_INVALID_ARG, "store %s: no directory after file://", url);
         return vs_store_fs_open(dir, out, err);
     }
+    if (!strncmp(url, "s3://", 5)) return vs_store_s3_open(url + 5, out, err); /* "" or a bucket prefix */
     const char *colon = strstr(url, "://");
     int scheme_len = colon ? (int)(colon - url) : (int)strlen(url);
-    return vs_fail(err, VS_ERR_UNSUPPORTED, "store %s: scheme \"%.*s\" is not supported (want file://DIR)", url,
-                   scheme_len > 32 ? 32 : scheme_len, url);
+    return vs_fail(err, VS_ERR_UNSUPPORTED, "store %s: scheme \"%.*s\" is not supported (want file://DIR or s3://)",
+                   url, scheme_len > 32 ? 32 : scheme_len, url);
 }

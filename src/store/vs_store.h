@@ -2,8 +2,9 @@
  * (raw-images/{tenant}/{sha256}.{ext}, face-crops/..., thumbnails/...),
  * behind a small vtable so the pipeline never knows which backend it holds.
  * Backends: file://DIR and s3:// (S3, MinIO, Ceph: VISAGE_S3_ENDPOINT,
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION). All functions are
- * safe to call from several threads at once on one store. */
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, VISAGE_S3_PATH_STYLE;
+ * see vs_store_open). All functions are safe to call from several threads
+ * at once on one store. */
 #ifndef VS_STORE_H
 #define VS_STORE_H
 
@@ -27,12 +28,14 @@ typedef int (*vs_store_list_cb)(void *ctx, const char *key, size_t size);
 
 typedef struct vs_store_ops {
     /* Writes the whole object atomically: readers see the old or the new one,
-     * never a part; after success it survives a crash (fsync). */
+     * never a part; after success it survives a crash (fsync; for s3:// the
+     * PUT's 200). content_type may be NULL (application/octet-stream). */
     vs_err (*put)(vs_store *s, const char *bucket, const char *key, const void *data, size_t len,
                   const char *content_type, vs_error *err);
     /* Writes several objects, each atomically, and makes them all durable
      * together (group commit: one sync for the batch instead of one per
-     * object). On failure some may have been written, none is partial. */
+     * object; s3:// has none and simply puts each). On failure some may have
+     * been written, none is partial. */
     vs_err (*put_many)(vs_store *s, const vs_blob *blobs, int n, vs_error *err);
     /* Reads a whole object into a new buffer (vs_free), at most max_bytes:
      * missing -> VS_ERR_NOT_FOUND, larger -> VS_ERR_TOO_LARGE. */
@@ -48,7 +51,9 @@ typedef struct vs_store_ops {
     int (*healthy)(vs_store *s);
     /* Optional (NULL when the backend has none, e.g. file://): a URL a
      * browser can GET the object from until expires_unix, without our
-     * server (S3 SigV4 query signing). Returns 0 and writes out on success. */
+     * server (S3 SigV4 query signing). Returns 0 and writes out on success;
+     * -1 (out "") for an invalid bucket/key, an expiry in the past or more
+     * than 7 days ahead (S3's limit), or a URL longer than cap. */
     int (*presign_get)(vs_store *s, const char *bucket, const char *key, int64_t expires_unix, char *out,
                        size_t cap);
     void (*close)(vs_store *s);
@@ -58,7 +63,16 @@ struct vs_store {
     const vs_store_ops *ops;
 };
 
-/* Opens a store from its URL: "file:///abs/dir" or "file://rel/dir".
+/* Opens a store from its URL: "file:///abs/dir", "file://rel/dir", "s3://"
+ * (buckets named as in DESIGN.md) or "s3://PREFIX" (bucket b is the S3
+ * bucket PREFIX-b, so deployments can share an account). s3:// reads its
+ * settings from the environment at open (VISAGE_S3_ENDPOINT, default
+ * https://s3.<region>.amazonaws.com; AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY, required; AWS_REGION, default us-east-1;
+ * VISAGE_S3_PATH_STYLE, 1 = http://endpoint/bucket/key, the default with an
+ * endpoint, 0 = http://bucket.endpoint/key) and creates the four buckets
+ * when missing, so a server that is down fails here. Transport errors, 5xx
+ * and 429 are retried with backoff (4 tries) before VS_ERR_BACKEND.
  * Unknown scheme -> VS_ERR_UNSUPPORTED naming it. */
 vs_err vs_store_open(const char *url, vs_store **out, vs_error *err);
 
