@@ -25,15 +25,18 @@ echo "== asan+ubsan build"; ASAN_OPTIONS=detect_leaks=1 run_suite asan build-asa
 echo "== cli"
 if bash tests/cli/test_cli.sh build/visage; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 (cd tests/integration && npm ci --silent --no-audit --no-fund >/dev/null) || { echo "npm ci failed"; failed=$((failed + 1)); }
-run_node() { # label, binary
-  echo "== integration: visage serve over HTTP ($1)"
+run_node() { # label, binary, test dir
+  echo "== ${3#tests/}: over HTTP ($1)"
   local out p f
-  out=$(VISAGE_BIN="$2" node --test tests/integration/ 2>&1); echo "$out" | grep -E "^# (tests|pass|fail)|not ok|error:|Sanitizer|runtime error" | head -40
+  out=$(VISAGE_BIN="$2" node --test "$3" 2>&1); echo "$out" | grep -E "^# (tests|pass|fail)|not ok|error:|Sanitizer|runtime error" | head -40
   p=$(echo "$out" | sed -n 's/^# pass \([0-9]*\)/\1/p'); f=$(echo "$out" | sed -n 's/^# fail \([0-9]*\)/\1/p')
   if [ -z "$p" ] || [ "$p" = 0 ]; then echo "integration ($1): no tests collected"; failed=$((failed + 1)); fi
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 }
-run_node release "$PWD/build/visage"
-ASAN_OPTIONS=detect_leaks=1 run_node "asan+ubsan" "$PWD/build-asan/visage"
+run_node release "$PWD/build/visage" tests/integration/
+ASAN_OPTIONS=detect_leaks=1 run_node "asan+ubsan" "$PWD/build-asan/visage" tests/integration/
+# distributed mode: real redis-server and s3rver, started by the tests on loopback
+run_node release "$PWD/build/visage" tests/distributed/
+ASAN_OPTIONS=detect_leaks=1 run_node "asan+ubsan" "$PWD/build-asan/visage" tests/distributed/
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

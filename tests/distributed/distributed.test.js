@@ -39,7 +39,7 @@ async function startRedis(dir, port) {
 
 async function startS3(dir) {
   const port = await L.freePort();
-  const p = spawn(process.execPath, [S3RVER, '--address', '127.0.0.1', '--port', String(port), '--directory', dir, '--silent'],
+  const p = spawn(process.execPath, ['--openssl-legacy-provider', S3RVER, '--address', '127.0.0.1', '--port', String(port), '--directory', dir, '--silent'],
     { stdio: 'ignore' });
   await waitFor(async () => (await fetch('http://127.0.0.1:' + port + '/')).status > 0, 15000, 's3rver');
   return { proc: p, port };
@@ -60,7 +60,7 @@ function faultProxy(target) {
 }
 
 function kill(p, sig = 'SIGTERM') {
-  if (!p || p.exitCode !== null) return Promise.resolve();
+  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
   const done = new Promise((r) => p.once('exit', r));
   p.kill(sig);
   return done;

@@ -45,7 +45,7 @@ async function startServer(dataDir, extraEnv = {}, command = 'serve') {
 }
 
 async function stopServer(s, signal = 'SIGTERM') {
-  if (!s || s.proc.exitCode !== null) return;
+  if (!s || s.proc.exitCode !== null || s.proc.signalCode !== null) return;
   const done = new Promise((r) => s.proc.once('exit', r));
   s.proc.kill(signal);
   await done;
