@@ -15,35 +15,7 @@ const http = require('node:http');
 const path = require('node:path');
 const L = require('../integration/lib');
 
-const S3RVER = path.join(L.ROOT, 'tests', 's3', 'node_modules', 's3rver', 'bin', 's3rver.js');
-
-async function waitFor(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch (e) { /* not yet */ }
-    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function startRedis(dir, port) {
-  port = port || await L.freePort();
-  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-    '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
-  await waitFor(() => new Promise((res) => {
-    const s = require('node:net').connect(port, '127.0.0.1', () => { s.end(); res(true); });
-    s.on('error', () => res(false));
-  }), 10000, 'redis-server');
-  return { proc: p, port };
-}
-
-async function startS3(dir) {
-  const port = await L.freePort();
-  const p = spawn(process.execPath, ['--openssl-legacy-provider', S3RVER, '--address', '127.0.0.1', '--port', String(port), '--directory', dir, '--silent'],
-    { stdio: 'ignore' });
-  await waitFor(async () => (await fetch('http://127.0.0.1:' + port + '/')).status > 0, 15000, 's3rver');
-  return { proc: p, port };
-}
+const { waitFor, startRedis, startS3 } = L;
 
 // An HTTP proxy to s3rver that answers 500 while `failing` is true.
 function faultProxy(target) {

@@ -112,4 +112,36 @@ function checkOpenapi(method, docPath, status, data, ctype = 'application/json')
   if (!validate(data)) throw new Error(method + ' ' + docPath + ' ' + status + ' does not match openapi.yaml: ' + v.errorsText(validate.errors));
 }
 
-module.exports = { ROOT, BIN, FACES, MODELS, freePort, tmpDir, createTenant, startServer, stopServer, api, b64, walk, waitDone, checkOpenapi };
+// Real peers for distributed mode, on loopback: redis-server (Debian) and s3rver (npm).
+const S3RVER = path.join(ROOT, 'tests', 's3', 'node_modules', 's3rver', 'bin', 's3rver.js');
+
+async function waitFor(fn, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try { if (await fn()) return; } catch (e) { /* not yet */ }
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function startRedis(dir, port) {
+  port = port || await freePort();
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
+  await waitFor(() => new Promise((res) => {
+    const s = require('node:net').connect(port, '127.0.0.1', () => { s.end(); res(true); });
+    s.on('error', () => res(false));
+  }), 10000, 'redis-server');
+  return { proc: p, port };
+}
+
+async function startS3(dir) {
+  const port = await freePort();
+  const p = spawn(process.execPath, ['--openssl-legacy-provider', S3RVER, '--address', '127.0.0.1', '--port', String(port), '--directory', dir, '--silent'],
+    { stdio: 'ignore' });
+  await waitFor(async () => (await fetch('http://127.0.0.1:' + port + '/')).status > 0, 15000, 's3rver');
+  return { proc: p, port };
+}
+
+module.exports = {
+  waitFor, startRedis, startS3, ROOT, BIN, FACES, MODELS, freePort, tmpDir, createTenant, startServer, stopServer, api, b64, walk, waitDone, checkOpenapi };
