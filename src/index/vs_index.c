@@ -7,6 +7,7 @@
 
 #include "vs_alloc.h"
 #include "vs_index_embedded.h"
+#include "vs_index_internal.h"
 #include "vs_index_qdrant.h"
 
 vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err) {
@@ -34,4 +35,24 @@ vs_err vs_index_validate(vs_index *ix, const char *coll, vs_error *err) {
     if (!ix || !coll) return vs_fail(err, VS_ERR_INVALID_ARG, "index validate: no index or collection");
     if (vs_index_is_embedded(ix)) return vs_index_embedded_validate(ix, coll, err);
     return vs_fail(err, VS_ERR_UNSUPPORTED, "index validate %s: this backend has no validator", coll);
+}
+
+int vs_index_name_ok(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > VS_INDEX_COLL_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int vs_index_text_ok(const char *s, size_t max) {
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > max) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
+    return 1;
 }

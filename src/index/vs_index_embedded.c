@@ -38,6 +38,7 @@
  * from the log again (all or none); if even that fails the log is marked
  * broken, writes are refused and healthy() reports 0 until reopened. */
 #include "vs_index_embedded.h"
+#include "vs_index_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -57,7 +58,7 @@
 #include "vs_flat.h"
 #include "vs_index_log.h"
 
-#define COLL_NAME_MAX 63
+#define COLL_NAME_MAX VS_INDEX_COLL_NAME_MAX
 #define PATH_CAP 4096
 
 typedef struct coll {
@@ -100,28 +101,6 @@ static vs_err with_ctx(vs_error *err, vs_err rc, const char *op, const char *nam
         err->code = rc;
     }
     return rc;
-}
-
-/* Collection names become directory names: [A-Za-z0-9_-], 1..63, no dot. */
-static int name_ok(const char *s) {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > COLL_NAME_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-              ch == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-/* 1..max bytes with no control characters (ids, tenants, model names). */
-static int text_ok(const char *s, size_t max) {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > max) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
-    return 1;
 }
 
 /* Finds collection name for op; VS_ERR_NOT_FOUND naming it otherwise. */
@@ -312,10 +291,10 @@ static vs_err load_collection(emb *e, const char *name, vs_error *err) {
 
 static vs_err emb_ensure_collection(vs_index *ix, const char *name, int dim, const char *model, vs_error *err) {
     emb *e = (emb *)ix;
-    if (!name_ok(name))
+    if (!vs_index_name_ok(name))
         return vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %s: name must be 1-%d of [A-Za-z0-9_-]",
                        name ? name : "(null)", COLL_NAME_MAX);
-    if (dim < 1 || dim > VS_LOG_DIM_MAX || !text_ok(model, VS_LOG_MODEL_MAX))
+    if (dim < 1 || dim > VS_LOG_DIM_MAX || !vs_index_text_ok(model, VS_LOG_MODEL_MAX))
         return vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %s: dim %d (1-%d) or model \"%s\" out of range",
                        name, dim, VS_LOG_DIM_MAX, model ? model : "(null)");
     vs_err rc = VS_OK;
@@ -375,7 +354,7 @@ static size_t json_trim(const char *s, size_t n, size_t *start) {
 static vs_err prep_point(const coll *c, const vs_point *p, int i, vs_flat_entry *en, char *tenant_buf,
                          vs_error *err) {
     const char *id = p->id ? p->id : "(null)";
-    if (!p->id || !text_ok(p->id, VS_POINT_ID_MAX - 1))
+    if (!p->id || !vs_index_text_ok(p->id, VS_POINT_ID_MAX - 1))
         return vs_fail(err, VS_ERR_INVALID_ARG, "upsert %s (%s): point %d: id must be 1-%d printable bytes", c->name,
                        c->path, i, VS_POINT_ID_MAX - 1);
     if (!p->vector || !p->payload_json)
@@ -402,7 +381,7 @@ static vs_err prep_point(const coll *c, const vs_point *p, int i, vs_flat_entry 
     const char *sv = json_is_string(site) ? json_string_value(site) : NULL;
     const char *hv = json_is_string(sha) ? json_string_value(sha) : NULL;
     size_t sl = sv ? json_string_length(site) : 0, hl = hv ? json_string_length(sha) : 0;
-    if (!json_is_string(t) || !text_ok(json_string_value(t), VS_FLAT_TENANT_MAX)) {
+    if (!json_is_string(t) || !vs_index_text_ok(json_string_value(t), VS_FLAT_TENANT_MAX)) {
         rc = vs_fail(err, VS_ERR_INVALID_ARG,
                      "upsert %s (%s): point %d (%s): payload needs a string \"tenant_id\" of 1-%d printable bytes",
                      c->name, c->path, i, id, VS_FLAT_TENANT_MAX);
@@ -888,7 +867,7 @@ vs_err vs_index_embedded_open(const char *data_dir, vs_index **out, vs_error *er
     }
     struct dirent *de;
     while (rc == VS_OK && (de = readdir(d)) != NULL) {
-        if (!name_ok(de->d_name)) continue;
+        if (!vs_index_name_ok(de->d_name)) continue;
         char path[PATH_CAP + 128];
         struct stat st;
         if ((size_t)snprintf(path, sizeof path, "%s/%s/%s.tmp", e->dir, de->d_name, VS_LOG_FILE) < sizeof path)

@@ -41,6 +41,7 @@
  * scroll walks Qdrant's point-id order: id order for UUID ids, the order of
  * the derived UUIDs for others (complete and stable, not alphabetical). */
 #include "vs_index_qdrant.h"
+#include "vs_index_internal.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -55,7 +56,7 @@
 #include "vs_flat.h"
 #include "vs_index_log.h"
 
-#define COLL_NAME_MAX 63
+#define COLL_NAME_MAX VS_INDEX_COLL_NAME_MAX
 #define POOL_MAX 16
 #define RESP_MAX ((size_t)512 << 20) /* bytes of one answer (a big scroll page) */
 #define QERR_MAX 160                 /* bytes of Qdrant's error text quoted in messages */
@@ -96,28 +97,6 @@ static void curl_init_once(void) { g_curl_rc = curl_global_init(CURL_GLOBAL_DEFA
 int vs_index_is_qdrant(const vs_index *ix) { return ix && ix->ops == &qd_ops; }
 
 /* ---- small checks ------------------------------------------------------- */
-
-/* Collection names go into URL paths: [A-Za-z0-9_-], 1..63 (as embedded). */
-static int name_ok(const char *s) {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > COLL_NAME_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-              ch == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-/* 1..max bytes with no control characters (ids, tenants, model names). */
-static int text_ok(const char *s, size_t max) {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > max) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
-    return 1;
-}
 
 /* A canonical lower-case 8-4-4-4-12 UUID, the form Qdrant answers with. */
 static int is_uuid(const char *s) {
@@ -450,7 +429,7 @@ static int rec_id(const json_t *rec, char out[VS_POINT_ID_MAX]) {
         memcpy(out, qid, VS_POINT_ID_MAX);
         return 1;
     }
-    if (!json_is_string(vid) || !text_ok(json_string_value(vid), VS_POINT_ID_MAX - 1)) return 0;
+    if (!json_is_string(vid) || !vs_index_text_ok(json_string_value(vid), VS_POINT_ID_MAX - 1)) return 0;
     char want[VS_UUID_STR];
     vs_qdrant_point_id(json_string_value(vid), want);
     if (strcmp(want, qid) != 0) return 0;
@@ -628,7 +607,7 @@ static vs_err vectors_of(const json_t *root, const char *op, const char *name, i
 static vs_err coll_dim_of(qd *q, const char *name, const char *op, int *dim, vs_error *err) {
     *dim = 0;
     if (!name) return vs_fail(err, VS_ERR_INVALID_ARG, "%s: no collection name", op);
-    if (!name_ok(name)) return vs_fail(err, VS_ERR_NOT_FOUND, "%s %.80s: no such collection (bad name)", op, name);
+    if (!vs_index_name_ok(name)) return vs_fail(err, VS_ERR_NOT_FOUND, "%s %.80s: no such collection (bad name)", op, name);
     if ((*dim = cache_get(q, name)) > 0) return VS_OK;
     char path[128];
     snprintf(path, sizeof path, "/collections/%s", name);
@@ -784,10 +763,10 @@ static vs_err check_existing(qd *q, const json_t *root, const char *name, int di
  * indexes, model record) on 404, else check its dim, distance and model. */
 static vs_err qd_ensure_collection(vs_index *ix, const char *name, int dim, const char *model, vs_error *err) {
     qd *q = (qd *)ix;
-    if (!name_ok(name))
+    if (!vs_index_name_ok(name))
         return vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %.80s: name must be 1-%d of [A-Za-z0-9_-]",
                        name ? name : "(null)", COLL_NAME_MAX);
-    if (dim < 1 || dim > VS_LOG_DIM_MAX || !text_ok(model, VS_LOG_MODEL_MAX))
+    if (dim < 1 || dim > VS_LOG_DIM_MAX || !vs_index_text_ok(model, VS_LOG_MODEL_MAX))
         return vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %s: dim %d (1-%d) or model \"%.100s\" out of range",
                        name, dim, VS_LOG_DIM_MAX, model ? model : "(null)");
     char path[128];
@@ -830,7 +809,7 @@ static vs_err prep_point(const char *name, int dim, const vs_point *p, int i, ch
                          vs_error *err) {
     *out = NULL;
     const char *id = p->id ? p->id : "(null)";
-    if (!p->id || !text_ok(p->id, VS_POINT_ID_MAX - 1))
+    if (!p->id || !vs_index_text_ok(p->id, VS_POINT_ID_MAX - 1))
         return vs_fail(err, VS_ERR_INVALID_ARG, "upsert %s: point %d: id must be 1-%d printable bytes", name, i,
                        VS_POINT_ID_MAX - 1);
     if (!p->vector || !p->payload_json)
@@ -859,7 +838,7 @@ static vs_err prep_point(const char *name, int dim, const vs_point *p, int i, ch
            *sha = json_object_get(pay, "image_sha256"), *qs = json_object_get(pay, "quality_score");
     size_t sl = json_is_string(site) ? json_string_length(site) : 0;
     size_t hl = json_is_string(sha) ? json_string_length(sha) : 0;
-    if (!json_is_string(t) || !text_ok(json_string_value(t), VS_FLAT_TENANT_MAX)) {
+    if (!json_is_string(t) || !vs_index_text_ok(json_string_value(t), VS_FLAT_TENANT_MAX)) {
         rc = vs_fail(err, VS_ERR_INVALID_ARG,
                      "upsert %s: point %d (%s): payload needs a string \"tenant_id\" of 1-%d printable bytes", name, i,
                      id, VS_FLAT_TENANT_MAX);
@@ -961,7 +940,7 @@ static vs_err qd_get(vs_index *ix, const char *name, const char *tenant_id, cons
     if (rc != VS_OK) return rc;
     if (!tenant_id || !*tenant_id || !id)
         return vs_fail(err, VS_ERR_INVALID_ARG, "get %s: tenant_id and id are required", name);
-    if (!text_ok(id, VS_POINT_ID_MAX - 1))
+    if (!vs_index_text_ok(id, VS_POINT_ID_MAX - 1))
         return vs_fail(err, VS_ERR_NOT_FOUND, "get %s: no point %.80s for tenant %.80s", name, id, tenant_id);
     char qid[VS_UUID_STR], path[128];
     vs_qdrant_point_id(id, qid);
@@ -1037,7 +1016,7 @@ static vs_err qd_delete_ids(vs_index *ix, const char *name, const char *tenant_i
     json_t *has = json_array();
     int k = 0;
     for (int i = 0; i < n && has; i++) {
-        if (!text_ok(ids[i], VS_POINT_ID_MAX - 1)) continue; /* cannot exist */
+        if (!vs_index_text_ok(ids[i], VS_POINT_ID_MAX - 1)) continue; /* cannot exist */
         char qid[VS_UUID_STR];
         vs_qdrant_point_id(ids[i], qid);
         if (json_array_append_new(has, json_string(qid)) != 0) {
@@ -1098,7 +1077,7 @@ static vs_err qd_scroll(vs_index *ix, const char *name, const vs_filter *f, cons
      * for one point more than the page, and skip after_id when it comes.
      * (Mapped before next is cleared: the caller may pass one buffer.) */
     char after_q[VS_UUID_STR] = "";
-    if (after_id && text_ok(after_id, VS_POINT_ID_MAX - 1)) vs_qdrant_point_id(after_id, after_q);
+    if (after_id && vs_index_text_ok(after_id, VS_POINT_ID_MAX - 1)) vs_qdrant_point_id(after_id, after_q);
     if (next) next[0] = '\0';
     int dim;
     vs_err rc = coll_dim_of(q, name, "scroll", &dim, err);
@@ -1315,14 +1294,14 @@ vs_err vs_index_qdrant_open(const char *url, const vs_qdrant_opts *opts, vs_inde
     *out = NULL;
     if (!url) return vs_fail(err, VS_ERR_INVALID_ARG, "index open: no URL");
     size_t skip = strncmp(url, "http://", 7) == 0 ? 7 : strncmp(url, "https://", 8) == 0 ? 8 : 0;
-    if (!skip || !text_ok(url, 2048) || strpbrk(url, " ?#") || url[skip] == '\0' || url[skip] == '/')
+    if (!skip || !vs_index_text_ok(url, 2048) || strpbrk(url, " ?#") || url[skip] == '\0' || url[skip] == '/')
         return vs_fail(err, VS_ERR_INVALID_ARG, "index open %.200s: want http(s)://host[:port][/prefix]", url);
     pthread_once(&g_curl_once, curl_init_once);
     if (g_curl_rc != CURLE_OK)
         return vs_fail(err, VS_ERR_BACKEND, "index open %.200s: curl_global_init: %s", url,
                        curl_easy_strerror(g_curl_rc));
     const char *key = getenv("QDRANT_API_KEY");
-    if (key && *key && !text_ok(key, API_KEY_MAX))
+    if (key && *key && !vs_index_text_ok(key, API_KEY_MAX))
         return vs_fail(err, VS_ERR_INVALID_ARG,
                        "index open %.200s: QDRANT_API_KEY has control characters or is over %d bytes", url,
                        API_KEY_MAX);

@@ -15,17 +15,19 @@ static int is_dot_segment(const char *seg, size_t n) {
     return (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.');
 }
 
-int vs_store_key_ok(const char *key) {
+/* Walks the '/'-separated segments of a key or list prefix: none empty
+ * ("a//b", "a/" would alias "a/b" and name a directory) except, for a
+ * prefix, the last one, none "." or "..", no control characters or '\\'. */
+static int path_ok(const char *key, int is_prefix) {
     if (!key) return 0;
     size_t n = strlen(key);
-    if (n == 0 || n > KEY_MAX || key[0] == '/') return 0;
-    /* Walk the '/'-separated segments: none empty ("a//b", "a/" would alias
-     * "a/b" and name a directory), none "." or "..". */
+    if (n == 0) return is_prefix;
+    if (n > KEY_MAX || key[0] == '/') return 0;
     size_t seg = 0;
     for (size_t i = 0; i <= n; i++) {
         unsigned char c = (unsigned char)key[i];
         if (i == n || c == '/') {
-            if (i == seg || is_dot_segment(key + seg, i - seg)) return 0;
+            if ((i == seg && !(is_prefix && i == n)) || is_dot_segment(key + seg, i - seg)) return 0;
             seg = i + 1;
             continue;
         }
@@ -33,6 +35,10 @@ int vs_store_key_ok(const char *key) {
     }
     return 1;
 }
+
+int vs_store_key_ok(const char *key) { return path_ok(key, 0); }
+
+int vs_store_prefix_ok(const char *prefix) { return path_ok(prefix, 1); }
 
 vs_err vs_store_open(const char *url, vs_store **out, vs_error *err) {
     *out = NULL;

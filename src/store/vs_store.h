@@ -83,6 +83,8 @@ vs_err vs_store_open(const char *url, vs_store **out, vs_error *err);
  * a bucket to be one segment (no '/') and no key segment starting with
  * ".vstmp." (its temp files). */
 int vs_store_key_ok(const char *key);
+/* A list prefix: the key rules, except that it may be empty or end in '/'. */
+int vs_store_prefix_ok(const char *prefix);
 
 static inline vs_err vs_store_put(vs_store *s, const char *b, const char *k, const void *d, size_t n,
                                   const char *ct, vs_error *e) { return s->ops->put(s, b, k, d, n, ct, e); }

@@ -341,27 +341,6 @@ static vs_err fs_exists(vs_store *st, const char *bucket, const char *key, int *
     return VS_OK;
 }
 
-/* A list prefix follows the key rules except that it may be empty or end in
- * '/' (empty last segment). */
-static int prefix_ok(const char *p) {
-    size_t n = strlen(p);
-    if (n == 0) return 1;
-    if (n > KEY_MAX || p[0] == '/') return 0;
-    size_t seg = 0;
-    for (size_t i = 0; i <= n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (i == n || c == '/') {
-            size_t len = i - seg;
-            if ((len == 0 && i != n) || (len == 1 && p[seg] == '.') || (len == 2 && p[seg] == '.' && p[seg + 1] == '.'))
-                return 0;
-            seg = i + 1;
-            continue;
-        }
-        if (c < 0x20 || c == 0x7f || c == '\\') return 0;
-    }
-    return 1;
-}
-
 typedef struct walk_ctx {
     const char *bucket;
     const char *prefix;
@@ -442,7 +421,7 @@ static vs_err fs_list(vs_store *st, const char *bucket, const char *prefix, vs_s
     if (!prefix) prefix = "";
     if (!vs_store_key_ok(bucket) || strchr(bucket, '/'))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store list: invalid bucket \"%s\"", printable(bucket, pb, sizeof pb));
-    if (!prefix_ok(prefix))
+    if (!vs_store_prefix_ok(prefix))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store list %s: invalid prefix \"%s\"", bucket,
                        printable(prefix, pp, sizeof pp));
     walk_ctx *w = vs_calloc(1, sizeof *w);

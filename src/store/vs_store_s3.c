@@ -170,27 +170,6 @@ static vs_err check_args(const s3_store *s, const char *op, const char *bucket, 
     return VS_OK;
 }
 
-/* A list prefix follows the key rules except that it may be empty or end in
- * '/' (empty last segment), as in the file:// store. */
-static int prefix_ok(const char *p) {
-    size_t n = strlen(p);
-    if (n == 0) return 1;
-    if (n > KEY_MAX || p[0] == '/') return 0;
-    size_t seg = 0;
-    for (size_t i = 0; i <= n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (i == n || c == '/') {
-            size_t len = i - seg;
-            if ((len == 0 && i != n) || (len == 1 && p[seg] == '.') || (len == 2 && p[seg] == '.' && p[seg + 1] == '.'))
-                return 0;
-            seg = i + 1;
-            continue;
-        }
-        if (c < 0x20 || c == 0x7f || c == '\\') return 0;
-    }
-    return 1;
-}
-
 /* 1 when a Content-Type can go into a header as is: printable ASCII. */
 static int content_type_ok(const char *ct) {
     size_t n = strlen(ct);
@@ -808,7 +787,7 @@ static vs_err s3_list(vs_store *st, const char *bucket, const char *prefix, vs_s
     if (!prefix) prefix = "";
     if (!s3_bucket(s, bucket, sb))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store list: invalid bucket \"%s\"", printable(bucket, pb, sizeof pb));
-    if (!prefix_ok(prefix))
+    if (!vs_store_prefix_ok(prefix))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store list %s: invalid prefix \"%s\"", bucket,
                        printable(prefix, pp, sizeof pp));
     char *token = vs_malloc(TOKEN_MAX), *prev = vs_malloc(TOKEN_MAX);
