@@ -19,6 +19,7 @@ typedef struct item_result {
     vs_ingest_msg msg;
     uint8_t *data;       /* the image bytes until committed (vs_free) */
     size_t len;
+    int duplicate;       /* already processed for this tenant: not queued again */
 } item_result;
 
 static void item_fail(item_result *ir, int status, const char *code, const char *msg) {
@@ -149,8 +150,9 @@ static void commit_items(vs_req *r, item_result *items, int n, int64_t *ids) {
     char **bodies = vs_calloc((size_t)(n ? n : 1), sizeof *bodies);
     int *which = vs_calloc((size_t)(n ? n : 1), sizeof *which);
     int64_t *kid = vs_calloc((size_t)(n ? n : 1), sizeof *kid);
+    int *done = vs_calloc((size_t)(n ? n : 1), sizeof *done);
     vs_error e = {0};
-    vs_err rc = blobs && shas && exts && bodies && which && kid ? VS_OK : vs_fail(&e, VS_ERR_NOMEM, "ingest batch");
+    vs_err rc = blobs && shas && exts && bodies && which && kid && done ? VS_OK : vs_fail(&e, VS_ERR_NOMEM, "ingest batch");
     int k = 0;
     for (int i = 0; rc == VS_OK && i < n; i++) {
         item_result *it = &items[i];
@@ -162,13 +164,24 @@ static void commit_items(vs_req *r, item_result *items, int n, int64_t *ids) {
         which[k++] = i;
     }
     if (rc == VS_OK && k) rc = vs_store_put_many(a->store, blobs, k, &e);
-    if (rc == VS_OK && k) rc = vs_image_records_queue(a->catalog, r->tenant, shas, exts, k, &e);
-    if (rc == VS_OK && k) rc = a->queue->ops->push(a->queue, (const char *const *)bodies, k, kid, &e);
-    for (int j = 0; j < k; j++) {
-        if (rc == VS_OK) ids[which[j]] = kid[j];
-        else item_fail(&items[which[j]], rc == VS_ERR_NOMEM ? 500 : 503, rc == VS_ERR_NOMEM ? "internal" : "backend_unavailable", e.msg);
+    if (rc == VS_OK && k) rc = vs_image_records_queue(a->catalog, r->tenant, shas, exts, k, done, &e);
+    /* exact duplicates of this tenant (already done) are not queued again */
+    char **todo = vs_calloc((size_t)(k ? k : 1), sizeof *todo);
+    int64_t *todo_ids = vs_calloc((size_t)(k ? k : 1), sizeof *todo_ids);
+    int nt = 0;
+    if (rc == VS_OK && (!todo || !todo_ids)) rc = vs_fail(&e, VS_ERR_NOMEM, "ingest batch");
+    for (int j = 0; rc == VS_OK && j < k; j++)
+        if (!done[j]) todo[nt++] = bodies[j];
+    if (rc == VS_OK && nt) rc = a->queue->ops->push(a->queue, (const char *const *)todo, nt, todo_ids, &e);
+    for (int j = 0, t = 0; j < k; j++) {
+        if (rc != VS_OK) item_fail(&items[which[j]], rc == VS_ERR_NOMEM ? 500 : 503, rc == VS_ERR_NOMEM ? "internal" : "backend_unavailable", e.msg);
+        else if (done[j]) items[which[j]].duplicate = 1;
+        else ids[which[j]] = todo_ids[t++];
         free(bodies[j]);
     }
+    vs_free(todo);
+    vs_free(todo_ids);
+    vs_free(done);
     if (rc == VS_OK) atomic_fetch_add(&a->ingest_accepted, k);
     vs_free(blobs);
     vs_free(shas);
@@ -231,6 +244,9 @@ void vs_route_ingest(vs_req *r) {
     if (ir.status != 202) return vs_reply_error(r, ir.status, ir.code, "%s", ir.message);
     char mid[32];
     snprintf(mid, sizeof mid, "%lld", (long long)id);
+    if (ir.duplicate) /* nothing new to do: the record already says what was found */
+        return vs_reply_json(r, 202, json_pack("{s:n,s:s,s:s}", "message_id", "image_sha256", ir.msg.sha256, "status",
+                                               "duplicate"));
     vs_reply_json(r, 202, json_pack("{s:s,s:s,s:s}", "message_id", mid, "image_sha256", ir.msg.sha256, "status", "queued"));
 }
 
@@ -258,8 +274,10 @@ void vs_route_ingest_batch(vs_req *r) {
         if (res[i].status == 202) {
             char mid[32];
             snprintf(mid, sizeof mid, "%lld", (long long)ids[i]);
-            json_array_append_new(acc, json_pack("{s:i,s:s,s:s}", "index", (int)i, "message_id", mid, "image_sha256",
-                                                 res[i].msg.sha256));
+            json_t *a = json_pack("{s:i,s:s,s:s,s:s}", "index", (int)i, "message_id", mid, "image_sha256",
+                                  res[i].msg.sha256, "status", res[i].duplicate ? "duplicate" : "queued");
+            if (res[i].duplicate) json_object_set_new(a, "message_id", json_null());
+            json_array_append_new(acc, a);
         } else {
             json_array_append_new(rej, json_pack("{s:i,s:i,s:{s:s,s:s}}", "index", (int)i, "status", res[i].status,
                                                  "error", "code", res[i].code, "message", res[i].message));

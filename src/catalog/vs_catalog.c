@@ -330,7 +330,7 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
 }
 
 vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *const *sha256,
-                              const char *const *external_ids, int n, vs_error *err) {
+                              const char *const *external_ids, int n, int *already_done, vs_error *err) {
     vs_err rc = check_tenant(tenant, "queue image records", err);
     if (rc != VS_OK) return rc;
     for (int i = 0; i < n; i++)
@@ -344,11 +344,24 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
         " external_id = COALESCE(excluded.external_id, images.external_id),"
         " status = CASE WHEN images.status = 3 THEN 0 ELSE images.status END, updated_at = excluded.updated_at";
     pthread_mutex_lock(&c->mu);
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = NULL, *q = NULL;
     rc = exec_sql(c, "BEGIN IMMEDIATE", "begin queue image records", err);
     if (rc == VS_OK) rc = prepare(c, sql, "queue image records", &st, err);
+    if (rc == VS_OK && already_done)
+        rc = prepare(c, "SELECT status FROM images WHERE tenant_id = ?1 AND sha256 = ?2", "queue image records", &q, err);
     int64_t now = vs_wall_ms();
     for (int i = 0; rc == VS_OK && i < n; i++) {
+        if (already_done) { /* read before the upsert below, in the same transaction */
+            sqlite3_reset(q);
+            bind_text(q, 1, tenant);
+            bind_text(q, 2, sha256[i]);
+            int step = sqlite3_step(q);
+            if (step != SQLITE_ROW && step != SQLITE_DONE) {
+                rc = db_fail(c, err, "queue image records");
+                break;
+            }
+            already_done[i] = step == SQLITE_ROW && sqlite3_column_int(q, 0) == VS_IMG_DONE;
+        }
         sqlite3_reset(st);
         bind_text(st, 1, tenant);
         bind_text(st, 2, sha256[i]);
@@ -357,6 +370,7 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
         if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "queue image records");
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(q);
     if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit queue image records", err);
     else exec_sql(c, "ROLLBACK", "rollback queue image records", NULL);
     pthread_mutex_unlock(&c->mu);

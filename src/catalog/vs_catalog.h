@@ -43,9 +43,11 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
                            vs_image_status status, const char *record_json, vs_error *err);
 /* Marks n images as queued in one transaction (one sync for the batch):
  * new ones are inserted as QUEUED, FAILED ones go back to QUEUED, the others
- * keep their status. external_ids may be NULL, or hold NULLs. */
+ * keep their status. external_ids may be NULL, or hold NULLs. When
+ * already_done is not NULL, already_done[i] is set to 1 for images that
+ * were DONE before the call (exact duplicates: nothing to process). */
 vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *const *sha256,
-                              const char *const *external_ids, int n, vs_error *err);
+                              const char *const *external_ids, int n, int *already_done, vs_error *err);
 
 /* By sha256 (or, when sha256 is NULL, by external_id). *record_json is a new
  * string (vs_free) or NULL if none stored yet; sha_out may be NULL.

@@ -89,6 +89,14 @@ describe('visage serve', () => {
     const ids3 = new Set(faces3.map((f) => f.face_id));
     assert.ok(links.length >= 1, 'near-duplicates are linked');
     assert.ok(links.every((f) => ids3.has(f.near_duplicate_of)), 'links point at the same photo at another size');
+    const again = await L.api(s, 'POST', '/api/v1/ingest', { key: keyA, json: { image_b64: L.b64(path.join(L.FACES, 'two_people.jpg')) } });
+    assert.equal(again.status, 202);
+    L.checkOpenapi('POST', '/api/v1/ingest', 202, again.data);
+    assert.equal(again.data.status, 'duplicate', 'an exact duplicate is not queued again');
+    assert.equal(again.data.message_id, null);
+    const otherTenant = await L.api(s, 'POST', '/api/v1/ingest', { key: keyB, json: { image_b64: L.b64(path.join(L.FACES, 'two_people.jpg')) } });
+    assert.equal(otherTenant.data.status, 'queued', 'another tenant\'s copy is its own image');
+    await L.waitDone(s, keyB, [otherTenant.data.image_sha256]);
     const byExt = await L.api(s, 'GET', '/api/v1/images?external_image_id=' + encodeURIComponent('two_people.jpg'), { key: keyA });
     assert.equal(byExt.status, 200);
     assert.equal(byExt.data.image_sha256, shaOf['two_people.jpg']);
@@ -136,7 +144,8 @@ describe('visage serve', () => {
 
   it('never returns another tenant\'s faces, even under concurrent load', async () => {
     const bShas = new Set();
-    for (const f of betaFiles) bShas.add(require('node:crypto').createHash('sha256').update(fs.readFileSync(f)).digest('hex'));
+    for (const f of [...betaFiles, path.join(L.FACES, 'two_people.jpg')])
+      bShas.add(require('node:crypto').createHash('sha256').update(fs.readFileSync(f)).digest('hex'));
     const q = path.join(L.FACES, 'knn_examples/train/biden/biden.jpg');
     const body = { image_b64: L.b64(q), top_k: 100 };
     const calls = [];
@@ -153,11 +162,12 @@ describe('visage serve', () => {
         else assert.ok(Object.values(shaOf).includes(x.image_sha256), 'A sees only A');
       }
     }
-    const other = await L.api(s, 'GET', '/api/v1/faces/' + records[shaOf['two_people.jpg']].faces_indexed[0].face_id, { key: keyB });
+    const aOnly = shaOf['knn_examples/test/obama1.jpg']; // an image only tenant A has
+    const other = await L.api(s, 'GET', '/api/v1/faces/' + records[aOnly].faces_indexed[0].face_id, { key: keyB });
     assert.equal(other.status, 404, 'B cannot read A\'s face');
-    const otherImg = await L.api(s, 'GET', '/api/v1/images/' + shaOf['two_people.jpg'], { key: keyB });
+    const otherImg = await L.api(s, 'GET', '/api/v1/images/' + aOnly, { key: keyB });
     assert.equal(otherImg.status, 404, 'B cannot read A\'s image record');
-    const otherDel = await L.api(s, 'DELETE', '/api/v1/images/' + shaOf['two_people.jpg'], { key: keyB });
+    const otherDel = await L.api(s, 'DELETE', '/api/v1/images/' + aOnly, { key: keyB });
     assert.equal(otherDel.status, 404, 'B cannot erase A\'s image');
   });
 
