@@ -37,6 +37,10 @@ void vs_route_web(vs_req *r);
  * request carries none (nothing replied), -1 after replying an error. */
 int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len);
 
+/* Adds crop_url and thumb_url to dst from the crop_key / thumb_key of a
+ * face payload. */
+void vs_add_face_urls(vs_app *a, json_t *payload, json_t *dst);
+
 /* Blob URL (signed path) for bucket/key, into out. */
 void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, size_t cap);
 

@@ -37,6 +37,20 @@ void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, 
     vs_presign_path(a->secret, sizeof a->secret, bucket, key, expires, out, cap);
 }
 
+void vs_add_face_urls(vs_app *a, json_t *payload, json_t *dst) {
+    char url[1024];
+    const char *ck = json_string_value(json_object_get(payload, "crop_key"));
+    const char *tk = json_string_value(json_object_get(payload, "thumb_key"));
+    if (ck) {
+        vs_app_blob_url(a, "face-crops", ck, url, sizeof url);
+        json_object_set_new(dst, "crop_url", json_string(url));
+    }
+    if (tk) {
+        vs_app_blob_url(a, "face-thumbs", tk, url, sizeof url);
+        json_object_set_new(dst, "thumb_url", json_string(url));
+    }
+}
+
 int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;

@@ -9,21 +9,6 @@
 #include "vs_identity.h"
 #include "vs_routes.h"
 
-/* Adds crop_url/thumb_url to a face payload object. */
-static void add_urls(vs_app *a, json_t *pl) {
-    char url[1024];
-    const char *ck = json_string_value(json_object_get(pl, "crop_key"));
-    const char *tk = json_string_value(json_object_get(pl, "thumb_key"));
-    if (ck) {
-        vs_app_blob_url(a, "face-crops", ck, url, sizeof url);
-        json_object_set_new(pl, "crop_url", json_string(url));
-    }
-    if (tk) {
-        vs_app_blob_url(a, "face-thumbs", tk, url, sizeof url);
-        json_object_set_new(pl, "thumb_url", json_string(url));
-    }
-}
-
 /* The payload of one of the tenant's faces, or NULL after replying. */
 static json_t *load_face(vs_req *r, const char *id) {
     char *payload = NULL;
@@ -47,7 +32,7 @@ void vs_route_face_get(vs_req *r, const char *id) {
     json_t *pl = load_face(r, id);
     if (!pl) return;
     json_object_set_new(pl, "face_id", json_string(id));
-    add_urls(r->app, pl);
+    vs_add_face_urls(r->app, pl, pl);
     vs_reply_json(r, 200, pl);
 }
 

@@ -28,16 +28,7 @@ static json_t *hit_json(vs_app *a, const vs_hit *h, float match) {
         json_t *v = json_object_get(pl, copy[i]);
         if (v) json_object_set(o, copy[i], v);
     }
-    char url[1024];
-    const char *ck = json_string_value(json_object_get(pl, "crop_key")), *tk = json_string_value(json_object_get(pl, "thumb_key"));
-    if (ck) {
-        vs_app_blob_url(a, "face-crops", ck, url, sizeof url);
-        json_object_set_new(o, "crop_url", json_string(url));
-    }
-    if (tk) {
-        vs_app_blob_url(a, "face-thumbs", tk, url, sizeof url);
-        json_object_set_new(o, "thumb_url", json_string(url));
-    }
+    if (pl) vs_add_face_urls(a, pl, o);
     json_decref(pl);
     return o;
 }

@@ -54,3 +54,17 @@ vs_err vs_store_open(const char *url, vs_store **out, vs_error *err) {
     return vs_fail(err, VS_ERR_UNSUPPORTED, "store %s: scheme \"%.*s\" is not supported (want file://DIR or s3://)",
                    url, scheme_len > 32 ? 32 : scheme_len, url);
 }
+
+const char *vs_store_printable(const char *s, char *out, size_t cap) {
+    size_t i = 0;
+    for (; s && s[i] && i + 4 < cap && i < 120; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (s && s[i] && i + 4 < cap) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+    return out;
+}

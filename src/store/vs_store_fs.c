@@ -34,22 +34,6 @@ typedef struct fs_store {
     size_t root_len;
 } fs_store;
 
-/* Copies s into out (cap bytes) with control characters replaced by '?' and
- * cut at 120 bytes, so a hostile key cannot garble a log line. */
-static const char *printable(const char *s, char *out, size_t cap) {
-    size_t i = 0;
-    for (; s && s[i] && i + 4 < cap && i < 120; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s && s[i] && i + 4 < cap) {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-    return out;
-}
-
 /* 1 when name (one path segment) is a put's temp file, hidden from list. */
 static int is_tmp_name(const char *name) { return !strncmp(name, TMP_PREFIX, TMP_PREFIX_LEN); }
 
@@ -60,13 +44,13 @@ static vs_err check_args(const char *op, const char *bucket, const char *key, vs
     char pb[160], pk[160];
     if (!vs_store_key_ok(bucket) || strchr(bucket, '/'))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store %s: invalid bucket \"%s\"", op,
-                       printable(bucket, pb, sizeof pb));
+                       vs_store_printable(bucket, pb, sizeof pb));
     int ok = vs_store_key_ok(key);
     for (const char *seg = key; ok && seg; seg = strchr(seg, '/'), seg = seg ? seg + 1 : NULL)
         if (is_tmp_name(seg)) ok = 0;
     if (!ok)
-        return vs_fail(err, VS_ERR_INVALID_ARG, "store %s %s: invalid key \"%s\"", op, printable(bucket, pb, sizeof pb),
-                       printable(key, pk, sizeof pk));
+        return vs_fail(err, VS_ERR_INVALID_ARG, "store %s %s: invalid key \"%s\"", op, vs_store_printable(bucket, pb, sizeof pb),
+                       vs_store_printable(key, pk, sizeof pk));
     return VS_OK;
 }
 
@@ -420,10 +404,10 @@ static vs_err fs_list(vs_store *st, const char *bucket, const char *prefix, vs_s
     char pb[160], pp[160];
     if (!prefix) prefix = "";
     if (!vs_store_key_ok(bucket) || strchr(bucket, '/'))
-        return vs_fail(err, VS_ERR_INVALID_ARG, "store list: invalid bucket \"%s\"", printable(bucket, pb, sizeof pb));
+        return vs_fail(err, VS_ERR_INVALID_ARG, "store list: invalid bucket \"%s\"", vs_store_printable(bucket, pb, sizeof pb));
     if (!vs_store_prefix_ok(prefix))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store list %s: invalid prefix \"%s\"", bucket,
-                       printable(prefix, pp, sizeof pp));
+                       vs_store_printable(prefix, pp, sizeof pp));
     walk_ctx *w = vs_calloc(1, sizeof *w);
     if (!w) return vs_fail(err, VS_ERR_NOMEM, "store list %s", bucket);
     *w = (walk_ctx){.bucket = bucket, .prefix = prefix, .prefix_len = strlen(prefix), .cb = cb, .cb_ctx = ctx,

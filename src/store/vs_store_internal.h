@@ -1,5 +1,6 @@
 /* vs_store_internal.h - what the store's own files share and nobody else
- * needs: the backend constructors that vs_store_open dispatches to. */
+ * needs: the backend constructors that vs_store_open dispatches to, and
+ * what both backends use to name keys in messages. */
 #ifndef VS_STORE_INTERNAL_H
 #define VS_STORE_INTERNAL_H
 
@@ -20,5 +21,9 @@ vs_err vs_store_fs_open(const char *dir, vs_store **out, vs_error *err);
  * DESIGN.md when missing, so an unreachable server or rejected credentials
  * fail here (VS_ERR_BACKEND). The store is freed by vs_store_close. */
 vs_err vs_store_s3_open(const char *spec, vs_store **out, vs_error *err);
+
+/* Copies s into out (cap bytes) with control characters replaced by '?' and
+ * cut at 120 bytes, so a hostile key cannot garble a log line. Returns out. */
+const char *vs_store_printable(const char *s, char *out, size_t cap);
 
 #endif

@@ -122,22 +122,6 @@ typedef struct xfer {
 
 /* ---- small helpers --------------------------------------------------- */
 
-/* Copies s into out (cap bytes) with control characters replaced by '?' and
- * cut at 120 bytes, so a hostile key cannot garble a log line. */
-static const char *printable(const char *s, char *out, size_t cap) {
-    size_t i = 0;
-    for (; s && s[i] && i + 4 < cap && i < 120; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s && s[i] && i + 4 < cap) {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-    return out;
-}
-
 /* Maps a store bucket to its S3 name (the deployment prefix in front) in
  * out; 0 when it is not a valid store bucket or, prefixed, not a valid S3
  * bucket name (3..63 of [a-z0-9.-], alphanumeric at both ends, no "..").
@@ -163,10 +147,10 @@ static vs_err check_args(const s3_store *s, const char *op, const char *bucket, 
     char pb[160], pk[160];
     if (!s3_bucket(s, bucket, sb))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store %s: invalid bucket \"%s\" (S3 wants [a-z0-9.-], 3..63 with "
-                       "the prefix)", op, printable(bucket, pb, sizeof pb));
+                       "the prefix)", op, vs_store_printable(bucket, pb, sizeof pb));
     if (!vs_store_key_ok(key))
-        return vs_fail(err, VS_ERR_INVALID_ARG, "store %s %s: invalid key \"%s\"", op, printable(bucket, pb, sizeof pb),
-                       printable(key, pk, sizeof pk));
+        return vs_fail(err, VS_ERR_INVALID_ARG, "store %s %s: invalid key \"%s\"", op, vs_store_printable(bucket, pb, sizeof pb),
+                       vs_store_printable(key, pk, sizeof pk));
     return VS_OK;
 }
 
@@ -310,7 +294,7 @@ static void error_code(const s3_call *c, char *code, size_t cap) {
     if (!t) return;
     char raw[64];
     if (xml_unescape(t, n, raw, sizeof raw) < 0) return;
-    printable(raw, code, cap);
+    vs_store_printable(raw, code, cap);
 }
 
 /* ---- HTTP ------------------------------------------------------------ */
@@ -540,7 +524,7 @@ static CURLcode attempt_once(s3_store *s, CURL *h, s3_call *c, const char *url, 
 static vs_err s3_perform(s3_store *s, s3_call *c, vs_error *err) {
     char url[URL_MAX], host[BUCKET_MAX + 512], path[BUCKET_MAX + KEY_MAX + 4], errbuf[CURL_ERROR_SIZE];
     char pk[160];
-    const char *k = c->key ? printable(c->key, pk, sizeof pk) : "";
+    const char *k = c->key ? vs_store_printable(c->key, pk, sizeof pk) : "";
     const char *sep = c->key ? "/" : "";
     c->status = 0;
     c->code[0] = '\0';
@@ -586,7 +570,7 @@ static vs_err s3_perform(s3_store *s, s3_call *c, vs_error *err) {
  * 413, else VS_ERR_BACKEND, naming op, bucket/key, status and S3 code. */
 static vs_err status_fail(const s3_call *c, vs_error *err) {
     char pk[160];
-    const char *k = c->key ? printable(c->key, pk, sizeof pk) : "";
+    const char *k = c->key ? vs_store_printable(c->key, pk, sizeof pk) : "";
     return vs_fail(err, c->status == 413 ? VS_ERR_TOO_LARGE : VS_ERR_BACKEND, "store %s %s%s%s: HTTP %ld %s", c->op,
                    c->bucket, c->key ? "/" : "", k, c->status, c->code[0] ? c->code : "(no S3 error code)");
 }
@@ -786,10 +770,10 @@ static vs_err s3_list(vs_store *st, const char *bucket, const char *prefix, vs_s
     char sb[BUCKET_MAX + 1], pb[160], pp[160];
     if (!prefix) prefix = "";
     if (!s3_bucket(s, bucket, sb))
-        return vs_fail(err, VS_ERR_INVALID_ARG, "store list: invalid bucket \"%s\"", printable(bucket, pb, sizeof pb));
+        return vs_fail(err, VS_ERR_INVALID_ARG, "store list: invalid bucket \"%s\"", vs_store_printable(bucket, pb, sizeof pb));
     if (!vs_store_prefix_ok(prefix))
         return vs_fail(err, VS_ERR_INVALID_ARG, "store list %s: invalid prefix \"%s\"", bucket,
-                       printable(prefix, pp, sizeof pp));
+                       vs_store_printable(prefix, pp, sizeof pp));
     char *token = vs_malloc(TOKEN_MAX), *prev = vs_malloc(TOKEN_MAX);
     if (!token || !prev) {
         vs_free(token);
