@@ -24,12 +24,21 @@ typedef struct file_list {
     int skipped;   /* files inside folders that are not images */
 } file_list;
 
+/* Appends a copy of p; on allocation failure the file is dropped with a
+ * message (the list stays valid). */
 static void add_file(file_list *l, const char *p) {
     if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->v = realloc(l->v, sizeof(char *) * (size_t)l->cap);
+        int cap = l->cap ? l->cap * 2 : 64;
+        char **nv = realloc(l->v, sizeof(char *) * (size_t)cap);
+        if (!nv) {
+            fprintf(stderr, "visage: %s: out of memory listing files\n", p);
+            return;
+        }
+        l->v = nv;
+        l->cap = cap;
     }
-    if (l->v) l->v[l->n++] = strdup(p);
+    char *d = strdup(p);
+    if (d) l->v[l->n++] = d;
 }
 
 /* 1 when the first bytes of the file are those of an image we decode. */
