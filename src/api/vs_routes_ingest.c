@@ -95,6 +95,7 @@ static int item_fields(json_t *it, item_result *ir) {
     static const struct { const char *name; size_t off, cap; } f[] = {
         {"site", offsetof(vs_ingest_msg, site), sizeof(((vs_ingest_msg *)0)->site)},
         {"source_url", offsetof(vs_ingest_msg, source_url), sizeof(((vs_ingest_msg *)0)->source_url)},
+        {"page_url", offsetof(vs_ingest_msg, page_url), sizeof(((vs_ingest_msg *)0)->page_url)},
         {"external_image_id", offsetof(vs_ingest_msg, external_id), sizeof(((vs_ingest_msg *)0)->external_id)},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {

@@ -22,7 +22,7 @@ typedef struct search_opts {
 static json_t *hit_json(vs_app *a, const vs_hit *h, float match) {
     json_t *pl = json_loads(h->payload_json, 0, NULL);
     json_t *o = json_pack("{s:s,s:f,s:b}", "face_id", h->id, "score", (double)h->score, "same_person", h->score >= match);
-    static const char *copy[] = {"image_sha256", "site", "source_url", "bbox", "quality_score", "det_score", "face_index",
+    static const char *copy[] = {"image_sha256", "site", "source_url", "page_url", "bbox", "quality_score", "det_score", "face_index",
                                  "near_duplicate_of"};
     for (size_t i = 0; pl && i < sizeof copy / sizeof copy[0]; i++) {
         json_t *v = json_object_get(pl, copy[i]);

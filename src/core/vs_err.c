@@ -28,6 +28,7 @@ const char *vs_err_name(vs_err code) {
     case VS_ERR_NOT_FOUND: return "not_found";
     case VS_ERR_BACKEND: return "backend";
     case VS_ERR_INTERNAL: return "internal";
+    case VS_ERR_CANCELLED: return "cancelled";
     }
     return "unknown";
 }

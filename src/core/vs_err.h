@@ -20,7 +20,8 @@ typedef enum vs_err {
     VS_ERR_MODEL = 7,        /* model files missing, corrupt or inconsistent */
     VS_ERR_NOT_FOUND = 8,    /* a named thing does not exist */
     VS_ERR_BACKEND = 9,      /* a library we call (XNNPACK, ...) failed */
-    VS_ERR_INTERNAL = 10     /* an invariant broke: a bug */
+    VS_ERR_INTERNAL = 10,    /* an invariant broke: a bug */
+    VS_ERR_CANCELLED = 11    /* stopped on request (shutdown); may be resumed */
 } vs_err;
 
 #define VS_ERROR_MSG_MAX 384

@@ -87,7 +87,23 @@ typedef struct fetch_ctx {
     int refused;                      /* an address was refused */
     char refused_addr[INET6_ADDRSTRLEN];
     char refused_why[96];
+    const char *(*check_head)(void *, const uint8_t *, size_t);
+    void *check_ctx;
+    size_t check_bytes;
+    int checked;                      /* check_head has run */
+    const char *rejected;             /* its reason, when it refused */
 } fetch_ctx;
+
+/* One prepared transfer: the easy handle, the state its callbacks share, and
+ * the options (defaults filled in) for the error messages. */
+struct vs_fetch_xfer {
+    CURL *h;
+    fetch_ctx c;
+    ip_range *allow;
+    vs_fetch_opts o;
+    char *url;
+    char errbuf[CURL_ERROR_SIZE];
+};
 
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
@@ -303,6 +319,10 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
     memcpy(c->buf + c->len, p, n);
     c->len += n;
     c->buf[c->len] = '\0';
+    if (c->check_head && !c->checked && c->len >= c->check_bytes) {
+        c->checked = 1;
+        if ((c->rejected = c->check_head(c->check_ctx, c->buf, c->len))) return 0;
+    }
     return n;
 }
 
@@ -343,7 +363,8 @@ static int setup_handle(CURL *h, const char *url, const vs_fetch_opts *o, fetch_
     bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, c) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max) != CURLE_OK;
-    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, o->no_follow ? 0L : 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_FORBID_REUSE, o->reuse_connections ? 0L : 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)o->max_redirects) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
@@ -368,6 +389,8 @@ static vs_err transfer_error(CURL *h, CURLcode res, const char *url, const vs_fe
         return vs_fail(err, VS_ERR_UNSUPPORTED, "address not allowed: %s (%s) for %.200s", c->refused_addr,
                        c->refused_why, url);
     }
+    if (c->rejected)
+        return vs_fail(err, VS_ERR_UNSUPPORTED, "%s at %.200s", c->rejected, url);
     if (c->too_large || res == CURLE_FILESIZE_EXCEEDED)
         return vs_fail(err, VS_ERR_TOO_LARGE, "response larger than %zu bytes from %.200s", c->max, url);
     if (c->nomem || res == CURLE_OUT_OF_MEMORY) return vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", url);
@@ -380,10 +403,17 @@ static vs_err transfer_error(CURL *h, CURLcode res, const char *url, const vs_fe
     return vs_fail(err, VS_ERR_IO, "fetch %.200s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(res));
 }
 
-/* Fetches url into memory under the policy and limits of opts (defaults for
- * zero fields); the transfer is aborted, never truncated. */
-vs_err vs_fetch_url(const char *url, const vs_fetch_opts *opts, vs_fetch_result *out, vs_error *err) {
-    memset(out, 0, sizeof *out);
+vs_err vs_fetch_global_init(vs_error *err) {
+    pthread_once(&g_curl_once, curl_init_once);
+    if (g_curl_init_rc != CURLE_OK)
+        return vs_fail(err, VS_ERR_BACKEND, "fetch: curl_global_init: %s", curl_easy_strerror(g_curl_init_rc));
+    return VS_OK;
+}
+
+/* Prepares one transfer of url under the policy and limits of opts
+ * (defaults for zero fields); nothing is sent until curl runs it. */
+vs_err vs_fetch_xfer_new(const char *url, const vs_fetch_opts *opts, vs_fetch_xfer **out, vs_error *err) {
+    *out = NULL;
     vs_fetch_opts o = opts ? *opts : (vs_fetch_opts){0};
     if (o.max_bytes == 0) o.max_bytes = FETCH_DEFAULT_MAX_BYTES;
     if (o.max_bytes > SIZE_MAX / 2) o.max_bytes = SIZE_MAX / 2;
@@ -391,58 +421,101 @@ vs_err vs_fetch_url(const char *url, const vs_fetch_opts *opts, vs_fetch_result 
     if (o.max_redirects == 0) o.max_redirects = FETCH_DEFAULT_MAX_REDIRECTS;
     if (o.max_redirects < 0) o.max_redirects = 0; /* negative: follow none */
     if (!o.user_agent) o.user_agent = "visage/0.1";
+    if (o.check_bytes == 0) o.check_bytes = 16;
 
-    pthread_once(&g_curl_once, curl_init_once);
-    if (g_curl_init_rc != CURLE_OK)
-        return vs_fail(err, VS_ERR_BACKEND, "fetch: curl_global_init: %s", curl_easy_strerror(g_curl_init_rc));
-    vs_err rc = check_url(url, err);
+    vs_err rc = vs_fetch_global_init(err);
+    if (rc != VS_OK) return rc;
+    rc = check_url(url, err);
     if (rc != VS_OK) return rc;
 
-    fetch_ctx c = {.max = o.max_bytes, .allow_all = o.allow_all};
-    ip_range *allow = NULL;
+    vs_fetch_xfer *x = vs_calloc(1, sizeof *x);
+    if (!x || !(x->url = vs_strdup(url))) {
+        vs_free(x);
+        return vs_fail(err, VS_ERR_NOMEM, "fetch: out of memory");
+    }
+    x->o = o;
+    x->c = (fetch_ctx){.max = o.max_bytes, .allow_all = o.allow_all, .check_head = o.check_head,
+                       .check_ctx = o.check_ctx, .check_bytes = o.check_bytes};
     char bad[80];
-    if (parse_ranges(o.allow_cidrs, &allow, &c.n_allow, bad, sizeof bad) != 0)
-        return bad[0] ? vs_fail(err, VS_ERR_INVALID_ARG, "fetch: allow_cidrs: bad CIDR '%s'", bad)
-                      : vs_fail(err, VS_ERR_NOMEM, "fetch: out of memory");
-    c.allow = allow;
-
-    char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *h = curl_easy_init();
-    if (!h) {
-        vs_free(allow);
+    if (parse_ranges(o.allow_cidrs, &x->allow, &x->c.n_allow, bad, sizeof bad) != 0) {
+        rc = bad[0] ? vs_fail(err, VS_ERR_INVALID_ARG, "fetch: allow_cidrs: bad CIDR '%s'", bad)
+                    : vs_fail(err, VS_ERR_NOMEM, "fetch: out of memory");
+        vs_fetch_xfer_free(x);
+        return rc;
+    }
+    x->c.allow = x->allow;
+    if (!(x->h = curl_easy_init())) {
+        vs_fetch_xfer_free(x);
         return vs_fail(err, VS_ERR_BACKEND, "fetch %.200s: curl_easy_init failed", url);
     }
-    if (!setup_handle(h, url, &o, &c, errbuf)) {
-        rc = vs_fail(err, VS_ERR_BACKEND, "fetch %.200s: libcurl refused an option (needs curl >= 7.85)", url);
-        goto out;
+    if (!setup_handle(x->h, url, &x->o, &x->c, x->errbuf)) {
+        vs_fetch_xfer_free(x);
+        return vs_fail(err, VS_ERR_BACKEND, "fetch %.200s: libcurl refused an option (needs curl >= 7.85)", url);
     }
-    CURLcode res = curl_easy_perform(h);
-    if (res != CURLE_OK) {
-        rc = transfer_error(h, res, url, &o, &c, errbuf, err);
-        goto out;
+    *out = x;
+    return VS_OK;
+}
+
+void *vs_fetch_xfer_easy(vs_fetch_xfer *x) { return x->h; }
+
+size_t vs_fetch_xfer_received(const vs_fetch_xfer *x) { return x->c.len; }
+
+/* Turns the finished transfer into *out (taking the body) or the error of
+ * the contract. */
+vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *out, vs_error *err) {
+    memset(out, 0, sizeof *out);
+    fetch_ctx *c = &x->c;
+    CURLcode res = (CURLcode)curl_code;
+    if (res != CURLE_OK) return transfer_error(x->h, res, x->url, &x->o, c, x->errbuf, err);
+    /* a body shorter than check_bytes is checked whole, at the end */
+    if (c->check_head && !c->checked && (c->rejected = c->check_head(c->check_ctx, c->buf ? c->buf : (const uint8_t *)"", c->len)))
+        return vs_fail(err, VS_ERR_UNSUPPORTED, "%s at %.200s", c->rejected, x->url);
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &out->http_status);
+    int redirect = x->o.no_follow && out->http_status >= 300 && out->http_status < 400;
+    if (!redirect && (out->http_status < 200 || out->http_status >= 300))
+        return vs_fail(err, VS_ERR_IO, "HTTP %ld from %.200s", out->http_status, x->url);
+    if (redirect) {
+        char *loc = NULL;
+        curl_easy_getinfo(x->h, CURLINFO_REDIRECT_URL, &loc);
+        if (!loc || !*loc) return vs_fail(err, VS_ERR_IO, "HTTP %ld without a Location from %.200s", out->http_status, x->url);
+        if (strlen(loc) >= sizeof out->redirect_url)
+            return vs_fail(err, VS_ERR_IO, "HTTP %ld: redirect URL too long from %.200s", out->http_status, x->url);
+        snprintf(out->redirect_url, sizeof out->redirect_url, "%s", loc);
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->http_status);
-    if (out->http_status < 200 || out->http_status >= 300) {
-        rc = vs_fail(err, VS_ERR_IO, "HTTP %ld from %.200s", out->http_status, url);
-        goto out;
-    }
-    if (!c.buf && !(c.buf = vs_malloc(1))) { /* empty body: still a valid buffer */
-        rc = vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", url);
-        goto out;
-    }
-    if (c.len == 0) c.buf[0] = '\0';
+    if (!c->buf && !(c->buf = vs_malloc(1))) /* empty body: still a valid buffer */
+        return vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", x->url);
+    if (c->len == 0) c->buf[0] = '\0';
     char *ct = NULL, *eff = NULL;
-    curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
-    curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff);
+    curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ct);
+    curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff);
     snprintf(out->content_type, sizeof out->content_type, "%s", ct ? ct : "");
-    snprintf(out->final_url, sizeof out->final_url, "%s", eff ? eff : url);
-    out->data = c.buf;
-    out->len = c.len;
-    c.buf = NULL;
-out:
-    curl_easy_cleanup(h);
-    vs_free(c.buf);
-    vs_free(allow);
+    snprintf(out->final_url, sizeof out->final_url, "%s", eff ? eff : x->url);
+    out->data = c->buf;
+    out->len = c->len;
+    c->buf = NULL;
+    c->len = c->cap = 0;
+    return VS_OK;
+}
+
+/* Releases the transfer and whatever body it still holds; NULL is fine. */
+void vs_fetch_xfer_free(vs_fetch_xfer *x) {
+    if (!x) return;
+    if (x->h) curl_easy_cleanup(x->h);
+    vs_free(x->c.buf);
+    vs_free(x->allow);
+    vs_free(x->url);
+    vs_free(x);
+}
+
+/* Fetches url into memory under the policy and limits of opts (defaults for
+ * zero fields); the transfer is aborted, never truncated. */
+vs_err vs_fetch_url(const char *url, const vs_fetch_opts *opts, vs_fetch_result *out, vs_error *err) {
+    memset(out, 0, sizeof *out);
+    vs_fetch_xfer *x = NULL;
+    vs_err rc = vs_fetch_xfer_new(url, opts, &x, err);
+    if (rc != VS_OK) return rc;
+    rc = vs_fetch_xfer_finish(x, (int)curl_easy_perform(x->h), out, err);
+    vs_fetch_xfer_free(x);
     return rc;
 }
 

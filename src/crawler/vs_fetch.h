@@ -22,6 +22,16 @@ typedef struct vs_fetch_opts {
                                   a bare address is a /32 or /128 */
     int allow_all;             /* 1 = no address check (operator's own crawl) */
     const char *user_agent;    /* default "visage/0.1" */
+    int no_follow;             /* 1: a 3xx answer is returned (VS_OK, redirect_url
+                                  set) for the caller to judge, not followed */
+    int reuse_connections;     /* 1: keep connections for later transfers of the
+                                  same multi handle (the crawler) */
+    /* Called once with the first check_bytes of the body (or the whole body
+     * when shorter); a non-NULL reason aborts the transfer with
+     * VS_ERR_UNSUPPORTED naming it (e.g. an "image" that is HTML). */
+    const char *(*check_head)(void *ctx, const uint8_t *p, size_t n);
+    void *check_ctx;
+    size_t check_bytes;        /* default 16 */
 } vs_fetch_opts;
 
 typedef struct vs_fetch_result {
@@ -30,6 +40,7 @@ typedef struct vs_fetch_result {
     long http_status;
     char content_type[128];
     char final_url[2048];
+    char redirect_url[2048];   /* absolute Location of a 3xx (no_follow only) */
 } vs_fetch_result;
 
 /* Errors: VS_ERR_INVALID_ARG (bad URL or scheme, bad allow_cidrs),
@@ -40,6 +51,23 @@ typedef struct vs_fetch_result {
  * per call, curl_global_init done once inside. */
 vs_err vs_fetch_url(const char *url, const vs_fetch_opts *opts, vs_fetch_result *out, vs_error *err);
 void vs_fetch_result_free(vs_fetch_result *r);
+
+/* The same transfer in pieces, for a caller running many at once on a curl
+ * multi handle (the crawler): new prepares an easy handle with every option,
+ * the address policy and the limits; the caller adds vs_fetch_xfer_easy(x)
+ * to its multi, and when curl reports the transfer done, finish turns curl's
+ * result code into the result or error of vs_fetch_url. free releases the
+ * handle (remove it from the multi first). */
+typedef struct vs_fetch_xfer vs_fetch_xfer;
+/* libcurl's global set-up, exactly once per process (curl_global_init is not
+ * thread-safe); every vs_fetch entry point calls it, callers making their own
+ * multi handle call it first. VS_ERR_BACKEND when it failed. */
+vs_err vs_fetch_global_init(vs_error *err);
+vs_err vs_fetch_xfer_new(const char *url, const vs_fetch_opts *opts, vs_fetch_xfer **out, vs_error *err);
+void *vs_fetch_xfer_easy(vs_fetch_xfer *x);   /* the CURL * */
+vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *out, vs_error *err);
+size_t vs_fetch_xfer_received(const vs_fetch_xfer *x);   /* body bytes so far */
+void vs_fetch_xfer_free(vs_fetch_xfer *x);
 
 /* 1 when addr (textual IPv4/IPv6, optionally [bracketed]) may be connected
  * to under opts; 0 for anything unparsable. A malformed allow_cidrs allows

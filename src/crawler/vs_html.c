@@ -328,6 +328,61 @@ static int walk(extract_ctx *c, const GumboNode *root, int base_only) {
     return 1;
 }
 
+/* 1 when the tag name n[0..len) is one that never nests: void elements
+ * and those whose end tag the parser infers (a run of <p> or <li> does not
+ * deepen the tree; nor does a run of <a>: each closes the one before). */
+static int tag_never_nests(const char *n, size_t len) {
+    static const char *k[] = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                              "param", "source", "track", "wbr", "p", "li", "dt", "dd", "option", "optgroup",
+                              "tr", "td", "th", "thead", "tbody", "tfoot", "colgroup", "caption", "rb", "rt",
+                              "rtc", "rp", "html", "head", "body", "a", "nobr"};
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++)
+        if (strlen(k[i]) == len && strncasecmp(k[i], n, len) == 0) return 1;
+    return 0;
+}
+
+/* Upper estimate of the element nesting depth of the page, in one pass over
+ * the bytes: start tags push, end tags pop, comments and raw text (script,
+ * style) are skipped. gumbo's tree building slows down more than
+ * quadratically with depth (16,000 unclosed <div>s take seconds, 8 MiB of
+ * them more than ten minutes), so a hostile page is refused before it is
+ * parsed; real pages stay far below the limit. */
+static int html_depth_estimate(const char *h, size_t len) {
+    int depth = 0, max = 0;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (h[i] != '<') continue;
+        const char *p = h + i + 1;
+        size_t left = len - i - 1;
+        if (left >= 3 && memcmp(p, "!--", 3) == 0) {
+            const char *e = memmem(p + 3, left - 3, "-->", 3);
+            if (!e) break;
+            i = (size_t)(e - h) + 2;
+            continue;
+        }
+        if (*p == '/') {
+            if (depth > 0) depth--;
+            continue;
+        }
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) continue;
+        size_t n = 0;
+        while (n < left && ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= '0' && p[n] <= '9'))) n++;
+        const char *gt = memchr(p + n, '>', left - n);
+        if (!gt) break;
+        i = (size_t)(gt - h);
+        if (gt[-1] == '/' || tag_never_nests(p, n)) continue;
+        int raw = (n == 6 && strncasecmp(p, "script", 6) == 0) || (n == 5 && strncasecmp(p, "style", 5) == 0);
+        if (raw) {
+            const char *e = memmem(gt, len - i, "</", 2);
+            while (e && !(strncasecmp(e + 2, p, n) == 0)) e = memmem(e + 2, len - (size_t)(e + 2 - h), "</", 2);
+            if (!e) break;
+            i = (size_t)(e - h) + 1;
+            continue;
+        }
+        if (++depth > max) max = depth;
+    }
+    return max;
+}
+
 /* Hands a list's items to the caller's array/count pair. */
 static void list_export(url_list *l, char ***items, int *count) {
     *items = l->items;
@@ -344,6 +399,10 @@ vs_err vs_html_extract(const char *html, size_t len, const char *page_url,
     if (len > VS_HTML_MAX_BYTES)
         return vs_fail(err, VS_ERR_TOO_LARGE, "html: %zu bytes over the %u byte limit", len,
                        VS_HTML_MAX_BYTES);
+    int depth = html ? html_depth_estimate(html, len) : 0;
+    if (depth > VS_HTML_MAX_DEPTH)
+        return vs_fail(err, VS_ERR_TOO_LARGE, "html: elements nested %d deep, over the limit of %d", depth,
+                       VS_HTML_MAX_DEPTH);
 
     vs_err rc = VS_OK;
     extract_ctx c = {0};

@@ -12,6 +12,7 @@
 #define VS_HTML_MAX_BYTES (8u * 1024u * 1024u) /* larger input: VS_ERR_TOO_LARGE */
 #define VS_HTML_MAX_LINKS 10000                /* per list; further URLs are dropped */
 #define VS_HTML_MAX_URL 8192                   /* longer resolved URLs are dropped */
+#define VS_HTML_MAX_DEPTH 1000                 /* deeper element nesting: VS_ERR_TOO_LARGE */
 
 /* Absolute http/https URLs, fragment removed, deduplicated (exact string),
  * in first-seen document order. All strings and both arrays are owned by
@@ -39,7 +40,10 @@ typedef struct vs_html_links {
  * *out is zeroed first and stays zeroed on failure. Errors: INVALID_ARG
  * (NULL argument, page_url not an absolute URL), TOO_LARGE (len >
  * VS_HTML_MAX_BYTES), NOMEM, BACKEND (gumbo or libcurl failed). gumbo's own
- * allocations use malloc, not vs_alloc (gumbo does not survive failures). */
+ * allocations use malloc, not vs_alloc (gumbo does not survive failures).
+ * Pages nesting elements deeper than VS_HTML_MAX_DEPTH (estimated before
+ * parsing: gumbo slows down worse than quadratically with depth) are
+ * TOO_LARGE. */
 vs_err vs_html_extract(const char *html, size_t len, const char *page_url,
                        vs_html_links *out, vs_error *err);
 

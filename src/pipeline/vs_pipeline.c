@@ -40,6 +40,7 @@ char *vs_ingest_msg_json(const vs_ingest_msg *m) {
     if (!o) return NULL;
     if (m->site[0]) json_object_set_new(o, "site", json_string(m->site));
     if (m->source_url[0]) json_object_set_new(o, "source_url", json_string(m->source_url));
+    if (m->page_url[0]) json_object_set_new(o, "page_url", json_string(m->page_url));
     if (m->external_id[0]) json_object_set_new(o, "external_image_id", json_string(m->external_id));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -68,6 +69,7 @@ vs_err vs_ingest_msg_parse(const char *json, vs_ingest_msg *m, vs_error *err) {
     if (get_str(o, "tenant_id", m->tenant, sizeof m->tenant) != 1 || get_str(o, "bucket", m->bucket, sizeof m->bucket) != 1 ||
         get_str(o, "key", m->key, sizeof m->key) != 1 || get_str(o, "image_sha256", m->sha256, sizeof m->sha256) != 1 ||
         get_str(o, "site", m->site, sizeof m->site) < 0 || get_str(o, "source_url", m->source_url, sizeof m->source_url) < 0 ||
+        get_str(o, "page_url", m->page_url, sizeof m->page_url) < 0 ||
         get_str(o, "external_image_id", m->external_id, sizeof m->external_id) < 0)
         rc = vs_fail(err, VS_ERR_CORRUPT, "queue message: missing or oversized tenant_id/bucket/key/image_sha256");
     json_decref(o);
@@ -276,6 +278,7 @@ static json_t *face_payload(const vs_ingest_msg *m, const vs_face *f, int i, con
                           VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION);
     if (o && m->site[0]) json_object_set_new(o, "site", json_string(m->site));
     if (o && m->source_url[0]) json_object_set_new(o, "source_url", json_string(m->source_url));
+    if (o && m->page_url[0]) json_object_set_new(o, "page_url", json_string(m->page_url));
     return o;
 }
 
@@ -424,6 +427,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
                                 "processed_at", (json_int_t)vs_wall_ms());
         if (m->site[0]) json_object_set_new(rec, "site", json_string(m->site));
         if (m->source_url[0]) json_object_set_new(rec, "source_url", json_string(m->source_url));
+        if (m->page_url[0]) json_object_set_new(rec, "page_url", json_string(m->page_url));
         if (m->external_id[0]) json_object_set_new(rec, "external_image_id", json_string(m->external_id));
         rc = commit(p, m, VS_IMG_DONE, rec, pts, n_pts, err); /* step 10 */
         json_decref(rec);

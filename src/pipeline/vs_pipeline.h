@@ -58,6 +58,7 @@ typedef struct vs_ingest_msg {
     char sha256[65];
     char site[256];
     char source_url[2048];
+    char page_url[2048];     /* the page the image was found on (crawler) */
     char external_id[256];
 } vs_ingest_msg;
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -220,6 +221,48 @@ static void test_allocation_failure_reported(void **state) {
     assert_true(saw_fail);
 }
 
+/* Builds a page of n copies of unit followed by tail (caller frees). */
+static char *repeat_page(const char *unit, int n, const char *tail, size_t *len) {
+    size_t u = strlen(unit), t = strlen(tail);
+    char *p = malloc(u * (size_t)n + t + 1);
+    assert_non_null(p);
+    for (int i = 0; i < n; i++) memcpy(p + u * (size_t)i, unit, u);
+    memcpy(p + u * (size_t)n, tail, t + 1);
+    *len = u * (size_t)n + t;
+    return p;
+}
+
+/* Deep nesting is refused before gumbo sees it (which would take minutes);
+ * long flat pages, runs of <p>/<li> the parser closes itself, void tags and
+ * tags inside comments or scripts are not mistaken for depth. */
+static void test_deep_nesting_refused(void **state) {
+    (void)state;
+    vs_html_links l;
+    size_t len;
+    char *deep = repeat_page("<div>", 20000, "<img src=a.jpg>", &len);
+    vs_error e = {0};
+    assert_int_equal(vs_html_extract(deep, len, "http://e.com/", &l, &e), VS_ERR_TOO_LARGE);
+    assert_non_null(strstr(e.msg, "nested"));
+    free(deep);
+    char *fmt = repeat_page("<b>", 5000, "", &len);
+    assert_int_equal(vs_html_extract(fmt, len, "http://e.com/", &l, NULL), VS_ERR_TOO_LARGE);
+    free(fmt);
+    char *ok = repeat_page("<div>", 900, "<img src=a.jpg>", &len);
+    assert_int_equal(vs_html_extract(ok, len, "http://e.com/", &l, NULL), VS_OK);
+    assert_int_equal(l.n_images, 1);
+    vs_html_links_free(&l);
+    free(ok);
+    const char *units[] = {"<p>x", "<li>y", "<br><img src=b.png>", "<div></div>", "<!-- <div> -->",
+                           "<script>if (a<b) document.write('<div>')</script>", "<span/>"};
+    for (size_t k = 0; k < sizeof units / sizeof *units; k++) {
+        char *flat = repeat_page(units[k], 3000, "<img src=a.jpg>", &len);
+        assert_int_equal(vs_html_extract(flat, len, "http://e.com/", &l, NULL), VS_OK);
+        assert_true(l.n_images >= 1);
+        vs_html_links_free(&l);
+        free(flat);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relative_links_and_dotdot),
@@ -231,6 +274,7 @@ int main(void) {
         cmocka_unit_test(test_list_cap),
         cmocka_unit_test(test_too_large_and_bad_args),
         cmocka_unit_test(test_allocation_failure_reported),
+        cmocka_unit_test(test_deep_nesting_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,710 @@
+/* vs_crawl.c - the crawl loop: a frontier of per-host FIFO queues, a
+ * scheduler that starts transfers on one curl multi handle when a host's
+ * delay has passed and its robots.txt is known, and completion handlers for
+ * robots.txt, pages and images.
+ *
+ * Politeness is per origin (scheme, host, port), which is also the unit
+ * robots.txt applies to (RFC 9309). Redirects are not followed by curl but
+ * re-queued here, so the target is scope-checked, robots-checked, delayed and
+ * deduplicated like any other URL: a redirect loop ends when it comes back
+ * to a URL already seen, and a redirect to another site is never requested.
+ *
+ * Every URL is admitted at most once (normalised form in `seen`) and the
+ * admitted pages and images are capped by max_pages and max_images, so the
+ * memory of a crawl is bounded by its limits, not by what the site links. */
+#include "vs_crawl.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "vs_alloc.h"
+#include "vs_fetch.h"
+#include "vs_hash.h"
+#include "vs_html.h"
+#include "vs_image.h"
+#include "vs_robots.h"
+#include "vs_strset.h"
+
+#define CRAWL_DEFAULT_UA "visage/0.1 (+https://github.com/visage/visage)"
+#define CRAWL_MAX_CRAWL_DELAY_MS 60000   /* a site asking for more still gets a minute */
+#define CRAWL_ROBOTS_FETCH_MAX (2u << 20)
+#define CRAWL_SEEN_OUT_MAX 100000        /* distinct out-of-scope URLs remembered */
+#define CRAWL_BATCH 64                   /* URLs per sink->discovered call */
+#define CRAWL_PROGRESS_MS 250
+
+enum { ROBOTS_UNKNOWN = 0, ROBOTS_FETCHING, ROBOTS_READY };
+
+/* One URL waiting in its host's queue. */
+typedef struct item {
+    struct item *next;
+    char *url, *referrer;
+    int depth, redirects;
+    vs_crawl_kind kind;
+} item;
+
+/* One origin: its queue, its robots.txt and when it may be asked again. */
+typedef struct host {
+    char *origin;          /* "http://127.0.0.1:8080" */
+    int64_t next_ok_ms;
+    int inflight;
+    int robots_state;
+    vs_robots *robots;
+    int delay_ms;
+    item *head, *tail;
+} host;
+
+/* One transfer in flight; item is NULL for a robots.txt fetch. */
+typedef struct xfer {
+    struct xfer *prev, *next;          /* the crawl's list of live transfers */
+    vs_fetch_xfer *fx;
+    item *it;
+    host *h;
+} xfer;
+
+struct vs_crawl {
+    vs_crawl_opts o;                   /* its strings point to the copies below */
+    char *ua, *allow_hosts, *allow_cidrs;
+    vs_crawl_sink sink;
+    char site[256];                    /* the seed's host, lower-case, without "www." */
+    CURLM *multi;
+    xfer *live;                        /* transfers in flight */
+    host **hosts;
+    int n_hosts, cap_hosts;
+    int inflight, pending;
+    int64_t pages_admitted, images_admitted, out_remembered;
+    vs_strset seen;
+    vs_crawl_counts k;
+    vs_crawl_url *batch;               /* discovered URLs not yet handed to the sink */
+    item **batch_items;                /* ... and their queue entries, queued after it */
+    int n_batch;
+    vs_err fatal;                      /* the sink failed: stop */
+    vs_error fatal_err;
+    int64_t last_progress_ms;
+};
+
+/* Frees one queue entry. */
+static void item_free(item *it) {
+    if (!it) return;
+    vs_free(it->url);
+    vs_free(it->referrer);
+    vs_free(it);
+}
+
+/* A copy of s, or NULL (with s NULL too). */
+static char *dup_opt(const char *s, int *nomem) {
+    if (!s) return NULL;
+    char *d = vs_strdup(s);
+    if (!d) *nomem = 1;
+    return d;
+}
+
+/* Fills the defaults of zero fields. */
+static void opts_defaults(vs_crawl_opts *o) {
+    if (o->max_depth < 0) o->max_depth = 0;
+    if (o->max_pages <= 0) o->max_pages = 100;
+    if (o->max_images <= 0) o->max_images = 10000;
+    if (o->delay_ms == 0) o->delay_ms = 1000;
+    if (o->delay_ms < 0) o->delay_ms = 0;
+    if (o->per_host <= 0) o->per_host = 1;
+    if (o->max_transfers <= 0) o->max_transfers = 16;
+    if (o->timeout_ms <= 0) o->timeout_ms = 15000;
+    if (o->max_redirects <= 0) o->max_redirects = 5;
+    if (o->max_page_bytes == 0) o->max_page_bytes = 4u << 20;
+    if (o->max_page_bytes > VS_HTML_MAX_BYTES) o->max_page_bytes = VS_HTML_MAX_BYTES;
+    if (o->max_image_bytes == 0) o->max_image_bytes = 16u << 20;
+}
+
+vs_err vs_crawl_new(const vs_crawl_opts *opts, const vs_crawl_sink *sink, vs_crawl **out, vs_error *err) {
+    *out = NULL;
+    if (!sink || !sink->image) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl: a sink with an image callback is required");
+    vs_crawl *c = vs_calloc(1, sizeof *c);
+    if (!c) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
+    c->o = opts ? *opts : (vs_crawl_opts){0};
+    opts_defaults(&c->o);
+    c->sink = *sink;
+    c->k = c->o.start;
+    int nomem = 0;
+    c->ua = dup_opt(c->o.user_agent ? c->o.user_agent : CRAWL_DEFAULT_UA, &nomem);
+    c->allow_hosts = dup_opt(c->o.allow_hosts, &nomem);
+    c->allow_cidrs = dup_opt(c->o.allow_cidrs, &nomem);
+    c->o.user_agent = c->ua;
+    c->o.allow_hosts = c->allow_hosts;
+    c->o.allow_cidrs = c->allow_cidrs;
+    c->batch = vs_calloc(CRAWL_BATCH, sizeof *c->batch);
+    c->batch_items = vs_calloc(CRAWL_BATCH, sizeof *c->batch_items);
+    if (nomem || !c->batch || !c->batch_items) {
+        vs_crawl_free(c);
+        return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
+    }
+    vs_err rc = vs_fetch_global_init(err);
+    if (rc != VS_OK || !(c->multi = curl_multi_init())) {
+        vs_crawl_free(c);
+        return rc != VS_OK ? rc : vs_fail(err, VS_ERR_BACKEND, "crawl: curl_multi_init failed");
+    }
+    /* one connection per origin at a time keeps the per-host limit honest */
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->o.per_host);
+    *out = c;
+    return VS_OK;
+}
+
+static void abort_all(vs_crawl *c);
+
+void vs_crawl_free(vs_crawl *c) {
+    if (!c) return;
+    if (c->multi) abort_all(c);
+    for (int i = 0; i < c->n_hosts; i++) {
+        host *h = c->hosts[i];
+        for (item *it = h->head, *nx; it; it = nx) {
+            nx = it->next;
+            item_free(it);
+        }
+        vs_robots_free(h->robots);
+        vs_free(h->origin);
+        vs_free(h);
+    }
+    for (int i = 0; i < c->n_batch; i++) item_free(c->batch_items[i]);
+    vs_free(c->hosts);
+    vs_free(c->batch);
+    vs_free(c->batch_items);
+    if (c->multi) curl_multi_cleanup(c->multi);
+    vs_strset_free(&c->seen);
+    vs_free(c->ua);
+    vs_free(c->allow_hosts);
+    vs_free(c->allow_cidrs);
+    vs_free(c);
+}
+
+/* Lower-cases s in place. */
+static void lower(char *s) {
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
+}
+
+/* Parses url (absolute http/https) and writes the normalised URL, the origin
+ * ("scheme://host[:port]"), the host without "www." and path+query as the
+ * server sees it. Any output may be NULL. 0, or -1 for a URL we do not crawl. */
+static int url_split(const char *url, char *norm, size_t norm_cap, char *origin, size_t origin_cap, char *site,
+                     size_t site_cap, char *pathq, size_t pathq_cap) {
+    CURLU *u = curl_url();
+    char *scheme = NULL, *hostp = NULL, *port = NULL, *full = NULL, *path = NULL, *query = NULL;
+    int rc = -1;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) goto out;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto out;
+    lower(scheme);
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) goto out;
+    if (curl_url_get(u, CURLUPART_HOST, &hostp, 0) != CURLUE_OK || !*hostp) goto out;
+    lower(hostp);
+    curl_url_set(u, CURLUPART_HOST, hostp, 0);
+    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+    if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) != CURLUE_OK) goto out;
+    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT) != CURLUE_OK) port = NULL;
+    if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) goto out;
+    if (curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK) query = NULL;
+    if (norm && (size_t)snprintf(norm, norm_cap, "%s", full) >= norm_cap) goto out;
+    if (origin &&
+        (size_t)snprintf(origin, origin_cap, "%s://%s%s%s", scheme, hostp, port ? ":" : "", port ? port : "") >= origin_cap)
+        goto out;
+    if (site) {
+        const char *h = strncmp(hostp, "www.", 4) == 0 ? hostp + 4 : hostp;
+        if ((size_t)snprintf(site, site_cap, "%s", h) >= site_cap) goto out;
+    }
+    if (pathq && (size_t)snprintf(pathq, pathq_cap, "%s%s%s", *path ? path : "/", query ? "?" : "",
+                                  query ? query : "") >= pathq_cap)
+        goto out;
+    rc = 0;
+out:
+    curl_free(scheme);
+    curl_free(hostp);
+    curl_free(port);
+    curl_free(full);
+    curl_free(path);
+    curl_free(query);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int vs_crawl_normalise(const char *url, char *out, size_t cap) {
+    return url && url_split(url, out, cap, NULL, 0, NULL, 0, NULL, 0) == 0 ? 0 : -1;
+}
+
+/* 1 when site (a host without "www.") is the seed's or on the allow-list. */
+static int in_scope(const vs_crawl *c, const char *site) {
+    if (strcmp(site, c->site) == 0) return 1;
+    const char *p = c->o.allow_hosts;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        while (n && *p == ' ') p++, n--;
+        while (n && p[n - 1] == ' ') n--;
+        if (n > 4 && strncasecmp(p, "www.", 4) == 0) p += 4, n -= 4;
+        if (n == strlen(site) && strncasecmp(p, site, n) == 0) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The host record of origin, created (robots unknown) on first use. */
+static host *host_get(vs_crawl *c, const char *origin) {
+    for (int i = 0; i < c->n_hosts; i++)
+        if (strcmp(c->hosts[i]->origin, origin) == 0) return c->hosts[i];
+    if (c->n_hosts == c->cap_hosts) {
+        int cap = c->cap_hosts ? c->cap_hosts * 2 : 8;
+        host **nh = vs_realloc(c->hosts, (size_t)cap * sizeof *nh);
+        if (!nh) return NULL;
+        c->hosts = nh;
+        c->cap_hosts = cap;
+    }
+    host *h = vs_calloc(1, sizeof *h);
+    if (!h || !(h->origin = vs_strdup(origin))) {
+        vs_free(h);
+        return NULL;
+    }
+    h->delay_ms = c->o.delay_ms;
+    c->hosts[c->n_hosts++] = h;
+    return h;
+}
+
+/* Appends it to the queue of its origin; 0 on allocation failure. */
+static int enqueue(vs_crawl *c, item *it) {
+    char origin[VS_CRAWL_URL_MAX];
+    if (url_split(it->url, NULL, 0, origin, sizeof origin, NULL, 0, NULL, 0) != 0) return 0;
+    host *h = host_get(c, origin);
+    if (!h) return 0;
+    it->next = NULL;
+    if (h->tail) h->tail->next = it;
+    else h->head = it;
+    h->tail = it;
+    c->pending++;
+    return 1;
+}
+
+/* Records a failure of the sink or of memory: the crawl stops. */
+static void set_fatal(vs_crawl *c, vs_err rc, const char *msg) {
+    if (c->fatal != VS_OK) return;
+    c->fatal = rc;
+    vs_fail(&c->fatal_err, rc, "%s", msg);
+}
+
+/* Hands the pending discovered URLs to the sink (to persist them), then
+ * queues them; on a sink failure they are dropped and the crawl stops. */
+static void flush_batch(vs_crawl *c) {
+    if (c->n_batch == 0) return;
+    vs_error e = {0};
+    vs_err rc = c->sink.discovered ? c->sink.discovered(c->sink.ctx, c->batch, c->n_batch, &e) : VS_OK;
+    for (int i = 0; i < c->n_batch; i++) {
+        item *it = c->batch_items[i];
+        c->batch_items[i] = NULL;
+        if (rc != VS_OK || c->fatal != VS_OK) {
+            item_free(it);
+        } else if (!enqueue(c, it)) {
+            item_free(it);
+            set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory queueing URLs");
+        }
+    }
+    if (rc != VS_OK) set_fatal(c, rc, e.msg);
+    c->n_batch = 0;
+}
+
+/* 1 when the URL's path ends in an image file extension, so a link to it is
+ * fetched as an image rather than parsed as a page. */
+static int looks_like_image(const char *url) {
+    static const char *ext[] = {".jpg", ".jpeg", ".png", ".webp", ".gif"};
+    size_t n = strcspn(url, "?#");
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+        size_t m = strlen(ext[i]);
+        if (n > m && strncasecmp(url + n - m, ext[i], m) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Decides about one URL found on a page (or a redirect target): out of
+ * scope, over a limit or already seen -> dropped (counted); else batched
+ * for the sink and the queue. */
+static void admit(vs_crawl *c, const char *url, const char *referrer, int depth, int redirects, vs_crawl_kind kind) {
+    char norm[VS_CRAWL_URL_MAX], site[256];
+    if (c->fatal != VS_OK) return;
+    if (url_split(url, norm, sizeof norm, NULL, 0, site, sizeof site, NULL, 0) != 0) return;
+    if (!in_scope(c, site)) {
+        /* remembered (prefixed, apart from real URLs) to count each once */
+        char key[VS_CRAWL_URL_MAX + 2];
+        snprintf(key, sizeof key, "!%s", norm);
+        if (c->out_remembered >= CRAWL_SEEN_OUT_MAX) return;
+        int r = vs_strset_add(&c->seen, key);
+        if (r == 1) {
+            c->out_remembered++;
+            c->k.out_of_scope++;
+        }
+        return;
+    }
+    if (kind == VS_CRAWL_PAGE && c->pages_admitted >= c->o.max_pages) return;
+    if (kind == VS_CRAWL_IMAGE && c->images_admitted >= c->o.max_images) return;
+    int r = vs_strset_add(&c->seen, norm);
+    if (r == 0) return;
+    item *it = r < 0 ? NULL : vs_calloc(1, sizeof *it);
+    if (it) {
+        it->url = vs_strdup(norm);
+        it->referrer = vs_strdup(referrer ? referrer : "");
+    }
+    if (!it || !it->url || !it->referrer) {
+        item_free(it);
+        return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory admitting URLs");
+    }
+    it->depth = depth;
+    it->redirects = redirects;
+    it->kind = kind;
+    if (kind == VS_CRAWL_PAGE) c->pages_admitted++;
+    else c->images_admitted++;
+    vs_crawl_url *u = &c->batch[c->n_batch];
+    snprintf(u->url, sizeof u->url, "%s", it->url);
+    snprintf(u->referrer, sizeof u->referrer, "%.*s", (int)sizeof u->referrer - 1, it->referrer);
+    u->depth = depth;
+    u->redirects = redirects;
+    u->kind = kind;
+    c->batch_items[c->n_batch++] = it;
+    if (c->n_batch == CRAWL_BATCH) flush_batch(c);
+}
+
+vs_err vs_crawl_seed(vs_crawl *c, const char *url, vs_error *err) {
+    char norm[VS_CRAWL_URL_MAX];
+    if (!url || url_split(url, norm, sizeof norm, NULL, 0, c->site, sizeof c->site, NULL, 0) != 0)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl: '%.200s' is not an absolute http(s) URL", url ? url : "(null)");
+    admit(c, norm, "", 0, 0, looks_like_image(norm) ? VS_CRAWL_IMAGE : VS_CRAWL_PAGE);
+    flush_batch(c);
+    if (c->fatal != VS_OK) return vs_fail(err, c->fatal, "%s", c->fatal_err.msg);
+    return VS_OK;
+}
+
+vs_err vs_crawl_restore(vs_crawl *c, const vs_crawl_url *u, int pending, vs_error *err) {
+    char norm[VS_CRAWL_URL_MAX];
+    if (url_split(u->url, norm, sizeof norm, NULL, 0, NULL, 0, NULL, 0) != 0) return VS_OK; /* unusable: skip */
+    int r = vs_strset_add(&c->seen, norm);
+    if (r < 0) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory restoring URLs");
+    if (r == 0) return VS_OK;
+    if (u->kind == VS_CRAWL_PAGE) c->pages_admitted++;
+    else c->images_admitted++;
+    if (!pending) return VS_OK;
+    item *it = vs_calloc(1, sizeof *it);
+    if (it) {
+        it->url = vs_strdup(norm);
+        it->referrer = vs_strdup(u->referrer);
+    }
+    if (!it || !it->url || !it->referrer || (it->depth = u->depth, it->redirects = u->redirects, it->kind = u->kind,
+                                             !enqueue(c, it))) {
+        item_free(it);
+        return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory restoring URLs");
+    }
+    return VS_OK;
+}
+
+/* check_head of image transfers: the first bytes must be an image format we
+ * decode, so an HTML error page or a huge non-image behind a .jpg name is
+ * dropped after a few bytes instead of downloaded. */
+static const char *image_check(void *ctx, const uint8_t *p, size_t n) {
+    (void)ctx;
+    return vs_image_sniff(p, n) == VS_FMT_UNKNOWN ? "not an image (no JPEG, PNG, WebP or GIF signature)" : NULL;
+}
+
+/* Starts one transfer of url for it (NULL = robots.txt of h). */
+static vs_err start(vs_crawl *c, host *h, item *it, const char *url, vs_error *err) {
+    vs_fetch_opts fo = {
+        .max_bytes = !it ? CRAWL_ROBOTS_FETCH_MAX : it->kind == VS_CRAWL_IMAGE ? c->o.max_image_bytes : c->o.max_page_bytes,
+        .timeout_ms = c->o.timeout_ms,
+        .max_redirects = it ? -1 : 5,
+        .allow_cidrs = c->o.allow_cidrs,
+        .allow_all = c->o.allow_all,
+        .user_agent = c->o.user_agent,
+        .no_follow = it != NULL,
+        .reuse_connections = 1,
+        .check_head = it && it->kind == VS_CRAWL_IMAGE ? image_check : NULL,
+        .check_bytes = 12,
+    };
+    xfer *x = vs_calloc(1, sizeof *x);
+    if (!x) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
+    vs_err rc = vs_fetch_xfer_new(url, &fo, &x->fx, err);
+    if (rc != VS_OK) {
+        vs_free(x);
+        return rc;
+    }
+    x->it = it;
+    x->h = h;
+    CURL *e = vs_fetch_xfer_easy(x->fx);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        vs_fetch_xfer_free(x->fx);
+        vs_free(x);
+        return vs_fail(err, VS_ERR_BACKEND, "crawl: curl_multi_add_handle failed for %.200s", url);
+    }
+    x->next = c->live;
+    if (c->live) c->live->prev = x;
+    c->live = x;
+    h->inflight++;
+    c->inflight++;
+    c->k.requests++;
+    return VS_OK;
+}
+
+/* Reports a failed URL to the sink. */
+static void url_error(vs_crawl *c, const item *it, const char *msg) {
+    if (!c->sink.url_error) return;
+    vs_crawl_url u = {.depth = it->depth, .redirects = it->redirects, .kind = it->kind};
+    snprintf(u.url, sizeof u.url, "%s", it->url);
+    snprintf(u.referrer, sizeof u.referrer, "%.*s", (int)sizeof u.referrer - 1, it->referrer);
+    c->sink.url_error(c->sink.ctx, &u, msg);
+}
+
+/* Tells the sink the URL is finished, then frees its entry. */
+static void finish_item(vs_crawl *c, item *it) {
+    if (c->sink.done) {
+        vs_crawl_url u = {.depth = it->depth, .redirects = it->redirects, .kind = it->kind};
+        snprintf(u.url, sizeof u.url, "%s", it->url);
+        snprintf(u.referrer, sizeof u.referrer, "%.*s", (int)sizeof u.referrer - 1, it->referrer);
+        c->sink.done(c->sink.ctx, &u);
+    }
+    item_free(it);
+}
+
+/* Starts whatever may start now: per host, its robots.txt first, then
+ * queued URLs while the host's delay and the concurrency limits allow.
+ * URLs robots.txt disallows are dropped here, never requested. */
+static void schedule(vs_crawl *c, int64_t now) {
+    for (int i = 0; i < c->n_hosts && c->fatal == VS_OK; i++) {
+        host *h = c->hosts[i];
+        while (c->inflight < c->o.max_transfers && h->inflight < c->o.per_host && now >= h->next_ok_ms) {
+            if (!h->head || h->robots_state == ROBOTS_FETCHING) break;
+            vs_error e = {0};
+            if (h->robots_state == ROBOTS_UNKNOWN) {
+                char url[VS_CRAWL_URL_MAX + 16];
+                snprintf(url, sizeof url, "%s/robots.txt", h->origin);
+                h->robots_state = ROBOTS_FETCHING;
+                if (start(c, h, NULL, url, &e) != VS_OK) {
+                    h->robots = vs_robots_disallow_all();
+                    h->robots_state = ROBOTS_READY;
+                    if (!h->robots) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory");
+                    continue;
+                }
+                h->next_ok_ms = now + h->delay_ms;
+                break;
+            }
+            item *it = h->head;
+            h->head = it->next;
+            if (!h->head) h->tail = NULL;
+            c->pending--;
+            char pathq[VS_CRAWL_URL_MAX];
+            if (url_split(it->url, NULL, 0, NULL, 0, NULL, 0, pathq, sizeof pathq) != 0 ||
+                !vs_robots_allowed(h->robots, pathq)) {
+                c->k.robots_blocked++;
+                finish_item(c, it);
+                continue;
+            }
+            if (start(c, h, it, it->url, &e) != VS_OK) {
+                c->k.errors++;
+                url_error(c, it, e.msg);
+                finish_item(c, it);
+                continue;
+            }
+            h->next_ok_ms = now + h->delay_ms;
+        }
+    }
+}
+
+/* A robots.txt answer (RFC 9309 2.3.1): 2xx is parsed, 4xx means no rules,
+ * anything else (5xx, network, refused address) means keep out. */
+static void robots_done(vs_crawl *c, host *h, vs_err rc, const vs_fetch_result *r, const vs_error *e) {
+    vs_error pe = {0};
+    if (rc == VS_OK) {
+        if (vs_robots_parse((const char *)r->data, r->len, c->o.user_agent, &h->robots, &pe) != VS_OK) h->robots = NULL;
+    } else if (rc == VS_ERR_IO && r->http_status >= 400 && r->http_status < 500) {
+        h->robots = vs_robots_allow_all();
+    } else {
+        h->robots = vs_robots_disallow_all();
+        if (c->sink.url_error) {
+            vs_crawl_url u = {.kind = VS_CRAWL_PAGE};
+            snprintf(u.url, sizeof u.url, "%.2000s/robots.txt", h->origin);
+            char msg[VS_ERROR_MSG_MAX + 64];
+            snprintf(msg, sizeof msg, "robots.txt unreachable, host skipped: %s", e->msg);
+            c->sink.url_error(c->sink.ctx, &u, msg);
+        }
+    }
+    if (!h->robots) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory reading robots.txt");
+    double cd = vs_robots_crawl_delay(h->robots);
+    if (cd > 0) {
+        int ms = cd * 1000 > CRAWL_MAX_CRAWL_DELAY_MS ? CRAWL_MAX_CRAWL_DELAY_MS : (int)(cd * 1000);
+        if (ms > h->delay_ms) h->delay_ms = ms;
+        h->next_ok_ms = vs_now_ms() + h->delay_ms;
+    }
+    h->robots_state = ROBOTS_READY;
+}
+
+/* 1 when a page response is HTML (by Content-Type, or by its first
+ * non-blank byte when the server sent none). */
+static int is_html(const vs_fetch_result *r) {
+    if (r->content_type[0])
+        return strncasecmp(r->content_type, "text/html", 9) == 0 ||
+               strncasecmp(r->content_type, "application/xhtml", 17) == 0;
+    size_t i = 0;
+    while (i < r->len && (r->data[i] == ' ' || r->data[i] == '\n' || r->data[i] == '\r' || r->data[i] == '\t')) i++;
+    return i < r->len && r->data[i] == '<';
+}
+
+/* Hands a downloaded image to the sink. A sink failure stops the crawl and
+ * leaves the URL pending (so a resume fetches it again). Returns 0 then. */
+static int image_done(vs_crawl *c, item *it, const vs_fetch_result *r) {
+    c->k.images_fetched++;
+    vs_image_format f = vs_image_sniff(r->data, r->len);
+    if (f == VS_FMT_UNKNOWN) {
+        c->k.images_skipped++;
+        url_error(c, it, "not an image (no JPEG, PNG, WebP or GIF signature)");
+        return 1;
+    }
+    vs_crawl_image img = {r->data, r->len, it->url, it->referrer, c->site, vs_image_format_name(f)};
+    vs_crawl_image_outcome out = VS_CRAWL_IMG_SKIPPED;
+    vs_error e = {0};
+    vs_err rc = c->sink.image(c->sink.ctx, &img, &out, &e);
+    if (rc != VS_OK) {
+        set_fatal(c, rc, e.msg);
+        return 0;
+    }
+    if (out == VS_CRAWL_IMG_SAVED) c->k.images_saved++;
+    else if (out == VS_CRAWL_IMG_DUPLICATE) c->k.images_duplicate++;
+    else c->k.images_skipped++;
+    return 1;
+}
+
+/* Extracts a page's images and, below the depth limit, its links. */
+static void page_done(vs_crawl *c, item *it, const vs_fetch_result *r) {
+    c->k.pages_fetched++;
+    vs_html_links l;
+    vs_error e = {0};
+    if (vs_html_extract((const char *)r->data, r->len, it->url, &l, &e) != VS_OK) {
+        c->k.errors++;
+        url_error(c, it, e.msg);
+        return;
+    }
+    for (int i = 0; i < l.n_images; i++) admit(c, l.images[i], it->url, it->depth, 0, VS_CRAWL_IMAGE);
+    for (int i = 0; i < l.n_pages; i++) {
+        if (looks_like_image(l.pages[i])) admit(c, l.pages[i], it->url, it->depth, 0, VS_CRAWL_IMAGE);
+        else if (it->depth < c->o.max_depth) admit(c, l.pages[i], it->url, it->depth + 1, 0, VS_CRAWL_PAGE);
+    }
+    vs_html_links_free(&l);
+}
+
+/* Takes x off the multi handle and the live list. */
+static void unlink_xfer(vs_crawl *c, xfer *x) {
+    curl_multi_remove_handle(c->multi, vs_fetch_xfer_easy(x->fx));
+    if (x->prev) x->prev->next = x->next;
+    else c->live = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->h->inflight--;
+    c->inflight--;
+}
+
+/* One finished transfer: robots.txt, a redirect, a page, an image or an
+ * error. Frees the transfer. */
+static void on_done(vs_crawl *c, CURLMsg *msg) {
+    xfer *x = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    CURLcode res = msg->data.result;
+    unlink_xfer(c, x);
+    c->k.bytes += (int64_t)vs_fetch_xfer_received(x->fx);
+    vs_fetch_result r;
+    vs_error e = {0};
+    vs_err rc = vs_fetch_xfer_finish(x->fx, (int)res, &r, &e);
+    item *it = x->it;
+    int finished = 1;
+    if (!it) {
+        robots_done(c, x->h, rc, &r, &e);
+    } else if (rc != VS_OK) {
+        int skipped = it->kind == VS_CRAWL_IMAGE && (rc == VS_ERR_TOO_LARGE || rc == VS_ERR_UNSUPPORTED) &&
+                      strstr(e.msg, "address not allowed") == NULL;
+        if (skipped) {
+            c->k.images_fetched++;
+            c->k.images_skipped++;
+        } else {
+            c->k.errors++;
+        }
+        url_error(c, it, e.msg);
+    } else if (r.redirect_url[0]) {
+        c->k.redirects++;
+        if (it->redirects + 1 > c->o.max_redirects) {
+            c->k.errors++;
+            url_error(c, it, "too many redirects");
+        } else {
+            admit(c, r.redirect_url, it->referrer, it->depth, it->redirects + 1, it->kind);
+        }
+    } else if (it->kind == VS_CRAWL_IMAGE || strncasecmp(r.content_type, "image/", 6) == 0) {
+        finished = image_done(c, it, &r);
+    } else if (is_html(&r)) {
+        page_done(c, it, &r);
+    } else {
+        c->k.pages_fetched++; /* a document without links for us (PDF, text ...) */
+    }
+    flush_batch(c);
+    if (it && finished) finish_item(c, it);
+    else item_free(it);
+    vs_fetch_result_free(&r);
+    vs_fetch_xfer_free(x->fx);
+    vs_free(x);
+}
+
+/* Milliseconds until some host may start a transfer (0 = now), capped so
+ * progress is reported regularly. */
+static int next_wakeup(const vs_crawl *c, int64_t now) {
+    int64_t best = CRAWL_PROGRESS_MS;
+    for (int i = 0; i < c->n_hosts; i++) {
+        const host *h = c->hosts[i];
+        if (!h->head || h->robots_state == ROBOTS_FETCHING || h->inflight >= c->o.per_host) continue;
+        int64_t d = h->next_ok_ms - now;
+        if (d < best) best = d < 0 ? 0 : d;
+    }
+    return (int)best;
+}
+
+/* Aborts every transfer in flight; their URLs stay pending for a resume. */
+static void abort_all(vs_crawl *c) {
+    while (c->live) {
+        xfer *x = c->live;
+        unlink_xfer(c, x);
+        if (!x->it && x->h->robots_state == ROBOTS_FETCHING) x->h->robots_state = ROBOTS_UNKNOWN;
+        item_free(x->it);
+        vs_fetch_xfer_free(x->fx);
+        vs_free(x);
+    }
+}
+
+vs_err vs_crawl_run(vs_crawl *c, const atomic_int *stop, vs_error *err) {
+    int running = 0;
+    vs_err rc = VS_OK;
+    while (c->fatal == VS_OK) {
+        if (stop && atomic_load(stop)) {
+            rc = vs_fail(err, VS_ERR_CANCELLED, "crawl: stopped; it can be resumed");
+            break;
+        }
+        int64_t now = vs_now_ms();
+        schedule(c, now);
+        if (c->inflight == 0 && c->pending == 0) break;
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK) {
+            rc = vs_fail(err, VS_ERR_BACKEND, "crawl: curl_multi_perform failed");
+            break;
+        }
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(c->multi, &left)))
+            if (m->msg == CURLMSG_DONE) on_done(c, m);
+        now = vs_now_ms();
+        if (now - c->last_progress_ms >= CRAWL_PROGRESS_MS) {
+            c->last_progress_ms = now;
+            if (c->sink.progress) c->sink.progress(c->sink.ctx, &c->k);
+        }
+        if (c->fatal != VS_OK || (c->inflight == 0 && c->pending == 0)) continue;
+        curl_multi_poll(c->multi, NULL, 0, next_wakeup(c, now), NULL);
+    }
+    if (c->fatal != VS_OK && rc == VS_OK) rc = vs_fail(err, c->fatal, "%s", c->fatal_err.msg);
+    abort_all(c);
+    if (c->sink.progress) c->sink.progress(c->sink.ctx, &c->k);
+    return rc;
+}
+
+void vs_crawl_get_counts(const vs_crawl *c, vs_crawl_counts *out) { *out = c->k; }
