@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "vs_catalog.h"
+#include "vs_crawl_runner.h"
 #include "vs_engine.h"
 #include "vs_fetch.h"
 #include "vs_index.h"
@@ -39,6 +40,8 @@ typedef struct vs_app {
     const vs_engine *engine;
     vs_pipeline pipeline;
     vs_workers *workers;         /* may be NULL (API-only process) */
+    vs_crawl_env crawl;          /* crawl jobs: crawl.db and what the runner borrows */
+    vs_crawl_runner *crawler;    /* runs the API's crawl jobs; NULL in CLI tools */
     uint8_t secret[32];          /* signs blob URLs; from {data}/secret */
     /* engine workers for searches by image: checked out under mu */
     pthread_mutex_t mu;

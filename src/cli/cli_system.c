@@ -57,6 +57,31 @@ static int lock_data_dir(cli_system *s) {
     return 0;
 }
 
+/* Crawl failures of single URLs, as log lines on stderr. */
+static void crawl_log(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+}
+
+/* Opens crawl.db and, for a server, starts the runner of queued crawls
+ * (resuming one a restart interrupted). */
+static vs_err open_crawl(cli_system *s, const cli_system_opts *o, vs_error *err) {
+    vs_app *a = &s->app;
+    vs_crawl_env *env = &a->crawl;
+    vs_err rc = vs_crawl_db_open(s->data_dir, &env->db, err);
+    if (rc != VS_OK) return rc;
+    env->store = a->store;
+    env->catalog = a->catalog;
+    env->queue = a->queue;
+    env->engine = a->engine;
+    env->allow_cidrs = a->cfg.fetch_allow_cidrs;
+    env->max_pixels = a->cfg.max_pixels;
+    env->log = crawl_log;
+    const char *ni = getenv("VISAGE_CRAWL_NO_INGEST");
+    env->no_ingest = ni && !strcmp(ni, "1");
+    return o->crawl_runner ? vs_crawl_runner_start(env, &a->crawler, err) : VS_OK;
+}
+
 int cli_system_open(const cli_system_opts *o, cli_system *s) {
     memset(s, 0, sizeof *s);
     s->lock_fd = -1;
@@ -111,6 +136,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
         a->pool_free[i] = 1;
     }
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, o->workers, &a->workers, &err) != VS_OK) goto fail_err;
+    if (!worker && open_crawl(s, o, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
     cli_error(worker ? "worker" : s->data_dir, &err);
@@ -121,6 +147,9 @@ fail:
 
 void cli_system_close(cli_system *s) {
     vs_app *a = &s->app;
+    vs_crawl_runner_stop(a->crawler); /* first: it queues images */
+    a->crawler = NULL;
+    if (a->crawl.db) vs_crawl_db_close(a->crawl.db);
     vs_workers_stop(a->workers);
     a->workers = NULL;
     vs_workers_stop(s->appliers);

@@ -27,6 +27,7 @@ typedef struct cli_system_opts {
     const char *models;       /* --models */
     int workers;              /* 0 = none, <0 = one per core */
     int engine_pool;          /* engine workers for queries (search by image) */
+    int crawl_runner;         /* 1: run queued crawl jobs in the background */
 } cli_system_opts;
 
 /* Opens (creating if needed) everything under the data dir; takes an

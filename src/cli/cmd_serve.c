@@ -16,7 +16,7 @@
 
 /* Shared by serve and api: role decides whether workers run here. */
 static int run_server(int argc, char **argv, cli_role role) {
-    cli_system_opts o = {.role = role, .workers = role == CLI_ROLE_SERVE ? -1 : 0, .engine_pool = 2};
+    cli_system_opts o = {.role = role, .workers = role == CLI_ROLE_SERVE ? -1 : 0, .engine_pool = 2, .crawl_runner = 1};
     const char *cmd = role == CLI_ROLE_SERVE ? "serve" : "api";
     const char *listen = getenv("VISAGE_LISTEN");
     for (int i = 1; i < argc; i++) {

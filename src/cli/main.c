@@ -14,8 +14,10 @@ static int usage(void) {
             "  api / worker                              the halves for distributed mode (VISAGE_QUEUE, VISAGE_STORE, VISAGE_INDEX)\n"
             "  ingest PATH... [--data DIR] [--tenant T]  import files/folders, wait until processed\n"
             "  search IMAGE [--data DIR] [--tenant T] [--top-k K]   where else does this face appear\n"
+            "  crawl URL [--depth N] [--max-pages N] [--delay S] [--data DIR] [--tenant T]\n"
+            "                            crawl a site's images into the index, wait until processed\n"
             "  tenant create NAME [--data DIR]           create a tenant, print its API key once\n"
-            "  (ingest and search take --server URL --key K to use a running server)\n"
+            "  (ingest, search and crawl take --server URL --key K to use a running server)\n"
             "options: --models DIR (default: $VISAGE_MODELS, ./models, <binary>/../models)\n"
             "         --crops DIR (detect/embed: save each aligned face as JPEG)\n"
             "         --thorough (detect/embed: search every scale for faces down to 24 px; slower)\n");
@@ -33,6 +35,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "worker")) return cmd_worker(argc - 1, argv + 1);
     if (!strcmp(cmd, "ingest")) return cmd_ingest(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
+    if (!strcmp(cmd, "crawl")) return cmd_crawl(argc - 1, argv + 1);
     if (!strcmp(cmd, "tenant")) return cmd_tenant(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage();

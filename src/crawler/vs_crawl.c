@@ -53,6 +53,7 @@ typedef struct host {
     int robots_state;
     vs_robots *robots;
     int delay_ms;
+    char *refused;         /* the address policy refused the host: why */
     item *head, *tail;
 } host;
 
@@ -83,6 +84,7 @@ struct vs_crawl {
     vs_err fatal;                      /* the sink failed: stop */
     vs_error fatal_err;
     int64_t last_progress_ms;
+    char seed_error[VS_ERROR_MSG_MAX]; /* why the seed URL failed, or "" */
 };
 
 /* Frees one queue entry. */
@@ -162,6 +164,7 @@ void vs_crawl_free(vs_crawl *c) {
             item_free(it);
         }
         vs_robots_free(h->robots);
+        vs_free(h->refused);
         vs_free(h->origin);
         vs_free(h);
     }
@@ -448,6 +451,7 @@ static vs_err start(vs_crawl *c, host *h, item *it, const char *url, vs_error *e
 
 /* Reports a failed URL to the sink. */
 static void url_error(vs_crawl *c, const item *it, const char *msg) {
+    if (!it->referrer[0] && !c->seed_error[0]) snprintf(c->seed_error, sizeof c->seed_error, "%s", msg);
     if (!c->sink.url_error) return;
     vs_crawl_url u = {.depth = it->depth, .redirects = it->redirects, .kind = it->kind};
     snprintf(u.url, sizeof u.url, "%s", it->url);
@@ -492,6 +496,12 @@ static void schedule(vs_crawl *c, int64_t now) {
             h->head = it->next;
             if (!h->head) h->tail = NULL;
             c->pending--;
+            if (h->refused) { /* every URL of the host fails the same way */
+                c->k.errors++;
+                url_error(c, it, h->refused);
+                finish_item(c, it);
+                continue;
+            }
             char pathq[VS_CRAWL_URL_MAX];
             if (url_split(it->url, NULL, 0, NULL, 0, NULL, 0, pathq, sizeof pathq) != 0 ||
                 !vs_robots_allowed(h->robots, pathq)) {
@@ -518,6 +528,11 @@ static void robots_done(vs_crawl *c, host *h, vs_err rc, const vs_fetch_result *
         if (vs_robots_parse((const char *)r->data, r->len, c->o.user_agent, &h->robots, &pe) != VS_OK) h->robots = NULL;
     } else if (rc == VS_ERR_IO && r->http_status >= 400 && r->http_status < 500) {
         h->robots = vs_robots_allow_all();
+    } else if (rc == VS_ERR_UNSUPPORTED && strstr(e->msg, "address not allowed")) {
+        /* not the site's robots.txt failing: we may not go there at all */
+        h->robots = vs_robots_disallow_all();
+        if (!(h->refused = vs_strdup(e->msg))) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory");
+        h->delay_ms = 0;
     } else {
         h->robots = vs_robots_disallow_all();
         if (c->sink.url_error) {
@@ -708,3 +723,5 @@ vs_err vs_crawl_run(vs_crawl *c, const atomic_int *stop, vs_error *err) {
 }
 
 void vs_crawl_get_counts(const vs_crawl *c, vs_crawl_counts *out) { *out = c->k; }
+
+const char *vs_crawl_seed_error(const vs_crawl *c) { return c->seed_error[0] ? c->seed_error : NULL; }

@@ -119,6 +119,10 @@ vs_err vs_crawl_run(vs_crawl *c, const atomic_int *stop, vs_error *err);
 /* Counts so far. */
 void vs_crawl_get_counts(const vs_crawl *c, vs_crawl_counts *out);
 
+/* Why the seed URL (or the redirect chain it started) failed in this run,
+ * or NULL: a crawl whose seed fails has nothing else to find. */
+const char *vs_crawl_seed_error(const vs_crawl *c);
+
 /* The normalised form of url used for dedup and scope: scheme and host
  * lower-cased, default port dropped, fragment dropped, empty path = "/".
  * Returns 0, or -1 when url is not an absolute http(s) URL or too long. */

@@ -252,6 +252,50 @@ static void test_persists_across_reopen(void **state) {
     vs_free(json);
 }
 
+/* Progress of a set of images: DONE and FAILED count as processed, faces
+ * are summed over DONE records only; missing, queued and processing images
+ * are not processed; a record without a usable faces_found adds nothing. */
+static void test_records_summary(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char sha[8][65];
+    for (int i = 0; i < 8; i++) snprintf(sha[i], sizeof sha[i], "%064x", i + 1);
+    assert_int_equal(vs_image_record_put(f->c, "acme", sha[0], NULL, VS_IMG_DONE,
+                                         "{\"image_sha256\":\"x\",\"status\":\"done\",\"faces_found\":2}", &e),
+                     VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", sha[1], NULL, VS_IMG_DONE, "{\"faces_found\":5,\"faces\":[]}", &e),
+                     VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", sha[2], NULL, VS_IMG_FAILED, "{\"faces_found\":9}", &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", sha[3], NULL, VS_IMG_QUEUED, NULL, &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", sha[4], NULL, VS_IMG_PROCESSING, "{\"faces_found\":4}", &e),
+                     VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", sha[5], NULL, VS_IMG_DONE, "not json", &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", sha[6], NULL, VS_IMG_DONE, NULL, &e), VS_OK);
+    /* sha[7] has no record; sha[0] in another tenant does not count for acme */
+    assert_int_equal(vs_image_record_put(f->c, "other", sha[7], NULL, VS_IMG_DONE, "{\"faces_found\":100}", &e), VS_OK);
+    const char *list[8];
+    for (int i = 0; i < 8; i++) list[i] = sha[i];
+    int64_t processed = -1, faces = -1;
+    assert_int_equal(vs_image_records_summary(f->c, "acme", list, 8, &processed, &faces, &e), VS_OK);
+    assert_int_equal(processed, 5); /* 0, 1, 2, 5, 6 */
+    assert_int_equal(faces, 7);     /* 2 + 5 */
+
+    assert_int_equal(vs_image_records_summary(f->c, "other", list, 8, &processed, &faces, &e), VS_OK);
+    assert_int_equal(processed, 1);
+    assert_int_equal(faces, 100);
+    assert_int_equal(vs_image_records_summary(f->c, "acme", list, 0, &processed, &faces, &e), VS_OK);
+    assert_int_equal(processed, 0);
+    assert_int_equal(faces, 0);
+    assert_int_equal(vs_image_records_summary(f->c, "acme", list, 2, NULL, &faces, &e), VS_OK);
+    assert_int_equal(faces, 7);
+
+    list[3] = "abc";
+    assert_int_equal(vs_image_records_summary(f->c, "acme", list, 8, &processed, &faces, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_records_summary(f->c, "a/b", list, 2, &processed, &faces, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_records_summary(f->c, "acme", list, -1, &processed, &faces, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_image_records_summary(f->c, "acme", NULL, 1, &processed, &faces, &e), VS_ERR_INVALID_ARG);
+}
+
 /* Opens the catalog file of f with plain SQLite and runs sql. */
 static void raw_exec(const fixture *f, const char *sql) {
     sqlite3 *db;
@@ -353,6 +397,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tenant_scoping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persists_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),

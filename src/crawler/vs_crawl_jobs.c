@@ -1,0 +1,727 @@
+/* vs_crawl_jobs.c - crawl jobs, their frontier and their saved images in
+ * {data_dir}/crawl.db (SQLite, WAL). Tuned for one running crawl writing a
+ * batch of discovered URLs per page and one "done" per fetched URL, plus an
+ * occasional job read from the API; a resume walks a job's URLs once.
+ *
+ * Threading: one sqlite3 connection guarded by one mutex, as in the catalog
+ * (vs_catalog.c explains why not a pool). The walks (vs_crawl_urls_each,
+ * vs_crawl_images_each) read rows in small batches under the mutex and call
+ * the callback with the mutex released, so a callback may call back into the
+ * same db (mark a URL done, add URLs) without deadlocking. Holding the mutex
+ * for the whole walk was rejected for that reason, and one snapshot of the
+ * whole frontier in memory because a big crawl's frontier runs to millions
+ * of URLs. The price: rows added during a walk behind its position are seen
+ * by it too (the walk is keyed on seq / sha256, not a snapshot).
+ *
+ * The file is untrusted on read: every string copied into a fixed buffer is
+ * length-checked and enums range-checked (VS_ERR_CORRUPT). */
+#include "vs_crawl_jobs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+
+/* Bump when the schema changes; open refuses files from a newer build. */
+#define VS_CRAWL_SCHEMA_VERSION 1
+
+/* Rows read per mutex hold in the walks. */
+#define URL_BATCH 32
+#define IMAGE_BATCH 64
+
+struct vs_crawl_db {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    char path[1024];
+};
+
+/* urls.seq is the rowid: insertion order, never reused since rows are
+ * never deleted. The (job_id, seq) index serves the ordered resume walk. */
+static const char *k_schema =
+    "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, tenant TEXT NOT NULL, seed_url TEXT NOT NULL,"
+    " max_depth INT, max_pages INT, max_images INT, delay_ms INT, require_face INT, operator_crawl INT,"
+    " allow_hosts TEXT, state INT NOT NULL,"
+    " requests INT, pages_fetched INT, images_fetched INT, images_saved INT, images_duplicate INT,"
+    " images_skipped INT, robots_blocked INT, out_of_scope INT, redirects INT, errors INT, bytes INT,"
+    " error TEXT, created_ms INT, started_ms INT, finished_ms INT,"
+    " timeout_ms INT, max_image_bytes INT, user_agent TEXT);"
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_ms);"
+    "CREATE TABLE IF NOT EXISTS urls(seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, url TEXT NOT NULL,"
+    " referrer TEXT, depth INT, redirects INT, kind INT, done INT NOT NULL DEFAULT 0, UNIQUE(job_id, url));"
+    "CREATE INDEX IF NOT EXISTS urls_job_seq ON urls(job_id, seq);"
+    "CREATE TABLE IF NOT EXISTS images(job_id TEXT NOT NULL, sha256 TEXT NOT NULL, page_url TEXT,"
+    " image_url TEXT, PRIMARY KEY(job_id, sha256));";
+
+/* The job columns in the order read_job_row expects. */
+#define JOB_COLUMNS                                                                                             \
+    "id, tenant, seed_url, max_depth, max_pages, max_images, delay_ms, require_face, operator_crawl,"          \
+    " allow_hosts, state, requests, pages_fetched, images_fetched, images_saved, images_duplicate,"             \
+    " images_skipped, robots_blocked, out_of_scope, redirects, errors, bytes, error, created_ms, started_ms,"  \
+    " finished_ms, timeout_ms, max_image_bytes, user_agent"
+#define JOB_N_COUNTS 11
+
+/* Stable lower-case state names used in API responses. */
+const char *vs_crawl_state_name(vs_crawl_state s) {
+    switch (s) {
+    case VS_CRAWL_QUEUED: return "queued";
+    case VS_CRAWL_RUNNING: return "running";
+    case VS_CRAWL_DONE: return "done";
+    case VS_CRAWL_FAILED: return "failed";
+    }
+    return "unknown";
+}
+
+/* Records an SQLite failure as VS_ERR_BACKEND naming the db file and the
+ * operation. Call with the mutex held so the message belongs to this
+ * statement. */
+static vs_err db_fail(vs_crawl_db *db, vs_error *err, const char *op) {
+    return vs_fail(err, VS_ERR_BACKEND, "crawl db %s: %s: %s", db->path, op, sqlite3_errmsg(db->db));
+}
+
+/* Runs SQL without results (schema, pragmas, BEGIN/COMMIT). */
+static vs_err exec_sql(vs_crawl_db *db, const char *sql, const char *op, vs_error *err) {
+    return sqlite3_exec(db->db, sql, NULL, NULL, NULL) == SQLITE_OK ? VS_OK : db_fail(db, err, op);
+}
+
+/* Ends a failed transaction; its own failure is ignored (the first error
+ * is the one reported, and SQLite rolls back on close anyway). */
+static void rollback(vs_crawl_db *db) { sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL); }
+
+/* Prepares a statement; the caller finalizes it. */
+static vs_err prepare(vs_crawl_db *db, const char *sql, const char *op, sqlite3_stmt **st, vs_error *err) {
+    return sqlite3_prepare_v2(db->db, sql, -1, st, NULL) == SQLITE_OK ? VS_OK : db_fail(db, err, op);
+}
+
+/* Reads a single integer result (PRAGMA user_version, counts). */
+static vs_err query_int(vs_crawl_db *db, const char *sql, const char *op, int64_t *out, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, sql, op, &st, err);
+    if (rc != VS_OK) return rc;
+    if (sqlite3_step(st) == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    else rc = db_fail(db, err, op);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Binds a text parameter, or NULL when s is NULL. */
+static int bind_text(sqlite3_stmt *st, int i, const char *s) {
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+/* 1 when name is 1..63 chars of [A-Za-z0-9_.-]: the catalog's tenant rule. */
+static int valid_tenant(const char *name) {
+    if (!name) return 0;
+    size_t n = strnlen(name, VS_TENANT_MAX);
+    if (n == 0 || n >= VS_TENANT_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                 ch == '.' || ch == '-';
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* 1 when s is 64 lower-case hex digits, the form every caller uses. */
+static int valid_sha256(const char *s) {
+    if (!s) return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return s[64] == '\0';
+}
+
+/* 1 when s is a non-empty string shorter than cap (fits a buffer of cap). */
+static int fits(const char *s, size_t cap) {
+    if (!s) return 0;
+    size_t n = strnlen(s, cap);
+    return n > 0 && n < cap;
+}
+
+/* Checks a job id argument: non-empty and short enough to be one of ours. */
+static vs_err check_job_id(const char *id, const char *op, vs_error *err) {
+    if (fits(id, VS_CRAWL_ID_MAX)) return VS_OK;
+    return vs_fail(err, VS_ERR_INVALID_ARG, "%s: job id must be 1..%d characters", op, VS_CRAWL_ID_MAX - 1);
+}
+
+/* Copies text column i into dst[cap]; NULL reads as "". Returns -1 when the
+ * stored text does not fit (the file was edited or is damaged). */
+static int copy_column(sqlite3_stmt *st, int i, char *dst, size_t cap) {
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    size_t n = s ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    if (n >= cap || (s && strlen(s) != n)) return -1;
+    if (n) memcpy(dst, s, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+/* The 11 counters of c in column order, so reads and writes share one list. */
+static void count_fields(vs_crawl_counts *c, int64_t *f[JOB_N_COUNTS]) {
+    f[0] = &c->requests;
+    f[1] = &c->pages_fetched;
+    f[2] = &c->images_fetched;
+    f[3] = &c->images_saved;
+    f[4] = &c->images_duplicate;
+    f[5] = &c->images_skipped;
+    f[6] = &c->robots_blocked;
+    f[7] = &c->out_of_scope;
+    f[8] = &c->redirects;
+    f[9] = &c->errors;
+    f[10] = &c->bytes;
+}
+
+/* Fills out from the current row of a SELECT JOB_COLUMNS statement,
+ * checking what a damaged file could get wrong. Called with the mutex held. */
+static vs_err read_job_row(vs_crawl_db *db, sqlite3_stmt *st, vs_crawl_job *out, vs_error *err) {
+    memset(out, 0, sizeof *out);
+    int64_t *f[JOB_N_COUNTS];
+    count_fields(&out->counts, f);
+    int state = sqlite3_column_int(st, 10);
+    if (copy_column(st, 0, out->id, sizeof out->id) || copy_column(st, 1, out->tenant, sizeof out->tenant) ||
+        copy_column(st, 2, out->seed_url, sizeof out->seed_url) ||
+        copy_column(st, 9, out->allow_hosts, sizeof out->allow_hosts) ||
+        copy_column(st, 22, out->error, sizeof out->error) ||
+        copy_column(st, 28, out->user_agent, sizeof out->user_agent) || !valid_tenant(out->tenant) ||
+        state < VS_CRAWL_QUEUED || state > VS_CRAWL_FAILED) {
+        char id[VS_CRAWL_ID_MAX];
+        snprintf(id, sizeof id, "%s", out->id[0] ? out->id : "?");
+        memset(out, 0, sizeof *out);
+        return vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: job row '%s' has a bad field", db->path, id);
+    }
+    out->max_depth = sqlite3_column_int(st, 3);
+    out->max_pages = sqlite3_column_int(st, 4);
+    out->max_images = sqlite3_column_int(st, 5);
+    out->delay_ms = sqlite3_column_int(st, 6);
+    out->require_face = sqlite3_column_int(st, 7);
+    out->operator_crawl = sqlite3_column_int(st, 8);
+    out->state = (vs_crawl_state)state;
+    for (int i = 0; i < JOB_N_COUNTS; i++) *f[i] = sqlite3_column_int64(st, 11 + i);
+    out->created_ms = sqlite3_column_int64(st, 23);
+    out->started_ms = sqlite3_column_int64(st, 24);
+    out->finished_ms = sqlite3_column_int64(st, 25);
+    out->timeout_ms = sqlite3_column_int(st, 26);
+    out->max_image_bytes = sqlite3_column_int64(st, 27);
+    return VS_OK;
+}
+
+/* Brings a fresh file to the current schema, or checks an existing one:
+ * version 0 with tables of its own is some other database, a newer version
+ * is a newer build's file, and neither is touched. */
+static vs_err migrate(vs_crawl_db *db, vs_error *err) {
+    int64_t ver = 0, tables = 0;
+    vs_err rc = query_int(db, "PRAGMA user_version", "read schema version", &ver, err);
+    if (rc != VS_OK) return rc;
+    if (ver > VS_CRAWL_SCHEMA_VERSION)
+        return vs_fail(err, VS_ERR_UNSUPPORTED,
+                       "crawl db %s: schema version %lld is newer than this build supports (%d); upgrade visage",
+                       db->path, (long long)ver, VS_CRAWL_SCHEMA_VERSION);
+    if (ver == VS_CRAWL_SCHEMA_VERSION) return VS_OK;
+    rc = query_int(db, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", "read schema", &tables,
+                   err);
+    if (rc != VS_OK) return rc;
+    if (tables > 0)
+        return vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: has %lld tables but no schema version: not a visage crawl db",
+                       db->path, (long long)tables);
+    if ((rc = exec_sql(db, "BEGIN IMMEDIATE", "begin schema", err)) != VS_OK) return rc;
+    char setver[64];
+    snprintf(setver, sizeof setver, "PRAGMA user_version=%d", VS_CRAWL_SCHEMA_VERSION);
+    rc = exec_sql(db, k_schema, "create schema", err);
+    if (rc == VS_OK) rc = exec_sql(db, setver, "set schema version", err);
+    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit schema", err);
+    if (rc != VS_OK) rollback(db);
+    return rc;
+}
+
+/* Applies the connection settings: WAL so the API reads job rows beside the
+ * crawl's writes; synchronous=NORMAL because WAL keeps the file consistent
+ * on a crash and losing the last few "done" marks only refetches a few URLs,
+ * while a sync per URL would slow the crawl down. */
+static vs_err configure(vs_crawl_db *db, vs_error *err) {
+    sqlite3_busy_timeout(db->db, 5000);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, "PRAGMA journal_mode=WAL", "set WAL mode", &st, err);
+    if (rc != VS_OK) return rc;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_fail(db, err, "set WAL mode");
+    } else {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        if (!mode || strcmp(mode, "wal") != 0)
+            rc = vs_fail(err, VS_ERR_BACKEND, "crawl db %s: set WAL mode: journal mode stays '%s'", db->path,
+                         mode ? mode : "?");
+    }
+    sqlite3_finalize(st);
+    if (rc == VS_OK) rc = exec_sql(db, "PRAGMA synchronous=NORMAL", "set synchronous", err);
+    return rc;
+}
+
+/* Opens or creates {data_dir}/crawl.db, configures the connection and
+ * checks or creates the schema; a file is refused rather than repaired. */
+vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) {
+    *out = NULL;
+    if (!data_dir || !*data_dir) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl db open: empty data dir");
+    vs_crawl_db *db = vs_calloc(1, sizeof *db);
+    if (!db) return vs_fail(err, VS_ERR_NOMEM, "crawl db open: out of memory");
+    int n = snprintf(db->path, sizeof db->path, "%s/crawl.db", data_dir);
+    if (n < 0 || (size_t)n >= sizeof db->path) {
+        vs_free(db);
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl db open: data dir path too long: %.200s", data_dir);
+    }
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        vs_free(db);
+        return vs_fail(err, VS_ERR_IO, "crawl db open: mkdir %.300s: %s", data_dir, strerror(e));
+    }
+    /* Create the file ourselves so it is 0600 (tenants' URLs); SQLite gives
+     * the -wal and -shm files the same mode. */
+    int fd = open(db->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    pthread_mutex_init(&db->mu, NULL);
+    int src = sqlite3_open_v2(db->path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                              NULL);
+    vs_err rc;
+    if (src != SQLITE_OK) {
+        rc = db->db ? db_fail(db, err, "open") : vs_fail(err, VS_ERR_NOMEM, "crawl db %s: open: out of memory", db->path);
+    } else {
+        rc = configure(db, err);
+        if (rc == VS_OK) rc = migrate(db, err);
+    }
+    if (rc != VS_OK) {
+        vs_crawl_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return VS_OK;
+}
+
+/* Closes the connection (WAL is checkpointed by SQLite) and frees db. */
+void vs_crawl_db_close(vs_crawl_db *db) {
+    if (!db) return;
+    sqlite3_close_v2(db->db); /* NULL is a no-op */
+    pthread_mutex_destroy(&db->mu);
+    vs_free(db);
+}
+
+/* Inserts the job as a fresh one: QUEUED, zero counts, no error, not started.
+ * The same values are written back to *job, so it equals what a later get
+ * returns. The random id makes a collision (a constraint error) a non-event
+ * in practice; it is reported, not retried. */
+vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err) {
+    if (!job) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job create: no job");
+    if (!valid_tenant(job->tenant))
+        return vs_fail(err, VS_ERR_INVALID_ARG,
+                       "crawl job create: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]",
+                       job->tenant);
+    if (!fits(job->seed_url, sizeof job->seed_url))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job create: seed URL must be 1..%zu characters",
+                       sizeof job->seed_url - 1);
+    if (strnlen(job->allow_hosts, sizeof job->allow_hosts) >= sizeof job->allow_hosts)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job create: allow_hosts is not terminated");
+    if (strnlen(job->user_agent, sizeof job->user_agent) >= sizeof job->user_agent)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job create: user_agent is not terminated");
+    uint8_t raw[12];
+    if (vs_random_bytes(raw, sizeof raw) != 0)
+        return vs_fail(err, VS_ERR_BACKEND, "crawl job create: no random bytes for the job id");
+    char id[VS_CRAWL_ID_MAX];
+    memcpy(id, "crawl_", 6);
+    vs_hex(raw, sizeof raw, id + 6);
+    int64_t now = vs_wall_ms();
+    static const char *sql =
+        "INSERT INTO jobs(id, tenant, seed_url, max_depth, max_pages, max_images, delay_ms, require_face,"
+        " operator_crawl, allow_hosts, state, requests, pages_fetched, images_fetched, images_saved,"
+        " images_duplicate, images_skipped, robots_blocked, out_of_scope, redirects, errors, bytes, error,"
+        " created_ms, started_ms, finished_ms, timeout_ms, max_image_bytes, user_agent)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', ?12, 0, 0,"
+        " ?13, ?14, ?15)";
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, sql, "insert job", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, id);
+        bind_text(st, 2, job->tenant);
+        bind_text(st, 3, job->seed_url);
+        sqlite3_bind_int(st, 4, job->max_depth);
+        sqlite3_bind_int(st, 5, job->max_pages);
+        sqlite3_bind_int(st, 6, job->max_images);
+        sqlite3_bind_int(st, 7, job->delay_ms);
+        sqlite3_bind_int(st, 8, job->require_face);
+        sqlite3_bind_int(st, 9, job->operator_crawl);
+        bind_text(st, 10, job->allow_hosts);
+        sqlite3_bind_int(st, 11, VS_CRAWL_QUEUED);
+        sqlite3_bind_int64(st, 12, now);
+        sqlite3_bind_int(st, 13, job->timeout_ms);
+        sqlite3_bind_int64(st, 14, job->max_image_bytes);
+        bind_text(st, 15, job->user_agent);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert job");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (rc != VS_OK) return rc;
+    memcpy(job->id, id, strlen(id) + 1);
+    job->state = VS_CRAWL_QUEUED;
+    memset(&job->counts, 0, sizeof job->counts);
+    job->error[0] = '\0';
+    job->created_ms = now;
+    job->started_ms = job->finished_ms = 0;
+    return VS_OK;
+}
+
+/* Reads one job; with a tenant, the tenant is part of the WHERE so another
+ * tenant's job takes the same path, and message, as a missing one. */
+vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_crawl_job *out, vs_error *err) {
+    vs_err rc = check_job_id(id, "crawl job get", err);
+    if (rc != VS_OK) return rc;
+    if (tenant && !valid_tenant(tenant))
+        return vs_fail(err, VS_ERR_INVALID_ARG,
+                       "crawl job get: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", tenant);
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", "get job", &st,
+                 err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, id);
+        bind_text(st, 2, tenant);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) rc = read_job_row(db, st, out, err);
+        else if (s == SQLITE_DONE) rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", id);
+        else rc = db_fail(db, err, "get job");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* Picks and marks the next job in one IMMEDIATE transaction, so two
+ * processes claiming at once cannot both turn the same QUEUED job RUNNING.
+ * A RUNNING job is handed out again as is (started_ms kept): it was cut
+ * short by a restart, and resuming it comes before starting new work. */
+vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_error *err) {
+    *found = 0;
+    int64_t now = vs_wall_ms();
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = exec_sql(db, "BEGIN IMMEDIATE", "begin claim job", err);
+    if (rc != VS_OK) {
+        pthread_mutex_unlock(&db->mu);
+        return rc;
+    }
+    vs_crawl_job job;
+    int have = 0;
+    rc = prepare(db,
+                 "SELECT " JOB_COLUMNS " FROM jobs WHERE state IN (?1, ?2)"
+                 " ORDER BY state = ?1 DESC, created_ms, rowid LIMIT 1",
+                 "select job to claim", &st, err);
+    if (rc == VS_OK) {
+        sqlite3_bind_int(st, 1, VS_CRAWL_RUNNING);
+        sqlite3_bind_int(st, 2, VS_CRAWL_QUEUED);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) {
+            rc = read_job_row(db, st, &job, err);
+            have = rc == VS_OK;
+        } else if (s != SQLITE_DONE) {
+            rc = db_fail(db, err, "select job to claim");
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == VS_OK && have && job.state == VS_CRAWL_QUEUED) {
+        rc = prepare(db, "UPDATE jobs SET state = ?1, started_ms = ?2 WHERE id = ?3", "mark job running", &st, err);
+        if (rc == VS_OK) {
+            sqlite3_bind_int(st, 1, VS_CRAWL_RUNNING);
+            sqlite3_bind_int64(st, 2, now);
+            bind_text(st, 3, job.id);
+            if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "mark job running");
+            sqlite3_finalize(st);
+        }
+        job.state = VS_CRAWL_RUNNING;
+        job.started_ms = now;
+    }
+    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit claim job", err);
+    if (rc != VS_OK) rollback(db);
+    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK && have) {
+        *out = job;
+        *found = 1;
+    }
+    return rc;
+}
+
+/* Writes the changing part of a job: state, counts, error, started_ms and
+ * finished_ms. Options, tenant and created_ms never change after create. */
+vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *err) {
+    if (!job) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: no job");
+    vs_err rc = check_job_id(job->id, "crawl job update", err);
+    if (rc != VS_OK) return rc;
+    if (job->state < VS_CRAWL_QUEUED || job->state > VS_CRAWL_FAILED)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: unknown state %d", (int)job->state);
+    if (strnlen(job->error, sizeof job->error) >= sizeof job->error)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: error text is not terminated");
+    static const char *sql =
+        "UPDATE jobs SET state = ?2, requests = ?3, pages_fetched = ?4, images_fetched = ?5, images_saved = ?6,"
+        " images_duplicate = ?7, images_skipped = ?8, robots_blocked = ?9, out_of_scope = ?10, redirects = ?11,"
+        " errors = ?12, bytes = ?13, error = ?14, started_ms = ?15, finished_ms = ?16 WHERE id = ?1";
+    vs_crawl_counts counts = job->counts;
+    int64_t *f[JOB_N_COUNTS];
+    count_fields(&counts, f);
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(db, sql, "update job", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, job->id);
+        sqlite3_bind_int(st, 2, (int)job->state);
+        for (int i = 0; i < JOB_N_COUNTS; i++) sqlite3_bind_int64(st, 3 + i, *f[i]);
+        bind_text(st, 14, job->error);
+        sqlite3_bind_int64(st, 15, job->started_ms);
+        sqlite3_bind_int64(st, 16, job->finished_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "update job");
+        else if (sqlite3_changes(db->db) == 0)
+            rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", job->id);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* Checks that job `id` exists, inside the caller's transaction, so rows are
+ * never written for a job that is not there. Called with the mutex held. */
+static vs_err check_job_exists(vs_crawl_db *db, const char *id, const char *op, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, "SELECT 1 FROM jobs WHERE id = ?1", op, &st, err);
+    if (rc != VS_OK) return rc;
+    bind_text(st, 1, id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) rc = vs_fail(err, VS_ERR_NOT_FOUND, "%s: crawl job %.40s not found", op, id);
+    else if (s != SQLITE_ROW) rc = db_fail(db, err, op);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Checks one frontier entry given to vs_crawl_urls_add. */
+static vs_err check_url(const vs_crawl_url *u, int i, vs_error *err) {
+    if (!fits(u->url, sizeof u->url))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl urls add: url %d must be 1..%zu characters", i,
+                       sizeof u->url - 1);
+    if (strnlen(u->referrer, sizeof u->referrer) >= sizeof u->referrer)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl urls add: referrer of url %d is not terminated", i);
+    if (u->kind != VS_CRAWL_PAGE && u->kind != VS_CRAWL_IMAGE)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl urls add: url %d has unknown kind %d", i, (int)u->kind);
+    if (u->depth < 0 || u->redirects < 0)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl urls add: url %d has a negative depth or redirect count", i);
+    return VS_OK;
+}
+
+/* Adds the batch in one transaction (one sync per discovered batch). The
+ * insert skips only a (job_id, url) conflict, so sqlite3_changes() says
+ * whether each URL was new; a URL repeated within the batch is new once. On
+ * error nothing is kept and added[] is all 0. */
+vs_err vs_crawl_urls_add(vs_crawl_db *db, const char *job_id, const vs_crawl_url *urls, int n, int *added,
+                         vs_error *err) {
+    vs_err rc = check_job_id(job_id, "crawl urls add", err);
+    if (rc != VS_OK) return rc;
+    if (n < 0 || (n > 0 && !urls))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl urls add: bad url count %d", n);
+    for (int i = 0; i < n; i++)
+        if ((rc = check_url(&urls[i], i, err)) != VS_OK) return rc;
+    if (added) memset(added, 0, (size_t)n * sizeof *added);
+    if (n == 0) return VS_OK;
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin add urls", err);
+    if (rc != VS_OK) {
+        pthread_mutex_unlock(&db->mu);
+        return rc;
+    }
+    rc = check_job_exists(db, job_id, "add urls", err);
+    if (rc == VS_OK)
+        rc = prepare(db,
+                     "INSERT INTO urls(job_id, url, referrer, depth, redirects, kind, done)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT(job_id, url) DO NOTHING",
+                     "add urls", &st, err);
+    for (int i = 0; rc == VS_OK && i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 1, job_id);
+        bind_text(st, 2, urls[i].url);
+        bind_text(st, 3, urls[i].referrer);
+        sqlite3_bind_int(st, 4, urls[i].depth);
+        sqlite3_bind_int(st, 5, urls[i].redirects);
+        sqlite3_bind_int(st, 6, (int)urls[i].kind);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add urls");
+        else if (added) added[i] = sqlite3_changes(db->db) > 0;
+    }
+    sqlite3_finalize(st);
+    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit add urls", err);
+    if (rc != VS_OK) rollback(db);
+    pthread_mutex_unlock(&db->mu);
+    if (rc != VS_OK && added) memset(added, 0, (size_t)n * sizeof *added);
+    return rc;
+}
+
+/* Marks one URL done. A URL the job never queued is VS_ERR_NOT_FOUND: the
+ * crawler persists every URL before fetching it, so this is a caller bug
+ * worth seeing rather than a row to invent. */
+vs_err vs_crawl_url_done(vs_crawl_db *db, const char *job_id, const char *url, vs_error *err) {
+    vs_err rc = check_job_id(job_id, "crawl url done", err);
+    if (rc != VS_OK) return rc;
+    if (!url || !*url) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl url done: empty url");
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(db, "UPDATE urls SET done = 1 WHERE job_id = ?1 AND url = ?2", "mark url done", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, job_id);
+        bind_text(st, 2, url);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "mark url done");
+        else if (sqlite3_changes(db->db) == 0)
+            rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl url done: job %.40s has no url %.200s", job_id, url);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* Reads up to URL_BATCH URLs of the job with seq > *after into batch and
+ * pending; *got is how many, *after moves to the last seq read. Called with
+ * the mutex held. */
+static vs_err read_url_batch(vs_crawl_db *db, const char *job_id, int64_t *after, vs_crawl_url *batch, int *pending,
+                             int *got, vs_error *err) {
+    *got = 0;
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db,
+                        "SELECT seq, url, referrer, depth, redirects, kind, done FROM urls"
+                        " WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                        "read urls", &st, err);
+    if (rc != VS_OK) return rc;
+    bind_text(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, *after);
+    sqlite3_bind_int(st, 3, URL_BATCH);
+    int s = SQLITE_DONE;
+    while (rc == VS_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        vs_crawl_url *u = &batch[*got];
+        int kind = sqlite3_column_int(st, 5);
+        if (copy_column(st, 1, u->url, sizeof u->url) || !u->url[0] ||
+            copy_column(st, 2, u->referrer, sizeof u->referrer) || (kind != VS_CRAWL_PAGE && kind != VS_CRAWL_IMAGE)) {
+            rc = vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: url row %lld of job %.40s has a bad field", db->path,
+                         (long long)sqlite3_column_int64(st, 0), job_id);
+            break;
+        }
+        u->depth = sqlite3_column_int(st, 3);
+        u->redirects = sqlite3_column_int(st, 4);
+        u->kind = (vs_crawl_kind)kind;
+        pending[*got] = sqlite3_column_int(st, 6) == 0;
+        *after = sqlite3_column_int64(st, 0);
+        (*got)++;
+    }
+    if (rc == VS_OK && s != SQLITE_DONE) rc = db_fail(db, err, "read urls");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Walks the job's URLs in insertion order, URL_BATCH rows per mutex hold;
+ * fn runs without the mutex (see the top of the file). */
+vs_err vs_crawl_urls_each(vs_crawl_db *db, const char *job_id,
+                          int (*fn)(void *ctx, const vs_crawl_url *u, int pending), void *ctx, vs_error *err) {
+    vs_err rc = check_job_id(job_id, "crawl urls each", err);
+    if (rc != VS_OK) return rc;
+    if (!fn) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl urls each: no callback");
+    vs_crawl_url *batch = vs_malloc(URL_BATCH * sizeof *batch);
+    if (!batch) return vs_fail(err, VS_ERR_NOMEM, "crawl db %s: read urls: out of memory", db->path);
+    int pending[URL_BATCH];
+    int64_t after = 0;
+    for (;;) {
+        int got = 0;
+        pthread_mutex_lock(&db->mu);
+        rc = read_url_batch(db, job_id, &after, batch, pending, &got, err);
+        pthread_mutex_unlock(&db->mu);
+        if (rc != VS_OK || got == 0) break;
+        int stop = 0;
+        for (int i = 0; i < got && !stop; i++) stop = fn(ctx, &batch[i], pending[i]) != 0;
+        if (stop || got < URL_BATCH) break;
+    }
+    vs_free(batch);
+    return rc;
+}
+
+/* Records one saved image of the job; a repeat leaves the first row. */
+vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha256, const char *page_url,
+                          const char *image_url, int *added, vs_error *err) {
+    if (added) *added = 0;
+    vs_err rc = check_job_id(job_id, "crawl image add", err);
+    if (rc != VS_OK) return rc;
+    if (!valid_sha256(sha256))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl image add: sha256 must be 64 lower-case hex digits");
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin add image", err);
+    if (rc != VS_OK) {
+        pthread_mutex_unlock(&db->mu);
+        return rc;
+    }
+    rc = check_job_exists(db, job_id, "add image", err);
+    if (rc == VS_OK)
+        rc = prepare(db,
+                     "INSERT INTO images(job_id, sha256, page_url, image_url) VALUES(?1, ?2, ?3, ?4)"
+                     " ON CONFLICT(job_id, sha256) DO NOTHING",
+                     "add image", &st, err);
+    int was_new = 0;
+    if (rc == VS_OK) {
+        bind_text(st, 1, job_id);
+        bind_text(st, 2, sha256);
+        bind_text(st, 3, page_url ? page_url : "");
+        bind_text(st, 4, image_url ? image_url : "");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add image");
+        else was_new = sqlite3_changes(db->db) > 0;
+    }
+    sqlite3_finalize(st);
+    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit add image", err);
+    if (rc != VS_OK) rollback(db);
+    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK && added) *added = was_new;
+    return rc;
+}
+
+/* Walks the job's images in sha256 order (the primary key's order, so each
+ * batch is an index range), IMAGE_BATCH per mutex hold; fn runs without the
+ * mutex. A non-zero return from fn stops the walk. */
+vs_err vs_crawl_images_each(vs_crawl_db *db, const char *job_id, int (*fn)(void *ctx, const char *sha256),
+                            void *ctx, vs_error *err) {
+    vs_err rc = check_job_id(job_id, "crawl images each", err);
+    if (rc != VS_OK) return rc;
+    if (!fn) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl images each: no callback");
+    char batch[IMAGE_BATCH][VS_SHA256_HEX];
+    char after[VS_SHA256_HEX] = "";
+    for (;;) {
+        int got = 0;
+        pthread_mutex_lock(&db->mu);
+        sqlite3_stmt *st = NULL;
+        rc = prepare(db, "SELECT sha256 FROM images WHERE job_id = ?1 AND sha256 > ?2 ORDER BY sha256 LIMIT ?3",
+                     "read images", &st, err);
+        if (rc == VS_OK) {
+            bind_text(st, 1, job_id);
+            bind_text(st, 2, after);
+            sqlite3_bind_int(st, 3, IMAGE_BATCH);
+            int s = SQLITE_DONE;
+            while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *sha = (const char *)sqlite3_column_text(st, 0);
+                if (!valid_sha256(sha)) {
+                    rc = vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: image row of job %.40s has a bad sha256",
+                                 db->path, job_id);
+                    break;
+                }
+                memcpy(batch[got++], sha, VS_SHA256_HEX);
+            }
+            if (rc == VS_OK && s != SQLITE_DONE) rc = db_fail(db, err, "read images");
+            sqlite3_finalize(st);
+        }
+        pthread_mutex_unlock(&db->mu);
+        if (rc != VS_OK || got == 0) break;
+        memcpy(after, batch[got - 1], VS_SHA256_HEX);
+        int stop = 0;
+        for (int i = 0; i < got && !stop; i++) stop = fn(ctx, batch[i]) != 0;
+        if (stop || got < IMAGE_BATCH) break;
+    }
+    return rc;
+}

@@ -1,0 +1,357 @@
+/* vs_crawl_runner.c - the crawl job's sink (store raw, record, queue) and
+ * the thread that runs queued jobs.
+ *
+ * Crash safety: a URL is marked done in crawl.db only after its image is
+ * durably stored, recorded and queued, and an image is recorded as saved by
+ * the job only after it was queued. So a crash at any point leaves the URL
+ * pending and the resume fetches it again; the sha256 then finds the stored
+ * image and the pipeline's idempotent ids keep the faces single. */
+#include "vs_crawl_runner.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_hash.h"
+#include "vs_image.h"
+#include "vs_pipeline.h"
+#include "vs_strset.h"
+
+#define RUNNER_POLL_MS 2000
+#define RUNNER_SAVE_MS 1000   /* counts are written to crawl.db this often */
+
+/* State of one job run, the sink's context. */
+typedef struct job_run {
+    const vs_crawl_env *env;
+    vs_crawl_job *job;
+    vs_strset shas;            /* images this job saved (restored on resume) */
+    vs_engine_worker *face;    /* require_face */
+    int64_t last_save_ms;
+} job_run;
+
+/* Writes one log line through the environment, if it has a logger. */
+static void run_log(const job_run *jr, const char *fmt, const char *a, const char *b) {
+    if (!jr->env->log) return;
+    char line[VS_ERROR_MSG_MAX + VS_CRAWL_URL_MAX + 64];
+    snprintf(line, sizeof line, fmt, a, b);
+    jr->env->log(jr->env->log_ctx, line);
+}
+
+/* 1 when the image shows at least one face (one detector run). Decoding or
+ * detection failures count as "no face": the image is skipped, not fatal. */
+static int has_face(job_run *jr, const vs_crawl_image *img) {
+    vs_image im = {0};
+    vs_faces f = {0};
+    vs_decode_opts o = {.max_pixels = jr->env->max_pixels};
+    int yes = 0;
+    if (vs_image_decode(img->data, img->len, &o, &im, NULL) == VS_OK &&
+        vs_engine_analyze(jr->face, &im, 0, &f, NULL) == VS_OK)
+        yes = f.n > 0;
+    vs_faces_free(&f);
+    vs_image_free(&im);
+    return yes;
+}
+
+/* Stores, records and queues one new image; *dup when the tenant had it. */
+static vs_err save_image(job_run *jr, const vs_crawl_image *img, const char *sha, vs_image_format fmt, int *dup,
+                         vs_error *err) {
+    const vs_crawl_env *env = jr->env;
+    vs_ingest_msg *m = vs_calloc(1, sizeof *m);
+    if (!m) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
+    snprintf(m->tenant, sizeof m->tenant, "%s", jr->job->tenant);
+    snprintf(m->sha256, sizeof m->sha256, "%s", sha);
+    snprintf(m->bucket, sizeof m->bucket, "raw-images");
+    vs_raw_key(m->tenant, sha, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt), m->key, sizeof m->key);
+    snprintf(m->site, sizeof m->site, "%s", img->site);
+    snprintf(m->source_url, sizeof m->source_url, "%s", img->url);
+    snprintf(m->page_url, sizeof m->page_url, "%s", img->page_url);
+    const char *shas[1] = {sha};
+    int done = 0;
+    vs_err rc = vs_store_put(env->store, m->bucket, m->key, img->data, img->len, NULL, err);
+    if (rc == VS_OK) rc = vs_image_records_queue(env->catalog, m->tenant, shas, NULL, 1, &done, err);
+    char *body = NULL;
+    if (rc == VS_OK && !done && !(body = vs_ingest_msg_json(m))) rc = vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
+    if (rc == VS_OK && !done) rc = env->queue->ops->push(env->queue, (const char *const *)&body, 1, NULL, err);
+    free(body);
+    vs_free(m);
+    *dup = done;
+    return rc;
+}
+
+/* sink->image: dedup by sha256 (job, then tenant), optional face check,
+ * then store and queue. */
+static vs_err sink_image(void *ctx, const vs_crawl_image *img, vs_crawl_image_outcome *out, vs_error *err) {
+    job_run *jr = ctx;
+    const vs_crawl_env *env = jr->env;
+    char sha[65];
+    vs_sha256_hex(img->data, img->len, sha);
+    *out = VS_CRAWL_IMG_DUPLICATE;
+    if (vs_strset_has(&jr->shas, sha)) return VS_OK;
+    vs_image_format fmt;
+    int w, h;
+    vs_error pe = {0};
+    vs_decode_opts o = {.max_pixels = env->max_pixels};
+    if (vs_image_probe(img->data, img->len, &o, &fmt, &w, &h, &pe) != VS_OK) {
+        *out = VS_CRAWL_IMG_SKIPPED;
+        run_log(jr, "visage: crawl: %s %s", pe.msg, img->url);
+        return VS_OK;
+    }
+    if (jr->face && !has_face(jr, img)) {
+        *out = VS_CRAWL_IMG_SKIPPED;
+        return VS_OK;
+    }
+    int dup = 0, added = 0;
+    vs_err rc = env->no_ingest ? VS_OK : save_image(jr, img, sha, fmt, &dup, err);
+    if (rc == VS_OK && !env->no_ingest)
+        rc = vs_crawl_image_add(env->db, jr->job->id, sha, img->page_url, img->url, &added, err);
+    if (rc != VS_OK) return rc;
+    if (vs_strset_add(&jr->shas, sha) < 0) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
+    *out = dup ? VS_CRAWL_IMG_DUPLICATE : VS_CRAWL_IMG_SAVED;
+    return VS_OK;
+}
+
+/* sink->discovered: the new URLs are in crawl.db before they are fetched. */
+static vs_err sink_discovered(void *ctx, const vs_crawl_url *urls, int n, vs_error *err) {
+    job_run *jr = ctx;
+    return vs_crawl_urls_add(jr->env->db, jr->job->id, urls, n, NULL, err);
+}
+
+/* sink->done: never fetched again, also after a restart. A failure to mark
+ * it only means a resume fetches it once more. */
+static void sink_done(void *ctx, const vs_crawl_url *u) {
+    job_run *jr = ctx;
+    vs_error e = {0};
+    if (vs_crawl_url_done(jr->env->db, jr->job->id, u->url, &e) != VS_OK) run_log(jr, "visage: crawl: %s%s", e.msg, "");
+}
+
+/* sink->progress: counts into the job, written to crawl.db once a second. */
+static void sink_progress(void *ctx, const vs_crawl_counts *k) {
+    job_run *jr = ctx;
+    jr->job->counts = *k;
+    int64_t now = vs_now_ms();
+    if (now - jr->last_save_ms >= RUNNER_SAVE_MS) {
+        jr->last_save_ms = now;
+        vs_crawl_job_update(jr->env->db, jr->job, NULL);
+    }
+    if (jr->env->progress) jr->env->progress(jr->env->log_ctx, jr->job);
+}
+
+/* sink->url_error: one log line per failed URL. */
+static void sink_url_error(void *ctx, const vs_crawl_url *u, const char *msg) {
+    if (strstr(msg, u->url)) run_log(ctx, "visage: crawl: %s%s", msg, "");
+    else run_log(ctx, "visage: crawl: %s %s", msg, u->url);
+}
+
+/* Resume: feeds every URL of an earlier run back into the crawl. */
+static int restore_url(void *ctx, const vs_crawl_url *u, int pending) {
+    return vs_crawl_restore(ctx, u, pending, NULL) == VS_OK ? 0 : 1;
+}
+
+/* Resume: the images the job saved before. */
+static int restore_sha(void *ctx, const char *sha) {
+    return vs_strset_add(ctx, sha) < 0;
+}
+
+/* The crawl options of a job. API crawls get the address rules of URL
+ * ingest; the operator's own crawls may reach any address. */
+static void job_opts(const vs_crawl_env *env, const vs_crawl_job *job, vs_crawl_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->max_depth = job->max_depth;
+    o->max_pages = job->max_pages;
+    o->max_images = job->max_images;
+    o->delay_ms = job->delay_ms > 0 ? job->delay_ms : -1;
+    o->allow_hosts = job->allow_hosts[0] ? job->allow_hosts : NULL;
+    o->allow_all = job->operator_crawl;
+    o->allow_cidrs = env->allow_cidrs;
+    o->timeout_ms = job->timeout_ms;
+    o->max_image_bytes = job->max_image_bytes;
+    if (job->user_agent[0]) o->user_agent = job->user_agent;
+    o->start = job->counts;
+}
+
+/* Builds the crawl of a job, restoring its frontier and saved images. */
+static vs_err job_crawl(job_run *jr, vs_crawl **out, vs_error *err) {
+    const vs_crawl_env *env = jr->env;
+    vs_crawl_opts o;
+    job_opts(env, jr->job, &o);
+    vs_crawl_sink sink = {jr, sink_image, sink_discovered, sink_done, sink_progress, sink_url_error};
+    vs_crawl *c = NULL;
+    vs_err rc = vs_crawl_new(&o, &sink, &c, err);
+    if (rc == VS_OK) rc = vs_crawl_urls_each(env->db, jr->job->id, restore_url, c, err);
+    if (rc == VS_OK) rc = vs_crawl_images_each(env->db, jr->job->id, restore_sha, &jr->shas, err);
+    if (rc == VS_OK) rc = vs_crawl_seed(c, jr->job->seed_url, err);
+    if (rc != VS_OK) {
+        vs_crawl_free(c);
+        return rc;
+    }
+    *out = c;
+    return VS_OK;
+}
+
+vs_err vs_crawl_job_run(const vs_crawl_env *env, vs_crawl_job *job, const atomic_int *stop, vs_error *err) {
+    job_run jr = {.env = env, .job = job};
+    vs_crawl *c = NULL;
+    vs_error e = {0};
+    vs_err rc = VS_OK;
+    if (job->require_face) {
+        if (!env->engine) rc = vs_fail(&e, VS_ERR_UNSUPPORTED, "require_face needs the face models in this process");
+        else rc = vs_engine_worker_new(env->engine, &jr.face, &e);
+    }
+    if (rc == VS_OK) rc = job_crawl(&jr, &c, &e);
+    if (rc == VS_OK) rc = vs_crawl_run(c, stop, &e);
+    if (c) vs_crawl_get_counts(c, &job->counts);
+    if (rc == VS_OK && vs_crawl_seed_error(c) && job->counts.pages_fetched == 0 && job->counts.images_fetched == 0)
+        rc = vs_fail(&e, VS_ERR_IO, "the seed URL failed: %s", vs_crawl_seed_error(c));
+    if (rc == VS_ERR_CANCELLED) {
+        vs_crawl_job_update(env->db, job, NULL);
+    } else {
+        job->state = rc == VS_OK ? VS_CRAWL_DONE : VS_CRAWL_FAILED;
+        snprintf(job->error, sizeof job->error, "%.*s", (int)sizeof job->error - 1, rc == VS_OK ? "" : e.msg);
+        job->finished_ms = vs_wall_ms();
+        vs_error ue = {0};
+        if (vs_crawl_job_update(env->db, job, &ue) != VS_OK && rc == VS_OK) rc = vs_fail(&e, ue.code, "%s", ue.msg);
+        else if (rc != VS_ERR_CANCELLED) rc = VS_OK;
+    }
+    vs_crawl_free(c);
+    vs_strset_free(&jr.shas);
+    vs_engine_worker_free(jr.face);
+    if (rc != VS_OK && err) *err = e;
+    return rc;
+}
+
+/* Adds the shas of the job's images to an array (for the summary). */
+typedef struct sha_list {
+    char (*v)[65];
+    int n, cap, nomem;
+} sha_list;
+
+static int collect_sha(void *ctx, const char *sha) {
+    sha_list *l = ctx;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        char(*v)[65] = vs_realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) return l->nomem = 1;
+        l->v = v;
+        l->cap = cap;
+    }
+    memcpy(l->v[l->n++], sha, 65);
+    return 0;
+}
+
+/* images_processed and faces_found of a job, from the catalog records of
+ * the images it saved; -1 each when they cannot be read. */
+static void job_faces(const vs_crawl_env *env, const vs_crawl_job *job, int64_t *processed, int64_t *faces) {
+    sha_list l = {0};
+    *processed = *faces = -1;
+    if (vs_crawl_images_each(env->db, job->id, collect_sha, &l, NULL) == VS_OK && !l.nomem) {
+        const char **p = vs_calloc((size_t)(l.n ? l.n : 1), sizeof *p);
+        for (int i = 0; p && i < l.n; i++) p[i] = l.v[i];
+        if (p && vs_image_records_summary(env->catalog, job->tenant, p, l.n, processed, faces, NULL) != VS_OK)
+            *processed = *faces = -1;
+        vs_free(p);
+    }
+    vs_free(l.v);
+}
+
+json_t *vs_crawl_job_json(const vs_crawl_env *env, const vs_crawl_job *job) {
+    const vs_crawl_counts *k = &job->counts;
+    int64_t processed = 0, faces = 0;
+    job_faces(env, job, &processed, &faces);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:b}", "id", job->id, "tenant", job->tenant, "state",
+                          vs_crawl_state_name(job->state), "seed_url", job->seed_url, "depth", job->max_depth,
+                          "max_pages", job->max_pages, "max_images", job->max_images, "delay_ms", job->delay_ms,
+                          "require_face", job->require_face);
+    if (!o) return NULL;
+    struct { const char *k; int64_t v; } f[] = {
+        {"requests", k->requests}, {"pages_fetched", k->pages_fetched}, {"images_fetched", k->images_fetched},
+        {"images_saved", k->images_saved}, {"images_duplicate", k->images_duplicate},
+        {"images_skipped", k->images_skipped}, {"robots_blocked", k->robots_blocked},
+        {"out_of_scope", k->out_of_scope}, {"redirects", k->redirects}, {"errors", k->errors}, {"bytes", k->bytes},
+        {"images_processed", processed}, {"faces_found", faces}, {"created_at", job->created_ms},
+        {"started_at", job->started_ms}, {"finished_at", job->finished_ms},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) json_object_set_new(o, f[i].k, json_integer(f[i].v));
+    json_object_set_new(o, "error", json_string(job->error));
+    return o;
+}
+
+struct vs_crawl_runner {
+    vs_crawl_env env;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int woken;
+    atomic_int stop;
+};
+
+/* Waits up to ms for a wake-up or a stop. */
+static void runner_wait(vs_crawl_runner *r, int ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&r->mu);
+    while (!r->woken && !atomic_load(&r->stop))
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0) break;
+    r->woken = 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* The runner thread: claim a job, run it, repeat; sleep when none. */
+static void *runner_main(void *arg) {
+    vs_crawl_runner *r = arg;
+    while (!atomic_load(&r->stop)) {
+        vs_crawl_job job;
+        int found = 0;
+        vs_error e = {0};
+        if (vs_crawl_job_claim(r->env.db, &job, &found, &e) != VS_OK) {
+            if (r->env.log) r->env.log(r->env.log_ctx, e.msg);
+            runner_wait(r, RUNNER_POLL_MS);
+            continue;
+        }
+        if (!found) {
+            runner_wait(r, RUNNER_POLL_MS);
+            continue;
+        }
+        if (vs_crawl_job_run(&r->env, &job, &r->stop, &e) != VS_OK && e.code != VS_ERR_CANCELLED && r->env.log)
+            r->env.log(r->env.log_ctx, e.msg);
+    }
+    return NULL;
+}
+
+vs_err vs_crawl_runner_start(const vs_crawl_env *env, vs_crawl_runner **out, vs_error *err) {
+    *out = NULL;
+    vs_crawl_runner *r = vs_calloc(1, sizeof *r);
+    if (!r) return vs_fail(err, VS_ERR_NOMEM, "crawl runner: out of memory");
+    r->env = *env;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        vs_free(r);
+        return vs_fail(err, VS_ERR_BACKEND, "crawl runner: cannot start its thread");
+    }
+    *out = r;
+    return VS_OK;
+}
+
+void vs_crawl_runner_wake(vs_crawl_runner *r) {
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->woken = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void vs_crawl_runner_stop(vs_crawl_runner *r) {
+    if (!r) return;
+    atomic_store(&r->stop, 1);
+    vs_crawl_runner_wake(r);
+    pthread_join(r->thread, NULL);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    vs_free(r);
+}
