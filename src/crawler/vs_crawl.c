@@ -53,7 +53,8 @@ typedef struct host {
     int robots_state;
     vs_robots *robots;
     int delay_ms;
-    char *refused;         /* the address policy refused the host: why */
+    char *refused;         /* no answer at all (refused address, DNS, connect,
+                              timeout) for robots.txt: why; its URLs fail so */
     item *head, *tail;
 } host;
 
@@ -521,15 +522,18 @@ static void schedule(vs_crawl *c, int64_t now) {
 }
 
 /* A robots.txt answer (RFC 9309 2.3.1): 2xx is parsed, 4xx means no rules,
- * anything else (5xx, network, refused address) means keep out. */
+ * a 5xx means keep out. No answer at all (an address the rules refuse, a
+ * name that does not resolve, a refused connection, a timeout) also keeps
+ * us out, but the host's URLs then count as errors, not as robots-blocked:
+ * the site did not ask for it. */
 static void robots_done(vs_crawl *c, host *h, vs_err rc, const vs_fetch_result *r, const vs_error *e) {
     vs_error pe = {0};
     if (rc == VS_OK) {
         if (vs_robots_parse((const char *)r->data, r->len, c->o.user_agent, &h->robots, &pe) != VS_OK) h->robots = NULL;
     } else if (rc == VS_ERR_IO && r->http_status >= 400 && r->http_status < 500) {
         h->robots = vs_robots_allow_all();
-    } else if (rc == VS_ERR_UNSUPPORTED && strstr(e->msg, "address not allowed")) {
-        /* not the site's robots.txt failing: we may not go there at all */
+    } else if ((rc == VS_ERR_UNSUPPORTED && strstr(e->msg, "address not allowed")) ||
+               (r->http_status == 0 && rc != VS_ERR_TOO_LARGE)) {
         h->robots = vs_robots_disallow_all();
         if (!(h->refused = vs_strdup(e->msg))) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory");
         h->delay_ms = 0;

@@ -103,7 +103,7 @@ static vs_err sink_image(void *ctx, const vs_crawl_image *img, vs_crawl_image_ou
     }
     int dup = 0, added = 0;
     vs_err rc = env->no_ingest ? VS_OK : save_image(jr, img, sha, fmt, &dup, err);
-    if (rc == VS_OK && !env->no_ingest)
+    if (rc == VS_OK && !env->no_ingest && !dup) /* the job's own images: what its counts follow */
         rc = vs_crawl_image_add(env->db, jr->job->id, sha, img->page_url, img->url, &added, err);
     if (rc != VS_OK) return rc;
     if (vs_strset_add(&jr->shas, sha) < 0) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");

@@ -91,6 +91,17 @@ check "open mode refuses a non-loopback listen address" grep -q "refusing to lis
 # 6. usage errors
 "$bin" detect >/dev/null 2>&1; check "detect without files is a usage error (2)" test $? = 2
 "$bin" bogus >/dev/null 2>&1; check "unknown command is a usage error (2)" test $? = 2
+"$bin" crawl >/dev/null 2>&1; check "crawl without a URL is a usage error (2)" test $? = 2
+"$bin" crawl ftp://example.com/ --data "$tmp/c" >/dev/null 2>"$tmp/crawl.err"; rc=$?
+check "crawl of a non-http URL is a usage error naming it" test $rc = 2 -a -n "$(grep 'ftp://example.com/' "$tmp/crawl.err")"
+"$bin" crawl http://127.0.0.1:1/ --depth -1 >/dev/null 2>"$tmp/crawl.err"; rc=$?
+check "crawl --depth -1 is refused naming the option" test $rc = 2 -a -n "$(grep -- '--depth' "$tmp/crawl.err")"
+# nothing listens on 127.0.0.1 port 1: the job fails with the seed's error, exit 1
+"$bin" crawl http://127.0.0.1:1/ --data "$tmp/c" --timeout 2 >"$tmp/crawl.json" 2>"$tmp/crawl.err"; rc=$?
+check "crawl of an unreachable seed exits 1 and reports a failed job" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.state === "failed" && /seed URL failed/.test(j.error) && j.pages_fetched === 0 ? 0 : 1);' "$tmp/crawl.json"
+check "crawl exit status 1" test $rc = 1
 
 echo "cli: $((n - fails)) passed, $fails failed"
 [ $fails = 0 ]
