@@ -7,6 +7,8 @@
 //  - Redis restarted mid-ingest: workers reconnect, nothing lost;
 //  - S3 answering 500 for a while (a fault proxy in front of s3rver): retried;
 //    always 500: dead-lettered with a clear error, never acknowledged as done.
+//  - a crawl started on the api process: its images land in S3, go through
+//    the workers and come back as searchable faces with their page URL.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
@@ -61,7 +63,7 @@ describe('distributed: redis + s3 + api + 3 workers', () => {
     env = { VISAGE_QUEUE: 'redis://127.0.0.1:' + redis.port + '/0', VISAGE_STORE: 's3://visage',
       VISAGE_S3_ENDPOINT: 'http://127.0.0.1:' + proxy.port, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER',
       AWS_REGION: 'us-east-1', VISAGE_VISIBILITY_MS: '3000', VISAGE_MODELS: L.MODELS };
-    api = await L.startServer(path.join(dir, 'api'), { ...env, VISAGE_WORKERS: '0' }, 'api');
+    api = await L.startServer(path.join(dir, 'api'), { ...env, VISAGE_WORKERS: '0', VISAGE_FETCH_ALLOW: '127.0.0.1/32' }, 'api');
     for (let i = 0; i < 3; i++) startWorker();
   });
   after(async () => {
@@ -144,5 +146,48 @@ describe('distributed: redis + s3 + api + 3 workers', () => {
     assert.match(dead[0].last_error, /500|InternalError/);
     const img = await L.api(api, 'GET', '/api/v1/images/' + r2.data.image_sha256);
     assert.notEqual(img.data.status, 'done', 'never reported done');
+  });
+
+  it('crawls a site from the api process into S3 and the workers', async () => {
+    const photos = ['knn_examples/train/kit_harington/john1.jpeg', 'knn_examples/train/rose_leslie/img2.jpg']
+      .map((p) => Buffer.concat([fs.readFileSync(path.join(L.FACES, p)), Buffer.from('crawl-dist')]));
+    const requested = [];
+    const site = http.createServer((req, res) => {
+      requested.push(req.url);
+      if (req.url === '/') {
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        return res.end('<html><body><img src="/a.jpg"><img src="b.jpg"><a href="/private/p.html">p</a></body></html>');
+      }
+      if (req.url === '/robots.txt') { res.writeHead(200); return res.end('User-agent: *\nDisallow: /private/\n'); }
+      const i = ['/a.jpg', '/b.jpg'].indexOf(req.url);
+      if (i < 0) { res.writeHead(404); return res.end(); }
+      res.writeHead(200, { 'Content-Type': 'image/jpeg' });
+      res.end(photos[i]);
+    });
+    await new Promise((r) => site.listen(0, '127.0.0.1', r));
+    const base = 'http://127.0.0.1:' + site.address().port;
+    try {
+      const r = await L.api(api, 'POST', '/api/v1/crawl', { json: { url: base + '/', depth: 1, delay_s: 0.05 } });
+      assert.equal(r.status, 202, JSON.stringify(r.data));
+      let job;
+      await waitFor(async () => {
+        job = (await L.api(api, 'GET', '/api/v1/crawl/' + r.data.id)).data;
+        return job.state === 'failed' || (job.state === 'done' && job.images_processed === job.images_saved);
+      }, 120000, 'crawl done and processed');
+      assert.equal(job.state, 'done', JSON.stringify(job));
+      assert.equal(job.images_saved, 2);
+      assert.equal(job.robots_blocked, 1);
+      assert.equal(job.faces_found, 2);
+      assert.ok(!requested.some((u) => u.startsWith('/private/')), 'disallowed path never requested');
+      // the same photo was ingested by the earlier tests too: the crawled copy is among the best matches
+      const q = await L.api(api, 'POST', '/api/v1/search', { json: { image_b64: photos[0].toString('base64'), top_k: 10 } });
+      assert.equal(q.status, 200);
+      const hit = q.data.results.find((h) => h.source_url === base + '/a.jpg');
+      assert.ok(hit && hit.same_person, JSON.stringify(q.data.results.map((h) => [h.score, h.source_url])));
+      assert.equal(hit.page_url, base + '/');
+      assert.equal(hit.site, '127.0.0.1');
+    } finally {
+      site.close();
+    }
   });
 });
