@@ -30,7 +30,6 @@
 
 #define CRAWL_DEFAULT_UA "visage/0.1 (+https://github.com/visage/visage)"
 #define CRAWL_MAX_CRAWL_DELAY_MS 60000   /* a site asking for more still gets a minute */
-#define CRAWL_ROBOTS_FETCH_MAX (2u << 20)
 #define CRAWL_SEEN_OUT_MAX 100000        /* distinct out-of-scope URLs remembered */
 #define CRAWL_BATCH 64                   /* URLs per sink->discovered call */
 #define CRAWL_PROGRESS_MS 250
@@ -142,7 +141,12 @@ vs_err vs_crawl_new(const vs_crawl_opts *opts, const vs_crawl_sink *sink, vs_cra
         vs_crawl_free(c);
         return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
     }
-    vs_err rc = vs_fetch_global_init(err);
+    vs_err rc = vs_fetch_check_cidrs(c->o.allow_cidrs, err);
+    if (rc != VS_OK) {
+        vs_crawl_free(c);
+        return rc;
+    }
+    rc = vs_fetch_global_init(err);
     if (rc != VS_OK || !(c->multi = curl_multi_init())) {
         vs_crawl_free(c);
         return rc != VS_OK ? rc : vs_fail(err, VS_ERR_BACKEND, "crawl: curl_multi_init failed");
@@ -332,6 +336,8 @@ static void admit(vs_crawl *c, const char *url, const char *referrer, int depth,
     if (c->fatal != VS_OK) return;
     if (url_split(url, norm, sizeof norm, NULL, 0, site, sizeof site, NULL, 0) != 0) return;
     if (!in_scope(c, site)) {
+        if (!referrer[0] && redirects > 0 && !c->seed_error[0]) /* the seed itself led out of scope */
+            snprintf(c->seed_error, sizeof c->seed_error, "redirected out of scope to %.300s", norm);
         /* remembered (prefixed, apart from real URLs) to count each once */
         char key[VS_CRAWL_URL_MAX + 2];
         snprintf(key, sizeof key, "!%s", norm);
@@ -414,7 +420,7 @@ static const char *image_check(void *ctx, const uint8_t *p, size_t n) {
 /* Starts one transfer of url for it (NULL = robots.txt of h). */
 static vs_err start(vs_crawl *c, host *h, item *it, const char *url, vs_error *err) {
     vs_fetch_opts fo = {
-        .max_bytes = !it ? CRAWL_ROBOTS_FETCH_MAX : it->kind == VS_CRAWL_IMAGE ? c->o.max_image_bytes : c->o.max_page_bytes,
+        .max_bytes = !it ? VS_ROBOTS_MAX_BYTES : it->kind == VS_CRAWL_IMAGE ? c->o.max_image_bytes : c->o.max_page_bytes,
         .timeout_ms = c->o.timeout_ms,
         .max_redirects = it ? -1 : 5,
         .allow_cidrs = c->o.allow_cidrs,
@@ -424,6 +430,7 @@ static vs_err start(vs_crawl *c, host *h, item *it, const char *url, vs_error *e
         .reuse_connections = 1,
         .check_head = it && it->kind == VS_CRAWL_IMAGE ? image_check : NULL,
         .check_bytes = 12,
+        .truncate = it == NULL, /* RFC 9309: parse at least the first 500 KiB of a robots.txt */
     };
     xfer *x = vs_calloc(1, sizeof *x);
     if (!x) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
@@ -466,7 +473,7 @@ static void finish_item(vs_crawl *c, item *it) {
         vs_crawl_url u = {.depth = it->depth, .redirects = it->redirects, .kind = it->kind};
         snprintf(u.url, sizeof u.url, "%s", it->url);
         snprintf(u.referrer, sizeof u.referrer, "%.*s", (int)sizeof u.referrer - 1, it->referrer);
-        c->sink.done(c->sink.ctx, &u);
+        c->sink.done(c->sink.ctx, &u, &c->k);
     }
     item_free(it);
 }
@@ -484,11 +491,10 @@ static void schedule(vs_crawl *c, int64_t now) {
                 char url[VS_CRAWL_URL_MAX + 16];
                 snprintf(url, sizeof url, "%s/robots.txt", h->origin);
                 h->robots_state = ROBOTS_FETCHING;
-                if (start(c, h, NULL, url, &e) != VS_OK) {
-                    h->robots = vs_robots_disallow_all();
-                    h->robots_state = ROBOTS_READY;
-                    if (!h->robots) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory");
-                    continue;
+                vs_err src = start(c, h, NULL, url, &e);
+                if (src != VS_OK) { /* memory, libcurl or our options: not the site's doing */
+                    h->robots_state = ROBOTS_UNKNOWN;
+                    return set_fatal(c, src, e.msg);
                 }
                 h->next_ok_ms = now + h->delay_ms;
                 break;
@@ -507,14 +513,16 @@ static void schedule(vs_crawl *c, int64_t now) {
             if (url_split(it->url, NULL, 0, NULL, 0, NULL, 0, pathq, sizeof pathq) != 0 ||
                 !vs_robots_allowed(h->robots, pathq)) {
                 c->k.robots_blocked++;
+                if (!it->referrer[0] && !c->seed_error[0])
+                    snprintf(c->seed_error, sizeof c->seed_error, "robots.txt of %.150s disallows %.200s", h->origin,
+                             it->url);
                 finish_item(c, it);
                 continue;
             }
-            if (start(c, h, it, it->url, &e) != VS_OK) {
-                c->k.errors++;
-                url_error(c, it, e.msg);
-                finish_item(c, it);
-                continue;
+            vs_err src = start(c, h, it, it->url, &e);
+            if (src != VS_OK) { /* as above: stop, the URL stays pending */
+                item_free(it);
+                return set_fatal(c, src, e.msg);
             }
             h->next_ok_ms = now + h->delay_ms;
         }
@@ -530,10 +538,10 @@ static void robots_done(vs_crawl *c, host *h, vs_err rc, const vs_fetch_result *
     vs_error pe = {0};
     if (rc == VS_OK) {
         if (vs_robots_parse((const char *)r->data, r->len, c->o.user_agent, &h->robots, &pe) != VS_OK) h->robots = NULL;
-    } else if (rc == VS_ERR_IO && r->http_status >= 400 && r->http_status < 500) {
-        h->robots = vs_robots_allow_all();
-    } else if ((rc == VS_ERR_UNSUPPORTED && strstr(e->msg, "address not allowed")) ||
-               (r->http_status == 0 && rc != VS_ERR_TOO_LARGE)) {
+    } else if (rc == VS_ERR_IO && ((r->http_status >= 400 && r->http_status < 500) ||
+                                   strstr(e->msg, "too many redirects"))) {
+        h->robots = vs_robots_allow_all(); /* "unavailable"; over 5 redirects counts as such too */
+    } else if ((rc == VS_ERR_UNSUPPORTED && strstr(e->msg, "address not allowed")) || r->http_status == 0) {
         h->robots = vs_robots_disallow_all();
         if (!(h->refused = vs_strdup(e->msg))) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory");
         h->delay_ms = 0;
@@ -597,7 +605,9 @@ static void page_done(vs_crawl *c, item *it, const vs_fetch_result *r) {
     c->k.pages_fetched++;
     vs_html_links l;
     vs_error e = {0};
-    if (vs_html_extract((const char *)r->data, r->len, it->url, &l, &e) != VS_OK) {
+    vs_err rc = vs_html_extract((const char *)r->data, r->len, it->url, &l, &e);
+    if (rc == VS_ERR_NOMEM) return set_fatal(c, rc, e.msg); /* the page stays pending */
+    if (rc != VS_OK) {
         c->k.errors++;
         url_error(c, it, e.msg);
         return;
@@ -633,7 +643,10 @@ static void on_done(vs_crawl *c, CURLMsg *msg) {
     vs_err rc = vs_fetch_xfer_finish(x->fx, (int)res, &r, &e);
     item *it = x->it;
     int finished = 1;
-    if (!it) {
+    if (rc == VS_ERR_NOMEM) { /* our memory, not the URL: stop, the URL stays pending */
+        set_fatal(c, rc, e.msg);
+        if (!it) x->h->robots_state = ROBOTS_UNKNOWN;
+    } else if (!it) {
         robots_done(c, x->h, rc, &r, &e);
     } else if (rc != VS_OK) {
         int skipped = it->kind == VS_CRAWL_IMAGE && (rc == VS_ERR_TOO_LARGE || rc == VS_ERR_UNSUPPORTED) &&
@@ -661,6 +674,9 @@ static void on_done(vs_crawl *c, CURLMsg *msg) {
         c->k.pages_fetched++; /* a document without links for us (PDF, text ...) */
     }
     flush_batch(c);
+    /* the crawl is failing (sink or memory): what this URL led to may not
+     * have been persisted, so it stays pending and a resume fetches it again */
+    if (c->fatal != VS_OK) finished = 0;
     if (it && finished) finish_item(c, it);
     else item_free(it);
     vs_fetch_result_free(&r);

@@ -86,8 +86,9 @@ typedef struct vs_crawl_sink {
     vs_err (*image)(void *ctx, const vs_crawl_image *img, vs_crawl_image_outcome *outcome, vs_error *err);
     /* New URLs about to be queued (persist them before they are fetched). */
     vs_err (*discovered)(void *ctx, const vs_crawl_url *urls, int n, vs_error *err);
-    /* A URL was handled (fetched, failed or refused): never fetch it again. */
-    void (*done)(void *ctx, const vs_crawl_url *u);
+    /* A URL was handled (fetched, failed or refused): never fetch it again.
+     * counts include everything this URL changed (persist them together). */
+    void (*done)(void *ctx, const vs_crawl_url *u, const vs_crawl_counts *counts);
     /* Called about 4 times a second and once at the end. */
     void (*progress)(void *ctx, const vs_crawl_counts *counts);
     /* One line per failed URL, e.g. "HTTP 404 from http://..." */
@@ -107,8 +108,8 @@ vs_err vs_crawl_seed(vs_crawl *c, const char *url, vs_error *err);
 
 /* Resume: tells the crawl about a URL of an earlier run of the same job:
  * pending ones are queued, done ones only enter the dedup set. Neither is
- * passed to sink->discovered. Call after vs_crawl_seed (which, for a resumed
- * job, is then treated as already known). */
+ * passed to sink->discovered. Call before vs_crawl_seed, which then finds
+ * the seed already known and does not queue it again. */
 vs_err vs_crawl_restore(vs_crawl *c, const vs_crawl_url *u, int pending, vs_error *err);
 
 /* Runs until nothing is left to fetch, a limit is reached, *stop becomes

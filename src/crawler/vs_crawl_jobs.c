@@ -561,24 +561,78 @@ vs_err vs_crawl_urls_add(vs_crawl_db *db, const char *job_id, const vs_crawl_url
     return rc;
 }
 
-/* Marks one URL done. A URL the job never queued is VS_ERR_NOT_FOUND: the
- * crawler persists every URL before fetching it, so this is a caller bug
- * worth seeing rather than a row to invent. */
-vs_err vs_crawl_url_done(vs_crawl_db *db, const char *job_id, const char *url, vs_error *err) {
+/* Writes the job's counts; inside the caller's transaction, mutex held. */
+static vs_err write_counts_locked(vs_crawl_db *db, const char *job_id, const vs_crawl_counts *counts, vs_error *err) {
+    static const char *sql =
+        "UPDATE jobs SET requests = ?2, pages_fetched = ?3, images_fetched = ?4, images_saved = ?5,"
+        " images_duplicate = ?6, images_skipped = ?7, robots_blocked = ?8, out_of_scope = ?9, redirects = ?10,"
+        " errors = ?11, bytes = ?12 WHERE id = ?1";
+    vs_crawl_counts k = *counts;
+    int64_t *f[JOB_N_COUNTS];
+    count_fields(&k, f);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, sql, "write counts", &st, err);
+    if (rc != VS_OK) return rc;
+    bind_text(st, 1, job_id);
+    for (int i = 0; i < JOB_N_COUNTS; i++) sqlite3_bind_int64(st, 2 + i, *f[i]);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "write counts");
+    else if (sqlite3_changes(db->db) == 0) rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", job_id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Inserts one saved image of the job (a repeat is ignored); inside the
+ * caller's transaction, mutex held. *was_new may be NULL. */
+static vs_err insert_image_locked(vs_crawl_db *db, const char *job_id, const char *sha256, const char *page_url,
+                                  const char *image_url, int *was_new, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db,
+                        "INSERT INTO images(job_id, sha256, page_url, image_url) VALUES(?1, ?2, ?3, ?4)"
+                        " ON CONFLICT(job_id, sha256) DO NOTHING",
+                        "add image", &st, err);
+    if (rc != VS_OK) return rc;
+    bind_text(st, 1, job_id);
+    bind_text(st, 2, sha256);
+    bind_text(st, 3, page_url ? page_url : "");
+    bind_text(st, 4, image_url ? image_url : "");
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add image");
+    else if (was_new) *was_new = sqlite3_changes(db->db) > 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Marks the URL done; inside the caller's transaction, mutex held. */
+static vs_err mark_done_locked(vs_crawl_db *db, const char *job_id, const char *url, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, "UPDATE urls SET done = 1 WHERE job_id = ?1 AND url = ?2", "mark url done", &st, err);
+    if (rc != VS_OK) return rc;
+    bind_text(st, 1, job_id);
+    bind_text(st, 2, url);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "mark url done");
+    else if (sqlite3_changes(db->db) == 0)
+        rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl url done: job %.40s has no url %.200s", job_id, url);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+vs_err vs_crawl_url_done(vs_crawl_db *db, const char *job_id, const char *url, const char *sha256,
+                         const char *page_url, const vs_crawl_counts *counts, vs_error *err) {
     vs_err rc = check_job_id(job_id, "crawl url done", err);
     if (rc != VS_OK) return rc;
     if (!url || !*url) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl url done: empty url");
+    if (sha256 && !valid_sha256(sha256))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl url done: sha256 must be 64 lower-case hex digits");
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
-    rc = prepare(db, "UPDATE urls SET done = 1 WHERE job_id = ?1 AND url = ?2", "mark url done", &st, err);
-    if (rc == VS_OK) {
-        bind_text(st, 1, job_id);
-        bind_text(st, 2, url);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "mark url done");
-        else if (sqlite3_changes(db->db) == 0)
-            rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl url done: job %.40s has no url %.200s", job_id, url);
-        sqlite3_finalize(st);
+    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin url done", err);
+    if (rc != VS_OK) {
+        pthread_mutex_unlock(&db->mu);
+        return rc;
     }
+    rc = mark_done_locked(db, job_id, url, err);
+    if (rc == VS_OK && sha256) rc = insert_image_locked(db, job_id, sha256, page_url, url, NULL, err);
+    if (rc == VS_OK && counts) rc = write_counts_locked(db, job_id, counts, err);
+    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit url done", err);
+    if (rc != VS_OK) rollback(db);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
@@ -654,28 +708,14 @@ vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha25
     if (!valid_sha256(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl image add: sha256 must be 64 lower-case hex digits");
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
     rc = exec_sql(db, "BEGIN IMMEDIATE", "begin add image", err);
     if (rc != VS_OK) {
         pthread_mutex_unlock(&db->mu);
         return rc;
     }
     rc = check_job_exists(db, job_id, "add image", err);
-    if (rc == VS_OK)
-        rc = prepare(db,
-                     "INSERT INTO images(job_id, sha256, page_url, image_url) VALUES(?1, ?2, ?3, ?4)"
-                     " ON CONFLICT(job_id, sha256) DO NOTHING",
-                     "add image", &st, err);
     int was_new = 0;
-    if (rc == VS_OK) {
-        bind_text(st, 1, job_id);
-        bind_text(st, 2, sha256);
-        bind_text(st, 3, page_url ? page_url : "");
-        bind_text(st, 4, image_url ? image_url : "");
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add image");
-        else was_new = sqlite3_changes(db->db) > 0;
-    }
-    sqlite3_finalize(st);
+    if (rc == VS_OK) rc = insert_image_locked(db, job_id, sha256, page_url, image_url, &was_new, err);
     if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit add image", err);
     if (rc != VS_OK) rollback(db);
     pthread_mutex_unlock(&db->mu);

@@ -76,8 +76,14 @@ vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *e
 vs_err vs_crawl_urls_add(vs_crawl_db *db, const char *job_id, const vs_crawl_url *urls, int n, int *added,
                          vs_error *err);
 
-/* Marks one URL of the job done (it will not be fetched again on resume). */
-vs_err vs_crawl_url_done(vs_crawl_db *db, const char *job_id, const char *url, vs_error *err);
+/* Marks one URL of the job done (it will not be fetched again on resume)
+ * and, in the same transaction, records the image it saved (sha256 not
+ * NULL; image_url = url, found on page_url) and the job's counts (counts
+ * not NULL). A crash therefore never separates them: after a restart, the
+ * counts describe exactly the URLs crawl.db has as done. A url the job
+ * never queued is VS_ERR_NOT_FOUND (and nothing is written). */
+vs_err vs_crawl_url_done(vs_crawl_db *db, const char *job_id, const char *url, const char *sha256,
+                         const char *page_url, const vs_crawl_counts *counts, vs_error *err);
 
 /* Calls fn for every URL of the job, oldest first, with pending = 1 for
  * those not done yet; used to rebuild the frontier and the dedup set on

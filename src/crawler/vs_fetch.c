@@ -90,7 +90,9 @@ typedef struct fetch_ctx {
     const char *(*check_head)(void *, const uint8_t *, size_t);
     void *check_ctx;
     size_t check_bytes;
-    int checked;                      /* check_head has run */
+    int checked;                      /* check_head has run (or was skipped) */
+    int truncate, truncated;          /* keep the first max bytes instead of failing */
+    CURL *h;                          /* the easy handle, for the response code */
     const char *rejected;             /* its reason, when it refused */
 } fetch_ctx;
 
@@ -299,10 +301,14 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
  * holds a NUL terminator). */
 static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
     fetch_ctx *c = ud;
-    size_t n = size * nmemb;
+    size_t n = size * nmemb, got = n;
     if (n > c->max - c->len) {
-        c->too_large = 1;
-        return 0;
+        if (!c->truncate) {
+            c->too_large = 1;
+            return 0;
+        }
+        n = c->max - c->len; /* keep the first max bytes, then stop */
+        c->truncated = 1;
     }
     if (c->len + n + 1 > c->cap) {
         size_t cap = c->cap ? c->cap : 16384;
@@ -319,11 +325,18 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
     memcpy(c->buf + c->len, p, n);
     c->len += n;
     c->buf[c->len] = '\0';
+    if (c->truncated) return 0;
     if (c->check_head && !c->checked && c->len >= c->check_bytes) {
-        c->checked = 1;
-        if ((c->rejected = c->check_head(c->check_ctx, c->buf, c->len))) return 0;
+        /* only a 2xx body is what the caller asked for; a 3xx or error page
+         * is judged by its status in vs_fetch_xfer_finish */
+        long status = 0;
+        curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            c->checked = 1;
+            if ((c->rejected = c->check_head(c->check_ctx, c->buf, c->len))) return 0;
+        }
     }
-    return n;
+    return got;
 }
 
 /* Checks that url parses and is http or https with a host: anything else is
@@ -362,7 +375,7 @@ static int setup_handle(CURL *h, const char *url, const vs_fetch_opts *o, fetch_
     bad |= curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, c) != CURLE_OK;
-    bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max) != CURLE_OK;
+    if (!o->truncate) bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, o->no_follow ? 0L : 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_FORBID_REUSE, o->reuse_connections ? 0L : 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)o->max_redirects) != CURLE_OK;
@@ -403,6 +416,17 @@ static vs_err transfer_error(CURL *h, CURLcode res, const char *url, const vs_fe
     return vs_fail(err, VS_ERR_IO, "fetch %.200s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(res));
 }
 
+vs_err vs_fetch_check_cidrs(const char *list, vs_error *err) {
+    ip_range *r = NULL;
+    size_t n = 0;
+    char bad[80];
+    if (parse_ranges(list, &r, &n, bad, sizeof bad) != 0)
+        return bad[0] ? vs_fail(err, VS_ERR_INVALID_ARG, "allow_cidrs: bad CIDR '%s'", bad)
+                      : vs_fail(err, VS_ERR_NOMEM, "fetch: out of memory");
+    vs_free(r);
+    return VS_OK;
+}
+
 vs_err vs_fetch_global_init(vs_error *err) {
     pthread_once(&g_curl_once, curl_init_once);
     if (g_curl_init_rc != CURLE_OK)
@@ -435,7 +459,7 @@ vs_err vs_fetch_xfer_new(const char *url, const vs_fetch_opts *opts, vs_fetch_xf
     }
     x->o = o;
     x->c = (fetch_ctx){.max = o.max_bytes, .allow_all = o.allow_all, .check_head = o.check_head,
-                       .check_ctx = o.check_ctx, .check_bytes = o.check_bytes};
+                       .check_ctx = o.check_ctx, .check_bytes = o.check_bytes, .truncate = o.truncate};
     char bad[80];
     if (parse_ranges(o.allow_cidrs, &x->allow, &x->c.n_allow, bad, sizeof bad) != 0) {
         rc = bad[0] ? vs_fail(err, VS_ERR_INVALID_ARG, "fetch: allow_cidrs: bad CIDR '%s'", bad)
@@ -444,7 +468,7 @@ vs_err vs_fetch_xfer_new(const char *url, const vs_fetch_opts *opts, vs_fetch_xf
         return rc;
     }
     x->c.allow = x->allow;
-    if (!(x->h = curl_easy_init())) {
+    if (!(x->h = x->c.h = curl_easy_init())) {
         vs_fetch_xfer_free(x);
         return vs_fail(err, VS_ERR_BACKEND, "fetch %.200s: curl_easy_init failed", url);
     }
@@ -466,11 +490,13 @@ vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *ou
     memset(out, 0, sizeof *out);
     fetch_ctx *c = &x->c;
     CURLcode res = (CURLcode)curl_code;
-    if (res != CURLE_OK) return transfer_error(x->h, res, x->url, &x->o, c, x->errbuf, err);
-    /* a body shorter than check_bytes is checked whole, at the end */
-    if (c->check_head && !c->checked && (c->rejected = c->check_head(c->check_ctx, c->buf ? c->buf : (const uint8_t *)"", c->len)))
-        return vs_fail(err, VS_ERR_UNSUPPORTED, "%s at %.200s", c->rejected, x->url);
+    if (res != CURLE_OK && !(c->truncated && res == CURLE_WRITE_ERROR))
+        return transfer_error(x->h, res, x->url, &x->o, c, x->errbuf, err);
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &out->http_status);
+    /* a 2xx body shorter than check_bytes is checked whole, at the end */
+    if (c->check_head && !c->checked && out->http_status >= 200 && out->http_status < 300 &&
+        (c->rejected = c->check_head(c->check_ctx, c->buf ? c->buf : (const uint8_t *)"", c->len)))
+        return vs_fail(err, VS_ERR_UNSUPPORTED, "%s at %.200s", c->rejected, x->url);
     int redirect = x->o.no_follow && out->http_status >= 300 && out->http_status < 400;
     if (!redirect && (out->http_status < 200 || out->http_status >= 300))
         return vs_fail(err, VS_ERR_IO, "HTTP %ld from %.200s", out->http_status, x->url);

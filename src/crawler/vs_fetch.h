@@ -32,6 +32,9 @@ typedef struct vs_fetch_opts {
     const char *(*check_head)(void *ctx, const uint8_t *p, size_t n);
     void *check_ctx;
     size_t check_bytes;        /* default 16 */
+    int truncate;              /* 1: a body over max_bytes keeps its first max_bytes
+                                  (the transfer stops there) instead of failing:
+                                  robots.txt, where only the start counts */
 } vs_fetch_opts;
 
 typedef struct vs_fetch_result {
@@ -63,6 +66,9 @@ typedef struct vs_fetch_xfer vs_fetch_xfer;
  * thread-safe); every vs_fetch entry point calls it, callers making their own
  * multi handle call it first. VS_ERR_BACKEND when it failed. */
 vs_err vs_fetch_global_init(vs_error *err);
+/* VS_OK when list (NULL or "" = none) is a valid allow_cidrs value, else
+ * INVALID_ARG naming the bad entry: to refuse a setting at start-up. */
+vs_err vs_fetch_check_cidrs(const char *list, vs_error *err);
 vs_err vs_fetch_xfer_new(const char *url, const vs_fetch_opts *opts, vs_fetch_xfer **out, vs_error *err);
 void *vs_fetch_xfer_easy(vs_fetch_xfer *x);   /* the CURL * */
 vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *out, vs_error *err);

@@ -27,6 +27,8 @@ typedef struct job_run {
     vs_crawl_job *job;
     vs_strset shas;            /* images this job saved (restored on resume) */
     vs_engine_worker *face;    /* require_face */
+    char saved_sha[65];        /* the image of the URL being finished, if saved */
+    char saved_url[VS_CRAWL_URL_MAX];
     int64_t last_save_ms;
 } job_run;
 
@@ -101,11 +103,13 @@ static vs_err sink_image(void *ctx, const vs_crawl_image *img, vs_crawl_image_ou
         *out = VS_CRAWL_IMG_SKIPPED;
         return VS_OK;
     }
-    int dup = 0, added = 0;
+    int dup = 0;
     vs_err rc = env->no_ingest ? VS_OK : save_image(jr, img, sha, fmt, &dup, err);
-    if (rc == VS_OK && !env->no_ingest && !dup) /* the job's own images: what its counts follow */
-        rc = vs_crawl_image_add(env->db, jr->job->id, sha, img->page_url, img->url, &added, err);
     if (rc != VS_OK) return rc;
+    if (!env->no_ingest && !dup) { /* recorded with the URL's done mark and the counts, in sink_done */
+        memcpy(jr->saved_sha, sha, sizeof sha);
+        snprintf(jr->saved_url, sizeof jr->saved_url, "%s", img->url);
+    }
     if (vs_strset_add(&jr->shas, sha) < 0) return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
     *out = dup ? VS_CRAWL_IMG_DUPLICATE : VS_CRAWL_IMG_SAVED;
     return VS_OK;
@@ -117,12 +121,16 @@ static vs_err sink_discovered(void *ctx, const vs_crawl_url *urls, int n, vs_err
     return vs_crawl_urls_add(jr->env->db, jr->job->id, urls, n, NULL, err);
 }
 
-/* sink->done: never fetched again, also after a restart. A failure to mark
- * it only means a resume fetches it once more. */
-static void sink_done(void *ctx, const vs_crawl_url *u) {
+/* sink->done: never fetched again, also after a restart; the image it
+ * saved and the counts go in the same transaction. A failure to write only
+ * means a resume fetches the URL once more. */
+static void sink_done(void *ctx, const vs_crawl_url *u, const vs_crawl_counts *counts) {
     job_run *jr = ctx;
     vs_error e = {0};
-    if (vs_crawl_url_done(jr->env->db, jr->job->id, u->url, &e) != VS_OK) run_log(jr, "visage: crawl: %s%s", e.msg, "");
+    const char *sha = jr->saved_sha[0] && !strcmp(jr->saved_url, u->url) ? jr->saved_sha : NULL;
+    if (vs_crawl_url_done(jr->env->db, jr->job->id, u->url, sha, u->referrer, counts, &e) != VS_OK)
+        run_log(jr, "visage: crawl: %s%s", e.msg, "");
+    jr->saved_sha[0] = '\0';
 }
 
 /* sink->progress: counts into the job, written to crawl.db once a second. */

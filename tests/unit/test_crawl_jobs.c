@@ -228,8 +228,8 @@ static void test_invalid_args(void **state) {
     assert_int_equal(vs_crawl_urls_add(f->c, "", &u, 1, NULL, &e), VS_ERR_INVALID_ARG);
     assert_int_equal(vs_crawl_urls_add(f->c, "crawl_nope", &u, 1, NULL, &e), VS_ERR_NOT_FOUND);
     assert_int_equal(vs_crawl_urls_add(f->c, ok->id, &u, 0, NULL, &e), VS_OK);
-    assert_int_equal(vs_crawl_url_done(f->c, ok->id, "https://x.example/never-added", &e), VS_ERR_NOT_FOUND);
-    assert_int_equal(vs_crawl_url_done(f->c, ok->id, "", &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_crawl_url_done(f->c, ok->id, "https://x.example/never-added", NULL, NULL, NULL, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_crawl_url_done(f->c, ok->id, "", NULL, NULL, NULL, &e), VS_ERR_INVALID_ARG);
 
     int added = 7;
     assert_int_equal(vs_crawl_image_add(f->c, ok->id, "abc", "", "", &added, &e), VS_ERR_INVALID_ARG);
@@ -352,7 +352,7 @@ static int collect_url(void *ctx, const vs_crawl_url *u, int pending) {
     s->n++;
     if (s->db) {
         vs_error e = {0};
-        if (vs_crawl_url_done(s->db, s->job_id, u->url, &e) != VS_OK) s->nested_rc = 1;
+        if (vs_crawl_url_done(s->db, s->job_id, u->url, NULL, NULL, NULL, &e) != VS_OK) s->nested_rc = 1;
     }
     return s->stop_after && s->n >= s->stop_after;
 }
@@ -419,10 +419,10 @@ static void test_url_done_and_each(void **state) {
     }
     set_url(u, "https://b.example/", "", 0, 0, VS_CRAWL_PAGE);
     assert_int_equal(vs_crawl_urls_add(f->c, k->id, u, 1, NULL, &e), VS_OK);
-    assert_int_equal(vs_crawl_url_done(f->c, j->id, "https://a.example/a", &e), VS_OK);
-    assert_int_equal(vs_crawl_url_done(f->c, j->id, "https://a.example/b", &e), VS_OK);
-    assert_int_equal(vs_crawl_url_done(f->c, j->id, "https://a.example/b", &e), VS_OK); /* twice is fine */
-    assert_int_equal(vs_crawl_url_done(f->c, k->id, "https://a.example/z", &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_crawl_url_done(f->c, j->id, "https://a.example/a", NULL, NULL, NULL, &e), VS_OK);
+    assert_int_equal(vs_crawl_url_done(f->c, j->id, "https://a.example/b", NULL, NULL, NULL, &e), VS_OK);
+    assert_int_equal(vs_crawl_url_done(f->c, j->id, "https://a.example/b", NULL, NULL, NULL, &e), VS_OK); /* twice is fine */
+    assert_int_equal(vs_crawl_url_done(f->c, k->id, "https://a.example/z", NULL, NULL, NULL, &e), VS_ERR_NOT_FOUND);
     reopen(f);
 
     url_seen s = {0};
@@ -649,6 +649,42 @@ static void test_file_mode(void **state) {
     assert_int_equal(sb.st_mode & 077, 0);
 }
 
+
+/* The done mark, the saved image and the counts are one transaction: all
+ * three land together, and a URL the job never queued writes none of them. */
+static void test_url_done_with_image_and_counts(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_crawl_job *j = new_job(f, "acme", "https://a.example/");
+    vs_crawl_url *u = calloc(1, sizeof *u);
+    set_url(u, "https://a.example/p.jpg", "https://a.example/", 0, 0, VS_CRAWL_IMAGE);
+    assert_int_equal(vs_crawl_urls_add(f->c, j->id, u, 1, NULL, &e), VS_OK);
+    const char *sha = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const char *sha2 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    vs_crawl_counts k = {.requests = 3, .pages_fetched = 1, .images_fetched = 1, .images_saved = 1, .bytes = 1234};
+    /* unknown URL: NOT_FOUND, and neither image nor counts written */
+    assert_int_equal(vs_crawl_url_done(f->c, j->id, "https://a.example/none.jpg", sha2, "https://a.example/", &k, &e),
+                     VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_crawl_url_done(f->c, j->id, u->url, "NOT-HEX", "https://a.example/", &k, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_crawl_url_done(f->c, j->id, u->url, sha, "https://a.example/", &k, &e), VS_OK);
+    reopen(f);
+    vs_crawl_job got;
+    assert_int_equal(vs_crawl_job_get(f->c, "acme", j->id, &got, &e), VS_OK);
+    assert_int_equal(got.counts.requests, 3);
+    assert_int_equal(got.counts.images_saved, 1);
+    assert_int_equal(got.counts.bytes, 1234);
+    sha_seen s = {0};
+    assert_int_equal(vs_crawl_images_each(f->c, j->id, collect_sha, &s, &e), VS_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.sha[0], sha);
+    url_seen us = {0};
+    assert_int_equal(vs_crawl_urls_each(f->c, j->id, collect_url, &us, &e), VS_OK);
+    assert_int_equal(us.n, 1);
+    assert_int_equal(us.pending[0], 0);
+    free(u);
+    free(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_names),
@@ -666,6 +702,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_done_with_image_and_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

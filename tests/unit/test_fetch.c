@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -82,6 +83,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         for (int i = 0; i < 60 && !atomic_load(&g_stopping); i++) usleep(50 * 1000); /* 3 s */
         r = MHD_create_response_from_buffer(2, "ok", MHD_RESPMEM_PERSISTENT);
         return reply(conn, 200, r, NULL, "text/plain");
+    }
+    if (!strcmp(url, "/tiny")) {
+        r = MHD_create_response_from_buffer(3, "abc", MHD_RESPMEM_PERSISTENT);
+        return reply(conn, 200, r, NULL, "text/plain");
+    }
+    if (!strcmp(url, "/empty")) {
+        r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        return reply(conn, 200, r, NULL, "text/plain");
+    }
+    if (!strcmp(url, "/404body") || !strcmp(url, "/302body")) { /* error and redirect pages with a body */
+        static const char page[] = "<html><body><h1>Not here</h1><p>This page has a body longer than the check.</p></body></html>";
+        r = MHD_create_response_from_buffer(sizeof page - 1, (void *)page, MHD_RESPMEM_PERSISTENT);
+        return url[1] == '4' ? reply(conn, 404, r, NULL, "text/html") : reply(conn, 302, r, "/img", "text/html");
     }
     const char *loc = !strcmp(url, "/redirect") ? "/img"
                       : !strcmp(url, "/loop")   ? "/loop"
@@ -414,6 +428,302 @@ static void test_redirect_hop_checked(void **state) {
     vs_fetch_result_free(&r);
 }
 
+/* ---- the split transfer API (the crawler's) ---- */
+
+/* What check_head saw. */
+typedef struct head_probe {
+    int calls;
+    size_t n;
+    uint8_t first[32];
+    const char *answer; /* returned: NULL accepts */
+} head_probe;
+
+static const char *probe_head(void *ctx, const uint8_t *p, size_t n) {
+    head_probe *h = ctx;
+    h->calls++;
+    h->n = n;
+    memcpy(h->first, p, n < sizeof h->first ? n : sizeof h->first);
+    return h->answer;
+}
+
+/* One transfer through new / easy / perform / finish / free. */
+static vs_err xfer_run(const char *url, const vs_fetch_opts *o, vs_fetch_result *r, vs_error *e, size_t *received) {
+    vs_fetch_xfer *x = NULL;
+    vs_err rc = vs_fetch_xfer_new(url, o, &x, e);
+    if (rc != VS_OK) {
+        memset(r, 0, sizeof *r);
+        assert_null(x);
+        return rc;
+    }
+    CURLcode res = curl_easy_perform(vs_fetch_xfer_easy(x));
+    if (received) *received = vs_fetch_xfer_received(x);
+    rc = vs_fetch_xfer_finish(x, (int)res, r, e);
+    vs_fetch_xfer_free(x);
+    return rc;
+}
+
+static void test_xfer_no_follow(void **state) {
+    (void)state;
+    vs_fetch_opts o = loopback_opts();
+    o.no_follow = 1;
+    vs_fetch_result r;
+    vs_error e = {0};
+    int before = atomic_load(&g_main.requests);
+    assert_int_equal(xfer_run(url_of("/redirect"), &o, &r, &e, NULL), VS_OK);
+    assert_int_equal(atomic_load(&g_main.requests), before + 1); /* not followed */
+    assert_int_equal(r.http_status, 302);
+    assert_string_equal(r.redirect_url, url_of("/img")); /* the relative Location made absolute */
+    assert_non_null(r.data);
+    assert_int_equal(r.len, 0);
+    vs_fetch_result_free(&r);
+
+    /* the same through vs_fetch_url */
+    assert_int_equal(vs_fetch_url(url_of("/redirect"), &o, &r, &e), VS_OK);
+    assert_int_equal(r.http_status, 302);
+    assert_string_equal(r.redirect_url, url_of("/img"));
+    vs_fetch_result_free(&r);
+
+    /* a redirect to a host the policy refuses is only reported, never connected to */
+    int hop_before = atomic_load(&g_hop.requests);
+    assert_int_equal(xfer_run(url_of("/hop"), &o, &r, &e, NULL), VS_OK);
+    assert_int_equal(r.http_status, 302);
+    assert_string_equal(r.redirect_url, g_hop_target);
+    assert_int_equal(atomic_load(&g_hop.requests), hop_before);
+    vs_fetch_result_free(&r);
+
+    /* a loop is one hop at a time */
+    assert_int_equal(xfer_run(url_of("/loop"), &o, &r, &e, NULL), VS_OK);
+    assert_string_equal(r.redirect_url, url_of("/loop"));
+    vs_fetch_result_free(&r);
+
+    /* a 2xx has no redirect_url; errors stay errors */
+    assert_int_equal(xfer_run(url_of("/img"), &o, &r, &e, NULL), VS_OK);
+    assert_string_equal(r.redirect_url, "");
+    assert_int_equal(r.len, IMG_LEN);
+    vs_fetch_result_free(&r);
+    assert_int_equal(xfer_run(url_of("/404"), &o, &r, &e, NULL), VS_ERR_IO);
+    assert_non_null(strstr(e.msg, "HTTP 404"));
+    assert_int_equal(r.http_status, 404);
+    assert_null(r.data);
+
+    /* without no_follow the redirect_url stays empty */
+    o.no_follow = 0;
+    assert_int_equal(xfer_run(url_of("/redirect"), &o, &r, &e, NULL), VS_OK);
+    assert_string_equal(r.redirect_url, "");
+    assert_string_equal(r.final_url, url_of("/img"));
+    assert_int_equal(r.len, IMG_LEN);
+    vs_fetch_result_free(&r);
+}
+
+static void test_xfer_check_head_rejects(void **state) {
+    (void)state;
+    vs_fetch_opts o = loopback_opts();
+    head_probe h = {.answer = "bad magic: not a picture"};
+    o.check_head = probe_head;
+    o.check_ctx = &h;
+    o.check_bytes = 12;
+    vs_fetch_result r;
+    vs_error e = {0};
+    assert_int_equal(xfer_run(url_of("/img"), &o, &r, &e, NULL), VS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(e.msg, "bad magic: not a picture"));
+    assert_non_null(strstr(e.msg, "/img"));
+    assert_null(r.data);
+    assert_int_equal(h.calls, 1);
+    assert_true(h.n >= 12);
+    assert_memory_equal(h.first, g_img, 12);
+
+    /* a long body is aborted after the head, not downloaded */
+    h = (head_probe){.answer = "no thanks"};
+    o.max_bytes = BIG_LEN;
+    size_t received = 0;
+    assert_int_equal(xfer_run(url_of("/bigchunked"), &o, &r, &e, &received), VS_ERR_UNSUPPORTED);
+    assert_int_equal(h.calls, 1);
+    if (received >= BIG_LEN / 4) fail_msg("received %zu of %u bytes after the head was rejected", received, BIG_LEN);
+    assert_int_equal(vs_fetch_url(url_of("/bigchunked"), &o, &r, &e), VS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(e.msg, "no thanks"));
+
+    /* accepted: called once, the whole body arrives */
+    h = (head_probe){0};
+    assert_int_equal(xfer_run(url_of("/img"), &o, &r, &e, &received), VS_OK);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(r.len, IMG_LEN);
+    assert_int_equal(received, IMG_LEN);
+    assert_memory_equal(r.data, g_img, IMG_LEN);
+    vs_fetch_result_free(&r);
+
+    /* check_bytes 0 = 16 */
+    h = (head_probe){0};
+    o.check_bytes = 0;
+    assert_int_equal(xfer_run(url_of("/img"), &o, &r, &e, NULL), VS_OK);
+    assert_int_equal(h.calls, 1);
+    assert_true(h.n >= 16);
+    vs_fetch_result_free(&r);
+
+    /* through vs_fetch_url with redirects followed: only the final body is judged */
+    h = (head_probe){0};
+    assert_int_equal(vs_fetch_url(url_of("/302body"), &o, &r, &e), VS_OK);
+    assert_int_equal(h.calls, 1);
+    assert_memory_equal(h.first, g_img, 16);
+    assert_int_equal(r.len, IMG_LEN);
+    vs_fetch_result_free(&r);
+}
+
+static void test_xfer_check_head_short_body(void **state) {
+    (void)state;
+    vs_fetch_opts o = loopback_opts();
+    head_probe h = {0};
+    o.check_head = probe_head;
+    o.check_ctx = &h;
+    o.check_bytes = 16;
+    vs_fetch_result r;
+    vs_error e = {0};
+    /* 3 bytes < check_bytes: checked whole, once, at finish */
+    assert_int_equal(xfer_run(url_of("/tiny"), &o, &r, &e, NULL), VS_OK);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(h.n, 3);
+    assert_memory_equal(h.first, "abc", 3);
+    assert_int_equal(r.len, 3);
+    assert_string_equal((const char *)r.data, "abc");
+    vs_fetch_result_free(&r);
+    h = (head_probe){.answer = "too short to be an image"};
+    assert_int_equal(xfer_run(url_of("/tiny"), &o, &r, &e, NULL), VS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(e.msg, "too short to be an image"));
+    assert_int_equal(h.calls, 1);
+    assert_null(r.data);
+    assert_int_equal(vs_fetch_url(url_of("/tiny"), &o, &r, &e), VS_ERR_UNSUPPORTED);
+    /* an empty body too */
+    h = (head_probe){.answer = "empty"};
+    assert_int_equal(xfer_run(url_of("/empty"), &o, &r, &e, NULL), VS_ERR_UNSUPPORTED);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(h.n, 0);
+    h = (head_probe){0};
+    assert_int_equal(xfer_run(url_of("/empty"), &o, &r, &e, NULL), VS_OK);
+    assert_non_null(r.data);
+    assert_int_equal(r.len, 0);
+    vs_fetch_result_free(&r);
+}
+
+/* The head check is about the body asked for: a redirect or an error page
+ * is judged by its status, never by check_head (short or long body). */
+static void test_xfer_check_head_not_on_3xx_4xx(void **state) {
+    (void)state;
+    vs_fetch_opts o = loopback_opts();
+    head_probe h = {.answer = "not an image"};
+    o.check_head = probe_head;
+    o.check_ctx = &h;
+    o.check_bytes = 12;
+    o.no_follow = 1;
+    vs_fetch_result r;
+    vs_error e = {0};
+    static const char *redirects[] = {"/redirect", "/302body"};
+    for (size_t i = 0; i < 2; i++) {
+        h.calls = 0;
+        vs_err rc = xfer_run(url_of(redirects[i]), &o, &r, &e, NULL);
+        if (rc != VS_OK) fail_msg("%s: %s", redirects[i], e.msg);
+        assert_int_equal(h.calls, 0);
+        assert_int_equal(r.http_status, 302);
+        assert_string_equal(r.redirect_url, url_of("/img"));
+        vs_fetch_result_free(&r);
+    }
+    static const char *errors[] = {"/404", "/404body"};
+    for (size_t i = 0; i < 2; i++) {
+        h.calls = 0;
+        assert_int_equal(xfer_run(url_of(errors[i]), &o, &r, &e, NULL), VS_ERR_IO);
+        assert_non_null(strstr(e.msg, "HTTP 404"));
+        assert_int_equal(r.http_status, 404);
+        assert_int_equal(h.calls, 0);
+    }
+}
+
+/* Several transfers on one multi handle, connections kept between them. */
+static void test_xfer_on_multi(void **state) {
+    (void)state;
+    vs_error e = {0};
+    assert_int_equal(vs_fetch_global_init(&e), VS_OK);
+    CURLM *m = curl_multi_init();
+    assert_non_null(m);
+    vs_fetch_opts o = loopback_opts();
+    o.reuse_connections = 1;
+    o.no_follow = 1;
+    const char *paths[] = {"/img", "/redirect", "/404", "/tiny", "/img"};
+    enum { N = 5 };
+    vs_fetch_xfer *x[N] = {0};
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(vs_fetch_xfer_new(url_of(paths[i]), &o, &x[i], &e), VS_OK);
+            curl_easy_setopt(vs_fetch_xfer_easy(x[i]), CURLOPT_PRIVATE, (void *)(intptr_t)i);
+            assert_int_equal(curl_multi_add_handle(m, vs_fetch_xfer_easy(x[i])), CURLM_OK);
+        }
+        int running = 1, done = 0;
+        int64_t t0 = vs_now_ms();
+        while (done < N && vs_now_ms() - t0 < 5000) {
+            assert_int_equal(curl_multi_perform(m, &running), CURLM_OK);
+            CURLMsg *msg;
+            int left;
+            while ((msg = curl_multi_info_read(m, &left))) {
+                if (msg->msg != CURLMSG_DONE) continue;
+                intptr_t i = 0;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&i);
+                int res = (int)msg->data.result;
+                curl_multi_remove_handle(m, vs_fetch_xfer_easy(x[i]));
+                vs_fetch_result r;
+                vs_err rc = vs_fetch_xfer_finish(x[i], res, &r, &e);
+                if (i == 0 || i == 4) {
+                    assert_int_equal(rc, VS_OK);
+                    assert_int_equal(r.len, IMG_LEN);
+                    assert_memory_equal(r.data, g_img, IMG_LEN);
+                } else if (i == 1) {
+                    assert_int_equal(rc, VS_OK);
+                    assert_string_equal(r.redirect_url, url_of("/img"));
+                } else if (i == 2) {
+                    assert_int_equal(rc, VS_ERR_IO);
+                } else {
+                    assert_int_equal(rc, VS_OK);
+                    assert_string_equal((const char *)r.data, "abc");
+                }
+                vs_fetch_result_free(&r);
+                vs_fetch_xfer_free(x[i]);
+                x[i] = NULL;
+                done++;
+            }
+            if (done < N) curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+        assert_int_equal(done, N);
+    }
+    curl_multi_cleanup(m);
+}
+
+static void test_xfer_bad_args_and_unfinished(void **state) {
+    (void)state;
+    vs_fetch_xfer *x = (vs_fetch_xfer *)&x; /* must be reset */
+    vs_error e = {0};
+    vs_fetch_opts o = loopback_opts();
+    assert_int_equal(vs_fetch_xfer_new("ftp://127.0.0.1/x", &o, &x, &e), VS_ERR_INVALID_ARG);
+    assert_null(x);
+    x = (vs_fetch_xfer *)&x;
+    assert_int_equal(vs_fetch_xfer_new(NULL, &o, &x, &e), VS_ERR_INVALID_ARG);
+    assert_null(x);
+    o.allow_cidrs = "127.0.0.1/99";
+    assert_int_equal(vs_fetch_xfer_new(url_of("/img"), &o, &x, &e), VS_ERR_INVALID_ARG);
+    assert_null(x);
+    vs_fetch_xfer_free(NULL);
+    /* freed without being run, and after being run without finish: no leak */
+    o = loopback_opts();
+    assert_int_equal(vs_fetch_xfer_new(url_of("/img"), &o, &x, &e), VS_OK);
+    vs_fetch_xfer_free(x);
+    assert_int_equal(vs_fetch_xfer_new(url_of("/img"), &o, &x, &e), VS_OK);
+    assert_int_equal(curl_easy_perform(vs_fetch_xfer_easy(x)), CURLE_OK);
+    assert_int_equal(vs_fetch_xfer_received(x), IMG_LEN);
+    vs_fetch_xfer_free(x);
+    /* the address policy holds for xfers too */
+    o.allow_cidrs = NULL;
+    vs_fetch_result r;
+    int before = atomic_load(&g_main.requests);
+    assert_int_equal(xfer_run(url_of("/img"), &o, &r, &e, NULL), VS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(e.msg, "address not allowed: 127.0.0.1 (loopback)"));
+    assert_int_equal(atomic_load(&g_main.requests), before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addr_policy_table),
@@ -429,6 +739,12 @@ int main(void) {
         cmocka_unit_test(test_bad_urls_and_schemes),
         cmocka_unit_test(test_redirect_to_other_scheme_refused),
         cmocka_unit_test(test_redirect_hop_checked),
+        cmocka_unit_test(test_xfer_no_follow),
+        cmocka_unit_test(test_xfer_check_head_rejects),
+        cmocka_unit_test(test_xfer_check_head_short_body),
+        cmocka_unit_test(test_xfer_check_head_not_on_3xx_4xx),
+        cmocka_unit_test(test_xfer_on_multi),
+        cmocka_unit_test(test_xfer_bad_args_and_unfinished),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
