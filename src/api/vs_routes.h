@@ -26,6 +26,8 @@ void vs_route_identify(vs_req *r);
 /* vs_routes_crawl.c */
 void vs_route_crawl_create(vs_req *r);
 void vs_route_crawl_get(vs_req *r, const char *id);
+void vs_route_crawl_list(vs_req *r);
+void vs_route_crawl_cancel(vs_req *r, const char *id);
 /* vs_routes_ops.c */
 void vs_route_healthz(vs_req *r);
 void vs_route_readyz(vs_req *r);

@@ -1,9 +1,13 @@
 /* vs_routes_crawl.c - POST /api/v1/crawl (queue a crawl job for the
- * caller's tenant) and GET /api/v1/crawl/{id}. The job runs in the server's
- * crawl runner; its address rules are those of URL ingest. */
+ * caller's tenant), GET /api/v1/crawl (its jobs), GET and DELETE
+ * /api/v1/crawl/{id}. Jobs run in the server's crawl runner; their address
+ * rules are those of URL ingest. */
 #include <curl/curl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "vs_alloc.h"
 #include "vs_crawl.h"
 #include "vs_routes.h"
 
@@ -115,4 +119,50 @@ void vs_route_crawl_get(vs_req *r, const char *id) {
     json_t *o = vs_crawl_job_json(&a->crawl, &job);
     if (!o) return vs_reply_error(r, 500, "internal", "out of memory");
     vs_reply_json(r, 200, o);
+}
+
+void vs_route_crawl_list(vs_req *r) {
+    vs_app *a = r->app;
+    const char *q = vs_req_query(r, "limit");
+    int cap = q ? atoi(q) : 50;
+    if (cap < 1 || cap > 200) return vs_reply_error(r, 400, "bad_request", "'limit' must be from 1 to 200");
+    vs_crawl_job *jobs = vs_calloc((size_t)cap, sizeof *jobs);
+    if (!jobs) return vs_reply_error(r, 500, "internal", "out of memory");
+    int n = 0;
+    vs_error e = {0};
+    vs_err rc = vs_crawl_job_list(a->crawl.db, r->tenant, jobs, cap, &n, &e);
+    json_t *arr = json_array();
+    for (int i = 0; rc == VS_OK && arr && i < n; i++) json_array_append_new(arr, vs_crawl_job_json(&a->crawl, &jobs[i]));
+    vs_free(jobs);
+    if (rc != VS_OK) {
+        json_decref(arr);
+        return vs_reply_vs_err(r, rc, &e);
+    }
+    vs_reply_json(r, 200, json_pack("{s:o}", "jobs", arr));
+}
+
+/* Stops a job for good: a queued one at once; a running one through the
+ * thread that runs it (it ends "cancelled" within a fraction of a second,
+ * keeping what it already stored). An ended job is left as it is (409). */
+void vs_route_crawl_cancel(vs_req *r, const char *id) {
+    vs_app *a = r->app;
+    vs_crawl_job job;
+    vs_error e = {0};
+    int cancelled = 0;
+    vs_err rc = vs_crawl_job_cancel_queued(a->crawl.db, r->tenant, id, &cancelled, &e);
+    if (rc == VS_ERR_NOT_FOUND) return vs_reply_error(r, 404, "not_found", "no crawl job %.64s", id);
+    /* claimed a moment ago: its thread may not have taken it in hand yet */
+    for (int i = 0; rc == VS_OK && !cancelled && i < 20; i++) {
+        if ((rc = vs_crawl_job_get(a->crawl.db, r->tenant, id, &job, &e)) != VS_OK || job.state != VS_CRAWL_RUNNING) break;
+        if ((cancelled = vs_crawl_runner_cancel(a->crawler, id))) break;
+        usleep(50 * 1000);
+    }
+    if (rc == VS_OK) rc = vs_crawl_job_get(a->crawl.db, r->tenant, id, &job, &e);
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &e);
+    if (!cancelled)
+        return vs_reply_error(r, 409, "conflict", "crawl job %.64s is %s and cannot be cancelled", id,
+                              vs_crawl_state_name(job.state));
+    json_t *o = vs_crawl_job_json(&a->crawl, &job);
+    if (!o) return vs_reply_error(r, 500, "internal", "out of memory");
+    vs_reply_json(r, 202, o);
 }

@@ -105,7 +105,9 @@ static void route(vs_req *r) {
     if (del && match_id(p, "/api/v1/identities/", "", id, sizeof id)) return vs_route_identity_delete(r, id);
     if (get && !strcmp(p, "/api/v1/dead-letters")) return vs_route_dead_letters(r);
     if (post && !strcmp(p, "/api/v1/crawl")) return vs_route_crawl_create(r);
+    if (get && !strcmp(p, "/api/v1/crawl")) return vs_route_crawl_list(r);
     if (get && match_id(p, "/api/v1/crawl/", "", id, sizeof id)) return vs_route_crawl_get(r, id);
+    if (del && match_id(p, "/api/v1/crawl/", "", id, sizeof id)) return vs_route_crawl_cancel(r, id);
     vs_reply_error(r, 404, "not_found", "no route %s %s", m, p);
 }
 

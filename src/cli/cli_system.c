@@ -79,7 +79,9 @@ static vs_err open_crawl(cli_system *s, const cli_system_opts *o, vs_error *err)
     env->log = crawl_log;
     const char *ni = getenv("VISAGE_CRAWL_NO_INGEST");
     env->no_ingest = ni && !strcmp(ni, "1");
-    return o->crawl_runner ? vs_crawl_runner_start(env, &a->crawler, err) : VS_OK;
+    const char *jobs = getenv("VISAGE_CRAWL_JOBS");
+    int threads = jobs && atoi(jobs) > 0 ? atoi(jobs) : 4;
+    return o->crawl_runner ? vs_crawl_runner_start(env, threads, &a->crawler, err) : VS_OK;
 }
 
 int cli_system_open(const cli_system_opts *o, cli_system *s) {

@@ -74,6 +74,7 @@ const char *vs_crawl_state_name(vs_crawl_state s) {
     case VS_CRAWL_RUNNING: return "running";
     case VS_CRAWL_DONE: return "done";
     case VS_CRAWL_FAILED: return "failed";
+    case VS_CRAWL_CANCELLED: return "cancelled";
     }
     return "unknown";
 }
@@ -188,7 +189,7 @@ static vs_err read_job_row(vs_crawl_db *db, sqlite3_stmt *st, vs_crawl_job *out,
         copy_column(st, 9, out->allow_hosts, sizeof out->allow_hosts) ||
         copy_column(st, 22, out->error, sizeof out->error) ||
         copy_column(st, 28, out->user_agent, sizeof out->user_agent) || !valid_tenant(out->tenant) ||
-        state < VS_CRAWL_QUEUED || state > VS_CRAWL_FAILED) {
+        state < VS_CRAWL_QUEUED || state > VS_CRAWL_CANCELLED) {
         char id[VS_CRAWL_ID_MAX];
         snprintf(id, sizeof id, "%s", out->id[0] ? out->id : "?");
         memset(out, 0, sizeof *out);
@@ -396,10 +397,75 @@ vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_
     return rc;
 }
 
-/* Picks and marks the next job in one IMMEDIATE transaction, so two
- * processes claiming at once cannot both turn the same QUEUED job RUNNING.
- * A RUNNING job is handed out again as is (started_ms kept): it was cut
- * short by a restart, and resuming it comes before starting new work. */
+/* Up to cap jobs of the tenant, newest first. */
+vs_err vs_crawl_job_list(vs_crawl_db *db, const char *tenant, vs_crawl_job *out, int cap, int *n, vs_error *err) {
+    *n = 0;
+    if (!valid_tenant(tenant))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job list: tenant name '%.80s' must be 1..63 characters of "
+                       "[A-Za-z0-9_.-]", tenant ? tenant : "(null)");
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 ORDER BY created_ms DESC, rowid DESC"
+                        " LIMIT ?2", "list jobs", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, tenant);
+        sqlite3_bind_int(st, 2, cap);
+        int s;
+        while (rc == VS_OK && *n < cap && (s = sqlite3_step(st)) == SQLITE_ROW)
+            if ((rc = read_job_row(db, st, &out[*n], err)) == VS_OK) (*n)++;
+        if (rc == VS_OK && *n < cap && s != SQLITE_DONE) rc = db_fail(db, err, "list jobs");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (rc != VS_OK) *n = 0;
+    return rc;
+}
+
+/* Runs one UPDATE whose parameters, if any, are ?1 (text a), ?2 (text b)
+ * and ?3 (v), and reports the rows changed; for the state changes below. */
+static vs_err update_rows(vs_crawl_db *db, const char *sql, const char *op, const char *a, const char *b, int64_t v,
+                          int64_t *changed, vs_error *err) {
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, sql, op, &st, err);
+    if (rc == VS_OK) {
+        int np = sqlite3_bind_parameter_count(st);
+        if (np >= 1) bind_text(st, 1, a);
+        if (np >= 2) bind_text(st, 2, b);
+        if (np >= 3) sqlite3_bind_int64(st, 3, v);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, op);
+        else if (changed) *changed = sqlite3_changes(db->db);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+vs_err vs_crawl_jobs_requeue(vs_crawl_db *db, int64_t *n, vs_error *err) {
+    char sql[96];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET state = %d WHERE state = %d", (int)VS_CRAWL_QUEUED, (int)VS_CRAWL_RUNNING);
+    return update_rows(db, sql, "requeue interrupted jobs", NULL, NULL, 0, n, err);
+}
+
+vs_err vs_crawl_job_cancel_queued(vs_crawl_db *db, const char *tenant, const char *id, int *cancelled,
+                                  vs_error *err) {
+    *cancelled = 0;
+    vs_crawl_job *job = vs_malloc(sizeof *job);
+    if (!job) return vs_fail(err, VS_ERR_NOMEM, "crawl job cancel: out of memory");
+    vs_err rc = vs_crawl_job_get(db, tenant, id, job, err); /* NOT_FOUND for another tenant's */
+    vs_free(job);
+    if (rc != VS_OK) return rc;
+    int64_t changed = 0;
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET state = %d, finished_ms = ?3 WHERE id = ?1 AND tenant = ?2 AND state = %d",
+             (int)VS_CRAWL_CANCELLED, (int)VS_CRAWL_QUEUED);
+    rc = update_rows(db, sql, "cancel job", id, tenant, vs_wall_ms(), &changed, err);
+    *cancelled = rc == VS_OK && changed > 0;
+    return rc;
+}
+
+/* Picks and marks the next QUEUED job in one IMMEDIATE transaction, so two
+ * claimers at once (runner threads, processes) never get the same job. */
 vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_error *err) {
     *found = 0;
     int64_t now = vs_wall_ms();
@@ -413,12 +479,10 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
     vs_crawl_job job;
     int have = 0;
     rc = prepare(db,
-                 "SELECT " JOB_COLUMNS " FROM jobs WHERE state IN (?1, ?2)"
-                 " ORDER BY state = ?1 DESC, created_ms, rowid LIMIT 1",
+                 "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ?1 ORDER BY created_ms, rowid LIMIT 1",
                  "select job to claim", &st, err);
     if (rc == VS_OK) {
-        sqlite3_bind_int(st, 1, VS_CRAWL_RUNNING);
-        sqlite3_bind_int(st, 2, VS_CRAWL_QUEUED);
+        sqlite3_bind_int(st, 1, VS_CRAWL_QUEUED);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) {
             rc = read_job_row(db, st, &job, err);
@@ -429,7 +493,8 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
         sqlite3_finalize(st);
         st = NULL;
     }
-    if (rc == VS_OK && have && job.state == VS_CRAWL_QUEUED) {
+    if (rc == VS_OK && have) {
+        if (job.started_ms) now = job.started_ms; /* resumed: it started back then */
         rc = prepare(db, "UPDATE jobs SET state = ?1, started_ms = ?2 WHERE id = ?3", "mark job running", &st, err);
         if (rc == VS_OK) {
             sqlite3_bind_int(st, 1, VS_CRAWL_RUNNING);
@@ -457,7 +522,7 @@ vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *e
     if (!job) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: no job");
     vs_err rc = check_job_id(job->id, "crawl job update", err);
     if (rc != VS_OK) return rc;
-    if (job->state < VS_CRAWL_QUEUED || job->state > VS_CRAWL_FAILED)
+    if (job->state < VS_CRAWL_QUEUED || job->state > VS_CRAWL_CANCELLED)
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: unknown state %d", (int)job->state);
     if (strnlen(job->error, sizeof job->error) >= sizeof job->error)
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: error text is not terminated");

@@ -20,9 +20,10 @@ typedef enum vs_crawl_state {
     VS_CRAWL_RUNNING,
     VS_CRAWL_DONE,
     VS_CRAWL_FAILED,
+    VS_CRAWL_CANCELLED,
 } vs_crawl_state;
 
-/* "queued", "running", "done", "failed". */
+/* "queued", "running", "done", "failed", "cancelled". */
 const char *vs_crawl_state_name(vs_crawl_state s);
 
 #define VS_CRAWL_ID_MAX 40
@@ -62,10 +63,24 @@ vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err);
  * VS_ERR_NOT_FOUND exactly like a missing one (no existence leak). */
 vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_crawl_job *out, vs_error *err);
 
-/* Claims the job to run next: the oldest RUNNING one (interrupted by a
- * restart: resume it) else the oldest QUEUED one, which becomes RUNNING with
- * started_ms set. *found = 0 when there is none. */
+/* Claims the job to run next: the oldest QUEUED one, which becomes RUNNING
+ * (started_ms set unless it has one from an earlier run). *found = 0 when
+ * there is none. Atomic: concurrent claimers never get the same job. */
 vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_error *err);
+
+/* At start-up, before any claim: jobs left RUNNING by a process that died
+ * go back to QUEUED, to be claimed (and resumed) again. *n may be NULL. */
+vs_err vs_crawl_jobs_requeue(vs_crawl_db *db, int64_t *n, vs_error *err);
+
+/* Up to cap jobs of tenant, newest first, into out; *n = how many. */
+vs_err vs_crawl_job_list(vs_crawl_db *db, const char *tenant, vs_crawl_job *out, int cap, int *n, vs_error *err);
+
+/* Cancels job id of tenant if it is still QUEUED (state CANCELLED,
+ * finished_ms set): *cancelled = 1 then, else 0 (running or ended; a
+ * running job is stopped by its runner). Another tenant's job or a missing
+ * one is VS_ERR_NOT_FOUND. */
+vs_err vs_crawl_job_cancel_queued(vs_crawl_db *db, const char *tenant, const char *id, int *cancelled,
+                                  vs_error *err);
 
 /* Writes state, counts, error and the times of job (matched by id). */
 vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *err);

@@ -211,10 +211,12 @@ vs_err vs_crawl_job_run(const vs_crawl_env *env, vs_crawl_job *job, const atomic
     if (c) vs_crawl_get_counts(c, &job->counts);
     if (rc == VS_OK && vs_crawl_seed_error(c) && job->counts.pages_fetched == 0 && job->counts.images_fetched == 0)
         rc = vs_fail(&e, VS_ERR_IO, "the seed URL failed: %s", vs_crawl_seed_error(c));
-    if (rc == VS_ERR_CANCELLED) {
+    int cancel = rc == VS_ERR_CANCELLED && stop && atomic_load(stop) == VS_CRAWL_STOP_CANCEL;
+    if (rc == VS_ERR_CANCELLED && !cancel) {
         vs_crawl_job_update(env->db, job, NULL);
     } else {
-        job->state = rc == VS_OK ? VS_CRAWL_DONE : VS_CRAWL_FAILED;
+        if (cancel) rc = VS_OK;
+        job->state = cancel ? VS_CRAWL_CANCELLED : rc == VS_OK ? VS_CRAWL_DONE : VS_CRAWL_FAILED;
         snprintf(job->error, sizeof job->error, "%.*s", (int)sizeof job->error - 1, rc == VS_OK ? "" : e.msg);
         job->finished_ms = vs_wall_ms();
         vs_error ue = {0};
@@ -284,16 +286,28 @@ json_t *vs_crawl_job_json(const vs_crawl_env *env, const vs_crawl_job *job) {
     return o;
 }
 
+#define RUNNER_MAX_THREADS 16
+
+/* One runner thread and the job it runs (id "" when idle). */
+typedef struct runner_slot {
+    struct vs_crawl_runner *r;
+    pthread_t thread;
+    int started;
+    char job_id[VS_CRAWL_ID_MAX];   /* under r->mu */
+    atomic_int stop;                /* VS_CRAWL_STOP_* for the job in hand */
+} runner_slot;
+
 struct vs_crawl_runner {
     vs_crawl_env env;
-    pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int woken;
-    atomic_int stop;
+    atomic_int shutdown;
+    int n_slots;
+    runner_slot slots[RUNNER_MAX_THREADS];
 };
 
-/* Waits up to ms for a wake-up or a stop. */
+/* Waits up to ms for a wake-up or a shutdown. */
 static void runner_wait(vs_crawl_runner *r, int ms) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -301,20 +315,29 @@ static void runner_wait(vs_crawl_runner *r, int ms) {
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
     pthread_mutex_lock(&r->mu);
-    while (!r->woken && !atomic_load(&r->stop))
+    while (!r->woken && !atomic_load(&r->shutdown))
         if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0) break;
     r->woken = 0;
     pthread_mutex_unlock(&r->mu);
 }
 
-/* The runner thread: claim a job, run it, repeat; sleep when none. */
+/* Records (or clears, with id NULL) the job a slot runs. */
+static void slot_set_job(runner_slot *s, const char *id) {
+    pthread_mutex_lock(&s->r->mu);
+    snprintf(s->job_id, sizeof s->job_id, "%s", id ? id : "");
+    atomic_store(&s->stop, atomic_load(&s->r->shutdown) ? VS_CRAWL_STOP_SHUTDOWN : 0);
+    pthread_mutex_unlock(&s->r->mu);
+}
+
+/* A runner thread: claim a job, run it, repeat; sleep when none. */
 static void *runner_main(void *arg) {
-    vs_crawl_runner *r = arg;
-    while (!atomic_load(&r->stop)) {
-        vs_crawl_job job;
+    runner_slot *s = arg;
+    vs_crawl_runner *r = s->r;
+    vs_crawl_job *job = vs_malloc(sizeof *job);
+    while (job && !atomic_load(&r->shutdown)) {
         int found = 0;
         vs_error e = {0};
-        if (vs_crawl_job_claim(r->env.db, &job, &found, &e) != VS_OK) {
+        if (vs_crawl_job_claim(r->env.db, job, &found, &e) != VS_OK) {
             if (r->env.log) r->env.log(r->env.log_ctx, e.msg);
             runner_wait(r, RUNNER_POLL_MS);
             continue;
@@ -323,24 +346,33 @@ static void *runner_main(void *arg) {
             runner_wait(r, RUNNER_POLL_MS);
             continue;
         }
-        if (vs_crawl_job_run(&r->env, &job, &r->stop, &e) != VS_OK && e.code != VS_ERR_CANCELLED && r->env.log)
+        vs_crawl_runner_wake(r); /* another idle thread may take the next job */
+        slot_set_job(s, job->id);
+        if (vs_crawl_job_run(&r->env, job, &s->stop, &e) != VS_OK && e.code != VS_ERR_CANCELLED && r->env.log)
             r->env.log(r->env.log_ctx, e.msg);
+        slot_set_job(s, NULL);
     }
+    vs_free(job);
     return NULL;
 }
 
-vs_err vs_crawl_runner_start(const vs_crawl_env *env, vs_crawl_runner **out, vs_error *err) {
+vs_err vs_crawl_runner_start(const vs_crawl_env *env, int threads, vs_crawl_runner **out, vs_error *err) {
     *out = NULL;
+    vs_err rc = vs_crawl_jobs_requeue(env->db, NULL, err);
+    if (rc != VS_OK) return rc;
     vs_crawl_runner *r = vs_calloc(1, sizeof *r);
     if (!r) return vs_fail(err, VS_ERR_NOMEM, "crawl runner: out of memory");
     r->env = *env;
+    r->n_slots = threads < 1 ? 1 : threads > RUNNER_MAX_THREADS ? RUNNER_MAX_THREADS : threads;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
-        pthread_mutex_destroy(&r->mu);
-        pthread_cond_destroy(&r->cv);
-        vs_free(r);
-        return vs_fail(err, VS_ERR_BACKEND, "crawl runner: cannot start its thread");
+    for (int i = 0; i < r->n_slots; i++) {
+        r->slots[i].r = r;
+        if (pthread_create(&r->slots[i].thread, NULL, runner_main, &r->slots[i]) != 0) {
+            vs_crawl_runner_stop(r);
+            return vs_fail(err, VS_ERR_BACKEND, "crawl runner: cannot start its threads");
+        }
+        r->slots[i].started = 1;
     }
     *out = r;
     return VS_OK;
@@ -354,11 +386,29 @@ void vs_crawl_runner_wake(vs_crawl_runner *r) {
     pthread_mutex_unlock(&r->mu);
 }
 
+int vs_crawl_runner_cancel(vs_crawl_runner *r, const char *id) {
+    int hit = 0;
+    if (!r || !id) return 0;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->n_slots; i++)
+        if (!strcmp(r->slots[i].job_id, id)) {
+            atomic_store(&r->slots[i].stop, VS_CRAWL_STOP_CANCEL);
+            hit = 1;
+        }
+    pthread_mutex_unlock(&r->mu);
+    return hit;
+}
+
 void vs_crawl_runner_stop(vs_crawl_runner *r) {
     if (!r) return;
-    atomic_store(&r->stop, 1);
-    vs_crawl_runner_wake(r);
-    pthread_join(r->thread, NULL);
+    pthread_mutex_lock(&r->mu);
+    atomic_store(&r->shutdown, 1);
+    for (int i = 0; i < r->n_slots; i++)
+        if (r->slots[i].job_id[0]) atomic_store(&r->slots[i].stop, VS_CRAWL_STOP_SHUTDOWN);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < r->n_slots; i++)
+        if (r->slots[i].started) pthread_join(r->slots[i].thread, NULL);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     vs_free(r);

@@ -334,6 +334,47 @@ describe('POST /api/v1/crawl', () => {
     assert.equal(u.status, 404);
   });
 
+  it('runs jobs side by side, lists them per tenant, and cancels queued and running ones', async () => {
+    // a slow, polite crawl (1 s between requests, 10 pages) and a quick one: the quick one
+    // must not wait behind the slow one
+    const slow = await startSite({ flat: { pages: 10, images: 0 } });
+    try {
+      const a = await L.api(s, 'POST', '/api/v1/crawl', { key: keyA, json: { url: slow.base + '/', depth: 1, delay_s: 1 } });
+      assert.equal(a.status, 202);
+      const b = await L.api(s, 'POST', '/api/v1/crawl', { key: keyB, json: { url: site.base + '/', depth: 1, delay_s: 0.02 } });
+      assert.equal(b.status, 202);
+      const jb = await pollJob(s, b.data.id, keyB, (j) => j.state === 'done', 30000, 'quick job done');
+      assert.equal(jb.pages_fetched, 4);
+      const ja = (await L.api(s, 'GET', '/api/v1/crawl/' + a.data.id, { key: keyA })).data;
+      assert.equal(ja.state, 'running', 'the slow job still runs: the quick one did not wait for it');
+
+      const list = await L.api(s, 'GET', '/api/v1/crawl', { key: keyB });
+      assert.equal(list.status, 200);
+      L.checkOpenapi('GET', '/api/v1/crawl', 200, list.data);
+      assert.ok(list.data.jobs.length >= 1);
+      assert.equal(list.data.jobs[0].id, b.data.id, 'newest first');
+      assert.ok(list.data.jobs.every((j) => j.tenant === 'beta'), 'only the caller\'s jobs');
+      assert.equal((await L.api(s, 'GET', '/api/v1/crawl?limit=0', { key: keyB })).status, 400);
+
+      // another tenant cannot cancel it; its owner can, and it stops within a moment
+      assert.equal((await L.api(s, 'DELETE', '/api/v1/crawl/' + a.data.id, { key: keyB })).status, 404);
+      const requestsBefore = slow.main().length;
+      const del = await L.api(s, 'DELETE', '/api/v1/crawl/' + a.data.id, { key: keyA });
+      assert.equal(del.status, 202, JSON.stringify(del.data));
+      L.checkOpenapi('DELETE', '/api/v1/crawl/{id}', 202, del.data);
+      const jc = await pollJob(s, a.data.id, keyA, (j) => j.state !== 'running', 5000, 'cancelled');
+      assert.equal(jc.state, 'cancelled');
+      assert.ok(jc.pages_fetched < 10, 'stopped before the end');
+      await sleep(1500);
+      assert.ok(slow.main().length <= requestsBefore + 1, 'no requests after the cancel');
+      const again = await L.api(s, 'DELETE', '/api/v1/crawl/' + a.data.id, { key: keyA });
+      assert.equal(again.status, 409, 'an ended job is not cancelled again');
+      L.checkOpenapi('DELETE', '/api/v1/crawl/{id}', 409, again.data);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('refuses a loopback seed unless VISAGE_FETCH_ALLOW covers it, before any request', async () => {
     const site2 = await startSite({ flat: { pages: 1, images: 0 } });
     const dir2 = L.tmpDir('crawl-api-deny');

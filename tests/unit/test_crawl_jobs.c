@@ -244,8 +244,9 @@ static void test_invalid_args(void **state) {
     free(ok);
 }
 
-/* RUNNING before QUEUED, oldest first; a claimed QUEUED job turns RUNNING
- * with started_ms set; a RUNNING one is handed out again unchanged. */
+/* Oldest QUEUED first; a claimed job turns RUNNING with started_ms set and
+ * is never handed out twice; jobs a dead process left RUNNING come back
+ * through vs_crawl_jobs_requeue, keeping their started_ms. */
 static void test_claim_order(void **state) {
     fixture *f = *state;
     vs_error e = {0};
@@ -257,18 +258,11 @@ static void test_claim_order(void **state) {
     vs_crawl_job *a = new_job(f, "acme", "https://a.example/");
     vs_crawl_job *b = new_job(f, "acme", "https://b.example/");
     vs_crawl_job *d = new_job(f, "other", "https://d.example/");
-    /* b was interrupted while running: it goes first although a is older */
+    /* b was running when its process died */
     b->state = VS_CRAWL_RUNNING;
     b->started_ms = 1234;
     assert_int_equal(vs_crawl_job_update(f->c, b, &e), VS_OK);
-    assert_int_equal(vs_crawl_job_claim(f->c, c, &found, &e), VS_OK);
-    assert_int_equal(found, 1);
-    assert_string_equal(c->id, b->id);
-    assert_int_equal(c->state, VS_CRAWL_RUNNING);
-    assert_int_equal(c->started_ms, 1234); /* resumed, not restarted */
 
-    b->state = VS_CRAWL_DONE;
-    assert_int_equal(vs_crawl_job_update(f->c, b, &e), VS_OK);
     assert_int_equal(vs_crawl_job_claim(f->c, c, &found, &e), VS_OK);
     assert_int_equal(found, 1);
     assert_string_equal(c->id, a->id);
@@ -278,25 +272,77 @@ static void test_claim_order(void **state) {
     assert_int_equal(vs_crawl_job_get(f->c, NULL, a->id, g, &e), VS_OK);
     assert_job_equal(c, g); /* what claim returned is what is stored */
 
-    /* a is RUNNING now: claiming again resumes a, not d */
-    found = 0;
-    assert_int_equal(vs_crawl_job_claim(f->c, c, &found, &e), VS_OK);
-    assert_int_equal(found, 1);
-    assert_string_equal(c->id, a->id);
-
-    c->state = VS_CRAWL_FAILED;
-    assert_int_equal(vs_crawl_job_update(f->c, c, &e), VS_OK);
+    /* a RUNNING job is not handed out again: the next is d (b is RUNNING) */
     assert_int_equal(vs_crawl_job_claim(f->c, c, &found, &e), VS_OK);
     assert_string_equal(c->id, d->id);
-    c->state = VS_CRAWL_DONE;
-    assert_int_equal(vs_crawl_job_update(f->c, c, &e), VS_OK);
     assert_int_equal(vs_crawl_job_claim(f->c, c, &found, &e), VS_OK);
     assert_int_equal(found, 0);
+
+    /* start-up: every RUNNING job (a, b, d) is queued again, oldest first */
+    int64_t n = 0;
+    assert_int_equal(vs_crawl_jobs_requeue(f->c, &n, &e), VS_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(vs_crawl_job_claim(f->c, c, &found, &e), VS_OK);
+    assert_string_equal(c->id, a->id);
+    assert_int_equal(vs_crawl_job_claim(f->c, c, &found, &e), VS_OK);
+    assert_string_equal(c->id, b->id);
+    assert_int_equal(c->started_ms, 1234); /* resumed, not restarted */
+    c->state = VS_CRAWL_DONE;
+    assert_int_equal(vs_crawl_job_update(f->c, c, &e), VS_OK);
+    assert_int_equal(vs_crawl_jobs_requeue(f->c, &n, &e), VS_OK);
+    assert_int_equal(n, 1); /* a; b is done and d still queued */
     free(a);
     free(b);
     free(c);
     free(d);
     free(g);
+}
+
+/* Cancel takes a QUEUED job out (state cancelled), leaves others alone and
+ * never sees another tenant's job; list is per tenant, newest first. */
+static void test_cancel_and_list(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_crawl_job *a = new_job(f, "acme", "https://a.example/");
+    vs_crawl_job *b = new_job(f, "acme", "https://b.example/");
+    vs_crawl_job *o = new_job(f, "other", "https://o.example/");
+    int cancelled = 7;
+    assert_int_equal(vs_crawl_job_cancel_queued(f->c, "other", a->id, &cancelled, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(cancelled, 0);
+    assert_int_equal(vs_crawl_job_cancel_queued(f->c, "acme", a->id, &cancelled, &e), VS_OK);
+    assert_int_equal(cancelled, 1);
+    vs_crawl_job *g = calloc(1, sizeof *g);
+    assert_int_equal(vs_crawl_job_get(f->c, "acme", a->id, g, &e), VS_OK);
+    assert_int_equal(g->state, VS_CRAWL_CANCELLED);
+    assert_true(g->finished_ms > 0);
+    assert_string_equal(vs_crawl_state_name(VS_CRAWL_CANCELLED), "cancelled");
+    /* again: no longer queued, nothing changes */
+    assert_int_equal(vs_crawl_job_cancel_queued(f->c, "acme", a->id, &cancelled, &e), VS_OK);
+    assert_int_equal(cancelled, 0);
+    /* a cancelled job is never claimed */
+    int found = 0;
+    assert_int_equal(vs_crawl_job_claim(f->c, g, &found, &e), VS_OK);
+    assert_string_equal(g->id, b->id);
+
+    vs_crawl_job *list = calloc(4, sizeof *list);
+    int n = 0;
+    assert_int_equal(vs_crawl_job_list(f->c, "acme", list, 4, &n, &e), VS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, b->id); /* newest first */
+    assert_string_equal(list[1].id, a->id);
+    assert_int_equal(vs_crawl_job_list(f->c, "acme", list, 1, &n, &e), VS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(vs_crawl_job_list(f->c, "other", list, 4, &n, &e), VS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, o->id);
+    assert_int_equal(vs_crawl_job_list(f->c, "nobody", list, 4, &n, &e), VS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(vs_crawl_job_list(f->c, "bad tenant!", list, 4, &n, &e), VS_ERR_INVALID_ARG);
+    free(a);
+    free(b);
+    free(o);
+    free(g);
+    free(list);
 }
 
 /* State, every count, the error and the times persist across reopen;
@@ -703,6 +749,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_done_with_image_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_and_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
