@@ -91,7 +91,10 @@ void vs_route_image_delete(vs_req *r, const char *sha256) {
     vs_err had = vs_image_record_get(r->app->catalog, r->tenant, sha256, NULL, &st, NULL, NULL, &err);
     int64_t faces = 0;
     vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, &faces, &err);
+    int64_t crawled = 0; /* and where the crawler found it */
+    if (rc == VS_OK && r->app->crawl.db) rc = vs_crawl_images_forget(r->app->crawl.db, r->tenant, sha256, &crawled, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    if (crawled > 0) had = VS_OK;
     if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");
     vs_reply_json(r, 200, json_pack("{s:s,s:b,s:I}", "image_sha256", sha256, "erased", 1, "faces_deleted", (json_int_t)faces));
 }

@@ -788,6 +788,32 @@ vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha25
     return rc;
 }
 
+vs_err vs_crawl_images_forget(vs_crawl_db *db, const char *tenant, const char *sha256, int64_t *n, vs_error *err) {
+    if (n) *n = 0;
+    if (!valid_tenant(tenant) || !valid_sha256(sha256))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl images forget: bad tenant or sha256");
+    static const char *sql_urls =
+        "DELETE FROM urls WHERE rowid IN (SELECT u.rowid FROM urls u JOIN images i ON i.job_id = u.job_id AND"
+        " i.image_url = u.url JOIN jobs j ON j.id = i.job_id WHERE j.tenant = ?1 AND i.sha256 = ?2)";
+    static const char *sql_images =
+        "DELETE FROM images WHERE sha256 = ?2 AND job_id IN (SELECT id FROM jobs WHERE tenant = ?1)";
+    pthread_mutex_lock(&db->mu);
+    vs_err rc = exec_sql(db, "BEGIN IMMEDIATE", "begin forget image", err);
+    for (int k = 0; rc == VS_OK && k < 2; k++) {
+        sqlite3_stmt *st = NULL;
+        if ((rc = prepare(db, k ? sql_images : sql_urls, "forget image", &st, err)) != VS_OK) break;
+        bind_text(st, 1, tenant);
+        bind_text(st, 2, sha256);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "forget image");
+        else if (k && n) *n = sqlite3_changes(db->db);
+        sqlite3_finalize(st);
+    }
+    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit forget image", err);
+    if (rc != VS_OK) rollback(db);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
 /* Walks the job's images in sha256 order (the primary key's order, so each
  * batch is an index range), IMAGE_BATCH per mutex hold; fn runs without the
  * mutex. A non-zero return from fn stops the walk. */

@@ -111,6 +111,11 @@ vs_err vs_crawl_urls_each(vs_crawl_db *db, const char *job_id,
 vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha256, const char *page_url,
                           const char *image_url, int *added, vs_error *err);
 
+/* Erasure: removes every trace of image sha256 from the tenant's jobs: the
+ * saved-image rows and the frontier rows of the URLs it was fetched from.
+ * *n (may be NULL) = image rows removed. A later crawl may fetch it again. */
+vs_err vs_crawl_images_forget(vs_crawl_db *db, const char *tenant, const char *sha256, int64_t *n, vs_error *err);
+
 /* Calls fn for every image sha256 the job saved. */
 vs_err vs_crawl_images_each(vs_crawl_db *db, const char *job_id, int (*fn)(void *ctx, const char *sha256),
                             void *ctx, vs_error *err);

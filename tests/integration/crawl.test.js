@@ -327,6 +327,12 @@ describe('POST /api/v1/crawl', () => {
       const other = await L.api(s, 'GET', '/api/v1/images/' + sha, { key: keyB });
       assert.equal(other.status, 404, 'beta does not see alpha\'s crawled image');
     }
+    // erasure of one crawled image also removes it from the job's records
+    const [firstPath, first] = Object.entries(site.expect.images)[0];
+    const del = await L.api(s, 'DELETE', '/api/v1/images/' + sha256(first.bytes), { key: keyA });
+    assert.equal(del.status, 200, firstPath);
+    const after = (await L.api(s, 'GET', '/api/v1/crawl/' + c.data.id, { key: keyA })).data;
+    assert.equal(after.images_processed, job.images_processed - 1, 'the erased image is no longer the job\'s');
     const b = await L.api(s, 'GET', '/api/v1/crawl/' + c.data.id, { key: keyB });
     assert.equal(b.status, 404, 'another tenant\'s job is not found');
     L.checkOpenapi('GET', '/api/v1/crawl/{id}', 404, b.data);

@@ -731,6 +731,49 @@ static void test_url_done_with_image_and_counts(void **state) {
     free(j);
 }
 
+
+/* Erasure forgets the image in every job of the tenant (image rows and the
+ * frontier row of its URL), and nothing of other tenants. */
+static void test_images_forget(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_crawl_job *a1 = new_job(f, "acme", "https://a.example/");
+    vs_crawl_job *a2 = new_job(f, "acme", "https://a2.example/");
+    vs_crawl_job *o = new_job(f, "other", "https://o.example/");
+    const char *sha = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    const char *keep = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+    vs_crawl_url *u = calloc(1, sizeof *u);
+    vs_crawl_job *jobs[3] = {a1, a2, o};
+    for (int i = 0; i < 3; i++) {
+        set_url(u, "https://x.example/p.jpg", "https://x.example/", 0, 0, VS_CRAWL_IMAGE);
+        assert_int_equal(vs_crawl_urls_add(f->c, jobs[i]->id, u, 1, NULL, &e), VS_OK);
+        assert_int_equal(vs_crawl_url_done(f->c, jobs[i]->id, u->url, sha, "https://x.example/", NULL, &e), VS_OK);
+    }
+    int added = 0;
+    assert_int_equal(vs_crawl_image_add(f->c, a1->id, keep, "https://x.example/", "https://x.example/k.jpg", &added, &e), VS_OK);
+    int64_t n = 0;
+    assert_int_equal(vs_crawl_images_forget(f->c, "acme", sha, &n, &e), VS_OK);
+    assert_int_equal(n, 2);
+    sha_seen s = {0};
+    assert_int_equal(vs_crawl_images_each(f->c, a1->id, collect_sha, &s, &e), VS_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.sha[0], keep);
+    url_seen us = {0};
+    assert_int_equal(vs_crawl_urls_each(f->c, a2->id, collect_url, &us, &e), VS_OK);
+    assert_int_equal(us.n, 0); /* the URL it came from is gone too */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(vs_crawl_images_each(f->c, o->id, collect_sha, &s, &e), VS_OK);
+    assert_int_equal(s.n, 1); /* the other tenant keeps its own */
+    memset(&us, 0, sizeof us);
+    assert_int_equal(vs_crawl_urls_each(f->c, o->id, collect_url, &us, &e), VS_OK);
+    assert_int_equal(us.n, 1);
+    assert_int_equal(vs_crawl_images_forget(f->c, "acme", "nothex", &n, &e), VS_ERR_INVALID_ARG);
+    free(u);
+    free(a1);
+    free(a2);
+    free(o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_names),
@@ -750,6 +793,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_done_with_image_and_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_images_forget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
