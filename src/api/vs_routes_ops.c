@@ -56,6 +56,23 @@ void vs_route_metrics(vs_req *r) {
                         "visage_http_errors_total{class=\"5xx\"} %lld\n", (long long)a->errors_4xx, (long long)a->errors_5xx);
     put(&b, &len, &cap, "# TYPE visage_ingest_accepted_total counter\nvisage_ingest_accepted_total %lld\n",
         (long long)a->ingest_accepted);
+    vs_crawl_db_stats cs;
+    if (a->crawl.db && vs_crawl_db_stats_get(a->crawl.db, &cs, &err) == VS_OK) {
+        put(&b, &len, &cap, "# TYPE visage_crawl_jobs gauge\n");
+        for (int s = VS_CRAWL_QUEUED; s <= VS_CRAWL_CANCELLED; s++)
+            put(&b, &len, &cap, "visage_crawl_jobs{state=\"%s\"} %lld\n", vs_crawl_state_name((vs_crawl_state)s),
+                (long long)cs.jobs[s]);
+        put(&b, &len, &cap, "# TYPE visage_crawl_requests_total counter\nvisage_crawl_requests_total %lld\n"
+                            "# TYPE visage_crawl_pages_total counter\nvisage_crawl_pages_total %lld\n"
+                            "# TYPE visage_crawl_images_total counter\nvisage_crawl_images_total{result=\"saved\"} %lld\n"
+                            "visage_crawl_images_total{result=\"duplicate\"} %lld\n"
+                            "visage_crawl_images_total{result=\"skipped\"} %lld\n"
+                            "# TYPE visage_crawl_errors_total counter\nvisage_crawl_errors_total %lld\n"
+                            "# TYPE visage_crawl_bytes_total counter\nvisage_crawl_bytes_total %lld\n",
+            (long long)cs.total.requests, (long long)cs.total.pages_fetched, (long long)cs.total.images_saved,
+            (long long)cs.total.images_duplicate, (long long)cs.total.images_skipped, (long long)cs.total.errors,
+            (long long)cs.total.bytes);
+    }
     static const char *le_s[8] = {"1", "5", "10", "25", "50", "100", "250", "+Inf"};
     long long cum = 0;
     put(&b, &len, &cap, "# TYPE visage_search_latency_ms histogram\n");

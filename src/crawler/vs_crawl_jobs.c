@@ -814,6 +814,29 @@ vs_err vs_crawl_images_forget(vs_crawl_db *db, const char *tenant, const char *s
     return rc;
 }
 
+vs_err vs_crawl_db_stats_get(vs_crawl_db *db, vs_crawl_db_stats *out, vs_error *err) {
+    memset(out, 0, sizeof *out);
+    int64_t *f[JOB_N_COUNTS];
+    count_fields(&out->total, f);
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db,
+                        "SELECT state, count(*), sum(requests), sum(pages_fetched), sum(images_fetched),"
+                        " sum(images_saved), sum(images_duplicate), sum(images_skipped), sum(robots_blocked),"
+                        " sum(out_of_scope), sum(redirects), sum(errors), sum(bytes) FROM jobs GROUP BY state",
+                        "job stats", &st, err);
+    int s = SQLITE_DONE;
+    while (rc == VS_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        int state = sqlite3_column_int(st, 0);
+        if (state >= VS_CRAWL_QUEUED && state <= VS_CRAWL_CANCELLED) out->jobs[state] = sqlite3_column_int64(st, 1);
+        for (int i = 0; i < JOB_N_COUNTS; i++) *f[i] += sqlite3_column_int64(st, 2 + i);
+    }
+    if (rc == VS_OK && s != SQLITE_DONE) rc = db_fail(db, err, "job stats");
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
 /* Walks the job's images in sha256 order (the primary key's order, so each
  * batch is an index range), IMAGE_BATCH per mutex hold; fn runs without the
  * mutex. A non-zero return from fn stops the walk. */

@@ -116,6 +116,14 @@ vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha25
  * *n (may be NULL) = image rows removed. A later crawl may fetch it again. */
 vs_err vs_crawl_images_forget(vs_crawl_db *db, const char *tenant, const char *sha256, int64_t *n, vs_error *err);
 
+/* For /metrics: jobs per state (indexed by vs_crawl_state) and the sums of
+ * the counts over all jobs. */
+typedef struct vs_crawl_db_stats {
+    int64_t jobs[VS_CRAWL_CANCELLED + 1];
+    vs_crawl_counts total;
+} vs_crawl_db_stats;
+vs_err vs_crawl_db_stats_get(vs_crawl_db *db, vs_crawl_db_stats *out, vs_error *err);
+
 /* Calls fn for every image sha256 the job saved. */
 vs_err vs_crawl_images_each(vs_crawl_db *db, const char *job_id, int (*fn)(void *ctx, const char *sha256),
                             void *ctx, vs_error *err);

@@ -327,6 +327,11 @@ describe('POST /api/v1/crawl', () => {
       const other = await L.api(s, 'GET', '/api/v1/images/' + sha, { key: keyB });
       assert.equal(other.status, 404, 'beta does not see alpha\'s crawled image');
     }
+    const m = String((await L.api(s, 'GET', '/metrics')).data);
+    const metric = (name) => Number((m.split('\n').find((l) => l.startsWith(name + ' ')) || ' NaN').split(' ').pop());
+    assert.ok(metric('visage_crawl_jobs{state="done"}') >= 1, m);
+    assert.ok(metric('visage_crawl_pages_total') >= 4);
+    assert.ok(metric('visage_crawl_images_total{result="saved"}') >= 3);
     // erasure of one crawled image also removes it from the job's records
     const [firstPath, first] = Object.entries(site.expect.images)[0];
     const del = await L.api(s, 'DELETE', '/api/v1/images/' + sha256(first.bytes), { key: keyA });

@@ -768,6 +768,17 @@ static void test_images_forget(void **state) {
     assert_int_equal(vs_crawl_urls_each(f->c, o->id, collect_url, &us, &e), VS_OK);
     assert_int_equal(us.n, 1);
     assert_int_equal(vs_crawl_images_forget(f->c, "acme", "nothex", &n, &e), VS_ERR_INVALID_ARG);
+    /* the metrics view: three queued jobs, counts summed over them */
+    a1->state = VS_CRAWL_DONE;
+    a1->counts.pages_fetched = 5;
+    o->counts.pages_fetched = 2;
+    assert_int_equal(vs_crawl_job_update(f->c, a1, &e), VS_OK);
+    assert_int_equal(vs_crawl_job_update(f->c, o, &e), VS_OK);
+    vs_crawl_db_stats st;
+    assert_int_equal(vs_crawl_db_stats_get(f->c, &st, &e), VS_OK);
+    assert_int_equal(st.jobs[VS_CRAWL_QUEUED], 2);
+    assert_int_equal(st.jobs[VS_CRAWL_DONE], 1);
+    assert_int_equal(st.total.pages_fetched, 7);
     free(u);
     free(a1);
     free(a2);
