@@ -1,7 +1,8 @@
 'use strict';
 // The web UI in a real browser (Debian's chromium driven by playwright-core):
 // choose a photo, search, see the matching faces with their thumbnails;
-// add a photo to the index from the page; a bad key shows the error.
+// add a photo to the index from the page; a bad key shows the error; crawl
+// a (loopback) site from the page and find its face with a link to its page.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -14,7 +15,7 @@ describe('web UI', () => {
   let s, dir, browser, page;
   before(async () => {
     dir = L.tmpDir('web');
-    s = await L.startServer(dir);
+    s = await L.startServer(dir, { VISAGE_FETCH_ALLOW: '127.0.0.1/32' });
     const items = ['knn_examples/train/obama/obama.jpg', 'knn_examples/train/obama/obama2.jpg', 'knn_examples/train/biden/biden.jpg']
       .map((f) => ({ image_b64: L.b64(path.join(L.FACES, f)), source_url: 'https://example.org/' + path.basename(f) }));
     const r = await L.api(s, 'POST', '/api/v1/ingest/batch', { json: { items } });
@@ -67,5 +68,35 @@ describe('web UI', () => {
     await page.click('#search');
     await page.waitForFunction(() => document.querySelector('#status').classList.contains('error'), null, { timeout: 10000 });
     assert.match(await page.textContent('#status'), /not a JPEG, PNG, WebP or GIF/);
+  });
+
+  it('crawls a site from the page, then finds its face with a link to the page it is on', async () => {
+    const photo = fs.readFileSync(path.join(L.FACES, 'knn_examples/train/kit_harington/john1.jpeg'));
+    const site = require('node:http').createServer((req, res) => {
+      if (req.url === '/') { res.writeHead(200, { 'Content-Type': 'text/html' }); return res.end('<a href="/gallery.html">g</a>'); }
+      if (req.url === '/gallery.html') { res.writeHead(200, { 'Content-Type': 'text/html' }); return res.end('<img src="/kit.jpg">'); }
+      if (req.url === '/kit.jpg') { res.writeHead(200, { 'Content-Type': 'image/jpeg' }); return res.end(photo); }
+      res.writeHead(404); res.end();
+    });
+    await new Promise((r) => site.listen(0, '127.0.0.1', r));
+    const base = 'http://127.0.0.1:' + site.address().port;
+    try {
+      await page.fill('#crawlurl', base + '/');
+      await page.fill('#depth', '1');
+      await page.click('#crawl');
+      await page.waitForFunction(() => /^done .*1 images saved \(1 processed, 1 faces\)/.test(document.querySelector('#crawlstatus').textContent),
+        null, { timeout: 60000 });
+      assert.match(await page.textContent('#crawlstatus'), /2 pages/);
+      await page.setInputFiles('#file', path.join(L.FACES, 'knn_examples/train/kit_harington/john2.jpeg'));
+      await page.click('#search');
+      await page.waitForFunction((u) => [...document.querySelectorAll('#results .card a.page')].some((a) => a.href === u),
+        base + '/gallery.html', { timeout: 20000 });
+      const first = await page.$eval('#results .card', (e) => ({ same: e.querySelector('.score').classList.contains('same'),
+        page: e.querySelector('a.page') && e.querySelector('a.page').href }));
+      assert.ok(first.same, 'the crawled face is the best match, marked same person');
+      assert.equal(first.page, base + '/gallery.html');
+    } finally {
+      site.close();
+    }
   });
 });
