@@ -22,6 +22,7 @@
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
+#include "vs_sqlite.h"
 
 /* Bump when the schema changes; open refuses files from a newer build. */
 #define VS_CATALOG_SCHEMA_VERSION 1
@@ -101,50 +102,6 @@ static vs_err check_tenant(const char *tenant, const char *op, vs_error *err) {
                    tenant ? tenant : "(null)");
 }
 
-/* Brings a fresh file to the current schema, or checks an existing one:
- * version 0 with tables of its own is some other database, a newer version
- * is a newer build's file, and neither is touched. */
-static vs_err migrate(vs_catalog *c, vs_error *err) {
-    int64_t ver = 0, tables = 0;
-    vs_err rc = query_int(c, "PRAGMA user_version", "read schema version", &ver, err);
-    if (rc != VS_OK) return rc;
-    if (ver > VS_CATALOG_SCHEMA_VERSION)
-        return vs_fail(err, VS_ERR_UNSUPPORTED,
-                       "catalog %s: schema version %lld is newer than this build supports (%d); upgrade visage",
-                       c->path, (long long)ver, VS_CATALOG_SCHEMA_VERSION);
-    if (ver == VS_CATALOG_SCHEMA_VERSION) return VS_OK;
-    rc = query_int(c, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", "read schema", &tables, err);
-    if (rc != VS_OK) return rc;
-    if (tables > 0)
-        return vs_fail(err, VS_ERR_CORRUPT, "catalog %s: has %lld tables but no schema version: not a visage catalog",
-                       c->path, (long long)tables);
-    if ((rc = exec_sql(c, "BEGIN IMMEDIATE", "begin schema", err)) != VS_OK) return rc;
-    char setver[64];
-    snprintf(setver, sizeof setver, "PRAGMA user_version=%d", VS_CATALOG_SCHEMA_VERSION);
-    rc = exec_sql(c, k_schema, "create schema", err);
-    if (rc == VS_OK) rc = exec_sql(c, setver, "set schema version", err);
-    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit schema", err);
-    if (rc != VS_OK) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
-
-/* Applies the connection settings: WAL for readers beside the writer,
- * synchronous=FULL because a lost API key row is worse than a slow write. */
-static vs_err configure(vs_catalog *c, vs_error *err) {
-    sqlite3_busy_timeout(c->db, 5000);
-    sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(c, "PRAGMA journal_mode=WAL", "set WAL mode", &st, err);
-    if (rc != VS_OK) return rc;
-    if (sqlite3_step(st) != SQLITE_ROW) rc = db_fail(c, err, "set WAL mode");
-    else if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
-        rc = vs_fail(err, VS_ERR_BACKEND, "catalog %s: set WAL mode: journal mode stays '%s'", c->path,
-                     (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    if (rc == VS_OK) rc = exec_sql(c, "PRAGMA synchronous=FULL", "set synchronous", err);
-    if (rc == VS_OK) rc = exec_sql(c, "PRAGMA foreign_keys=ON", "enable foreign keys", err);
-    return rc;
-}
-
 /* Opens or creates {data_dir}/catalog.db, configures the connection and
  * checks or creates the schema; the file is refused rather than repaired. */
 vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
@@ -162,20 +119,10 @@ vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
         vs_free(c);
         return vs_fail(err, VS_ERR_IO, "catalog open: mkdir %.300s: %s", data_dir, strerror(e));
     }
-    /* Create the file ourselves so it is 0600 (it holds key hashes); SQLite
-     * gives the -wal and -shm files the same mode. */
-    int fd = open(c->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
     pthread_mutex_init(&c->mu, NULL);
-    int src = sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    vs_err rc;
-    if (src != SQLITE_OK) {
-        rc = c->db ? db_fail(c, err, "open")
-                   : vs_fail(err, VS_ERR_NOMEM, "catalog %s: open: out of memory", c->path);
-    } else {
-        rc = configure(c, err);
-        if (rc == VS_OK) rc = migrate(c, err);
-    }
+    /* synchronous=FULL: a lost API key row is worse than a slow write */
+    vs_sqlite_spec spec = {c->path, "catalog", k_schema, VS_CATALOG_SCHEMA_VERSION, "FULL", 1};
+    vs_err rc = vs_sqlite_open(&spec, &c->db, err);
     if (rc != VS_OK) {
         vs_catalog_close(c);
         return rc;

@@ -28,6 +28,7 @@
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
+#include "vs_sqlite.h"
 
 /* Bump when the schema changes; open refuses files from a newer build. */
 #define VS_CRAWL_SCHEMA_VERSION 1
@@ -98,17 +99,6 @@ static void rollback(vs_crawl_db *db) { sqlite3_exec(db->db, "ROLLBACK", NULL, N
 /* Prepares a statement; the caller finalizes it. */
 static vs_err prepare(vs_crawl_db *db, const char *sql, const char *op, sqlite3_stmt **st, vs_error *err) {
     return sqlite3_prepare_v2(db->db, sql, -1, st, NULL) == SQLITE_OK ? VS_OK : db_fail(db, err, op);
-}
-
-/* Reads a single integer result (PRAGMA user_version, counts). */
-static vs_err query_int(vs_crawl_db *db, const char *sql, const char *op, int64_t *out, vs_error *err) {
-    sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, sql, op, &st, err);
-    if (rc != VS_OK) return rc;
-    if (sqlite3_step(st) == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    else rc = db_fail(db, err, op);
-    sqlite3_finalize(st);
-    return rc;
 }
 
 /* Binds a text parameter, or NULL when s is NULL. */
@@ -211,56 +201,6 @@ static vs_err read_job_row(vs_crawl_db *db, sqlite3_stmt *st, vs_crawl_job *out,
     return VS_OK;
 }
 
-/* Brings a fresh file to the current schema, or checks an existing one:
- * version 0 with tables of its own is some other database, a newer version
- * is a newer build's file, and neither is touched. */
-static vs_err migrate(vs_crawl_db *db, vs_error *err) {
-    int64_t ver = 0, tables = 0;
-    vs_err rc = query_int(db, "PRAGMA user_version", "read schema version", &ver, err);
-    if (rc != VS_OK) return rc;
-    if (ver > VS_CRAWL_SCHEMA_VERSION)
-        return vs_fail(err, VS_ERR_UNSUPPORTED,
-                       "crawl db %s: schema version %lld is newer than this build supports (%d); upgrade visage",
-                       db->path, (long long)ver, VS_CRAWL_SCHEMA_VERSION);
-    if (ver == VS_CRAWL_SCHEMA_VERSION) return VS_OK;
-    rc = query_int(db, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", "read schema", &tables,
-                   err);
-    if (rc != VS_OK) return rc;
-    if (tables > 0)
-        return vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: has %lld tables but no schema version: not a visage crawl db",
-                       db->path, (long long)tables);
-    if ((rc = exec_sql(db, "BEGIN IMMEDIATE", "begin schema", err)) != VS_OK) return rc;
-    char setver[64];
-    snprintf(setver, sizeof setver, "PRAGMA user_version=%d", VS_CRAWL_SCHEMA_VERSION);
-    rc = exec_sql(db, k_schema, "create schema", err);
-    if (rc == VS_OK) rc = exec_sql(db, setver, "set schema version", err);
-    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit schema", err);
-    if (rc != VS_OK) rollback(db);
-    return rc;
-}
-
-/* Applies the connection settings: WAL so the API reads job rows beside the
- * crawl's writes; synchronous=NORMAL because WAL keeps the file consistent
- * on a crash and losing the last few "done" marks only refetches a few URLs,
- * while a sync per URL would slow the crawl down. */
-static vs_err configure(vs_crawl_db *db, vs_error *err) {
-    sqlite3_busy_timeout(db->db, 5000);
-    sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, "PRAGMA journal_mode=WAL", "set WAL mode", &st, err);
-    if (rc != VS_OK) return rc;
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = db_fail(db, err, "set WAL mode");
-    } else {
-        const char *mode = (const char *)sqlite3_column_text(st, 0);
-        if (!mode || strcmp(mode, "wal") != 0)
-            rc = vs_fail(err, VS_ERR_BACKEND, "crawl db %s: set WAL mode: journal mode stays '%s'", db->path,
-                         mode ? mode : "?");
-    }
-    sqlite3_finalize(st);
-    if (rc == VS_OK) rc = exec_sql(db, "PRAGMA synchronous=NORMAL", "set synchronous", err);
-    return rc;
-}
-
 /* Opens or creates {data_dir}/crawl.db, configures the connection and
  * checks or creates the schema; a file is refused rather than repaired. */
 vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) {
@@ -278,20 +218,12 @@ vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) 
         vs_free(db);
         return vs_fail(err, VS_ERR_IO, "crawl db open: mkdir %.300s: %s", data_dir, strerror(e));
     }
-    /* Create the file ourselves so it is 0600 (tenants' URLs); SQLite gives
-     * the -wal and -shm files the same mode. */
-    int fd = open(db->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
     pthread_mutex_init(&db->mu, NULL);
-    int src = sqlite3_open_v2(db->path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                              NULL);
-    vs_err rc;
-    if (src != SQLITE_OK) {
-        rc = db->db ? db_fail(db, err, "open") : vs_fail(err, VS_ERR_NOMEM, "crawl db %s: open: out of memory", db->path);
-    } else {
-        rc = configure(db, err);
-        if (rc == VS_OK) rc = migrate(db, err);
-    }
+    /* synchronous=NORMAL: WAL keeps the file consistent on a crash, and
+     * losing the last few "done" marks only refetches a few URLs, while a
+     * sync per URL would slow the crawl down */
+    vs_sqlite_spec spec = {db->path, "crawl db", k_schema, VS_CRAWL_SCHEMA_VERSION, "NORMAL", 0};
+    vs_err rc = vs_sqlite_open(&spec, &db->db, err);
     if (rc != VS_OK) {
         vs_crawl_db_close(db);
         return rc;

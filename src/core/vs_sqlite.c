@@ -1,0 +1,101 @@
+/* vs_sqlite.c - see vs_sqlite.h. */
+#include "vs_sqlite.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VS_SQLITE_BUSY_MS 5000
+
+/* An SQLite failure as VS_ERR_BACKEND naming the file and the step. */
+static vs_err db_fail(const vs_sqlite_spec *s, sqlite3 *db, const char *op, vs_error *err) {
+    return vs_fail(err, VS_ERR_BACKEND, "%s %s: %s: %s", s->what, s->path, op, sqlite3_errmsg(db));
+}
+
+static vs_err exec_sql(const vs_sqlite_spec *s, sqlite3 *db, const char *sql, const char *op, vs_error *err) {
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? VS_OK : db_fail(s, db, op, err);
+}
+
+/* The single integer a query returns (PRAGMA user_version, a count). */
+static vs_err query_int(const vs_sqlite_spec *s, sqlite3 *db, const char *sql, const char *op, int64_t *out,
+                        vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(s, db, op, err);
+    vs_err rc = sqlite3_step(st) == SQLITE_ROW ? VS_OK : db_fail(s, db, op, err);
+    if (rc == VS_OK) *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* WAL so readers run beside the writer; checked, because SQLite silently
+ * keeps another mode where WAL is impossible (some network filesystems). */
+static vs_err configure(const vs_sqlite_spec *s, sqlite3 *db, vs_error *err) {
+    sqlite3_busy_timeout(db, VS_SQLITE_BUSY_MS);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, db, "set WAL mode", err);
+    vs_err rc = VS_OK;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_fail(s, db, "set WAL mode", err);
+    } else {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        if (!mode || strcmp(mode, "wal") != 0)
+            rc = vs_fail(err, VS_ERR_BACKEND, "%s %s: set WAL mode: journal mode stays '%s'", s->what, s->path,
+                         mode ? mode : "?");
+    }
+    sqlite3_finalize(st);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA synchronous=%s", s->synchronous ? s->synchronous : "FULL");
+    if (rc == VS_OK) rc = exec_sql(s, db, sql, "set synchronous", err);
+    if (rc == VS_OK && s->foreign_keys) rc = exec_sql(s, db, "PRAGMA foreign_keys=ON", "enable foreign keys", err);
+    return rc;
+}
+
+/* Creates the schema on a new file or checks the version of an old one. */
+static vs_err migrate(const vs_sqlite_spec *s, sqlite3 *db, vs_error *err) {
+    int64_t ver = 0, tables = 0;
+    vs_err rc = query_int(s, db, "PRAGMA user_version", "read schema version", &ver, err);
+    if (rc != VS_OK) return rc;
+    if (ver > s->version)
+        return vs_fail(err, VS_ERR_UNSUPPORTED,
+                       "%s %s: schema version %lld is newer than this build supports (%d); upgrade visage", s->what,
+                       s->path, (long long)ver, s->version);
+    if (ver == s->version) return VS_OK;
+    rc = query_int(s, db, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", "read schema", &tables,
+                   err);
+    if (rc != VS_OK) return rc;
+    if (tables > 0)
+        return vs_fail(err, VS_ERR_CORRUPT, "%s %s: has %lld tables but no schema version: not a visage %s", s->what,
+                       s->path, (long long)tables, s->what);
+    if ((rc = exec_sql(s, db, "BEGIN IMMEDIATE", "begin schema", err)) != VS_OK) return rc;
+    char setver[64];
+    snprintf(setver, sizeof setver, "PRAGMA user_version=%d", s->version);
+    rc = exec_sql(s, db, s->schema, "create schema", err);
+    if (rc == VS_OK) rc = exec_sql(s, db, setver, "set schema version", err);
+    if (rc == VS_OK) rc = exec_sql(s, db, "COMMIT", "commit schema", err);
+    if (rc != VS_OK) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+vs_err vs_sqlite_open(const vs_sqlite_spec *s, sqlite3 **out, vs_error *err) {
+    *out = NULL;
+    /* Created here so it is 0600 (key hashes, tenants' URLs); SQLite gives
+     * the -wal and -shm files the same mode. */
+    int fd = open(s->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    sqlite3 *db = NULL;
+    vs_err rc;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        rc = db ? db_fail(s, db, "open", err) : vs_fail(err, VS_ERR_NOMEM, "%s %s: open: out of memory", s->what, s->path);
+    else if ((rc = configure(s, db, err)) == VS_OK)
+        rc = migrate(s, db, err);
+    if (rc != VS_OK) {
+        sqlite3_close_v2(db);
+        return rc;
+    }
+    *out = db;
+    return VS_OK;
+}
