@@ -31,7 +31,7 @@ int cli_tenant_ok(const char *t);
 int cli_mkdir(const char *dir);
 
 /* One HTTP request to a visage server (--server): body may be NULL.
- * *resp gets the response body (free()), *status the HTTP status.
+ * *resp gets the response body (vs_free), *status the HTTP status.
  * Returns 0 when a response arrived. */
 int cli_http(const char *method, const char *url, const char *key, const char *ctype, const void *body, size_t len,
              char **resp, long *status);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "vs_buf.h"
 
 int cli_mkdir(const char *dir) {
     char p[1100];
@@ -35,27 +36,12 @@ int cli_tenant_ok(const char *t) {
     return ok;
 }
 
-typedef struct buf {
-    char *p;
-    size_t n;
-} buf;
-
-static size_t on_data(char *d, size_t sz, size_t nm, void *ctx) {
-    buf *b = ctx;
-    size_t add = sz * nm;
-    char *np = realloc(b->p, b->n + add + 1);
-    if (!np) return 0;
-    memcpy(np + b->n, d, add);
-    b->p = np;
-    b->n += add;
-    b->p[b->n] = '\0';
-    return add;
-}
+#define CLI_HTTP_MAX_RESPONSE ((size_t)256 << 20) /* a server answer larger than this is refused */
 
 int cli_http(const char *method, const char *url, const char *key, const char *ctype, const void *body, size_t len,
              char **resp, long *status) {
     CURL *c = curl_easy_init();
-    buf b = {NULL, 0};
+    vs_buf_sink b = {.buf.limit = CLI_HTTP_MAX_RESPONSE};
     struct curl_slist *h = NULL;
     char auth[200];
     if (!c) return -1;
@@ -71,7 +57,7 @@ int cli_http(const char *method, const char *url, const char *key, const char *c
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, vs_buf_curl_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -84,11 +70,17 @@ int cli_http(const char *method, const char *url, const char *key, const char *c
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
-        fprintf(stderr, "visage: %s %s: %s\n", method, url, curl_easy_strerror(rc));
-        free(b.p);
+        fprintf(stderr, "visage: %s %s: %s\n", method, url,
+                b.rc == VS_ERR_TOO_LARGE ? "answer too large" : b.rc == VS_ERR_NOMEM ? "out of memory"
+                                                                              : curl_easy_strerror(rc));
+        vs_buf_free(&b.buf);
         return -1;
     }
-    *resp = b.p ? b.p : strdup("");
+    if (vs_buf_reserve(&b.buf, 0) != VS_OK) { /* an empty answer is "" */
+        fprintf(stderr, "visage: %s %s: out of memory\n", method, url);
+        return -1;
+    }
+    *resp = (char *)b.buf.data;
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vs_alloc.h"
 #include "cli_system.h"
 #include "vs_hash.h"
 
@@ -191,7 +192,7 @@ static int crawl_remote(crawl_args *a) {
     int ok = body && cli_http("POST", url, a->key, "application/json", body, strlen(body), &resp, &status) == 0;
     free(body);
     json_t *jobj = ok ? json_loads(resp, 0, NULL) : NULL;
-    free(resp);
+    vs_free(resp);
     const char *id = json_string_value(json_object_get(jobj, "id"));
     if (status != 202 || !id) {
         fprintf(stderr, "visage: crawl: server answered %ld: %s\n", status,
@@ -205,12 +206,12 @@ static int crawl_remote(crawl_args *a) {
         sleep(1);
         char *r = NULL;
         if (cli_http("GET", url, a->key, NULL, NULL, 0, &r, &status) != 0 || status != 200) {
-            free(r);
+            vs_free(r);
             continue;
         }
         json_decref(jobj);
         jobj = json_loads(r, 0, NULL);
-        free(r);
+        vs_free(r);
         const char *st = json_string_value(json_object_get(jobj, "state"));
         json_int_t saved = json_integer_value(json_object_get(jobj, "images_saved")),
                    done = json_integer_value(json_object_get(jobj, "images_processed"));

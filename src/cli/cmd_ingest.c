@@ -215,7 +215,7 @@ static int ingest_remote(file_list *files, const char *server, const char *key) 
             failed++;
         }
         json_decref(r);
-        free(resp);
+        vs_free(resp);
     }
     size_t j;
     json_t *x;
@@ -231,7 +231,7 @@ static int ingest_remote(file_list *files, const char *server, const char *key) 
             int fin = st && (!strcmp(st, "done") || !strcmp(st, "failed"));
             if (st && !strcmp(st, "failed")) failed++;
             json_decref(r);
-            free(resp);
+            vs_free(resp);
             if (fin) {
                 done++;
                 break;

@@ -34,7 +34,7 @@ static int search_remote(const char *image, const char *server, const char *key,
     if (rc != 0) return 1;
     if (status == 200) printf("%s\n", resp);
     else fprintf(stderr, "visage: %s: server answered %ld: %s\n", image, status, resp);
-    free(resp);
+    vs_free(resp);
     return status == 200 ? 0 : 1;
 }
 

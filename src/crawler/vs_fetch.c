@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "vs_alloc.h"
+#include "vs_buf.h"
 
 #define FETCH_DEFAULT_MAX_BYTES (32u << 20)
 #define FETCH_DEFAULT_TIMEOUT_MS 15000
@@ -78,8 +79,7 @@ static const blocked_range k_block_v6[] = {
 
 /* State of one transfer, shared with the curl callbacks. */
 typedef struct fetch_ctx {
-    uint8_t *buf;
-    size_t len, cap, max;
+    vs_buf body;                      /* limit = the byte limit of the transfer */
     int too_large, nomem;
     const ip_range *allow;
     size_t n_allow;
@@ -296,44 +296,32 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
     return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
 }
 
-/* Appends received bytes; aborts the transfer (returning 0) once the total
- * would pass max. The buffer grows geometrically, capped at max+1 (the +1
- * holds a NUL terminator). */
+/* Appends received bytes; past the limit the transfer is aborted (returning
+ * 0), or, when truncating, what fits is kept and the transfer stopped. */
 static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
     fetch_ctx *c = ud;
     size_t n = size * nmemb, got = n;
-    if (n > c->max - c->len) {
+    if (n > c->body.limit - c->body.len) {
         if (!c->truncate) {
             c->too_large = 1;
             return 0;
         }
-        n = c->max - c->len; /* keep the first max bytes, then stop */
+        n = c->body.limit - c->body.len; /* keep the first max bytes, then stop */
         c->truncated = 1;
     }
-    if (c->len + n + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 16384;
-        while (cap < c->len + n + 1 && cap <= c->max) cap *= 2;
-        if (cap > c->max + 1) cap = c->max + 1;
-        uint8_t *nb = vs_realloc(c->buf, cap);
-        if (!nb) {
-            c->nomem = 1;
-            return 0;
-        }
-        c->buf = nb;
-        c->cap = cap;
+    if (vs_buf_append(&c->body, p, n) != VS_OK) {
+        c->nomem = 1;
+        return 0;
     }
-    memcpy(c->buf + c->len, p, n);
-    c->len += n;
-    c->buf[c->len] = '\0';
     if (c->truncated) return 0;
-    if (c->check_head && !c->checked && c->len >= c->check_bytes) {
+    if (c->check_head && !c->checked && c->body.len >= c->check_bytes) {
         /* only a 2xx body is what the caller asked for; a 3xx or error page
          * is judged by its status in vs_fetch_xfer_finish */
         long status = 0;
         curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && status < 300) {
             c->checked = 1;
-            if ((c->rejected = c->check_head(c->check_ctx, c->buf, c->len))) return 0;
+            if ((c->rejected = c->check_head(c->check_ctx, c->body.data, c->body.len))) return 0;
         }
     }
     return got;
@@ -375,7 +363,7 @@ static int setup_handle(CURL *h, const char *url, const vs_fetch_opts *o, fetch_
     bad |= curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, c) != CURLE_OK;
-    if (!o->truncate) bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max) != CURLE_OK;
+    if (!o->truncate) bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->body.limit) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, o->no_follow ? 0L : 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_FORBID_REUSE, o->reuse_connections ? 0L : 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)o->max_redirects) != CURLE_OK;
@@ -405,7 +393,7 @@ static vs_err transfer_error(CURL *h, CURLcode res, const char *url, const vs_fe
     if (c->rejected)
         return vs_fail(err, VS_ERR_UNSUPPORTED, "%s at %.200s", c->rejected, url);
     if (c->too_large || res == CURLE_FILESIZE_EXCEEDED)
-        return vs_fail(err, VS_ERR_TOO_LARGE, "response larger than %zu bytes from %.200s", c->max, url);
+        return vs_fail(err, VS_ERR_TOO_LARGE, "response larger than %zu bytes from %.200s", c->body.limit, url);
     if (c->nomem || res == CURLE_OUT_OF_MEMORY) return vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", url);
     if (res == CURLE_OPERATION_TIMEDOUT)
         return vs_fail(err, VS_ERR_IO, "timeout after %d ms fetching %.200s (%s)", o->timeout_ms, url, errbuf);
@@ -458,7 +446,7 @@ vs_err vs_fetch_xfer_new(const char *url, const vs_fetch_opts *opts, vs_fetch_xf
         return vs_fail(err, VS_ERR_NOMEM, "fetch: out of memory");
     }
     x->o = o;
-    x->c = (fetch_ctx){.max = o.max_bytes, .allow_all = o.allow_all, .check_head = o.check_head,
+    x->c = (fetch_ctx){.body.limit = o.max_bytes, .allow_all = o.allow_all, .check_head = o.check_head,
                        .check_ctx = o.check_ctx, .check_bytes = o.check_bytes, .truncate = o.truncate};
     char bad[80];
     if (parse_ranges(o.allow_cidrs, &x->allow, &x->c.n_allow, bad, sizeof bad) != 0) {
@@ -482,7 +470,7 @@ vs_err vs_fetch_xfer_new(const char *url, const vs_fetch_opts *opts, vs_fetch_xf
 
 void *vs_fetch_xfer_easy(vs_fetch_xfer *x) { return x->h; }
 
-size_t vs_fetch_xfer_received(const vs_fetch_xfer *x) { return x->c.len; }
+size_t vs_fetch_xfer_received(const vs_fetch_xfer *x) { return x->c.body.len; }
 
 /* Turns the finished transfer into *out (taking the body) or the error of
  * the contract. */
@@ -495,7 +483,7 @@ vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *ou
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &out->http_status);
     /* a 2xx body shorter than check_bytes is checked whole, at the end */
     if (c->check_head && !c->checked && out->http_status >= 200 && out->http_status < 300 &&
-        (c->rejected = c->check_head(c->check_ctx, c->buf ? c->buf : (const uint8_t *)"", c->len)))
+        (c->rejected = c->check_head(c->check_ctx, c->body.data ? c->body.data : (const uint8_t *)"", c->body.len)))
         return vs_fail(err, VS_ERR_UNSUPPORTED, "%s at %.200s", c->rejected, x->url);
     int redirect = x->o.no_follow && out->http_status >= 300 && out->http_status < 400;
     if (!redirect && (out->http_status < 200 || out->http_status >= 300))
@@ -508,18 +496,17 @@ vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *ou
             return vs_fail(err, VS_ERR_IO, "HTTP %ld: redirect URL too long from %.200s", out->http_status, x->url);
         snprintf(out->redirect_url, sizeof out->redirect_url, "%s", loc);
     }
-    if (!c->buf && !(c->buf = vs_malloc(1))) /* empty body: still a valid buffer */
+    if (vs_buf_reserve(&c->body, 0) != VS_OK) /* empty body: still a valid buffer */
         return vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", x->url);
-    if (c->len == 0) c->buf[0] = '\0';
     char *ct = NULL, *eff = NULL;
     curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ct);
     curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff);
     snprintf(out->content_type, sizeof out->content_type, "%s", ct ? ct : "");
     snprintf(out->final_url, sizeof out->final_url, "%s", eff ? eff : x->url);
-    out->data = c->buf;
-    out->len = c->len;
-    c->buf = NULL;
-    c->len = c->cap = 0;
+    out->data = c->body.data;
+    out->len = c->body.len;
+    c->body.data = NULL;
+    c->body.len = c->body.cap = 0;
     return VS_OK;
 }
 
@@ -527,7 +514,7 @@ vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *ou
 void vs_fetch_xfer_free(vs_fetch_xfer *x) {
     if (!x) return;
     if (x->h) curl_easy_cleanup(x->h);
-    vs_free(x->c.buf);
+    vs_buf_free(&x->c.body);
     vs_free(x->allow);
     vs_free(x->url);
     vs_free(x);

@@ -53,6 +53,7 @@
 #include <time.h>
 
 #include "vs_alloc.h"
+#include "vs_buf.h"
 #include "vs_flat.h"
 #include "vs_index_log.h"
 
@@ -81,11 +82,6 @@ typedef struct qd {
     int n_colls, cap_colls;
 } qd;
 
-typedef struct rbuf {
-    char *p;
-    size_t n, cap;
-    int over, nomem;
-} rbuf;
 
 static const vs_index_ops qd_ops;
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
@@ -130,31 +126,6 @@ static vs_err filter_check(const vs_filter *f, const char *op, const char *name,
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-/* libcurl write callback: appends to a bounded buffer, kept NUL-terminated. */
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
-    rbuf *b = ud;
-    size_t k = size * nmemb;
-    if (k > RESP_MAX - b->n - 1) {
-        b->over = 1;
-        return 0;
-    }
-    if (b->n + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + k + 1) cap *= 2;
-        char *np = vs_realloc(b->p, cap);
-        if (!np) {
-            b->nomem = 1;
-            return 0;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, ptr, k);
-    b->n += k;
-    b->p[b->n] = '\0';
-    return k;
-}
-
 /* Pops an idle handle (reset, connections kept) or makes a new one. */
 static CURL *handle_take(qd *q) {
     CURL *h = NULL;
@@ -182,10 +153,11 @@ static void handle_give(qd *q, CURL *h) {
 
 /* One attempt of method url with body (NULL for none) into b. */
 static CURLcode http_once(qd *q, CURL *h, const char *method, const char *url, const char *body, size_t body_len,
-                          long timeout_ms, rbuf *b, long *status, char *errbuf) {
-    b->n = 0;
-    b->over = b->nomem = 0;
-    if (b->p) b->p[0] = '\0';
+                          long timeout_ms, vs_buf_sink *b, long *status, char *errbuf) {
+    b->buf.len = 0;
+    b->rc = VS_OK;
+    b->buf.limit = RESP_MAX;
+    if (b->buf.data) b->buf.data[0] = '\0';
     *status = 0;
     errbuf[0] = '\0';
     CURLcode rc = CURLE_OK;
@@ -194,7 +166,7 @@ static CURLcode http_once(qd *q, CURL *h, const char *method, const char *url, c
     SET(CURLOPT_URL, url);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_HTTPHEADER, q->headers);
-    SET(CURLOPT_WRITEFUNCTION, on_data);
+    SET(CURLOPT_WRITEFUNCTION, vs_buf_curl_write);
     SET(CURLOPT_WRITEDATA, b);
     SET(CURLOPT_ERRORBUFFER, errbuf);
     SET(CURLOPT_CONNECTTIMEOUT_MS, q->o.connect_timeout_ms);
@@ -272,7 +244,7 @@ static vs_err qd_call(qd *q, const char *op, const char *coll, const char *metho
     if (status) *status = 0;
     size_t blen = 0, ulen = strlen(q->url) + strlen(path) + 1;
     char *btxt = NULL, *url = vs_malloc(ulen);
-    rbuf b = {0};
+    vs_buf_sink b = {0};
     char errbuf[CURL_ERROR_SIZE];
     vs_err rc = VS_OK;
     CURL *h = NULL;
@@ -290,14 +262,14 @@ static vs_err qd_call(qd *q, const char *op, const char *coll, const char *metho
     int attempt = 1;
     for (;; attempt++) {
         cr = http_once(q, h, method, url, btxt, blen, q->o.timeout_ms, &b, &st, errbuf);
-        int retry = cr != CURLE_OK ? !(b.over || b.nomem || cr == CURLE_UNKNOWN_OPTION) : (st >= 500 || st == 429);
+        int retry = cr != CURLE_OK ? !(b.rc != VS_OK || cr == CURLE_UNKNOWN_OPTION) : (st >= 500 || st == 429);
         if (!retry || attempt >= q->o.tries) break;
         sleep_ms(q->o.backoff_ms << (attempt - 1 < 16 ? attempt - 1 : 16));
     }
     if (status) *status = st;
-    if (b.nomem) {
+    if (b.rc == VS_ERR_NOMEM) {
         rc = vs_fail(err, VS_ERR_NOMEM, "%s %s: out of memory reading the answer to %s %s", op, coll, method, path);
-    } else if (b.over) {
+    } else if (b.rc == VS_ERR_TOO_LARGE) {
         rc = vs_fail(err, VS_ERR_TOO_LARGE, "%s %s: Qdrant's answer to %s %s is over %zu MiB", op, coll, method,
                      path, RESP_MAX >> 20);
     } else if (cr != CURLE_OK) {
@@ -307,7 +279,7 @@ static vs_err qd_call(qd *q, const char *op, const char *coll, const char *metho
         rc = VS_OK;
     } else if (st < 200 || st >= 300) {
         char why[QERR_MAX];
-        qdrant_reason(b.p, b.n, why, sizeof why);
+        qdrant_reason((const char *)b.buf.data, b.buf.len, why, sizeof why);
         char tries[32] = "";
         if (attempt > 1) snprintf(tries, sizeof tries, " after %d tries", attempt);
         rc = vs_fail(err, st == 404 ? VS_ERR_NOT_FOUND : VS_ERR_BACKEND,
@@ -315,7 +287,7 @@ static vs_err qd_call(qd *q, const char *op, const char *coll, const char *metho
                      why);
     } else {
         json_error_t je;
-        json_t *root = json_loadb(b.p ? b.p : "", b.n, 0, &je);
+        json_t *root = json_loadb(b.buf.data ? (const char *)b.buf.data : "", b.buf.len, 0, &je);
         if (!root) {
             rc = vs_fail(err, VS_ERR_BACKEND, "%s %s: malformed JSON from Qdrant (HTTP %ld to %s %s): %s at byte %d",
                          op, coll, st, method, path, je.text, je.position);
@@ -331,7 +303,7 @@ out:
     handle_give(q, h);
     vs_free(url);
     vs_free(btxt);
-    vs_free(b.p);
+    vs_buf_free(&b.buf);
     return rc;
 }
 
@@ -449,29 +421,14 @@ static int rec_vector(const json_t *rec, int dim, float *out) {
     return 1;
 }
 
+/* Text being built: a failed append sets nomem and later ones do nothing. */
 typedef struct sbuf {
-    char *p;
-    size_t n, cap;
+    vs_buf b;
     int nomem;
 } sbuf;
 
-/* Appends n bytes to b (sets nomem instead of failing loudly). */
 static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->nomem) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *np = vs_realloc(b->p, cap);
-        if (!np) {
-            b->nomem = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+    if (!b->nomem && vs_buf_append(&b->b, s, n) != VS_OK) b->nomem = 1;
 }
 
 /* Appends s (len bytes, valid UTF-8 as jansson guarantees) as a JSON string. */
@@ -549,10 +506,10 @@ static char *payload_text(json_t *pay) {
     sbuf b = {0};
     sb_json(&b, pay);
     if (b.nomem) {
-        vs_free(b.p);
+        vs_buf_free(&b.b);
         return NULL;
     }
-    return b.p;
+    return (char *)b.b.data;
 }
 
 /* ---- collections ---------------------------------------------------------- */
@@ -1240,13 +1197,13 @@ static int qd_healthy(vs_index *ix) {
     CURL *h = url ? handle_take(q) : NULL;
     int ok = 0;
     if (h) {
-        rbuf b = {0};
+        vs_buf_sink b = {0};
         long st = 0;
         char errbuf[CURL_ERROR_SIZE];
         snprintf(url, ulen, "%s/readyz", q->url);
         long t = q->o.timeout_ms < 5000 ? q->o.timeout_ms : 5000;
         ok = http_once(q, h, "GET", url, NULL, 0, t, &b, &st, errbuf) == CURLE_OK && st >= 200 && st < 300;
-        vs_free(b.p);
+        vs_buf_free(&b.buf);
     }
     handle_give(q, h);
     vs_free(url);

@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "vs_alloc.h"
+#include "vs_buf.h"
 #include "vs_hash.h"
 #include "vs_sigv4.h"
 #include "vs_store_internal.h"
@@ -102,8 +103,7 @@ typedef struct s3_call {
     long timeout_ms;      /* 0: TIMEOUT_MS */
     /* answer */
     long status;
-    uint8_t *data;        /* body (vs_free); NUL-terminated when not NULL */
-    size_t len, cap;
+    vs_buf answer;        /* the answer's body (no limit: on_body decides what to keep) */
     char code[64];        /* S3's <Code> of an error answer, "" when none */
 } s3_call;
 
@@ -288,9 +288,9 @@ static const char *xml_elem(const char *p, const char *end, const char *tag, siz
  * printable; "" when there is none. */
 static void error_code(const s3_call *c, char *code, size_t cap) {
     code[0] = '\0';
-    if (!c->data || !c->len) return;
+    if (!c->answer.data || !c->answer.len) return;
     size_t n;
-    const char *t = xml_elem((const char *)c->data, (const char *)c->data + c->len, "Code", &n, NULL);
+    const char *t = xml_elem((const char *)c->answer.data, (const char *)c->answer.data + c->answer.len, "Code", &n, NULL);
     if (!t) return;
     char raw[64];
     if (xml_unescape(t, n, raw, sizeof raw) < 0) return;
@@ -322,18 +322,6 @@ static void handle_give(s3_store *s, CURL *h) {
     if (h) curl_easy_cleanup(h);
 }
 
-/* Grows the answer buffer to hold want bytes plus a NUL; 0 when out of memory. */
-static int body_reserve(s3_call *c, size_t want) {
-    if (want + 1 <= c->cap) return 1;
-    size_t cap = c->cap ? c->cap : 4096;
-    while (cap < want + 1) cap = cap > ((size_t)-1) / 2 ? want + 1 : cap * 2;
-    uint8_t *p = vs_realloc(c->data, cap);
-    if (!p) return 0;
-    c->data = p;
-    c->cap = cap;
-    return 1;
-}
-
 /* curl write callback: keeps a wanted 2xx body up to max_bytes, aborting
  * the transfer (return 0) as soon as the declared or received size passes
  * it; drops an unwanted one; keeps only the first ERR_BODY_MAX bytes of an
@@ -356,7 +344,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
                 x->too_large = 1;
                 return 0;
             }
-            if (cl > 0 && !body_reserve(c, (size_t)cl < PREALLOC_MAX ? (size_t)cl : PREALLOC_MAX)) {
+            if (cl > 0 && vs_buf_reserve(&c->answer, (size_t)cl < PREALLOC_MAX ? (size_t)cl : PREALLOC_MAX) != VS_OK) {
                 x->nomem = 1;
                 return 0;
             }
@@ -366,21 +354,18 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
     if (x->drop) {
         keep = 0;
     } else if (x->is_2xx) {
-        if (n > c->max_bytes - c->len) {
+        if (n > c->max_bytes - c->answer.len) {
             x->too_large = 1;
             return 0;
         }
     } else {
-        keep = c->len >= ERR_BODY_MAX ? 0 : (n < ERR_BODY_MAX - c->len ? n : ERR_BODY_MAX - c->len);
+        keep = c->answer.len >= ERR_BODY_MAX ? 0 : (n < ERR_BODY_MAX - c->answer.len ? n : ERR_BODY_MAX - c->answer.len);
     }
     if (keep) {
-        if (!body_reserve(c, c->len + keep)) {
+        if (vs_buf_append(&c->answer, p, keep) != VS_OK) {
             x->nomem = 1;
             return 0;
         }
-        memcpy(c->data + c->len, p, keep);
-        c->len += keep;
-        c->data[c->len] = '\0';
     }
     return n;
 }
@@ -441,9 +426,9 @@ static int build_target(const s3_store *s, const s3_call *c, char *url, size_t c
 static CURLcode attempt_once(s3_store *s, CURL *h, s3_call *c, const char *url, const char *host, const char *path,
                              const char *payload_hash, xfer *x, char *errbuf) {
     *x = (xfer){.h = h, .c = c, .declared = -1};
-    c->len = 0;
+    c->answer.len = 0;
     c->status = 0;
-    if (c->data) c->data[0] = '\0';
+    if (c->answer.data) c->answer.data[0] = '\0';
     errbuf[0] = '\0';
     curl_easy_reset(h);
 
@@ -577,9 +562,7 @@ static vs_err status_fail(const s3_call *c, vs_error *err) {
 
 /* Frees an answer body. */
 static void call_done(s3_call *c) {
-    vs_free(c->data);
-    c->data = NULL;
-    c->len = c->cap = 0;
+    vs_buf_free(&c->answer);
 }
 
 /* ---- buckets ----------------------------------------------------------- */
@@ -668,13 +651,13 @@ static vs_err s3_get(vs_store *st, const char *bucket, const char *key, size_t m
                      c.code[0] ? c.code : "HTTP 404");
     } else if (rc == VS_OK && !(c.status >= 200 && c.status < 300)) {
         rc = status_fail(&c, err);
-    } else if (rc == VS_OK && !c.data && !(c.data = vs_malloc(1))) { /* empty object: still a buffer */
+    } else if (rc == VS_OK && vs_buf_reserve(&c.answer, 0) != VS_OK) { /* empty object: still a buffer */
         rc = vs_fail(err, VS_ERR_NOMEM, "store get %s/%s", bucket, key);
     }
     if (rc == VS_OK) {
-        *data = c.data;
-        *len = c.len;
-        c.data = NULL;
+        *data = c.answer.data;
+        *len = c.answer.len;
+        c.answer = (vs_buf){0};
     }
     call_done(&c);
     return rc;
@@ -797,7 +780,7 @@ static vs_err s3_list(vs_store *st, const char *bucket, const char *prefix, vs_s
         if (rc == VS_OK && !(c.status >= 200 && c.status < 300)) rc = status_fail(&c, err);
         if (rc == VS_OK) {
             memcpy(prev, token, strlen(token) + 1);
-            rc = list_page(sb, prefix, c.data ? (const char *)c.data : "", c.len, cb, ctx, &stopped, token,
+            rc = list_page(sb, prefix, c.answer.data ? (const char *)c.answer.data : "", c.answer.len, cb, ctx, &stopped, token,
                            TOKEN_MAX, err);
             if (rc == VS_OK && !stopped && token[0] && !strcmp(token, prev))
                 rc = vs_fail(err, VS_ERR_BACKEND, "store list %s: the server repeated a continuation token", sb);
