@@ -4,11 +4,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "vs_alloc.h"
+#include "vs_buf.h"
 #include "vs_err.h"
+#include "vs_strset.h"
 
 static void test_fail_formats_and_returns_code(void **state) {
     (void)state;
@@ -46,11 +49,70 @@ static void test_fault_injection(void **state) {
     vs_free(d);
 }
 
+
+/* vs_buf: NUL after the bytes, growth, the limit (exact, never exceeded,
+ * nothing changed on refusal), out of memory leaves the buffer intact. */
+static void test_buf(void **state) {
+    (void)state;
+    vs_buf b = {.limit = 10000};
+    assert_int_equal(vs_buf_reserve(&b, 0), VS_OK);
+    assert_string_equal((char *)b.data, "");
+    for (int i = 0; i < 1000; i++) assert_int_equal(vs_buf_append(&b, "0123456789", 10), VS_OK);
+    assert_int_equal(b.len, 10000);
+    assert_true(b.cap <= 10001);
+    assert_int_equal(b.data[b.len], '\0');
+    assert_int_equal(vs_buf_append(&b, "x", 1), VS_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 10000);
+    assert_int_equal(memcmp(b.data + 9990, "0123456789", 10), 0);
+    vs_buf_free(&b);
+    assert_null(b.data);
+    assert_int_equal(b.limit, 10000); /* kept for reuse */
+    vs_buf u = {0};
+    assert_int_equal(vs_buf_append(&u, "abc", 3), VS_OK);
+    vs_alloc_fail_after(0);
+    char big[8192] = {0};
+    assert_int_equal(vs_buf_append(&u, big, sizeof big), VS_ERR_NOMEM);
+    vs_alloc_fail_after(-1);
+    assert_int_equal(u.len, 3);
+    assert_string_equal((char *)u.data, "abc");
+    /* the curl callback: a refused chunk aborts (returns 0) with the reason */
+    vs_buf_sink sk = {.buf.limit = 5};
+    assert_int_equal(vs_buf_curl_write("hello", 1, 5, &sk), 5);
+    assert_int_equal(vs_buf_curl_write("!", 1, 1, &sk), 0);
+    assert_int_equal(sk.rc, VS_ERR_TOO_LARGE);
+    vs_buf_free(&sk.buf);
+    vs_buf_free(&u);
+}
+
+/* vs_strset: add/has, duplicates, growth past many entries. */
+static void test_strset(void **state) {
+    (void)state;
+    vs_strset s = {0};
+    assert_false(vs_strset_has(&s, "a"));
+    char k[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "http://h/%d", i);
+        assert_int_equal(vs_strset_add(&s, k), 1);
+    }
+    assert_int_equal(vs_strset_add(&s, "http://h/42"), 0);
+    assert_true(vs_strset_has(&s, "http://h/4999"));
+    assert_false(vs_strset_has(&s, "http://h/5000"));
+    assert_int_equal(s.n, 5000);
+    vs_alloc_fail_after(0);
+    assert_int_equal(vs_strset_add(&s, "new"), -1);
+    vs_alloc_fail_after(-1);
+    assert_false(vs_strset_has(&s, "new"));
+    vs_strset_free(&s);
+    assert_int_equal(s.n, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fail_formats_and_returns_code),
         cmocka_unit_test(test_calloc_overflow_is_refused),
         cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_strset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
