@@ -599,12 +599,29 @@ static void heap_offer(const vs_flat *f, vs_flat_hit *h, int *n, int k, uint32_t
     }
 }
 
-void vs_flat_search(const vs_flat *f, const float *query, const vs_filter *flt, int top_k, float threshold,
-                    vs_flat_hit *hits, int *n_hits) {
+uint32_t vs_flat_rows(const vs_flat *f, const vs_filter *flt) {
+    int64_t bi = block_find(f, flt->tenant_id);
+    return bi < 0 ? 0 : f->blocks[bi].n;
+}
+
+/* Heap-sorts h[0..n) in place, best first: repeatedly moves the worst (the
+ * root of the worst-at-root heap) to the end. */
+static void heap_sort(const vs_flat *f, vs_flat_hit *h, int n) {
+    for (int m = n; m > 1; m--) {
+        vs_flat_hit t = h[0];
+        h[0] = h[m - 1];
+        h[m - 1] = t;
+        heap_down(f, h, m - 1, 0);
+    }
+}
+
+void vs_flat_search_rows(const vs_flat *f, const float *query, const vs_filter *flt, int top_k, float threshold,
+                         uint32_t begin, uint32_t end, vs_flat_hit *hits, int *n_hits) {
     *n_hits = 0;
     int64_t bi = block_find(f, flt->tenant_id);
     if (bi < 0 || top_k < 1) return;
     const fblock *b = &f->blocks[bi];
+    if (end > b->n) end = b->n;
     const size_t dim = (size_t)f->dim;
     fquery fq;
     fquery_init(&fq, flt);
@@ -612,7 +629,7 @@ void vs_flat_search(const vs_flat *f, const float *query, const vs_filter *flt, 
     /* Rows are scanned in memory order; the heap root is the k-th best so far,
      * so once the heap is full almost every row costs one compare. */
     float bar = threshold;
-    for (uint32_t r = 0; r < b->n; r++) {
+    for (uint32_t r = begin; r < end; r++) {
         uint32_t slot = b->slots[r];
         if (fq.narrow && !row_matches(f, b, r, &fq)) continue;
         float s = vs_flat_dot(query, b->vecs + (size_t)r * dim, dim);
@@ -620,13 +637,21 @@ void vs_flat_search(const vs_flat *f, const float *query, const vs_filter *flt, 
         heap_offer(f, hits, &n, top_k, slot, s);
         if (n == top_k && hits[0].score > bar) bar = hits[0].score;
     }
-    /* Heap-sort in place: repeatedly move the worst to the end. */
-    for (int m = n; m > 1; m--) {
-        vs_flat_hit t = hits[0];
-        hits[0] = hits[m - 1];
-        hits[m - 1] = t;
-        heap_down(f, hits, m - 1, 0);
-    }
+    heap_sort(f, hits, n);
+    *n_hits = n;
+}
+
+void vs_flat_search(const vs_flat *f, const float *query, const vs_filter *flt, int top_k, float threshold,
+                    vs_flat_hit *hits, int *n_hits) {
+    vs_flat_search_rows(f, query, flt, top_k, threshold, 0, UINT32_MAX, hits, n_hits);
+}
+
+void vs_flat_merge(const vs_flat *f, const vs_flat_hit *const *parts, const int *n_parts, int np, int top_k,
+                   vs_flat_hit *hits, int *n_hits) {
+    int n = 0;
+    for (int p = 0; p < np; p++)
+        for (int i = 0; i < n_parts[p]; i++) heap_offer(f, hits, &n, top_k, parts[p][i].slot, parts[p][i].score);
+    heap_sort(f, hits, n);
     *n_hits = n;
 }
 
