@@ -33,6 +33,9 @@
 #define CRAWL_SEEN_OUT_MAX 100000        /* distinct out-of-scope URLs remembered */
 #define CRAWL_BATCH 64                   /* URLs per sink->discovered call */
 #define CRAWL_PROGRESS_MS 250
+#define CRAWL_MAX_RETRIES 2              /* per URL, after 429 Too Many Requests / 503 */
+#define CRAWL_RETRY_DEFAULT_MS 5000      /* wait when the answer gave no Retry-After */
+#define CRAWL_RETRY_MAX_MS 120000        /* a longer Retry-After is cut to this */
 
 enum { ROBOTS_UNKNOWN = 0, ROBOTS_FETCHING, ROBOTS_READY };
 
@@ -41,6 +44,7 @@ typedef struct item {
     struct item *next;
     char *url, *referrer;
     int depth, redirects;
+    int retries;           /* 429/503 answers so far */
     vs_crawl_kind kind;
 } item;
 
@@ -114,6 +118,7 @@ static void opts_defaults(vs_crawl_opts *o) {
     if (o->max_transfers <= 0) o->max_transfers = 16;
     if (o->timeout_ms <= 0) o->timeout_ms = 15000;
     if (o->max_redirects <= 0) o->max_redirects = 5;
+    if (o->retry_wait_ms <= 0) o->retry_wait_ms = CRAWL_RETRY_DEFAULT_MS;
     if (o->max_page_bytes == 0) o->max_page_bytes = 4u << 20;
     if (o->max_page_bytes > VS_HTML_MAX_BYTES) o->max_page_bytes = VS_HTML_MAX_BYTES;
     if (o->max_image_bytes == 0) o->max_image_bytes = 16u << 20;
@@ -457,14 +462,19 @@ static vs_err start(vs_crawl *c, host *h, item *it, const char *url, vs_error *e
     return VS_OK;
 }
 
-/* Reports a failed URL to the sink. */
-static void url_error(vs_crawl *c, const item *it, const char *msg) {
-    if (!it->referrer[0] && !c->seed_error[0]) snprintf(c->seed_error, sizeof c->seed_error, "%s", msg);
+/* Passes one line about a URL to the sink. */
+static void report(vs_crawl *c, const item *it, const char *msg) {
     if (!c->sink.url_error) return;
     vs_crawl_url u = {.depth = it->depth, .redirects = it->redirects, .kind = it->kind};
     snprintf(u.url, sizeof u.url, "%s", it->url);
     snprintf(u.referrer, sizeof u.referrer, "%.*s", (int)sizeof u.referrer - 1, it->referrer);
     c->sink.url_error(c->sink.ctx, &u, msg);
+}
+
+/* Reports a failed URL (remembering it when it is the seed's failure). */
+static void url_error(vs_crawl *c, const item *it, const char *msg) {
+    if (!it->referrer[0] && !c->seed_error[0]) snprintf(c->seed_error, sizeof c->seed_error, "%s", msg);
+    report(c, it, msg);
 }
 
 /* Tells the sink the URL is finished, then frees its entry. */
@@ -600,6 +610,29 @@ static int image_done(vs_crawl *c, item *it, const vs_fetch_result *r) {
     return 1;
 }
 
+/* A 429 or 503 asks us to slow down: the host waits Retry-After (or a
+ * default growing with each try, capped) before its next request, and the
+ * URL goes back to the head of its queue, at most CRAWL_MAX_RETRIES times.
+ * Returns 1 when the URL was requeued. */
+static int retry_later(vs_crawl *c, host *h, item *it, const vs_fetch_result *r) {
+    if ((r->http_status != 429 && r->http_status != 503) || it->retries >= CRAWL_MAX_RETRIES) return 0;
+    int64_t wait = r->retry_after_s > 0 ? (int64_t)r->retry_after_s * 1000 : (int64_t)c->o.retry_wait_ms * (it->retries + 1);
+    if (wait > CRAWL_RETRY_MAX_MS) wait = CRAWL_RETRY_MAX_MS;
+    if (wait < h->delay_ms) wait = h->delay_ms;
+    it->retries++;
+    it->next = h->head;
+    h->head = it;
+    if (!h->tail) h->tail = it;
+    c->pending++;
+    int64_t at = vs_now_ms() + wait;
+    if (at > h->next_ok_ms) h->next_ok_ms = at;
+    char msg[128];
+    snprintf(msg, sizeof msg, "HTTP %ld, retrying in %.1f s (try %d of %d)", r->http_status, wait / 1000.0,
+             it->retries + 1, CRAWL_MAX_RETRIES + 1);
+    report(c, it, msg);
+    return 1;
+}
+
 /* Extracts a page's images and, below the depth limit, its links. */
 static void page_done(vs_crawl *c, item *it, const vs_fetch_result *r) {
     c->k.pages_fetched++;
@@ -648,6 +681,8 @@ static void on_done(vs_crawl *c, CURLMsg *msg) {
         if (!it) x->h->robots_state = ROBOTS_UNKNOWN;
     } else if (!it) {
         robots_done(c, x->h, rc, &r, &e);
+    } else if (rc == VS_ERR_IO && retry_later(c, x->h, it, &r)) {
+        it = NULL; /* back in its queue, not finished */
     } else if (rc != VS_OK) {
         int skipped = it->kind == VS_CRAWL_IMAGE && (rc == VS_ERR_TOO_LARGE || rc == VS_ERR_UNSUPPORTED) &&
                       strstr(e.msg, "address not allowed") == NULL;

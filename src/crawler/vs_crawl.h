@@ -55,6 +55,7 @@ typedef struct vs_crawl_opts {
     int max_transfers;            /* transfers in flight in all (16) */
     int timeout_ms;               /* per transfer (15000) */
     int max_redirects;            /* per URL chain (5) */
+    int retry_wait_ms;            /* after a 429/503 without Retry-After, times the try (5000) */
     size_t max_page_bytes;        /* larger pages are aborted mid-transfer (4 MiB) */
     size_t max_image_bytes;       /* larger images are aborted mid-transfer (16 MiB) */
     const char *user_agent;       /* "visage/0.1 (+https://github.com/visage/visage)" */

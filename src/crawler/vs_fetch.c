@@ -481,6 +481,8 @@ vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *ou
     if (res != CURLE_OK && !(c->truncated && res == CURLE_WRITE_ERROR))
         return transfer_error(x->h, res, x->url, &x->o, c, x->errbuf, err);
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &out->http_status);
+    curl_off_t ra = 0;
+    if (curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) out->retry_after_s = (long)ra;
     /* a 2xx body shorter than check_bytes is checked whole, at the end */
     if (c->check_head && !c->checked && out->http_status >= 200 && out->http_status < 300 &&
         (c->rejected = c->check_head(c->check_ctx, c->body.data ? c->body.data : (const uint8_t *)"", c->body.len)))

@@ -44,6 +44,8 @@ typedef struct vs_fetch_result {
     char content_type[128];
     char final_url[2048];
     char redirect_url[2048];   /* absolute Location of a 3xx (no_follow only) */
+    long retry_after_s;        /* Retry-After of the answer in seconds (kept also
+                                  on an HTTP error), 0 when none */
 } vs_fetch_result;
 
 /* Errors: VS_ERR_INVALID_ARG (bad URL or scheme, bad allow_cidrs),

@@ -59,6 +59,7 @@ static req_rec g_log[LOG_MAX];
 static int g_n_log;
 static atomic_long g_seq;           /* orders server requests and sink events */
 static atomic_int g_robots_variant; /* which robots.txt is served */
+static atomic_int g_busy_left;      /* /busy.html answers 429 this many more times */
 static char g_big_robots[700 * 1024]; /* rules, 600 KiB of comments, then a rule past the 512 KiB read */
 static atomic_size_t g_huge_sent;   /* bytes of /huge.jpg handed to MHD */
 static atomic_int g_slow_started, g_release, g_stopping;
@@ -227,6 +228,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return html(conn, buf);
     }
     if (!strncmp(url, "/g/", 3)) return jpeg(conn, (url[3] - '0') % N_JPEG);
+    if (!strcmp(url, "/busy.html")) {
+        if (atomic_fetch_sub(&g_busy_left, 1) > 0) {
+            struct MHD_Response *r = MHD_create_response_from_buffer(4, "slow", MHD_RESPMEM_PERSISTENT);
+            MHD_add_response_header(r, "Retry-After", "1");
+            enum MHD_Result ret = MHD_queue_response(conn, 429, r);
+            MHD_destroy_response(r);
+            return ret;
+        }
+        return html(conn, "<html><body><img src=\"/img/a.jpg\"></body></html>");
+    }
+    if (!strcmp(url, "/down.html")) return text(conn, 503, "maintenance");
     if (!strcmp(url, "/small.html"))
         return html(conn, "<html><body><img src=\"/img/a.jpg\"><a href=\"/img/copy.jpg\">c</a>"
                           "<a href=\"/old\">o</a><a href=\"new.html\">n</a><a href=\"/missing.html\">m</a>"
@@ -1217,6 +1229,39 @@ static void test_alloc_failures(void **state) {
     assert_discovered_all_done();
 }
 
+/* 429 with Retry-After: the URL is asked again after that many seconds and
+ * then crawled; a 503 that never ends is given up after three tries. */
+static void test_retry_after(void **state) {
+    (void)state;
+    reset();
+    atomic_store(&g_busy_left, 1);
+    vs_crawl_opts o = site_opts();
+    vs_crawl_counts k;
+    vs_error e = {0};
+    char seed_err[VS_ERROR_MSG_MAX];
+    if (crawl_site(&o, "/busy.html", NULL, &k, &e, seed_err, sizeof seed_err) != VS_OK) fail_msg("crawl: %s", e.msg);
+    assert_int_equal(log_count(0, "/busy.html"), 2);
+    assert_int_equal(k.pages_fetched, 1);
+    assert_int_equal(k.images_saved, 1);
+    assert_int_equal(k.errors, 0);
+    static req_rec snap[LOG_MAX];
+    int n = log_snapshot(snap);
+    int64_t first = -1, second = -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(snap[i].path, "/busy.html")) {
+            if (first < 0) first = snap[i].t_ms;
+            else second = snap[i].t_ms;
+        }
+    assert_true(second - first >= 950); /* Retry-After: 1 */
+
+    reset();
+    o.retry_wait_ms = 100;
+    if (crawl_site(&o, "/down.html", NULL, &k, &e, seed_err, sizeof seed_err) != VS_OK) fail_msg("crawl: %s", e.msg);
+    assert_int_equal(log_count(0, "/down.html"), 3);
+    assert_int_equal(k.errors, 1);
+    assert_non_null(strstr(seed_err, "HTTP 503"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalise),
@@ -1230,6 +1275,7 @@ int main(void) {
         cmocka_unit_test(test_politeness_delay),
         cmocka_unit_test(test_crawl_delay_honoured),
         cmocka_unit_test(test_seed_error),
+        cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_address_policy),
         cmocka_unit_test(test_stop_before_run),
         cmocka_unit_test(test_stop_while_running),
