@@ -44,6 +44,7 @@
 
 #include "vs_alloc.h"
 #include "vs_buf.h"
+#include "vs_pool.h"
 #include "vs_hash.h"
 #include "vs_sigv4.h"
 #include "vs_store_internal.h"
@@ -61,6 +62,7 @@
 #define PREALLOC_MAX ((size_t)64 << 20)  /* trust a Content-Length this far when allocating */
 #define TOKEN_MAX 2048             /* S3's are ~100 bytes; encoded, it still fits in URL_MAX */
 #define POOL_MAX 8
+#define PUT_LANES 8              /* PUTs of one put_many in flight at once */
 #define CT_MAX 255
 #define URL_MAX 12288
 
@@ -84,6 +86,7 @@ typedef struct s3_store {
     pthread_mutex_t mu;          /* guards pool */
     CURL *pool[POOL_MAX];
     int n_pool;
+    vs_pool *uploads;            /* put_many's PUTs in flight at once (network-bound) */
 } s3_store;
 
 /* One request and, once performed, its answer. */
@@ -626,12 +629,40 @@ static vs_err s3_put(vs_store *st, const char *bucket, const char *key, const vo
 
 /* S3 has no group commit: every PUT is durable on its 200, so a batch is
  * the puts one after the other, stopping at the first failure. */
+/* One share of a put_many: every PUT_LANES-th blob from its lane index;
+ * the first failure of the lane is kept, and the lane stops there. */
+typedef struct put_lanes {
+    s3_store *s;
+    const vs_blob *b;
+    int n, lanes;
+    vs_err rc[PUT_LANES];
+    vs_error err[PUT_LANES];
+} put_lanes;
+
+static void put_lane(void *ctx, int lane) {
+    put_lanes *p = ctx;
+    for (int i = lane; i < p->n && p->rc[lane] == VS_OK; i += p->lanes)
+        p->rc[lane] = s3_put(&p->s->base, p->b[i].bucket, p->b[i].key, p->b[i].data, p->b[i].len, NULL, &p->err[lane]);
+}
+
+/* The PUTs of a batch, PUT_LANES at a time: S3 latency, not bandwidth,
+ * bounds a batch of small images, so they go in parallel. Each PUT is
+ * durable when it returns; on failure some may have been written, which a
+ * retried batch overwrites with the same bytes. */
 static vs_err s3_put_many(vs_store *st, const vs_blob *b, int n, vs_error *err) {
-    for (int i = 0; i < n; i++) {
-        vs_err rc = s3_put(st, b[i].bucket, b[i].key, b[i].data, b[i].len, NULL, err);
-        if (rc != VS_OK) return rc;
-    }
-    return VS_OK;
+    s3_store *s = (s3_store *)st;
+    put_lanes *p = vs_calloc(1, sizeof *p);
+    if (!p) return vs_fail(err, VS_ERR_NOMEM, "store put_many: out of memory");
+    p->s = s;
+    p->b = b;
+    p->n = n;
+    p->lanes = n < PUT_LANES ? n : PUT_LANES;
+    vs_pool_run(s->uploads, p->lanes, put_lane, p);
+    vs_err rc = VS_OK;
+    for (int i = 0; i < p->lanes && rc == VS_OK; i++)
+        if ((rc = p->rc[i]) != VS_OK && err) *err = p->err[i];
+    vs_free(p);
+    return rc;
 }
 
 /* GET of a whole object, refusing one whose Content-Length passes max_bytes
@@ -840,6 +871,7 @@ static int s3_presign_get(vs_store *st, const char *bucket, const char *key, int
 static void s3_close(vs_store *st) {
     s3_store *s = (s3_store *)st;
     if (!s) return;
+    vs_pool_free(s->uploads);
     for (int i = 0; i < s->n_pool; i++) curl_easy_cleanup(s->pool[i]);
     pthread_mutex_destroy(&s->mu);
     if (s->secret_key) memset(s->secret_key, 0, strlen(s->secret_key));
@@ -947,6 +979,7 @@ vs_err vs_store_s3_open(const char *spec, vs_store **out, vs_error *err) {
     if (!s) return vs_fail(err, VS_ERR_NOMEM, "store s3");
     s->base.ops = &s3_ops;
     pthread_mutex_init(&s->mu, NULL);
+    s->uploads = vs_pool_new(PUT_LANES - 1); /* NULL: put_many runs its lanes one after another */
     if (plen) snprintf(s->prefix, sizeof s->prefix, "%.*s-", (int)plen, spec);
     vs_err rc = VS_OK;
     s->access_key = vs_strdup(ak);
