@@ -386,6 +386,24 @@ describe('POST /api/v1/crawl', () => {
     }
   });
 
+  it('visage crawl --server starts the job on the server and follows it until its images are processed', async () => {
+    const small = await startSite({ flat: { pages: 1, images: 2 } });
+    try {
+      const r = await runCrawl([small.base + '/', '--server', s.base, '--key', keyA, '--depth', '1', '--delay', '0.02']);
+      assert.equal(r.code, 0, describeRun(r));
+      checkJobShape(r.job);
+      assert.equal(r.job.tenant, 'alpha');
+      assert.equal(r.job.state, 'done');
+      assert.equal(r.job.images_saved, 2);
+      assert.equal(r.job.images_processed, 2, 'returned only once the images were processed');
+      const bad = await runCrawl([small.base + '/', '--server', s.base, '--key', 'vsk_wrong']);
+      assert.equal(bad.code, 1, describeRun(bad));
+      assert.match(bad.stderr, /401/);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('refuses a loopback seed unless VISAGE_FETCH_ALLOW covers it, before any request', async () => {
     const site2 = await startSite({ flat: { pages: 1, images: 0 } });
     const dir2 = L.tmpDir('crawl-api-deny');
