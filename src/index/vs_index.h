@@ -54,8 +54,10 @@ typedef struct vs_index_ops {
                          int64_t *deleted, vs_error *err);
     vs_err (*delete_filter)(vs_index *ix, const char *coll, const vs_filter *f, int64_t *deleted, vs_error *err);
     vs_err (*count)(vs_index *ix, const char *coll, const vs_filter *f, int64_t *n, vs_error *err);
-    /* Every matching point in id order from after `after_id` (NULL = start),
-     * at most limit; *next receives the last id seen or "" at the end. */
+    /* Every matching point, at most limit per call, in a stable order that
+     * resumes after `after_id` (NULL = start); *next receives the last id
+     * seen or "" at the end. The embedded backend's order is the ids' string
+     * order; Qdrant's is the order of the point UUIDs it derives from them. */
     vs_err (*scroll)(vs_index *ix, const char *coll, const vs_filter *f, const char *after_id, int limit,
                      vs_point_cb cb, void *ctx, char next[VS_POINT_ID_MAX], vs_error *err);
     /* Best top_k points with score >= threshold, best first. *hits is a new
