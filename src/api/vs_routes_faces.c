@@ -70,6 +70,10 @@ void vs_route_image_get(vs_req *r, const char *sha256) {
     vs_err rc = vs_image_record_get(r->app->catalog, r->tenant, sha256, sha256 ? NULL : ext, &st, &rec, sha, &err);
     if (rc == VS_ERR_NOT_FOUND) return vs_reply_error(r, 404, "not_found", "image not found");
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    if (st == VS_IMG_ERASED) {
+        vs_free(rec);
+        return vs_reply_error(r, 404, "not_found", "image was erased");
+    }
     json_t *o = rec ? json_loads(rec, 0, NULL) : NULL;
     vs_free(rec);
     if (!o) o = json_object();
@@ -89,14 +93,22 @@ void vs_route_image_delete(vs_req *r, const char *sha256) {
     vs_image_status st;
     vs_error err = {0};
     vs_err had = vs_image_record_get(r->app->catalog, r->tenant, sha256, NULL, &st, NULL, NULL, &err);
+    const char *sup = vs_req_query(r, "suppress");
+    if (sup && strcmp(sup, "true") != 0 && strcmp(sup, "false") != 0)
+        return vs_reply_error(r, 400, "bad_request", "'suppress' must be true or false");
+    /* only an image the tenant had is remembered as erased: an unknown
+     * sha256 leaves no trace */
+    int suppress = (!sup || !strcmp(sup, "true")) && had == VS_OK;
+    if (suppress && st == VS_IMG_ERASED) return vs_reply_error(r, 404, "not_found", "image was erased already");
     int64_t faces = 0;
-    vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, &faces, &err);
+    vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, suppress, &faces, &err);
     int64_t crawled = 0; /* and where the crawler found it */
     if (rc == VS_OK && r->app->crawl.db) rc = vs_crawl_images_forget(r->app->crawl.db, r->tenant, sha256, &crawled, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     if (crawled > 0) had = VS_OK;
     if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");
-    vs_reply_json(r, 200, json_pack("{s:s,s:b,s:I}", "image_sha256", sha256, "erased", 1, "faces_deleted", (json_int_t)faces));
+    vs_reply_json(r, 200, json_pack("{s:s,s:b,s:b,s:I}", "image_sha256", sha256, "erased", 1, "suppressed", suppress,
+                                    "faces_deleted", (json_int_t)faces));
 }
 
 void vs_route_blob(vs_req *r, const char *bucket_and_key) {

@@ -166,7 +166,16 @@ static void commit_items(vs_req *r, item_result *items, int n, int64_t *ids) {
     }
     if (rc == VS_OK && k) rc = vs_store_put_many(a->store, blobs, k, &e);
     if (rc == VS_OK && k) rc = vs_image_records_queue(a->catalog, r->tenant, shas, exts, k, done, &e);
-    /* exact duplicates of this tenant (already done) are not queued again */
+    /* exact duplicates of this tenant (already done) are not queued again;
+     * erased images are refused, and the raw copy just written is removed */
+    for (int j = 0; rc == VS_OK && j < k; j++) {
+        if (done[j] != 2) continue;
+        vs_store_del(a->store, blobs[j].bucket, blobs[j].key, NULL);
+        char msg[256];
+        snprintf(msg, sizeof msg, "image %s was erased for this tenant and is not indexed again "
+                 "(DELETE /api/v1/images/%s?suppress=false lifts that)", shas[j], shas[j]);
+        item_fail(&items[which[j]], 409, "erased", msg);
+    }
     char **todo = vs_calloc((size_t)(k ? k : 1), sizeof *todo);
     int64_t *todo_ids = vs_calloc((size_t)(k ? k : 1), sizeof *todo_ids);
     int nt = 0;
@@ -174,16 +183,18 @@ static void commit_items(vs_req *r, item_result *items, int n, int64_t *ids) {
     for (int j = 0; rc == VS_OK && j < k; j++)
         if (!done[j]) todo[nt++] = bodies[j];
     if (rc == VS_OK && nt) rc = a->queue->ops->push(a->queue, (const char *const *)todo, nt, todo_ids, &e);
+    int k_erased = 0;
     for (int j = 0, t = 0; j < k; j++) {
         if (rc != VS_OK) item_fail(&items[which[j]], rc == VS_ERR_NOMEM ? 500 : 503, rc == VS_ERR_NOMEM ? "internal" : "backend_unavailable", e.msg);
-        else if (done[j]) items[which[j]].duplicate = 1;
+        else if (done[j] == 1) items[which[j]].duplicate = 1;
+        else if (done[j] == 2) k_erased++; /* refused above */
         else ids[which[j]] = todo_ids[t++];
         free(bodies[j]);
     }
     vs_free(todo);
     vs_free(todo_ids);
     vs_free(done);
-    if (rc == VS_OK) atomic_fetch_add(&a->ingest_accepted, k);
+    if (rc == VS_OK) atomic_fetch_add(&a->ingest_accepted, k - k_erased);
     vs_free(blobs);
     vs_free(shas);
     vs_free(exts);

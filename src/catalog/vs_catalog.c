@@ -238,6 +238,7 @@ const char *vs_image_status_name(vs_image_status s) {
     case VS_IMG_PROCESSING: return "processing";
     case VS_IMG_DONE: return "done";
     case VS_IMG_FAILED: return "failed";
+    case VS_IMG_ERASED: return "erased";
     }
     return "unknown";
 }
@@ -258,7 +259,8 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)"
         " ON CONFLICT(tenant_id, sha256) DO UPDATE SET"
         " external_id = COALESCE(excluded.external_id, images.external_id), status = excluded.status,"
-        " record_json = COALESCE(excluded.record_json, images.record_json), updated_at = excluded.updated_at";
+        " record_json = COALESCE(excluded.record_json, images.record_json), updated_at = excluded.updated_at"
+        " WHERE images.status != 4"; /* VS_IMG_ERASED stays */
     pthread_mutex_lock(&c->mu);
     sqlite3_stmt *st = NULL;
     rc = prepare(c, sql, "put image record", &st, err);
@@ -289,7 +291,8 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
         " VALUES(?1, ?2, ?3, 0, NULL, ?4, ?4)"
         " ON CONFLICT(tenant_id, sha256) DO UPDATE SET"
         " external_id = COALESCE(excluded.external_id, images.external_id),"
-        " status = CASE WHEN images.status = 3 THEN 0 ELSE images.status END, updated_at = excluded.updated_at";
+        " status = CASE WHEN images.status = 3 THEN 0 ELSE images.status END, updated_at = excluded.updated_at"
+        " WHERE images.status != 4"; /* VS_IMG_ERASED stays */
     pthread_mutex_lock(&c->mu);
     sqlite3_stmt *st = NULL, *q = NULL;
     rc = exec_sql(c, "BEGIN IMMEDIATE", "begin queue image records", err);
@@ -307,7 +310,8 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
                 rc = db_fail(c, err, "queue image records");
                 break;
             }
-            already_done[i] = step == SQLITE_ROW && sqlite3_column_int(q, 0) == VS_IMG_DONE;
+            int was = step == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+            already_done[i] = was == VS_IMG_DONE ? 1 : was == VS_IMG_ERASED ? 2 : 0;
         }
         sqlite3_reset(st);
         bind_text(st, 1, tenant);
@@ -388,6 +392,30 @@ vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha
         if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "delete image record");
         else if (sqlite3_changes(c->db) == 0)
             rc = vs_fail(err, VS_ERR_NOT_FOUND, "image %.64s not found in tenant %s", sha256, tenant);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+vs_err vs_image_record_mark_erased(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err) {
+    vs_err rc = check_tenant(tenant, "image record erase", err);
+    if (rc != VS_OK) return rc;
+    if (!valid_sha256(sha256))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image record erase: sha256 must be 64 lower-case hex digits");
+    static const char *sql =
+        "INSERT INTO images(tenant_id, sha256, external_id, status, record_json, created_at, updated_at)"
+        " VALUES(?1, ?2, NULL, 4, NULL, ?3, ?3)"
+        " ON CONFLICT(tenant_id, sha256) DO UPDATE SET external_id = NULL, status = 4, record_json = NULL,"
+        " updated_at = excluded.updated_at";
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(c, sql, "erase image record", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, tenant);
+        bind_text(st, 2, sha256);
+        sqlite3_bind_int64(st, 3, vs_wall_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "erase image record");
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&c->mu);

@@ -30,22 +30,28 @@ vs_err vs_tenant_for_key(vs_catalog *c, const char *key, char tenant_out[VS_TENA
  * -1 when the catalog cannot be read (not 0: fails closed). */
 int64_t vs_tenant_count(vs_catalog *c);
 
+/* ERASED: the image was erased and is remembered only by its sha256 (no
+ * record, no external id), so that it is never indexed again for the tenant
+ * (a re-crawl, a re-post) until the tenant lifts that. */
 typedef enum vs_image_status {
-    VS_IMG_QUEUED = 0, VS_IMG_PROCESSING, VS_IMG_DONE, VS_IMG_FAILED
+    VS_IMG_QUEUED = 0, VS_IMG_PROCESSING, VS_IMG_DONE, VS_IMG_FAILED, VS_IMG_ERASED
 } vs_image_status;
 
 const char *vs_image_status_name(vs_image_status s);
 
 /* Inserts or updates the record of (tenant, sha256). external_id and
  * record_json may be NULL to keep the stored value. sha256 must be 64
- * lower-case hex digits and tenant a valid name, else VS_ERR_INVALID_ARG. */
+ * lower-case hex digits and tenant a valid name, else VS_ERR_INVALID_ARG.
+ * An ERASED image stays ERASED (a late result of a processing that raced
+ * the erasure changes nothing); status ERASED itself is not accepted here. */
 vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
                            vs_image_status status, const char *record_json, vs_error *err);
 /* Marks n images as queued in one transaction (one sync for the batch):
  * new ones are inserted as QUEUED, FAILED ones go back to QUEUED, the others
  * keep their status. external_ids may be NULL, or hold NULLs. When
  * already_done is not NULL, already_done[i] is set to 1 for images that
- * were DONE before the call (exact duplicates: nothing to process). */
+ * were DONE before the call (exact duplicates: nothing to process), 2 for
+ * ERASED ones (they stay ERASED: not to be processed), else 0. */
 vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *const *sha256,
                               const char *const *external_ids, int n, int *already_done, vs_error *err);
 
@@ -65,5 +71,10 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
                                 int64_t *processed, int64_t *faces_found, vs_error *err);
 /* Removes the record of (tenant, sha256); none -> VS_ERR_NOT_FOUND. */
 vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
+
+/* Erasure's last step: the record becomes an ERASED marker (record_json and
+ * external_id dropped) so the image is not indexed again; created when the
+ * tenant had no record. */
+vs_err vs_image_record_mark_erased(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
 
 #endif

@@ -55,7 +55,8 @@ static int has_face(job_run *jr, const vs_crawl_image *img) {
     return yes;
 }
 
-/* Stores, records and queues one new image; *dup when the tenant had it. */
+/* Stores, records and queues one new image; *dup = 1 when the tenant had
+ * it, 2 when the tenant erased it (then nothing is kept or queued). */
 static vs_err save_image(job_run *jr, const vs_crawl_image *img, const char *sha, vs_image_format fmt, int *dup,
                          vs_error *err) {
     const vs_crawl_env *env = jr->env;
@@ -72,6 +73,7 @@ static vs_err save_image(job_run *jr, const vs_crawl_image *img, const char *sha
     int done = 0;
     vs_err rc = vs_store_put(env->store, m->bucket, m->key, img->data, img->len, NULL, err);
     if (rc == VS_OK) rc = vs_image_records_queue(env->catalog, m->tenant, shas, NULL, 1, &done, err);
+    if (rc == VS_OK && done == 2) vs_store_del(env->store, m->bucket, m->key, NULL);
     char *body = NULL;
     if (rc == VS_OK && !done && !(body = vs_ingest_msg_json(m))) rc = vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory");
     if (rc == VS_OK && !done) rc = env->queue->ops->push(env->queue, (const char *const *)&body, 1, NULL, err);
@@ -106,6 +108,11 @@ static vs_err sink_image(void *ctx, const vs_crawl_image *img, vs_crawl_image_ou
     int dup = 0;
     vs_err rc = env->no_ingest ? VS_OK : save_image(jr, img, sha, fmt, &dup, err);
     if (rc != VS_OK) return rc;
+    if (dup == 2) { /* the tenant erased this image: it stays out */
+        *out = VS_CRAWL_IMG_SKIPPED;
+        run_log(jr, "visage: crawl: image erased for this tenant, not indexed again %s%s", img->url, "");
+        return VS_OK;
+    }
     if (!env->no_ingest && !dup) { /* recorded with the URL's done mark and the counts, in sink_done */
         memcpy(jr->saved_sha, sha, sizeof sha);
         snprintf(jr->saved_url, sizeof jr->saved_url, "%s", img->url);

@@ -119,7 +119,11 @@ static vs_err add_thumb(blob_set *bs, const vs_image *img, int px, const char *b
 /* Writes points and record into the local index and catalog. */
 static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char *sha, const char *external_id,
                            vs_image_status st, const char *rec, const vs_point *pts, int n, int dim, vs_error *err) {
-    vs_err rc = VS_OK;
+    vs_image_status now;
+    vs_err rc = vs_image_record_get(p->catalog, tenant, sha, NULL, &now, NULL, NULL, err);
+    if (rc == VS_OK && now == VS_IMG_ERASED) return VS_OK; /* erased while it was being processed: keep it out */
+    if (rc != VS_OK && rc != VS_ERR_NOT_FOUND) return rc;
+    rc = VS_OK;
     if (n > 0) {
         rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION,
                                               err);
@@ -374,7 +378,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     *result = VS_PROCESSED;
     if (faces_indexed) *faces_indexed = 0;
     vs_err rc = p->catalog ? vs_image_record_get(p->catalog, m->tenant, m->sha256, NULL, &st, NULL, NULL, err) : VS_ERR_NOT_FOUND;
-    if (rc == VS_OK && st == VS_IMG_DONE) { /* step 6a: exact duplicate of this tenant */
+    if (rc == VS_OK && (st == VS_IMG_DONE || st == VS_IMG_ERASED)) { /* step 6a: exact duplicate, or erased */
         *result = VS_PROCESS_DUPLICATE;
         return VS_OK;
     }
@@ -465,8 +469,8 @@ static vs_err delete_prefix(const vs_pipeline *p, const char *bucket, const char
     return rc != VS_OK ? rc : d.rc;
 }
 
-vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int64_t *faces_deleted,
-                      vs_error *err) {
+vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
+                      int64_t *faces_deleted, vs_error *err) {
     vs_filter f = {.tenant_id = tenant, .image_sha256 = sha256};
     int64_t n = 0;
     char prefix[512];
@@ -480,7 +484,9 @@ vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha2
     snprintf(prefix, sizeof prefix, "%s/%s.", tenant, sha256);
     if (rc == VS_OK) rc = delete_prefix(p, "raw-images", prefix, err);
     if (rc == VS_OK) rc = vs_identity_forget(p, tenant, sha256, NULL, err);
-    if (rc == VS_OK) rc = vs_image_record_delete(p->catalog, tenant, sha256, err);
+    if (rc == VS_OK)
+        rc = suppress ? vs_image_record_mark_erased(p->catalog, tenant, sha256, err)
+                      : vs_image_record_delete(p->catalog, tenant, sha256, err);
     if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
     if (faces_deleted) *faces_deleted = n;
     return rc;

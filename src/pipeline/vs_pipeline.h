@@ -69,7 +69,7 @@ vs_err vs_ingest_msg_parse(const char *json, vs_ingest_msg *msg, vs_error *err);
 /* Outcome of one process_image call. */
 typedef enum vs_process_result {
     VS_PROCESSED = 0,        /* record written, points upserted */
-    VS_PROCESS_DUPLICATE,    /* this tenant already has this image: nothing redone */
+    VS_PROCESS_DUPLICATE,    /* this tenant already has this image, or erased it: nothing (re)done */
     VS_PROCESS_REJECTED,     /* permanent failure (not an image...): record says why, do not retry */
 } vs_process_result;
 
@@ -89,8 +89,11 @@ void vs_raw_key(const char *tenant, const char *sha256, const char *ext, char *k
 
 /* Removes every trace of an image of a tenant: its points, crops, thumbs,
  * raw file, record, and identity samples taken from it (centroids are
- * recomputed). *faces_deleted may be NULL. */
-vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int64_t *faces_deleted,
-                      vs_error *err);
+ * recomputed). With suppress, the record is replaced by an ERASED marker
+ * (its sha256 only) so the image is never indexed again for the tenant;
+ * without, the record goes too (and an existing marker is lifted).
+ * *faces_deleted may be NULL. */
+vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
+                      int64_t *faces_deleted, vs_error *err);
 
 #endif

@@ -338,6 +338,13 @@ describe('POST /api/v1/crawl', () => {
     assert.equal(del.status, 200, firstPath);
     const after = (await L.api(s, 'GET', '/api/v1/crawl/' + c.data.id, { key: keyA })).data;
     assert.equal(after.images_processed, job.images_processed - 1, 'the erased image is no longer the job\'s');
+    // a second crawl of the site does not bring the erased image back
+    const again = await L.api(s, 'POST', '/api/v1/crawl', { key: keyA, json: { url: site.base + '/', depth: 1, delay_s: 0.02 } });
+    const j2 = await pollJob(s, again.data.id, keyA, (j) => j.state === 'done', 60000, 'second crawl done');
+    assert.equal(j2.images_saved, 0, JSON.stringify(j2));
+    assert.equal(j2.images_skipped, 1, 'the erased image is skipped');
+    assert.equal(j2.images_duplicate, job.images_saved - 1);
+    assert.equal((await L.api(s, 'GET', '/api/v1/images/' + sha256(first.bytes), { key: keyA })).status, 404);
     const b = await L.api(s, 'GET', '/api/v1/crawl/' + c.data.id, { key: keyB });
     assert.equal(b.status, 404, 'another tenant\'s job is not found');
     L.checkOpenapi('GET', '/api/v1/crawl/{id}', 404, b.data);

@@ -263,5 +263,25 @@ describe('visage serve', () => {
     assert.equal(ident.data.identities[0].n_samples, 1, 'the identity sample taken from the erased image is gone');
     const again = await L.api(s, 'DELETE', '/api/v1/images/' + sha, { key: keyA });
     assert.equal(again.status, 404);
+    assert.equal(del.data.suppressed, true);
+    // it stays erased: the same bytes are refused when they come again, and nothing is kept
+    const bytes = L.b64(path.join(L.FACES, 'knn_examples/train/obama/obama2.jpg'));
+    const back = await L.api(s, 'POST', '/api/v1/ingest', { key: keyA, json: { image_b64: bytes } });
+    assert.equal(back.status, 409, JSON.stringify(back.data));
+    assert.equal(back.data.error.code, 'erased');
+    assert.ok(fs.readdirSync(raw).every((f) => !f.startsWith(sha)), 'the refused copy is not kept');
+    const batch = await L.api(s, 'POST', '/api/v1/ingest/batch', { key: keyA, json: { items: [{ image_b64: bytes }] } });
+    assert.equal(batch.data.rejected[0].status, 409);
+    // another tenant is not affected; the owner can lift the marker
+    const otherT = await L.api(s, 'POST', '/api/v1/ingest', { key: keyB, json: { image_b64: bytes } });
+    assert.equal(otherT.status, 202);
+    assert.equal((await L.api(s, 'DELETE', '/api/v1/images/' + sha + '?suppress=maybe', { key: keyA })).status, 400);
+    const lift = await L.api(s, 'DELETE', '/api/v1/images/' + sha + '?suppress=false', { key: keyA });
+    assert.equal(lift.status, 200);
+    assert.equal(lift.data.suppressed, false);
+    L.checkOpenapi('DELETE', '/api/v1/images/{sha256}', 200, lift.data);
+    const readd = await L.api(s, 'POST', '/api/v1/ingest', { key: keyA, json: { image_b64: bytes } });
+    assert.equal(readd.status, 202, JSON.stringify(readd.data));
+    await L.waitDone(s, keyA, [sha]);
   });
 });

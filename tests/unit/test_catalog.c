@@ -179,6 +179,44 @@ static void test_image_records(void **state) {
     assert_string_equal(vs_image_status_name(VS_IMG_QUEUED), "queued");
 }
 
+/* An erased image leaves a marker without its record or external id; the
+ * marker survives queueing (reported as 2) and late record puts, is per
+ * tenant, and deleting the record lifts it. */
+static void test_erased_marker(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_image_status st;
+    char *json = NULL;
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, "ext-9", VS_IMG_DONE, "{\"faces_found\":1}", &e), VS_OK);
+    assert_int_equal(vs_image_record_mark_erased(f->c, "acme", SHA_A, &e), VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, &json, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_ERASED);
+    assert_null(json);
+    assert_string_equal(vs_image_status_name(VS_IMG_ERASED), "erased");
+    assert_int_equal(vs_image_record_get(f->c, "acme", NULL, "ext-9", &st, NULL, NULL, &e), VS_ERR_NOT_FOUND);
+    /* a result that raced the erasure does not bring it back */
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, "ext-9", VS_IMG_DONE, "{\"faces_found\":1}", &e), VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, NULL, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_ERASED);
+    const char *shas[2] = {SHA_A, SHA_B};
+    int done[2] = {7, 7};
+    assert_int_equal(vs_image_records_queue(f->c, "acme", shas, NULL, 2, done, &e), VS_OK);
+    assert_int_equal(done[0], 2);
+    assert_int_equal(done[1], 0);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, NULL, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_ERASED);
+    /* another tenant's copy is its own */
+    assert_int_equal(vs_image_records_queue(f->c, "other", shas, NULL, 1, done, &e), VS_OK);
+    assert_int_equal(done[0], 0);
+    /* a marker for an image never seen is created too; a bad sha is refused */
+    assert_int_equal(vs_image_record_mark_erased(f->c, "acme", SHA_B, &e), VS_OK);
+    assert_int_equal(vs_image_record_mark_erased(f->c, "acme", "nothex", &e), VS_ERR_INVALID_ARG);
+    /* lifting it: the record goes, the image may come again */
+    assert_int_equal(vs_image_record_delete(f->c, "acme", SHA_A, &e), VS_OK);
+    assert_int_equal(vs_image_records_queue(f->c, "acme", shas, NULL, 1, done, &e), VS_OK);
+    assert_int_equal(done[0], 0);
+}
+
 static void test_record_args_checked(void **state) {
     fixture *f = *state;
     vs_error e = {0};
@@ -394,6 +432,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_duplicate_and_bad_names_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_args_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erased_marker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_scoping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persists_across_reopen, setup, teardown),
