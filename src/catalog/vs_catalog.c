@@ -11,14 +11,10 @@
  * another process (e.g. `visage tenant create`) holding the write lock. */
 #include "vs_catalog.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
@@ -106,23 +102,17 @@ static vs_err check_tenant(const char *tenant, const char *op, vs_error *err) {
  * checks or creates the schema; the file is refused rather than repaired. */
 vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
     *out = NULL;
-    if (!data_dir || !*data_dir) return vs_fail(err, VS_ERR_INVALID_ARG, "catalog open: empty data dir");
     vs_catalog *c = vs_calloc(1, sizeof *c);
     if (!c) return vs_fail(err, VS_ERR_NOMEM, "catalog open: out of memory");
-    int n = snprintf(c->path, sizeof c->path, "%s/catalog.db", data_dir);
-    if (n < 0 || (size_t)n >= sizeof c->path) {
+    vs_err rc = vs_sqlite_data_path(data_dir, "catalog.db", "catalog open", c->path, sizeof c->path, err);
+    if (rc != VS_OK) {
         vs_free(c);
-        return vs_fail(err, VS_ERR_INVALID_ARG, "catalog open: data dir path too long: %.200s", data_dir);
-    }
-    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
-        int e = errno;
-        vs_free(c);
-        return vs_fail(err, VS_ERR_IO, "catalog open: mkdir %.300s: %s", data_dir, strerror(e));
+        return rc;
     }
     pthread_mutex_init(&c->mu, NULL);
     /* synchronous=FULL: a lost API key row is worse than a slow write */
     vs_sqlite_spec spec = {c->path, "catalog", k_schema, VS_CATALOG_SCHEMA_VERSION, "FULL", 1};
-    vs_err rc = vs_sqlite_open(&spec, &c->db, err);
+    rc = vs_sqlite_open(&spec, &c->db, err);
     if (rc != VS_OK) {
         vs_catalog_close(c);
         return rc;

@@ -1,10 +1,12 @@
 /* vs_sqlite.c - see vs_sqlite.h. */
 #include "vs_sqlite.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define VS_SQLITE_BUSY_MS 5000
@@ -77,6 +79,17 @@ static vs_err migrate(const vs_sqlite_spec *s, sqlite3 *db, vs_error *err) {
     if (rc == VS_OK) rc = exec_sql(s, db, "COMMIT", "commit schema", err);
     if (rc != VS_OK) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
+}
+
+vs_err vs_sqlite_data_path(const char *data_dir, const char *file, const char *what, char *out, size_t cap,
+                           vs_error *err) {
+    if (!data_dir || !*data_dir) return vs_fail(err, VS_ERR_INVALID_ARG, "%s: empty data dir", what);
+    int n = snprintf(out, cap, "%s/%s", data_dir, file);
+    if (n < 0 || (size_t)n >= cap)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "%s: data dir path too long: %.200s", what, data_dir);
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
+        return vs_fail(err, VS_ERR_IO, "%s: mkdir %.300s: %s", what, data_dir, strerror(errno));
+    return VS_OK;
 }
 
 vs_err vs_sqlite_open(const vs_sqlite_spec *s, sqlite3 **out, vs_error *err) {

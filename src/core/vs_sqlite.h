@@ -20,6 +20,12 @@ typedef struct vs_sqlite_spec {
     int foreign_keys;          /* 1: PRAGMA foreign_keys=ON */
 } vs_sqlite_spec;
 
+/* Writes "{data_dir}/{file}" into out (cap bytes) and creates data_dir
+ * (0700) when missing. INVALID_ARG (empty dir, path too long) or IO,
+ * naming `what` ("catalog open"). */
+vs_err vs_sqlite_data_path(const char *data_dir, const char *file, const char *what, char *out, size_t cap,
+                           vs_error *err);
+
 /* Opens (creating) spec->path with SQLITE_OPEN_NOMUTEX (the caller
  * serialises), configures it and checks or creates the schema. Errors:
  * VS_ERR_UNSUPPORTED (newer schema), VS_ERR_CORRUPT (tables but no

@@ -17,14 +17,10 @@
  * length-checked and enums range-checked (VS_ERR_CORRUPT). */
 #include "vs_crawl_jobs.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
@@ -205,25 +201,19 @@ static vs_err read_job_row(vs_crawl_db *db, sqlite3_stmt *st, vs_crawl_job *out,
  * checks or creates the schema; a file is refused rather than repaired. */
 vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) {
     *out = NULL;
-    if (!data_dir || !*data_dir) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl db open: empty data dir");
     vs_crawl_db *db = vs_calloc(1, sizeof *db);
     if (!db) return vs_fail(err, VS_ERR_NOMEM, "crawl db open: out of memory");
-    int n = snprintf(db->path, sizeof db->path, "%s/crawl.db", data_dir);
-    if (n < 0 || (size_t)n >= sizeof db->path) {
+    vs_err rc = vs_sqlite_data_path(data_dir, "crawl.db", "crawl db open", db->path, sizeof db->path, err);
+    if (rc != VS_OK) {
         vs_free(db);
-        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl db open: data dir path too long: %.200s", data_dir);
-    }
-    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
-        int e = errno;
-        vs_free(db);
-        return vs_fail(err, VS_ERR_IO, "crawl db open: mkdir %.300s: %s", data_dir, strerror(e));
+        return rc;
     }
     pthread_mutex_init(&db->mu, NULL);
     /* synchronous=NORMAL: WAL keeps the file consistent on a crash, and
      * losing the last few "done" marks only refetches a few URLs, while a
      * sync per URL would slow the crawl down */
     vs_sqlite_spec spec = {db->path, "crawl db", k_schema, VS_CRAWL_SCHEMA_VERSION, "NORMAL", 0};
-    vs_err rc = vs_sqlite_open(&spec, &db->db, err);
+    rc = vs_sqlite_open(&spec, &db->db, err);
     if (rc != VS_OK) {
         vs_crawl_db_close(db);
         return rc;
