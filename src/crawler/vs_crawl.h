@@ -114,8 +114,9 @@ vs_err vs_crawl_seed(vs_crawl *c, const char *url, vs_error *err);
 vs_err vs_crawl_restore(vs_crawl *c, const vs_crawl_url *u, int pending, vs_error *err);
 
 /* Runs until nothing is left to fetch, a limit is reached, *stop becomes
- * non-zero (VS_ERR_CANCELLED; the frontier stays resumable) or the sink fails. Errors of single URLs are counted,
- * never returned. */
+ * non-zero (VS_ERR_CANCELLED; the frontier stays resumable) or the sink
+ * fails (its error; the URL in hand stays pending). Errors of single URLs
+ * are counted and reported to sink->url_error, never returned. */
 vs_err vs_crawl_run(vs_crawl *c, const atomic_int *stop, vs_error *err);
 
 /* Counts so far. */
