@@ -394,7 +394,7 @@ describe('POST /api/v1/crawl', () => {
   });
 
   it('visage crawl --server starts the job on the server and follows it until its images are processed', async () => {
-    const small = await startSite({ flat: { pages: 1, images: 2 } });
+    const small = await startSite({ flat: { pages: 1, images: 2, tag: 'remote' } });
     try {
       const r = await runCrawl([small.base + '/', '--server', s.base, '--key', keyA, '--depth', '1', '--delay', '0.02']);
       assert.equal(r.code, 0, describeRun(r));

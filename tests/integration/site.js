@@ -11,7 +11,8 @@
 //     `--depth 3` crawl in FULL / site.expect.
 //   flat ({ flat: { pages: N, images: K } }): "/" links to /p/1/ ... /p/N/,
 //     each with K images (real photos with distinct bytes appended, so each
-//     URL is a distinct image); for politeness, API, resume and bench runs.
+//     URL is a distinct image; `tag` makes them differ between sites too);
+//     for politeness, API, resume and bench runs.
 //
 // Options: delayMs (wait before answering each request, default 0),
 // crawlDelay (seconds: a "Crawl-delay:" line in the robots.txt group that
@@ -167,7 +168,7 @@ function flatLayout(opts) {
     const ki = typeof k === 'function' ? k(i) : k;
     for (let j = 1; j <= ki; j++) {
       const ip = '/i/' + i + '-' + j + '.jpg';
-      images[ip] = { bytes: Buffer.concat([photos[seq % photos.length], Buffer.from('visage-site-' + i + '-' + j)]), page: p };
+      images[ip] = { bytes: Buffer.concat([photos[seq % photos.length], Buffer.from('visage-site-' + (opts.tag || '') + i + '-' + j)]), page: p };
       seq++;
       imgs.push('<img src="' + ip + '" alt="' + i + '-' + j + '">');
     }
