@@ -14,6 +14,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const L = require('./lib');
@@ -227,6 +228,59 @@ describe('visage crawl: the test site, from the command line', () => {
       assert.ok(top.same_person);
     } finally {
       await L.stopServer(s);
+    }
+  });
+});
+
+// A w x h grey-gradient PNG, built by hand (no face in it).
+function gradientPng(w, h) {
+  const zlib = require('node:zlib');
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 0; // 8-bit grey
+  const raw = Buffer.alloc((w + 1) * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw[y * (w + 1) + 1 + x] = (x * 255 / w) | 0;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('visage crawl --require-face', () => {
+  it('stores the photo with a face and skips the image without one', async () => {
+    const face = fs.readFileSync(path.join(L.FACES, 'knn_examples/train/rose_leslie/img1.jpg'));
+    const noface = gradientPng(320, 240);
+    const srv = http.createServer((req, res) => {
+      if (req.url === '/') { res.writeHead(200, { 'Content-Type': 'text/html' }); return res.end('<img src="/face.jpg"><img src="/plain.png">'); }
+      if (req.url === '/face.jpg') { res.writeHead(200, { 'Content-Type': 'image/jpeg' }); return res.end(face); }
+      if (req.url === '/plain.png') { res.writeHead(200, { 'Content-Type': 'image/png' }); return res.end(noface); }
+      res.writeHead(404); res.end();
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    const dir = L.tmpDir('crawl-face');
+    try {
+      const r = await runCrawl(['http://127.0.0.1:' + srv.address().port + '/', '--data', dir, '--depth', '0',
+        '--delay', '0', '--require-face']);
+      assert.equal(r.code, 0, describeRun(r));
+      assert.equal(r.job.require_face, true);
+      assert.equal(r.job.images_fetched, 2);
+      assert.equal(r.job.images_saved, 1, describeRun(r));
+      assert.equal(r.job.images_skipped, 1);
+      assert.equal(r.job.faces_found, 1);
+      const raw = fs.readdirSync(path.join(dir, 'blobs', 'raw-images', 'default'));
+      assert.deepEqual(raw, [sha256(face) + '.jpg'], 'only the photo with a face is stored');
+    } finally {
+      srv.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
