@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxnnpack-dev libpthreadpool-dev libturbojpeg0-dev libpng-dev
       libwebp-dev libgif-dev libjansson-dev libssl-dev libsqlite3-dev libmicrohttpd-dev
-      libcurl4-openssl-dev libhiredis-dev libgumbo-dev ca-certificates)
+      libcurl4-openssl-dev libhiredis-dev libgumbo-dev libpsl-dev ca-certificates)
 # npm ships inside NodeSource's nodejs; Debian splits it into its own package.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev bc chromium redis-server); fi

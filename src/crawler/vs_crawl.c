@@ -15,6 +15,7 @@
 #include "vs_crawl.h"
 
 #include <curl/curl.h>
+#include <libpsl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,7 @@ struct vs_crawl {
     vs_crawl_opts o;                   /* its strings point to the copies below */
     char *ua, *allow_hosts, *allow_cidrs;
     vs_crawl_sink sink;
-    char site[256];                    /* the seed's host, lower-case, without "www." */
+    char site[256];                    /* the seed's site: its registrable domain (site_of) */
     CURLM *multi;
     xfer *live;                        /* transfers in flight */
     host **hosts;
@@ -197,10 +198,10 @@ static void lower(char *s) {
 }
 
 /* Parses url (absolute http/https) and writes the normalised URL, the origin
- * ("scheme://host[:port]"), the host without "www." and path+query as the
+ * ("scheme://host[:port]"), the host (lower-case) and path+query as the
  * server sees it. Any output may be NULL. 0, or -1 for a URL we do not crawl. */
-static int url_split(const char *url, char *norm, size_t norm_cap, char *origin, size_t origin_cap, char *site,
-                     size_t site_cap, char *pathq, size_t pathq_cap) {
+static int url_split(const char *url, char *norm, size_t norm_cap, char *origin, size_t origin_cap, char *host,
+                     size_t host_cap, char *pathq, size_t pathq_cap) {
     CURLU *u = curl_url();
     char *scheme = NULL, *hostp = NULL, *port = NULL, *full = NULL, *path = NULL, *query = NULL;
     int rc = -1;
@@ -220,10 +221,7 @@ static int url_split(const char *url, char *norm, size_t norm_cap, char *origin,
     if (origin &&
         (size_t)snprintf(origin, origin_cap, "%s://%s%s%s", scheme, hostp, port ? ":" : "", port ? port : "") >= origin_cap)
         goto out;
-    if (site) {
-        const char *h = strncmp(hostp, "www.", 4) == 0 ? hostp + 4 : hostp;
-        if ((size_t)snprintf(site, site_cap, "%s", h) >= site_cap) goto out;
-    }
+    if (host && (size_t)snprintf(host, host_cap, "%s", hostp) >= host_cap) goto out;
     if (pathq && (size_t)snprintf(pathq, pathq_cap, "%s%s%s", *path ? path : "/", query ? "?" : "",
                                   query ? query : "") >= pathq_cap)
         goto out;
@@ -243,17 +241,39 @@ int vs_crawl_normalise(const char *url, char *out, size_t cap) {
     return url && url_split(url, out, cap, NULL, 0, NULL, 0, NULL, 0) == 0 ? 0 : -1;
 }
 
-/* 1 when site (a host without "www.") is the seed's or on the allow-list. */
-static int in_scope(const vs_crawl *c, const char *site) {
+/* The site of a host: its registrable domain by the Public Suffix List
+ * (www.example.com and cdn.example.com -> example.com, a.b.example.co.uk ->
+ * example.co.uk, while alice.github.io and bob.github.io stay apart). An IP
+ * address, or a name without a registrable domain (localhost), is its own
+ * site. libpsl's built-in list: nothing is downloaded. */
+static void site_of(const char *host, char *out, size_t cap) {
+    const char *rd = NULL;
+    int ip = host[0] == '[' || strspn(host, "0123456789.") == strlen(host);
+    if (!ip) rd = psl_registrable_domain(psl_builtin(), host);
+    snprintf(out, cap, "%s", rd ? rd : host);
+}
+
+int vs_crawl_site(const char *url, char *out, size_t cap) {
+    char host[VS_CRAWL_URL_MAX];
+    if (!url || url_split(url, NULL, 0, NULL, 0, host, sizeof host, NULL, 0) != 0) return -1;
+    site_of(host, out, cap);
+    return strlen(host) < cap ? 0 : -1;
+}
+
+/* 1 when host is of the seed's site, or is (or is under) an allow-listed
+ * host: "cdn.example.net" lets in cdn.example.net and img.cdn.example.net. */
+static int in_scope(const vs_crawl *c, const char *host) {
+    char site[256];
+    site_of(host, site, sizeof site);
     if (strcmp(site, c->site) == 0) return 1;
+    size_t hl = strlen(host);
     const char *p = c->o.allow_hosts;
     while (p && *p) {
         const char *e = strchr(p, ',');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         while (n && *p == ' ') p++, n--;
         while (n && p[n - 1] == ' ') n--;
-        if (n > 4 && strncasecmp(p, "www.", 4) == 0) p += 4, n -= 4;
-        if (n == strlen(site) && strncasecmp(p, site, n) == 0) return 1;
+        if (n && n <= hl && strncasecmp(host + hl - n, p, n) == 0 && (n == hl || host[hl - n - 1] == '.')) return 1;
         p = e ? e + 1 : NULL;
     }
     return 0;
@@ -337,10 +357,10 @@ static int looks_like_image(const char *url) {
  * scope, over a limit or already seen -> dropped (counted); else batched
  * for the sink and the queue. */
 static void admit(vs_crawl *c, const char *url, const char *referrer, int depth, int redirects, vs_crawl_kind kind) {
-    char norm[VS_CRAWL_URL_MAX], site[256];
+    char norm[VS_CRAWL_URL_MAX], host[VS_CRAWL_URL_MAX];
     if (c->fatal != VS_OK) return;
-    if (url_split(url, norm, sizeof norm, NULL, 0, site, sizeof site, NULL, 0) != 0) return;
-    if (!in_scope(c, site)) {
+    if (url_split(url, norm, sizeof norm, NULL, 0, host, sizeof host, NULL, 0) != 0) return;
+    if (!in_scope(c, host)) {
         if (!referrer[0] && redirects > 0 && !c->seed_error[0]) /* the seed itself led out of scope */
             snprintf(c->seed_error, sizeof c->seed_error, "redirected out of scope to %.300s", norm);
         /* remembered (prefixed, apart from real URLs) to count each once */
@@ -384,8 +404,10 @@ static void admit(vs_crawl *c, const char *url, const char *referrer, int depth,
 
 vs_err vs_crawl_seed(vs_crawl *c, const char *url, vs_error *err) {
     char norm[VS_CRAWL_URL_MAX];
-    if (!url || url_split(url, norm, sizeof norm, NULL, 0, c->site, sizeof c->site, NULL, 0) != 0)
+    char host[VS_CRAWL_URL_MAX];
+    if (!url || url_split(url, norm, sizeof norm, NULL, 0, host, sizeof host, NULL, 0) != 0)
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl: '%.200s' is not an absolute http(s) URL", url ? url : "(null)");
+    site_of(host, c->site, sizeof c->site);
     admit(c, norm, "", 0, 0, looks_like_image(norm) ? VS_CRAWL_IMAGE : VS_CRAWL_PAGE);
     flush_batch(c);
     if (c->fatal != VS_OK) return vs_fail(err, c->fatal, "%s", c->fatal_err.msg);

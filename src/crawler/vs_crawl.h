@@ -1,6 +1,6 @@
 /* vs_crawl.h - the crawler: one loop on the libcurl multi interface fetching
  * pages and images of a site, politely (per-host delay and concurrency,
- * robots.txt), inside a scope (the seed's host unless told otherwise), with
+ * robots.txt), inside a scope (the seed's site unless told otherwise), with
  * every connection under the address policy of vs_fetch. Pages are parsed
  * with vs_html; images are sniffed by magic bytes and handed to the caller's
  * sink, which stores and queues them. No storage of its own: the caller
@@ -59,7 +59,8 @@ typedef struct vs_crawl_opts {
     size_t max_page_bytes;        /* larger pages are aborted mid-transfer (4 MiB) */
     size_t max_image_bytes;       /* larger images are aborted mid-transfer (16 MiB) */
     const char *user_agent;       /* "visage/0.1 (+https://github.com/visage/visage)" */
-    const char *allow_hosts;      /* extra hosts in scope, comma-separated ("cdn.example.com") */
+    const char *allow_hosts;      /* extra hosts in scope, with their subdomains, comma-separated
+                                     ("cdn.example.net") */
     const char *allow_cidrs;      /* address ranges allowed despite the rules (vs_fetch_opts) */
     int allow_all;                /* 1 = no address check (operator's own crawl) */
     vs_crawl_counts start;        /* counts to continue from (resume) */
@@ -71,7 +72,7 @@ typedef struct vs_crawl_image {
     size_t len;
     const char *url;              /* final URL after redirects */
     const char *page_url;         /* page it was found on */
-    const char *site;             /* the seed's host */
+    const char *site;             /* the seed's site (vs_crawl_site) */
     const char *format;           /* "jpeg", "png", "webp", "gif" */
 } vs_crawl_image;
 
@@ -130,5 +131,12 @@ const char *vs_crawl_seed_error(const vs_crawl *c);
  * lower-cased, default port dropped, fragment dropped, empty path = "/".
  * Returns 0, or -1 when url is not an absolute http(s) URL or too long. */
 int vs_crawl_normalise(const char *url, char *out, size_t cap);
+
+/* The site of url, which is the crawl's scope: the registrable domain of
+ * its host by the Public Suffix List (https://www.example.co.uk/x ->
+ * "example.co.uk"; cdn.example.com is the same site as www.example.com,
+ * alice.github.io is not bob.github.io); an IP address or a name without a
+ * registrable domain is its own site. 0, or -1 like vs_crawl_normalise. */
+int vs_crawl_site(const char *url, char *out, size_t cap);
 
 #endif

@@ -11,7 +11,7 @@ if [ "$target" = crawl ]; then
   # the parsers only: robots.txt, HTML extraction, URL normalisation (no network code runs)
   clang $flags tests/fuzz/fuzz_crawl.c src/core/*.c src/crawler/vs_robots.c src/crawler/vs_html.c \
     src/crawler/vs_crawl.c src/crawler/vs_fetch.c src/image/*.c -o "$out/fuzz_crawl" \
-    $(pkg-config --libs libturbojpeg libpng libwebp libwebpdemux jansson gumbo libcurl sqlite3 libcrypto) -lgif -lm -lpthread
+    $(pkg-config --libs libturbojpeg libpng libwebp libwebpdemux jansson gumbo libcurl sqlite3 libcrypto libpsl) -lgif -lm -lpthread
 else
   clang $flags tests/fuzz/fuzz_$target.c src/core/*.c src/image/*.c src/nn/*.c -o "$out/fuzz_$target" \
     $(pkg-config --libs libturbojpeg libpng libwebp libwebpdemux jansson sqlite3 libcrypto) -lgif -lXNNPACK -lpthreadpool -lm -lpthread

@@ -1262,6 +1262,31 @@ static void test_retry_after(void **state) {
     assert_non_null(strstr(seed_err, "HTTP 503"));
 }
 
+/* The scope unit: the registrable domain (Public Suffix List), not the host. */
+static void test_site_of_url(void **state) {
+    (void)state;
+    static const char *cases[][2] = {
+        {"https://www.example.com/a", "example.com"},
+        {"http://cdn.img.example.com:8080/x.jpg", "example.com"},
+        {"https://EXAMPLE.com", "example.com"},
+        {"https://a.b.example.co.uk/", "example.co.uk"},
+        {"https://alice.github.io/", "alice.github.io"},
+        {"https://bob.github.io/", "bob.github.io"},
+        {"http://127.0.0.1:8080/", "127.0.0.1"},
+        {"http://127.0.0.2/", "127.0.0.2"},
+        {"http://[::1]:80/", "[::1]"},
+        {"http://localhost/", "localhost"},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (vs_crawl_site(cases[i][0], out, sizeof out) != 0) fail_msg("no site for %s", cases[i][0]);
+        if (strcmp(out, cases[i][1]) != 0) fail_msg("site of %s: %s, want %s", cases[i][0], out, cases[i][1]);
+    }
+    assert_int_equal(vs_crawl_site("ftp://example.com/", out, sizeof out), -1);
+    assert_int_equal(vs_crawl_site("/relative", out, sizeof out), -1);
+    assert_int_equal(vs_crawl_site(NULL, out, sizeof out), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalise),
@@ -1276,6 +1301,7 @@ int main(void) {
         cmocka_unit_test(test_crawl_delay_honoured),
         cmocka_unit_test(test_seed_error),
         cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_site_of_url),
         cmocka_unit_test(test_address_policy),
         cmocka_unit_test(test_stop_before_run),
         cmocka_unit_test(test_stop_while_running),
