@@ -86,9 +86,13 @@ describe('visage serve', () => {
     const faces3 = sizes.flatMap((x) => x.faces_indexed);
     assert.equal(faces3.length, 3);
     const links = faces3.filter((f) => f.near_duplicate_of);
-    const ids3 = new Set(faces3.map((f) => f.face_id));
+    // knn_examples/train/obama/obama.jpg is the same photo again (its pHash is 6 bits from
+    // obama_small.jpg's): when it is processed first, a link may point at it
+    const same = [...sizes, records[shaOf['knn_examples/train/obama/obama.jpg']]];
+    const ids3 = new Set(same.flatMap((x) => x.faces_indexed.map((f) => f.face_id)));
     assert.ok(links.length >= 1, 'near-duplicates are linked');
-    assert.ok(links.every((f) => ids3.has(f.near_duplicate_of)), 'links point at the same photo at another size');
+    assert.ok(links.every((f) => ids3.has(f.near_duplicate_of)),
+      'links point at the same photo at another size: ' + JSON.stringify(links.map((f) => f.near_duplicate_of)));
     const again = await L.api(s, 'POST', '/api/v1/ingest', { key: keyA, json: { image_b64: L.b64(path.join(L.FACES, 'two_people.jpg')) } });
     assert.equal(again.status, 202);
     L.checkOpenapi('POST', '/api/v1/ingest', 202, again.data);
