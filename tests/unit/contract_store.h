@@ -22,6 +22,9 @@
 typedef struct fixture {
     vs_store *s;  /* empty, and this test's alone */
     char dir[64]; /* file://: the directory the store lives under */
+    const char *peer_not_atomic; /* set when the server behind the store is a test double
+                                  * that rewrites objects in place (s3rver): why the
+                                  * torn-read check is skipped there */
 } fixture;
 
 static vs_err put_str(vs_store *s, const char *b, const char *k, const char *v) {
@@ -250,6 +253,10 @@ static void *flip_reader(void *arg) {
 
 static void contract_readers_never_see_a_torn_object(void **state) {
     fixture *f = *state;
+    if (f->peer_not_atomic) {
+        fprintf(stderr, "torn-read check skipped: %s\n", f->peer_not_atomic);
+        skip();
+    }
     static uint8_t a[3000], b[1000];
     memset(a, 'a', sizeof a);
     memset(b, 'b', sizeof b);
