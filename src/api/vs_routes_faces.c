@@ -53,17 +53,10 @@ void vs_route_face_delete(vs_req *r, const char *id) {
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "face_id", id, "deleted", n > 0));
 }
 
-static int is_sha256(const char *s) {
-    if (strlen(s) != 64) return 0;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return 0;
-    return 1;
-}
-
 void vs_route_image_get(vs_req *r, const char *sha256) {
     const char *ext = vs_req_query(r, "external_image_id");
     if (!sha256 && !ext) return vs_reply_error(r, 400, "bad_request", "give /images/{sha256} or ?external_image_id=");
-    if (sha256 && !is_sha256(sha256)) return vs_reply_error(r, 400, "bad_request", "image id must be a lower-case sha256");
+    if (sha256 && !vs_sha256_hex_ok(sha256)) return vs_reply_error(r, 400, "bad_request", "image id must be a lower-case sha256");
     vs_image_status st;
     char *rec = NULL, sha[65];
     vs_error err = {0};
@@ -89,7 +82,7 @@ void vs_route_image_get(vs_req *r, const char *sha256) {
 }
 
 void vs_route_image_delete(vs_req *r, const char *sha256) {
-    if (!is_sha256(sha256)) return vs_reply_error(r, 400, "bad_request", "image id must be a lower-case sha256");
+    if (!vs_sha256_hex_ok(sha256)) return vs_reply_error(r, 400, "bad_request", "image id must be a lower-case sha256");
     vs_image_status st;
     vs_error err = {0};
     vs_err had = vs_image_record_get(r->app->catalog, r->tenant, sha256, NULL, &st, NULL, NULL, &err);

@@ -69,10 +69,9 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s) {
     return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
-/* 1 when name is 1..63 chars of [A-Za-z0-9_.-]: safe in paths and keys. */
-static int valid_tenant(const char *name) {
+int vs_tenant_name_ok(const char *name) {
     if (!name) return 0;
-    size_t n = strlen(name);
+    size_t n = strnlen(name, VS_TENANT_MAX);
     if (n == 0 || n >= VS_TENANT_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char ch = name[i];
@@ -83,8 +82,7 @@ static int valid_tenant(const char *name) {
     return 1;
 }
 
-/* 1 when s is 64 lower-case hex digits, the form every caller uses. */
-static int valid_sha256(const char *s) {
+int vs_sha256_hex_ok(const char *s) {
     if (!s) return 0;
     for (int i = 0; i < 64; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
@@ -93,7 +91,7 @@ static int valid_sha256(const char *s) {
 
 /* Checks the tenant argument of a call; the error names the rule. */
 static vs_err check_tenant(const char *tenant, const char *op, vs_error *err) {
-    if (valid_tenant(tenant)) return VS_OK;
+    if (vs_tenant_name_ok(tenant)) return VS_OK;
     return vs_fail(err, VS_ERR_INVALID_ARG, "%s: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", op,
                    tenant ? tenant : "(null)");
 }
@@ -239,7 +237,7 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
                            vs_image_status status, const char *record_json, vs_error *err) {
     vs_err rc = check_tenant(tenant, "image record put", err);
     if (rc != VS_OK) return rc;
-    if (!valid_sha256(sha256))
+    if (!vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "image record put: sha256 must be 64 lower-case hex digits");
     if (status < VS_IMG_QUEUED || status > VS_IMG_FAILED)
         return vs_fail(err, VS_ERR_INVALID_ARG, "image record put: unknown status %d", (int)status);
@@ -273,7 +271,7 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
     vs_err rc = check_tenant(tenant, "queue image records", err);
     if (rc != VS_OK) return rc;
     for (int i = 0; i < n; i++)
-        if (!valid_sha256(sha256[i]))
+        if (!vs_sha256_hex_ok(sha256[i]))
             return vs_fail(err, VS_ERR_INVALID_ARG, "queue image records: sha256 must be 64 lower-case hex digits");
     /* New -> QUEUED; FAILED -> QUEUED (a retry); QUEUED/PROCESSING/DONE stay. */
     static const char *sql =
@@ -323,7 +321,7 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
 static vs_err read_record_row(vs_catalog *c, sqlite3_stmt *st, vs_image_status *status, char **record_json,
                               char sha_out[65], vs_error *err) {
     const char *sha = (const char *)sqlite3_column_text(st, 0);
-    if (!valid_sha256(sha)) return vs_fail(err, VS_ERR_CORRUPT, "catalog %s: image row with a bad sha256", c->path);
+    if (!vs_sha256_hex_ok(sha)) return vs_fail(err, VS_ERR_CORRUPT, "catalog %s: image row with a bad sha256", c->path);
     if (sha_out) memcpy(sha_out, sha, 65);
     if (status) *status = (vs_image_status)sqlite3_column_int(st, 1);
     if (record_json) {
@@ -391,7 +389,7 @@ vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha
 vs_err vs_image_record_mark_erased(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err) {
     vs_err rc = check_tenant(tenant, "image record erase", err);
     if (rc != VS_OK) return rc;
-    if (!valid_sha256(sha256))
+    if (!vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "image record erase: sha256 must be 64 lower-case hex digits");
     static const char *sql =
         "INSERT INTO images(tenant_id, sha256, external_id, status, record_json, created_at, updated_at)"
@@ -425,7 +423,7 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
     if (n < 0 || (n > 0 && !sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "image records summary: bad image count %d", n);
     for (int i = 0; i < n; i++)
-        if (!valid_sha256(sha256[i]))
+        if (!vs_sha256_hex_ok(sha256[i]))
             return vs_fail(err, VS_ERR_INVALID_ARG, "image records summary: sha256 must be 64 lower-case hex digits");
     static const char *sql =
         "SELECT status, CASE WHEN status = ?3 AND json_valid(record_json)"

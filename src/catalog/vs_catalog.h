@@ -14,6 +14,13 @@ typedef struct vs_catalog vs_catalog;
 #define VS_TENANT_MAX 64
 #define VS_API_KEY_MAX 80
 
+/* 1 when name is a valid tenant id: 1..63 characters of [A-Za-z0-9_.-],
+ * safe in paths and keys. The one rule for every module that names tenants. */
+int vs_tenant_name_ok(const char *name);
+
+/* 1 when s is 64 lower-case hex digits: how every module writes a sha256. */
+int vs_sha256_hex_ok(const char *s);
+
 /* Opens (creating if needed) {data_dir}/catalog.db. A file from a newer
  * build (PRAGMA user_version above ours) -> VS_ERR_UNSUPPORTED; a file that
  * is not a database -> VS_ERR_BACKEND ("file is not a database"). */

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "vs_buf.h"
+#include "vs_catalog.h"
 
 int cli_mkdir(const char *dir) {
     char p[1100];
@@ -27,11 +28,7 @@ int cli_mkdir(const char *dir) {
 }
 
 int cli_tenant_ok(const char *t) {
-    size_t n = strlen(t);
-    int ok = n >= 1 && n <= 63;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= '0' && t[i] <= '9') ||
-             t[i] == '_' || t[i] == '.' || t[i] == '-';
+    int ok = vs_tenant_name_ok(t);
     if (!ok) fprintf(stderr, "visage: tenant '%s': use 1 to 63 of A-Z a-z 0-9 _ . -\n", t);
     return ok;
 }

@@ -102,28 +102,6 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s) {
     return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
-/* 1 when name is 1..63 chars of [A-Za-z0-9_.-]: the catalog's tenant rule. */
-static int valid_tenant(const char *name) {
-    if (!name) return 0;
-    size_t n = strnlen(name, VS_TENANT_MAX);
-    if (n == 0 || n >= VS_TENANT_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                 ch == '.' || ch == '-';
-        if (!ok) return 0;
-    }
-    return 1;
-}
-
-/* 1 when s is 64 lower-case hex digits, the form every caller uses. */
-static int valid_sha256(const char *s) {
-    if (!s) return 0;
-    for (int i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
-    return s[64] == '\0';
-}
-
 /* 1 when s is a non-empty string shorter than cap (fits a buffer of cap). */
 static int fits(const char *s, size_t cap) {
     if (!s) return 0;
@@ -174,7 +152,7 @@ static vs_err read_job_row(vs_crawl_db *db, sqlite3_stmt *st, vs_crawl_job *out,
         copy_column(st, 2, out->seed_url, sizeof out->seed_url) ||
         copy_column(st, 9, out->allow_hosts, sizeof out->allow_hosts) ||
         copy_column(st, 22, out->error, sizeof out->error) ||
-        copy_column(st, 28, out->user_agent, sizeof out->user_agent) || !valid_tenant(out->tenant) ||
+        copy_column(st, 28, out->user_agent, sizeof out->user_agent) || !vs_tenant_name_ok(out->tenant) ||
         state < VS_CRAWL_QUEUED || state > VS_CRAWL_CANCELLED) {
         char id[VS_CRAWL_ID_MAX];
         snprintf(id, sizeof id, "%s", out->id[0] ? out->id : "?");
@@ -236,7 +214,7 @@ void vs_crawl_db_close(vs_crawl_db *db) {
  * in practice; it is reported, not retried. */
 vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err) {
     if (!job) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job create: no job");
-    if (!valid_tenant(job->tenant))
+    if (!vs_tenant_name_ok(job->tenant))
         return vs_fail(err, VS_ERR_INVALID_ARG,
                        "crawl job create: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]",
                        job->tenant);
@@ -299,7 +277,7 @@ vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err) {
 vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_crawl_job *out, vs_error *err) {
     vs_err rc = check_job_id(id, "crawl job get", err);
     if (rc != VS_OK) return rc;
-    if (tenant && !valid_tenant(tenant))
+    if (tenant && !vs_tenant_name_ok(tenant))
         return vs_fail(err, VS_ERR_INVALID_ARG,
                        "crawl job get: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", tenant);
     pthread_mutex_lock(&db->mu);
@@ -322,7 +300,7 @@ vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_
 /* Up to cap jobs of the tenant, newest first. */
 vs_err vs_crawl_job_list(vs_crawl_db *db, const char *tenant, vs_crawl_job *out, int cap, int *n, vs_error *err) {
     *n = 0;
-    if (!valid_tenant(tenant))
+    if (!vs_tenant_name_ok(tenant))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job list: tenant name '%.80s' must be 1..63 characters of "
                        "[A-Za-z0-9_.-]", tenant ? tenant : "(null)");
     pthread_mutex_lock(&db->mu);
@@ -607,7 +585,7 @@ vs_err vs_crawl_url_done(vs_crawl_db *db, const char *job_id, const char *url, c
     vs_err rc = check_job_id(job_id, "crawl url done", err);
     if (rc != VS_OK) return rc;
     if (!url || !*url) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl url done: empty url");
-    if (sha256 && !valid_sha256(sha256))
+    if (sha256 && !vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl url done: sha256 must be 64 lower-case hex digits");
     pthread_mutex_lock(&db->mu);
     rc = exec_sql(db, "BEGIN IMMEDIATE", "begin url done", err);
@@ -692,7 +670,7 @@ vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha25
     if (added) *added = 0;
     vs_err rc = check_job_id(job_id, "crawl image add", err);
     if (rc != VS_OK) return rc;
-    if (!valid_sha256(sha256))
+    if (!vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl image add: sha256 must be 64 lower-case hex digits");
     pthread_mutex_lock(&db->mu);
     rc = exec_sql(db, "BEGIN IMMEDIATE", "begin add image", err);
@@ -712,7 +690,7 @@ vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha25
 
 vs_err vs_crawl_images_forget(vs_crawl_db *db, const char *tenant, const char *sha256, int64_t *n, vs_error *err) {
     if (n) *n = 0;
-    if (!valid_tenant(tenant) || !valid_sha256(sha256))
+    if (!vs_tenant_name_ok(tenant) || !vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl images forget: bad tenant or sha256");
     static const char *sql_urls =
         "DELETE FROM urls WHERE rowid IN (SELECT u.rowid FROM urls u JOIN images i ON i.job_id = u.job_id AND"
@@ -782,7 +760,7 @@ vs_err vs_crawl_images_each(vs_crawl_db *db, const char *job_id, int (*fn)(void 
             int s = SQLITE_DONE;
             while ((s = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *sha = (const char *)sqlite3_column_text(st, 0);
-                if (!valid_sha256(sha)) {
+                if (!vs_sha256_hex_ok(sha)) {
                     rc = vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: image row of job %.40s has a bad sha256",
                                  db->path, job_id);
                     break;
