@@ -100,6 +100,32 @@ static void item_free(item *it) {
     vs_free(it);
 }
 
+/* A new queue entry (copies of the strings), or NULL when memory ran out. */
+static item *item_new(const char *url, const char *referrer, int depth, int redirects, vs_crawl_kind kind) {
+    item *it = vs_calloc(1, sizeof *it);
+    if (!it) return NULL;
+    it->url = vs_strdup(url);
+    it->referrer = vs_strdup(referrer ? referrer : "");
+    if (!it->url || !it->referrer) {
+        item_free(it);
+        return NULL;
+    }
+    it->depth = depth;
+    it->redirects = redirects;
+    it->kind = kind;
+    return it;
+}
+
+/* The public form of a queue entry, for the sink. */
+static void item_url(const item *it, vs_crawl_url *u) {
+    memset(u, 0, sizeof *u);
+    snprintf(u->url, sizeof u->url, "%s", it->url);
+    snprintf(u->referrer, sizeof u->referrer, "%.*s", (int)sizeof u->referrer - 1, it->referrer);
+    u->depth = it->depth;
+    u->redirects = it->redirects;
+    u->kind = it->kind;
+}
+
 /* A copy of s, or NULL (with s NULL too). */
 static char *dup_opt(const char *s, int *nomem) {
     if (!s) return NULL;
@@ -378,26 +404,11 @@ static void admit(vs_crawl *c, const char *url, const char *referrer, int depth,
     if (kind == VS_CRAWL_IMAGE && c->images_admitted >= c->o.max_images) return;
     int r = vs_strset_add(&c->seen, norm);
     if (r == 0) return;
-    item *it = r < 0 ? NULL : vs_calloc(1, sizeof *it);
-    if (it) {
-        it->url = vs_strdup(norm);
-        it->referrer = vs_strdup(referrer ? referrer : "");
-    }
-    if (!it || !it->url || !it->referrer) {
-        item_free(it);
-        return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory admitting URLs");
-    }
-    it->depth = depth;
-    it->redirects = redirects;
-    it->kind = kind;
+    item *it = r < 0 ? NULL : item_new(norm, referrer, depth, redirects, kind);
+    if (!it) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory admitting URLs");
     if (kind == VS_CRAWL_PAGE) c->pages_admitted++;
     else c->images_admitted++;
-    vs_crawl_url *u = &c->batch[c->n_batch];
-    snprintf(u->url, sizeof u->url, "%s", it->url);
-    snprintf(u->referrer, sizeof u->referrer, "%.*s", (int)sizeof u->referrer - 1, it->referrer);
-    u->depth = depth;
-    u->redirects = redirects;
-    u->kind = kind;
+    item_url(it, &c->batch[c->n_batch]);
     c->batch_items[c->n_batch++] = it;
     if (c->n_batch == CRAWL_BATCH) flush_batch(c);
 }
@@ -423,13 +434,8 @@ vs_err vs_crawl_restore(vs_crawl *c, const vs_crawl_url *u, int pending, vs_erro
     if (u->kind == VS_CRAWL_PAGE) c->pages_admitted++;
     else c->images_admitted++;
     if (!pending) return VS_OK;
-    item *it = vs_calloc(1, sizeof *it);
-    if (it) {
-        it->url = vs_strdup(norm);
-        it->referrer = vs_strdup(u->referrer);
-    }
-    if (!it || !it->url || !it->referrer || (it->depth = u->depth, it->redirects = u->redirects, it->kind = u->kind,
-                                             !enqueue(c, it))) {
+    item *it = item_new(norm, u->referrer, u->depth, u->redirects, u->kind);
+    if (!it || !enqueue(c, it)) {
         item_free(it);
         return vs_fail(err, VS_ERR_NOMEM, "crawl: out of memory restoring URLs");
     }
@@ -487,9 +493,8 @@ static vs_err start(vs_crawl *c, host *h, item *it, const char *url, vs_error *e
 /* Passes one line about a URL to the sink. */
 static void report(vs_crawl *c, const item *it, const char *msg) {
     if (!c->sink.url_error) return;
-    vs_crawl_url u = {.depth = it->depth, .redirects = it->redirects, .kind = it->kind};
-    snprintf(u.url, sizeof u.url, "%s", it->url);
-    snprintf(u.referrer, sizeof u.referrer, "%.*s", (int)sizeof u.referrer - 1, it->referrer);
+    vs_crawl_url u;
+    item_url(it, &u);
     c->sink.url_error(c->sink.ctx, &u, msg);
 }
 
@@ -502,9 +507,8 @@ static void url_error(vs_crawl *c, const item *it, const char *msg) {
 /* Tells the sink the URL is finished, then frees its entry. */
 static void finish_item(vs_crawl *c, item *it) {
     if (c->sink.done) {
-        vs_crawl_url u = {.depth = it->depth, .redirects = it->redirects, .kind = it->kind};
-        snprintf(u.url, sizeof u.url, "%s", it->url);
-        snprintf(u.referrer, sizeof u.referrer, "%.*s", (int)sizeof u.referrer - 1, it->referrer);
+        vs_crawl_url u;
+        item_url(it, &u);
         c->sink.done(c->sink.ctx, &u, &c->k);
     }
     item_free(it);
