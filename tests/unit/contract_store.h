@@ -24,7 +24,8 @@ typedef struct fixture {
     char dir[64]; /* file://: the directory the store lives under */
     const char *peer_not_atomic; /* set when the server behind the store is a test double
                                   * that rewrites objects in place (s3rver): why the
-                                  * torn-read check is skipped there */
+                                  * torn-read and last-writer-wins checks are
+                                  * skipped there (fs.createWriteStream, no rename) */
 } fixture;
 
 static vs_err put_str(vs_store *s, const char *b, const char *k, const char *v) {
@@ -378,7 +379,10 @@ static void contract_concurrent_puts(void **state) {
     size_t n = 0;
     assert_int_equal(vs_store_get(f->s, "conc", "shared/one", 1000, &d, &n, &e), VS_OK);
     assert_true(n >= 500 && n < 504);
-    for (size_t j = 0; j < n; j++) assert_int_equal(d[j], 'A' + (int)(n - 500)); /* one writer's whole payload */
+    if (f->peer_not_atomic) /* two PUTs racing into one file there can interleave bytes; S3 and the file backend cannot */
+        fprintf(stderr, "last-writer-wins check skipped: %s\n", f->peer_not_atomic);
+    else
+        for (size_t j = 0; j < n; j++) assert_int_equal(d[j], 'A' + (int)(n - 500)); /* one writer's whole payload */
     vs_free(d);
     listing l;
     listing_init(&l, 4);
