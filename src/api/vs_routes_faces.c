@@ -7,6 +7,7 @@
 
 #include "vs_alloc.h"
 #include "vs_identity.h"
+#include "vs_erase.h"
 #include "vs_routes.h"
 
 /* The payload of one of the tenant's faces, or NULL after replying. */
@@ -94,9 +95,8 @@ void vs_route_image_delete(vs_req *r, const char *sha256) {
     int suppress = (!sup || !strcmp(sup, "true")) && had == VS_OK;
     if (suppress && st == VS_IMG_ERASED) return vs_reply_error(r, 404, "not_found", "image was erased already");
     int64_t faces = 0;
-    vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, suppress, &faces, &err);
-    int64_t crawled = 0; /* and where the crawler found it */
-    if (rc == VS_OK && r->app->crawl.db) rc = vs_crawl_images_forget(r->app->crawl.db, r->tenant, sha256, &crawled, &err);
+    int64_t crawled = 0; /* rows of where the crawler found it */
+    vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, suppress, &faces, &crawled, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     if (crawled > 0) had = VS_OK;
     if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");

@@ -87,8 +87,9 @@ void vs_route_metrics(vs_req *r) {
         vs_workers_stats(a->workers, &ws);
         put(&b, &len, &cap, "# TYPE visage_images_total counter\nvisage_images_total{result=\"processed\"} %lld\n"
                             "visage_images_total{result=\"duplicate\"} %lld\nvisage_images_total{result=\"rejected\"} %lld\n"
-                            "visage_images_total{result=\"failed\"} %lld\n",
-            (long long)ws.processed, (long long)ws.duplicates, (long long)ws.rejected, (long long)ws.failed);
+                            "visage_images_total{result=\"failed\"} %lld\nvisage_images_total{result=\"blocked\"} %lld\n",
+            (long long)ws.processed, (long long)ws.duplicates, (long long)ws.rejected, (long long)ws.failed,
+            (long long)ws.blocked);
         put(&b, &len, &cap, "# TYPE visage_faces_indexed_total counter\nvisage_faces_indexed_total %lld\n",
             (long long)ws.faces_indexed);
         put(&b, &len, &cap, "# TYPE visage_workers_busy gauge\nvisage_workers_busy %lld\n", (long long)ws.busy);

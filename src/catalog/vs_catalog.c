@@ -446,7 +446,7 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) {
             int status = sqlite3_column_int(st, 0);
-            if (status == VS_IMG_DONE || status == VS_IMG_FAILED) done++;
+            if (status == VS_IMG_DONE || status == VS_IMG_FAILED || status == VS_IMG_ERASED) done++;
             if (status == VS_IMG_DONE && sqlite3_column_type(st, 1) == SQLITE_INTEGER)
                 faces += sqlite3_column_int64(st, 1);
         } else if (s != SQLITE_DONE) {

@@ -69,7 +69,7 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
 vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
                            vs_image_status *status, char **record_json, char sha_out[65], vs_error *err);
 /* Progress of a set of n images (a crawl's saved images): *processed = how
- * many have status DONE or FAILED, *faces_found = the sum of the integer
+ * many have status DONE, FAILED or ERASED (erased on arrival by a block), *faces_found = the sum of the integer
  * "faces_found" field of the record_json of the DONE ones. Images without a
  * record count as not processed; each entry of sha256 is counted, so pass
  * distinct ones. Either output may be NULL. Bad tenant or sha256 ->

@@ -46,5 +46,6 @@ int cmd_tenant(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_crawl(int argc, char **argv);
+int cmd_erase(int argc, char **argv);
 
 #endif

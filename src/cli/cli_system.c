@@ -63,13 +63,11 @@ static void crawl_log(void *ctx, const char *line) {
     fprintf(stderr, "%s\n", line);
 }
 
-/* Opens crawl.db and, for a server, starts the runner of queued crawls
- * (resuming one a restart interrupted). */
-static vs_err open_crawl(cli_system *s, const cli_system_opts *o, vs_error *err) {
+/* Sets up crawling on the open crawl.db and, for a server, starts the
+ * runner of queued crawls (resuming one a restart interrupted). */
+static vs_err start_crawl(cli_system *s, const cli_system_opts *o, vs_error *err) {
     vs_app *a = &s->app;
     vs_crawl_env *env = &a->crawl;
-    vs_err rc = vs_crawl_db_open(s->data_dir, &env->db, err);
-    if (rc != VS_OK) return rc;
     env->store = a->store;
     env->catalog = a->catalog;
     env->queue = a->queue;
@@ -115,12 +113,15 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     }
     if (!worker && load_secret(s->data_dir, a->secret) != 0) goto fail;
     if (!worker && vs_catalog_open(s->data_dir, &a->catalog, &err) != VS_OK) goto fail_err;
+    /* before any worker starts: erasure (pipeline) forgets crawl.db rows too */
+    if (!worker && vs_crawl_db_open(s->data_dir, &a->crawl.db, &err) != VS_OK) goto fail_err;
     if (vs_store_open(env_or("VISAGE_STORE", store_url), &a->store, &err) != VS_OK) goto fail_err;
     if (vs_queue_open(queue_url, &qo, &a->queue, &err) != VS_OK) goto fail_err;
     /* a worker reads a shared index (near-duplicate links) but never owns an embedded one */
     if ((!worker || remote_index) && vs_index_open(index_url, s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
     if (!(a->engine = cli_engine_load(o->models, 0))) goto fail;
-    a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine};
+    a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine,
+                                .crawl_db = a->crawl.db};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
     const char *nd = getenv("VISAGE_NEAR_DUP");
     if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;
@@ -138,7 +139,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
         a->pool_free[i] = 1;
     }
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, o->workers, &a->workers, &err) != VS_OK) goto fail_err;
-    if (!worker && open_crawl(s, o, &err) != VS_OK) goto fail_err;
+    if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
     cli_error(worker ? "worker" : s->data_dir, &err);

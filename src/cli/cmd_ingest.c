@@ -89,7 +89,7 @@ static void show(void *ctx, const vs_queue_stats *qs) {
     if (!p->tty || !p->s->app.workers) return;
     vs_worker_stats ws;
     vs_workers_stats(p->s->app.workers, &ws);
-    int64_t done = ws.processed + ws.duplicates + ws.rejected;
+    int64_t done = ws.processed + ws.duplicates + ws.rejected + ws.blocked;
     double sec = (vs_now_ms() - p->t0) / 1000.0;
     fprintf(stderr, "\r%lld/%d images  %.1f img/s  faces %lld  skipped %lld  failed %lld  queued %lld   ",
             (long long)done, p->total, sec > 0 ? done / sec : 0.0, (long long)ws.faces_indexed, (long long)ws.duplicates,
@@ -165,10 +165,11 @@ static int ingest_local(file_list *files, const char *data_dir, const char *mode
     vs_workers_stats(s.app.workers, &ws);
     if (p.tty) fprintf(stderr, "\n");
     double sec = (vs_now_ms() - p.t0) / 1000.0;
-    printf("{\"images\":%d,\"processed\":%lld,\"duplicates\":%lld,\"failed\":%lld,\"faces_indexed\":%lld,"
+    printf("{\"images\":%d,\"processed\":%lld,\"duplicates\":%lld,\"blocked\":%lld,\"failed\":%lld,\"faces_indexed\":%lld,"
            "\"seconds\":%.2f,\"images_per_s\":%.1f}\n",
-           files->n, (long long)ws.processed, (long long)ws.duplicates, (long long)(ws.rejected + ws.failed + p.failed),
-           (long long)ws.faces_indexed, sec, sec > 0 ? (ws.processed + ws.duplicates) / sec : 0);
+           files->n, (long long)ws.processed, (long long)ws.duplicates, (long long)ws.blocked,
+           (long long)(ws.rejected + ws.failed + p.failed), (long long)ws.faces_indexed, sec,
+           sec > 0 ? (ws.processed + ws.duplicates + ws.blocked) / sec : 0);
     if (ws.rejected + ws.failed + p.failed > 0) rc = 1;
     cli_system_close(&s);
     return rc;

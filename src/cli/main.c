@@ -16,8 +16,10 @@ static int usage(void) {
             "  search IMAGE [--data DIR] [--tenant T] [--top-k K]   where else does this face appear\n"
             "  crawl URL [--depth N] [--max-pages N] [--delay S] [--data DIR] [--tenant T]\n"
             "                            crawl a site's images into the index, wait until processed\n"
+            "  erase IMAGE [--dry-run] [--block] [--threshold T] [--face-index N] [--data DIR] [--tenant T]\n"
+            "                            erase every image of the person in IMAGE (--dry-run: list them)\n"
             "  tenant create NAME [--data DIR]           create a tenant, print its API key once\n"
-            "  (ingest, search and crawl take --server URL --key K to use a running server)\n"
+            "  (ingest, search, crawl and erase take --server URL --key K to use a running server)\n"
             "options: --models DIR (default: $VISAGE_MODELS, ./models, <binary>/../models)\n"
             "         --crops DIR (detect/embed: save each aligned face as JPEG)\n"
             "         --thorough (detect/embed: search every scale for faces down to 24 px; slower)\n");
@@ -36,6 +38,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "ingest")) return cmd_ingest(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 1, argv + 1);
     if (!strcmp(cmd, "crawl")) return cmd_crawl(argc - 1, argv + 1);
+    if (!strcmp(cmd, "erase")) return cmd_erase(argc - 1, argv + 1);
     if (!strcmp(cmd, "tenant")) return cmd_tenant(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage();

@@ -257,11 +257,14 @@ static int collect_sha(void *ctx, const char *sha) {
 }
 
 /* images_processed and faces_found of a job, from the catalog records of
- * the images it saved; -1 each when they cannot be read. */
-static void job_faces(const vs_crawl_env *env, const vs_crawl_job *job, int64_t *processed, int64_t *faces) {
+ * the images it saved, and *rows: how many of those crawl.db still lists
+ * (erasure forgets the others); -1 each when they cannot be read. */
+static void job_faces(const vs_crawl_env *env, const vs_crawl_job *job, int64_t *processed, int64_t *faces,
+                      int64_t *rows) {
     sha_list l = {0};
-    *processed = *faces = -1;
+    *processed = *faces = *rows = -1;
     if (vs_crawl_images_each(env->db, job->id, collect_sha, &l, NULL) == VS_OK && !l.nomem) {
+        *rows = l.n;
         const char **p = vs_calloc((size_t)(l.n ? l.n : 1), sizeof *p);
         for (int i = 0; p && i < l.n; i++) p[i] = l.v[i];
         if (p && vs_image_records_summary(env->catalog, job->tenant, p, l.n, processed, faces, NULL) != VS_OK)
@@ -273,8 +276,14 @@ static void job_faces(const vs_crawl_env *env, const vs_crawl_job *job, int64_t 
 
 json_t *vs_crawl_job_json(const vs_crawl_env *env, const vs_crawl_job *job) {
     const vs_crawl_counts *k = &job->counts;
-    int64_t processed = 0, faces = 0;
-    job_faces(env, job, &processed, &faces);
+    int64_t processed = 0, faces = 0, rows = 0, erased = -1;
+    job_faces(env, job, &processed, &faces, &rows);
+    if (processed >= 0) {
+        /* an erased image leaves crawl.db: it counts as processed (it went
+         * through), and as erased; only the rows still waiting are pending */
+        erased = k->images_saved > rows ? k->images_saved - rows : 0;
+        processed += erased;
+    }
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:b}", "id", job->id, "tenant", job->tenant, "state",
                           vs_crawl_state_name(job->state), "seed_url", job->seed_url, "depth", job->max_depth,
                           "max_pages", job->max_pages, "max_images", job->max_images, "delay_ms", job->delay_ms,
@@ -285,7 +294,7 @@ json_t *vs_crawl_job_json(const vs_crawl_env *env, const vs_crawl_job *job) {
         {"images_saved", k->images_saved}, {"images_duplicate", k->images_duplicate},
         {"images_skipped", k->images_skipped}, {"robots_blocked", k->robots_blocked},
         {"out_of_scope", k->out_of_scope}, {"redirects", k->redirects}, {"errors", k->errors}, {"bytes", k->bytes},
-        {"images_processed", processed}, {"faces_found", faces}, {"created_at", job->created_ms},
+        {"images_processed", processed}, {"images_erased", erased}, {"faces_found", faces}, {"created_at", job->created_ms},
         {"started_at", job->started_ms}, {"finished_at", job->finished_ms},
     };
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) json_object_set_new(o, f[i].k, json_integer(f[i].v));

@@ -12,6 +12,7 @@
 #include "vs_alloc.h"
 #include "vs_base64.h"
 #include "vs_hash.h"
+#include "vs_erase.h"
 #include "vs_identity.h"
 #include "vs_phash.h"
 
@@ -116,14 +117,24 @@ static vs_err add_thumb(blob_set *bs, const vs_image *img, int px, const char *b
     return rc;
 }
 
-/* Writes points and record into the local index and catalog. */
+/* Writes points and record into the local index and catalog, unless the
+ * image was erased meanwhile or holds a blocked face. */
 static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char *sha, const char *external_id,
-                           vs_image_status st, const char *rec, const vs_point *pts, int n, int dim, vs_error *err) {
+                           vs_image_status st, const char *rec, const vs_point *pts, int n, int dim, int *blocked,
+                           vs_error *err) {
     vs_image_status now;
     vs_err rc = vs_image_record_get(p->catalog, tenant, sha, NULL, &now, NULL, NULL, err);
     if (rc == VS_OK && now == VS_IMG_ERASED) return VS_OK; /* erased while it was being processed: keep it out */
     if (rc != VS_OK && rc != VS_ERR_NOT_FOUND) return rc;
     rc = VS_OK;
+    int hit = 0;
+    char block[VS_POINT_ID_MAX];
+    if (n > 0) rc = vs_block_match(p, tenant, pts, n, &hit, block, err);
+    if (rc != VS_OK) return rc;
+    if (blocked) *blocked = hit;
+    /* a face of a person the tenant erased with a block: the image goes the
+     * way their old ones went, crops the worker saved included */
+    if (hit) return vs_erase_image(p, tenant, sha, 1, NULL, NULL, err);
     if (n > 0) {
         rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION,
                                               err);
@@ -136,13 +147,13 @@ static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char 
 /* Hands points and record over: locally, or as one message to the index
  * owner (vectors as base64 float32) when the pipeline has a results queue. */
 static vs_err commit(const vs_pipeline *p, const vs_ingest_msg *m, vs_image_status st, json_t *rec, const vs_point *pts,
-                     int n, vs_error *err) {
+                     int n, int *blocked, vs_error *err) {
     int dim = vs_engine_embedding_dim(p->engine);
     const char *ext = m->external_id[0] ? m->external_id : NULL;
     char *recs = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     vs_err rc = VS_OK;
     if (!p->results) {
-        rc = commit_local(p, m->tenant, m->sha256, ext, st, recs, pts, n, dim, err);
+        rc = commit_local(p, m->tenant, m->sha256, ext, st, recs, pts, n, dim, blocked, err);
         free(recs);
         return rc;
     }
@@ -210,7 +221,7 @@ vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err) {
     char *recs = rc == VS_OK && json_object_get(o, "record") ? json_dumps(json_object_get(o, "record"), JSON_COMPACT) : NULL;
     if (rc == VS_OK)
         rc = commit_local(p, tenant, sha, ext, (vs_image_status)json_integer_value(json_object_get(o, "status")), recs, v,
-                          (int)n, dim, err);
+                          (int)n, dim, NULL, err);
     free(recs);
     for (size_t i = 0; i < n; i++) {
         if (payloads) free(payloads[i]);
@@ -228,7 +239,7 @@ static vs_err reject(const vs_pipeline *p, const vs_ingest_msg *m, const char *c
                      vs_process_result *result, vs_error *err) {
     json_t *rec = json_pack("{s:s,s:s,s:{s:s,s:s}}", "image_sha256", m->sha256, "status", "failed", "error", "code",
                             code, "message", why->msg);
-    vs_err rc = commit(p, m, VS_IMG_FAILED, rec, NULL, 0, err);
+    vs_err rc = commit(p, m, VS_IMG_FAILED, rec, NULL, 0, NULL, err);
     json_decref(rec);
     *result = VS_PROCESS_REJECTED;
     return rc;
@@ -433,9 +444,11 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         if (m->source_url[0]) json_object_set_new(rec, "source_url", json_string(m->source_url));
         if (m->page_url[0]) json_object_set_new(rec, "page_url", json_string(m->page_url));
         if (m->external_id[0]) json_object_set_new(rec, "external_image_id", json_string(m->external_id));
-        rc = commit(p, m, VS_IMG_DONE, rec, pts, n_pts, err); /* step 10 */
+        int blocked = 0;
+        rc = commit(p, m, VS_IMG_DONE, rec, pts, n_pts, &blocked, err); /* step 10 */
         json_decref(rec);
-        if (faces_indexed) *faces_indexed = (int)json_array_size(indexed);
+        if (blocked) *result = VS_PROCESS_BLOCKED;
+        else if (faces_indexed) *faces_indexed = (int)json_array_size(indexed);
     }
     json_decref(indexed);
     json_decref(not_indexed);
@@ -445,49 +458,5 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     vs_free(plan);
     vs_faces_free(&faces);
     vs_image_free(&img);
-    return rc;
-}
-
-typedef struct del_ctx {
-    const vs_pipeline *p;
-    const char *bucket;
-    vs_err rc;
-    vs_error *err;
-} del_ctx;
-
-static int delete_listed(void *ctx, const char *key, size_t size) {
-    del_ctx *d = ctx;
-    (void)size;
-    d->rc = vs_store_del(d->p->store, d->bucket, key, d->err);
-    return d->rc != VS_OK;
-}
-
-/* Deletes every key of bucket that starts with prefix. */
-static vs_err delete_prefix(const vs_pipeline *p, const char *bucket, const char *prefix, vs_error *err) {
-    del_ctx d = {p, bucket, VS_OK, err};
-    vs_err rc = p->store->ops->list(p->store, bucket, prefix, delete_listed, &d, err);
-    return rc != VS_OK ? rc : d.rc;
-}
-
-vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
-                      int64_t *faces_deleted, vs_error *err) {
-    vs_filter f = {.tenant_id = tenant, .image_sha256 = sha256};
-    int64_t n = 0;
-    char prefix[512];
-    vs_err rc = p->index->ops->delete_filter(p->index, VS_FACES_COLLECTION, &f, &n, err);
-    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
-    snprintf(prefix, sizeof prefix, "%s/%s_face_", tenant, sha256);
-    if (rc == VS_OK) rc = delete_prefix(p, "face-crops", prefix, err);
-    if (rc == VS_OK) rc = delete_prefix(p, "face-thumbs", prefix, err);
-    snprintf(prefix, sizeof prefix, "%s/%s_thumb", tenant, sha256);
-    if (rc == VS_OK) rc = delete_prefix(p, "thumbnails", prefix, err);
-    snprintf(prefix, sizeof prefix, "%s/%s.", tenant, sha256);
-    if (rc == VS_OK) rc = delete_prefix(p, "raw-images", prefix, err);
-    if (rc == VS_OK) rc = vs_identity_forget(p, tenant, sha256, NULL, err);
-    if (rc == VS_OK)
-        rc = suppress ? vs_image_record_mark_erased(p->catalog, tenant, sha256, err)
-                      : vs_image_record_delete(p->catalog, tenant, sha256, err);
-    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
-    if (faces_deleted) *faces_deleted = n;
     return rc;
 }

@@ -8,6 +8,7 @@
 #define VS_PIPELINE_H
 
 #include "vs_catalog.h"
+#include "vs_crawl_jobs.h"
 #include "vs_engine.h"
 #include "vs_index.h"
 #include "vs_queue.h"
@@ -48,6 +49,7 @@ typedef struct vs_pipeline {
     const vs_engine *engine;
     vs_pipeline_cfg cfg;
     vs_queue *results;     /* non-NULL: hand results to the index owner */
+    vs_crawl_db *crawl_db; /* NULL: none; erasure forgets its rows about an image */
 } vs_pipeline;
 
 /* The queued message (JSON in the queue). */
@@ -71,6 +73,7 @@ typedef enum vs_process_result {
     VS_PROCESSED = 0,        /* record written, points upserted */
     VS_PROCESS_DUPLICATE,    /* this tenant already has this image, or erased it: nothing (re)done */
     VS_PROCESS_REJECTED,     /* permanent failure (not an image...): record says why, do not retry */
+    VS_PROCESS_BLOCKED,      /* a face matched an erasure block: the image was erased on arrival */
 } vs_process_result;
 
 /* Processes one message. Returns VS_OK with *result for processed,
@@ -86,14 +89,5 @@ vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err);
 
 /* Raw image bucket/key of an image: raw-images/{tenant}/{sha256}.{ext}. */
 void vs_raw_key(const char *tenant, const char *sha256, const char *ext, char *key, size_t cap);
-
-/* Removes every trace of an image of a tenant: its points, crops, thumbs,
- * raw file, record, and identity samples taken from it (centroids are
- * recomputed). With suppress, the record is replaced by an ERASED marker
- * (its sha256 only) so the image is never indexed again for the tenant;
- * without, the record goes too (and an existing marker is lifted).
- * *faces_deleted may be NULL. */
-vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
-                      int64_t *faces_deleted, vs_error *err);
 
 #endif

@@ -42,6 +42,7 @@ static void record(vs_workers *w, vs_process_result r, vs_err rc, int faces, int
     if (rc != VS_OK) w->stats.failed++;
     else if (r == VS_PROCESS_DUPLICATE) w->stats.duplicates++;
     else if (r == VS_PROCESS_REJECTED) w->stats.rejected++;
+    else if (r == VS_PROCESS_BLOCKED) w->stats.blocked++;
     else w->stats.processed++;
     w->stats.faces_indexed += faces;
     w->stats.latency_ms_sum += ms;

@@ -12,7 +12,7 @@
 typedef struct vs_workers vs_workers;
 
 typedef struct vs_worker_stats {
-    int64_t processed, duplicates, rejected, failed, faces_indexed;
+    int64_t processed, duplicates, rejected, failed, blocked, faces_indexed;
     int64_t busy;              /* messages being processed now */
     int64_t latency_ms_sum;
     int64_t latency_hist[8];   /* process time buckets: <=50,100,250,500,1000,2500,5000,+Inf ms */

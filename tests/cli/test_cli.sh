@@ -88,6 +88,32 @@ process.exit(j.duplicates === 1 && j.processed === 0 ? 0 : 1);' "$tmp/again.json
 pid=$!; sleep 1; kill $pid 2>/dev/null; wait $pid 2>/dev/null
 check "open mode refuses a non-loopback listen address" grep -q "refusing to listen" "$tmp/open.err"
 
+# 5b. erasure of a person: a dry run lists the 11 photos of Obama (obama_small.jpg
+#     scores them >= 0.62, everyone else <= 0.53), then they go, and a block keeps
+#     a new copy out
+"$bin" erase --data "$data" --dry-run "$faces/obama_small.jpg" >"$tmp/dry.json"
+check "erase --dry-run lists exactly the Obama photos and erases nothing" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+const ob = j.images.filter((i) => /obama|32bit\.png|two_people/.test(i.source_url));
+process.exit(j.dry_run && j.images.length === 11 && ob.length === 11 && j.images_erased === 0 ? 0 : 1);' "$tmp/dry.json"
+"$bin" erase --data "$data" "$faces/two_people.jpg" >/dev/null 2>"$tmp/erase.err"; rc=$?
+check "erase of a two-face photo without --face-index exits 1 naming the option" test $rc = 1 -a -n "$(grep -- '--face-index' "$tmp/erase.err")"
+"$bin" erase --data "$data" --threshold 0.1 "$faces/obama_small.jpg" >/dev/null 2>&1
+check "erase --threshold 0.1 is a usage error (2)" test $? = 2
+"$bin" erase --data "$data" --block --note "ticket 7" "$faces/obama_small.jpg" >"$tmp/erase.json"
+check "erase --block erases the 11 photos and adds a block" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(!j.dry_run && j.images_erased === 11 && j.complete && /^[0-9a-f-]{36}$/.test(j.block_id) ? 0 : 1);' "$tmp/erase.json"
+{ cat "$faces/obama-1080p.jpg"; printf 'a new copy'; } >"$tmp/obama-copy.jpg"
+"$bin" ingest --data "$data" "$tmp/obama-copy.jpg" >"$tmp/blocked.json" 2>/dev/null
+check "a new photo of the blocked person is erased on arrival" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.blocked === 1 && j.processed === 0 && j.faces_indexed === 0 ? 0 : 1);' "$tmp/blocked.json"
+"$bin" search --data "$data" --top-k 30 "$faces/knn_examples/test/obama1.jpg" >"$tmp/after.json"
+check "after erasure no face of the person is found" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.results.length > 0 && j.results.every((r) => !r.same_person) ? 0 : 1);' "$tmp/after.json"
+
 # 6. usage errors
 "$bin" detect >/dev/null 2>&1; check "detect without files is a usage error (2)" test $? = 2
 "$bin" bogus >/dev/null 2>&1; check "unknown command is a usage error (2)" test $? = 2

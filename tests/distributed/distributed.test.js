@@ -190,4 +190,36 @@ describe('distributed: redis + s3 + api + 3 workers', () => {
       site.close();
     }
   });
+
+  // every S3 object file s3rver keeps whose path names sha
+  const s3Files = (sha) => {
+    const out = [];
+    const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p); else if (p.includes(sha)) out.push(p);
+    });
+    walk(path.join(dir, 's3'));
+    return out;
+  };
+
+  it('erases a person from S3 and the index, and the index owner erases their new photos on arrival', async () => {
+    const b64 = (p, tag) => Buffer.concat([fs.readFileSync(path.join(L.FACES, p)), Buffer.from(tag)]).toString('base64');
+    const r = await L.api(api, 'POST', '/api/v1/erase', { json: { image_b64: L.b64(path.join(L.FACES, 'obama_small.jpg')), block: true } });
+    assert.equal(r.status, 200, JSON.stringify(r.data));
+    // the 11 shared photos of Obama, and copies the earlier tests ingested
+    assert.ok(r.data.images.length >= 11, JSON.stringify(r.data.images.map((i) => i.score)));
+    assert.equal(r.data.images_erased, r.data.images.length);
+    for (const i of r.data.images) assert.deepEqual(s3Files(i.image_sha256), [], 'nothing of ' + i.image_sha256 + ' left in S3');
+    const q = await L.api(api, 'POST', '/api/v1/search', { json: { image_b64: L.b64(path.join(L.FACES, 'knn_examples/test/obama1.jpg')), top_k: 20 } });
+    assert.ok(q.data.results.every((x) => !x.same_person));
+    const blocked = await L.api(api, 'POST', '/api/v1/ingest', { json: { image_b64: b64('obama-1080p.jpg', 'dist-v1') } });
+    const other = await L.api(api, 'POST', '/api/v1/ingest', { json: { image_b64: b64('knn_examples/train/biden/biden2.jpg', 'dist-v1') } });
+    await L.waitDone(api, undefined, [other.data.image_sha256], 120000);
+    assert.ok(s3Files(other.data.image_sha256).length >= 3, 'raw, thumbnail, crop of a kept photo are in S3');
+    await waitFor(async () => {
+      const g = await L.api(api, 'GET', '/api/v1/images/' + blocked.data.image_sha256);
+      return g.status === 404 && /erased/.test(g.data.error.message);
+    }, 120000, 'the blocked photo erased on arrival');
+    assert.deepEqual(s3Files(blocked.data.image_sha256), [], 'the crops a worker saved for it are gone too');
+  });
 });

@@ -1,0 +1,162 @@
+/* vs_routes_erase.c - POST /api/v1/erase: every image of a person, found by
+ * a face (image_b64, face_id or vector), erased or (dry_run) listed; with
+ * "block" their later images are erased on arrival too. GET
+ * /api/v1/erase/blocks and DELETE /api/v1/erase/blocks/{id} show and lift
+ * blocks. Always within the caller's tenant. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_erase.h"
+#include "vs_routes.h"
+#include "vs_similarity.h"
+
+/* Reads the options of an erasure; -1 after replying 400. */
+static int read_opts(vs_req *r, json_t *b, vs_erase_person_opts *o) {
+    json_t *v;
+    *o = (vs_erase_person_opts){.threshold = vs_engine_config(r->app->engine)->match_threshold, .max_images = 1000,
+                                .suppress = 1};
+    if ((v = json_object_get(b, "threshold"))) {
+        /* below 0.3 strangers' faces match: an erasure there would be a wipe */
+        if (!json_is_number(v) || json_number_value(v) < 0.3 || json_number_value(v) > 1) {
+            vs_reply_error(r, 400, "bad_request", "threshold must be a number from 0.3 to 1");
+            return -1;
+        }
+        o->threshold = (float)json_number_value(v);
+    }
+    if ((v = json_object_get(b, "max_images"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > VS_ERASE_MAX_IMAGES) {
+            vs_reply_error(r, 400, "bad_request", "max_images must be an integer from 1 to %d", VS_ERASE_MAX_IMAGES);
+            return -1;
+        }
+        o->max_images = (int)json_integer_value(v);
+    }
+    static const char *flags[] = {"dry_run", "suppress", "block"};
+    int *dst[] = {&o->dry_run, &o->suppress, &o->block};
+    for (int i = 0; i < 3; i++)
+        if ((v = json_object_get(b, flags[i]))) {
+            if (!json_is_boolean(v)) {
+                vs_reply_error(r, 400, "bad_request", "%s must be true or false", flags[i]);
+                return -1;
+            }
+            *dst[i] = json_is_true(v);
+        }
+    if ((v = json_object_get(b, "note")) && (!json_is_string(v) || json_string_length(v) > VS_BLOCK_NOTE_MAX)) {
+        vs_reply_error(r, 400, "bad_request", "note must be a string of at most %d bytes", VS_BLOCK_NOTE_MAX);
+        return -1;
+    }
+    o->note = json_string_value(v);
+    if (o->block && !o->suppress) {
+        vs_reply_error(r, 400, "bad_request", "block needs suppress: a blocked person's erased images stay erased");
+        return -1;
+    }
+    return 0;
+}
+
+/* The face of the query image that names the person: its only face, or
+ * face_index when it has several (erasing the wrong person cannot be undone,
+ * so "the best face" is not good enough here). Fills vec and *query_face;
+ * -1 after replying. */
+static int image_face(vs_req *r, json_t *b, float *vec, json_t **query_face) {
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int got = vs_req_image(r, b, &data, &len);
+    if (got == 0) vs_reply_error(r, 400, "bad_request", "give one of image_b64, face_id or vector");
+    if (got <= 0) return -1;
+    vs_faces faces = {0};
+    int rc = vs_req_analyze(r, data, len, &faces);
+    vs_free(data);
+    if (rc != 0) return -1;
+    json_t *fi = json_object_get(b, "face_index");
+    int idx = json_is_integer(fi) ? (int)json_integer_value(fi) : (faces.n == 1 ? 0 : -1);
+    if (faces.n == 0) vs_reply_error(r, 400, "bad_request", "no face found in the query image");
+    else if (fi && (!json_is_integer(fi) || idx < 0 || idx >= faces.n))
+        vs_reply_error(r, 400, "bad_request", "face_index must be an integer from 0 to %d", faces.n - 1);
+    else if (idx < 0)
+        vs_reply_error(r, 400, "bad_request",
+                       "the query image shows %d faces: say whose images to erase with face_index (0..%d, in the order "
+                       "POST /api/v1/search lists them as query_faces)",
+                       faces.n, faces.n - 1);
+    if (faces.n == 0 || idx < 0 || idx >= faces.n) {
+        vs_faces_free(&faces);
+        return -1;
+    }
+    memcpy(vec, faces.faces[idx].embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(r->app->engine));
+    *query_face = vs_query_face_json(&faces.faces[idx]);
+    vs_faces_free(&faces);
+    return 0;
+}
+
+/* The query vector from face_id, vector or the image; -1 after replying. */
+static int query_vector(vs_req *r, json_t *b, float *vec, json_t **query_face) {
+    int dim = vs_engine_embedding_dim(r->app->engine);
+    json_t *v = json_object_get(b, "vector");
+    const char *face_id = json_string_value(json_object_get(b, "face_id"));
+    if (v) {
+        if (!json_is_array(v) || (int)json_array_size(v) != dim) {
+            vs_reply_error(r, 400, "bad_request", "vector must be an array of %d numbers", dim);
+            return -1;
+        }
+        float norm = 0;
+        for (int i = 0; i < dim; i++) {
+            vec[i] = (float)json_number_value(json_array_get(v, (size_t)i));
+            norm += vec[i] * vec[i];
+        }
+        if (!(norm > 0)) {
+            vs_reply_error(r, 400, "bad_request", "vector must have a non-zero length");
+            return -1;
+        }
+        vs_l2_normalize(vec, dim);
+        return 0;
+    }
+    if (face_id) {
+        vs_error err = {0};
+        vs_err rc = r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, face_id, vec, NULL, &err);
+        if (rc == VS_ERR_NOT_FOUND) vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
+        else if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
+        return rc == VS_OK ? 0 : -1;
+    }
+    return image_face(r, b, vec, query_face);
+}
+
+void vs_route_erase(vs_req *r) {
+    if (!vs_req_is(r, "application/json"))
+        return vs_reply_error(r, 400, "bad_request", "POST /api/v1/erase takes a JSON body");
+    json_t *b = vs_req_json(r);
+    if (!b) return;
+    vs_erase_person_opts o;
+    json_t *query_face = NULL, *report = NULL;
+    float *vec = vs_malloc(sizeof(float) * (size_t)vs_engine_embedding_dim(r->app->engine));
+    if (!vec) vs_reply_error(r, 500, "internal", "out of memory");
+    else if (read_opts(r, b, &o) == 0 && query_vector(r, b, vec, &query_face) == 0) {
+        vs_error err = {0};
+        vs_err rc = vs_erase_person(&r->app->pipeline, r->tenant, vec, &o, &report, &err);
+        if (rc != VS_OK) {
+            vs_reply_vs_err(r, rc, &err);
+        } else {
+            if (query_face) json_object_set(report, "query_face", query_face);
+            vs_reply_json(r, 200, report);
+        }
+    }
+    json_decref(query_face);
+    vs_free(vec);
+    json_decref(b);
+}
+
+void vs_route_blocks_list(vs_req *r) {
+    json_t *arr = json_array();
+    vs_error err = {0};
+    vs_err rc = vs_block_list(&r->app->pipeline, r->tenant, arr, &err);
+    if (rc != VS_OK) {
+        json_decref(arr);
+        return vs_reply_vs_err(r, rc, &err);
+    }
+    vs_reply_json(r, 200, json_pack("{s:o}", "blocks", arr));
+}
+
+void vs_route_block_delete(vs_req *r, const char *id) {
+    vs_error err = {0};
+    vs_err rc = vs_block_delete(&r->app->pipeline, r->tenant, id, &err);
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    vs_reply_json(r, 200, json_pack("{s:s,s:b}", "block_id", id, "deleted", 1));
+}

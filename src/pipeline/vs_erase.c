@@ -1,0 +1,277 @@
+/* vs_erase.c - erasure of an image, of a person (every image with a face
+ * like a given one), and blocks against the person's future images. Works
+ * through the store, index and catalog interfaces only, so it is the same
+ * for the embedded and the distributed system. */
+#include "vs_erase.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+#include "vs_crawl_jobs.h"
+#include "vs_hash.h"
+#include "vs_identity.h"
+#include "vs_strset.h"
+
+/* Faces one search of a person's erasure returns; a person with more is
+ * handled in rounds (erased faces leave the index, the next round finds the
+ * rest). */
+#define ERASE_ROUND_K 1000
+/* Blocks looked at per face when deciding whether it is blocked: the best
+ * few are enough, thresholds differ per block. */
+#define BLOCK_MATCH_K 8
+
+typedef struct del_ctx {
+    const vs_pipeline *p;
+    const char *bucket;
+    vs_err rc;
+    vs_error *err;
+} del_ctx;
+
+static int delete_listed(void *ctx, const char *key, size_t size) {
+    del_ctx *d = ctx;
+    (void)size;
+    d->rc = vs_store_del(d->p->store, d->bucket, key, d->err);
+    return d->rc != VS_OK;
+}
+
+/* Deletes every key of bucket that starts with prefix. */
+static vs_err delete_prefix(const vs_pipeline *p, const char *bucket, const char *prefix, vs_error *err) {
+    del_ctx d = {p, bucket, VS_OK, err};
+    vs_err rc = p->store->ops->list(p->store, bucket, prefix, delete_listed, &d, err);
+    return rc != VS_OK ? rc : d.rc;
+}
+
+vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
+                      int64_t *faces_deleted, int64_t *crawl_rows, vs_error *err) {
+    vs_filter f = {.tenant_id = tenant, .image_sha256 = sha256};
+    int64_t n = 0, rows = 0;
+    char prefix[512];
+    vs_err rc = p->index->ops->delete_filter(p->index, VS_FACES_COLLECTION, &f, &n, err);
+    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
+    snprintf(prefix, sizeof prefix, "%s/%s_face_", tenant, sha256);
+    if (rc == VS_OK) rc = delete_prefix(p, "face-crops", prefix, err);
+    if (rc == VS_OK) rc = delete_prefix(p, "face-thumbs", prefix, err);
+    snprintf(prefix, sizeof prefix, "%s/%s_thumb", tenant, sha256);
+    if (rc == VS_OK) rc = delete_prefix(p, "thumbnails", prefix, err);
+    snprintf(prefix, sizeof prefix, "%s/%s.", tenant, sha256);
+    if (rc == VS_OK) rc = delete_prefix(p, "raw-images", prefix, err);
+    if (rc == VS_OK) rc = vs_identity_forget(p, tenant, sha256, NULL, err);
+    if (rc == VS_OK && p->crawl_db) rc = vs_crawl_images_forget(p->crawl_db, tenant, sha256, &rows, err);
+    if (rc == VS_OK)
+        rc = suppress ? vs_image_record_mark_erased(p->catalog, tenant, sha256, err)
+                      : vs_image_record_delete(p->catalog, tenant, sha256, err);
+    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    if (faces_deleted) *faces_deleted = n;
+    if (crawl_rows) *crawl_rows = rows;
+    return rc;
+}
+
+/* ---- a person ------------------------------------------------------------ */
+
+/* One matching image of the report: its sha, best score and faces. */
+static json_t *image_entry(const vs_hit *h, json_t *pl, const char *sha) {
+    json_t *o = json_pack("{s:s,s:f,s:[s]}", "image_sha256", sha, "score", (double)h->score, "face_ids", h->id);
+    static const char *copy[] = {"source_url", "site", "page_url"};
+    for (size_t i = 0; o && i < sizeof copy / sizeof copy[0]; i++)
+        if (json_object_get(pl, copy[i])) json_object_set(o, copy[i], json_object_get(pl, copy[i]));
+    return o;
+}
+
+typedef struct person_run {
+    const vs_pipeline *p;
+    const char *tenant;
+    const vs_erase_person_opts *o;
+    vs_strset seen;        /* images already in the report */
+    json_t *images;        /* the report's list; entries by sha in `by_sha` */
+    json_t *by_sha;
+    int64_t erased, faces;
+    int full;              /* max_images reached */
+} person_run;
+
+/* Takes one round of hits (best first) into the report, erasing each new
+ * image unless this is a dry run. *added = new images. */
+static vs_err take_hits(person_run *r, const vs_hit *hits, int n, int *added, vs_error *err) {
+    vs_err rc = VS_OK;
+    *added = 0;
+    for (int i = 0; i < n && rc == VS_OK; i++) {
+        json_t *pl = json_loads(hits[i].payload_json, 0, NULL);
+        const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
+        json_t *known = sha ? json_object_get(r->by_sha, sha) : NULL;
+        if (known) { /* another face of an image already listed */
+            json_array_append_new(json_object_get(known, "face_ids"), json_string(hits[i].id));
+        } else if (sha && vs_sha256_hex_ok(sha) && !vs_strset_has(&r->seen, sha)) {
+            if ((int)json_array_size(r->images) >= r->o->max_images) {
+                r->full = 1;
+                json_decref(pl);
+                break;
+            }
+            json_t *e = image_entry(&hits[i], pl, sha);
+            if (!e || vs_strset_add(&r->seen, sha) < 0) {
+                json_decref(e);
+                json_decref(pl);
+                return vs_fail(err, VS_ERR_NOMEM, "erase person: report");
+            }
+            json_array_append_new(r->images, e);
+            json_object_set(r->by_sha, sha, e);
+            (*added)++;
+            if (!r->o->dry_run) {
+                int64_t faces = 0;
+                rc = vs_erase_image(r->p, r->tenant, sha, r->o->suppress, &faces, NULL, err);
+                if (rc == VS_OK) r->erased++, r->faces += faces;
+            }
+        }
+        json_decref(pl);
+    }
+    return rc;
+}
+
+/* Searches and erases in rounds until no face matches, max_images is
+ * reached, or a round brings nothing new (a point the erasure could not
+ * remove must not loop forever). *complete = nothing left to find. */
+static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_error *err) {
+    vs_filter f = {.tenant_id = r->tenant};
+    *complete = 0;
+    for (;;) {
+        vs_hit *hits = NULL;
+        int n = 0, added = 0;
+        vs_err rc = r->p->index->ops->search(r->p->index, VS_FACES_COLLECTION, vec, &f, ERASE_ROUND_K, r->o->threshold,
+                                             &hits, &n, err);
+        if (rc == VS_ERR_NOT_FOUND) { /* nothing indexed yet */
+            *complete = 1;
+            return VS_OK;
+        }
+        if (rc != VS_OK) return rc;
+        if (r->o->dry_run) { /* in the report only, so one round sees all it can */
+            rc = take_hits(r, hits, n, &added, err);
+            *complete = rc == VS_OK && !r->full && n < ERASE_ROUND_K;
+            vs_hits_free(hits, n);
+            return rc;
+        }
+        if (n == 0) {
+            vs_hits_free(hits, n);
+            *complete = 1;
+            return VS_OK;
+        }
+        rc = take_hits(r, hits, n, &added, err);
+        vs_hits_free(hits, n);
+        if (rc != VS_OK || r->full) return rc;
+        if (added == 0)
+            return vs_fail(err, VS_ERR_BACKEND, "erase person: %d matching faces remain in the index after their images were erased",
+                           n);
+    }
+}
+
+vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *vec, const vs_erase_person_opts *o,
+                       json_t **report, vs_error *err) {
+    *report = NULL;
+    if (o->max_images < 1 || o->max_images > VS_ERASE_MAX_IMAGES)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "max_images must be 1..%d", VS_ERASE_MAX_IMAGES);
+    char block_id[VS_POINT_ID_MAX] = "";
+    vs_err rc = VS_OK;
+    /* the block first: an image of the person arriving while the old ones
+     * are erased is caught by it instead of slipping in between */
+    if (o->block && !o->dry_run) rc = vs_block_add(p, tenant, vec, o->threshold, o->note, block_id, err);
+    if (rc != VS_OK) return rc;
+    person_run r = {.p = p, .tenant = tenant, .o = o, .images = json_array(), .by_sha = json_object()};
+    int complete = 0;
+    rc = r.images && r.by_sha ? person_rounds(&r, vec, &complete, err) : vs_fail(err, VS_ERR_NOMEM, "erase person");
+    if (rc == VS_OK) {
+        *report = json_pack("{s:b,s:f,s:O,s:I,s:I,s:b}", "dry_run", o->dry_run, "threshold", (double)o->threshold, "images",
+                            r.images, "images_erased", (json_int_t)r.erased, "faces_deleted", (json_int_t)r.faces,
+                            "complete", complete);
+        if (!*report) rc = vs_fail(err, VS_ERR_NOMEM, "erase person: report");
+        else if (block_id[0]) json_object_set_new(*report, "block_id", json_string(block_id));
+    }
+    json_decref(r.images);
+    json_decref(r.by_sha);
+    vs_strset_free(&r.seen);
+    return rc;
+}
+
+/* ---- blocks -------------------------------------------------------------- */
+
+vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, float threshold, const char *note,
+                    char id_out[VS_POINT_ID_MAX], vs_error *err) {
+    if (!(threshold >= 0.3f && threshold <= 1.0f)) /* below 0.3 a block would take strangers' images */
+        return vs_fail(err, VS_ERR_INVALID_ARG, "block threshold must be 0.3..1");
+    if (note && strlen(note) > VS_BLOCK_NOTE_MAX) return vs_fail(err, VS_ERR_INVALID_ARG, "block note is over %d bytes", VS_BLOCK_NOTE_MAX);
+    int dim = vs_engine_embedding_dim(p->engine);
+    vs_err rc = p->index->ops->ensure_collection(p->index, VS_BLOCKS_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, err);
+    if (rc != VS_OK) return rc;
+    uint8_t rnd[16];
+    char hex[33];
+    if (vs_random_bytes(rnd, sizeof rnd) != 0) return vs_fail(err, VS_ERR_BACKEND, "block: no randomness");
+    vs_hex(rnd, sizeof rnd, hex);
+    const char *parts[3] = {"visage-block", tenant, hex};
+    vs_uuid_from(parts, 3, id_out);
+    json_t *pl = json_pack("{s:s,s:s,s:f,s:I}", "tenant_id", tenant, "kind", "block", "threshold", (double)threshold,
+                           "created_at", (json_int_t)vs_wall_ms());
+    if (pl && note && *note) json_object_set_new(pl, "note", json_string(note));
+    char *s = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
+    json_decref(pl);
+    if (!s) return vs_fail(err, VS_ERR_NOMEM, "block");
+    vs_point pt = {id_out, vec, s};
+    rc = p->index->ops->upsert(p->index, VS_BLOCKS_COLLECTION, &pt, 1, err);
+    free(s);
+    return rc;
+}
+
+static int list_one(void *ctx, const char *id, const float *vector, const char *payload_json) {
+    (void)vector;
+    json_t *pl = json_loads(payload_json, 0, NULL);
+    json_t *o = json_pack("{s:s,s:O,s:O}", "block_id", id, "threshold", json_object_get(pl, "threshold"), "created_at",
+                          json_object_get(pl, "created_at"));
+    if (o && json_object_get(pl, "note")) json_object_set(o, "note", json_object_get(pl, "note"));
+    if (o) json_array_append_new((json_t *)ctx, o);
+    json_decref(pl);
+    return 0;
+}
+
+vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err) {
+    vs_filter f = {.tenant_id = tenant};
+    char next[VS_POINT_ID_MAX] = "";
+    vs_err rc = VS_OK;
+    do {
+        char after[VS_POINT_ID_MAX];
+        snprintf(after, sizeof after, "%s", next);
+        rc = p->index->ops->scroll(p->index, VS_BLOCKS_COLLECTION, &f, after[0] ? after : NULL, 256, list_one, arr, next, err);
+    } while (rc == VS_OK && next[0]);
+    return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
+}
+
+vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
+    const char *ids[1] = {id};
+    vs_err rc = p->index->ops->get(p->index, VS_BLOCKS_COLLECTION, tenant, id, NULL, NULL, err);
+    if (rc == VS_ERR_NOT_FOUND) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
+    if (rc != VS_OK) return rc;
+    int64_t n = 0;
+    return p->index->ops->delete_ids(p->index, VS_BLOCKS_COLLECTION, tenant, ids, 1, &n, err);
+}
+
+vs_err vs_block_match(const vs_pipeline *p, const char *tenant, const vs_point *pts, int n, int *blocked,
+                      char id_out[VS_POINT_ID_MAX], vs_error *err) {
+    vs_filter f = {.tenant_id = tenant};
+    *blocked = 0;
+    id_out[0] = '\0';
+    for (int i = 0; i < n && !*blocked; i++) {
+        vs_hit *hits = NULL;
+        int nh = 0;
+        vs_err rc = p->index->ops->search(p->index, VS_BLOCKS_COLLECTION, pts[i].vector, &f, BLOCK_MATCH_K, 0.3f, &hits,
+                                          &nh, err);
+        if (rc == VS_ERR_NOT_FOUND) return VS_OK; /* no block was ever added */
+        if (rc != VS_OK) return rc;
+        for (int k = 0; k < nh && !*blocked; k++) {
+            json_t *pl = json_loads(hits[k].payload_json, 0, NULL);
+            json_t *t = json_object_get(pl, "threshold");
+            if (json_is_number(t) && hits[k].score >= (float)json_number_value(t)) {
+                *blocked = 1;
+                snprintf(id_out, VS_POINT_ID_MAX, "%s", hits[k].id);
+            }
+            json_decref(pl);
+        }
+        vs_hits_free(hits, nh);
+    }
+    return VS_OK;
+}

@@ -1,0 +1,65 @@
+/* vs_erase.h - erasure: of one image, of every image of a person, and blocks
+ * that keep a person's future images out.
+ *
+ * An image is erased whole: its points, crops, thumbnails, raw file, record,
+ * the identity samples taken from it and the crawl.db rows about it. With
+ * suppress its record becomes an ERASED marker (the sha256 only), so the same
+ * bytes are never indexed again for the tenant.
+ *
+ * A person is erased by a face: every image of the tenant holding a face at
+ * or above the threshold goes, other people's faces in those images too
+ * (the request is "remove the images of this person"; to drop one face and
+ * keep its image there is DELETE /api/v1/faces/{id}). Different photos of
+ * the person cannot be caught by exact bytes, so a block keeps the query
+ * vector (in the index, collection erase_blocks_v1, tenant-scoped like every
+ * point) and the index owner erases any later image with a face matching it
+ * instead of indexing it. */
+#ifndef VS_ERASE_H
+#define VS_ERASE_H
+
+#include <jansson.h>
+
+#include "vs_pipeline.h"
+
+#define VS_BLOCKS_COLLECTION "erase_blocks_v1"
+#define VS_ERASE_MAX_IMAGES 100000
+#define VS_BLOCK_NOTE_MAX 512
+
+/* Removes every trace of an image of a tenant (see above). Without suppress
+ * the record goes too and an existing ERASED marker is lifted. *faces_deleted
+ * and *crawl_rows (rows of crawl.db that named it) may be NULL. */
+vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
+                      int64_t *faces_deleted, int64_t *crawl_rows, vs_error *err);
+
+typedef struct vs_erase_person_opts {
+    float threshold;   /* cosine similarity at or above which a face is the person */
+    int max_images;    /* stop after this many images, 1..VS_ERASE_MAX_IMAGES */
+    int dry_run;       /* list what would go; change nothing */
+    int suppress;      /* leave ERASED markers (the default for a person) */
+    int block;         /* also add a block with this vector and threshold */
+    const char *note;  /* kept with the block: why (a ticket id...); may be NULL */
+} vs_erase_person_opts;
+
+/* Erases (or, dry_run, lists) every image of the tenant with a face
+ * matching vec (dim floats, L2-normalised). *report is a new object:
+ * {"dry_run", "threshold", "images":[{"image_sha256","score","face_ids",
+ * "source_url"?,"site"?,"page_url"?}] best first, "images_erased",
+ * "faces_deleted", "complete", "block_id"?}. complete = 0 when max_images
+ * stopped it, or (dry run) when more faces matched than one search returns.
+ * On an error part of the work may be done; a retry finishes it. */
+vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *vec, const vs_erase_person_opts *o,
+                       json_t **report, vs_error *err);
+
+/* Adds a block for the tenant; id_out gets its id. threshold in [0.3, 1]. */
+vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, float threshold, const char *note,
+                    char id_out[VS_POINT_ID_MAX], vs_error *err);
+/* Appends {block_id, threshold, note, created_at} of every block to arr. */
+vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err);
+/* Lifts a block; unknown id -> VS_ERR_NOT_FOUND. Images it erased stay erased. */
+vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
+/* *blocked = 1 (with the block's id) when any of the n points matches a
+ * block of the tenant at that block's threshold; else 0. */
+vs_err vs_block_match(const vs_pipeline *p, const char *tenant, const vs_point *pts, int n, int *blocked,
+                      char id_out[VS_POINT_ID_MAX], vs_error *err);
+
+#endif

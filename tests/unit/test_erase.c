@@ -1,0 +1,364 @@
+/* test_erase.c - erasure of a person and blocks (vs_erase.h) on a real
+ * file store, embedded index, catalog and crawl.db in a temp dir, with
+ * synthetic face vectors: exactly the person's images of the tenant go, with
+ * their files, records and crawl rows; max_images stops it and a second run
+ * finishes; blocks match at their own threshold, per tenant, and make the
+ * index owner erase a matching result instead of indexing it. The engine is
+ * loaded only for its embedding size (needs models/). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vs_alloc.h"
+#include "vs_base64.h"
+#include "vs_erase.h"
+#include "vs_hash.h"
+
+typedef struct fixture {
+    char dir[64];
+    vs_pipeline p;
+    vs_engine *engine;
+    int dim;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/vs_erase_XXXXXX");
+    if (!f || !mkdtemp(f->dir)) return -1;
+    vs_engine_cfg cfg;
+    vs_engine_cfg_default(&cfg);
+    if (!getenv("VISAGE_MODELS")) cfg.models_dir = VS_SOURCE_DIR "/models";
+    char url[128];
+    snprintf(url, sizeof url, "file://%s/blobs", f->dir);
+    vs_error e = {0};
+    f->p.crawl_db = NULL;
+    if (vs_engine_load(&cfg, &f->engine, &e) != VS_OK || vs_store_open(url, &f->p.store, &e) != VS_OK ||
+        vs_index_open("embedded", f->dir, &f->p.index, &e) != VS_OK || vs_catalog_open(f->dir, &f->p.catalog, &e) != VS_OK ||
+        vs_crawl_db_open(f->dir, &f->p.crawl_db, &e) != VS_OK) {
+        fprintf(stderr, "setup: %s\n", e.msg);
+        return -1;
+    }
+    f->p.engine = f->engine;
+    vs_pipeline_cfg_default(&f->p.cfg);
+    f->dim = vs_engine_embedding_dim(f->engine);
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    vs_crawl_db_close(f->p.crawl_db);
+    vs_catalog_close(f->p.catalog);
+    f->p.index->ops->close(f->p.index);
+    vs_store_close(f->p.store);
+    vs_engine_free(f->engine);
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* A unit vector at similarity `cos` to axis a, the rest along axis b. */
+static void unit_vec(float *v, int dim, int a, int b, float cos) {
+    memset(v, 0, sizeof(float) * (size_t)dim);
+    v[a] = cos;
+    v[b] = sqrtf(1.0f - cos * cos);
+}
+
+/* 64 hex digits naming image n of a test. */
+static void sha_of(int n, char sha[65]) {
+    char seed[32];
+    snprintf(seed, sizeof seed, "image-%d", n);
+    vs_sha256_hex(seed, strlen(seed), sha);
+}
+
+/* Indexes image n of tenant with one face per vector, its raw file, crop
+ * and record, as the pipeline would. */
+static void add_image(fixture *f, const char *tenant, int n, const float *const *vecs, int n_faces) {
+    char sha[65], key[256], id[VS_UUID_STR];
+    vs_error e = {0};
+    sha_of(n, sha);
+    snprintf(key, sizeof key, "%s/%s.jpg", tenant, sha);
+    assert_int_equal(vs_store_put(f->p.store, "raw-images", key, "raw", 3, NULL, &e), VS_OK);
+    assert_int_equal(f->p.index->ops->ensure_collection(f->p.index, VS_FACES_COLLECTION, f->dim,
+                                                       VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, &e), VS_OK);
+    for (int i = 0; i < n_faces; i++) {
+        snprintf(key, sizeof key, "%s/%s_face_%d.jpg", tenant, sha, i);
+        assert_int_equal(vs_store_put(f->p.store, "face-crops", key, "crop", 4, NULL, &e), VS_OK);
+        char pl[512];
+        snprintf(pl, sizeof pl, "{\"tenant_id\":\"%s\",\"image_sha256\":\"%s\",\"face_index\":%d,\"source_url\":\"https://x.test/%d.jpg\"}",
+                 tenant, sha, i, n);
+        vs_face_id(tenant, sha, i, id);
+        vs_point pt = {id, vecs[i], pl};
+        assert_int_equal(f->p.index->ops->upsert(f->p.index, VS_FACES_COLLECTION, &pt, 1, &e), VS_OK);
+    }
+    assert_int_equal(vs_image_record_put(f->p.catalog, tenant, sha, NULL, VS_IMG_DONE, "{\"faces_found\":1}", &e), VS_OK);
+}
+
+static vs_image_status status_of(fixture *f, const char *tenant, int n) {
+    char sha[65];
+    vs_image_status st = VS_IMG_QUEUED;
+    vs_error e = {0};
+    sha_of(n, sha);
+    vs_err rc = vs_image_record_get(f->p.catalog, tenant, sha, NULL, &st, NULL, NULL, &e);
+    return rc == VS_OK ? st : (vs_image_status)-1;
+}
+
+static int raw_exists(fixture *f, const char *tenant, int n) {
+    char sha[65], key[256];
+    uint8_t *d = NULL;
+    size_t len = 0;
+    vs_error e = {0};
+    sha_of(n, sha);
+    snprintf(key, sizeof key, "%s/%s.jpg", tenant, sha);
+    vs_err rc = vs_store_get(f->p.store, "raw-images", key, 100, &d, &len, &e);
+    vs_free(d);
+    return rc == VS_OK;
+}
+
+static vs_erase_person_opts opts(float t) {
+    return (vs_erase_person_opts){.threshold = t, .max_images = 1000, .suppress = 1};
+}
+
+static void test_bad_arguments_are_refused_naming_them(void **state) {
+    fixture *f = *state;
+    float *v = calloc((size_t)f->dim, sizeof *v);
+    char id[VS_POINT_ID_MAX], note[VS_BLOCK_NOTE_MAX + 2];
+    json_t *rep = NULL;
+    vs_error e = {0};
+    v[0] = 1;
+    vs_erase_person_opts o = opts(0.6f);
+    o.max_images = 0;
+    assert_int_equal(vs_erase_person(&f->p, "a", v, &o, &rep, &e), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(e.msg, "max_images"));
+    o.max_images = VS_ERASE_MAX_IMAGES + 1;
+    assert_int_equal(vs_erase_person(&f->p, "a", v, &o, &rep, &e), VS_ERR_INVALID_ARG);
+    assert_null(rep);
+    assert_int_equal(vs_block_add(&f->p, "a", v, 0.29f, NULL, id, &e), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(e.msg, "threshold"));
+    assert_int_equal(vs_block_add(&f->p, "a", v, NAN, NULL, id, &e), VS_ERR_INVALID_ARG);
+    memset(note, 'n', sizeof note - 1);
+    note[sizeof note - 1] = '\0';
+    assert_int_equal(vs_block_add(&f->p, "a", v, 0.6f, note, id, &e), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(e.msg, "note"));
+    o = opts(0.6f);
+    o.block = 1;
+    o.max_images = 0; /* refused before any block is added */
+    assert_int_equal(vs_erase_person(&f->p, "a", v, &o, &rep, &e), VS_ERR_INVALID_ARG);
+    json_t *list = json_array();
+    assert_int_equal(vs_block_list(&f->p, "a", list, &e), VS_OK);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    assert_int_equal(vs_block_delete(&f->p, "a", "no-such-block", &e), VS_ERR_NOT_FOUND);
+    free(v);
+}
+
+static void test_empty_index_erases_nothing(void **state) {
+    fixture *f = *state;
+    float *v = calloc((size_t)f->dim, sizeof *v);
+    json_t *rep = NULL;
+    vs_error e = {0};
+    v[0] = 1;
+    vs_erase_person_opts o = opts(0.6f);
+    assert_int_equal(vs_erase_person(&f->p, "a", v, &o, &rep, &e), VS_OK);
+    assert_int_equal(json_array_size(json_object_get(rep, "images")), 0);
+    assert_true(json_is_true(json_object_get(rep, "complete")));
+    json_decref(rep);
+    vs_point pt = {"x", v, "{}"};
+    int blocked = 1;
+    char id[VS_POINT_ID_MAX];
+    assert_int_equal(vs_block_match(&f->p, "a", &pt, 1, &blocked, id, &e), VS_OK); /* no block collection */
+    assert_int_equal(blocked, 0);
+    free(v);
+}
+
+/* Person P is axis 0, stranger S axis 1. Tenant a: images 1-3 of P (the
+ * third also shows S), 4 of S, 5 of P at 0.5 (below the threshold); tenant
+ * b: image 6 of P. */
+static void test_erases_exactly_the_persons_images_of_the_tenant(void **state) {
+    fixture *f = *state;
+    int dim = f->dim;
+    float *p1 = calloc((size_t)dim, 4), *p2 = calloc((size_t)dim, 4), *s = calloc((size_t)dim, 4), *weak = calloc((size_t)dim, 4);
+    unit_vec(p1, dim, 0, 2, 0.95f);
+    unit_vec(p2, dim, 0, 3, 0.80f);
+    unit_vec(s, dim, 1, 2, 1.0f);
+    unit_vec(weak, dim, 0, 4, 0.50f);
+    const float *one_p1[] = {p1}, *one_p2[] = {p2}, *group[] = {s, p2}, *one_s[] = {s}, *one_weak[] = {weak};
+    add_image(f, "a", 1, one_p1, 1);
+    add_image(f, "a", 2, one_p2, 1);
+    add_image(f, "a", 3, group, 2);
+    add_image(f, "a", 4, one_s, 1);
+    add_image(f, "a", 5, one_weak, 1);
+    add_image(f, "b", 6, one_p1, 1);
+    /* a crawl of tenant a found image 1 */
+    vs_crawl_job *job = calloc(1, sizeof *job);
+    vs_error e = {0};
+    char sha1[65];
+    sha_of(1, sha1);
+    strcpy(job->tenant, "a");
+    strcpy(job->seed_url, "https://x.test/");
+    assert_int_equal(vs_crawl_job_create(f->p.crawl_db, job, &e), VS_OK);
+    int added = 0;
+    assert_int_equal(vs_crawl_image_add(f->p.crawl_db, job->id, sha1, "https://x.test/", "https://x.test/1.jpg", &added, &e), VS_OK);
+
+    float *q = calloc((size_t)dim, 4);
+    q[0] = 1;
+    json_t *rep = NULL;
+    vs_erase_person_opts o = opts(0.6f);
+    o.dry_run = 1;
+    assert_int_equal(vs_erase_person(&f->p, "a", q, &o, &rep, &e), VS_OK);
+    json_t *imgs = json_object_get(rep, "images");
+    assert_int_equal(json_array_size(imgs), 3);
+    assert_float_equal(json_real_value(json_object_get(json_array_get(imgs, 0), "score")), 0.95, 1e-4); /* best first */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(imgs, 0), "source_url")), "https://x.test/1.jpg");
+    json_t *g = json_array_get(imgs, 2);
+    assert_int_equal(json_array_size(json_object_get(g, "face_ids")), 1); /* only P's face of the group photo */
+    assert_int_equal(json_integer_value(json_object_get(rep, "images_erased")), 0);
+    json_decref(rep);
+    for (int n = 1; n <= 5; n++) assert_int_equal(status_of(f, "a", n), VS_IMG_DONE); /* a dry run changes nothing */
+
+    o.dry_run = 0;
+    assert_int_equal(vs_erase_person(&f->p, "a", q, &o, &rep, &e), VS_OK);
+    assert_int_equal(json_integer_value(json_object_get(rep, "images_erased")), 3);
+    assert_int_equal(json_integer_value(json_object_get(rep, "faces_deleted")), 4); /* S goes with the group photo */
+    assert_true(json_is_true(json_object_get(rep, "complete")));
+    json_decref(rep);
+    for (int n = 1; n <= 3; n++) {
+        assert_int_equal(status_of(f, "a", n), VS_IMG_ERASED);
+        assert_false(raw_exists(f, "a", n));
+    }
+    assert_int_equal(status_of(f, "a", 4), VS_IMG_DONE);
+    assert_int_equal(status_of(f, "a", 5), VS_IMG_DONE);
+    assert_true(raw_exists(f, "a", 4));
+    assert_int_equal(status_of(f, "b", 6), VS_IMG_DONE); /* other tenant untouched */
+    assert_true(raw_exists(f, "b", 6));
+    int64_t rows = -1;
+    assert_int_equal(vs_crawl_images_forget(f->p.crawl_db, "a", sha1, &rows, &e), VS_OK);
+    assert_int_equal(rows, 0); /* the crawl row went with the image */
+    free(job);
+    free(q);
+    free(p1), free(p2), free(s), free(weak);
+}
+
+static void test_max_images_stops_and_a_second_run_finishes(void **state) {
+    fixture *f = *state;
+    int dim = f->dim;
+    float *v = calloc((size_t)dim, 4);
+    for (int n = 10; n < 15; n++) {
+        unit_vec(v, dim, 0, 5 + n, 0.9f);
+        const float *one[] = {v};
+        add_image(f, "a", n, one, 1);
+    }
+    float *q = calloc((size_t)dim, 4);
+    q[0] = 1;
+    json_t *rep = NULL;
+    vs_error e = {0};
+    vs_erase_person_opts o = opts(0.6f);
+    o.max_images = 2;
+    assert_int_equal(vs_erase_person(&f->p, "a", q, &o, &rep, &e), VS_OK);
+    assert_int_equal(json_integer_value(json_object_get(rep, "images_erased")), 2);
+    assert_true(json_is_false(json_object_get(rep, "complete")));
+    json_decref(rep);
+    o.max_images = 1000;
+    assert_int_equal(vs_erase_person(&f->p, "a", q, &o, &rep, &e), VS_OK);
+    assert_int_equal(json_integer_value(json_object_get(rep, "images_erased")), 3);
+    assert_true(json_is_true(json_object_get(rep, "complete")));
+    json_decref(rep);
+    for (int n = 10; n < 15; n++) assert_int_equal(status_of(f, "a", n), VS_IMG_ERASED);
+    free(v);
+    free(q);
+}
+
+/* A result message as a distributed worker sends it: one face, vector v. */
+static char *result_msg(fixture *f, const char *tenant, int n, const float *v) {
+    char sha[65], id[VS_UUID_STR];
+    sha_of(n, sha);
+    vs_face_id(tenant, sha, 0, id);
+    char *b64 = vs_base64_encode((const uint8_t *)v, sizeof(float) * (size_t)f->dim);
+    json_t *o = json_pack("{s:s,s:s,s:i,s:i,s:{s:s,s:i},s:[{s:s,s:s,s:{s:s,s:s,s:i}}]}", "tenant_id", tenant, "image_sha256",
+                          sha, "status", (int)VS_IMG_DONE, "dim", f->dim, "record", "status", "done", "faces_found", 1,
+                          "points", "id", id, "vector_b64", b64, "payload", "tenant_id", tenant, "image_sha256", sha,
+                          "face_index", 0);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    vs_free(b64);
+    return s;
+}
+
+static void test_blocks_match_at_their_threshold_per_tenant(void **state) {
+    fixture *f = *state;
+    int dim = f->dim;
+    float *p = calloc((size_t)dim, 4), *near = calloc((size_t)dim, 4), *mid = calloc((size_t)dim, 4), *s = calloc((size_t)dim, 4);
+    p[0] = 1;
+    unit_vec(near, dim, 0, 7, 0.85f);
+    unit_vec(mid, dim, 0, 8, 0.70f);
+    unit_vec(s, dim, 1, 9, 1.0f);
+    char id[VS_POINT_ID_MAX], hit[VS_POINT_ID_MAX];
+    vs_error e = {0};
+    assert_int_equal(vs_block_add(&f->p, "a", p, 0.8f, "ticket 1", id, &e), VS_OK);
+    int blocked = 0;
+    vs_point pts[2] = {{"x", s, "{}"}, {"y", near, "{}"}};
+    assert_int_equal(vs_block_match(&f->p, "a", pts, 2, &blocked, hit, &e), VS_OK);
+    assert_int_equal(blocked, 1); /* the second face matches */
+    assert_string_equal(hit, id);
+    assert_int_equal(vs_block_match(&f->p, "b", pts, 2, &blocked, hit, &e), VS_OK);
+    assert_int_equal(blocked, 0); /* a's block is not b's */
+    vs_point m = {"z", mid, "{}"};
+    assert_int_equal(vs_block_match(&f->p, "a", &m, 1, &blocked, hit, &e), VS_OK);
+    assert_int_equal(blocked, 0); /* 0.70 < the block's 0.8 */
+    json_t *list = json_array();
+    assert_int_equal(vs_block_list(&f->p, "a", list, &e), VS_OK);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "note")), "ticket 1");
+    json_decref(list);
+
+    /* the index owner erases a blocked result instead of indexing it, and
+     * indexes the same message of another tenant */
+    char *msg = result_msg(f, "a", 20, near), *msg_b = result_msg(f, "b", 20, near);
+    assert_int_equal(vs_apply_result(&f->p, msg, &e), VS_OK);
+    assert_int_equal(status_of(f, "a", 20), VS_IMG_ERASED);
+    assert_int_equal(vs_apply_result(&f->p, msg_b, &e), VS_OK);
+    assert_int_equal(status_of(f, "b", 20), VS_IMG_DONE);
+    vs_filter flt = {.tenant_id = "a"};
+    int64_t n = -1;
+    char sha[65];
+    sha_of(20, sha);
+    flt.image_sha256 = sha;
+    assert_int_equal(f->p.index->ops->count(f->p.index, VS_FACES_COLLECTION, &flt, &n, &e), VS_OK);
+    assert_int_equal(n, 0);
+
+    /* lifted: the next image of the person is indexed */
+    assert_int_equal(vs_block_delete(&f->p, "b", id, &e), VS_ERR_NOT_FOUND); /* not b's to lift */
+    assert_int_equal(vs_block_delete(&f->p, "a", id, &e), VS_OK);
+    assert_int_equal(vs_block_delete(&f->p, "a", id, &e), VS_ERR_NOT_FOUND);
+    char *msg2 = result_msg(f, "a", 21, near);
+    assert_int_equal(vs_apply_result(&f->p, msg2, &e), VS_OK);
+    assert_int_equal(status_of(f, "a", 21), VS_IMG_DONE);
+    free(msg), free(msg_b), free(msg2);
+    free(p), free(near), free(mid), free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused_naming_them, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_index_erases_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erases_exactly_the_persons_images_of_the_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_images_stops_and_a_second_run_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocks_match_at_their_threshold_per_tenant, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
