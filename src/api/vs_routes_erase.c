@@ -119,6 +119,19 @@ static int query_vector(vs_req *r, json_t *b, float *vec, json_t **query_face) {
     return image_face(r, b, vec, query_face);
 }
 
+/* A dry run is a preview someone looks at before confirming: each image
+ * gets its (signed) thumbnail URL. */
+static void add_thumbnails(vs_req *r, json_t *images) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(images, i, e) {
+        char key[256], url[1024];
+        snprintf(key, sizeof key, "%s/%s_thumb.jpg", r->tenant, json_string_value(json_object_get(e, "image_sha256")));
+        vs_app_blob_url(r->app, "thumbnails", key, url, sizeof url);
+        json_object_set_new(e, "thumbnail_url", json_string(url));
+    }
+}
+
 void vs_route_erase(vs_req *r) {
     if (!vs_req_is(r, "application/json"))
         return vs_reply_error(r, 400, "bad_request", "POST /api/v1/erase takes a JSON body");
@@ -135,6 +148,7 @@ void vs_route_erase(vs_req *r) {
             vs_reply_vs_err(r, rc, &err);
         } else {
             if (query_face) json_object_set(report, "query_face", query_face);
+            if (o.dry_run) add_thumbnails(r, json_object_get(report, "images"));
             vs_reply_json(r, 200, report);
         }
     }

@@ -1,8 +1,9 @@
 'use strict';
 // The web UI in a real browser (Debian's chromium driven by playwright-core):
 // choose a photo, search, see the matching faces with their thumbnails;
-// add a photo to the index from the page; a bad key shows the error; crawl
-// a (loopback) site from the page and find its face with a link to its page.
+// add a photo to the index from the page; a bad key shows the error; erase
+// a person after a preview; crawl a (loopback) site from the page and find
+// its face with a link to its page.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -68,6 +69,38 @@ describe('web UI', () => {
     await page.click('#search');
     await page.waitForFunction(() => document.querySelector('#status').classList.contains('error'), null, { timeout: 10000 });
     assert.match(await page.textContent('#status'), /not a JPEG, PNG, WebP or GIF/);
+  });
+
+  it('erases a person from the page: preview first, nothing gone on cancel, then erased and blocked', async () => {
+    await page.setInputFiles('#file', path.join(L.FACES, 'knn_examples/train/biden/biden.jpg'));
+    await page.click('#erase');
+    await page.waitForSelector('#erasebar:not([hidden])', { timeout: 20000 });
+    // biden.jpg (earlier test) and biden2.jpg (added from the page) are Biden; the Obama photos are not
+    assert.match(await page.textContent('#rtitle'), /^2 image\(s\) of this person would be erased$/);
+    const cards = await page.$$eval('#results .card', (els) => els.map((e) => e.querySelector('a') && e.querySelector('a').href));
+    assert.equal(cards.length, 2);
+    assert.ok(cards.includes('https://example.org/biden.jpg'), cards.join());
+    await page.waitForFunction(() => [...document.querySelectorAll('#results .card img')].every((i) => i.complete && i.naturalWidth > 0));
+    await page.screenshot({ path: path.join(require('node:os').tmpdir(), 'visage-web-erase.png'), fullPage: true });
+    await page.click('#erasecancel');
+    assert.match(await page.textContent('#status'), /Nothing erased/);
+    const q = async () => (await L.api(s, 'POST', '/api/v1/search', { json: { image_b64: L.b64(path.join(L.FACES, 'knn_examples/train/biden/biden.jpg')) } }))
+      .data.results.filter((x) => x.same_person).length;
+    assert.equal(await q(), 2, 'cancel erased nothing');
+    await page.click('#erase');
+    await page.waitForSelector('#erasebar:not([hidden])', { timeout: 20000 });
+    assert.ok(await page.isChecked('#block'), 'blocking new photos is the default');
+    await page.click('#eraseconfirm');
+    await page.waitForFunction(() => /^Erased 2 image\(s\)/.test(document.querySelector('#status').textContent), null, { timeout: 20000 });
+    assert.match(await page.textContent('#status'), /new photos of this person will be erased on arrival/);
+    assert.equal(await q(), 0, 'no photo of Biden is left');
+    const blocks = await L.api(s, 'GET', '/api/v1/erase/blocks');
+    assert.equal(blocks.data.blocks.length, 1);
+    // a photo with two faces: the page shows the server's reason
+    await page.setInputFiles('#file', path.join(L.FACES, 'two_people.jpg'));
+    await page.click('#erase');
+    await page.waitForFunction(() => document.querySelector('#status').classList.contains('error'), null, { timeout: 20000 });
+    assert.match(await page.textContent('#status'), /shows 2 faces/);
   });
 
   it('crawls a site from the page, then finds its face with a link to the page it is on', async () => {
