@@ -55,6 +55,16 @@ void vs_face_id(const char *tenant, const char *image_sha256, int face_index, ch
     vs_uuid_from(parts, 4, out);
 }
 
+int vs_uuid_random(const char *kind, const char *tenant, char out[VS_UUID_STR]) {
+    uint8_t rnd[16];
+    char hex[33];
+    if (vs_random_bytes(rnd, sizeof rnd) != 0) return -1;
+    vs_hex(rnd, sizeof rnd, hex);
+    const char *parts[3] = {kind, tenant, hex};
+    vs_uuid_from(parts, 3, out);
+    return 0;
+}
+
 int vs_secure_streq(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     unsigned char diff = (unsigned char)(la != lb);

@@ -18,6 +18,9 @@ void vs_hex(const uint8_t *bytes, size_t n, char *out); /* out: 2n+1 chars */
  * parts always give the same id. Used for faces: (tenant, image_sha256, index). */
 void vs_uuid_from(const char *const *parts, int n_parts, char out[VS_UUID_STR]);
 void vs_face_id(const char *tenant, const char *image_sha256, int face_index, char out[VS_UUID_STR]);
+/* A new random id of the same layout for a thing of `kind` (identity,
+ * block) of tenant; 0, or -1 when the system has no randomness. */
+int vs_uuid_random(const char *kind, const char *tenant, char out[VS_UUID_STR]);
 
 /* Constant-time comparison of two NUL-terminated strings (API keys, signatures). */
 int vs_secure_streq(const char *a, const char *b);

@@ -3,6 +3,7 @@
  * backends. */
 #include "vs_index.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "vs_alloc.h"
@@ -29,6 +30,17 @@ void vs_hits_free(vs_hit *hits, int n) {
     if (!hits) return;
     for (int i = 0; i < n; i++) vs_free(hits[i].payload_json);
     vs_free(hits);
+}
+
+vs_err vs_index_scroll_all(vs_index *ix, const char *coll, const vs_filter *f, int page, vs_point_cb cb, void *ctx,
+                           vs_error *err) {
+    char next[VS_POINT_ID_MAX] = "", after[VS_POINT_ID_MAX];
+    vs_err rc;
+    do {
+        snprintf(after, sizeof after, "%s", next);
+        rc = ix->ops->scroll(ix, coll, f, after[0] ? after : NULL, page, cb, ctx, next, err);
+    } while (rc == VS_OK && next[0]);
+    return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
 }
 
 vs_err vs_index_validate(vs_index *ix, const char *coll, vs_error *err) {

@@ -76,6 +76,12 @@ struct vs_index {
 vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err);
 void vs_hits_free(vs_hit *hits, int n);
 
+/* Every point of coll matching f, to cb, page by page (`page` per call of
+ * ops->scroll); cb returning non-zero stops early. A collection that does
+ * not exist has no points: VS_OK. */
+vs_err vs_index_scroll_all(vs_index *ix, const char *coll, const vs_filter *f, int page, vs_point_cb cb, void *ctx,
+                           vs_error *err);
+
 /* Checks the internal invariants of one collection (embedded backend: every
  * id maps to its tenant block and row and back, counts agree, no duplicate
  * ids, finite vectors, log size matches the file). VS_ERR_INTERNAL naming the

@@ -200,12 +200,7 @@ vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, 
     int dim = vs_engine_embedding_dim(p->engine);
     vs_err rc = p->index->ops->ensure_collection(p->index, VS_BLOCKS_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, err);
     if (rc != VS_OK) return rc;
-    uint8_t rnd[16];
-    char hex[33];
-    if (vs_random_bytes(rnd, sizeof rnd) != 0) return vs_fail(err, VS_ERR_BACKEND, "block: no randomness");
-    vs_hex(rnd, sizeof rnd, hex);
-    const char *parts[3] = {"visage-block", tenant, hex};
-    vs_uuid_from(parts, 3, id_out);
+    if (vs_uuid_random("visage-block", tenant, id_out) != 0) return vs_fail(err, VS_ERR_BACKEND, "block: no randomness");
     json_t *pl = json_pack("{s:s,s:s,s:f,s:I}", "tenant_id", tenant, "kind", "block", "threshold", (double)threshold,
                            "created_at", (json_int_t)vs_wall_ms());
     if (pl && note && *note) json_object_set_new(pl, "note", json_string(note));
@@ -231,14 +226,7 @@ static int list_one(void *ctx, const char *id, const float *vector, const char *
 
 vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err) {
     vs_filter f = {.tenant_id = tenant};
-    char next[VS_POINT_ID_MAX] = "";
-    vs_err rc = VS_OK;
-    do {
-        char after[VS_POINT_ID_MAX];
-        snprintf(after, sizeof after, "%s", next);
-        rc = p->index->ops->scroll(p->index, VS_BLOCKS_COLLECTION, &f, after[0] ? after : NULL, 256, list_one, arr, next, err);
-    } while (rc == VS_OK && next[0]);
-    return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
+    return vs_index_scroll_all(p->index, VS_BLOCKS_COLLECTION, &f, 256, list_one, arr, err);
 }
 
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {

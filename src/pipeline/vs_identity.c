@@ -35,12 +35,7 @@ vs_err vs_identity_create(const vs_pipeline *p, const char *tenant, const char *
     if (!name || !*name || strlen(name) > 200) return vs_fail(err, VS_ERR_INVALID_ARG, "identity name must be 1..200 characters");
     vs_err rc = ensure(p, err);
     if (rc != VS_OK) return rc;
-    uint8_t rnd[16];
-    char hex[33];
-    if (vs_random_bytes(rnd, sizeof rnd) != 0) return vs_fail(err, VS_ERR_BACKEND, "identity: no randomness");
-    vs_hex(rnd, sizeof rnd, hex);
-    const char *parts[3] = {"visage-identity", tenant, hex};
-    vs_uuid_from(parts, 3, id_out);
+    if (vs_uuid_random("visage-identity", tenant, id_out) != 0) return vs_fail(err, VS_ERR_BACKEND, "identity: no randomness");
     int dim = vs_engine_embedding_dim(p->engine);
     float *zero = vs_calloc((size_t)dim, sizeof(float)); /* no samples yet: scores 0 against everything */
     json_t *info = json_pack("{s:s,s:s,s:s,s:i,s:[],s:I}", "tenant_id", tenant, "kind", "identity", "name", name, "n_samples", 0,
@@ -165,14 +160,7 @@ static int list_one(void *ctx, const char *id, const float *vec, const char *pay
 
 vs_err vs_identity_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err) {
     vs_filter f = {.tenant_id = tenant};
-    char next[VS_POINT_ID_MAX] = "";
-    vs_err rc = VS_OK;
-    do {
-        char after[VS_POINT_ID_MAX];
-        snprintf(after, sizeof after, "%s", next);
-        rc = p->index->ops->scroll(p->index, VS_IDENTITIES_COLLECTION, &f, after[0] ? after : NULL, 256, list_one, arr, next, err);
-    } while (rc == VS_OK && next[0]);
-    return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
+    return vs_index_scroll_all(p->index, VS_IDENTITIES_COLLECTION, &f, 256, list_one, arr, err);
 }
 
 vs_err vs_identity_closest(const vs_pipeline *p, const char *tenant, const float *vec, int *found, char id[VS_POINT_ID_MAX],
@@ -221,15 +209,8 @@ vs_err vs_identity_forget(const vs_pipeline *p, const char *tenant, const char *
                           vs_error *err) {
     forget_ctx c = {image_sha256, face_id, json_array(), json_object()};
     vs_filter f = {.tenant_id = tenant};
-    char next[VS_POINT_ID_MAX] = "";
-    vs_err rc;
-    do { /* every sample of the tenant: erasure is rare, correctness first */
-        char after[VS_POINT_ID_MAX];
-        snprintf(after, sizeof after, "%s", next);
-        rc = p->index->ops->scroll(p->index, VS_IDENTITY_SAMPLES_COLLECTION, &f, after[0] ? after : NULL, 512, collect_sample,
-                                   &c, next, err);
-    } while (rc == VS_OK && next[0]);
-    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    /* every sample of the tenant: erasure is rare, correctness first */
+    vs_err rc = vs_index_scroll_all(p->index, VS_IDENTITY_SAMPLES_COLLECTION, &f, 512, collect_sample, &c, err);
     size_t n = json_array_size(c.sample_ids);
     if (rc == VS_OK && n > 0) {
         const char **ids = vs_calloc(n, sizeof *ids);

@@ -143,5 +143,12 @@ async function startS3(dir) {
   return { proc: p, port };
 }
 
+// The shared photos with Obama in them, relative to FACES (README of the data
+// set; 32bit.png is obama2.jpg as PNG; two of them are group photos).
+const OBAMA = new Set(['test_images/32bit.png', 'knn_examples/train/obama/obama.jpg', 'knn_examples/train/obama/obama2.jpg', 'obama-1080p.jpg',
+  'obama-240p.jpg', 'obama_small.jpg', 'test_images/obama3.jpg', 'test_images/obama_partial_face.jpg',
+  'knn_examples/test/obama1.jpg', 'knn_examples/test/obama_and_biden.jpg', 'two_people.jpg']);
+
 module.exports = {
+  OBAMA,
   waitFor, startRedis, startS3, ROOT, BIN, FACES, MODELS, freePort, tmpDir, createTenant, startServer, stopServer, api, b64, walk, waitDone, checkOpenapi };
