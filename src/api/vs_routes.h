@@ -32,6 +32,7 @@ void vs_route_crawl_cancel(vs_req *r, const char *id);
 void vs_route_erase(vs_req *r);
 void vs_route_blocks_list(vs_req *r);
 void vs_route_block_delete(vs_req *r, const char *id);
+void vs_route_erase_log(vs_req *r);
 /* vs_routes_ops.c */
 void vs_route_healthz(vs_req *r);
 void vs_route_readyz(vs_req *r);

@@ -2,8 +2,10 @@
  * a face (image_b64, face_id or vector), erased or (dry_run) listed; with
  * "block" their later images are erased on arrival too. GET
  * /api/v1/erase/blocks and DELETE /api/v1/erase/blocks/{id} show and lift
- * blocks. Always within the caller's tenant. */
+ * blocks; GET /api/v1/erase/log is the tenant's record of every erasure.
+ * Always within the caller's tenant. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vs_alloc.h"
@@ -173,4 +175,38 @@ void vs_route_block_delete(vs_req *r, const char *id) {
     vs_err rc = vs_block_delete(&r->app->pipeline, r->tenant, id, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "block_id", id, "deleted", 1));
+}
+
+static int log_one(void *ctx, int64_t id, int64_t at_ms, const char *what, const char *detail_json) {
+    json_t *e = json_loads(detail_json, 0, NULL);
+    if (!json_is_object(e)) {
+        json_decref(e);
+        e = json_object();
+    }
+    json_object_set_new(e, "id", json_integer(id));
+    json_object_set_new(e, "at", json_integer(at_ms));
+    json_object_set_new(e, "what", json_string(what));
+    json_array_append_new((json_t *)ctx, e);
+    return 0;
+}
+
+void vs_route_erase_log(vs_req *r) {
+    const char *lim = vs_req_query(r, "limit"), *bef = vs_req_query(r, "before");
+    char *end = NULL;
+    long long limit = lim ? strtoll(lim, &end, 10) : 100;
+    if (lim && (*end || limit < 1 || limit > 1000)) return vs_reply_error(r, 400, "bad_request", "limit must be 1..1000");
+    long long before = bef ? strtoll(bef, &end, 10) : 0;
+    if (bef && (*end || before < 1)) return vs_reply_error(r, 400, "bad_request", "before must be an entry id (a positive integer)");
+    json_t *arr = json_array();
+    vs_error err = {0};
+    vs_err rc = vs_erasure_log_list(r->app->catalog, r->tenant, before, (int)limit, log_one, arr, &err);
+    if (rc != VS_OK) {
+        json_decref(arr);
+        return vs_reply_vs_err(r, rc, &err);
+    }
+    json_t *out = json_pack("{s:o}", "entries", arr);
+    size_t n = json_array_size(arr);
+    if (n == (size_t)limit) /* maybe more: where the next page starts */
+        json_object_set(out, "next_before", json_object_get(json_array_get(arr, n - 1), "id"));
+    vs_reply_json(r, 200, out);
 }

@@ -6,8 +6,8 @@
 #include <time.h>
 
 #include "vs_alloc.h"
-#include "vs_identity.h"
 #include "vs_erase.h"
+#include "vs_identity.h"
 #include "vs_routes.h"
 
 /* The payload of one of the tenant's faces, or NULL after replying. */
@@ -49,6 +49,9 @@ void vs_route_face_delete(vs_req *r, const char *id) {
     if (rc == VS_OK && ck) rc = vs_store_del(r->app->store, "face-crops", ck, &err);
     if (rc == VS_OK && tk) rc = vs_store_del(r->app->store, "face-thumbs", tk, &err);
     if (rc == VS_OK) rc = vs_identity_forget(&r->app->pipeline, r->tenant, NULL, id, &err);
+    if (rc == VS_OK)
+        rc = vs_erase_log(&r->app->pipeline, r->tenant, "face",
+                          json_pack("{s:s,s:O}", "face_id", id, "image_sha256", json_object_get(pl, "image_sha256")), &err);
     json_decref(pl);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "face_id", id, "deleted", n > 0));
@@ -100,6 +103,10 @@ void vs_route_image_delete(vs_req *r, const char *sha256) {
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     if (crawled > 0) had = VS_OK;
     if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");
+    rc = vs_erase_log(&r->app->pipeline, r->tenant, "image",
+                      json_pack("{s:s,s:I,s:b}", "image_sha256", sha256, "faces_deleted", (json_int_t)faces, "suppressed", suppress),
+                      &err);
+    if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b,s:b,s:I}", "image_sha256", sha256, "erased", 1, "suppressed", suppress,
                                     "faces_deleted", (json_int_t)faces));
 }

@@ -105,6 +105,7 @@ static void route(vs_req *r) {
     if (del && match_id(p, "/api/v1/identities/", "", id, sizeof id)) return vs_route_identity_delete(r, id);
     if (post && !strcmp(p, "/api/v1/erase")) return vs_route_erase(r);
     if (get && !strcmp(p, "/api/v1/erase/blocks")) return vs_route_blocks_list(r);
+    if (get && !strcmp(p, "/api/v1/erase/log")) return vs_route_erase_log(r);
     if (del && match_id(p, "/api/v1/erase/blocks/", "", id, sizeof id)) return vs_route_block_delete(r, id);
     if (get && !strcmp(p, "/api/v1/dead-letters")) return vs_route_dead_letters(r);
     if (post && !strcmp(p, "/api/v1/crawl")) return vs_route_crawl_create(r);

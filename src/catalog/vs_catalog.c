@@ -35,7 +35,10 @@ static const char *k_schema =
     " tenant_id TEXT NOT NULL REFERENCES tenants(id), created_at INT);"
     "CREATE TABLE IF NOT EXISTS images(tenant_id TEXT, sha256 TEXT, external_id TEXT, status INT,"
     " record_json TEXT, created_at INT, updated_at INT, PRIMARY KEY(tenant_id, sha256));"
-    "CREATE INDEX IF NOT EXISTS images_external ON images(tenant_id, external_id);";
+    "CREATE INDEX IF NOT EXISTS images_external ON images(tenant_id, external_id);"
+    "CREATE TABLE IF NOT EXISTS erasures(id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,"
+    " at INT NOT NULL, what TEXT NOT NULL, detail_json TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS erasures_tenant ON erasures(tenant_id, id);";
 
 /* Records an SQLite failure as VS_ERR_BACKEND naming the operation. Call with
  * the mutex held so the message belongs to this statement. */
@@ -461,5 +464,49 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
         if (processed) *processed = done;
         if (faces_found) *faces_found = faces;
     }
+    return rc;
+}
+
+vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, const char *detail_json, vs_error *err) {
+    vs_err rc = check_tenant(tenant, "erasure log", err);
+    if (rc != VS_OK) return rc;
+    if (!what || !*what || !detail_json) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure log: no kind or detail");
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(c, "INSERT INTO erasures(tenant_id, at, what, detail_json) VALUES(?1, ?2, ?3, ?4)", "erasure log", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, tenant);
+        sqlite3_bind_int64(st, 2, vs_wall_ms());
+        bind_text(st, 3, what);
+        bind_text(st, 4, detail_json);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "erasure log");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, int limit, vs_erasure_cb cb, void *ctx,
+                           vs_error *err) {
+    vs_err rc = check_tenant(tenant, "erasure log list", err);
+    if (rc != VS_OK) return rc;
+    if (limit < 1 || limit > 1000) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure log list: limit must be 1..1000");
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    rc = prepare(c, "SELECT id, at, what, detail_json FROM erasures WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+                 "erasure log list", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, tenant);
+        sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
+        sqlite3_bind_int(st, 3, limit);
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW)
+            if (cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
+                   (const char *)sqlite3_column_text(st, 3)) != 0)
+                break;
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = db_fail(c, err, "erasure log list");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
     return rc;
 }

@@ -84,4 +84,17 @@ vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha
  * tenant had no record. */
 vs_err vs_image_record_mark_erased(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
 
+/* The erasure log: one entry per erasure the tenant asked for (an image, a
+ * face, a person, a block lifted) or that was done on its behalf (an image
+ * erased on arrival by a block), so a team can show what was erased and
+ * when. `what` names the kind; detail_json is a JSON object of counts and
+ * ids (never a face vector or an image). Entries are not deleted. */
+vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, const char *detail_json, vs_error *err);
+/* The tenant's entries newest first, with id < before (0: from the newest),
+ * at most limit (1..1000); cb returning non-zero stops. The callback runs
+ * under the catalog lock: it must not call the catalog. */
+typedef int (*vs_erasure_cb)(void *ctx, int64_t id, int64_t at_ms, const char *what, const char *detail_json);
+vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, int limit, vs_erasure_cb cb, void *ctx,
+                           vs_error *err);
+
 #endif

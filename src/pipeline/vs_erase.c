@@ -68,6 +68,22 @@ vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha2
     return rc;
 }
 
+vs_err vs_erase_log(const vs_pipeline *p, const char *tenant, const char *what, json_t *detail, vs_error *err) {
+    char *s = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+    json_decref(detail);
+    vs_err rc = s ? vs_erasure_log_add(p->catalog, tenant, what, s, err) : vs_fail(err, VS_ERR_NOMEM, "erasure log");
+    free(s);
+    return rc;
+}
+
+vs_err vs_erase_blocked(const vs_pipeline *p, const char *tenant, const char *sha256, const char *block_id, vs_error *err) {
+    vs_err rc = vs_erase_image(p, tenant, sha256, 1, NULL, NULL, err);
+    if (rc == VS_OK)
+        rc = vs_erase_log(p, tenant, "blocked_on_arrival", json_pack("{s:s,s:s}", "image_sha256", sha256, "block_id", block_id),
+                          err);
+    return rc;
+}
+
 /* ---- a person ------------------------------------------------------------ */
 
 /* One matching image of the report: its sha, best score and faces. */
@@ -163,6 +179,28 @@ static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_e
     }
 }
 
+/* The log entry of a person's erasure: the report's counts and ids, the
+ * images by sha256 only. */
+static vs_err log_person(const vs_pipeline *p, const char *tenant, const vs_erase_person_opts *o, json_t *report,
+                         vs_error *err) {
+    json_t *shas = json_array(), *e;
+    size_t i;
+    json_array_foreach(json_object_get(report, "images"), i, e) json_array_append(shas, json_object_get(e, "image_sha256"));
+    json_t *d = json_pack("{s:O,s:O,s:O,s:O,s:o}", "threshold", json_object_get(report, "threshold"), "images_erased",
+                          json_object_get(report, "images_erased"), "faces_deleted", json_object_get(report, "faces_deleted"),
+                          "complete", json_object_get(report, "complete"), "images", shas);
+    if (d && json_object_get(report, "block_id")) json_object_set(d, "block_id", json_object_get(report, "block_id"));
+    if (d && o->note && *o->note) json_object_set_new(d, "note", json_string(o->note));
+    vs_err rc = d ? vs_erase_log(p, tenant, "person", d, err) : vs_fail(err, VS_ERR_NOMEM, "erasure log");
+    if (rc != VS_OK) { /* the images are gone; say so, not just that a write failed */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        rc = vs_fail(err, rc, "erased %lld images, but the erasure log could not be written: %s",
+                     (long long)json_integer_value(json_object_get(report, "images_erased")), why);
+    }
+    return rc;
+}
+
 vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *vec, const vs_erase_person_opts *o,
                        json_t **report, vs_error *err) {
     *report = NULL;
@@ -183,6 +221,11 @@ vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *ve
                             "complete", complete);
         if (!*report) rc = vs_fail(err, VS_ERR_NOMEM, "erase person: report");
         else if (block_id[0]) json_object_set_new(*report, "block_id", json_string(block_id));
+    }
+    if (rc == VS_OK && !o->dry_run) rc = log_person(p, tenant, o, *report, err);
+    if (rc != VS_OK) {
+        json_decref(*report);
+        *report = NULL;
     }
     json_decref(r.images);
     json_decref(r.by_sha);
@@ -235,7 +278,8 @@ vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id,
     if (rc == VS_ERR_NOT_FOUND) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
     if (rc != VS_OK) return rc;
     int64_t n = 0;
-    return p->index->ops->delete_ids(p->index, VS_BLOCKS_COLLECTION, tenant, ids, 1, &n, err);
+    rc = p->index->ops->delete_ids(p->index, VS_BLOCKS_COLLECTION, tenant, ids, 1, &n, err);
+    return rc == VS_OK ? vs_erase_log(p, tenant, "block_lifted", json_pack("{s:s}", "block_id", id), err) : rc;
 }
 
 vs_err vs_block_match(const vs_pipeline *p, const char *tenant, const vs_point *pts, int n, int *blocked,

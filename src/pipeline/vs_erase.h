@@ -31,6 +31,14 @@
 vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
                       int64_t *faces_deleted, int64_t *crawl_rows, vs_error *err);
 
+/* Appends an entry of kind `what` to the tenant's erasure log (catalog);
+ * takes ownership of detail (a JSON object of counts and ids). */
+vs_err vs_erase_log(const vs_pipeline *p, const char *tenant, const char *what, json_t *detail, vs_error *err);
+
+/* The index owner's side of a block: erases an image that arrived with a
+ * face matching block_id, and logs it ("blocked_on_arrival"). */
+vs_err vs_erase_blocked(const vs_pipeline *p, const char *tenant, const char *sha256, const char *block_id, vs_error *err);
+
 typedef struct vs_erase_person_opts {
     float threshold;   /* cosine similarity at or above which a face is the person */
     int max_images;    /* stop after this many images, 1..VS_ERASE_MAX_IMAGES */
@@ -46,6 +54,7 @@ typedef struct vs_erase_person_opts {
  * "source_url"?,"site"?,"page_url"?}] best first, "images_erased",
  * "faces_deleted", "complete", "block_id"?}. complete = 0 when max_images
  * stopped it, or (dry run) when more faces matched than one search returns.
+ * Not a dry run: logged as "person" with the counts and the images' sha256.
  * On an error part of the work may be done; a retry finishes it. */
 vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *vec, const vs_erase_person_opts *o,
                        json_t **report, vs_error *err);
@@ -55,7 +64,8 @@ vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, 
                     char id_out[VS_POINT_ID_MAX], vs_error *err);
 /* Appends {block_id, threshold, note, created_at} of every block to arr. */
 vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err);
-/* Lifts a block; unknown id -> VS_ERR_NOT_FOUND. Images it erased stay erased. */
+/* Lifts a block (logged as "block_lifted"); unknown id -> VS_ERR_NOT_FOUND.
+ * Images it erased stay erased. */
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
 /* *blocked = 1 (with the block's id) when any of the n points matches a
  * block of the tenant at that block's threshold; else 0. */

@@ -134,7 +134,7 @@ static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char 
     if (blocked) *blocked = hit;
     /* a face of a person the tenant erased with a block: the image goes the
      * way their old ones went, crops the worker saved included */
-    if (hit) return vs_erase_image(p, tenant, sha, 1, NULL, NULL, err);
+    if (hit) return vs_erase_blocked(p, tenant, sha, block, err);
     if (n > 0) {
         rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION,
                                               err);

@@ -167,4 +167,40 @@ describe('erasure of a person', () => {
     const refused = await L.api(s, 'POST', '/api/v1/ingest', { key: keyA, json: { image_b64: variant(path.join(L.FACES, 'obama-1080p.jpg'), 'v1') } });
     assert.equal(refused.status, 409, 'the photo erased on arrival stays erased');
   });
+
+  it('keeps a record of every erasure, per tenant, newest first', async () => {
+    // one face and one image of tenant B, by hand
+    const rec = (await L.api(s, 'GET', '/api/v1/images/' + shaB['knn_examples/train/biden/biden.jpg'], { key: keyB })).data;
+    const fid = rec.faces_indexed[0].face_id;
+    assert.equal((await L.api(s, 'DELETE', '/api/v1/faces/' + fid, { key: keyB })).status, 200);
+    assert.equal((await L.api(s, 'DELETE', '/api/v1/images/' + shaB['obama-240p.jpg'], { key: keyB })).status, 200);
+    const logB = await L.api(s, 'GET', '/api/v1/erase/log', { key: keyB });
+    assert.equal(logB.status, 200);
+    L.checkOpenapi('GET', '/api/v1/erase/log', 200, logB.data);
+    assert.deepEqual(logB.data.entries.map((e) => e.what), ['image', 'face']);
+    assert.equal(logB.data.entries[0].image_sha256, shaB['obama-240p.jpg']);
+    assert.equal(logB.data.entries[0].faces_deleted, 1);
+    assert.equal(logB.data.entries[1].face_id, fid);
+    const logA = (await L.api(s, 'GET', '/api/v1/erase/log', { key: keyA })).data;
+    L.checkOpenapi('GET', '/api/v1/erase/log', 200, logA);
+    assert.deepEqual(logA.entries.map((e) => e.what), ['block_lifted', 'blocked_on_arrival', 'person', 'person'],
+      'A sees its own entries only: the erasure with a block, the second run that found nothing, the photo erased on arrival, the lift');
+    const [lifted, arrival, second, first] = logA.entries;
+    assert.equal(first.images_erased, OBAMA.size);
+    assert.deepEqual([...first.images].sort(), [...OBAMA].map((f) => shaA[f]).sort());
+    assert.equal(first.note, 'ticket 42');
+    assert.equal(second.images_erased, 0);
+    assert.equal(arrival.block_id, first.block_id);
+    assert.equal(lifted.block_id, first.block_id);
+    assert.ok(logA.entries.every((e) => e.at > 0 && !('vector' in e)));
+    for (let i = 1; i < logA.entries.length; i++) assert.ok(logA.entries[i - 1].id > logA.entries[i].id);
+    // pages
+    const p1 = (await L.api(s, 'GET', '/api/v1/erase/log?limit=3', { key: keyA })).data;
+    assert.equal(p1.entries.length, 3);
+    const p2 = (await L.api(s, 'GET', '/api/v1/erase/log?limit=3&before=' + p1.next_before, { key: keyA })).data;
+    assert.deepEqual(p2.entries.map((e) => e.id), [first.id]);
+    assert.equal(p2.next_before, undefined);
+    assert.equal((await L.api(s, 'GET', '/api/v1/erase/log?limit=0', { key: keyA })).status, 400);
+    assert.equal((await L.api(s, 'GET', '/api/v1/erase/log?before=x', { key: keyA })).status, 400);
+  });
 });

@@ -425,6 +425,62 @@ static void test_concurrent_use(void **state) {
     }
 }
 
+typedef struct log_seen {
+    int n;
+    int64_t ids[8];
+    char what[8][32];
+    char detail[8][128];
+    int stop_after;
+} log_seen;
+
+static int collect_log(void *ctx, int64_t id, int64_t at_ms, const char *what, const char *detail_json) {
+    log_seen *s = ctx;
+    assert_true(at_ms > 0);
+    s->ids[s->n] = id;
+    snprintf(s->what[s->n], sizeof s->what[0], "%s", what);
+    snprintf(s->detail[s->n], sizeof s->detail[0], "%s", detail_json);
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+/* The erasure log: per tenant, newest first, pages by id, arguments checked,
+ * kept across a reopen. */
+static void test_erasure_log(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    assert_int_equal(vs_erasure_log_add(f->c, "acme", "image", "{\"faces_deleted\":2}", &e), VS_OK);
+    assert_int_equal(vs_erasure_log_add(f->c, "other", "face", "{}", &e), VS_OK);
+    assert_int_equal(vs_erasure_log_add(f->c, "acme", "person", "{\"images_erased\":3}", &e), VS_OK);
+    log_seen s = {0};
+    assert_int_equal(vs_erasure_log_list(f->c, "acme", 0, 10, collect_log, &s, &e), VS_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.what[0], "person");
+    assert_string_equal(s.detail[0], "{\"images_erased\":3}");
+    assert_string_equal(s.what[1], "image");
+    assert_true(s.ids[0] > s.ids[1]);
+    log_seen page = {0};
+    assert_int_equal(vs_erasure_log_list(f->c, "acme", s.ids[0], 10, collect_log, &page, &e), VS_OK);
+    assert_int_equal(page.n, 1);
+    assert_string_equal(page.what[0], "image");
+    log_seen one = {.stop_after = 1};
+    assert_int_equal(vs_erasure_log_list(f->c, "acme", 0, 10, collect_log, &one, &e), VS_OK);
+    assert_int_equal(one.n, 1); /* the callback stopped it */
+    log_seen none = {0};
+    assert_int_equal(vs_erasure_log_list(f->c, "nobody", 0, 10, collect_log, &none, &e), VS_OK);
+    assert_int_equal(none.n, 0);
+    assert_int_equal(vs_erasure_log_add(f->c, "bad/name", "image", "{}", &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_erasure_log_add(f->c, "acme", "", "{}", &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_erasure_log_add(f->c, "acme", "image", NULL, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_erasure_log_list(f->c, "acme", 0, 0, collect_log, &none, &e), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(e.msg, "limit"));
+    assert_int_equal(vs_erasure_log_list(f->c, "acme", 0, 1001, collect_log, &none, &e), VS_ERR_INVALID_ARG);
+    vs_catalog_close(f->c);
+    assert_int_equal(vs_catalog_open(f->dir, &f->c, &e), VS_OK);
+    log_seen again = {0};
+    assert_int_equal(vs_erasure_log_list(f->c, "acme", 0, 10, collect_log, &again, &e), VS_OK);
+    assert_int_equal(again.n, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tenant_key_format_and_lookup, setup, teardown),
@@ -441,6 +497,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erasure_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

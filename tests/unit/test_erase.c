@@ -130,6 +130,19 @@ static int raw_exists(fixture *f, const char *tenant, int n) {
     return rc == VS_OK;
 }
 
+typedef struct kinds {
+    char s[256];
+} kinds;
+
+/* Collects the kinds of erasure log entries as "a,b,". */
+static int log_kind(void *ctx, int64_t id, int64_t at_ms, const char *what, const char *detail_json) {
+    kinds *k = ctx;
+    (void)id, (void)at_ms, (void)detail_json;
+    strncat(k->s, what, sizeof k->s - strlen(k->s) - 2);
+    strcat(k->s, ",");
+    return 0;
+}
+
 static vs_erase_person_opts opts(float t) {
     return (vs_erase_person_opts){.threshold = t, .max_images = 1000, .suppress = 1};
 }
@@ -279,6 +292,9 @@ static void test_max_images_stops_and_a_second_run_finishes(void **state) {
     assert_true(json_is_true(json_object_get(rep, "complete")));
     json_decref(rep);
     for (int n = 10; n < 15; n++) assert_int_equal(status_of(f, "a", n), VS_IMG_ERASED);
+    kinds k = {0};
+    assert_int_equal(vs_erasure_log_list(f->p.catalog, "a", 0, 10, log_kind, &k, &e), VS_OK);
+    assert_string_equal(k.s, "person,person,"); /* one entry per erasure run, none for a dry run */
     free(v);
     free(q);
 }
@@ -348,6 +364,12 @@ static void test_blocks_match_at_their_threshold_per_tenant(void **state) {
     char *msg2 = result_msg(f, "a", 21, near);
     assert_int_equal(vs_apply_result(&f->p, msg2, &e), VS_OK);
     assert_int_equal(status_of(f, "a", 21), VS_IMG_DONE);
+    kinds k = {0};
+    assert_int_equal(vs_erasure_log_list(f->p.catalog, "a", 0, 10, log_kind, &k, &e), VS_OK);
+    assert_string_equal(k.s, "block_lifted,blocked_on_arrival,"); /* newest first */
+    k = (kinds){0};
+    assert_int_equal(vs_erasure_log_list(f->p.catalog, "b", 0, 10, log_kind, &k, &e), VS_OK);
+    assert_string_equal(k.s, "");
     free(msg), free(msg_b), free(msg2);
     free(p), free(near), free(mid), free(s);
 }
