@@ -168,6 +168,25 @@ describe('erasure of a person', () => {
     assert.equal(refused.status, 409, 'the photo erased on arrival stays erased');
   });
 
+  it('visage erase --server asks a running server, with the caller\'s key', async () => {
+    const { execFile } = require('node:child_process');
+    const run = (args) => new Promise((resolve) => execFile(L.BIN, ['erase', ...args], { timeout: 60000 },
+      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr })));
+    const dry = await run([QUERY, '--server', s.base, '--key', keyB, '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const j = JSON.parse(dry.stdout);
+    assert.equal(j.dry_run, true);
+    const listed = j.images.map((i) => i.image_sha256);
+    assert.ok([...OBAMA].every((f) => listed.includes(shaB[f])), 'tenant B\'s photos of the person');
+    assert.equal(listed.length, OBAMA.size + 1, 'and the new copy B added; nothing of tenant A');
+    const group = await run([path.join(L.FACES, 'two_people.jpg'), '--server', s.base, '--key', keyB, '--dry-run']);
+    assert.equal(group.code, 1);
+    assert.match(group.stderr, /server answered 400: .*face_index/);
+    const badKey = await run([QUERY, '--server', s.base, '--key', 'vsk_' + '0'.repeat(48), '--dry-run']);
+    assert.equal(badKey.code, 1);
+    assert.match(badKey.stderr, /401/);
+  });
+
   it('keeps a record of every erasure, per tenant, newest first', async () => {
     // one face and one image of tenant B, by hand
     const rec = (await L.api(s, 'GET', '/api/v1/images/' + shaB['knn_examples/train/biden/biden.jpg'], { key: keyB })).data;

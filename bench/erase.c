@@ -1,0 +1,180 @@
+/* erase.c - erasure of a person at archive scale, on the embedded index, the
+ * file store and the catalog: one tenant of N faces (default 20000), P of
+ * them (default 500, each in its own image with its raw file, crop and
+ * thumbnail) the person. Prints JSON lines (never asserts timings): the dry
+ * run, the erasure itself (ms per image), and what a block costs the index
+ * owner per incoming face with 1 and 100 blocks. Usage:
+ * bench_erase [N [P [DATA_DIR]]] (default: a fresh /tmp dir, removed at the
+ * end). Needs models/ for the embedding size only. */
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vs_alloc.h"
+#include "vs_erase.h"
+#include "vs_hash.h"
+
+#define BATCH 256
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static double rnd01(void) {
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (double)((rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+/* A random unit vector; with person set, at similarity ~0.8 to axis 0 (the
+ * person), else a stranger (similarity to axis 0 near 0). */
+static void face_vec(float *v, int dim, int person) {
+    double n2 = 0;
+    for (int d = 0; d < dim; d++) {
+        v[d] = (float)(rnd01() * 2 - 1);
+        n2 += (double)v[d] * v[d];
+    }
+    float inv = (float)(1.0 / sqrt(n2));
+    for (int d = 0; d < dim; d++) v[d] *= inv;
+    if (person) { /* 0.8 * axis0 + 0.6 * (random part without its axis-0 component) */
+        v[0] = 0;
+        double m = 0;
+        for (int d = 1; d < dim; d++) m += (double)v[d] * v[d];
+        float s = (float)(0.6 / sqrt(m));
+        for (int d = 1; d < dim; d++) v[d] *= s;
+        v[0] = 0.8f;
+    }
+}
+
+static void die(const char *what, const vs_error *e) {
+    fprintf(stderr, "bench_erase: %s: %s\n", what, e->msg);
+    exit(1);
+}
+
+/* Indexes n faces (the first `persons` of them the person), each its own
+ * image, with raw file, crop and thumbnail for the person's. */
+static void fill(vs_pipeline *p, int dim, int n, int persons) {
+    float *vecs = vs_malloc(sizeof(float) * (size_t)dim * BATCH);
+    char (*ids)[VS_UUID_STR] = vs_malloc(sizeof *ids * BATCH), (*pls)[256] = vs_malloc(sizeof *pls * BATCH);
+    vs_point *pts = vs_malloc(sizeof *pts * BATCH);
+    vs_error e = {0};
+    if (!vecs || !ids || !pls || !pts) die("fill", &e);
+    if (p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, &e))
+        die("collection", &e);
+    for (int base = 0; base < n; base += BATCH) {
+        int k = n - base < BATCH ? n - base : BATCH;
+        for (int i = 0; i < k; i++) {
+            char seed[32], sha[65], key[256];
+            snprintf(seed, sizeof seed, "img-%d", base + i);
+            vs_sha256_hex(seed, strlen(seed), sha);
+            int person = base + i < persons;
+            face_vec(vecs + (size_t)i * dim, dim, person);
+            vs_face_id("t", sha, 0, ids[i]);
+            snprintf(pls[i], sizeof pls[i], "{\"tenant_id\":\"t\",\"image_sha256\":\"%s\",\"face_index\":0}", sha);
+            pts[i] = (vs_point){ids[i], vecs + (size_t)i * dim, pls[i]};
+            if (!person) continue;
+            static const char *files[3][2] = {{"raw-images", "%s/%s.jpg"}, {"face-crops", "%s/%s_face_0.jpg"},
+                                              {"thumbnails", "%s/%s_thumb.jpg"}};
+            for (int f = 0; f < 3; f++) {
+                snprintf(key, sizeof key, files[f][1], "t", sha);
+                if (vs_store_put(p->store, files[f][0], key, "jpeg bytes", 10, NULL, &e)) die("store", &e);
+            }
+            if (vs_image_record_put(p->catalog, "t", sha, NULL, VS_IMG_DONE, "{\"faces_found\":1}", &e)) die("record", &e);
+        }
+        if (p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, k, &e)) die("upsert", &e);
+    }
+    vs_free(vecs), vs_free(ids), vs_free(pls), vs_free(pts);
+}
+
+/* ms per vs_block_match of one incoming face against the tenant's blocks. */
+static double block_cost(vs_pipeline *p, int dim) {
+    float *v = vs_malloc(sizeof(float) * (size_t)dim);
+    vs_error e = {0};
+    double best = 1e9;
+    for (int r = 0; r < 200; r++) {
+        face_vec(v, dim, 0);
+        vs_point pt = {"x", v, "{}"};
+        int blocked = 0;
+        char id[VS_POINT_ID_MAX];
+        double t0 = now_ms();
+        if (vs_block_match(p, "t", &pt, 1, &blocked, id, &e)) die("block match", &e);
+        double t = now_ms() - t0;
+        if (t < best) best = t;
+    }
+    vs_free(v);
+    return best;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 20000, persons = argc > 2 ? atoi(argv[2]) : 500;
+    char dir[256] = "/tmp/vs_bench_erase_XXXXXX";
+    int own_dir = argc <= 3;
+    if (n < 1 || persons < 1 || persons > n || persons > VS_ERASE_MAX_IMAGES) return fprintf(stderr, "usage: bench_erase [N [P [DIR]]]\n"), 2;
+    if (own_dir ? !mkdtemp(dir) : snprintf(dir, sizeof dir, "%s", argv[3]) < 0) return 1;
+    vs_engine_cfg cfg;
+    vs_engine_cfg_default(&cfg);
+    if (!getenv("VISAGE_MODELS")) cfg.models_dir = "models";
+    vs_pipeline p = {0};
+    vs_engine *engine = NULL;
+    vs_error e = {0};
+    char url[300];
+    snprintf(url, sizeof url, "file://%s/blobs", dir);
+    if (vs_engine_load(&cfg, &engine, &e) || vs_store_open(url, &p.store, &e) || vs_index_open("embedded", dir, &p.index, &e) ||
+        vs_catalog_open(dir, &p.catalog, &e))
+        die("open", &e);
+    p.engine = engine;
+    vs_pipeline_cfg_default(&p.cfg);
+    int dim = vs_engine_embedding_dim(engine);
+    double t0 = now_ms();
+    fill(&p, dim, n, persons);
+    printf("{\"bench\":\"fill\",\"faces\":%d,\"person_images\":%d,\"ms\":%.0f}\n", n, persons, now_ms() - t0);
+
+    float *q = vs_calloc((size_t)dim, sizeof(float));
+    q[0] = 1;
+    json_t *rep = NULL;
+    vs_erase_person_opts o = {.threshold = 0.6f, .max_images = VS_ERASE_MAX_IMAGES, .dry_run = 1, .suppress = 1};
+    t0 = now_ms();
+    if (vs_erase_person(&p, "t", q, &o, &rep, &e)) die("dry run", &e);
+    printf("{\"bench\":\"dry_run\",\"faces\":%d,\"listed\":%zu,\"complete\":%s,\"ms\":%.1f}\n", n,
+           json_array_size(json_object_get(rep, "images")), json_is_true(json_object_get(rep, "complete")) ? "true" : "false",
+           now_ms() - t0);
+    json_decref(rep);
+    o.dry_run = 0;
+    t0 = now_ms();
+    if (vs_erase_person(&p, "t", q, &o, &rep, &e)) die("erase", &e);
+    double ms = now_ms() - t0;
+    json_int_t erased = json_integer_value(json_object_get(rep, "images_erased"));
+    printf("{\"bench\":\"erase_person\",\"faces\":%d,\"images_erased\":%lld,\"ms\":%.0f,\"ms_per_image\":%.2f,"
+           "\"note\":\"points, raw file, crop, thumbnail, identity samples, record marker, log entry\"}\n",
+           n, (long long)erased, ms, erased ? ms / (double)erased : 0);
+    json_decref(rep);
+    char id[VS_POINT_ID_MAX];
+    for (int b = 0; b < 100; b++) {
+        float *v = vs_malloc(sizeof(float) * (size_t)dim);
+        face_vec(v, dim, 0);
+        if (vs_block_add(&p, "t", v, 0.6f, NULL, id, &e)) die("block", &e);
+        vs_free(v);
+        if (b == 0 || b == 99)
+            printf("{\"bench\":\"block_match\",\"blocks\":%d,\"ms_per_incoming_face\":%.3f}\n", b + 1, block_cost(&p, dim));
+    }
+    vs_free(q);
+    vs_catalog_close(p.catalog);
+    p.index->ops->close(p.index);
+    vs_store_close(p.store);
+    vs_engine_free(engine);
+    if (own_dir) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
