@@ -162,25 +162,95 @@ static vs_err insert_tenant(vs_catalog *c, const char *name, const char *key_has
     return rc;
 }
 
+/* A new API key "vsk_<48 hex>" and its SHA-256 (what is stored). */
+static vs_err new_key(char key[VS_API_KEY_MAX], char hash[VS_SHA256_HEX], const char *op, vs_error *err) {
+    uint8_t raw[24];
+    if (vs_random_bytes(raw, sizeof raw) != 0) return vs_fail(err, VS_ERR_BACKEND, "%s: no random bytes for the API key", op);
+    memcpy(key, "vsk_", 4);
+    vs_hex(raw, sizeof raw, key + 4);
+    vs_sha256_hex(key, strlen(key), hash);
+    memset(raw, 0, sizeof raw);
+    return VS_OK;
+}
+
 /* Creates a tenant and its key; only the key's SHA-256 is stored, so the
  * key shown here is the only copy. */
 vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err) {
     key_out[0] = '\0';
     vs_err rc = check_tenant(name, "tenant create", err);
     if (rc != VS_OK) return rc;
-    uint8_t raw[24];
     char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
-    if (vs_random_bytes(raw, sizeof raw) != 0)
-        return vs_fail(err, VS_ERR_BACKEND, "tenant create: no random bytes for the API key");
-    memcpy(key, "vsk_", 4);
-    vs_hex(raw, sizeof raw, key + 4);
-    vs_sha256_hex(key, strlen(key), hash);
+    if ((rc = new_key(key, hash, "tenant create", err)) != VS_OK) return rc;
     pthread_mutex_lock(&c->mu);
     rc = insert_tenant(c, name, hash, err);
     pthread_mutex_unlock(&c->mu);
     if (rc == VS_OK) memcpy(key_out, key, strlen(key) + 1);
-    memset(raw, 0, sizeof raw);
     memset(key, 0, sizeof key);
+    return rc;
+}
+
+/* Replaces every key of the tenant by a new one in one transaction: there
+ * is no moment with no key, and an old key stops working at once (every
+ * request looks its key up here). Called with the mutex held. */
+static vs_err replace_keys(vs_catalog *c, const char *name, const char *key_hash, vs_error *err) {
+    int64_t n = 0;
+    sqlite3_stmt *st = NULL;
+    vs_err rc = exec_sql(c, "BEGIN IMMEDIATE", "begin key rotation", err);
+    if (rc != VS_OK) return rc;
+    rc = prepare(c, "SELECT count(*) FROM tenants WHERE id = ?1", "key rotation", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, name);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        else rc = db_fail(c, err, "key rotation");
+        sqlite3_finalize(st);
+    }
+    if (rc == VS_OK && n == 0) rc = vs_fail(err, VS_ERR_NOT_FOUND, "key rotation: no tenant '%s'", name);
+    static const char *sql[2] = {"DELETE FROM api_keys WHERE tenant_id = ?1",
+                                 "INSERT INTO api_keys(key_sha256, tenant_id, created_at) VALUES(?2, ?1, ?3)"};
+    for (int i = 0; i < 2 && rc == VS_OK; i++) {
+        rc = prepare(c, sql[i], "key rotation", &st, err);
+        if (rc != VS_OK) break;
+        bind_text(st, 1, name);
+        if (i == 1) {
+            bind_text(st, 2, key_hash);
+            sqlite3_bind_int64(st, 3, vs_wall_ms());
+        }
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "key rotation");
+        sqlite3_finalize(st);
+    }
+    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit key rotation", err);
+    if (rc != VS_OK) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+vs_err vs_tenant_rotate_key(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err) {
+    key_out[0] = '\0';
+    vs_err rc = check_tenant(name, "key rotation", err);
+    if (rc != VS_OK) return rc;
+    char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
+    if ((rc = new_key(key, hash, "key rotation", err)) != VS_OK) return rc;
+    pthread_mutex_lock(&c->mu);
+    rc = replace_keys(c, name, hash, err);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == VS_OK) memcpy(key_out, key, strlen(key) + 1);
+    memset(key, 0, sizeof key);
+    return rc;
+}
+
+vs_err vs_tenant_list(vs_catalog *c, vs_tenant_cb cb, void *ctx, vs_error *err) {
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(c, "SELECT t.id, t.created_at, (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id)"
+                           " FROM tenants t ORDER BY t.id", "list tenants", &st, err);
+    if (rc == VS_OK) {
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW)
+            if (cb(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)) != 0)
+                break;
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = db_fail(c, err, "list tenants");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 

@@ -31,6 +31,14 @@ void vs_catalog_close(vs_catalog *c);
  * API key "vsk_<48 hex>" written to key_out. A duplicate name ->
  * VS_ERR_INVALID_ARG. The tenant id is the name. */
 vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err);
+/* Issues a new API key for tenant `name` and revokes all its others, in
+ * one transaction; effective at once, also for a running server. Unknown
+ * tenant -> VS_ERR_NOT_FOUND. */
+vs_err vs_tenant_rotate_key(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err);
+/* Every tenant by name: cb gets its name, creation time (ms since the epoch)
+ * and number of keys; non-zero stops. Runs under the catalog lock. */
+typedef int (*vs_tenant_cb)(void *ctx, const char *name, int64_t created_ms, int64_t n_keys);
+vs_err vs_tenant_list(vs_catalog *c, vs_tenant_cb cb, void *ctx, vs_error *err);
 /* The tenant of an API key, or VS_ERR_NOT_FOUND. Constant-time on the hash. */
 vs_err vs_tenant_for_key(vs_catalog *c, const char *key, char tenant_out[VS_TENANT_MAX], vs_error *err);
 /* Number of tenants (0 = open mode: no keys needed, tenant "default");

@@ -1,5 +1,9 @@
-/* cmd_tenant.c - `visage tenant create NAME [--data DIR]`: a tenant and its
- * API key, printed once (only its hash is stored). */
+/* cmd_tenant.c - `visage tenant create NAME`, `visage tenant rotate-key NAME`
+ * and `visage tenant list` [--data DIR]. A key is printed once (only its
+ * hash is stored). These touch only the catalog, which SQLite shares between
+ * processes, so they work while a server runs on the same data dir: a new
+ * tenant or key is usable at once and a rotated-out key is refused at once. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,32 +11,56 @@
 #include "cli.h"
 #include "vs_catalog.h"
 
+static int usage(void) {
+    fprintf(stderr, "usage: visage tenant create NAME [--data DIR]\n"
+                    "       visage tenant rotate-key NAME [--data DIR]   new key, every old key of NAME revoked\n"
+                    "       visage tenant list [--data DIR]\n");
+    return 2;
+}
+
+static int print_tenant(void *ctx, const char *name, int64_t created_ms, int64_t n_keys) {
+    (void)ctx;
+    json_t *o = json_pack("{s:s,s:I,s:I}", "tenant", name, "created_at", (json_int_t)created_ms, "keys", (json_int_t)n_keys);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (s) printf("%s\n", s);
+    free(s);
+    json_decref(o);
+    return 0;
+}
+
 int cmd_tenant(int argc, char **argv) {
     const char *data = getenv("VISAGE_DATA"), *name = NULL;
-    if (argc < 2 || strcmp(argv[1], "create") != 0) {
-        fprintf(stderr, "usage: visage tenant create NAME [--data DIR]\n");
-        return 2;
-    }
+    if (argc < 2) return usage();
+    const char *verb = argv[1];
+    int create = !strcmp(verb, "create"), rotate = !strcmp(verb, "rotate-key"), list = !strcmp(verb, "list");
+    if (!create && !rotate && !list) return usage();
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
-        else if (!name) name = argv[i];
-        else return fprintf(stderr, "usage: visage tenant create NAME [--data DIR]\n"), 2;
+        else if (!name && !list && argv[i][0] != '-') name = argv[i];
+        else return usage();
     }
-    if (!name) return fprintf(stderr, "usage: visage tenant create NAME [--data DIR]\n"), 2;
+    if (!list && !name) return usage();
     if (!data || !*data) data = "./visage-data";
-    char mk[1100];
-    snprintf(mk, sizeof mk, "%s", data);
-    if (cli_mkdir(mk) != 0) return 1;
+    if (create) {
+        char mk[1100];
+        snprintf(mk, sizeof mk, "%s", data);
+        if (cli_mkdir(mk) != 0) return 1;
+    }
     vs_catalog *c = NULL;
     vs_error err = {0};
     char key[VS_API_KEY_MAX];
-    if (vs_catalog_open(data, &c, &err) != VS_OK || vs_tenant_create(c, name, key, &err) != VS_OK) {
-        cli_error("tenant create", &err);
-        if (c) vs_catalog_close(c);
+    vs_err rc = vs_catalog_open(data, &c, &err);
+    if (rc == VS_OK)
+        rc = create ? vs_tenant_create(c, name, key, &err)
+                    : rotate ? vs_tenant_rotate_key(c, name, key, &err) : vs_tenant_list(c, print_tenant, NULL, &err);
+    if (c) vs_catalog_close(c);
+    if (rc != VS_OK) {
+        cli_error(create ? "tenant create" : rotate ? "tenant rotate-key" : "tenant list", &err);
         return 1;
     }
-    vs_catalog_close(c);
+    if (list) return 0;
     printf("{\"tenant\":\"%s\",\"api_key\":\"%s\"}\n", name, key);
-    fprintf(stderr, "visage: keep this key: it is shown once and stored only as a hash\n");
+    fprintf(stderr, "visage: keep this key: it is shown once and stored only as a hash%s\n",
+            rotate ? "; the tenant's old keys no longer work" : "");
     return 0;
 }

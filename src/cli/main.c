@@ -19,6 +19,7 @@ static int usage(void) {
             "  erase IMAGE [--dry-run] [--block] [--threshold T] [--face-index N] [--data DIR] [--tenant T]\n"
             "                            erase every image of the person in IMAGE (--dry-run: list them)\n"
             "  tenant create NAME [--data DIR]           create a tenant, print its API key once\n"
+            "  tenant rotate-key NAME | tenant list      a new key (old ones revoked at once); the tenants\n"
             "  (ingest, search, crawl and erase take --server URL --key K to use a running server)\n"
             "options: --models DIR (default: $VISAGE_MODELS, ./models, <binary>/../models)\n"
             "         --crops DIR (detect/embed: save each aligned face as JPEG)\n"

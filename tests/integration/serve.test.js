@@ -285,4 +285,23 @@ describe('visage serve', () => {
     assert.equal(readd.status, 202, JSON.stringify(readd.data));
     await L.waitDone(s, keyA, [sha]);
   });
+
+  it('rotates a tenant\'s key while the server runs: the old key stops at once, data stays', async () => {
+    const { execFileSync } = require('node:child_process');
+    const before = await L.api(s, 'GET', '/api/v1/images/' + shaOf['obama_small.jpg'], { key: keyA });
+    assert.equal(before.status, 200);
+    const out = execFileSync(L.BIN, ['tenant', 'rotate-key', 'alpha', '--data', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const fresh = JSON.parse(out).api_key;
+    assert.match(fresh, /^vsk_[0-9a-f]{48}$/);
+    assert.equal((await L.api(s, 'GET', '/api/v1/images/' + shaOf['obama_small.jpg'], { key: keyA })).status, 401, 'old key refused');
+    const after = await L.api(s, 'GET', '/api/v1/images/' + shaOf['obama_small.jpg'], { key: fresh });
+    assert.equal(after.status, 200, 'the new key sees the same data');
+    assert.equal((await L.api(s, 'GET', '/api/v1/crawl', { key: keyB })).status, 200, 'other tenants keep their keys');
+    const list = execFileSync(L.BIN, ['tenant', 'list', '--data', dir], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(list.map((t) => [t.tenant, t.keys]), [['alpha', 1], ['beta', 1]]);
+    let failed = null;
+    try { execFileSync(L.BIN, ['tenant', 'rotate-key', 'nobody', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] }); } catch (e) { failed = e; }
+    assert.ok(failed && failed.status === 1 && /no tenant 'nobody'/.test(String(failed.stderr)));
+    keyA = fresh; // for any later test
+  });
 });

@@ -481,6 +481,41 @@ static void test_erasure_log(void **state) {
     assert_int_equal(again.n, 2);
 }
 
+static int count_tenant(void *ctx, const char *name, int64_t created_ms, int64_t n_keys) {
+    char *out = ctx;
+    char line[128];
+    assert_true(created_ms > 0);
+    snprintf(line, sizeof line, "%s:%lld,", name, (long long)n_keys);
+    strcat(out, line);
+    return 0;
+}
+
+/* Rotation: the new key works, every old one stops at once; unknown
+ * tenants and bad names are refused; list shows tenants and key counts. */
+static void test_key_rotation_and_list(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char k1[VS_API_KEY_MAX], k2[VS_API_KEY_MAX], k3[VS_API_KEY_MAX], t[VS_TENANT_MAX];
+    assert_int_equal(vs_tenant_create(f->c, "acme", k1, &e), VS_OK);
+    assert_int_equal(vs_tenant_create(f->c, "zeta", k3, &e), VS_OK);
+    assert_int_equal(vs_tenant_rotate_key(f->c, "acme", k2, &e), VS_OK);
+    assert_string_not_equal(k1, k2);
+    assert_int_equal(vs_tenant_for_key(f->c, k1, t, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_tenant_for_key(f->c, k2, t, &e), VS_OK);
+    assert_string_equal(t, "acme");
+    assert_int_equal(vs_tenant_for_key(f->c, k3, t, &e), VS_OK); /* another tenant's key untouched */
+    assert_string_equal(t, "zeta");
+    char key[VS_API_KEY_MAX];
+    assert_int_equal(vs_tenant_rotate_key(f->c, "nobody", key, &e), VS_ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "nobody"));
+    assert_string_equal(key, "");
+    assert_int_equal(vs_tenant_rotate_key(f->c, "bad/name", key, &e), VS_ERR_INVALID_ARG);
+    char out[256] = "";
+    assert_int_equal(vs_tenant_list(f->c, count_tenant, out, &e), VS_OK);
+    assert_string_equal(out, "acme:1,zeta:1,");
+    assert_int_equal(vs_tenant_count(f->c), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tenant_key_format_and_lookup, setup, teardown),
@@ -498,6 +533,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rotation_and_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
