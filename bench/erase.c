@@ -1,7 +1,7 @@
 /* erase.c - erasure of a person at archive scale, on the embedded index, the
  * file store and the catalog: one tenant of N faces (default 20000), P of
- * them (default 500, each in its own image with its raw file, crop and
- * thumbnail) the person. Prints JSON lines (never asserts timings): the dry
+ * them (default 500) the person; every face is its own image with its raw
+ * file, crop, thumbnail and record. Prints JSON lines (never asserts timings): the dry
  * run, the erasure itself (ms per image), and what a block costs the index
  * owner per incoming face with 1 and 100 blocks. Usage:
  * bench_erase [N [P [DATA_DIR]]] (default: a fresh /tmp dir, removed at the
@@ -60,7 +60,8 @@ static void die(const char *what, const vs_error *e) {
 }
 
 /* Indexes n faces (the first `persons` of them the person), each its own
- * image, with raw file, crop and thumbnail for the person's. */
+ * image with its raw file, crop, thumbnail and record, as an archive has
+ * them (the file store lists a tenant's folder per erased image). */
 static void fill(vs_pipeline *p, int dim, int n, int persons) {
     float *vecs = vs_malloc(sizeof(float) * (size_t)dim * BATCH);
     char (*ids)[VS_UUID_STR] = vs_malloc(sizeof *ids * BATCH), (*pls)[256] = vs_malloc(sizeof *pls * BATCH);
@@ -80,7 +81,6 @@ static void fill(vs_pipeline *p, int dim, int n, int persons) {
             vs_face_id("t", sha, 0, ids[i]);
             snprintf(pls[i], sizeof pls[i], "{\"tenant_id\":\"t\",\"image_sha256\":\"%s\",\"face_index\":0}", sha);
             pts[i] = (vs_point){ids[i], vecs + (size_t)i * dim, pls[i]};
-            if (!person) continue;
             static const char *files[3][2] = {{"raw-images", "%s/%s.jpg"}, {"face-crops", "%s/%s_face_0.jpg"},
                                               {"thumbnails", "%s/%s_thumb.jpg"}};
             for (int f = 0; f < 3; f++) {

@@ -96,8 +96,12 @@ void vs_route_image_delete(vs_req *r, const char *sha256) {
     /* only an image the tenant had is remembered as erased: an unknown
      * sha256 leaves no trace */
     int suppress = (!sup || !strcmp(sup, "true")) && had == VS_OK;
-    if (suppress && st == VS_IMG_ERASED) return vs_reply_error(r, 404, "not_found", "image was erased already");
     int64_t faces = 0;
+    if (suppress && st == VS_IMG_ERASED) { /* again, in case a crash cut the first erasure short */
+        vs_err again = vs_erase_image(&r->app->pipeline, r->tenant, sha256, 1, &faces, NULL, &err);
+        if (again != VS_OK) return vs_reply_vs_err(r, again, &err);
+        return vs_reply_error(r, 404, "not_found", "image was erased already");
+    }
     int64_t crawled = 0; /* rows of where the crawler found it */
     vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, suppress, &faces, &crawled, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);

@@ -22,47 +22,92 @@
  * few are enough, thresholds differ per block. */
 #define BLOCK_MATCH_K 8
 
-typedef struct del_ctx {
+/* The buckets an image has files in, and what follows "{tenant}/{sha256}"
+ * in their names (DESIGN.md's keys). */
+static const struct {
+    const char *bucket, *suffix;
+} k_files[4] = {{"face-crops", "_face_"}, {"face-thumbs", "_face_"}, {"thumbnails", "_thumb"}, {"raw-images", "."}};
+
+/* Images whose files one listing removes: the sha256 set of a tenant. */
+typedef struct files_ctx {
     const vs_pipeline *p;
-    const char *bucket;
+    const char *bucket, *suffix;
+    const vs_strset *shas;     /* NULL: every key listed goes */
+    size_t tenant_len;
     vs_err rc;
     vs_error *err;
-} del_ctx;
+} files_ctx;
 
+/* List callback: deletes the key when it is a file of one of the images. */
 static int delete_listed(void *ctx, const char *key, size_t size) {
-    del_ctx *d = ctx;
+    files_ctx *d = ctx;
     (void)size;
+    if (d->shas) { /* "{tenant}/{sha256}{suffix}..." */
+        const char *name = key + d->tenant_len + 1;
+        char sha[65];
+        if (strlen(name) < 64 || strncmp(name + 64, d->suffix, strlen(d->suffix)) != 0) return 0;
+        memcpy(sha, name, 64);
+        sha[64] = '\0';
+        if (!vs_strset_has(d->shas, sha)) return 0;
+    }
     d->rc = vs_store_del(d->p->store, d->bucket, key, d->err);
     return d->rc != VS_OK;
 }
 
-/* Deletes every key of bucket that starts with prefix. */
-static vs_err delete_prefix(const vs_pipeline *p, const char *bucket, const char *prefix, vs_error *err) {
-    del_ctx d = {p, bucket, VS_OK, err};
-    vs_err rc = p->store->ops->list(p->store, bucket, prefix, delete_listed, &d, err);
-    return rc != VS_OK ? rc : d.rc;
+/* Deletes the files of one image: one listing of its own name per bucket. */
+static vs_err erase_files_one(const vs_pipeline *p, const char *tenant, const char *sha256, vs_error *err) {
+    vs_err rc = VS_OK;
+    for (int b = 0; b < 4 && rc == VS_OK; b++) {
+        char prefix[512];
+        snprintf(prefix, sizeof prefix, "%s/%s%s", tenant, sha256, k_files[b].suffix);
+        files_ctx d = {p, k_files[b].bucket, k_files[b].suffix, NULL, 0, VS_OK, err};
+        rc = p->store->ops->list(p->store, k_files[b].bucket, prefix, delete_listed, &d, err);
+        if (rc == VS_OK) rc = d.rc;
+    }
+    return rc;
+}
+
+/* Deletes the files of many images of a tenant with one listing of the
+ * tenant's folder per bucket, instead of one listing per image: the file
+ * store reads the whole folder for any listing in it, and S3 pages 1000
+ * keys per request. */
+static vs_err erase_files_many(const vs_pipeline *p, const char *tenant, const vs_strset *shas, vs_error *err) {
+    vs_err rc = VS_OK;
+    char prefix[VS_TENANT_MAX + 2];
+    snprintf(prefix, sizeof prefix, "%s/", tenant);
+    for (int b = 0; b < 4 && rc == VS_OK; b++) {
+        files_ctx d = {p, k_files[b].bucket, k_files[b].suffix, shas, strlen(tenant), VS_OK, err};
+        rc = p->store->ops->list(p->store, k_files[b].bucket, prefix, delete_listed, &d, err);
+        if (rc == VS_OK) rc = d.rc;
+    }
+    return rc;
+}
+
+/* The rest of an image once its files are gone: identity samples, crawl
+ * rows, the record (or its ERASED marker), and its points last: while they
+ * remain, a retried erasure of the person finds the image again. */
+static vs_err erase_rest(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress, int64_t *faces,
+                         int64_t *rows, vs_error *err) {
+    vs_filter f = {.tenant_id = tenant, .image_sha256 = sha256};
+    vs_err rc = vs_identity_forget(p, tenant, sha256, NULL, err);
+    if (rc == VS_OK && p->crawl_db) rc = vs_crawl_images_forget(p->crawl_db, tenant, sha256, rows, err);
+    if (rc == VS_OK) {
+        rc = suppress ? vs_image_record_mark_erased(p->catalog, tenant, sha256, err)
+                      : vs_image_record_delete(p->catalog, tenant, sha256, err);
+        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no record to delete */
+    }
+    if (rc == VS_OK) {
+        rc = p->index->ops->delete_filter(p->index, VS_FACES_COLLECTION, &f, faces, err);
+        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
+    }
+    return rc;
 }
 
 vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
                       int64_t *faces_deleted, int64_t *crawl_rows, vs_error *err) {
-    vs_filter f = {.tenant_id = tenant, .image_sha256 = sha256};
     int64_t n = 0, rows = 0;
-    char prefix[512];
-    vs_err rc = p->index->ops->delete_filter(p->index, VS_FACES_COLLECTION, &f, &n, err);
-    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
-    snprintf(prefix, sizeof prefix, "%s/%s_face_", tenant, sha256);
-    if (rc == VS_OK) rc = delete_prefix(p, "face-crops", prefix, err);
-    if (rc == VS_OK) rc = delete_prefix(p, "face-thumbs", prefix, err);
-    snprintf(prefix, sizeof prefix, "%s/%s_thumb", tenant, sha256);
-    if (rc == VS_OK) rc = delete_prefix(p, "thumbnails", prefix, err);
-    snprintf(prefix, sizeof prefix, "%s/%s.", tenant, sha256);
-    if (rc == VS_OK) rc = delete_prefix(p, "raw-images", prefix, err);
-    if (rc == VS_OK) rc = vs_identity_forget(p, tenant, sha256, NULL, err);
-    if (rc == VS_OK && p->crawl_db) rc = vs_crawl_images_forget(p->crawl_db, tenant, sha256, &rows, err);
-    if (rc == VS_OK)
-        rc = suppress ? vs_image_record_mark_erased(p->catalog, tenant, sha256, err)
-                      : vs_image_record_delete(p->catalog, tenant, sha256, err);
-    if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    vs_err rc = erase_files_one(p, tenant, sha256, err);
+    if (rc == VS_OK) rc = erase_rest(p, tenant, sha256, suppress, &n, &rows, err);
     if (faces_deleted) *faces_deleted = n;
     if (crawl_rows) *crawl_rows = rows;
     return rc;
@@ -106,11 +151,10 @@ typedef struct person_run {
     int full;              /* max_images reached */
 } person_run;
 
-/* Takes one round of hits (best first) into the report, erasing each new
- * image unless this is a dry run. *added = new images. */
-static vs_err take_hits(person_run *r, const vs_hit *hits, int n, int *added, vs_error *err) {
+/* Takes one round of hits (best first) into the report; the new images'
+ * sha256 go into `fresh`. */
+static vs_err take_hits(person_run *r, const vs_hit *hits, int n, vs_strset *fresh, vs_error *err) {
     vs_err rc = VS_OK;
-    *added = 0;
     for (int i = 0; i < n && rc == VS_OK; i++) {
         json_t *pl = json_loads(hits[i].payload_json, 0, NULL);
         const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
@@ -124,21 +168,34 @@ static vs_err take_hits(person_run *r, const vs_hit *hits, int n, int *added, vs
                 break;
             }
             json_t *e = image_entry(&hits[i], pl, sha);
-            if (!e || vs_strset_add(&r->seen, sha) < 0) {
+            if (!e || vs_strset_add(&r->seen, sha) < 0 || vs_strset_add(fresh, sha) < 0) {
                 json_decref(e);
                 json_decref(pl);
                 return vs_fail(err, VS_ERR_NOMEM, "erase person: report");
             }
             json_array_append_new(r->images, e);
             json_object_set(r->by_sha, sha, e);
-            (*added)++;
-            if (!r->o->dry_run) {
-                int64_t faces = 0;
-                rc = vs_erase_image(r->p, r->tenant, sha, r->o->suppress, &faces, NULL, err);
-                if (rc == VS_OK) r->erased++, r->faces += faces;
-            }
         }
         json_decref(pl);
+    }
+    return rc;
+}
+
+/* Below this many images a round lists each image's own files; from it on,
+ * the tenant's folders once. */
+#define ERASE_BATCH_MIN 8
+
+/* Erases the images of one round: their files, then the rest of each. */
+static vs_err erase_round(person_run *r, const vs_strset *fresh, vs_error *err) {
+    vs_err rc = VS_OK;
+    if (fresh->n >= ERASE_BATCH_MIN) rc = erase_files_many(r->p, r->tenant, fresh, err);
+    for (size_t i = 0; i < fresh->n_slots && rc == VS_OK; i++) {
+        const char *sha = fresh->slots[i];
+        if (!sha) continue;
+        int64_t faces = 0;
+        if (fresh->n < ERASE_BATCH_MIN) rc = erase_files_one(r->p, r->tenant, sha, err);
+        if (rc == VS_OK) rc = erase_rest(r->p, r->tenant, sha, r->o->suppress, &faces, NULL, err);
+        if (rc == VS_OK) r->erased++, r->faces += faces;
     }
     return rc;
 }
@@ -151,7 +208,8 @@ static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_e
     *complete = 0;
     for (;;) {
         vs_hit *hits = NULL;
-        int n = 0, added = 0;
+        int n = 0;
+        vs_strset fresh = {0}; /* this round's new images */
         vs_err rc = r->p->index->ops->search(r->p->index, VS_FACES_COLLECTION, vec, &f, ERASE_ROUND_K, r->o->threshold,
                                              &hits, &n, err);
         if (rc == VS_ERR_NOT_FOUND) { /* nothing indexed yet */
@@ -160,9 +218,10 @@ static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_e
         }
         if (rc != VS_OK) return rc;
         if (r->o->dry_run) { /* in the report only, so one round sees all it can */
-            rc = take_hits(r, hits, n, &added, err);
+            rc = take_hits(r, hits, n, &fresh, err);
             *complete = rc == VS_OK && !r->full && n < ERASE_ROUND_K;
             vs_hits_free(hits, n);
+            vs_strset_free(&fresh);
             return rc;
         }
         if (n == 0) {
@@ -170,8 +229,11 @@ static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_e
             *complete = 1;
             return VS_OK;
         }
-        rc = take_hits(r, hits, n, &added, err);
+        rc = take_hits(r, hits, n, &fresh, err);
         vs_hits_free(hits, n);
+        size_t added = fresh.n;
+        if (rc == VS_OK) rc = erase_round(r, &fresh, err);
+        vs_strset_free(&fresh);
         if (rc != VS_OK || r->full) return rc;
         if (added == 0)
             return vs_fail(err, VS_ERR_BACKEND, "erase person: %d matching faces remain in the index after their images were erased",

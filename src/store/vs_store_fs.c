@@ -363,6 +363,10 @@ static vs_err walk(walk_ctx *w, int fd, size_t klen) {
         if (sep) w->key[klen] = '/';
         memcpy(w->key + klen + sep, name, nlen + 1);
         size_t clen = klen + sep + nlen;
+        /* a name that disagrees with the prefix can neither be a match nor
+         * lead to one: skip it without a stat (a tenant folder of 100k
+         * images is listed for each erased one) */
+        if (memcmp(w->key, w->prefix, clen < w->prefix_len ? clen : w->prefix_len) != 0) continue;
         struct stat sb;
         if (fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno == ENOENT) continue; /* deleted while we walked */

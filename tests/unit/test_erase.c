@@ -143,6 +143,16 @@ static int log_kind(void *ctx, int64_t id, int64_t at_ms, const char *what, cons
     return 0;
 }
 
+/* 1 when the store has bucket/key. */
+static int blob_exists(fixture *f, const char *bucket, const char *key) {
+    uint8_t *d = NULL;
+    size_t len = 0;
+    vs_error e = {0};
+    vs_err rc = vs_store_get(f->p.store, bucket, key, 100, &d, &len, &e);
+    vs_free(d);
+    return rc == VS_OK;
+}
+
 static vs_erase_person_opts opts(float t) {
     return (vs_erase_person_opts){.threshold = t, .max_images = 1000, .suppress = 1};
 }
@@ -299,6 +309,47 @@ static void test_max_images_stops_and_a_second_run_finishes(void **state) {
     free(q);
 }
 
+/* A round of 12 images takes the batch path (one listing of the tenant's
+ * folder per bucket): exactly the person's files go, an orphan crop of one
+ * of their images too; strangers' files and another tenant's stay. */
+static void test_batch_erasure_removes_exactly_their_files(void **state) {
+    fixture *f = *state;
+    int dim = f->dim;
+    float *v = calloc((size_t)dim, 4);
+    char sha[65], key[256];
+    vs_error e = {0};
+    for (int n = 30; n < 47; n++) { /* 30..41 the person, 42..46 strangers */
+        if (n < 42) unit_vec(v, dim, 0, 5 + n, 0.9f);
+        else unit_vec(v, dim, 1, 5 + n, 1.0f);
+        const float *one[] = {v};
+        add_image(f, "a", n, one, 1);
+        if (n == 30 || n == 42) add_image(f, "b", n, one, 1);
+    }
+    sha_of(31, sha); /* a crop left behind by an earlier run, with no point */
+    snprintf(key, sizeof key, "a/%s_face_7.jpg", sha);
+    assert_int_equal(vs_store_put(f->p.store, "face-crops", key, "x", 1, NULL, &e), VS_OK);
+    float *q = calloc((size_t)dim, 4);
+    q[0] = 1;
+    json_t *rep = NULL;
+    vs_erase_person_opts o = opts(0.6f);
+    assert_int_equal(vs_erase_person(&f->p, "a", q, &o, &rep, &e), VS_OK);
+    assert_int_equal(json_integer_value(json_object_get(rep, "images_erased")), 12);
+    json_decref(rep);
+    assert_false(blob_exists(f, "face-crops", key));
+    for (int n = 30; n < 47; n++) {
+        char crop[256];
+        sha_of(n, sha);
+        snprintf(crop, sizeof crop, "a/%s_face_0.jpg", sha);
+        assert_int_equal(raw_exists(f, "a", n), n >= 42);
+        assert_int_equal(blob_exists(f, "face-crops", crop), n >= 42);
+        assert_int_equal(status_of(f, "a", n), n >= 42 ? VS_IMG_DONE : VS_IMG_ERASED);
+    }
+    assert_true(raw_exists(f, "b", 30)); /* the same image of tenant b */
+    assert_int_equal(status_of(f, "b", 30), VS_IMG_DONE);
+    free(v);
+    free(q);
+}
+
 /* A result message as a distributed worker sends it: one face, vector v. */
 static char *result_msg(fixture *f, const char *tenant, int n, const float *v) {
     char sha[65], id[VS_UUID_STR];
@@ -380,6 +431,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_empty_index_erases_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erases_exactly_the_persons_images_of_the_tenant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_images_stops_and_a_second_run_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_erasure_removes_exactly_their_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocks_match_at_their_threshold_per_tenant, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
