@@ -70,16 +70,16 @@ static int image_face(vs_req *r, json_t *b, float *vec, json_t **query_face) {
     vs_free(data);
     if (rc != 0) return -1;
     json_t *fi = json_object_get(b, "face_index");
-    int idx = json_is_integer(fi) ? (int)json_integer_value(fi) : (faces.n == 1 ? 0 : -1);
+    int idx = fi ? (json_is_integer(fi) ? (int)json_integer_value(fi) : -1) : (faces.n == 1 ? 0 : -1);
+    int ok = faces.n > 0 && idx >= 0 && idx < faces.n;
     if (faces.n == 0) vs_reply_error(r, 400, "bad_request", "no face found in the query image");
-    else if (fi && (!json_is_integer(fi) || idx < 0 || idx >= faces.n))
-        vs_reply_error(r, 400, "bad_request", "face_index must be an integer from 0 to %d", faces.n - 1);
-    else if (idx < 0)
+    else if (fi && !ok) vs_reply_error(r, 400, "bad_request", "face_index must be an integer from 0 to %d", faces.n - 1);
+    else if (!ok)
         vs_reply_error(r, 400, "bad_request",
                        "the query image shows %d faces: say whose images to erase with face_index (0..%d, in the order "
                        "POST /api/v1/search lists them as query_faces)",
                        faces.n, faces.n - 1);
-    if (faces.n == 0 || idx < 0 || idx >= faces.n) {
+    if (!ok) {
         vs_faces_free(&faces);
         return -1;
     }

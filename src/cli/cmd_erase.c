@@ -111,6 +111,15 @@ static int erase_local(const erase_args *a) {
     return rc;
 }
 
+/* 1 when s is a whole decimal number in [lo, hi], stored in *out. */
+static int int_arg(const char *s, long lo, long hi, int *out) {
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) return 0;
+    *out = (int)v;
+    return 1;
+}
+
 int cmd_erase(int argc, char **argv) {
     erase_args a = {.tenant = "default", .key = getenv("VISAGE_API_KEY"), .face_index = -1, .max_images = 1000,
                     .threshold = -1};
@@ -126,13 +135,13 @@ int cmd_erase(int argc, char **argv) {
         else if (!strcmp(argv[i], "--key")) a.key = argv[++i];
         else if (!strcmp(argv[i], "--models")) a.models = argv[++i];
         else if (!strcmp(argv[i], "--note")) a.note = argv[++i];
-        else if (!strcmp(argv[i], "--face-index")) a.face_index = atoi(argv[++i]), bad = a.face_index < 0;
-        else if (!strcmp(argv[i], "--max-images")) a.max_images = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--face-index")) bad = !int_arg(argv[++i], 0, 1000, &a.face_index);
+        else if (!strcmp(argv[i], "--max-images")) bad = !int_arg(argv[++i], 1, VS_ERASE_MAX_IMAGES, &a.max_images);
         else if (!strcmp(argv[i], "--threshold")) a.threshold = (float)atof(argv[++i]), bad = !(a.threshold >= 0.3f && a.threshold <= 1);
         else if (!a.image && argv[i][0] != '-') a.image = argv[i];
         else bad = 1;
     }
-    if (bad || !a.image || a.max_images < 1 || a.max_images > VS_ERASE_MAX_IMAGES) {
+    if (bad || !a.image) {
         fprintf(stderr, "usage: visage erase IMAGE [--face-index N] [--threshold 0.3..1] [--max-images N] [--dry-run]\n"
                         "                    [--block [--note TEXT]] [--data DIR] [--tenant T] | [--server URL --key K]\n");
         return 2;
