@@ -96,6 +96,19 @@ describe('web UI', () => {
     assert.equal(await q(), 0, 'no photo of Biden is left');
     const blocks = await L.api(s, 'GET', '/api/v1/erase/blocks');
     assert.equal(blocks.data.blocks.length, 1);
+    // the block and the erasure log, from the page; lifting the block
+    await page.click('#showblocks');
+    await page.waitForSelector('#results table.list button.lift', { timeout: 10000 });
+    assert.match(await page.textContent('#rtitle'), /^1 block\(s\)/);
+    await page.click('#results button.lift');
+    await page.waitForFunction(() => document.querySelector('#rtitle').textContent === 'No block', null, { timeout: 10000 });
+    assert.equal((await L.api(s, 'GET', '/api/v1/erase/blocks')).data.blocks.length, 0);
+    await page.click('#showlog');
+    await page.waitForFunction(() => /Erasure log/.test(document.querySelector('#rtitle').textContent), null, { timeout: 10000 });
+    const rows = await page.$$eval('#results table.list tr', (trs) => trs.slice(1).map((tr) => [...tr.children].map((td) => td.textContent)));
+    assert.deepEqual(rows.map((r) => r[1]), ['block lifted', 'person']);
+    assert.match(rows[1][2], /^2 image\(s\), 2 face\(s\), blocked/);
+    await page.screenshot({ path: path.join(require('node:os').tmpdir(), 'visage-web-erasure-log.png'), fullPage: true });
     // a photo with two faces: the page shows the server's reason
     await page.setInputFiles('#file', path.join(L.FACES, 'two_people.jpg'));
     await page.click('#erase');
