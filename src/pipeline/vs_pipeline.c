@@ -11,8 +11,8 @@
 
 #include "vs_alloc.h"
 #include "vs_base64.h"
-#include "vs_hash.h"
 #include "vs_erase.h"
+#include "vs_hash.h"
 #include "vs_identity.h"
 #include "vs_phash.h"
 
