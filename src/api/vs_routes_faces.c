@@ -51,7 +51,7 @@ void vs_route_face_delete(vs_req *r, const char *id) {
     if (rc == VS_OK) rc = vs_identity_forget(&r->app->pipeline, r->tenant, NULL, id, &err);
     if (rc == VS_OK)
         rc = vs_erase_log(&r->app->pipeline, r->tenant, "face",
-                          json_pack("{s:s,s:O}", "face_id", id, "image_sha256", json_object_get(pl, "image_sha256")), &err);
+                          json_pack("{s:s,s:O*}", "face_id", id, "image_sha256", json_object_get(pl, "image_sha256")), &err);
     json_decref(pl);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "face_id", id, "deleted", n > 0));

@@ -152,7 +152,6 @@ void cli_system_close(cli_system *s) {
     vs_app *a = &s->app;
     vs_crawl_runner_stop(a->crawler); /* first: it queues images */
     a->crawler = NULL;
-    if (a->crawl.db) vs_crawl_db_close(a->crawl.db);
     vs_workers_stop(a->workers);
     a->workers = NULL;
     vs_workers_stop(s->appliers);
@@ -165,6 +164,7 @@ void cli_system_close(cli_system *s) {
     s->results = NULL;
     vs_store_close(a->store);
     if (a->catalog) vs_catalog_close(a->catalog);
+    vs_crawl_db_close(a->crawl.db); /* after the workers: erasure on arrival forgets crawl rows */
     vs_engine_free((vs_engine *)a->engine);
     memset(a, 0, sizeof *a);
     if (s->lock_fd >= 0) close(s->lock_fd);

@@ -272,18 +272,18 @@ int vs_crawl_normalise(const char *url, char *out, size_t cap) {
  * example.co.uk, while alice.github.io and bob.github.io stay apart). An IP
  * address, or a name without a registrable domain (localhost), is its own
  * site. libpsl's built-in list: nothing is downloaded. */
-static void site_of(const char *host, char *out, size_t cap) {
+static int site_of(const char *host, char *out, size_t cap) {
     const char *rd = NULL;
     int ip = host[0] == '[' || strspn(host, "0123456789.") == strlen(host);
     if (!ip) rd = psl_registrable_domain(psl_builtin(), host);
-    snprintf(out, cap, "%s", rd ? rd : host);
+    return snprintf(out, cap, "%s", rd ? rd : host);
 }
 
 int vs_crawl_site(const char *url, char *out, size_t cap) {
     char host[VS_CRAWL_URL_MAX];
     if (!url || url_split(url, NULL, 0, NULL, 0, host, sizeof host, NULL, 0) != 0) return -1;
-    site_of(host, out, cap);
-    return strlen(host) < cap ? 0 : -1;
+    int n = site_of(host, out, cap);
+    return n >= 0 && (size_t)n < cap ? 0 : -1;
 }
 
 /* 1 when host is of the seed's site, or is (or is under) an allow-listed

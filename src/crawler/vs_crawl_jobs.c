@@ -63,6 +63,7 @@ static const char *k_schema =
     " images_skipped, robots_blocked, out_of_scope, redirects, errors, bytes, error, created_ms, started_ms,"  \
     " finished_ms, timeout_ms, max_image_bytes, user_agent"
 #define JOB_N_COUNTS 11
+#define JOB_N_COLUMNS 29
 
 /* Stable lower-case state names used in API responses. */
 const char *vs_crawl_state_name(vs_crawl_state s) {
@@ -364,8 +365,24 @@ vs_err vs_crawl_job_cancel_queued(vs_crawl_db *db, const char *tenant, const cha
     return rc;
 }
 
+/* Takes a damaged QUEUED row out of the queue: FAILED, with why. Inside
+ * the caller's transaction, mutex held. */
+static vs_err fail_bad_row_locked(vs_crawl_db *db, int64_t rowid, const char *why, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = prepare(db, "UPDATE jobs SET state = ?1, error = substr(?2, 1, 200) WHERE rowid = ?3", "fail bad job row", &st, err);
+    if (rc != VS_OK) return rc;
+    sqlite3_bind_int(st, 1, VS_CRAWL_FAILED);
+    bind_text(st, 2, why);
+    sqlite3_bind_int64(st, 3, rowid);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "fail bad job row");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Picks and marks the next QUEUED job in one IMMEDIATE transaction, so two
- * claimers at once (runner threads, processes) never get the same job. */
+ * claimers at once (runner threads, processes) never get the same job. A
+ * damaged row is marked FAILED (and reported) instead of being picked first
+ * forever, which would stop every job queued after it. */
 vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_error *err) {
     *found = 0;
     int64_t now = vs_wall_ms();
@@ -378,8 +395,9 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
     }
     vs_crawl_job job;
     int have = 0;
+    int64_t bad = 0;
     rc = prepare(db,
-                 "SELECT " JOB_COLUMNS " FROM jobs WHERE state = ?1 ORDER BY created_ms, rowid LIMIT 1",
+                 "SELECT " JOB_COLUMNS ", rowid FROM jobs WHERE state = ?1 ORDER BY created_ms, rowid LIMIT 1",
                  "select job to claim", &st, err);
     if (rc == VS_OK) {
         sqlite3_bind_int(st, 1, VS_CRAWL_QUEUED);
@@ -387,6 +405,7 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
         if (s == SQLITE_ROW) {
             rc = read_job_row(db, st, &job, err);
             have = rc == VS_OK;
+            if (rc == VS_ERR_CORRUPT) bad = sqlite3_column_int64(st, JOB_N_COLUMNS);
         } else if (s != SQLITE_DONE) {
             rc = db_fail(db, err, "select job to claim");
         }
@@ -405,6 +424,15 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
         }
         job.state = VS_CRAWL_RUNNING;
         job.started_ms = now;
+    }
+    if (bad > 0) { /* commit the FAILED mark, then report the damage */
+        vs_error why = *err;
+        rc = fail_bad_row_locked(db, bad, why.msg, err);
+        if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit claim job", err);
+        if (rc == VS_OK) rc = VS_ERR_CORRUPT, *err = why;
+        else rollback(db);
+        pthread_mutex_unlock(&db->mu);
+        return rc;
     }
     if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit claim job", err);
     if (rc != VS_OK) rollback(db);

@@ -373,7 +373,9 @@ static int html_depth_estimate(const char *h, size_t len) {
         int raw = (n == 6 && strncasecmp(p, "script", 6) == 0) || (n == 5 && strncasecmp(p, "style", 5) == 0);
         if (raw) {
             const char *e = memmem(gt, len - i, "</", 2);
-            while (e && !(strncasecmp(e + 2, p, n) == 0)) e = memmem(e + 2, len - (size_t)(e + 2 - h), "</", 2);
+            /* the input need not be NUL-terminated: compare only what is there */
+            while (e && !((size_t)(h + len - (e + 2)) >= n && strncasecmp(e + 2, p, n) == 0))
+                e = memmem(e + 2, len - (size_t)(e + 2 - h), "</", 2);
             if (!e) break;
             i = (size_t)(e - h) + 1;
             continue;

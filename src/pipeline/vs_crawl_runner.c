@@ -158,14 +158,28 @@ static void sink_url_error(void *ctx, const vs_crawl_url *u, const char *msg) {
     else run_log(ctx, "visage: crawl: %s %s", msg, u->url);
 }
 
+/* A resume in progress: where the frontier and saved images go, and the
+ * first failure (a walk stopped by its callback still returns VS_OK). */
+typedef struct restore_ctx {
+    vs_crawl *c;
+    vs_strset *shas;
+    vs_err rc;
+    vs_error err;
+} restore_ctx;
+
 /* Resume: feeds every URL of an earlier run back into the crawl. */
 static int restore_url(void *ctx, const vs_crawl_url *u, int pending) {
-    return vs_crawl_restore(ctx, u, pending, NULL) == VS_OK ? 0 : 1;
+    restore_ctx *r = ctx;
+    r->rc = vs_crawl_restore(r->c, u, pending, &r->err);
+    return r->rc != VS_OK;
 }
 
 /* Resume: the images the job saved before. */
 static int restore_sha(void *ctx, const char *sha) {
-    return vs_strset_add(ctx, sha) < 0;
+    restore_ctx *r = ctx;
+    if (vs_strset_add(r->shas, sha) >= 0) return 0;
+    r->rc = vs_fail(&r->err, VS_ERR_NOMEM, "crawl resume: out of memory for the saved images");
+    return 1;
 }
 
 /* The crawl options of a job. API crawls get the address rules of URL
@@ -193,8 +207,13 @@ static vs_err job_crawl(job_run *jr, vs_crawl **out, vs_error *err) {
     vs_crawl_sink sink = {jr, sink_image, sink_discovered, sink_done, sink_progress, sink_url_error};
     vs_crawl *c = NULL;
     vs_err rc = vs_crawl_new(&o, &sink, &c, err);
-    if (rc == VS_OK) rc = vs_crawl_urls_each(env->db, jr->job->id, restore_url, c, err);
-    if (rc == VS_OK) rc = vs_crawl_images_each(env->db, jr->job->id, restore_sha, &jr->shas, err);
+    restore_ctx r = {c, &jr->shas, VS_OK, {0}};
+    if (rc == VS_OK) rc = vs_crawl_urls_each(env->db, jr->job->id, restore_url, &r, err);
+    if (rc == VS_OK && r.rc == VS_OK) rc = vs_crawl_images_each(env->db, jr->job->id, restore_sha, &r, err);
+    if (rc == VS_OK && r.rc != VS_OK) { /* a job resumed without part of its frontier would end DONE too early */
+        rc = r.rc;
+        *err = r.err;
+    }
     if (rc == VS_OK) rc = vs_crawl_seed(c, jr->job->seed_url, err);
     if (rc != VS_OK) {
         vs_crawl_free(c);

@@ -124,7 +124,9 @@ static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char 
                            vs_error *err) {
     vs_image_status now;
     vs_err rc = vs_image_record_get(p->catalog, tenant, sha, NULL, &now, NULL, NULL, err);
-    if (rc == VS_OK && now == VS_IMG_ERASED) return VS_OK; /* erased while it was being processed: keep it out */
+    /* erased while it was being processed: keep it out, and remove the crops
+     * and thumbnails the worker saved after the erasure had run */
+    if (rc == VS_OK && now == VS_IMG_ERASED) return vs_erase_image(p, tenant, sha, 1, NULL, NULL, err);
     if (rc != VS_OK && rc != VS_ERR_NOT_FOUND) return rc;
     rc = VS_OK;
     int hit = 0;

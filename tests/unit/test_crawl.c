@@ -1285,6 +1285,11 @@ static void test_site_of_url(void **state) {
     assert_int_equal(vs_crawl_site("ftp://example.com/", out, sizeof out), -1);
     assert_int_equal(vs_crawl_site("/relative", out, sizeof out), -1);
     assert_int_equal(vs_crawl_site(NULL, out, sizeof out), -1);
+    /* a long host whose site fits: the site's length counts, not the host's */
+    char small[16];
+    assert_int_equal(vs_crawl_site("https://a-very-long-subdomain-name.of.example.com/", small, sizeof small), 0);
+    assert_string_equal(small, "example.com");
+    assert_int_equal(vs_crawl_site("https://a-very-long-registrable-name.com/", small, sizeof small), -1);
 }
 
 int main(void) {

@@ -618,6 +618,35 @@ static void raw_exec(const fixture *f, const char *sql) {
     sqlite3_close(db);
 }
 
+/* A damaged queued row is reported once and marked FAILED, so the jobs
+ * queued after it still run. */
+static void test_bad_queued_row_does_not_block_the_queue(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_crawl_job *bad = new_job(f, "acme", "https://a.example/");
+    vs_crawl_job *good = new_job(f, "acme", "https://b.example/");
+    vs_crawl_job *g = calloc(1, sizeof *g);
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET error = hex(zeroblob(150)) WHERE id = '%s'", bad->id);
+    vs_crawl_db_close(f->c);
+    f->c = NULL;
+    raw_exec(f, sql);
+    reopen(f);
+    int found = 0;
+    assert_int_equal(vs_crawl_job_claim(f->c, g, &found, &e), VS_ERR_CORRUPT);
+    assert_non_null(strstr(e.msg, bad->id));
+    assert_int_equal(found, 0);
+    assert_int_equal(vs_crawl_job_claim(f->c, g, &found, &e), VS_OK);
+    assert_int_equal(found, 1);
+    assert_string_equal(g->id, good->id);
+    assert_int_equal(vs_crawl_job_get(f->c, "acme", bad->id, g, &e), VS_OK); /* readable again, and failed */
+    assert_int_equal(g->state, VS_CRAWL_FAILED);
+    assert_non_null(strstr(g->error, "bad field"));
+    free(bad);
+    free(good);
+    free(g);
+}
+
 /* A damaged job row is reported as CORRUPT, not copied past its buffer. */
 static void test_bad_row_is_corrupt(void **state) {
     fixture *f = *state;
@@ -798,6 +827,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_images_add_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_row_is_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_queued_row_does_not_block_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),

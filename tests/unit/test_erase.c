@@ -408,6 +408,22 @@ static void test_blocks_match_at_their_threshold_per_tenant(void **state) {
     assert_int_equal(f->p.index->ops->count(f->p.index, VS_FACES_COLLECTION, &flt, &n, &e), VS_OK);
     assert_int_equal(n, 0);
 
+    /* an image erased while a worker processed it: the result is dropped and
+     * the crop the worker saved after the erasure goes too */
+    char crop[256];
+    sha_of(22, sha);
+    snprintf(crop, sizeof crop, "a/%s_face_0.jpg", sha);
+    assert_int_equal(vs_image_record_mark_erased(f->p.catalog, "a", sha, &e), VS_OK);
+    assert_int_equal(vs_store_put(f->p.store, "face-crops", crop, "late", 4, NULL, &e), VS_OK);
+    char *late = result_msg(f, "a", 22, s);
+    assert_int_equal(vs_apply_result(&f->p, late, &e), VS_OK);
+    assert_int_equal(status_of(f, "a", 22), VS_IMG_ERASED);
+    assert_false(blob_exists(f, "face-crops", crop));
+    flt.image_sha256 = sha;
+    assert_int_equal(f->p.index->ops->count(f->p.index, VS_FACES_COLLECTION, &flt, &n, &e), VS_OK);
+    assert_int_equal(n, 0);
+    free(late);
+
     /* lifted: the next image of the person is indexed */
     assert_int_equal(vs_block_delete(&f->p, "b", id, &e), VS_ERR_NOT_FOUND); /* not b's to lift */
     assert_int_equal(vs_block_delete(&f->p, "a", id, &e), VS_OK);

@@ -261,6 +261,14 @@ static void test_deep_nesting_refused(void **state) {
         vs_html_links_free(&l);
         free(flat);
     }
+    /* a page that ends inside "</scr", in a buffer with no NUL after it: the
+     * depth pre-scan must not read past the end (AddressSanitizer build) */
+    static const char cut[] = "<script>x</scr";
+    char *exact = malloc(sizeof cut - 1);
+    memcpy(exact, cut, sizeof cut - 1);
+    assert_int_equal(vs_html_extract(exact, sizeof cut - 1, "http://e.com/", &l, NULL), VS_OK);
+    vs_html_links_free(&l);
+    free(exact);
 }
 
 int main(void) {
