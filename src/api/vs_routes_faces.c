@@ -87,24 +87,22 @@ void vs_route_image_get(vs_req *r, const char *sha256) {
 
 void vs_route_image_delete(vs_req *r, const char *sha256) {
     if (!vs_sha256_hex_ok(sha256)) return vs_reply_error(r, 400, "bad_request", "image id must be a lower-case sha256");
-    vs_image_status st;
-    vs_error err = {0};
-    vs_err had = vs_image_record_get(r->app->catalog, r->tenant, sha256, NULL, &st, NULL, NULL, &err);
     const char *sup = vs_req_query(r, "suppress");
     if (sup && strcmp(sup, "true") != 0 && strcmp(sup, "false") != 0)
         return vs_reply_error(r, 400, "bad_request", "'suppress' must be true or false");
+    vs_image_status st;
+    vs_error err = {0};
+    vs_err had = vs_image_record_get(r->app->catalog, r->tenant, sha256, NULL, &st, NULL, NULL, &err);
     /* only an image the tenant had is remembered as erased: an unknown
      * sha256 leaves no trace */
     int suppress = (!sup || !strcmp(sup, "true")) && had == VS_OK;
-    int64_t faces = 0;
-    if (suppress && st == VS_IMG_ERASED) { /* again, in case a crash cut the first erasure short */
-        vs_err again = vs_erase_image(&r->app->pipeline, r->tenant, sha256, 1, &faces, NULL, &err);
-        if (again != VS_OK) return vs_reply_vs_err(r, again, &err);
-        return vs_reply_error(r, 404, "not_found", "image was erased already");
-    }
-    int64_t crawled = 0; /* rows of where the crawler found it */
+    /* erased before: run it again all the same, in case a crash cut that
+     * erasure short, then say so */
+    int already = suppress && st == VS_IMG_ERASED;
+    int64_t faces = 0, crawled = 0; /* crawled: rows of where the crawler found it */
     vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, suppress, &faces, &crawled, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
+    if (already) return vs_reply_error(r, 404, "not_found", "image was erased already");
     if (crawled > 0) had = VS_OK;
     if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");
     rc = vs_erase_log(&r->app->pipeline, r->tenant, "image",

@@ -144,7 +144,6 @@ typedef struct person_run {
     const vs_pipeline *p;
     const char *tenant;
     const vs_erase_person_opts *o;
-    vs_strset seen;        /* images already in the report */
     json_t *images;        /* the report's list; entries by sha in `by_sha` */
     json_t *by_sha;
     int64_t erased, faces;
@@ -154,21 +153,20 @@ typedef struct person_run {
 /* Takes one round of hits (best first) into the report; the new images'
  * sha256 go into `fresh`. */
 static vs_err take_hits(person_run *r, const vs_hit *hits, int n, vs_strset *fresh, vs_error *err) {
-    vs_err rc = VS_OK;
-    for (int i = 0; i < n && rc == VS_OK; i++) {
+    for (int i = 0; i < n; i++) {
         json_t *pl = json_loads(hits[i].payload_json, 0, NULL);
         const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
         json_t *known = sha ? json_object_get(r->by_sha, sha) : NULL;
         if (known) { /* another face of an image already listed */
             json_array_append_new(json_object_get(known, "face_ids"), json_string(hits[i].id));
-        } else if (sha && vs_sha256_hex_ok(sha) && !vs_strset_has(&r->seen, sha)) {
+        } else if (sha && vs_sha256_hex_ok(sha)) {
             if ((int)json_array_size(r->images) >= r->o->max_images) {
                 r->full = 1;
                 json_decref(pl);
                 break;
             }
             json_t *e = image_entry(&hits[i], pl, sha);
-            if (!e || vs_strset_add(&r->seen, sha) < 0 || vs_strset_add(fresh, sha) < 0) {
+            if (!e || vs_strset_add(fresh, sha) < 0) {
                 json_decref(e);
                 json_decref(pl);
                 return vs_fail(err, VS_ERR_NOMEM, "erase person: report");
@@ -178,7 +176,7 @@ static vs_err take_hits(person_run *r, const vs_hit *hits, int n, vs_strset *fre
         }
         json_decref(pl);
     }
-    return rc;
+    return VS_OK;
 }
 
 /* Below this many images a round lists each image's own files; from it on,
@@ -291,7 +289,6 @@ vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *ve
     }
     json_decref(r.images);
     json_decref(r.by_sha);
-    vs_strset_free(&r.seen);
     return rc;
 }
 

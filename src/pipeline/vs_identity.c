@@ -208,8 +208,10 @@ static int collect_sample(void *ctx, const char *id, const float *vec, const cha
 vs_err vs_identity_forget(const vs_pipeline *p, const char *tenant, const char *image_sha256, const char *face_id,
                           vs_error *err) {
     forget_ctx c = {image_sha256, face_id, json_array(), json_object()};
-    vs_filter f = {.tenant_id = tenant};
-    /* every sample of the tenant: erasure is rare, correctness first */
+    /* by image: the index filters on the samples' image_sha256 (an erasure
+     * of a person forgets one image after another); by face: every sample
+     * of the tenant is looked at */
+    vs_filter f = {.tenant_id = tenant, .image_sha256 = face_id ? NULL : image_sha256};
     vs_err rc = vs_index_scroll_all(p->index, VS_IDENTITY_SAMPLES_COLLECTION, &f, 512, collect_sample, &c, err);
     size_t n = json_array_size(c.sample_ids);
     if (rc == VS_OK && n > 0) {
