@@ -3,8 +3,8 @@
  * splitting one memory-bound scan (an index search) over the cores, where a
  * single core cannot pull the DRAM bandwidth that two can. One job at a
  * time: a caller that finds the pool busy runs its parts itself, so
- * concurrent searches never wait for each other. Owned by one place (the
- * embedded index); no globals. */
+ * concurrent searches never wait for each other. Each pool has one owner
+ * (the embedded index's scans, the S3 store's uploads); no globals. */
 #ifndef VS_POOL_H
 #define VS_POOL_H
 

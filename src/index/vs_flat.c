@@ -599,11 +599,6 @@ static void heap_offer(const vs_flat *f, vs_flat_hit *h, int *n, int k, uint32_t
     }
 }
 
-uint32_t vs_flat_rows(const vs_flat *f, const vs_filter *flt) {
-    int64_t bi = block_find(f, flt->tenant_id);
-    return bi < 0 ? 0 : f->blocks[bi].n;
-}
-
 /* Heap-sorts h[0..n) in place, best first: repeatedly moves the worst (the
  * root of the worst-at-root heap) to the end. */
 static void heap_sort(const vs_flat *f, vs_flat_hit *h, int n) {

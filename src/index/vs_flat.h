@@ -98,11 +98,11 @@ vs_err vs_flat_select(const vs_flat *f, const vs_filter *flt, uint32_t **slots, 
 void vs_flat_search(const vs_flat *f, const float *query, const vs_filter *flt, int top_k, float threshold,
                     vs_flat_hit *hits, int *n_hits);
 
-/* The same search split for several threads: the rows of the filter's
- * tenant block (0 when it has none), a search over rows [begin, end) only,
- * and the merge of the parts' results into exactly what one whole scan
- * returns (same hits, same order: ties still go to the smaller id). */
-uint32_t vs_flat_rows(const vs_flat *f, const vs_filter *flt);
+/* The same search split for several threads: a search over rows
+ * [begin, end) of the filter's tenant block only (its row count is
+ * vs_flat_count with the tenant alone), and the merge of the parts'
+ * results into exactly what one whole scan returns (same hits, same order:
+ * ties still go to the smaller id). */
 void vs_flat_search_rows(const vs_flat *f, const float *query, const vs_filter *flt, int top_k, float threshold,
                          uint32_t begin, uint32_t end, vs_flat_hit *hits, int *n_hits);
 void vs_flat_merge(const vs_flat *f, const vs_flat_hit *const *parts, const int *n_parts, int np, int top_k,

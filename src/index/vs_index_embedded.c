@@ -757,12 +757,12 @@ static void scan_one(void *ctx, int i) {
     vs_flat_search_rows(j->flat, j->query, j->filter, j->top_k, j->threshold, p->begin, p->end, p->hits, &p->n);
 }
 
-/* The exact top-k of a large block, its rows split over the scan pool; the
- * merge gives exactly what one scan would. Falls back to one scan when the
- * parts' memory cannot be had. Called with the collection's read lock. */
-static void split_search(emb *e, const vs_flat *flat, const float *query, const vs_filter *f, int k, float threshold,
-                         vs_flat_hit *out, int *n) {
-    uint32_t rows = vs_flat_rows(flat, f);
+/* The exact top-k of a large block (`rows` points of the filter's tenant),
+ * its rows split over the scan pool; the merge gives exactly what one scan
+ * would. Falls back to one scan when the parts' memory cannot be had.
+ * Called with the collection's read lock. */
+static void split_search(emb *e, const vs_flat *flat, uint32_t rows, const float *query, const vs_filter *f, int k,
+                         float threshold, vs_flat_hit *out, int *n) {
     int np = vs_pool_threads(e->scan) + 1;
     if (np > SPLIT_MAX_PARTS) np = SPLIT_MAX_PARTS;
     if (rows < SPLIT_MIN_ROWS || np < 2) return vs_flat_search(flat, query, f, k, threshold, out, n);
@@ -810,7 +810,7 @@ static vs_err emb_search(vs_index *ix, const char *name, const float *query, con
         rc = vs_fail(err, VS_ERR_NOMEM, "search %s (%s): out of memory for top_k %d", c->name, c->path, top_k);
         goto out;
     }
-    if (k > 0) split_search((emb *)ix, c->flat, query, f, k, threshold, fh, &n);
+    if (k > 0) split_search((emb *)ix, c->flat, (uint32_t)avail, query, f, k, threshold, fh, &n);
     if (n > 0 && !(out = vs_calloc((size_t)n, sizeof *out))) {
         rc = vs_fail(err, VS_ERR_NOMEM, "search %s (%s): out of memory for %d hits", c->name, c->path, n);
         goto out;

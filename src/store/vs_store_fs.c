@@ -373,19 +373,15 @@ static vs_err walk(walk_ctx *w, int fd, size_t klen) {
             rc = vs_fail(w->err, VS_ERR_IO, "store list %s/%s: %s", w->bucket, w->key, strerror(errno));
             break;
         }
+        /* from here the name agrees with the prefix on their common length */
         if (S_ISREG(sb.st_mode)) {
-            if (clen >= w->prefix_len && !memcmp(w->key, w->prefix, w->prefix_len) && vs_store_key_ok(w->key) &&
-                w->cb(w->cb_ctx, w->key, (size_t)sb.st_size)) {
+            if (clen >= w->prefix_len && vs_store_key_ok(w->key) && w->cb(w->cb_ctx, w->key, (size_t)sb.st_size)) {
                 w->stopped = 1;
                 break;
             }
         } else if (S_ISDIR(sb.st_mode)) {
-            /* descend when "key/" and the prefix agree on their common length */
-            w->key[clen] = '/';
-            size_t common = clen + 1 < w->prefix_len ? clen + 1 : w->prefix_len;
-            int match = !memcmp(w->key, w->prefix, common);
-            w->key[clen] = '\0';
-            if (!match) continue;
+            /* descend when "key/" can still lead to the prefix */
+            if (clen < w->prefix_len && w->prefix[clen] != '/') continue;
             int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub < 0) {
                 if (errno == ENOENT) continue; /* pruned by a del */

@@ -627,8 +627,6 @@ static vs_err s3_put(vs_store *st, const char *bucket, const char *key, const vo
     }
 }
 
-/* S3 has no group commit: every PUT is durable on its 200, so a batch is
- * the puts one after the other, stopping at the first failure. */
 /* One share of a put_many: every PUT_LANES-th blob from its lane index;
  * the first failure of the lane is kept, and the lane stops there. */
 typedef struct put_lanes {
@@ -650,18 +648,11 @@ static void put_lane(void *ctx, int lane) {
  * durable when it returns; on failure some may have been written, which a
  * retried batch overwrites with the same bytes. */
 static vs_err s3_put_many(vs_store *st, const vs_blob *b, int n, vs_error *err) {
-    s3_store *s = (s3_store *)st;
-    put_lanes *p = vs_calloc(1, sizeof *p);
-    if (!p) return vs_fail(err, VS_ERR_NOMEM, "store put_many: out of memory");
-    p->s = s;
-    p->b = b;
-    p->n = n;
-    p->lanes = n < PUT_LANES ? n : PUT_LANES;
-    vs_pool_run(s->uploads, p->lanes, put_lane, p);
+    put_lanes p = {.s = (s3_store *)st, .b = b, .n = n, .lanes = n < PUT_LANES ? n : PUT_LANES};
+    vs_pool_run(p.s->uploads, p.lanes, put_lane, &p);
     vs_err rc = VS_OK;
-    for (int i = 0; i < p->lanes && rc == VS_OK; i++)
-        if ((rc = p->rc[i]) != VS_OK && err) *err = p->err[i];
-    vs_free(p);
+    for (int i = 0; i < p.lanes && rc == VS_OK; i++)
+        if ((rc = p.rc[i]) != VS_OK && err) *err = p.err[i];
     return rc;
 }
 
