@@ -73,11 +73,10 @@ int cli_http(const char *method, const char *url, const char *key, const char *c
         vs_buf_free(&b.buf);
         return -1;
     }
-    if (vs_buf_reserve(&b.buf, 0) != VS_OK) { /* an empty answer is "" */
+    if (!(*resp = (char *)vs_buf_take(&b.buf, NULL))) { /* an empty answer is "" */
         fprintf(stderr, "visage: %s %s: out of memory\n", method, url);
         return -1;
     }
-    *resp = (char *)b.buf.data;
     return 0;
 }
 

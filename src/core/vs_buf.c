@@ -29,6 +29,20 @@ vs_err vs_buf_append(vs_buf *b, const void *p, size_t n) {
     return VS_OK;
 }
 
+void vs_buf_clear(vs_buf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
+
+uint8_t *vs_buf_take(vs_buf *b, size_t *len) {
+    if (vs_buf_reserve(b, 0) != VS_OK) return NULL;
+    uint8_t *d = b->data;
+    if (len) *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return d;
+}
+
 void vs_buf_free(vs_buf *b) {
     size_t limit = b->limit;
     vs_free(b->data);

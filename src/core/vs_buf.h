@@ -25,6 +25,14 @@ vs_err vs_buf_reserve(vs_buf *b, size_t n);
 /* Appends n bytes; errors as vs_buf_reserve (b unchanged). */
 vs_err vs_buf_append(vs_buf *b, const void *p, size_t n);
 
+/* Empties the buffer, keeping its memory and limit: a retried request. */
+void vs_buf_clear(vs_buf *b);
+
+/* Hands the bytes over, NUL-terminated ("" when there are none), and their
+ * length; the buffer is empty (its limit kept) afterwards. NULL (b
+ * unchanged) when memory for an empty buffer ran out. */
+uint8_t *vs_buf_take(vs_buf *b, size_t *len);
+
 /* Frees the bytes; the buffer is empty (its limit kept) and usable again. */
 void vs_buf_free(vs_buf *b);
 

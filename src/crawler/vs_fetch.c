@@ -498,17 +498,13 @@ vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *ou
             return vs_fail(err, VS_ERR_IO, "HTTP %ld: redirect URL too long from %.200s", out->http_status, x->url);
         snprintf(out->redirect_url, sizeof out->redirect_url, "%s", loc);
     }
-    if (vs_buf_reserve(&c->body, 0) != VS_OK) /* empty body: still a valid buffer */
+    if (!(out->data = vs_buf_take(&c->body, &out->len))) /* an empty body is still a buffer */
         return vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", x->url);
     char *ct = NULL, *eff = NULL;
     curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ct);
     curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff);
     snprintf(out->content_type, sizeof out->content_type, "%s", ct ? ct : "");
     snprintf(out->final_url, sizeof out->final_url, "%s", eff ? eff : x->url);
-    out->data = c->body.data;
-    out->len = c->body.len;
-    c->body.data = NULL;
-    c->body.len = c->body.cap = 0;
     return VS_OK;
 }
 

@@ -154,10 +154,9 @@ static void handle_give(qd *q, CURL *h) {
 /* One attempt of method url with body (NULL for none) into b. */
 static CURLcode http_once(qd *q, CURL *h, const char *method, const char *url, const char *body, size_t body_len,
                           long timeout_ms, vs_buf_sink *b, long *status, char *errbuf) {
-    b->buf.len = 0;
+    vs_buf_clear(&b->buf);
     b->rc = VS_OK;
     b->buf.limit = RESP_MAX;
-    if (b->buf.data) b->buf.data[0] = '\0';
     *status = 0;
     errbuf[0] = '\0';
     CURLcode rc = CURLE_OK;

@@ -429,9 +429,8 @@ static int build_target(const s3_store *s, const s3_call *c, char *url, size_t c
 static CURLcode attempt_once(s3_store *s, CURL *h, s3_call *c, const char *url, const char *host, const char *path,
                              const char *payload_hash, xfer *x, char *errbuf) {
     *x = (xfer){.h = h, .c = c, .declared = -1};
-    c->answer.len = 0;
+    vs_buf_clear(&c->answer);
     c->status = 0;
-    if (c->answer.data) c->answer.data[0] = '\0';
     errbuf[0] = '\0';
     curl_easy_reset(h);
 
@@ -673,13 +672,8 @@ static vs_err s3_get(vs_store *st, const char *bucket, const char *key, size_t m
                      c.code[0] ? c.code : "HTTP 404");
     } else if (rc == VS_OK && !(c.status >= 200 && c.status < 300)) {
         rc = status_fail(&c, err);
-    } else if (rc == VS_OK && vs_buf_reserve(&c.answer, 0) != VS_OK) { /* empty object: still a buffer */
+    } else if (rc == VS_OK && !(*data = vs_buf_take(&c.answer, len))) { /* an empty object is still a buffer */
         rc = vs_fail(err, VS_ERR_NOMEM, "store get %s/%s", bucket, key);
-    }
-    if (rc == VS_OK) {
-        *data = c.answer.data;
-        *len = c.answer.len;
-        c.answer = (vs_buf){0};
     }
     call_done(&c);
     return rc;

@@ -81,6 +81,30 @@ static void test_buf(void **state) {
     assert_int_equal(vs_buf_curl_write("!", 1, 1, &sk), 0);
     assert_int_equal(sk.rc, VS_ERR_TOO_LARGE);
     vs_buf_free(&sk.buf);
+    /* clear keeps the memory for a retry; take hands the bytes over */
+    uint8_t *keep = u.data;
+    vs_buf_clear(&u);
+    assert_int_equal(u.len, 0);
+    assert_string_equal((char *)u.data, "");
+    assert_ptr_equal(u.data, keep);
+    assert_int_equal(vs_buf_append(&u, "xyz", 3), VS_OK);
+    size_t n = 0;
+    uint8_t *t = vs_buf_take(&u, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal((char *)t, "xyz");
+    assert_null(u.data);
+    assert_int_equal(u.len, 0);
+    vs_free(t);
+    vs_buf e = {.limit = 7};
+    t = vs_buf_take(&e, &n); /* nothing received: still "" */
+    assert_non_null(t);
+    assert_int_equal(n, 0);
+    assert_string_equal((char *)t, "");
+    assert_int_equal(e.limit, 7);
+    vs_free(t);
+    vs_alloc_fail_after(0);
+    assert_null(vs_buf_take(&e, &n));
+    vs_alloc_fail_after(-1);
     vs_buf_free(&u);
 }
 
