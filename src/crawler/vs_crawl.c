@@ -574,10 +574,9 @@ static void robots_done(vs_crawl *c, host *h, vs_err rc, const vs_fetch_result *
     vs_error pe = {0};
     if (rc == VS_OK) {
         if (vs_robots_parse((const char *)r->data, r->len, c->o.user_agent, &h->robots, &pe) != VS_OK) h->robots = NULL;
-    } else if (rc == VS_ERR_IO && ((r->http_status >= 400 && r->http_status < 500) ||
-                                   strstr(e->msg, "too many redirects"))) {
+    } else if (rc == VS_ERR_IO && ((r->http_status >= 400 && r->http_status < 500) || r->too_many_redirects)) {
         h->robots = vs_robots_allow_all(); /* "unavailable"; over 5 redirects counts as such too */
-    } else if ((rc == VS_ERR_UNSUPPORTED && strstr(e->msg, "address not allowed")) || r->http_status == 0) {
+    } else if (r->refused || r->http_status == 0) {
         h->robots = vs_robots_disallow_all();
         if (!(h->refused = vs_strdup(e->msg))) return set_fatal(c, VS_ERR_NOMEM, "crawl: out of memory");
         h->delay_ms = 0;
@@ -710,8 +709,7 @@ static void on_done(vs_crawl *c, CURLMsg *msg) {
     } else if (rc == VS_ERR_IO && retry_later(c, x->h, it, &r)) {
         it = NULL; /* back in its queue, not finished */
     } else if (rc != VS_OK) {
-        int skipped = it->kind == VS_CRAWL_IMAGE && (rc == VS_ERR_TOO_LARGE || rc == VS_ERR_UNSUPPORTED) &&
-                      strstr(e.msg, "address not allowed") == NULL;
+        int skipped = it->kind == VS_CRAWL_IMAGE && (rc == VS_ERR_TOO_LARGE || rc == VS_ERR_UNSUPPORTED) && !r.refused;
         if (skipped) {
             c->k.images_fetched++;
             c->k.images_skipped++;

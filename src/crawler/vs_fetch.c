@@ -1,6 +1,7 @@
 /* vs_fetch.c - one HTTP(S) GET on the libcurl easy interface, for URL ingest
- * and the crawler, with the URL treated as hostile (SSRF): one transfer per
- * call, bodies up to tens of MiB held in memory, no connection reuse.
+ * and the crawler, with the URL treated as hostile (SSRF): one GET per
+ * transfer, bodies up to tens of MiB held in memory, connections closed
+ * after each transfer unless the caller reuses them (the crawler, per host).
  *
  * The address policy runs in CURLOPT_OPENSOCKETFUNCTION, i.e. on the address
  * curl is about to connect to, after DNS resolution, for every address tried,
@@ -79,8 +80,8 @@ static const blocked_range k_block_v6[] = {
 
 /* State of one transfer, shared with the curl callbacks. */
 typedef struct fetch_ctx {
-    vs_buf body;                      /* limit = the byte limit of the transfer */
-    int too_large, nomem;
+    vs_buf body;                      /* limit = the byte limit of the transfer (never 0) */
+    vs_err body_rc;                   /* why on_data stopped the transfer: TOO_LARGE, NOMEM */
     const ip_range *allow;
     size_t n_allow;
     int allow_all;
@@ -301,18 +302,11 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
 static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
     fetch_ctx *c = ud;
     size_t n = size * nmemb, got = n;
-    if (n > c->body.limit - c->body.len) {
-        if (!c->truncate) {
-            c->too_large = 1;
-            return 0;
-        }
+    if (c->truncate && n > c->body.limit - c->body.len) {
         n = c->body.limit - c->body.len; /* keep the first max bytes, then stop */
         c->truncated = 1;
     }
-    if (vs_buf_append(&c->body, p, n) != VS_OK) {
-        c->nomem = 1;
-        return 0;
-    }
+    if ((c->body_rc = vs_buf_append(&c->body, p, n)) != VS_OK) return 0; /* past the limit, or out of memory */
     if (c->truncated) return 0;
     if (c->check_head && !c->checked && c->body.len >= c->check_bytes) {
         /* only a 2xx body is what the caller asked for; a 3xx or error page
@@ -392,9 +386,9 @@ static vs_err transfer_error(CURL *h, CURLcode res, const char *url, const vs_fe
     }
     if (c->rejected)
         return vs_fail(err, VS_ERR_UNSUPPORTED, "%s at %.200s", c->rejected, url);
-    if (c->too_large || res == CURLE_FILESIZE_EXCEEDED)
+    if (c->body_rc == VS_ERR_TOO_LARGE || res == CURLE_FILESIZE_EXCEEDED)
         return vs_fail(err, VS_ERR_TOO_LARGE, "response larger than %zu bytes from %.200s", c->body.limit, url);
-    if (c->nomem || res == CURLE_OUT_OF_MEMORY) return vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", url);
+    if (c->body_rc == VS_ERR_NOMEM || res == CURLE_OUT_OF_MEMORY) return vs_fail(err, VS_ERR_NOMEM, "fetch %.200s: out of memory", url);
     if (res == CURLE_OPERATION_TIMEDOUT)
         return vs_fail(err, VS_ERR_IO, "timeout after %d ms fetching %.200s (%s)", o->timeout_ms, url, errbuf);
     if (res == CURLE_TOO_MANY_REDIRECTS)
@@ -478,8 +472,11 @@ vs_err vs_fetch_xfer_finish(vs_fetch_xfer *x, int curl_code, vs_fetch_result *ou
     memset(out, 0, sizeof *out);
     fetch_ctx *c = &x->c;
     CURLcode res = (CURLcode)curl_code;
-    if (res != CURLE_OK && !(c->truncated && res == CURLE_WRITE_ERROR))
+    if (res != CURLE_OK && !(c->truncated && res == CURLE_WRITE_ERROR)) {
+        out->refused = c->refused && res == CURLE_COULDNT_CONNECT;
+        out->too_many_redirects = res == CURLE_TOO_MANY_REDIRECTS;
         return transfer_error(x->h, res, x->url, &x->o, c, x->errbuf, err);
+    }
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &out->http_status);
     curl_off_t ra = 0;
     if (curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) out->retry_after_s = (long)ra;

@@ -46,6 +46,8 @@ typedef struct vs_fetch_result {
     char redirect_url[2048];   /* absolute Location of a 3xx (no_follow only) */
     long retry_after_s;        /* Retry-After of the answer in seconds (kept also
                                   on an HTTP error), 0 when none */
+    int refused;               /* on error: every address tried was refused by the rules */
+    int too_many_redirects;    /* on error: the redirect limit was hit */
 } vs_fetch_result;
 
 /* Errors: VS_ERR_INVALID_ARG (bad URL or scheme, bad allow_cidrs),

@@ -267,6 +267,8 @@ static void test_name_resolving_to_loopback_refused(void **state) {
     int before = atomic_load(&g_main.requests);
     assert_int_equal(vs_fetch_url(url, NULL, &r, &e), VS_ERR_UNSUPPORTED);
     assert_non_null(strstr(e.msg, "loopback"));
+    assert_int_equal(r.refused, 1);
+    assert_int_equal(r.too_many_redirects, 0);
     assert_int_equal(atomic_load(&g_main.requests), before);
 }
 
@@ -319,6 +321,8 @@ static void test_redirect_loop_fails(void **state) {
     int before = atomic_load(&g_main.requests);
     assert_int_equal(vs_fetch_url(url_of("/loop"), &o, &r, &e), VS_ERR_IO);
     assert_non_null(strstr(e.msg, "too many redirects"));
+    assert_int_equal(r.too_many_redirects, 1);
+    assert_int_equal(r.refused, 0);
     assert_null(r.data);
     assert_int_equal(atomic_load(&g_main.requests) - before, 4); /* first + 3 follows */
 }
