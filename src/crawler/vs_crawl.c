@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 #include <libpsl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,18 +327,48 @@ static host *host_get(vs_crawl *c, const char *origin) {
     return h;
 }
 
+/* Puts it in the queue of h, at the back or (a retry) at the front. */
+static void q_push(vs_crawl *c, host *h, item *it, int front) {
+    if (front) {
+        it->next = h->head;
+        h->head = it;
+        if (!h->tail) h->tail = it;
+    } else {
+        it->next = NULL;
+        if (h->tail) h->tail->next = it;
+        else h->head = it;
+        h->tail = it;
+    }
+    c->pending++;
+}
+
+/* Takes the first URL of h's queue (there is one). */
+static item *q_pop(vs_crawl *c, host *h) {
+    item *it = h->head;
+    h->head = it->next;
+    if (!h->head) h->tail = NULL;
+    c->pending--;
+    return it;
+}
+
 /* Appends it to the queue of its origin; 0 on allocation failure. */
 static int enqueue(vs_crawl *c, item *it) {
     char origin[VS_CRAWL_URL_MAX];
     if (url_split(it->url, NULL, 0, origin, sizeof origin, NULL, 0, NULL, 0) != 0) return 0;
     host *h = host_get(c, origin);
     if (!h) return 0;
-    it->next = NULL;
-    if (h->tail) h->tail->next = it;
-    else h->head = it;
-    h->tail = it;
-    c->pending++;
+    q_push(c, h, it, 0);
     return 1;
+}
+
+/* Remembers why the crawl's seed failed (a URL without a referrer is the
+ * seed or a redirect of it); the first reason stays. */
+static void seed_failed(vs_crawl *c, const char *referrer, const char *fmt, ...) {
+    if (referrer[0] || c->seed_error[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->seed_error, sizeof c->seed_error, fmt, ap);
+    va_end(ap);
 }
 
 /* Records a failure of the sink or of memory: the crawl stops. */
@@ -387,12 +418,11 @@ static void admit(vs_crawl *c, const char *url, const char *referrer, int depth,
     if (c->fatal != VS_OK) return;
     if (url_split(url, norm, sizeof norm, NULL, 0, host, sizeof host, NULL, 0) != 0) return;
     if (!in_scope(c, host)) {
-        if (!referrer[0] && redirects > 0 && !c->seed_error[0]) /* the seed itself led out of scope */
-            snprintf(c->seed_error, sizeof c->seed_error, "redirected out of scope to %.300s", norm);
+        if (redirects > 0) seed_failed(c, referrer, "redirected out of scope to %.300s", norm);
         /* remembered (prefixed, apart from real URLs) to count each once */
+        if (c->out_remembered >= CRAWL_SEEN_OUT_MAX) return;
         char key[VS_CRAWL_URL_MAX + 2];
         snprintf(key, sizeof key, "!%s", norm);
-        if (c->out_remembered >= CRAWL_SEEN_OUT_MAX) return;
         int r = vs_strset_add(&c->seen, key);
         if (r == 1) {
             c->out_remembered++;
@@ -500,7 +530,7 @@ static void report(vs_crawl *c, const item *it, const char *msg) {
 
 /* Reports a failed URL (remembering it when it is the seed's failure). */
 static void url_error(vs_crawl *c, const item *it, const char *msg) {
-    if (!it->referrer[0] && !c->seed_error[0]) snprintf(c->seed_error, sizeof c->seed_error, "%s", msg);
+    seed_failed(c, it->referrer, "%s", msg);
     report(c, it, msg);
 }
 
@@ -535,10 +565,7 @@ static void schedule(vs_crawl *c, int64_t now) {
                 h->next_ok_ms = now + h->delay_ms;
                 break;
             }
-            item *it = h->head;
-            h->head = it->next;
-            if (!h->head) h->tail = NULL;
-            c->pending--;
+            item *it = q_pop(c, h);
             if (h->refused) { /* every URL of the host fails the same way */
                 c->k.errors++;
                 url_error(c, it, h->refused);
@@ -549,9 +576,7 @@ static void schedule(vs_crawl *c, int64_t now) {
             if (url_split(it->url, NULL, 0, NULL, 0, NULL, 0, pathq, sizeof pathq) != 0 ||
                 !vs_robots_allowed(h->robots, pathq)) {
                 c->k.robots_blocked++;
-                if (!it->referrer[0] && !c->seed_error[0])
-                    snprintf(c->seed_error, sizeof c->seed_error, "robots.txt of %.150s disallows %.200s", h->origin,
-                             it->url);
+                seed_failed(c, it->referrer, "robots.txt of %.150s disallows %.200s", h->origin, it->url);
                 finish_item(c, it);
                 continue;
             }
@@ -645,10 +670,7 @@ static int retry_later(vs_crawl *c, host *h, item *it, const vs_fetch_result *r)
     if (wait > CRAWL_RETRY_MAX_MS) wait = CRAWL_RETRY_MAX_MS;
     if (wait < h->delay_ms) wait = h->delay_ms;
     it->retries++;
-    it->next = h->head;
-    h->head = it;
-    if (!h->tail) h->tail = it;
-    c->pending++;
+    q_push(c, h, it, 1);
     int64_t at = vs_now_ms() + wait;
     if (at > h->next_ok_ms) h->next_ok_ms = at;
     char msg[128];
