@@ -36,6 +36,16 @@ int cli_mkdir(const char *dir);
 int cli_http(const char *method, const char *url, const char *key, const char *ctype, const void *body, size_t len,
              char **resp, long *status);
 
+/* POSTs req (a JSON object; it gets "image_b64" = the bytes of the file
+ * image) to server + route with key, and prints the answer on 200, or
+ * "visage: IMAGE: server answered N: …" on stderr. Takes req. Returns the
+ * exit status: 0 on 200, else 1. */
+int cli_post_image(const char *server, const char *route, const char *key, const char *image, json_t *req);
+
+/* Parses option `name` of command `cmd` as a number in [lo, hi] (a whole
+ * number when whole is set); prints why and returns -1 when it is not. */
+int cli_num_arg(const char *cmd, const char *name, const char *v, double lo, double hi, int whole, double *out);
+
 int cmd_detect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_compare(int argc, char **argv);

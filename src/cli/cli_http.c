@@ -1,5 +1,6 @@
 /* cli_http.c - the command line as a client of a running server
- * (--server URL --key K): one libcurl request at a time, mkdir -p, base64. */
+ * (--server URL --key K): one libcurl request at a time, an image posted as
+ * base64; and small helpers the commands share (mkdir -p, number options). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -8,8 +9,11 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "vs_alloc.h"
+#include "vs_base64.h"
 #include "vs_buf.h"
 #include "vs_catalog.h"
+#include "vs_image.h"
 
 int cli_mkdir(const char *dir) {
     char p[1100];
@@ -80,3 +84,40 @@ int cli_http(const char *method, const char *url, const char *key, const char *c
     return 0;
 }
 
+int cli_post_image(const char *server, const char *route, const char *key, const char *image, json_t *req) {
+    uint8_t *d = NULL;
+    size_t n = 0;
+    vs_error err = {0};
+    if (vs_read_file(image, 32u << 20, &d, &n, &err) != VS_OK) {
+        fprintf(stderr, "visage: %s\n", err.msg);
+        json_decref(req);
+        return 1;
+    }
+    char *b64 = vs_base64_encode(d, n), url[1200], *resp = NULL;
+    vs_free(d);
+    if (req && b64) json_object_set_new(req, "image_b64", json_string(b64));
+    vs_free(b64);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    long status = 0;
+    snprintf(url, sizeof url, "%s%s", server, route);
+    int rc = body ? cli_http("POST", url, key, "application/json", body, strlen(body), &resp, &status) : -1;
+    free(body);
+    if (rc != 0) return 1;
+    if (status == 200) printf("%s\n", resp);
+    else fprintf(stderr, "visage: %s: server answered %ld: %s\n", image, status, resp);
+    vs_free(resp);
+    return status == 200 ? 0 : 1;
+}
+
+int cli_num_arg(const char *cmd, const char *name, const char *v, double lo, double hi, int whole, double *out) {
+    char *end = NULL;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || !end || *end || end == v || !(d >= lo && d <= hi) || (whole && d != (double)(long long)d)) {
+        fprintf(stderr, "visage: %s: %s must be %s from %g to %g, not '%s'\n", cmd, name, whole ? "a whole number" : "a number",
+                lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}

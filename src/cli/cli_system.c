@@ -171,6 +171,20 @@ void cli_system_close(cli_system *s) {
     s->lock_fd = -1;
 }
 
+int cli_system_analyze(cli_system *s, const char *image, vs_faces *faces) {
+    vs_image img = {0};
+    vs_error err = {0};
+    vs_engine_worker *w = vs_app_engine_acquire(&s->app);
+    vs_err e = vs_image_load(image, NULL, &img, &err);
+    if (e == VS_OK) e = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, faces, &err);
+    vs_app_engine_release(&s->app, w);
+    vs_image_free(&img);
+    if (e == VS_OK) return 0;
+    if (strncmp(err.msg, image, strlen(image)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
+    else fprintf(stderr, "visage: %s: %s\n", image, err.msg);
+    return -1;
+}
+
 void cli_system_drain(cli_system *s, void (*progress)(void *ctx, const vs_queue_stats *qs), void *ctx) {
     for (;;) {
         vs_queue_stats qs = {0};

@@ -36,6 +36,11 @@ typedef struct cli_system_opts {
 int cli_system_open(const cli_system_opts *o, cli_system *s);
 void cli_system_close(cli_system *s);
 
+/* Detects and embeds the faces of the image file with one of the system's
+ * engine workers; prints one line naming the file and returns -1 when it
+ * cannot be read or analysed. */
+int cli_system_analyze(cli_system *s, const char *image, vs_faces *faces);
+
 /* Waits until every queued message is processed (queue empty, nothing in
  * flight), calling progress(ctx) about 4 times a second. */
 void cli_system_drain(cli_system *s, void (*progress)(void *ctx, const vs_queue_stats *qs), void *ctx);

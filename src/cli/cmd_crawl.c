@@ -39,18 +39,6 @@ static int usage(void) {
     return 2;
 }
 
-/* Parses a number option in [lo, hi]; -1 with a message when it is not. */
-static int num_arg(const char *name, const char *v, double lo, double hi, double *out) {
-    char *end = NULL;
-    double d = strtod(v, &end);
-    if (!end || *end || end == v || d < lo || d > hi) {
-        fprintf(stderr, "visage: crawl: %s must be a number from %g to %g, not '%s'\n", name, lo, hi, v);
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 /* Fills a from argv; 0, or the exit status after an error. */
 static int parse_args(int argc, char **argv, crawl_args *a) {
     vs_crawl_job *j = &a->job;
@@ -72,12 +60,12 @@ static int parse_args(int argc, char **argv, crawl_args *a) {
         else if (!strcmp(o, "--tenant")) a->tenant = v;
         else if (!strcmp(o, "--server")) a->server = v;
         else if (!strcmp(o, "--key")) a->key = v;
-        else if (!strcmp(o, "--depth")) r = num_arg(o, v, 0, 100, &depth);
-        else if (!strcmp(o, "--max-pages")) r = num_arg(o, v, 1, 1e7, &pages);
-        else if (!strcmp(o, "--max-images")) r = num_arg(o, v, 1, 1e8, &images);
-        else if (!strcmp(o, "--delay")) r = num_arg(o, v, 0, 3600, &delay);
-        else if (!strcmp(o, "--timeout")) r = num_arg(o, v, 0.1, 3600, &timeout);
-        else if (!strcmp(o, "--max-image-mb")) r = num_arg(o, v, 1, 1024, &mb);
+        else if (!strcmp(o, "--depth")) r = cli_num_arg("crawl", o, v, 0, 100, 0, &depth);
+        else if (!strcmp(o, "--max-pages")) r = cli_num_arg("crawl", o, v, 1, 1e7, 0, &pages);
+        else if (!strcmp(o, "--max-images")) r = cli_num_arg("crawl", o, v, 1, 1e8, 0, &images);
+        else if (!strcmp(o, "--delay")) r = cli_num_arg("crawl", o, v, 0, 3600, 0, &delay);
+        else if (!strcmp(o, "--timeout")) r = cli_num_arg("crawl", o, v, 0.1, 3600, 0, &timeout);
+        else if (!strcmp(o, "--max-image-mb")) r = cli_num_arg("crawl", o, v, 1, 1024, 0, &mb);
         else if (!strcmp(o, "--allow-hosts")) snprintf(j->allow_hosts, sizeof j->allow_hosts, "%s", v);
         else if (!strcmp(o, "--user-agent")) snprintf(j->user_agent, sizeof j->user_agent, "%s", v);
         else return usage();

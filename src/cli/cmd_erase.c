@@ -10,8 +10,6 @@
 
 #include "cli.h"
 #include "cli_system.h"
-#include "vs_alloc.h"
-#include "vs_base64.h"
 #include "vs_erase.h"
 
 typedef struct erase_args {
@@ -26,33 +24,13 @@ static void print_json(json_t *o) {
     free(txt);
 }
 
+/* The same request of a running server: POST /api/v1/erase. */
 static int erase_remote(const erase_args *a) {
-    uint8_t *d = NULL;
-    size_t n = 0;
-    vs_error err = {0};
-    if (vs_read_file(a->image, 32u << 20, &d, &n, &err) != VS_OK) {
-        fprintf(stderr, "visage: %s\n", err.msg);
-        return 1;
-    }
-    char *b64 = vs_base64_encode(d, n), url[1200], *resp = NULL;
-    vs_free(d);
-    json_t *req = json_pack("{s:s,s:i,s:b,s:b}", "image_b64", b64 ? b64 : "", "max_images", a->max_images, "dry_run",
-                            a->dry_run, "block", a->block);
-    vs_free(b64);
+    json_t *req = json_pack("{s:i,s:b,s:b}", "max_images", a->max_images, "dry_run", a->dry_run, "block", a->block);
     if (req && a->face_index >= 0) json_object_set_new(req, "face_index", json_integer(a->face_index));
     if (req && a->threshold >= 0) json_object_set_new(req, "threshold", json_real(a->threshold));
     if (req && a->note) json_object_set_new(req, "note", json_string(a->note));
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    long status = 0;
-    snprintf(url, sizeof url, "%s/api/v1/erase", a->server);
-    int rc = body ? cli_http("POST", url, a->key, "application/json", body, strlen(body), &resp, &status) : -1;
-    free(body);
-    if (rc != 0) return 1;
-    if (status == 200) printf("%s\n", resp);
-    else fprintf(stderr, "visage: %s: server answered %ld: %s\n", a->image, status, resp);
-    vs_free(resp);
-    return status == 200 ? 0 : 1;
+    return cli_post_image(a->server, "/api/v1/erase", a->key, a->image, req);
 }
 
 /* The face of the image that names the person, as the API picks it: the
@@ -79,23 +57,15 @@ static int erase_local(const erase_args *a) {
     cli_system_opts so = {.data_dir = a->data, .models = a->models, .engine_pool = 1};
     if (cli_system_open(&so, &s) != 0) return 1;
     vs_app *app = &s.app;
-    vs_image img = {0};
     vs_faces faces = {0};
     vs_error err = {0};
     json_t *report = NULL;
-    vs_engine_worker *w = vs_app_engine_acquire(app);
-    vs_err e = vs_image_load(a->image, NULL, &img, &err);
-    if (e == VS_OK) e = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, &faces, &err);
-    vs_app_engine_release(app, w);
     int rc = 1, idx = -1;
-    if (e != VS_OK) {
-        if (strncmp(err.msg, a->image, strlen(a->image)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
-        else fprintf(stderr, "visage: %s: %s\n", a->image, err.msg);
-    } else if ((idx = pick_face(a, &faces)) >= 0) {
+    if (cli_system_analyze(&s, a->image, &faces) == 0 && (idx = pick_face(a, &faces)) >= 0) {
         vs_erase_person_opts o = {.threshold = a->threshold >= 0 ? a->threshold : vs_engine_config(app->engine)->match_threshold,
                                   .max_images = a->max_images, .dry_run = a->dry_run, .suppress = 1, .block = a->block,
                                   .note = a->note};
-        e = vs_erase_person(&app->pipeline, a->tenant, faces.faces[idx].embedding, &o, &report, &err);
+        vs_err e = vs_erase_person(&app->pipeline, a->tenant, faces.faces[idx].embedding, &o, &report, &err);
         if (e != VS_OK) {
             cli_error("erase", &err);
         } else {
@@ -106,18 +76,24 @@ static int erase_local(const erase_args *a) {
     }
     json_decref(report);
     vs_faces_free(&faces);
-    vs_image_free(&img);
     cli_system_close(&s);
     return rc;
 }
 
-/* 1 when s is a whole decimal number in [lo, hi], stored in *out. */
-static int int_arg(const char *s, long lo, long hi, int *out) {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
+/* One of erase's number options into a; -1 (after saying why) when bad. */
+static int number_option(erase_args *a, const char *name, const char *v) {
+    double d;
+    if (!strcmp(name, "--threshold")) {
+        if (cli_num_arg("erase", name, v, 0.3, 1, 0, &d) != 0) return -1;
+        a->threshold = (float)d;
+    } else if (!strcmp(name, "--face-index")) {
+        if (cli_num_arg("erase", name, v, 0, 1000, 1, &d) != 0) return -1;
+        a->face_index = (int)d;
+    } else {
+        if (cli_num_arg("erase", name, v, 1, VS_ERASE_MAX_IMAGES, 1, &d) != 0) return -1;
+        a->max_images = (int)d;
+    }
+    return 0;
 }
 
 int cmd_erase(int argc, char **argv) {
@@ -135,9 +111,10 @@ int cmd_erase(int argc, char **argv) {
         else if (!strcmp(argv[i], "--key")) a.key = argv[++i];
         else if (!strcmp(argv[i], "--models")) a.models = argv[++i];
         else if (!strcmp(argv[i], "--note")) a.note = argv[++i];
-        else if (!strcmp(argv[i], "--face-index")) bad = !int_arg(argv[++i], 0, 1000, &a.face_index);
-        else if (!strcmp(argv[i], "--max-images")) bad = !int_arg(argv[++i], 1, VS_ERASE_MAX_IMAGES, &a.max_images);
-        else if (!strcmp(argv[i], "--threshold")) a.threshold = (float)atof(argv[++i]), bad = !(a.threshold >= 0.3f && a.threshold <= 1);
+        else if (!strcmp(argv[i], "--face-index") || !strcmp(argv[i], "--max-images") || !strcmp(argv[i], "--threshold")) {
+            bad = number_option(&a, argv[i], v) != 0;
+            i++;
+        }
         else if (!a.image && argv[i][0] != '-') a.image = argv[i];
         else bad = 1;
     }

@@ -10,52 +10,16 @@
 
 #include "cli.h"
 #include "cli_system.h"
-#include "vs_alloc.h"
-#include "vs_base64.h"
-
-static int search_remote(const char *image, const char *server, const char *key, int top_k) {
-    uint8_t *d = NULL;
-    size_t n = 0;
-    vs_error err = {0};
-    if (vs_read_file(image, 32u << 20, &d, &n, &err) != VS_OK) {
-        fprintf(stderr, "visage: %s\n", err.msg);
-        return 1;
-    }
-    char *b64 = vs_base64_encode(d, n), url[1200], *resp = NULL;
-    vs_free(d);
-    json_t *req = json_pack("{s:s,s:i}", "image_b64", b64 ? b64 : "", "top_k", top_k);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    vs_free(b64);
-    long status = 0;
-    snprintf(url, sizeof url, "%s/api/v1/search", server);
-    int rc = body ? cli_http("POST", url, key, "application/json", body, strlen(body), &resp, &status) : -1;
-    free(body);
-    if (rc != 0) return 1;
-    if (status == 200) printf("%s\n", resp);
-    else fprintf(stderr, "visage: %s: server answered %ld: %s\n", image, status, resp);
-    vs_free(resp);
-    return status == 200 ? 0 : 1;
-}
 
 static int search_local(const char *image, const char *data, const char *models, const char *tenant, int top_k) {
     cli_system s;
     cli_system_opts o = {.data_dir = data, .models = models, .engine_pool = 1};
     if (cli_system_open(&o, &s) != 0) return 1;
     vs_app *a = &s.app;
-    vs_image img = {0};
     vs_faces faces = {0};
     vs_error err = {0};
     int rc = 1;
-    vs_engine_worker *w = vs_app_engine_acquire(a);
-    vs_err e = vs_image_load(image, NULL, &img, &err);
-    if (e == VS_OK) e = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, &faces, &err);
-    vs_app_engine_release(a, w);
-    if (e != VS_OK) {
-        if (strncmp(err.msg, image, strlen(image)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
-        else fprintf(stderr, "visage: %s: %s\n", image, err.msg);
-        goto out;
-    }
+    if (cli_system_analyze(&s, image, &faces) != 0) goto out;
     int best = vs_faces_best(&faces);
     json_t *qf = json_array(), *results = json_array();
     for (int i = 0; i < faces.n; i++) {
@@ -68,7 +32,7 @@ static int search_local(const char *image, const char *data, const char *models,
         vs_filter flt = {.tenant_id = tenant};
         vs_hit *hits = NULL;
         int n = 0;
-        e = a->index->ops->search(a->index, VS_FACES_COLLECTION, faces.faces[best].embedding, &flt, top_k, -1.0f, &hits, &n, &err);
+        vs_err e = a->index->ops->search(a->index, VS_FACES_COLLECTION, faces.faces[best].embedding, &flt, top_k, -1.0f, &hits, &n, &err);
         if (e == VS_ERR_NOT_FOUND) e = VS_OK, n = 0; /* nothing indexed yet */
         if (e != VS_OK) {
             cli_error("search", &err);
@@ -99,7 +63,6 @@ static int search_local(const char *image, const char *data, const char *models,
     rc = best >= 0 ? 0 : 1;
 out:
     vs_faces_free(&faces);
-    vs_image_free(&img);
     cli_system_close(&s);
     return rc;
 }
@@ -122,5 +85,6 @@ int cmd_search(int argc, char **argv) {
         return 2;
     }
     if (!cli_tenant_ok(tenant)) return 2;
-    return server ? search_remote(image, server, key, top_k) : search_local(image, data, models, tenant, top_k);
+    return server ? cli_post_image(server, "/api/v1/search", key, image, json_pack("{s:i}", "top_k", top_k))
+                  : search_local(image, data, models, tenant, top_k);
 }
