@@ -58,6 +58,14 @@ void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, 
  * reply on failure (415/413/400) and returns -1. */
 int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces);
 
+/* A query vector given as JSON (an array of the embedding's dim numbers)
+ * into vec, L2-normalised; -1 after replying 400 when it is not one. */
+int vs_req_vector(vs_req *r, json_t *v, float *vec);
+
+/* The stored vector of the caller's face face_id into vec; -1 after
+ * replying (404 for a face the tenant does not have). */
+int vs_req_face_vector(vs_req *r, const char *face_id, float *vec);
+
 /* A face of the query as JSON (bbox, det_score, quality). */
 json_t *vs_query_face_json(const vs_face *f);
 

@@ -7,6 +7,7 @@
 
 #include "vs_alloc.h"
 #include "vs_routes.h"
+#include "vs_similarity.h"
 
 vs_engine_worker *vs_app_engine_acquire(vs_app *a) {
     pthread_mutex_lock(&a->mu);
@@ -117,6 +118,25 @@ int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) 
         return -1;
     }
     return 0;
+}
+
+int vs_req_vector(vs_req *r, json_t *v, float *vec) {
+    int dim = vs_engine_embedding_dim(r->app->engine);
+    if (!json_is_array(v) || (int)json_array_size(v) != dim) {
+        vs_reply_error(r, 400, "bad_request", "vector must be an array of %d numbers", dim);
+        return -1;
+    }
+    for (int i = 0; i < dim; i++) vec[i] = (float)json_number_value(json_array_get(v, (size_t)i));
+    vs_l2_normalize(vec, dim);
+    return 0;
+}
+
+int vs_req_face_vector(vs_req *r, const char *face_id, float *vec) {
+    vs_error err = {0};
+    vs_err rc = r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, face_id, vec, NULL, &err);
+    if (rc == VS_ERR_NOT_FOUND) vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
+    else if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
+    return rc == VS_OK ? 0 : -1;
 }
 
 json_t *vs_query_face_json(const vs_face *f) {

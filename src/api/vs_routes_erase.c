@@ -11,7 +11,6 @@
 #include "vs_alloc.h"
 #include "vs_erase.h"
 #include "vs_routes.h"
-#include "vs_similarity.h"
 
 /* Reads the options of an erasure; -1 after replying 400. */
 static int read_opts(vs_req *r, json_t *b, vs_erase_person_opts *o) {
@@ -91,33 +90,19 @@ static int image_face(vs_req *r, json_t *b, float *vec, json_t **query_face) {
 
 /* The query vector from face_id, vector or the image; -1 after replying. */
 static int query_vector(vs_req *r, json_t *b, float *vec, json_t **query_face) {
-    int dim = vs_engine_embedding_dim(r->app->engine);
     json_t *v = json_object_get(b, "vector");
     const char *face_id = json_string_value(json_object_get(b, "face_id"));
     if (v) {
-        if (!json_is_array(v) || (int)json_array_size(v) != dim) {
-            vs_reply_error(r, 400, "bad_request", "vector must be an array of %d numbers", dim);
-            return -1;
-        }
-        float norm = 0;
-        for (int i = 0; i < dim; i++) {
-            vec[i] = (float)json_number_value(json_array_get(v, (size_t)i));
-            norm += vec[i] * vec[i];
-        }
+        if (vs_req_vector(r, v, vec) != 0) return -1;
+        float norm = 0; /* a zero vector stays zero: it names nobody */
+        for (int i = 0; i < vs_engine_embedding_dim(r->app->engine); i++) norm += vec[i] * vec[i];
         if (!(norm > 0)) {
             vs_reply_error(r, 400, "bad_request", "vector must have a non-zero length");
             return -1;
         }
-        vs_l2_normalize(vec, dim);
         return 0;
     }
-    if (face_id) {
-        vs_error err = {0};
-        vs_err rc = r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, face_id, vec, NULL, &err);
-        if (rc == VS_ERR_NOT_FOUND) vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
-        else if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
-        return rc == VS_OK ? 0 : -1;
-    }
+    if (face_id) return vs_req_face_vector(r, face_id, vec);
     return image_face(r, b, vec, query_face);
 }
 

@@ -8,7 +8,6 @@
 #include "vs_alloc.h"
 #include "vs_hash.h"
 #include "vs_routes.h"
-#include "vs_similarity.h"
 
 typedef struct search_opts {
     int top_k;
@@ -161,34 +160,13 @@ void vs_route_search(vs_req *r) {
     int dim = vs_engine_embedding_dim(r->app->engine);
     json_t *vec = json_object_get(b, "vector");
     const char *face_id = json_string_value(json_object_get(b, "face_id"));
-    if (vec) {
-        if (!json_is_array(vec) || (int)json_array_size(vec) != dim) {
-            vs_reply_error(r, 400, "bad_request", "vector must be an array of %d numbers", dim);
-        } else {
-            float *v = vs_malloc(sizeof(float) * (size_t)dim);
-            for (int i = 0; v && i < dim; i++) v[i] = (float)json_number_value(json_array_get(vec, (size_t)i));
-            if (v) {
-                vs_l2_normalize(v, dim);
-                json_t *res = query(r, v, &so);
-                if (res) vs_reply_json(r, 200, json_pack("{s:[],s:o}", "query_faces", "results", res));
-            } else {
-                vs_reply_error(r, 500, "internal", "out of memory");
-            }
-            vs_free(v);
-        }
-    } else if (face_id) {
+    if (vec || face_id) { /* by a vector, or by an indexed face (not returned as its own match) */
         float *v = vs_malloc(sizeof(float) * (size_t)dim);
-        vs_error err = {0};
-        vs_err rc = v ? r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, face_id, v, NULL, &err)
-                      : vs_fail(&err, VS_ERR_NOMEM, "search");
-        if (rc == VS_OK) {
-            so.exclude_id = face_id;
+        if (!v) vs_reply_error(r, 500, "internal", "out of memory");
+        else if (vec ? vs_req_vector(r, vec, v) == 0 : vs_req_face_vector(r, face_id, v) == 0) {
+            if (!vec) so.exclude_id = face_id;
             json_t *res = query(r, v, &so);
             if (res) vs_reply_json(r, 200, json_pack("{s:[],s:o}", "query_faces", "results", res));
-        } else if (rc == VS_ERR_NOT_FOUND) {
-            vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
-        } else {
-            vs_reply_vs_err(r, rc, &err);
         }
         vs_free(v);
     } else {
