@@ -136,7 +136,7 @@ static void accept_bytes(vs_req *r, uint8_t *data, size_t len, int full_decode, 
     snprintf(m->tenant, sizeof m->tenant, "%s", r->tenant);
     vs_sha256_hex(data, len, m->sha256);
     snprintf(m->bucket, sizeof m->bucket, "raw-images");
-    vs_raw_key(r->tenant, m->sha256, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt), m->key, sizeof m->key);
+    vs_raw_key(r->tenant, m->sha256, fmt, m->key, sizeof m->key);
     ir->status = 202;
 }
 

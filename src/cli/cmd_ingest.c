@@ -110,22 +110,24 @@ static int stage_file(cli_system *s, const char *tenant, const char *path, char 
     if (rc == VS_OK) rc = vs_image_probe(data, len, &o, &fmt, &w, &h, &err);
     vs_ingest_msg m = {0};
     vs_image_status st;
+    vs_err had = VS_ERR_NOT_FOUND; /* the tenant's record of these bytes */
     if (rc == VS_OK) {
         vs_sha256_hex(data, len, m.sha256);
-        if (vs_image_record_get(a->catalog, tenant, m.sha256, NULL, &st, NULL, NULL, &err) == VS_OK && st == VS_IMG_ERASED)
+        had = vs_image_record_get(a->catalog, tenant, m.sha256, NULL, &st, NULL, NULL, &err);
+        if (had == VS_OK && st == VS_IMG_ERASED)
             rc = vs_fail(&err, VS_ERR_UNSUPPORTED, "%s: image was erased for tenant %s and is not indexed again", path,
                          tenant);
     }
     if (rc == VS_OK) {
         snprintf(m.tenant, sizeof m.tenant, "%s", tenant);
         snprintf(m.bucket, sizeof m.bucket, "raw-images");
-        vs_raw_key(tenant, m.sha256, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt), m.key, sizeof m.key);
+        vs_raw_key(tenant, m.sha256, fmt, m.key, sizeof m.key);
         char real[PATH_MAX];
         if (realpath(path, real)) snprintf(m.source_url, sizeof m.source_url, "file://%.2000s", real);
         rc = vs_store_put(a->store, m.bucket, m.key, data, len, NULL, &err);
     }
     vs_free(data);
-    if (rc == VS_OK && vs_image_record_get(a->catalog, tenant, m.sha256, NULL, &st, NULL, NULL, &err) == VS_ERR_NOT_FOUND)
+    if (rc == VS_OK && had == VS_ERR_NOT_FOUND)
         rc = vs_image_record_put(a->catalog, tenant, m.sha256, NULL, VS_IMG_QUEUED, NULL, &err);
     if (rc != VS_OK) {
         if (strncmp(err.msg, path, strlen(path)) == 0) fprintf(stderr, "\rvisage: %s\n", err.msg);

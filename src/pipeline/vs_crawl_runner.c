@@ -65,7 +65,7 @@ static vs_err save_image(job_run *jr, const vs_crawl_image *img, const char *sha
     snprintf(m->tenant, sizeof m->tenant, "%s", jr->job->tenant);
     snprintf(m->sha256, sizeof m->sha256, "%s", sha);
     snprintf(m->bucket, sizeof m->bucket, "raw-images");
-    vs_raw_key(m->tenant, sha, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt), m->key, sizeof m->key);
+    vs_raw_key(m->tenant, sha, fmt, m->key, sizeof m->key);
     snprintf(m->site, sizeof m->site, "%s", img->site);
     snprintf(m->source_url, sizeof m->source_url, "%s", img->url);
     snprintf(m->page_url, sizeof m->page_url, "%s", img->page_url);

@@ -31,8 +31,8 @@ void vs_pipeline_cfg_default(vs_pipeline_cfg *c) {
     c->max_pixels = VS_IMAGE_DEFAULT_MAX_PIXELS;
 }
 
-void vs_raw_key(const char *tenant, const char *sha256, const char *ext, char *key, size_t cap) {
-    snprintf(key, cap, "%s/%s.%s", tenant, sha256, ext);
+void vs_raw_key(const char *tenant, const char *sha256, vs_image_format fmt, char *key, size_t cap) {
+    snprintf(key, cap, "%s/%s.%s", tenant, sha256, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt));
 }
 
 char *vs_ingest_msg_json(const vs_ingest_msg *m) {

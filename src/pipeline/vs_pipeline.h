@@ -87,7 +87,8 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
  * Idempotent: applying the same result twice changes nothing. */
 vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err);
 
-/* Raw image bucket/key of an image: raw-images/{tenant}/{sha256}.{ext}. */
-void vs_raw_key(const char *tenant, const char *sha256, const char *ext, char *key, size_t cap);
+/* Raw image bucket/key of an image: raw-images/{tenant}/{sha256}.{ext},
+ * ext the format's name ("jpg" for JPEG). */
+void vs_raw_key(const char *tenant, const char *sha256, vs_image_format fmt, char *key, size_t cap);
 
 #endif
