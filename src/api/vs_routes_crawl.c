@@ -59,10 +59,13 @@ static int job_from_body(vs_req *r, json_t *body, vs_crawl_job *job) {
         vs_reply_error(r, 400, "bad_request", "'url' must be an absolute http or https URL");
         return -1;
     }
-    double depth = 1, pages = 100, images = 10000, delay = 1, timeout = 15, image_mb = 16;
-    if (num_field(r, body, "depth", 0, API_MAX_DEPTH, &depth) || num_field(r, body, "max_pages", 1, API_MAX_PAGES, &pages) ||
-        num_field(r, body, "max_images", 1, API_MAX_IMAGES, &images) || num_field(r, body, "delay_s", 0, 3600, &delay) ||
-        num_field(r, body, "timeout_s", 0.1, 600, &timeout) || num_field(r, body, "max_image_mb", 1, 256, &image_mb))
+    vs_crawl_job_limits l;
+    vs_crawl_job_limits_default(&l);
+    if (num_field(r, body, "depth", 0, API_MAX_DEPTH, &l.depth) ||
+        num_field(r, body, "max_pages", 1, API_MAX_PAGES, &l.max_pages) ||
+        num_field(r, body, "max_images", 1, API_MAX_IMAGES, &l.max_images) ||
+        num_field(r, body, "delay_s", 0, 3600, &l.delay_s) || num_field(r, body, "timeout_s", 0.1, 600, &l.timeout_s) ||
+        num_field(r, body, "max_image_mb", 1, 256, &l.max_image_mb))
         return -1;
     json_t *hosts = json_object_get(body, "allow_hosts"), *face = json_object_get(body, "require_face");
     if ((hosts && !json_is_string(hosts)) || (face && !json_is_boolean(face))) {
@@ -78,12 +81,7 @@ static int job_from_body(vs_req *r, json_t *body, vs_crawl_job *job) {
     snprintf(job->tenant, sizeof job->tenant, "%s", r->tenant);
     snprintf(job->seed_url, sizeof job->seed_url, "%s", norm);
     snprintf(job->allow_hosts, sizeof job->allow_hosts, "%s", hosts ? json_string_value(hosts) : "");
-    job->max_depth = (int)depth;
-    job->max_pages = (int)pages;
-    job->max_images = (int)images;
-    job->delay_ms = (int)(delay * 1000 + 0.5); /* 0 = no delay */
-    job->timeout_ms = (int)(timeout * 1000);
-    job->max_image_bytes = (int64_t)(image_mb * 1024 * 1024);
+    vs_crawl_job_set_limits(job, &l);
     job->require_face = face && json_is_true(face);
     return 0;
 }

@@ -42,7 +42,8 @@ static int usage(void) {
 /* Fills a from argv; 0, or the exit status after an error. */
 static int parse_args(int argc, char **argv, crawl_args *a) {
     vs_crawl_job *j = &a->job;
-    double depth = 1, pages = 100, images = 10000, delay = 1, timeout = 15, mb = 16;
+    vs_crawl_job_limits l;
+    vs_crawl_job_limits_default(&l);
     a->tenant = "default";
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -60,12 +61,12 @@ static int parse_args(int argc, char **argv, crawl_args *a) {
         else if (!strcmp(o, "--tenant")) a->tenant = v;
         else if (!strcmp(o, "--server")) a->server = v;
         else if (!strcmp(o, "--key")) a->key = v;
-        else if (!strcmp(o, "--depth")) r = cli_num_arg("crawl", o, v, 0, 100, 0, &depth);
-        else if (!strcmp(o, "--max-pages")) r = cli_num_arg("crawl", o, v, 1, 1e7, 0, &pages);
-        else if (!strcmp(o, "--max-images")) r = cli_num_arg("crawl", o, v, 1, 1e8, 0, &images);
-        else if (!strcmp(o, "--delay")) r = cli_num_arg("crawl", o, v, 0, 3600, 0, &delay);
-        else if (!strcmp(o, "--timeout")) r = cli_num_arg("crawl", o, v, 0.1, 3600, 0, &timeout);
-        else if (!strcmp(o, "--max-image-mb")) r = cli_num_arg("crawl", o, v, 1, 1024, 0, &mb);
+        else if (!strcmp(o, "--depth")) r = cli_num_arg("crawl", o, v, 0, 100, 0, &l.depth);
+        else if (!strcmp(o, "--max-pages")) r = cli_num_arg("crawl", o, v, 1, 1e7, 0, &l.max_pages);
+        else if (!strcmp(o, "--max-images")) r = cli_num_arg("crawl", o, v, 1, 1e8, 0, &l.max_images);
+        else if (!strcmp(o, "--delay")) r = cli_num_arg("crawl", o, v, 0, 3600, 0, &l.delay_s);
+        else if (!strcmp(o, "--timeout")) r = cli_num_arg("crawl", o, v, 0.1, 3600, 0, &l.timeout_s);
+        else if (!strcmp(o, "--max-image-mb")) r = cli_num_arg("crawl", o, v, 1, 1024, 0, &l.max_image_mb);
         else if (!strcmp(o, "--allow-hosts")) snprintf(j->allow_hosts, sizeof j->allow_hosts, "%s", v);
         else if (!strcmp(o, "--user-agent")) snprintf(j->user_agent, sizeof j->user_agent, "%s", v);
         else return usage();
@@ -80,12 +81,7 @@ static int parse_args(int argc, char **argv, crawl_args *a) {
     }
     snprintf(j->seed_url, sizeof j->seed_url, "%s", norm);
     snprintf(j->tenant, sizeof j->tenant, "%s", a->tenant);
-    j->max_depth = (int)depth;
-    j->max_pages = (int)pages;
-    j->max_images = (int)images;
-    j->delay_ms = (int)(delay * 1000 + 0.5);
-    j->timeout_ms = (int)(timeout * 1000);
-    j->max_image_bytes = (int64_t)(mb * 1024 * 1024);
+    vs_crawl_job_set_limits(j, &l);
     return 0;
 }
 

@@ -176,6 +176,20 @@ static vs_err read_job_row(vs_crawl_db *db, sqlite3_stmt *st, vs_crawl_job *out,
     return VS_OK;
 }
 
+void vs_crawl_job_limits_default(vs_crawl_job_limits *l) {
+    *l = (vs_crawl_job_limits){.depth = 1, .max_pages = 100, .max_images = 10000, .delay_s = 1, .timeout_s = 15,
+                               .max_image_mb = 16};
+}
+
+void vs_crawl_job_set_limits(vs_crawl_job *j, const vs_crawl_job_limits *l) {
+    j->max_depth = (int)l->depth;
+    j->max_pages = (int)l->max_pages;
+    j->max_images = (int)l->max_images;
+    j->delay_ms = (int)(l->delay_s * 1000 + 0.5); /* 0 = no delay */
+    j->timeout_ms = (int)(l->timeout_s * 1000);
+    j->max_image_bytes = (int64_t)(l->max_image_mb * 1024 * 1024);
+}
+
 /* Opens or creates {data_dir}/crawl.db, configures the connection and
  * checks or creates the schema; a file is refused rather than repaired. */
 vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) {

@@ -55,6 +55,16 @@ typedef struct vs_crawl_job {
 vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err);
 void vs_crawl_db_close(vs_crawl_db *db);
 
+/* A job's limits as people give them (the CLI's options, the API's
+ * fields): counts, seconds and MiB. vs_crawl_job_limits_default fills in
+ * the defaults both use; vs_crawl_job_set_limits stores them in the job's
+ * own units (ms, bytes). */
+typedef struct vs_crawl_job_limits {
+    double depth, max_pages, max_images, delay_s, timeout_s, max_image_mb;
+} vs_crawl_job_limits;
+void vs_crawl_job_limits_default(vs_crawl_job_limits *l);
+void vs_crawl_job_set_limits(vs_crawl_job *job, const vs_crawl_job_limits *l);
+
 /* Inserts a new job in state QUEUED; fills job->id and job->created_ms.
  * tenant must be a valid tenant name and seed_url non-empty (INVALID_ARG). */
 vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err);
