@@ -92,8 +92,7 @@ int vs_sha256_hex_ok(const char *s) {
     return s[64] == '\0';
 }
 
-/* Checks the tenant argument of a call; the error names the rule. */
-static vs_err check_tenant(const char *tenant, const char *op, vs_error *err) {
+vs_err vs_tenant_check(const char *tenant, const char *op, vs_error *err) {
     if (vs_tenant_name_ok(tenant)) return VS_OK;
     return vs_fail(err, VS_ERR_INVALID_ARG, "%s: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", op,
                    tenant ? tenant : "(null)");
@@ -177,7 +176,7 @@ static vs_err new_key(char key[VS_API_KEY_MAX], char hash[VS_SHA256_HEX], const 
  * key shown here is the only copy. */
 vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err) {
     key_out[0] = '\0';
-    vs_err rc = check_tenant(name, "tenant create", err);
+    vs_err rc = vs_tenant_check(name, "tenant create", err);
     if (rc != VS_OK) return rc;
     char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
     if ((rc = new_key(key, hash, "tenant create", err)) != VS_OK) return rc;
@@ -225,7 +224,7 @@ static vs_err replace_keys(vs_catalog *c, const char *name, const char *key_hash
 
 vs_err vs_tenant_rotate_key(vs_catalog *c, const char *name, char key_out[VS_API_KEY_MAX], vs_error *err) {
     key_out[0] = '\0';
-    vs_err rc = check_tenant(name, "key rotation", err);
+    vs_err rc = vs_tenant_check(name, "key rotation", err);
     if (rc != VS_OK) return rc;
     char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
     if ((rc = new_key(key, hash, "key rotation", err)) != VS_OK) return rc;
@@ -308,7 +307,7 @@ const char *vs_image_status_name(vs_image_status s) {
  * puts of one image never conflict. */
 vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
                            vs_image_status status, const char *record_json, vs_error *err) {
-    vs_err rc = check_tenant(tenant, "image record put", err);
+    vs_err rc = vs_tenant_check(tenant, "image record put", err);
     if (rc != VS_OK) return rc;
     if (!vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "image record put: sha256 must be 64 lower-case hex digits");
@@ -341,7 +340,7 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
 
 vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *const *sha256,
                               const char *const *external_ids, int n, int *already_done, vs_error *err) {
-    vs_err rc = check_tenant(tenant, "queue image records", err);
+    vs_err rc = vs_tenant_check(tenant, "queue image records", err);
     if (rc != VS_OK) return rc;
     for (int i = 0; i < n; i++)
         if (!vs_sha256_hex_ok(sha256[i]))
@@ -412,7 +411,7 @@ static vs_err read_record_row(vs_catalog *c, sqlite3_stmt *st, vs_image_status *
 vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256, const char *external_id,
                            vs_image_status *status, char **record_json, char sha_out[65], vs_error *err) {
     if (record_json) *record_json = NULL;
-    vs_err rc = check_tenant(tenant, "image record get", err);
+    vs_err rc = vs_tenant_check(tenant, "image record get", err);
     if (rc != VS_OK) return rc;
     if (!sha256 && !external_id)
         return vs_fail(err, VS_ERR_INVALID_ARG, "image record get: give a sha256 or an external id");
@@ -441,7 +440,7 @@ vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256
 
 /* Deletes one record of the tenant (erasure). */
 vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err) {
-    vs_err rc = check_tenant(tenant, "image record delete", err);
+    vs_err rc = vs_tenant_check(tenant, "image record delete", err);
     if (rc != VS_OK) return rc;
     if (!sha256) return vs_fail(err, VS_ERR_INVALID_ARG, "image record delete: no sha256");
     pthread_mutex_lock(&c->mu);
@@ -460,7 +459,7 @@ vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha
 }
 
 vs_err vs_image_record_mark_erased(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err) {
-    vs_err rc = check_tenant(tenant, "image record erase", err);
+    vs_err rc = vs_tenant_check(tenant, "image record erase", err);
     if (rc != VS_OK) return rc;
     if (!vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "image record erase: sha256 must be 64 lower-case hex digits");
@@ -491,7 +490,7 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
                                 int64_t *processed, int64_t *faces_found, vs_error *err) {
     if (processed) *processed = 0;
     if (faces_found) *faces_found = 0;
-    vs_err rc = check_tenant(tenant, "image records summary", err);
+    vs_err rc = vs_tenant_check(tenant, "image records summary", err);
     if (rc != VS_OK) return rc;
     if (n < 0 || (n > 0 && !sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "image records summary: bad image count %d", n);
@@ -538,7 +537,7 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
 }
 
 vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, const char *detail_json, vs_error *err) {
-    vs_err rc = check_tenant(tenant, "erasure log", err);
+    vs_err rc = vs_tenant_check(tenant, "erasure log", err);
     if (rc != VS_OK) return rc;
     if (!what || !*what || !detail_json) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure log: no kind or detail");
     pthread_mutex_lock(&c->mu);
@@ -558,7 +557,7 @@ vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, c
 
 vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, int limit, vs_erasure_cb cb, void *ctx,
                            vs_error *err) {
-    vs_err rc = check_tenant(tenant, "erasure log list", err);
+    vs_err rc = vs_tenant_check(tenant, "erasure log list", err);
     if (rc != VS_OK) return rc;
     if (limit < 1 || limit > 1000) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure log list: limit must be 1..1000");
     pthread_mutex_lock(&c->mu);

@@ -18,6 +18,10 @@ typedef struct vs_catalog vs_catalog;
  * safe in paths and keys. The one rule for every module that names tenants. */
 int vs_tenant_name_ok(const char *name);
 
+/* VS_OK for a valid tenant name, else INVALID_ARG "{op}: tenant name '…'
+ * must be 1..63 characters of [A-Za-z0-9_.-]": the one message for it. */
+vs_err vs_tenant_check(const char *tenant, const char *op, vs_error *err);
+
 /* 1 when s is 64 lower-case hex digits: how every module writes a sha256. */
 int vs_sha256_hex_ok(const char *s);
 

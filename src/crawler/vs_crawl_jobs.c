@@ -229,10 +229,8 @@ void vs_crawl_db_close(vs_crawl_db *db) {
  * in practice; it is reported, not retried. */
 vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err) {
     if (!job) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job create: no job");
-    if (!vs_tenant_name_ok(job->tenant))
-        return vs_fail(err, VS_ERR_INVALID_ARG,
-                       "crawl job create: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]",
-                       job->tenant);
+    vs_err rc = vs_tenant_check(job->tenant, "crawl job create", err);
+    if (rc != VS_OK) return rc;
     if (!fits(job->seed_url, sizeof job->seed_url))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job create: seed URL must be 1..%zu characters",
                        sizeof job->seed_url - 1);
@@ -256,7 +254,7 @@ vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err) {
         " ?13, ?14, ?15)";
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, sql, "insert job", &st, err);
+    rc = prepare(db, sql, "insert job", &st, err);
     if (rc == VS_OK) {
         bind_text(st, 1, id);
         bind_text(st, 2, job->tenant);
@@ -292,9 +290,7 @@ vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err) {
 vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_crawl_job *out, vs_error *err) {
     vs_err rc = check_job_id(id, "crawl job get", err);
     if (rc != VS_OK) return rc;
-    if (tenant && !vs_tenant_name_ok(tenant))
-        return vs_fail(err, VS_ERR_INVALID_ARG,
-                       "crawl job get: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", tenant);
+    if (tenant && (rc = vs_tenant_check(tenant, "crawl job get", err)) != VS_OK) return rc;
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
     rc = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", "get job", &st,
@@ -315,12 +311,11 @@ vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_
 /* Up to cap jobs of the tenant, newest first. */
 vs_err vs_crawl_job_list(vs_crawl_db *db, const char *tenant, vs_crawl_job *out, int cap, int *n, vs_error *err) {
     *n = 0;
-    if (!vs_tenant_name_ok(tenant))
-        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job list: tenant name '%.80s' must be 1..63 characters of "
-                       "[A-Za-z0-9_.-]", tenant ? tenant : "(null)");
+    vs_err rc = vs_tenant_check(tenant, "crawl job list", err);
+    if (rc != VS_OK) return rc;
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 ORDER BY created_ms DESC, rowid DESC"
+    rc = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 ORDER BY created_ms DESC, rowid DESC"
                         " LIMIT ?2", "list jobs", &st, err);
     if (rc == VS_OK) {
         bind_text(st, 1, tenant);
