@@ -453,42 +453,6 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
     return rc;
 }
 
-/* Writes the changing part of a job: state, counts, error, started_ms and
- * finished_ms. Options, tenant and created_ms never change after create. */
-vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *err) {
-    if (!job) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: no job");
-    vs_err rc = check_job_id(job->id, "crawl job update", err);
-    if (rc != VS_OK) return rc;
-    if (job->state < VS_CRAWL_QUEUED || job->state > VS_CRAWL_CANCELLED)
-        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: unknown state %d", (int)job->state);
-    if (strnlen(job->error, sizeof job->error) >= sizeof job->error)
-        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: error text is not terminated");
-    static const char *sql =
-        "UPDATE jobs SET state = ?2, requests = ?3, pages_fetched = ?4, images_fetched = ?5, images_saved = ?6,"
-        " images_duplicate = ?7, images_skipped = ?8, robots_blocked = ?9, out_of_scope = ?10, redirects = ?11,"
-        " errors = ?12, bytes = ?13, error = ?14, started_ms = ?15, finished_ms = ?16 WHERE id = ?1";
-    vs_crawl_counts counts = job->counts;
-    int64_t *f[JOB_N_COUNTS];
-    count_fields(&counts, f);
-    pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
-    rc = prepare(db, sql, "update job", &st, err);
-    if (rc == VS_OK) {
-        bind_text(st, 1, job->id);
-        sqlite3_bind_int(st, 2, (int)job->state);
-        for (int i = 0; i < JOB_N_COUNTS; i++) sqlite3_bind_int64(st, 3 + i, *f[i]);
-        bind_text(st, 14, job->error);
-        sqlite3_bind_int64(st, 15, job->started_ms);
-        sqlite3_bind_int64(st, 16, job->finished_ms);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "update job");
-        else if (sqlite3_changes(db->db) == 0)
-            rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", job->id);
-        sqlite3_finalize(st);
-    }
-    pthread_mutex_unlock(&db->mu);
-    return rc;
-}
-
 /* Checks that job `id` exists, inside the caller's transaction, so rows are
  * never written for a job that is not there. Called with the mutex held. */
 static vs_err check_job_exists(vs_crawl_db *db, const char *id, const char *op, vs_error *err) {
@@ -580,6 +544,43 @@ static vs_err write_counts_locked(vs_crawl_db *db, const char *job_id, const vs_
     if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "write counts");
     else if (sqlite3_changes(db->db) == 0) rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", job_id);
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* Writes the changing part of a job: state, counts, error, started_ms and
+ * finished_ms, in one transaction. Options, tenant and created_ms never
+ * change after create. */
+vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *err) {
+    if (!job) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: no job");
+    vs_err rc = check_job_id(job->id, "crawl job update", err);
+    if (rc != VS_OK) return rc;
+    if (job->state < VS_CRAWL_QUEUED || job->state > VS_CRAWL_CANCELLED)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: unknown state %d", (int)job->state);
+    if (strnlen(job->error, sizeof job->error) >= sizeof job->error)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: error text is not terminated");
+    pthread_mutex_lock(&db->mu);
+    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin update job", err);
+    if (rc != VS_OK) {
+        pthread_mutex_unlock(&db->mu);
+        return rc;
+    }
+    rc = write_counts_locked(db, job->id, &job->counts, err); /* NOT_FOUND for an unknown job */
+    sqlite3_stmt *st = NULL;
+    if (rc == VS_OK)
+        rc = prepare(db, "UPDATE jobs SET state = ?2, error = ?3, started_ms = ?4, finished_ms = ?5 WHERE id = ?1",
+                     "update job", &st, err);
+    if (rc == VS_OK) {
+        bind_text(st, 1, job->id);
+        sqlite3_bind_int(st, 2, (int)job->state);
+        bind_text(st, 3, job->error);
+        sqlite3_bind_int64(st, 4, job->started_ms);
+        sqlite3_bind_int64(st, 5, job->finished_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "update job");
+        sqlite3_finalize(st);
+    }
+    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit update job", err);
+    if (rc != VS_OK) rollback(db);
+    pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
