@@ -24,9 +24,7 @@
 #define VS_CATALOG_SCHEMA_VERSION 1
 
 struct vs_catalog {
-    sqlite3 *db;
-    pthread_mutex_t mu;
-    char path[1024];
+    vs_sqlite_db sq;
 };
 
 static const char *k_schema =
@@ -40,36 +38,15 @@ static const char *k_schema =
     " at INT NOT NULL, what TEXT NOT NULL, detail_json TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS erasures_tenant ON erasures(tenant_id, id);";
 
-/* Records an SQLite failure as VS_ERR_BACKEND naming the operation. Call with
- * the mutex held so the message belongs to this statement. */
-static vs_err db_fail(vs_catalog *c, vs_error *err, const char *op) {
-    return vs_fail(err, VS_ERR_BACKEND, "catalog %s: %s: %s", c->path, op, sqlite3_errmsg(c->db));
-}
-
-/* Runs SQL without results (schema, pragmas, BEGIN/COMMIT). */
-static vs_err exec_sql(vs_catalog *c, const char *sql, const char *op, vs_error *err) {
-    return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK ? VS_OK : db_fail(c, err, op);
-}
-
-/* Reads a single integer result (PRAGMA user_version, counts). */
+/* Reads a single integer result (a count). */
 static vs_err query_int(vs_catalog *c, const char *sql, const char *op, int64_t *out, vs_error *err) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(c, err, op);
-    vs_err rc = VS_OK;
+    vs_err rc = vs_sqlite_prepare(&c->sq, sql, op, &st, err);
+    if (rc != VS_OK) return rc;
     if (sqlite3_step(st) == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    else rc = db_fail(c, err, op);
+    else rc = vs_sqlite_fail(&c->sq, err, op);
     sqlite3_finalize(st);
     return rc;
-}
-
-/* Prepares a statement; the caller finalizes it. */
-static vs_err prepare(vs_catalog *c, const char *sql, const char *op, sqlite3_stmt **st, vs_error *err) {
-    return sqlite3_prepare_v2(c->db, sql, -1, st, NULL) == SQLITE_OK ? VS_OK : db_fail(c, err, op);
-}
-
-/* Binds a text parameter, or NULL when s is NULL. */
-static int bind_text(sqlite3_stmt *st, int i, const char *s) {
-    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
 int vs_tenant_name_ok(const char *name) {
@@ -104,17 +81,11 @@ vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
     *out = NULL;
     vs_catalog *c = vs_calloc(1, sizeof *c);
     if (!c) return vs_fail(err, VS_ERR_NOMEM, "catalog open: out of memory");
-    vs_err rc = vs_sqlite_data_path(data_dir, "catalog.db", "catalog open", c->path, sizeof c->path, err);
+    /* synchronous=FULL: a lost API key row is worse than a slow write */
+    vs_sqlite_spec spec = {NULL, "catalog", k_schema, VS_CATALOG_SCHEMA_VERSION, "FULL", 1};
+    vs_err rc = vs_sqlite_db_open(&c->sq, data_dir, "catalog.db", spec, err);
     if (rc != VS_OK) {
         vs_free(c);
-        return rc;
-    }
-    pthread_mutex_init(&c->mu, NULL);
-    /* synchronous=FULL: a lost API key row is worse than a slow write */
-    vs_sqlite_spec spec = {c->path, "catalog", k_schema, VS_CATALOG_SCHEMA_VERSION, "FULL", 1};
-    rc = vs_sqlite_open(&spec, &c->db, err);
-    if (rc != VS_OK) {
-        vs_catalog_close(c);
         return rc;
     }
     *out = c;
@@ -124,8 +95,7 @@ vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
 /* Closes the connection (WAL is checkpointed by SQLite) and frees c. */
 void vs_catalog_close(vs_catalog *c) {
     if (!c) return;
-    sqlite3_close_v2(c->db); /* NULL is a no-op */
-    pthread_mutex_destroy(&c->mu);
+    vs_sqlite_db_close(&c->sq);
     vs_free(c);
 }
 
@@ -134,37 +104,39 @@ void vs_catalog_close(vs_catalog *c) {
 static vs_err insert_tenant(vs_catalog *c, const char *name, const char *key_hash, vs_error *err) {
     int64_t now = vs_wall_ms();
     sqlite3_stmt *st = NULL;
-    vs_err rc = exec_sql(c, "BEGIN IMMEDIATE", "begin tenant create", err);
+    vs_err rc = vs_sqlite_exec(&c->sq, "BEGIN IMMEDIATE", "begin tenant create", err);
     if (rc != VS_OK) return rc;
-    rc = prepare(c, "INSERT INTO tenants(id, created_at) VALUES(?1, ?2)", "insert tenant", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, "INSERT INTO tenants(id, created_at) VALUES(?1, ?2)", "insert tenant", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, name);
+        vs_sqlite_bind_text(st, 1, name);
         sqlite3_bind_int64(st, 2, now);
         int s = sqlite3_step(st);
         if (s == SQLITE_CONSTRAINT)
             rc = vs_fail(err, VS_ERR_INVALID_ARG, "tenant create: tenant '%s' already exists", name);
-        else if (s != SQLITE_DONE) rc = db_fail(c, err, "insert tenant");
+        else if (s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "insert tenant");
         sqlite3_finalize(st);
         st = NULL;
     }
-    if (rc == VS_OK) rc = prepare(c, "INSERT INTO api_keys(key_sha256, tenant_id, created_at) VALUES(?1, ?2, ?3)",
-                                  "insert api key", &st, err);
+    if (rc == VS_OK)
+        rc = vs_sqlite_prepare(&c->sq, "INSERT INTO api_keys(key_sha256, tenant_id, created_at) VALUES(?1, ?2, ?3)",
+                               "insert api key", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, key_hash);
-        bind_text(st, 2, name);
+        vs_sqlite_bind_text(st, 1, key_hash);
+        vs_sqlite_bind_text(st, 2, name);
         sqlite3_bind_int64(st, 3, now);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "insert api key");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "insert api key");
         sqlite3_finalize(st);
     }
-    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit tenant create", err);
-    if (rc != VS_OK) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit tenant create", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&c->sq);
     return rc;
 }
 
 /* A new API key "vsk_<48 hex>" and its SHA-256 (what is stored). */
 static vs_err new_key(char key[VS_API_KEY_MAX], char hash[VS_SHA256_HEX], const char *op, vs_error *err) {
     uint8_t raw[24];
-    if (vs_random_bytes(raw, sizeof raw) != 0) return vs_fail(err, VS_ERR_BACKEND, "%s: no random bytes for the API key", op);
+    if (vs_random_bytes(raw, sizeof raw) != 0)
+        return vs_fail(err, VS_ERR_BACKEND, "%s: no random bytes for the API key", op);
     memcpy(key, "vsk_", 4);
     vs_hex(raw, sizeof raw, key + 4);
     vs_sha256_hex(key, strlen(key), hash);
@@ -180,9 +152,9 @@ vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY
     if (rc != VS_OK) return rc;
     char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
     if ((rc = new_key(key, hash, "tenant create", err)) != VS_OK) return rc;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     rc = insert_tenant(c, name, hash, err);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     if (rc == VS_OK) memcpy(key_out, key, strlen(key) + 1);
     memset(key, 0, sizeof key);
     return rc;
@@ -194,31 +166,31 @@ vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY
 static vs_err replace_keys(vs_catalog *c, const char *name, const char *key_hash, vs_error *err) {
     int64_t n = 0;
     sqlite3_stmt *st = NULL;
-    vs_err rc = exec_sql(c, "BEGIN IMMEDIATE", "begin key rotation", err);
+    vs_err rc = vs_sqlite_exec(&c->sq, "BEGIN IMMEDIATE", "begin key rotation", err);
     if (rc != VS_OK) return rc;
-    rc = prepare(c, "SELECT count(*) FROM tenants WHERE id = ?1", "key rotation", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, "SELECT count(*) FROM tenants WHERE id = ?1", "key rotation", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, name);
+        vs_sqlite_bind_text(st, 1, name);
         if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-        else rc = db_fail(c, err, "key rotation");
+        else rc = vs_sqlite_fail(&c->sq, err, "key rotation");
         sqlite3_finalize(st);
     }
     if (rc == VS_OK && n == 0) rc = vs_fail(err, VS_ERR_NOT_FOUND, "key rotation: no tenant '%s'", name);
     static const char *sql[2] = {"DELETE FROM api_keys WHERE tenant_id = ?1",
                                  "INSERT INTO api_keys(key_sha256, tenant_id, created_at) VALUES(?2, ?1, ?3)"};
     for (int i = 0; i < 2 && rc == VS_OK; i++) {
-        rc = prepare(c, sql[i], "key rotation", &st, err);
+        rc = vs_sqlite_prepare(&c->sq, sql[i], "key rotation", &st, err);
         if (rc != VS_OK) break;
-        bind_text(st, 1, name);
+        vs_sqlite_bind_text(st, 1, name);
         if (i == 1) {
-            bind_text(st, 2, key_hash);
+            vs_sqlite_bind_text(st, 2, key_hash);
             sqlite3_bind_int64(st, 3, vs_wall_ms());
         }
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "key rotation");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "key rotation");
         sqlite3_finalize(st);
     }
-    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit key rotation", err);
-    if (rc != VS_OK) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit key rotation", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&c->sq);
     return rc;
 }
 
@@ -228,28 +200,32 @@ vs_err vs_tenant_rotate_key(vs_catalog *c, const char *name, char key_out[VS_API
     if (rc != VS_OK) return rc;
     char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
     if ((rc = new_key(key, hash, "key rotation", err)) != VS_OK) return rc;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     rc = replace_keys(c, name, hash, err);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     if (rc == VS_OK) memcpy(key_out, key, strlen(key) + 1);
     memset(key, 0, sizeof key);
     return rc;
 }
 
 vs_err vs_tenant_list(vs_catalog *c, vs_tenant_cb cb, void *ctx, vs_error *err) {
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(c, "SELECT t.id, t.created_at, (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id)"
-                           " FROM tenants t ORDER BY t.id", "list tenants", &st, err);
+    vs_err rc =
+        vs_sqlite_prepare(&c->sq,
+                          "SELECT t.id, t.created_at, (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id)"
+                          " FROM tenants t ORDER BY t.id",
+                          "list tenants", &st, err);
     if (rc == VS_OK) {
         int s;
         while ((s = sqlite3_step(st)) == SQLITE_ROW)
-            if (cb(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)) != 0)
+            if (cb(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                   sqlite3_column_int64(st, 2)) != 0)
                 break;
-        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = db_fail(c, err, "list tenants");
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "list tenants");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
@@ -261,33 +237,34 @@ vs_err vs_tenant_for_key(vs_catalog *c, const char *key, char tenant_out[VS_TENA
      * about hashes of keys, not about the keys. */
     char hash[VS_SHA256_HEX];
     vs_sha256_hex(key, strlen(key), hash);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(c, "SELECT tenant_id FROM api_keys WHERE key_sha256 = ?1", "look up api key", &st, err);
+    vs_err rc =
+        vs_sqlite_prepare(&c->sq, "SELECT tenant_id FROM api_keys WHERE key_sha256 = ?1", "look up api key", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, hash);
+        vs_sqlite_bind_text(st, 1, hash);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) {
             const char *t = (const char *)sqlite3_column_text(st, 0);
             if (t && strlen(t) < VS_TENANT_MAX) memcpy(tenant_out, t, strlen(t) + 1);
-            else rc = vs_fail(err, VS_ERR_CORRUPT, "catalog %s: api key row with a bad tenant id", c->path);
+            else rc = vs_fail(err, VS_ERR_CORRUPT, "catalog %s: api key row with a bad tenant id", c->sq.path);
         } else if (s == SQLITE_DONE) {
             rc = vs_fail(err, VS_ERR_NOT_FOUND, "unknown API key");
         } else {
-            rc = db_fail(c, err, "look up api key");
+            rc = vs_sqlite_fail(&c->sq, err, "look up api key");
         }
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
 /* Counts tenants; -1 on a catalog error so callers fail closed. */
 int64_t vs_tenant_count(vs_catalog *c) {
     int64_t n = -1;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     if (query_int(c, "SELECT count(*) FROM tenants", "count tenants", &n, NULL) != VS_OK) n = -1;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return n;
 }
 
@@ -321,20 +298,20 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
         " external_id = COALESCE(excluded.external_id, images.external_id), status = excluded.status,"
         " record_json = COALESCE(excluded.record_json, images.record_json), updated_at = excluded.updated_at"
         " WHERE images.status != 4"; /* VS_IMG_ERASED stays */
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(c, sql, "put image record", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, sql, "put image record", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, tenant);
-        bind_text(st, 2, sha256);
-        bind_text(st, 3, external_id);
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
+        vs_sqlite_bind_text(st, 3, external_id);
         sqlite3_bind_int(st, 4, (int)status);
-        bind_text(st, 5, record_json);
+        vs_sqlite_bind_text(st, 5, record_json);
         sqlite3_bind_int64(st, 6, vs_wall_ms());
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "put image record");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "put image record");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
@@ -353,38 +330,39 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
         " external_id = COALESCE(excluded.external_id, images.external_id),"
         " status = CASE WHEN images.status = 3 THEN 0 ELSE images.status END, updated_at = excluded.updated_at"
         " WHERE images.status != 4"; /* VS_IMG_ERASED stays */
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL, *q = NULL;
-    rc = exec_sql(c, "BEGIN IMMEDIATE", "begin queue image records", err);
-    if (rc == VS_OK) rc = prepare(c, sql, "queue image records", &st, err);
+    rc = vs_sqlite_exec(&c->sq, "BEGIN IMMEDIATE", "begin queue image records", err);
+    if (rc == VS_OK) rc = vs_sqlite_prepare(&c->sq, sql, "queue image records", &st, err);
     if (rc == VS_OK && already_done)
-        rc = prepare(c, "SELECT status FROM images WHERE tenant_id = ?1 AND sha256 = ?2", "queue image records", &q, err);
+        rc = vs_sqlite_prepare(&c->sq, "SELECT status FROM images WHERE tenant_id = ?1 AND sha256 = ?2",
+                               "queue image records", &q, err);
     int64_t now = vs_wall_ms();
     for (int i = 0; rc == VS_OK && i < n; i++) {
         if (already_done) { /* read before the upsert below, in the same transaction */
             sqlite3_reset(q);
-            bind_text(q, 1, tenant);
-            bind_text(q, 2, sha256[i]);
+            vs_sqlite_bind_text(q, 1, tenant);
+            vs_sqlite_bind_text(q, 2, sha256[i]);
             int step = sqlite3_step(q);
             if (step != SQLITE_ROW && step != SQLITE_DONE) {
-                rc = db_fail(c, err, "queue image records");
+                rc = vs_sqlite_fail(&c->sq, err, "queue image records");
                 break;
             }
             int was = step == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
             already_done[i] = was == VS_IMG_DONE ? 1 : was == VS_IMG_ERASED ? 2 : 0;
         }
         sqlite3_reset(st);
-        bind_text(st, 1, tenant);
-        bind_text(st, 2, sha256[i]);
-        bind_text(st, 3, external_ids ? external_ids[i] : NULL);
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256[i]);
+        vs_sqlite_bind_text(st, 3, external_ids ? external_ids[i] : NULL);
         sqlite3_bind_int64(st, 4, now);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "queue image records");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "queue image records");
     }
     sqlite3_finalize(st);
     sqlite3_finalize(q);
-    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit queue image records", err);
-    else exec_sql(c, "ROLLBACK", "rollback queue image records", NULL);
-    pthread_mutex_unlock(&c->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit queue image records", err);
+    else vs_sqlite_rollback(&c->sq);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
@@ -393,7 +371,8 @@ vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *con
 static vs_err read_record_row(vs_catalog *c, sqlite3_stmt *st, vs_image_status *status, char **record_json,
                               char sha_out[65], vs_error *err) {
     const char *sha = (const char *)sqlite3_column_text(st, 0);
-    if (!vs_sha256_hex_ok(sha)) return vs_fail(err, VS_ERR_CORRUPT, "catalog %s: image row with a bad sha256", c->path);
+    if (!vs_sha256_hex_ok(sha))
+        return vs_fail(err, VS_ERR_CORRUPT, "catalog %s: image row with a bad sha256", c->sq.path);
     if (sha_out) memcpy(sha_out, sha, 65);
     if (status) *status = (vs_image_status)sqlite3_column_int(st, 1);
     if (record_json) {
@@ -401,7 +380,7 @@ static vs_err read_record_row(vs_catalog *c, sqlite3_stmt *st, vs_image_status *
         if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
             const char *j = (const char *)sqlite3_column_text(st, 2);
             if (!j || !(*record_json = vs_strdup(j)))
-                return vs_fail(err, VS_ERR_NOMEM, "catalog %s: image record: out of memory", c->path);
+                return vs_fail(err, VS_ERR_NOMEM, "catalog %s: image record: out of memory", c->sq.path);
         }
     }
     return VS_OK;
@@ -417,24 +396,25 @@ vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256
         return vs_fail(err, VS_ERR_INVALID_ARG, "image record get: give a sha256 or an external id");
     /* The tenant is in every WHERE: no path returns another tenant's row. An
      * external id may name several images; the most recently updated wins. */
-    const char *sql = sha256 ? "SELECT sha256, status, record_json FROM images WHERE tenant_id = ?1 AND sha256 = ?2"
-                             : "SELECT sha256, status, record_json FROM images WHERE tenant_id = ?1 AND external_id = ?2"
-                               " ORDER BY updated_at DESC, sha256 LIMIT 1";
-    pthread_mutex_lock(&c->mu);
+    const char *sql = sha256
+                          ? "SELECT sha256, status, record_json FROM images WHERE tenant_id = ?1 AND sha256 = ?2"
+                          : "SELECT sha256, status, record_json FROM images WHERE tenant_id = ?1 AND external_id = ?2"
+                            " ORDER BY updated_at DESC, sha256 LIMIT 1";
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(c, sql, "get image record", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, sql, "get image record", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, tenant);
-        bind_text(st, 2, sha256 ? sha256 : external_id);
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256 ? sha256 : external_id);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) rc = read_record_row(c, st, status, record_json, sha_out, err);
         else if (s == SQLITE_DONE)
             rc = vs_fail(err, VS_ERR_NOT_FOUND, "image %.128s not found in tenant %s", sha256 ? sha256 : external_id,
                          tenant);
-        else rc = db_fail(c, err, "get image record");
+        else rc = vs_sqlite_fail(&c->sq, err, "get image record");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
@@ -443,18 +423,19 @@ vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha
     vs_err rc = vs_tenant_check(tenant, "image record delete", err);
     if (rc != VS_OK) return rc;
     if (!sha256) return vs_fail(err, VS_ERR_INVALID_ARG, "image record delete: no sha256");
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(c, "DELETE FROM images WHERE tenant_id = ?1 AND sha256 = ?2", "delete image record", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, "DELETE FROM images WHERE tenant_id = ?1 AND sha256 = ?2", "delete image record",
+                           &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, tenant);
-        bind_text(st, 2, sha256);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "delete image record");
-        else if (sqlite3_changes(c->db) == 0)
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "delete image record");
+        else if (sqlite3_changes(c->sq.db) == 0)
             rc = vs_fail(err, VS_ERR_NOT_FOUND, "image %.64s not found in tenant %s", sha256, tenant);
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
@@ -468,17 +449,17 @@ vs_err vs_image_record_mark_erased(vs_catalog *c, const char *tenant, const char
         " VALUES(?1, ?2, NULL, 4, NULL, ?3, ?3)"
         " ON CONFLICT(tenant_id, sha256) DO UPDATE SET external_id = NULL, status = 4, record_json = NULL,"
         " updated_at = excluded.updated_at";
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(c, sql, "erase image record", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, sql, "erase image record", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, tenant);
-        bind_text(st, 2, sha256);
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
         sqlite3_bind_int64(st, 3, vs_wall_ms());
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "erase image record");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erase image record");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
@@ -502,18 +483,18 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
         " THEN json_extract(record_json, '$.faces_found') END"
         " FROM images WHERE tenant_id = ?1 AND sha256 = ?2";
     int64_t done = 0, faces = 0;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = exec_sql(c, "BEGIN", "begin image records summary", err);
+    rc = vs_sqlite_exec(&c->sq, "BEGIN", "begin image records summary", err);
     if (rc != VS_OK) {
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->sq.mu);
         return rc;
     }
-    rc = prepare(c, sql, "image records summary", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, sql, "image records summary", &st, err);
     for (int i = 0; rc == VS_OK && i < n; i++) {
         sqlite3_reset(st);
-        bind_text(st, 1, tenant);
-        bind_text(st, 2, sha256[i]);
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256[i]);
         sqlite3_bind_int(st, 3, VS_IMG_DONE);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) {
@@ -522,13 +503,13 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
             if (status == VS_IMG_DONE && sqlite3_column_type(st, 1) == SQLITE_INTEGER)
                 faces += sqlite3_column_int64(st, 1);
         } else if (s != SQLITE_DONE) {
-            rc = db_fail(c, err, "image records summary");
+            rc = vs_sqlite_fail(&c->sq, err, "image records summary");
         }
     }
     sqlite3_finalize(st);
-    if (rc == VS_OK) rc = exec_sql(c, "COMMIT", "commit image records summary", err);
-    else exec_sql(c, "ROLLBACK", "rollback image records summary", NULL);
-    pthread_mutex_unlock(&c->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit image records summary", err);
+    else vs_sqlite_rollback(&c->sq);
+    pthread_mutex_unlock(&c->sq.mu);
     if (rc == VS_OK) {
         if (processed) *processed = done;
         if (faces_found) *faces_found = faces;
@@ -540,18 +521,19 @@ vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, c
     vs_err rc = vs_tenant_check(tenant, "erasure log", err);
     if (rc != VS_OK) return rc;
     if (!what || !*what || !detail_json) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure log: no kind or detail");
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(c, "INSERT INTO erasures(tenant_id, at, what, detail_json) VALUES(?1, ?2, ?3, ?4)", "erasure log", &st, err);
+    rc = vs_sqlite_prepare(&c->sq, "INSERT INTO erasures(tenant_id, at, what, detail_json) VALUES(?1, ?2, ?3, ?4)",
+                           "erasure log", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 1, tenant);
         sqlite3_bind_int64(st, 2, vs_wall_ms());
-        bind_text(st, 3, what);
-        bind_text(st, 4, detail_json);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(c, err, "erasure log");
+        vs_sqlite_bind_text(st, 3, what);
+        vs_sqlite_bind_text(st, 4, detail_json);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure log");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
 
@@ -560,22 +542,24 @@ vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, in
     vs_err rc = vs_tenant_check(tenant, "erasure log list", err);
     if (rc != VS_OK) return rc;
     if (limit < 1 || limit > 1000) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure log list: limit must be 1..1000");
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(c, "SELECT id, at, what, detail_json FROM erasures WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-                 "erasure log list", &st, err);
+    rc = vs_sqlite_prepare(
+        &c->sq,
+        "SELECT id, at, what, detail_json FROM erasures WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        "erasure log list", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 1, tenant);
         sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
         sqlite3_bind_int(st, 3, limit);
         int s;
         while ((s = sqlite3_step(st)) == SQLITE_ROW)
-            if (cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
-                   (const char *)sqlite3_column_text(st, 3)) != 0)
+            if (cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                   (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3)) != 0)
                 break;
-        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = db_fail(c, err, "erasure log list");
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure log list");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }

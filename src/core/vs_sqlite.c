@@ -112,3 +112,41 @@ vs_err vs_sqlite_open(const vs_sqlite_spec *s, sqlite3 **out, vs_error *err) {
     *out = db;
     return VS_OK;
 }
+
+vs_err vs_sqlite_db_open(vs_sqlite_db *d, const char *data_dir, const char *file, vs_sqlite_spec spec, vs_error *err) {
+    char op[64];
+    snprintf(op, sizeof op, "%s open", spec.what);
+    memset(d, 0, sizeof *d);
+    d->what = spec.what;
+    vs_err rc = vs_sqlite_data_path(data_dir, file, op, d->path, sizeof d->path, err);
+    if (rc != VS_OK) return rc;
+    spec.path = d->path;
+    rc = vs_sqlite_open(&spec, &d->db, err);
+    if (rc == VS_OK) pthread_mutex_init(&d->mu, NULL);
+    return rc;
+}
+
+void vs_sqlite_db_close(vs_sqlite_db *d) {
+    if (!d->db) return;
+    sqlite3_close_v2(d->db);
+    pthread_mutex_destroy(&d->mu);
+    d->db = NULL;
+}
+
+vs_err vs_sqlite_fail(vs_sqlite_db *d, vs_error *err, const char *op) {
+    return vs_fail(err, VS_ERR_BACKEND, "%s %s: %s: %s", d->what, d->path, op, sqlite3_errmsg(d->db));
+}
+
+vs_err vs_sqlite_exec(vs_sqlite_db *d, const char *sql, const char *op, vs_error *err) {
+    return sqlite3_exec(d->db, sql, NULL, NULL, NULL) == SQLITE_OK ? VS_OK : vs_sqlite_fail(d, err, op);
+}
+
+vs_err vs_sqlite_prepare(vs_sqlite_db *d, const char *sql, const char *op, sqlite3_stmt **st, vs_error *err) {
+    return sqlite3_prepare_v2(d->db, sql, -1, st, NULL) == SQLITE_OK ? VS_OK : vs_sqlite_fail(d, err, op);
+}
+
+int vs_sqlite_bind_text(sqlite3_stmt *st, int i, const char *s) {
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+void vs_sqlite_rollback(vs_sqlite_db *d) { sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL); }

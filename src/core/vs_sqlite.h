@@ -7,6 +7,7 @@
 #ifndef VS_SQLITE_H
 #define VS_SQLITE_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "vs_err.h"
@@ -32,5 +33,32 @@ vs_err vs_sqlite_data_path(const char *data_dir, const char *file, const char *w
  * version), VS_ERR_BACKEND (not a database, WAL refused, SQLite failed),
  * VS_ERR_NOMEM. On failure *out is NULL and nothing stays open. */
 vs_err vs_sqlite_open(const vs_sqlite_spec *spec, sqlite3 **out, vs_error *err);
+
+/* One of the files once open, as the catalog and crawl.db hold it: the
+ * connection, the mutex every use of it holds (their statements take
+ * microseconds, and one connection under one lock keeps sqlite3_errmsg
+ * paired with the statement that failed), and how messages name it. */
+typedef struct vs_sqlite_db {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    const char *what;
+    char path[1024];
+} vs_sqlite_db;
+
+/* Opens {data_dir}/{file} into d with spec's what, schema, version and
+ * settings (spec.path is filled in here). On failure d holds nothing. */
+vs_err vs_sqlite_db_open(vs_sqlite_db *d, const char *data_dir, const char *file, vs_sqlite_spec spec, vs_error *err);
+/* Closes the connection (SQLite checkpoints the WAL); a zeroed d is fine. */
+void vs_sqlite_db_close(vs_sqlite_db *d);
+
+/* The statement helpers of such a file, called with its mutex held.
+ * Failures are VS_ERR_BACKEND "{what} {path}: {op}: {SQLite's message}". */
+vs_err vs_sqlite_fail(vs_sqlite_db *d, vs_error *err, const char *op);
+vs_err vs_sqlite_exec(vs_sqlite_db *d, const char *sql, const char *op, vs_error *err);   /* no rows: BEGIN, COMMIT */
+vs_err vs_sqlite_prepare(vs_sqlite_db *d, const char *sql, const char *op, sqlite3_stmt **st, vs_error *err);
+int vs_sqlite_bind_text(sqlite3_stmt *st, int i, const char *s);                        /* NULL binds NULL */
+/* Ends a failed transaction; its own failure is ignored (the first error is
+ * the one reported, and SQLite rolls back on close anyway). */
+void vs_sqlite_rollback(vs_sqlite_db *d);
 
 #endif

@@ -34,9 +34,7 @@
 #define IMAGE_BATCH 64
 
 struct vs_crawl_db {
-    sqlite3 *db;
-    pthread_mutex_t mu;
-    char path[1024];
+    vs_sqlite_db sq;
 };
 
 /* urls.seq is the rowid: insertion order, never reused since rows are
@@ -75,32 +73,6 @@ const char *vs_crawl_state_name(vs_crawl_state s) {
     case VS_CRAWL_CANCELLED: return "cancelled";
     }
     return "unknown";
-}
-
-/* Records an SQLite failure as VS_ERR_BACKEND naming the db file and the
- * operation. Call with the mutex held so the message belongs to this
- * statement. */
-static vs_err db_fail(vs_crawl_db *db, vs_error *err, const char *op) {
-    return vs_fail(err, VS_ERR_BACKEND, "crawl db %s: %s: %s", db->path, op, sqlite3_errmsg(db->db));
-}
-
-/* Runs SQL without results (schema, pragmas, BEGIN/COMMIT). */
-static vs_err exec_sql(vs_crawl_db *db, const char *sql, const char *op, vs_error *err) {
-    return sqlite3_exec(db->db, sql, NULL, NULL, NULL) == SQLITE_OK ? VS_OK : db_fail(db, err, op);
-}
-
-/* Ends a failed transaction; its own failure is ignored (the first error
- * is the one reported, and SQLite rolls back on close anyway). */
-static void rollback(vs_crawl_db *db) { sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL); }
-
-/* Prepares a statement; the caller finalizes it. */
-static vs_err prepare(vs_crawl_db *db, const char *sql, const char *op, sqlite3_stmt **st, vs_error *err) {
-    return sqlite3_prepare_v2(db->db, sql, -1, st, NULL) == SQLITE_OK ? VS_OK : db_fail(db, err, op);
-}
-
-/* Binds a text parameter, or NULL when s is NULL. */
-static int bind_text(sqlite3_stmt *st, int i, const char *s) {
-    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
 /* 1 when s is a non-empty string shorter than cap (fits a buffer of cap). */
@@ -158,7 +130,7 @@ static vs_err read_job_row(vs_crawl_db *db, sqlite3_stmt *st, vs_crawl_job *out,
         char id[VS_CRAWL_ID_MAX];
         snprintf(id, sizeof id, "%s", out->id[0] ? out->id : "?");
         memset(out, 0, sizeof *out);
-        return vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: job row '%s' has a bad field", db->path, id);
+        return vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: job row '%s' has a bad field", db->sq.path, id);
     }
     out->max_depth = sqlite3_column_int(st, 3);
     out->max_pages = sqlite3_column_int(st, 4);
@@ -196,19 +168,13 @@ vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) 
     *out = NULL;
     vs_crawl_db *db = vs_calloc(1, sizeof *db);
     if (!db) return vs_fail(err, VS_ERR_NOMEM, "crawl db open: out of memory");
-    vs_err rc = vs_sqlite_data_path(data_dir, "crawl.db", "crawl db open", db->path, sizeof db->path, err);
-    if (rc != VS_OK) {
-        vs_free(db);
-        return rc;
-    }
-    pthread_mutex_init(&db->mu, NULL);
     /* synchronous=NORMAL: WAL keeps the file consistent on a crash, and
      * losing the last few "done" marks only refetches a few URLs, while a
      * sync per URL would slow the crawl down */
-    vs_sqlite_spec spec = {db->path, "crawl db", k_schema, VS_CRAWL_SCHEMA_VERSION, "NORMAL", 0};
-    rc = vs_sqlite_open(&spec, &db->db, err);
+    vs_sqlite_spec spec = {NULL, "crawl db", k_schema, VS_CRAWL_SCHEMA_VERSION, "NORMAL", 0};
+    vs_err rc = vs_sqlite_db_open(&db->sq, data_dir, "crawl.db", spec, err);
     if (rc != VS_OK) {
-        vs_crawl_db_close(db);
+        vs_free(db);
         return rc;
     }
     *out = db;
@@ -218,8 +184,7 @@ vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) 
 /* Closes the connection (WAL is checkpointed by SQLite) and frees db. */
 void vs_crawl_db_close(vs_crawl_db *db) {
     if (!db) return;
-    sqlite3_close_v2(db->db); /* NULL is a no-op */
-    pthread_mutex_destroy(&db->mu);
+    vs_sqlite_db_close(&db->sq);
     vs_free(db);
 }
 
@@ -252,29 +217,29 @@ vs_err vs_crawl_job_create(vs_crawl_db *db, vs_crawl_job *job, vs_error *err) {
         " created_ms, started_ms, finished_ms, timeout_ms, max_image_bytes, user_agent)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', ?12, 0, 0,"
         " ?13, ?14, ?15)";
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(db, sql, "insert job", &st, err);
+    rc = vs_sqlite_prepare(&db->sq, sql, "insert job", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, id);
-        bind_text(st, 2, job->tenant);
-        bind_text(st, 3, job->seed_url);
+        vs_sqlite_bind_text(st, 1, id);
+        vs_sqlite_bind_text(st, 2, job->tenant);
+        vs_sqlite_bind_text(st, 3, job->seed_url);
         sqlite3_bind_int(st, 4, job->max_depth);
         sqlite3_bind_int(st, 5, job->max_pages);
         sqlite3_bind_int(st, 6, job->max_images);
         sqlite3_bind_int(st, 7, job->delay_ms);
         sqlite3_bind_int(st, 8, job->require_face);
         sqlite3_bind_int(st, 9, job->operator_crawl);
-        bind_text(st, 10, job->allow_hosts);
+        vs_sqlite_bind_text(st, 10, job->allow_hosts);
         sqlite3_bind_int(st, 11, VS_CRAWL_QUEUED);
         sqlite3_bind_int64(st, 12, now);
         sqlite3_bind_int(st, 13, job->timeout_ms);
         sqlite3_bind_int64(st, 14, job->max_image_bytes);
-        bind_text(st, 15, job->user_agent);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "insert job");
+        vs_sqlite_bind_text(st, 15, job->user_agent);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "insert job");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->sq.mu);
     if (rc != VS_OK) return rc;
     memcpy(job->id, id, strlen(id) + 1);
     job->state = VS_CRAWL_QUEUED;
@@ -291,20 +256,20 @@ vs_err vs_crawl_job_get(vs_crawl_db *db, const char *tenant, const char *id, vs_
     vs_err rc = check_job_id(id, "crawl job get", err);
     if (rc != VS_OK) return rc;
     if (tenant && (rc = vs_tenant_check(tenant, "crawl job get", err)) != VS_OK) return rc;
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)", "get job", &st,
-                 err);
+    rc = vs_sqlite_prepare(&db->sq, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2)",
+                           "get job", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, id);
-        bind_text(st, 2, tenant);
+        vs_sqlite_bind_text(st, 1, id);
+        vs_sqlite_bind_text(st, 2, tenant);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) rc = read_job_row(db, st, out, err);
         else if (s == SQLITE_DONE) rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", id);
-        else rc = db_fail(db, err, "get job");
+        else rc = vs_sqlite_fail(&db->sq, err, "get job");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->sq.mu);
     return rc;
 }
 
@@ -313,20 +278,22 @@ vs_err vs_crawl_job_list(vs_crawl_db *db, const char *tenant, vs_crawl_job *out,
     *n = 0;
     vs_err rc = vs_tenant_check(tenant, "crawl job list", err);
     if (rc != VS_OK) return rc;
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 ORDER BY created_ms DESC, rowid DESC"
-                        " LIMIT ?2", "list jobs", &st, err);
+    rc = vs_sqlite_prepare(&db->sq,
+                           "SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 ORDER BY created_ms DESC, rowid DESC"
+                           " LIMIT ?2",
+                           "list jobs", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 1, tenant);
         sqlite3_bind_int(st, 2, cap);
         int s;
         while (rc == VS_OK && *n < cap && (s = sqlite3_step(st)) == SQLITE_ROW)
             if ((rc = read_job_row(db, st, &out[*n], err)) == VS_OK) (*n)++;
-        if (rc == VS_OK && *n < cap && s != SQLITE_DONE) rc = db_fail(db, err, "list jobs");
+        if (rc == VS_OK && *n < cap && s != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "list jobs");
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->sq.mu);
     if (rc != VS_OK) *n = 0;
     return rc;
 }
@@ -335,25 +302,26 @@ vs_err vs_crawl_job_list(vs_crawl_db *db, const char *tenant, vs_crawl_job *out,
  * and ?3 (v), and reports the rows changed; for the state changes below. */
 static vs_err update_rows(vs_crawl_db *db, const char *sql, const char *op, const char *a, const char *b, int64_t v,
                           int64_t *changed, vs_error *err) {
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, sql, op, &st, err);
+    vs_err rc = vs_sqlite_prepare(&db->sq, sql, op, &st, err);
     if (rc == VS_OK) {
         int np = sqlite3_bind_parameter_count(st);
-        if (np >= 1) bind_text(st, 1, a);
-        if (np >= 2) bind_text(st, 2, b);
+        if (np >= 1) vs_sqlite_bind_text(st, 1, a);
+        if (np >= 2) vs_sqlite_bind_text(st, 2, b);
         if (np >= 3) sqlite3_bind_int64(st, 3, v);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, op);
-        else if (changed) *changed = sqlite3_changes(db->db);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, op);
+        else if (changed) *changed = sqlite3_changes(db->sq.db);
         sqlite3_finalize(st);
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->sq.mu);
     return rc;
 }
 
 vs_err vs_crawl_jobs_requeue(vs_crawl_db *db, int64_t *n, vs_error *err) {
     char sql[96];
-    snprintf(sql, sizeof sql, "UPDATE jobs SET state = %d WHERE state = %d", (int)VS_CRAWL_QUEUED, (int)VS_CRAWL_RUNNING);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET state = %d WHERE state = %d", (int)VS_CRAWL_QUEUED,
+             (int)VS_CRAWL_RUNNING);
     return update_rows(db, sql, "requeue interrupted jobs", NULL, NULL, 0, n, err);
 }
 
@@ -367,7 +335,8 @@ vs_err vs_crawl_job_cancel_queued(vs_crawl_db *db, const char *tenant, const cha
     if (rc != VS_OK) return rc;
     int64_t changed = 0;
     char sql[160];
-    snprintf(sql, sizeof sql, "UPDATE jobs SET state = %d, finished_ms = ?3 WHERE id = ?1 AND tenant = ?2 AND state = %d",
+    snprintf(sql, sizeof sql,
+             "UPDATE jobs SET state = %d, finished_ms = ?3 WHERE id = ?1 AND tenant = ?2 AND state = %d",
              (int)VS_CRAWL_CANCELLED, (int)VS_CRAWL_QUEUED);
     rc = update_rows(db, sql, "cancel job", id, tenant, vs_wall_ms(), &changed, err);
     *cancelled = rc == VS_OK && changed > 0;
@@ -378,12 +347,13 @@ vs_err vs_crawl_job_cancel_queued(vs_crawl_db *db, const char *tenant, const cha
  * the caller's transaction, mutex held. */
 static vs_err fail_bad_row_locked(vs_crawl_db *db, int64_t rowid, const char *why, vs_error *err) {
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, "UPDATE jobs SET state = ?1, error = substr(?2, 1, 200) WHERE rowid = ?3", "fail bad job row", &st, err);
+    vs_err rc = vs_sqlite_prepare(&db->sq, "UPDATE jobs SET state = ?1, error = substr(?2, 1, 200) WHERE rowid = ?3",
+                                  "fail bad job row", &st, err);
     if (rc != VS_OK) return rc;
     sqlite3_bind_int(st, 1, VS_CRAWL_FAILED);
-    bind_text(st, 2, why);
+    vs_sqlite_bind_text(st, 2, why);
     sqlite3_bind_int64(st, 3, rowid);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "fail bad job row");
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "fail bad job row");
     sqlite3_finalize(st);
     return rc;
 }
@@ -395,17 +365,17 @@ static vs_err fail_bad_row_locked(vs_crawl_db *db, int64_t rowid, const char *wh
 vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_error *err) {
     *found = 0;
     int64_t now = vs_wall_ms();
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = exec_sql(db, "BEGIN IMMEDIATE", "begin claim job", err);
+    vs_err rc = vs_sqlite_exec(&db->sq, "BEGIN IMMEDIATE", "begin claim job", err);
     if (rc != VS_OK) {
-        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->sq.mu);
         return rc;
     }
     vs_crawl_job job;
     int have = 0;
     int64_t bad = 0;
-    rc = prepare(db,
+    rc = vs_sqlite_prepare(&db->sq,
                  "SELECT " JOB_COLUMNS ", rowid FROM jobs WHERE state = ?1 ORDER BY created_ms, rowid LIMIT 1",
                  "select job to claim", &st, err);
     if (rc == VS_OK) {
@@ -416,19 +386,20 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
             have = rc == VS_OK;
             if (rc == VS_ERR_CORRUPT) bad = sqlite3_column_int64(st, JOB_N_COLUMNS);
         } else if (s != SQLITE_DONE) {
-            rc = db_fail(db, err, "select job to claim");
+            rc = vs_sqlite_fail(&db->sq, err, "select job to claim");
         }
         sqlite3_finalize(st);
         st = NULL;
     }
     if (rc == VS_OK && have) {
         if (job.started_ms) now = job.started_ms; /* resumed: it started back then */
-        rc = prepare(db, "UPDATE jobs SET state = ?1, started_ms = ?2 WHERE id = ?3", "mark job running", &st, err);
+        rc = vs_sqlite_prepare(&db->sq, "UPDATE jobs SET state = ?1, started_ms = ?2 WHERE id = ?3", "mark job running",
+                               &st, err);
         if (rc == VS_OK) {
             sqlite3_bind_int(st, 1, VS_CRAWL_RUNNING);
             sqlite3_bind_int64(st, 2, now);
-            bind_text(st, 3, job.id);
-            if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "mark job running");
+            vs_sqlite_bind_text(st, 3, job.id);
+            if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "mark job running");
             sqlite3_finalize(st);
         }
         job.state = VS_CRAWL_RUNNING;
@@ -437,15 +408,15 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
     if (bad > 0) { /* commit the FAILED mark, then report the damage */
         vs_error why = *err;
         rc = fail_bad_row_locked(db, bad, why.msg, err);
-        if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit claim job", err);
+        if (rc == VS_OK) rc = vs_sqlite_exec(&db->sq, "COMMIT", "commit claim job", err);
         if (rc == VS_OK) rc = VS_ERR_CORRUPT, *err = why;
-        else rollback(db);
-        pthread_mutex_unlock(&db->mu);
+        else vs_sqlite_rollback(&db->sq);
+        pthread_mutex_unlock(&db->sq.mu);
         return rc;
     }
-    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit claim job", err);
-    if (rc != VS_OK) rollback(db);
-    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&db->sq, "COMMIT", "commit claim job", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&db->sq);
+    pthread_mutex_unlock(&db->sq.mu);
     if (rc == VS_OK && have) {
         *out = job;
         *found = 1;
@@ -457,12 +428,12 @@ vs_err vs_crawl_job_claim(vs_crawl_db *db, vs_crawl_job *out, int *found, vs_err
  * never written for a job that is not there. Called with the mutex held. */
 static vs_err check_job_exists(vs_crawl_db *db, const char *id, const char *op, vs_error *err) {
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, "SELECT 1 FROM jobs WHERE id = ?1", op, &st, err);
+    vs_err rc = vs_sqlite_prepare(&db->sq, "SELECT 1 FROM jobs WHERE id = ?1", op, &st, err);
     if (rc != VS_OK) return rc;
-    bind_text(st, 1, id);
+    vs_sqlite_bind_text(st, 1, id);
     int s = sqlite3_step(st);
     if (s == SQLITE_DONE) rc = vs_fail(err, VS_ERR_NOT_FOUND, "%s: crawl job %.40s not found", op, id);
-    else if (s != SQLITE_ROW) rc = db_fail(db, err, op);
+    else if (s != SQLITE_ROW) rc = vs_sqlite_fail(&db->sq, err, op);
     sqlite3_finalize(st);
     return rc;
 }
@@ -495,34 +466,34 @@ vs_err vs_crawl_urls_add(vs_crawl_db *db, const char *job_id, const vs_crawl_url
         if ((rc = check_url(&urls[i], i, err)) != VS_OK) return rc;
     if (added) memset(added, 0, (size_t)n * sizeof *added);
     if (n == 0) return VS_OK;
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin add urls", err);
+    rc = vs_sqlite_exec(&db->sq, "BEGIN IMMEDIATE", "begin add urls", err);
     if (rc != VS_OK) {
-        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->sq.mu);
         return rc;
     }
     rc = check_job_exists(db, job_id, "add urls", err);
     if (rc == VS_OK)
-        rc = prepare(db,
+        rc = vs_sqlite_prepare(&db->sq,
                      "INSERT INTO urls(job_id, url, referrer, depth, redirects, kind, done)"
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT(job_id, url) DO NOTHING",
                      "add urls", &st, err);
     for (int i = 0; rc == VS_OK && i < n; i++) {
         sqlite3_reset(st);
-        bind_text(st, 1, job_id);
-        bind_text(st, 2, urls[i].url);
-        bind_text(st, 3, urls[i].referrer);
+        vs_sqlite_bind_text(st, 1, job_id);
+        vs_sqlite_bind_text(st, 2, urls[i].url);
+        vs_sqlite_bind_text(st, 3, urls[i].referrer);
         sqlite3_bind_int(st, 4, urls[i].depth);
         sqlite3_bind_int(st, 5, urls[i].redirects);
         sqlite3_bind_int(st, 6, (int)urls[i].kind);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add urls");
-        else if (added) added[i] = sqlite3_changes(db->db) > 0;
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "add urls");
+        else if (added) added[i] = sqlite3_changes(db->sq.db) > 0;
     }
     sqlite3_finalize(st);
-    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit add urls", err);
-    if (rc != VS_OK) rollback(db);
-    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&db->sq, "COMMIT", "commit add urls", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&db->sq);
+    pthread_mutex_unlock(&db->sq.mu);
     if (rc != VS_OK && added) memset(added, 0, (size_t)n * sizeof *added);
     return rc;
 }
@@ -537,12 +508,12 @@ static vs_err write_counts_locked(vs_crawl_db *db, const char *job_id, const vs_
     int64_t *f[JOB_N_COUNTS];
     count_fields(&k, f);
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, sql, "write counts", &st, err);
+    vs_err rc = vs_sqlite_prepare(&db->sq, sql, "write counts", &st, err);
     if (rc != VS_OK) return rc;
-    bind_text(st, 1, job_id);
+    vs_sqlite_bind_text(st, 1, job_id);
     for (int i = 0; i < JOB_N_COUNTS; i++) sqlite3_bind_int64(st, 2 + i, *f[i]);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "write counts");
-    else if (sqlite3_changes(db->db) == 0) rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", job_id);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "write counts");
+    else if (sqlite3_changes(db->sq.db) == 0) rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl job %.40s not found", job_id);
     sqlite3_finalize(st);
     return rc;
 }
@@ -558,29 +529,30 @@ vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *e
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: unknown state %d", (int)job->state);
     if (strnlen(job->error, sizeof job->error) >= sizeof job->error)
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl job update: error text is not terminated");
-    pthread_mutex_lock(&db->mu);
-    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin update job", err);
+    pthread_mutex_lock(&db->sq.mu);
+    rc = vs_sqlite_exec(&db->sq, "BEGIN IMMEDIATE", "begin update job", err);
     if (rc != VS_OK) {
-        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->sq.mu);
         return rc;
     }
     rc = write_counts_locked(db, job->id, &job->counts, err); /* NOT_FOUND for an unknown job */
     sqlite3_stmt *st = NULL;
     if (rc == VS_OK)
-        rc = prepare(db, "UPDATE jobs SET state = ?2, error = ?3, started_ms = ?4, finished_ms = ?5 WHERE id = ?1",
-                     "update job", &st, err);
+        rc = vs_sqlite_prepare(
+            &db->sq, "UPDATE jobs SET state = ?2, error = ?3, started_ms = ?4, finished_ms = ?5 WHERE id = ?1",
+            "update job", &st, err);
     if (rc == VS_OK) {
-        bind_text(st, 1, job->id);
+        vs_sqlite_bind_text(st, 1, job->id);
         sqlite3_bind_int(st, 2, (int)job->state);
-        bind_text(st, 3, job->error);
+        vs_sqlite_bind_text(st, 3, job->error);
         sqlite3_bind_int64(st, 4, job->started_ms);
         sqlite3_bind_int64(st, 5, job->finished_ms);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "update job");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "update job");
         sqlite3_finalize(st);
     }
-    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit update job", err);
-    if (rc != VS_OK) rollback(db);
-    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&db->sq, "COMMIT", "commit update job", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&db->sq);
+    pthread_mutex_unlock(&db->sq.mu);
     return rc;
 }
 
@@ -589,17 +561,17 @@ vs_err vs_crawl_job_update(vs_crawl_db *db, const vs_crawl_job *job, vs_error *e
 static vs_err insert_image_locked(vs_crawl_db *db, const char *job_id, const char *sha256, const char *page_url,
                                   const char *image_url, int *was_new, vs_error *err) {
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db,
+    vs_err rc = vs_sqlite_prepare(&db->sq,
                         "INSERT INTO images(job_id, sha256, page_url, image_url) VALUES(?1, ?2, ?3, ?4)"
                         " ON CONFLICT(job_id, sha256) DO NOTHING",
                         "add image", &st, err);
     if (rc != VS_OK) return rc;
-    bind_text(st, 1, job_id);
-    bind_text(st, 2, sha256);
-    bind_text(st, 3, page_url ? page_url : "");
-    bind_text(st, 4, image_url ? image_url : "");
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "add image");
-    else if (was_new) *was_new = sqlite3_changes(db->db) > 0;
+    vs_sqlite_bind_text(st, 1, job_id);
+    vs_sqlite_bind_text(st, 2, sha256);
+    vs_sqlite_bind_text(st, 3, page_url ? page_url : "");
+    vs_sqlite_bind_text(st, 4, image_url ? image_url : "");
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "add image");
+    else if (was_new) *was_new = sqlite3_changes(db->sq.db) > 0;
     sqlite3_finalize(st);
     return rc;
 }
@@ -607,12 +579,13 @@ static vs_err insert_image_locked(vs_crawl_db *db, const char *job_id, const cha
 /* Marks the URL done; inside the caller's transaction, mutex held. */
 static vs_err mark_done_locked(vs_crawl_db *db, const char *job_id, const char *url, vs_error *err) {
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db, "UPDATE urls SET done = 1 WHERE job_id = ?1 AND url = ?2", "mark url done", &st, err);
+    vs_err rc = vs_sqlite_prepare(&db->sq, "UPDATE urls SET done = 1 WHERE job_id = ?1 AND url = ?2", "mark url done",
+                                  &st, err);
     if (rc != VS_OK) return rc;
-    bind_text(st, 1, job_id);
-    bind_text(st, 2, url);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "mark url done");
-    else if (sqlite3_changes(db->db) == 0)
+    vs_sqlite_bind_text(st, 1, job_id);
+    vs_sqlite_bind_text(st, 2, url);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "mark url done");
+    else if (sqlite3_changes(db->sq.db) == 0)
         rc = vs_fail(err, VS_ERR_NOT_FOUND, "crawl url done: job %.40s has no url %.200s", job_id, url);
     sqlite3_finalize(st);
     return rc;
@@ -625,18 +598,18 @@ vs_err vs_crawl_url_done(vs_crawl_db *db, const char *job_id, const char *url, c
     if (!url || !*url) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl url done: empty url");
     if (sha256 && !vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl url done: sha256 must be 64 lower-case hex digits");
-    pthread_mutex_lock(&db->mu);
-    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin url done", err);
+    pthread_mutex_lock(&db->sq.mu);
+    rc = vs_sqlite_exec(&db->sq, "BEGIN IMMEDIATE", "begin url done", err);
     if (rc != VS_OK) {
-        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->sq.mu);
         return rc;
     }
     rc = mark_done_locked(db, job_id, url, err);
     if (rc == VS_OK && sha256) rc = insert_image_locked(db, job_id, sha256, page_url, url, NULL, err);
     if (rc == VS_OK && counts) rc = write_counts_locked(db, job_id, counts, err);
-    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit url done", err);
-    if (rc != VS_OK) rollback(db);
-    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&db->sq, "COMMIT", "commit url done", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&db->sq);
+    pthread_mutex_unlock(&db->sq.mu);
     return rc;
 }
 
@@ -647,12 +620,12 @@ static vs_err read_url_batch(vs_crawl_db *db, const char *job_id, int64_t *after
                              int *got, vs_error *err) {
     *got = 0;
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db,
+    vs_err rc = vs_sqlite_prepare(&db->sq,
                         "SELECT seq, url, referrer, depth, redirects, kind, done FROM urls"
                         " WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                         "read urls", &st, err);
     if (rc != VS_OK) return rc;
-    bind_text(st, 1, job_id);
+    vs_sqlite_bind_text(st, 1, job_id);
     sqlite3_bind_int64(st, 2, *after);
     sqlite3_bind_int(st, 3, URL_BATCH);
     int s = SQLITE_DONE;
@@ -661,7 +634,7 @@ static vs_err read_url_batch(vs_crawl_db *db, const char *job_id, int64_t *after
         int kind = sqlite3_column_int(st, 5);
         if (copy_column(st, 1, u->url, sizeof u->url) || !u->url[0] ||
             copy_column(st, 2, u->referrer, sizeof u->referrer) || (kind != VS_CRAWL_PAGE && kind != VS_CRAWL_IMAGE)) {
-            rc = vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: url row %lld of job %.40s has a bad field", db->path,
+            rc = vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: url row %lld of job %.40s has a bad field", db->sq.path,
                          (long long)sqlite3_column_int64(st, 0), job_id);
             break;
         }
@@ -672,7 +645,7 @@ static vs_err read_url_batch(vs_crawl_db *db, const char *job_id, int64_t *after
         *after = sqlite3_column_int64(st, 0);
         (*got)++;
     }
-    if (rc == VS_OK && s != SQLITE_DONE) rc = db_fail(db, err, "read urls");
+    if (rc == VS_OK && s != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "read urls");
     sqlite3_finalize(st);
     return rc;
 }
@@ -685,14 +658,14 @@ vs_err vs_crawl_urls_each(vs_crawl_db *db, const char *job_id,
     if (rc != VS_OK) return rc;
     if (!fn) return vs_fail(err, VS_ERR_INVALID_ARG, "crawl urls each: no callback");
     vs_crawl_url *batch = vs_malloc(URL_BATCH * sizeof *batch);
-    if (!batch) return vs_fail(err, VS_ERR_NOMEM, "crawl db %s: read urls: out of memory", db->path);
+    if (!batch) return vs_fail(err, VS_ERR_NOMEM, "crawl db %s: read urls: out of memory", db->sq.path);
     int pending[URL_BATCH];
     int64_t after = 0;
     for (;;) {
         int got = 0;
-        pthread_mutex_lock(&db->mu);
+        pthread_mutex_lock(&db->sq.mu);
         rc = read_url_batch(db, job_id, &after, batch, pending, &got, err);
-        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->sq.mu);
         if (rc != VS_OK || got == 0) break;
         int stop = 0;
         for (int i = 0; i < got && !stop; i++) stop = fn(ctx, &batch[i], pending[i]) != 0;
@@ -710,18 +683,18 @@ vs_err vs_crawl_image_add(vs_crawl_db *db, const char *job_id, const char *sha25
     if (rc != VS_OK) return rc;
     if (!vs_sha256_hex_ok(sha256))
         return vs_fail(err, VS_ERR_INVALID_ARG, "crawl image add: sha256 must be 64 lower-case hex digits");
-    pthread_mutex_lock(&db->mu);
-    rc = exec_sql(db, "BEGIN IMMEDIATE", "begin add image", err);
+    pthread_mutex_lock(&db->sq.mu);
+    rc = vs_sqlite_exec(&db->sq, "BEGIN IMMEDIATE", "begin add image", err);
     if (rc != VS_OK) {
-        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->sq.mu);
         return rc;
     }
     rc = check_job_exists(db, job_id, "add image", err);
     int was_new = 0;
     if (rc == VS_OK) rc = insert_image_locked(db, job_id, sha256, page_url, image_url, &was_new, err);
-    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit add image", err);
-    if (rc != VS_OK) rollback(db);
-    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&db->sq, "COMMIT", "commit add image", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&db->sq);
+    pthread_mutex_unlock(&db->sq.mu);
     if (rc == VS_OK && added) *added = was_new;
     return rc;
 }
@@ -735,20 +708,20 @@ vs_err vs_crawl_images_forget(vs_crawl_db *db, const char *tenant, const char *s
         " i.image_url = u.url JOIN jobs j ON j.id = i.job_id WHERE j.tenant = ?1 AND i.sha256 = ?2)";
     static const char *sql_images =
         "DELETE FROM images WHERE sha256 = ?2 AND job_id IN (SELECT id FROM jobs WHERE tenant = ?1)";
-    pthread_mutex_lock(&db->mu);
-    vs_err rc = exec_sql(db, "BEGIN IMMEDIATE", "begin forget image", err);
+    pthread_mutex_lock(&db->sq.mu);
+    vs_err rc = vs_sqlite_exec(&db->sq, "BEGIN IMMEDIATE", "begin forget image", err);
     for (int k = 0; rc == VS_OK && k < 2; k++) {
         sqlite3_stmt *st = NULL;
-        if ((rc = prepare(db, k ? sql_images : sql_urls, "forget image", &st, err)) != VS_OK) break;
-        bind_text(st, 1, tenant);
-        bind_text(st, 2, sha256);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_fail(db, err, "forget image");
-        else if (k && n) *n = sqlite3_changes(db->db);
+        if ((rc = vs_sqlite_prepare(&db->sq, k ? sql_images : sql_urls, "forget image", &st, err)) != VS_OK) break;
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "forget image");
+        else if (k && n) *n = sqlite3_changes(db->sq.db);
         sqlite3_finalize(st);
     }
-    if (rc == VS_OK) rc = exec_sql(db, "COMMIT", "commit forget image", err);
-    if (rc != VS_OK) rollback(db);
-    pthread_mutex_unlock(&db->mu);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&db->sq, "COMMIT", "commit forget image", err);
+    if (rc != VS_OK) vs_sqlite_rollback(&db->sq);
+    pthread_mutex_unlock(&db->sq.mu);
     return rc;
 }
 
@@ -756,9 +729,9 @@ vs_err vs_crawl_db_stats_get(vs_crawl_db *db, vs_crawl_db_stats *out, vs_error *
     memset(out, 0, sizeof *out);
     int64_t *f[JOB_N_COUNTS];
     count_fields(&out->total, f);
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = prepare(db,
+    vs_err rc = vs_sqlite_prepare(&db->sq,
                         "SELECT state, count(*), sum(requests), sum(pages_fetched), sum(images_fetched),"
                         " sum(images_saved), sum(images_duplicate), sum(images_skipped), sum(robots_blocked),"
                         " sum(out_of_scope), sum(redirects), sum(errors), sum(bytes) FROM jobs GROUP BY state",
@@ -769,9 +742,9 @@ vs_err vs_crawl_db_stats_get(vs_crawl_db *db, vs_crawl_db_stats *out, vs_error *
         if (state >= VS_CRAWL_QUEUED && state <= VS_CRAWL_CANCELLED) out->jobs[state] = sqlite3_column_int64(st, 1);
         for (int i = 0; i < JOB_N_COUNTS; i++) *f[i] += sqlite3_column_int64(st, 2 + i);
     }
-    if (rc == VS_OK && s != SQLITE_DONE) rc = db_fail(db, err, "job stats");
+    if (rc == VS_OK && s != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "job stats");
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->sq.mu);
     return rc;
 }
 
@@ -787,28 +760,29 @@ vs_err vs_crawl_images_each(vs_crawl_db *db, const char *job_id, int (*fn)(void 
     char after[VS_SHA256_HEX] = "";
     for (;;) {
         int got = 0;
-        pthread_mutex_lock(&db->mu);
+        pthread_mutex_lock(&db->sq.mu);
         sqlite3_stmt *st = NULL;
-        rc = prepare(db, "SELECT sha256 FROM images WHERE job_id = ?1 AND sha256 > ?2 ORDER BY sha256 LIMIT ?3",
-                     "read images", &st, err);
+        rc = vs_sqlite_prepare(&db->sq,
+                               "SELECT sha256 FROM images WHERE job_id = ?1 AND sha256 > ?2 ORDER BY sha256 LIMIT ?3",
+                               "read images", &st, err);
         if (rc == VS_OK) {
-            bind_text(st, 1, job_id);
-            bind_text(st, 2, after);
+            vs_sqlite_bind_text(st, 1, job_id);
+            vs_sqlite_bind_text(st, 2, after);
             sqlite3_bind_int(st, 3, IMAGE_BATCH);
             int s = SQLITE_DONE;
             while ((s = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *sha = (const char *)sqlite3_column_text(st, 0);
                 if (!vs_sha256_hex_ok(sha)) {
                     rc = vs_fail(err, VS_ERR_CORRUPT, "crawl db %s: image row of job %.40s has a bad sha256",
-                                 db->path, job_id);
+                                 db->sq.path, job_id);
                     break;
                 }
                 memcpy(batch[got++], sha, VS_SHA256_HEX);
             }
-            if (rc == VS_OK && s != SQLITE_DONE) rc = db_fail(db, err, "read images");
+            if (rc == VS_OK && s != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, "read images");
             sqlite3_finalize(st);
         }
-        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->sq.mu);
         if (rc != VS_OK || got == 0) break;
         memcpy(after, batch[got - 1], VS_SHA256_HEX);
         int stop = 0;
