@@ -8,14 +8,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "vs_engine.h"
 #include "vs_nn.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return bench_now_ms(); }
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

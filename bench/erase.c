@@ -6,58 +6,31 @@
  * owner per incoming face with 1 and 100 blocks. Usage:
  * bench_erase [N [P [DATA_DIR]]] (default: a fresh /tmp dir, removed at the
  * end). Needs models/ for the embedding size only. */
-#include <ftw.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "vs_alloc.h"
 #include "vs_erase.h"
 #include "vs_hash.h"
 
 #define BATCH 256
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double rnd01(void) {
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
 
-/* A random unit vector; with person set, at similarity ~0.8 to axis 0 (the
- * person), else a stranger (similarity to axis 0 near 0). */
+/* A random face vector: with person set, at similarity 0.8 to axis 0 (the
+ * person: 0.8 there, a random unit direction over the other axes scaled
+ * by 0.6), else a stranger (similarity to axis 0 near 0). */
 static void face_vec(float *v, int dim, int person) {
-    double n2 = 0;
-    for (int d = 0; d < dim; d++) {
-        v[d] = (float)(rnd01() * 2 - 1);
-        n2 += (double)v[d] * v[d];
-    }
-    float inv = (float)(1.0 / sqrt(n2));
-    for (int d = 0; d < dim; d++) v[d] *= inv;
-    if (person) { /* 0.8 * axis0 + 0.6 * (random part without its axis-0 component) */
-        v[0] = 0;
-        double m = 0;
-        for (int d = 1; d < dim; d++) m += (double)v[d] * v[d];
-        float s = (float)(0.6 / sqrt(m));
-        for (int d = 1; d < dim; d++) v[d] *= s;
-        v[0] = 0.8f;
-    }
+    if (!person) return bench_rand_unit(&rng, v, dim);
+    bench_rand_unit(&rng, v + 1, dim - 1);
+    for (int d = 1; d < dim; d++) v[d] *= 0.6f;
+    v[0] = 0.8f;
 }
 
-static void die(const char *what, const vs_error *e) {
-    fprintf(stderr, "bench_erase: %s: %s\n", what, e->msg);
-    exit(1);
-}
+static void die(const char *what, const vs_error *e) { bench_die("bench_erase", what, e); }
 
 /* Indexes n faces (the first `persons` of them the person), each its own
  * image with its raw file, crop, thumbnail and record, as an archive has
@@ -104,18 +77,13 @@ static double block_cost(vs_pipeline *p, int dim) {
         vs_point pt = {"x", v, "{}"};
         int blocked = 0;
         char id[VS_POINT_ID_MAX];
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         if (vs_block_match(p, "t", &pt, 1, &blocked, id, &e)) die("block match", &e);
-        double t = now_ms() - t0;
+        double t = bench_now_ms() - t0;
         if (t < best) best = t;
     }
     vs_free(v);
     return best;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 int main(int argc, char **argv) {
@@ -138,24 +106,24 @@ int main(int argc, char **argv) {
     p.engine = engine;
     vs_pipeline_cfg_default(&p.cfg);
     int dim = vs_engine_embedding_dim(engine);
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     fill(&p, dim, n, persons);
-    printf("{\"bench\":\"fill\",\"faces\":%d,\"person_images\":%d,\"ms\":%.0f}\n", n, persons, now_ms() - t0);
+    printf("{\"bench\":\"fill\",\"faces\":%d,\"person_images\":%d,\"ms\":%.0f}\n", n, persons, bench_now_ms() - t0);
 
     float *q = vs_calloc((size_t)dim, sizeof(float));
     q[0] = 1;
     json_t *rep = NULL;
     vs_erase_person_opts o = {.threshold = 0.6f, .max_images = VS_ERASE_MAX_IMAGES, .dry_run = 1, .suppress = 1};
-    t0 = now_ms();
+    t0 = bench_now_ms();
     if (vs_erase_person(&p, "t", q, &o, &rep, &e)) die("dry run", &e);
     printf("{\"bench\":\"dry_run\",\"faces\":%d,\"listed\":%zu,\"complete\":%s,\"ms\":%.1f}\n", n,
            json_array_size(json_object_get(rep, "images")), json_is_true(json_object_get(rep, "complete")) ? "true" : "false",
-           now_ms() - t0);
+           bench_now_ms() - t0);
     json_decref(rep);
     o.dry_run = 0;
-    t0 = now_ms();
+    t0 = bench_now_ms();
     if (vs_erase_person(&p, "t", q, &o, &rep, &e)) die("erase", &e);
-    double ms = now_ms() - t0;
+    double ms = bench_now_ms() - t0;
     json_int_t erased = json_integer_value(json_object_get(rep, "images_erased"));
     printf("{\"bench\":\"erase_person\",\"faces\":%d,\"images_erased\":%lld,\"ms\":%.0f,\"ms_per_image\":%.2f,"
            "\"note\":\"points, raw file, crop, thumbnail, identity samples, record marker, log entry\"}\n",
@@ -175,6 +143,6 @@ int main(int argc, char **argv) {
     p.index->ops->close(p.index);
     vs_store_close(p.store);
     vs_engine_free(engine);
-    if (own_dir) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (own_dir) bench_rm_tree(dir);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "vs_alloc.h"
 #include "vs_flat.h"
 #include "vs_index.h"
@@ -23,35 +24,11 @@
 #define BATCH 256
 #define COLL "faces_v1"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static uint64_t rng = 0x243F6A8885A308D3ull;
-static uint64_t rnd(void) {
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 2685821657736338717ull;
-}
 
-/* A random unit vector (uniform in [-1,1]^d, normalised). */
-static void rand_unit(float *v) {
-    double n2 = 0;
-    for (int d = 0; d < DIM; d++) {
-        v[d] = (float)((double)(rnd() >> 11) / 4503599627370496.0 - 1.0);
-        n2 += (double)v[d] * v[d];
-    }
-    float inv = (float)(1.0 / sqrt(n2));
-    for (int d = 0; d < DIM; d++) v[d] *= inv;
-}
-
-static void die(const char *what, const vs_error *e) {
-    fprintf(stderr, "bench_index_search: %s: %s\n", what, e->msg);
-    exit(1);
-}
+static double now_ms(void) { return bench_now_ms(); }
+static void rand_unit(float *v) { bench_rand_unit(&rng, v, DIM); }
+static void die(const char *what, const vs_error *e) { bench_die("bench_index_search", what, e); }
 
 /* Upserts n points of tenant in batches; returns the elapsed ms. */
 static double load(vs_index *ix, const char *tenant, int first, int n) {
@@ -196,11 +173,6 @@ static void print_rss(const char *when) {
            hwm / 1024.0);
 }
 
-static int rm_one(const char *p, const struct stat *s, int flag, struct FTW *ftw) {
-    (void)s, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 int main(int argc, char **argv) {
     char tmp[] = "/tmp/vs_bench_index_XXXXXX";
     const char *dir = argc > 1 ? argv[1] : mkdtemp(tmp);
@@ -251,6 +223,6 @@ int main(int argc, char **argv) {
     bench_search(ix, "100k_after_reopen", 100000, 100000, 30, NULL);
     print_rss("after reopen");
     ix->ops->close(ix);
-    if (argc <= 1) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (argc <= 1) bench_rm_tree(dir);
     return 0;
 }
