@@ -5,52 +5,34 @@
  * here has state, so any thread may call it. */
 #include "vs_sigv4.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "vs_alloc.h"
+#include "vs_buf.h"
 #include "vs_hash.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 
-/* A growable string; any failure sets bad and later appends do nothing, so
- * builders check once at the end. */
+/* A string being built on a vs_buf; any failure sets bad and later appends
+ * do nothing, so builders check once at the end. */
 typedef struct sbuf {
-    char *p;
-    size_t len, cap;
+    vs_buf b;
     int bad;
 } sbuf;
 
 /* Makes room for n more bytes plus the NUL; 0 (and bad) when it cannot. */
-static int sb_room(sbuf *b, size_t n) {
-    if (b->bad) return 0;
-    if (b->len + n + 1 <= b->cap) return 1;
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->len + n + 1) {
-        if (cap > ((size_t)-1) / 2) {
-            b->bad = 1;
-            return 0;
-        }
-        cap *= 2;
-    }
-    char *p = vs_realloc(b->p, cap);
-    if (!p) {
-        b->bad = 1;
-        return 0;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 1;
+static int sb_room(sbuf *s, size_t n) {
+    if (!s->bad && (n > SIZE_MAX / 2 - s->b.len || vs_buf_reserve(&s->b, s->b.len + n) != VS_OK)) s->bad = 1;
+    return !s->bad;
 }
 
-/* Appends n bytes of s. */
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (!sb_room(b, n)) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+/* Appends n bytes of p. */
+static void sb_put(sbuf *s, const char *p, size_t n) {
+    if (!s->bad && vs_buf_append(&s->b, p, n) != VS_OK) s->bad = 1;
 }
 
 /* Appends the NUL-terminated s. */
@@ -63,17 +45,17 @@ static void sb_chr(sbuf *b, char c) { sb_put(b, &c, 1); }
 static void sb_enc(sbuf *b, const char *s, int encode_slash) {
     size_t n = vs_sigv4_uri_encode(s, encode_slash, NULL, 0);
     if (!sb_room(b, n)) return;
-    vs_sigv4_uri_encode(s, encode_slash, b->p + b->len, n + 1);
-    b->len += n;
+    vs_sigv4_uri_encode(s, encode_slash, (char *)b->b.data + b->b.len, n + 1);
+    b->b.len += n;
 }
 
 /* Hands over the built string (NULL, freed, when anything failed). */
 static char *sb_done(sbuf *b) {
     if (b->bad || !sb_room(b, 0)) {
-        vs_free(b->p);
+        vs_buf_free(&b->b);
         return NULL;
     }
-    return b->p;
+    return (char *)b->b.data;
 }
 
 /* 1 when c is kept as it is by the AWS URI encoding. */
@@ -278,7 +260,7 @@ out:
     vs_free(h);
     vs_free(query);
     if (!ok) {
-        vs_free(b.p);
+        vs_buf_free(&b.b);
         signed_headers[0] = '\0';
         return NULL;
     }
@@ -398,7 +380,7 @@ char *vs_sigv4_presign_query(const vs_sigv4_creds *c, const char *amz_date, int6
     if (vs_sigv4_sign(c, amz_date, &r, sig, sh, sizeof sh) != 0) return NULL;
     char *query = vs_sigv4_canonical_query(q, 5);
     if (!query) return NULL;
-    sbuf b = {.p = query, .len = strlen(query), .cap = strlen(query) + 1};
+    sbuf b = {.b = {.data = (uint8_t *)query, .len = strlen(query), .cap = strlen(query) + 1}};
     sb_str(&b, "&X-Amz-Signature=");
     sb_str(&b, sig);
     return sb_done(&b);
