@@ -333,11 +333,9 @@ vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_e
 
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
     const char *ids[1] = {id};
-    vs_err rc = p->index->ops->get(p->index, VS_BLOCKS_COLLECTION, tenant, id, NULL, NULL, err);
-    if (rc == VS_ERR_NOT_FOUND) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
-    if (rc != VS_OK) return rc;
-    int64_t n = 0;
-    rc = p->index->ops->delete_ids(p->index, VS_BLOCKS_COLLECTION, tenant, ids, 1, &n, err);
+    int64_t n = 0; /* the tenant's points only: another tenant's block id deletes nothing */
+    vs_err rc = p->index->ops->delete_ids(p->index, VS_BLOCKS_COLLECTION, tenant, ids, 1, &n, err);
+    if (rc == VS_ERR_NOT_FOUND || (rc == VS_OK && n == 0)) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
     return rc == VS_OK ? vs_erase_log(p, tenant, "block_lifted", json_pack("{s:s}", "block_id", id), err) : rc;
 }
 
