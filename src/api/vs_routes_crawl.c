@@ -5,7 +5,6 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "vs_alloc.h"
 #include "vs_crawl.h"
@@ -149,12 +148,9 @@ void vs_route_crawl_cancel(vs_req *r, const char *id) {
     int cancelled = 0;
     vs_err rc = vs_crawl_job_cancel_queued(a->crawl.db, r->tenant, id, &cancelled, &e);
     if (rc == VS_ERR_NOT_FOUND) return vs_reply_error(r, 404, "not_found", "no crawl job %.64s", id);
-    /* claimed a moment ago: its thread may not have taken it in hand yet */
-    for (int i = 0; rc == VS_OK && !cancelled && i < 20; i++) {
-        if ((rc = vs_crawl_job_get(a->crawl.db, r->tenant, id, &job, &e)) != VS_OK || job.state != VS_CRAWL_RUNNING) break;
-        if ((cancelled = vs_crawl_runner_cancel(a->crawler, id))) break;
-        usleep(50 * 1000);
-    }
+    /* not queued any more: running in one of the runner's slots (a claim
+     * puts it there atomically, see vs_crawl_runner.c), or ended */
+    if (rc == VS_OK && !cancelled) cancelled = vs_crawl_runner_cancel(a->crawler, id);
     if (rc == VS_OK) rc = vs_crawl_job_get(a->crawl.db, r->tenant, id, &job, &e);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &e);
     if (!cancelled)

@@ -298,48 +298,59 @@ vs_err vs_crawl_job_list(vs_crawl_db *db, const char *tenant, vs_crawl_job *out,
     return rc;
 }
 
-/* Runs one UPDATE whose parameters, if any, are ?1 (text a), ?2 (text b)
- * and ?3 (v), and reports the rows changed; for the state changes below. */
-static vs_err update_rows(vs_crawl_db *db, const char *sql, const char *op, const char *a, const char *b, int64_t v,
-                          int64_t *changed, vs_error *err) {
+/* Steps a prepared UPDATE, finalizes it and reports the rows it changed. */
+static vs_err step_update(vs_crawl_db *db, sqlite3_stmt *st, const char *op, int64_t *changed, vs_error *err) {
+    vs_err rc = sqlite3_step(st) == SQLITE_DONE ? VS_OK : vs_sqlite_fail(&db->sq, err, op);
+    if (rc == VS_OK && changed) *changed = sqlite3_changes(db->sq.db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+vs_err vs_crawl_jobs_requeue(vs_crawl_db *db, int64_t *n, vs_error *err) {
     pthread_mutex_lock(&db->sq.mu);
     sqlite3_stmt *st = NULL;
-    vs_err rc = vs_sqlite_prepare(&db->sq, sql, op, &st, err);
+    vs_err rc = vs_sqlite_prepare(&db->sq, "UPDATE jobs SET state = ?1 WHERE state = ?2", "requeue interrupted jobs", &st, err);
     if (rc == VS_OK) {
-        int np = sqlite3_bind_parameter_count(st);
-        if (np >= 1) vs_sqlite_bind_text(st, 1, a);
-        if (np >= 2) vs_sqlite_bind_text(st, 2, b);
-        if (np >= 3) sqlite3_bind_int64(st, 3, v);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&db->sq, err, op);
-        else if (changed) *changed = sqlite3_changes(db->sq.db);
-        sqlite3_finalize(st);
+        sqlite3_bind_int(st, 1, VS_CRAWL_QUEUED);
+        sqlite3_bind_int(st, 2, VS_CRAWL_RUNNING);
+        rc = step_update(db, st, "requeue interrupted jobs", n, err);
     }
     pthread_mutex_unlock(&db->sq.mu);
     return rc;
 }
 
-vs_err vs_crawl_jobs_requeue(vs_crawl_db *db, int64_t *n, vs_error *err) {
-    char sql[96];
-    snprintf(sql, sizeof sql, "UPDATE jobs SET state = %d WHERE state = %d", (int)VS_CRAWL_QUEUED,
-             (int)VS_CRAWL_RUNNING);
-    return update_rows(db, sql, "requeue interrupted jobs", NULL, NULL, 0, n, err);
-}
-
+/* Cancels the job when it is still QUEUED; a job that changed nothing is
+ * looked up only then, to tell "not yours / no such job" (NOT_FOUND) from
+ * "already running or ended" (*cancelled = 0). */
 vs_err vs_crawl_job_cancel_queued(vs_crawl_db *db, const char *tenant, const char *id, int *cancelled,
                                   vs_error *err) {
     *cancelled = 0;
-    vs_crawl_job *job = vs_malloc(sizeof *job);
-    if (!job) return vs_fail(err, VS_ERR_NOMEM, "crawl job cancel: out of memory");
-    vs_err rc = vs_crawl_job_get(db, tenant, id, job, err); /* NOT_FOUND for another tenant's */
-    vs_free(job);
+    vs_err rc = check_job_id(id, "crawl job cancel", err);
+    if (rc == VS_OK) rc = vs_tenant_check(tenant, "crawl job cancel", err);
     if (rc != VS_OK) return rc;
     int64_t changed = 0;
-    char sql[160];
-    snprintf(sql, sizeof sql,
-             "UPDATE jobs SET state = %d, finished_ms = ?3 WHERE id = ?1 AND tenant = ?2 AND state = %d",
-             (int)VS_CRAWL_CANCELLED, (int)VS_CRAWL_QUEUED);
-    rc = update_rows(db, sql, "cancel job", id, tenant, vs_wall_ms(), &changed, err);
-    *cancelled = rc == VS_OK && changed > 0;
+    pthread_mutex_lock(&db->sq.mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&db->sq,
+                           "UPDATE jobs SET state = ?1, finished_ms = ?2 WHERE id = ?3 AND tenant = ?4 AND state = ?5",
+                           "cancel job", &st, err);
+    if (rc == VS_OK) {
+        sqlite3_bind_int(st, 1, VS_CRAWL_CANCELLED);
+        sqlite3_bind_int64(st, 2, vs_wall_ms());
+        vs_sqlite_bind_text(st, 3, id);
+        vs_sqlite_bind_text(st, 4, tenant);
+        sqlite3_bind_int(st, 5, VS_CRAWL_QUEUED);
+        rc = step_update(db, st, "cancel job", &changed, err);
+    }
+    pthread_mutex_unlock(&db->sq.mu);
+    if (rc != VS_OK || changed > 0) {
+        *cancelled = rc == VS_OK;
+        return rc;
+    }
+    vs_crawl_job *job = vs_malloc(sizeof *job);
+    if (!job) return vs_fail(err, VS_ERR_NOMEM, "crawl job cancel: out of memory");
+    rc = vs_crawl_job_get(db, tenant, id, job, err); /* NOT_FOUND for another tenant's */
+    vs_free(job);
     return rc;
 }
 

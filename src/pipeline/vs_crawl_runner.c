@@ -357,11 +357,26 @@ static void runner_wait(vs_crawl_runner *r, int ms) {
 }
 
 /* Records (or clears, with id NULL) the job a slot runs. */
-static void slot_set_job(runner_slot *s, const char *id) {
-    pthread_mutex_lock(&s->r->mu);
+static void slot_set_job_locked(runner_slot *s, const char *id) {
     snprintf(s->job_id, sizeof s->job_id, "%s", id ? id : "");
     atomic_store(&s->stop, atomic_load(&s->r->shutdown) ? VS_CRAWL_STOP_SHUTDOWN : 0);
+}
+
+static void slot_set_job(runner_slot *s, const char *id) {
+    pthread_mutex_lock(&s->r->mu);
+    slot_set_job_locked(s, id);
     pthread_mutex_unlock(&s->r->mu);
+}
+
+/* Claims the next queued job into the slot under the runner's lock, so a
+ * cancel (which takes the same lock) sees a job either still QUEUED in
+ * crawl.db or already in a slot, never in between. */
+static vs_err claim_into(runner_slot *s, vs_crawl_job *job, int *found, vs_error *err) {
+    pthread_mutex_lock(&s->r->mu);
+    vs_err rc = vs_crawl_job_claim(s->r->env.db, job, found, err);
+    if (rc == VS_OK && *found) slot_set_job_locked(s, job->id);
+    pthread_mutex_unlock(&s->r->mu);
+    return rc;
 }
 
 /* A runner thread: claim a job, run it, repeat; sleep when none. */
@@ -372,7 +387,7 @@ static void *runner_main(void *arg) {
     while (job && !atomic_load(&r->shutdown)) {
         int found = 0;
         vs_error e = {0};
-        if (vs_crawl_job_claim(r->env.db, job, &found, &e) != VS_OK) {
+        if (claim_into(s, job, &found, &e) != VS_OK) {
             if (r->env.log) r->env.log(r->env.log_ctx, e.msg);
             runner_wait(r, RUNNER_POLL_MS);
             continue;
@@ -382,7 +397,6 @@ static void *runner_main(void *arg) {
             continue;
         }
         vs_crawl_runner_wake(r); /* another idle thread may take the next job */
-        slot_set_job(s, job->id);
         if (vs_crawl_job_run(&r->env, job, &s->stop, &e) != VS_OK && e.code != VS_ERR_CANCELLED && r->env.log)
             r->env.log(r->env.log_ctx, e.msg);
         slot_set_job(s, NULL);
