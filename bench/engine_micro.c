@@ -1,7 +1,8 @@
 /* engine_micro.c - single-thread timings of the face engine's parts: one
- * blazeface-back pass (256 px), one faceres embedding (224 px), and a whole
- * image (decode + detect + align + quality + embed) of a ~1 MP photo; peak
- * RSS. Prints JSON; bench/engine runs it beside the tfjs-wasm reference. */
+ * blazeface-back pass (256 px), one embedding by each embedder (dlib 150 px,
+ * faceres 224 px), and a whole image (decode + detect + align + quality +
+ * embed) of a ~1 MP photo with each; peak RSS. Prints JSON; bench/engine runs
+ * it beside the tfjs-wasm reference. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "bench_util.h"
+#include "vs_dlib_resnet.h"
 #include "vs_engine.h"
 #include "vs_nn.h"
 
@@ -55,50 +57,64 @@ int main(int argc, char **argv) {
     vs_error err = {0};
     vs_model_opts dopt = {.batch = 1, .n_outputs = 4};
     for (int i = 0; i < 4; i++) dopt.outputs[i] = vs_blaze_outputs[i];
-    vs_model_opts eopt = {.batch = 1, .n_outputs = 1, .outputs = {VS_EMBED_NODE}};
-    vs_model *det = load(cfg.models_dir, VS_DETECT_MODEL, &dopt), *emb = load(cfg.models_dir, VS_EMBED_MODEL, &eopt);
-    vs_runtime *drt = NULL, *ert = NULL;
-    if (vs_runtime_new(det, 1, &drt, &err) != VS_OK || vs_runtime_new(emb, 1, &ert, &err) != VS_OK) {
+    vs_model_opts eopt = {.batch = 1, .n_outputs = 1, .outputs = {"global_pooling/Mean"}};
+    vs_model *det = load(cfg.models_dir, VS_DETECT_MODEL, &dopt), *emb = load(cfg.models_dir, "faceres", &eopt);
+    vs_model *dlib = NULL;
+    char dpath[1024];
+    snprintf(dpath, sizeof dpath, "%s/face_recognition_model-weights_manifest.json", cfg.models_dir);
+    vs_runtime *drt = NULL, *ert = NULL, *lrt = NULL;
+    if (vs_dlib_resnet_load(dpath, &dlib, &err) != VS_OK || vs_runtime_new(det, 1, &drt, &err) != VS_OK ||
+        vs_runtime_new(emb, 1, &ert, &err) != VS_OK || vs_runtime_new(dlib, 1, &lrt, &err) != VS_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
     for (size_t i = 0; i < 256 * 256 * 3; i++) vs_runtime_input(drt)[i] = (float)(i % 255) / 127.5f - 1;
     for (size_t i = 0; i < 224 * 224 * 3; i++) vs_runtime_input(ert)[i] = (float)(i % 255);
-    double det_ms = time_runtime(drt, iters), emb_ms = time_runtime(ert, iters);
-
-    vs_engine *e = NULL;
-    vs_engine_worker *w = NULL;
-    if (vs_engine_load(&cfg, &e, &err) != VS_OK || vs_engine_worker_new(e, &w, &err) != VS_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 1;
-    }
-    double t[256];
+    for (size_t i = 0; i < 150 * 150 * 3; i++) vs_runtime_input(lrt)[i] = (float)(i % 255);
+    double det_ms = time_runtime(drt, iters), emb_ms = time_runtime(ert, iters), dlib_ms = time_runtime(lrt, iters);
+    double per_image[VS_EMBEDDER_COUNT];
     int faces = 0, width = 0, height = 0;
-    for (int i = -3; i < iters; i++) {
-        double t0 = now_ms();
-        vs_image img = {0};
-        vs_faces f = {0};
-        if (vs_image_load(image, NULL, &img, &err) != VS_OK || vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, &f, &err) != VS_OK) {
+    for (int k = 0; k < VS_EMBEDDER_COUNT; k++) {
+        cfg.embedder = (vs_embedder)k;
+        vs_engine *e = NULL;
+        vs_engine_worker *w = NULL;
+        if (vs_engine_load(&cfg, &e, &err) != VS_OK || vs_engine_worker_new(e, &w, &err) != VS_OK) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
         }
-        if (i >= 0) t[i] = now_ms() - t0;
-        faces = f.n;
-        width = img.width;
-        height = img.height;
-        vs_faces_free(&f);
-        vs_image_free(&img);
+        double t[256];
+        for (int i = -3; i < iters; i++) {
+            double t0 = now_ms();
+            vs_image img = {0};
+            vs_faces f = {0};
+            if (vs_image_load(image, NULL, &img, &err) != VS_OK ||
+                vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, &f, &err) != VS_OK) {
+                fprintf(stderr, "bench: %s\n", err.msg);
+                return 1;
+            }
+            if (i >= 0) t[i] = now_ms() - t0;
+            faces = f.n;
+            width = img.width;
+            height = img.height;
+            vs_faces_free(&f);
+            vs_image_free(&img);
+        }
+        qsort(t, (size_t)iters, sizeof t[0], cmp_double);
+        per_image[k] = t[iters / 2];
+        vs_engine_worker_free(w);
+        vs_engine_free(e);
     }
-    qsort(t, (size_t)iters, sizeof t[0], cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"threads\":1,\"blazeface_ms\":%.3f,\"faceres_ms\":%.3f,\"image\":\"%s\",\"image_px\":[%d,%d],"
-           "\"faces\":%d,\"detector_max_passes\":%d,\"per_image_ms\":%.3f,\"peak_rss_mb\":%.1f}\n",
-           det_ms, emb_ms, image, width, height, faces, cfg.detect.max_passes, t[iters / 2], ru.ru_maxrss / 1024.0);
-    vs_engine_worker_free(w);
-    vs_engine_free(e);
+    printf("{\"threads\":1,\"blazeface_ms\":%.3f,\"faceres_ms\":%.3f,\"dlib_ms\":%.3f,\"image\":\"%s\","
+           "\"image_px\":[%d,%d],\"faces\":%d,\"detector_max_passes\":%d,\"per_image_ms\":%.3f,"
+           "\"per_image_faceres_ms\":%.3f,\"peak_rss_mb\":%.1f}\n",
+           det_ms, emb_ms, dlib_ms, image, width, height, faces, cfg.detect.max_passes, per_image[VS_EMBEDDER_DLIB],
+           per_image[VS_EMBEDDER_FACERES], ru.ru_maxrss / 1024.0);
     vs_runtime_free(drt);
     vs_runtime_free(ert);
+    vs_runtime_free(lrt);
+    vs_model_free(dlib);
     vs_model_free(det);
     vs_model_free(emb);
     return 0;

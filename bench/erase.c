@@ -41,7 +41,7 @@ static void fill(vs_pipeline *p, int dim, int n, int persons) {
     vs_point *pts = vs_malloc(sizeof *pts * BATCH);
     vs_error e = {0};
     if (!vecs || !ids || !pls || !pts) die("fill", &e);
-    if (p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, &e))
+    if (p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, vs_engine_model_id(p->engine), &e))
         die("collection", &e);
     for (int base = 0; base < n; base += BATCH) {
         int k = n - base < BATCH ? n - base : BATCH;

@@ -13,7 +13,7 @@
 static int has_models(const char *dir) {
     char p[PATH_MAX + 64];
     struct stat st;
-    snprintf(p, sizeof p, "%s/%s.json", dir, VS_EMBED_MODEL);
+    snprintf(p, sizeof p, "%s/%s.json", dir, VS_DETECT_MODEL);
     return stat(p, &st) == 0;
 }
 

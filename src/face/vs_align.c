@@ -80,18 +80,19 @@ void vs_affine_invert(const float m[6], float inv[6]) {
     inv[5] = (float)(-(ic * m[2] + id * m[5]));
 }
 
-/* Template scaled to the crop, fitted image->crop, inverted to crop->image
- * because a warp samples the source for every destination pixel. */
-vs_err vs_align_matrix(const float kp[4][2], int out_size, float src_from_dst[6],
-                       vs_error *err) {
-    if (!kp || !src_from_dst || out_size <= 0)
-        return vs_fail(err, VS_ERR_INVALID_ARG, "align: bad output size %d", out_size);
-    float dst[4][2];
-    float s = (float)out_size / (float)VS_ALIGN_TEMPLATE_SIZE;
-    for (int i = 0; i < 4; i++) {
-        dst[i][0] = vs_align_template[i][0] * s;
-        dst[i][1] = vs_align_template[i][1] * s;
-    }
+/* dlib's mean face (the 68-point shape of get_face_chip_details, unit square)
+ * reduced to our 4 keypoints: eye centres = mean of each eye's 6 points,
+ * nose tip = point 30, mouth centre = mean of the 12 outer-lip points. */
+const float vs_align_dlib_template[4][2] = {
+    {0.2254918f, 0.2159903f},  /* right eye (left in image), points 36-41 */
+    {0.7547613f, 0.2159903f},  /* left eye, points 42-47 */
+    {0.4901270f, 0.5156250f},  /* nose tip, point 30 */
+    {0.4901266f, 0.8076588f},  /* mouth centre, points 48-59 */
+};
+
+/* Fits image->crop onto dst (crop pixels) and returns crop->image, because a
+ * warp samples the source for every destination pixel. */
+static vs_err fit_inverse(const float kp[4][2], const float dst[4][2], float src_from_dst[6], vs_error *err) {
     float fwd[6];
     vs_err rc = vs_similarity_estimate(kp, (const float(*)[2])dst, 4, fwd, err);
     if (rc != VS_OK)
@@ -103,4 +104,29 @@ vs_err vs_align_matrix(const float kp[4][2], int out_size, float src_from_dst[6]
         return vs_fail(err, VS_ERR_INVALID_ARG, "align: keypoints do not fit the face template");
     vs_affine_invert(fwd, src_from_dst);
     return VS_OK;
+}
+
+vs_err vs_align_matrix(const float kp[4][2], int out_size, float src_from_dst[6], vs_error *err) {
+    if (!kp || !src_from_dst || out_size <= 0)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "align: bad output size %d", out_size);
+    float dst[4][2];
+    float s = (float)out_size / (float)VS_ALIGN_TEMPLATE_SIZE;
+    for (int i = 0; i < 4; i++) {
+        dst[i][0] = vs_align_template[i][0] * s;
+        dst[i][1] = vs_align_template[i][1] * s;
+    }
+    return fit_inverse(kp, (const float(*)[2])dst, src_from_dst, err);
+}
+
+/* dlib places the unit mean face at (padding + p) / (1 + 2 padding) of the
+ * chip, so padding 0.25 leaves a quarter face of margin on every side. */
+vs_err vs_align_dlib_matrix(const float kp[4][2], int out_size, float padding, float src_from_dst[6],
+                            vs_error *err) {
+    if (!kp || !src_from_dst || out_size <= 0 || !(padding >= 0 && padding <= 2))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "align: bad chip size %d or padding %g", out_size, padding);
+    float dst[4][2];
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++)
+            dst[i][k] = (padding + vs_align_dlib_template[i][k]) / (1 + 2 * padding) * (float)out_size;
+    return fit_inverse(kp, (const float(*)[2])dst, src_from_dst, err);
 }

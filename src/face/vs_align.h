@@ -37,4 +37,15 @@ void vs_affine_invert(const float m[6], float inv[6]);
 vs_err vs_align_matrix(const float kp[4][2], int out_size, float src_from_dst[6],
                        vs_error *err);
 
+/* dlib's face-chip template for the same 4 keypoints, in the unit square of
+ * its mean face shape (see vs_align.c for how it was derived). */
+extern const float vs_align_dlib_template[4][2];
+
+/* The crop->image matrix of dlib's face chip (get_face_chip_details): the
+ * unit template with `padding` (dlib's recognition chips use 0.25) around it,
+ * scaled to out_size (150). Errors as vs_align_matrix, and for a padding
+ * outside 0..2. */
+vs_err vs_align_dlib_matrix(const float kp[4][2], int out_size, float padding, float src_from_dst[6],
+                            vs_error *err);
+
 #endif

@@ -1,25 +1,54 @@
 /* vs_engine.c - the face engine: per image, detect (vs_detect), then per face
- * align to the ArcFace template at 224 px, score quality, hash the crop and
- * run faceres for the 1024-d descriptor at its internal node
- * global_pooling/Mean (the graph's declared outputs are age/gender heads).
- * faceres takes RGB 0..255 unnormalised; the descriptor is L2-normalised here. */
+ * align to the ArcFace template at 224 px (the crop users see, scored for
+ * quality and hashed), and embed the face with the collection's embedder:
+ *   dlib    dlib's ResNet on its own 150 px face chip (dlib's template, padding
+ *           0.25), 128-d; built in C from face-api's weights (vs_dlib_resnet.c);
+ *   faceres HSE FaceRes on the 224 px ArcFace crop, 1024-d, read at the
+ *           internal node global_pooling/Mean (the declared outputs are
+ *           age/gender heads); RGB 0..255 unnormalised.
+ * Descriptors are L2-normalised here, so cosine = dot product everywhere. */
 #include "vs_engine.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vs_align.h"
 #include "vs_alloc.h"
+#include "vs_dlib_resnet.h"
 #include "vs_nn.h"
 #include "vs_phash.h"
 #include "vs_similarity.h"
 
+#define FACERES_FILE "faceres"
+#define FACERES_NODE "global_pooling/Mean"
+#define DLIB_FILE "face_recognition_model-weights_manifest.json"
+#define DLIB_PADDING 0.25f
+
+/* Thresholds: docs/models.md, "Thresholds", chosen on LFW DevTrain. */
+static const vs_embedder_info embedders[VS_EMBEDDER_COUNT] = {
+    [VS_EMBEDDER_DLIB] = {"dlib", "dlib-resnet@face-api-1.7.15", VS_DLIB_DIM, 0.5f, 0.4f},
+    [VS_EMBEDDER_FACERES] = {"faceres", "faceres@human-models-3.0.4", 1024, 0.55f, 0.45f},
+};
+
+const vs_embedder_info *vs_embedder_get(vs_embedder e) {
+    return (unsigned)e < VS_EMBEDDER_COUNT ? &embedders[e] : NULL;
+}
+
+int vs_embedder_find(const char *s) {
+    for (int i = 0; s && i < VS_EMBEDDER_COUNT; i++)
+        if (!strcmp(s, embedders[i].name) || !strcmp(s, embedders[i].model_id)) return i;
+    return -1;
+}
+
 struct vs_engine {
     vs_engine_cfg cfg;
     char models_dir[1024];
+    const vs_embedder_info *info;
     vs_model *detector;
     vs_model *embedder;
+    int chip;           /* embedder input side */
     int dim;
 };
 
@@ -27,15 +56,16 @@ struct vs_engine_worker {
     const vs_engine *e;
     vs_runtime *det_rt;
     vs_runtime *emb_rt;
+    vs_image chip, big;  /* embedder input, and its supersampled version */
 };
 
 void vs_engine_cfg_default(vs_engine_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
     const char *env = getenv("VISAGE_MODELS");
     cfg->models_dir = env && *env ? env : "models";
+    cfg->embedder = VS_EMBEDDER_DEFAULT;
     vs_detect_cfg_default(&cfg->detect);
     vs_quality_cfg_default(&cfg->quality);
-    cfg->match_threshold = VS_DEFAULT_MATCH_THRESHOLD;
 }
 
 /* Loads one model and checks its input and output shapes are the expected. */
@@ -54,6 +84,19 @@ static vs_err load_model(const char *dir, const char *name, const vs_model_opts 
     return VS_OK;
 }
 
+/* The embedder of e->info, with its chip side. */
+static vs_err load_embedder(vs_engine *e, vs_error *err) {
+    if (e->cfg.embedder == VS_EMBEDDER_FACERES) {
+        vs_model_opts eopt = {.batch = 1, .n_outputs = 1, .outputs = {FACERES_NODE}};
+        e->chip = VS_EMBED_INPUT;
+        return load_model(e->models_dir, FACERES_FILE, &eopt, VS_EMBED_INPUT, &e->embedder, err);
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", e->models_dir, DLIB_FILE);
+    e->chip = VS_DLIB_INPUT;
+    return vs_dlib_resnet_load(path, &e->embedder, err);
+}
+
 vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) {
     *out = NULL;
     vs_engine *e = vs_calloc(1, sizeof *e);
@@ -62,11 +105,16 @@ vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) 
     else vs_engine_cfg_default(&e->cfg);
     snprintf(e->models_dir, sizeof e->models_dir, "%s", e->cfg.models_dir ? e->cfg.models_dir : "models");
     e->cfg.models_dir = e->models_dir;
+    e->info = vs_embedder_get(e->cfg.embedder);
+    if (!e->info) {
+        vs_free(e);
+        return vs_fail(err, VS_ERR_INVALID_ARG, "engine: unknown embedder %d", (int)e->cfg.embedder);
+    }
+    if (!(e->cfg.match_threshold > 0)) e->cfg.match_threshold = e->info->match_threshold;
     vs_model_opts dopt = {.batch = 1, .n_outputs = 4};
     for (int i = 0; i < 4; i++) dopt.outputs[i] = vs_blaze_outputs[i];
-    vs_model_opts eopt = {.batch = 1, .n_outputs = 1, .outputs = {VS_EMBED_NODE}};
     vs_err rc = load_model(e->models_dir, VS_DETECT_MODEL, &dopt, VS_BLAZE_INPUT, &e->detector, err);
-    if (rc == VS_OK) rc = load_model(e->models_dir, VS_EMBED_MODEL, &eopt, VS_EMBED_INPUT, &e->embedder, err);
+    if (rc == VS_OK) rc = load_embedder(e, err);
     if (rc == VS_OK) {
         static const size_t want[4][3] = {{1, 512, 1}, {1, 384, 1}, {1, 512, 16}, {1, 384, 16}};
         for (int i = 0; i < 4 && rc == VS_OK; i++) {
@@ -77,6 +125,9 @@ vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) 
         }
         vs_shape s = vs_model_output_shape(e->embedder, 0);
         e->dim = (int)s.dims[s.ndim - 1];
+        if (e->dim != e->info->dim)
+            rc = vs_fail(err, VS_ERR_MODEL, "%s: embedder %s gives %d values, expected %d", e->models_dir, e->info->name,
+                         e->dim, e->info->dim);
     }
     if (rc != VS_OK) {
         vs_engine_free(e);
@@ -94,6 +145,8 @@ void vs_engine_free(vs_engine *e) {
 }
 
 int vs_engine_embedding_dim(const vs_engine *e) { return e->dim; }
+const char *vs_engine_model_id(const vs_engine *e) { return e->info->model_id; }
+const vs_embedder_info *vs_engine_embedder(const vs_engine *e) { return e->info; }
 const vs_engine_cfg *vs_engine_config(const vs_engine *e) { return &e->cfg; }
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err) {
@@ -103,6 +156,7 @@ vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error
     w->e = e;
     vs_err rc = vs_runtime_new(e->detector, 1, &w->det_rt, err);
     if (rc == VS_OK) rc = vs_runtime_new(e->embedder, 1, &w->emb_rt, err);
+    if (rc == VS_OK) rc = vs_image_alloc(&w->chip, e->chip, e->chip, 3, err);
     if (rc != VS_OK) {
         vs_engine_worker_free(w);
         return rc;
@@ -115,19 +169,53 @@ void vs_engine_worker_free(vs_engine_worker *w) {
     if (!w) return;
     vs_runtime_free(w->det_rt);
     vs_runtime_free(w->emb_rt);
+    vs_image_free(&w->chip);
+    vs_image_free(&w->big);
     vs_free(w);
 }
 
-vs_err vs_engine_embed_crop(vs_engine_worker *w, const vs_image *crop, float *emb, vs_error *err) {
-    if (crop->width != VS_EMBED_INPUT || crop->height != VS_EMBED_INPUT || crop->channels != 3)
-        return vs_fail(err, VS_ERR_INVALID_ARG, "embed: crop must be %dx%d RGB", VS_EMBED_INPUT, VS_EMBED_INPUT);
-    float *in = vs_runtime_input(w->emb_rt);
-    size_t n = (size_t)VS_EMBED_INPUT * VS_EMBED_INPUT * 3;
-    for (size_t i = 0; i < n; i++) in[i] = crop->data[i];
-    vs_err rc = vs_runtime_run(w->emb_rt, err);
+/* Warps img into w->chip with crop->image matrix m. A bilinear warp that
+ * shrinks by more than ~1.5x aliases (dlib builds a pyramid for that), so a
+ * chip of a big face is sampled k x k times larger and area-averaged down. */
+static vs_err warp_chip(vs_engine_worker *w, const vs_image *img, const float m[6], vs_error *err) {
+    float scale = sqrtf(m[0] * m[0] + m[3] * m[3]);
+    int k = (int)lrintf(scale);
+    if (k > 4) k = 4;
+    if (k <= 1) {
+        vs_image_warp_affine(img, m, &w->chip, 0);
+        return VS_OK;
+    }
+    int side = w->chip.width * k;
+    if (w->big.width != side) {
+        vs_image_free(&w->big);
+        vs_err rc = vs_image_alloc(&w->big, side, side, 3, err);
+        if (rc != VS_OK) return rc;
+    }
+    float mk[6] = {m[0] / k, m[1] / k, m[2] + 0.5f * (m[0] + m[1]) * (1.0f / k - 1),
+                   m[3] / k, m[4] / k, m[5] + 0.5f * (m[3] + m[4]) * (1.0f / k - 1)};
+    vs_image_warp_affine(img, mk, &w->big, 0);
+    vs_image small;
+    vs_err rc = vs_image_resize(&w->big, w->chip.width, w->chip.height, &small, err);
     if (rc != VS_OK) return rc;
-    memcpy(emb, vs_runtime_output(w->emb_rt, 0), sizeof(float) * (size_t)w->e->dim);
-    vs_l2_normalize(emb, w->e->dim);
+    memcpy(w->chip.data, small.data, (size_t)w->chip.width * w->chip.height * 3);
+    vs_image_free(&small);
+    return VS_OK;
+}
+
+vs_err vs_engine_embed_face(vs_engine_worker *w, const vs_image *img, const float kp[4][2], float *emb,
+                            vs_error *err) {
+    const vs_engine *e = w->e;
+    float m[6];
+    vs_err rc = e->cfg.embedder == VS_EMBEDDER_DLIB ? vs_align_dlib_matrix(kp, e->chip, DLIB_PADDING, m, err)
+                                                    : vs_align_matrix(kp, e->chip, m, err);
+    if (rc == VS_OK) rc = warp_chip(w, img, m, err);
+    if (rc != VS_OK) return rc;
+    float *in = vs_runtime_input(w->emb_rt);
+    size_t n = (size_t)e->chip * e->chip * 3;
+    for (size_t i = 0; i < n; i++) in[i] = w->chip.data[i];
+    if ((rc = vs_runtime_run(w->emb_rt, err)) != VS_OK) return rc;
+    memcpy(emb, vs_runtime_output(w->emb_rt, 0), sizeof(float) * (size_t)e->dim);
+    vs_l2_normalize(emb, e->dim);
     return VS_OK;
 }
 
@@ -145,7 +233,7 @@ static vs_err describe_face(vs_engine_worker *w, const vs_image *img, const vs_f
     if (flags & VS_ANALYZE_EMBED) {
         f->embedding = vs_malloc(sizeof(float) * (size_t)w->e->dim);
         if (!f->embedding) return vs_fail(err, VS_ERR_NOMEM, "embedding");
-        if ((rc = vs_engine_embed_crop(w, &f->crop, f->embedding, err)) != VS_OK) return rc;
+        if ((rc = vs_engine_embed_face(w, img, (const float(*)[2])d->kp, f->embedding, err)) != VS_OK) return rc;
     }
     if (!(flags & VS_ANALYZE_KEEP_CROPS)) vs_image_free(&f->crop);
     return VS_OK;

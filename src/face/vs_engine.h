@@ -16,23 +16,43 @@
 #include "vs_image.h"
 #include "vs_quality.h"
 
+/* The aligned crop kept for display, quality and pHash (ArcFace template). */
 #define VS_EMBED_INPUT 224
-#define VS_EMBED_MODEL "faceres"
-#define VS_EMBED_MODEL_VERSION "human-models-3.0.4"
-#define VS_EMBED_NODE "global_pooling/Mean"
 #define VS_DETECT_MODEL "blazeface-back"
-/* Cosine similarity at or above which two faces are the same person,
- * calibrated on public pairs (docs/models.md). */
-#define VS_DEFAULT_MATCH_THRESHOLD 0.55f
+
+/* The identity embedders visage can run. Each collection records the model id
+ * of the embedder that filled it, and a collection is only ever searched with
+ * vectors of that model (docs/models.md). */
+typedef enum vs_embedder {
+    VS_EMBEDDER_DLIB = 0,   /* dlib ResNet 128-d, from face-api; the default */
+    VS_EMBEDDER_FACERES,    /* HSE FaceRes 1024-d, from human-models; visage <= 0.1 */
+    VS_EMBEDDER_COUNT
+} vs_embedder;
+
+#define VS_EMBEDDER_DEFAULT VS_EMBEDDER_DLIB
+
+typedef struct vs_embedder_info {
+    const char *name;       /* "dlib", "faceres": what users type */
+    const char *model_id;   /* pinned into collections, e.g. "dlib-resnet@face-api-1.7.15" */
+    int dim;
+    float match_threshold;  /* same-person cosine chosen on LFW DevTrain */
+    float possible_threshold; /* "possible match" band starts here */
+} vs_embedder_info;
+
+const vs_embedder_info *vs_embedder_get(vs_embedder e);
+/* By name or model id; -1 when unknown. */
+int vs_embedder_find(const char *name_or_model_id);
 
 typedef struct vs_engine_cfg {
-    const char *models_dir;     /* folder with blazeface-back.json, faceres.json */
+    const char *models_dir;     /* folder with the model files (scripts/fetch-models.sh) */
+    vs_embedder embedder;
     vs_detect_cfg detect;
     vs_quality_cfg quality;
-    float match_threshold;
+    float match_threshold;      /* 0 = the embedder's calibrated threshold */
 } vs_engine_cfg;
 
-/* Fills defaults; models_dir from $VISAGE_MODELS, else "models". */
+/* Fills defaults; models_dir from $VISAGE_MODELS, else "models"; the default
+ * embedder. */
 void vs_engine_cfg_default(vs_engine_cfg *cfg);
 
 typedef struct vs_engine vs_engine;
@@ -43,7 +63,7 @@ typedef struct vs_face {
     vs_quality quality;
     uint64_t phash;         /* of the aligned crop */
     float *embedding;       /* dim floats, L2-normalised; NULL unless asked */
-    vs_image crop;          /* aligned 224x224 crop; empty unless asked */
+    vs_image crop;          /* ArcFace-aligned 224x224 crop; empty unless asked */
 } vs_face;
 
 typedef struct vs_faces {
@@ -59,6 +79,9 @@ enum {
 vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err);
 void vs_engine_free(vs_engine *e);
 int vs_engine_embedding_dim(const vs_engine *e);
+/* The embedder's model id (what collections are pinned to). */
+const char *vs_engine_model_id(const vs_engine *e);
+const vs_embedder_info *vs_engine_embedder(const vs_engine *e);
 const vs_engine_cfg *vs_engine_config(const vs_engine *e);
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err);
@@ -74,7 +97,10 @@ void vs_faces_free(vs_faces *f);
  * merely the largest; -1 when there is none. */
 int vs_faces_best(const vs_faces *f);
 
-/* Embeds one already aligned 224x224 RGB crop into emb (dim floats). */
-vs_err vs_engine_embed_crop(vs_engine_worker *w, const vs_image *crop, float *emb, vs_error *err);
+/* Embeds the face with keypoints kp (right eye, left eye, nose tip, mouth
+ * centre; pixels of img) into emb (dim floats, L2-normalised), aligning it
+ * the way the embedder was trained. */
+vs_err vs_engine_embed_face(vs_engine_worker *w, const vs_image *img, const float kp[4][2], float *emb,
+                            vs_error *err);
 
 #endif

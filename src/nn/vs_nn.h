@@ -63,4 +63,39 @@ vs_err vs_runtime_run(vs_runtime *rt, vs_error *err);
 /* Output i of the last run (valid until the next run or free). */
 const float *vs_runtime_output(const vs_runtime *rt, int i);
 
+/* ---- graphs written in C (vs_nn_build.c) ----
+ * For networks shipped as a TF.js weights manifest without a graph (face-api):
+ * open the manifest, fetch weights by name, write the layers, finish into a
+ * vs_model. Layer calls return a node id, or -1 once anything has failed (the
+ * first failure is kept and returned by vs_nn_builder_finish), so a model
+ * file checks once at the end. Weights passed in are copied. */
+typedef struct vs_nn_builder vs_nn_builder;
+
+vs_err vs_nn_builder_open(const char *manifest_path, vs_nn_builder **out, vs_error *err);
+void vs_nn_builder_free(vs_nn_builder *b);
+/* The manifest's weight `name`, which must have exactly the shape dims[ndim];
+ * NULL (and the builder failed) otherwise. Valid until the builder is freed. */
+const float *vs_nn_weight(vs_nn_builder *b, const char *name, int ndim, const int *dims);
+/* n zeroed floats owned by the builder (freed with it), for weights a model
+ * file derives (folded, synthesised); NULL and the builder failed when out of
+ * memory. */
+float *vs_nn_scratch(vs_nn_builder *b, size_t n);
+int vs_nn_input(vs_nn_builder *b, int h, int w, int c);
+/* 2-D convolution, filter HWIO [kh,kw,cin,cout], bias [cout] or NULL; `same`
+ * pads as TF's SAME, else VALID; relu clamps the output at 0. */
+int vs_nn_conv(vs_nn_builder *b, int x, const float *hwio, const float *bias, int kh, int kw, int cin, int cout,
+               int stride, int same, int relu);
+int vs_nn_relu(vs_nn_builder *b, int x);
+int vs_nn_add(vs_nn_builder *b, int x, int y, int relu);
+int vs_nn_maxpool(vs_nn_builder *b, int x, int k, int stride, int same);
+/* Zero padding of H (top, bottom) and W (left, right). */
+int vs_nn_pad(vs_nn_builder *b, int x, int top, int bottom, int left, int right);
+/* Mean over H and W: [1,H,W,C] -> [1,C]. */
+int vs_nn_mean_hw(vs_nn_builder *b, int x);
+/* [1,cin] x [cin,cout]. */
+int vs_nn_matmul(vs_nn_builder *b, int x, const float *w_io, int cin, int cout);
+/* Lowers the graph up to node `output` into a model (the builder keeps its
+ * weights; free it afterwards). */
+vs_err vs_nn_builder_finish(vs_nn_builder *b, int output, vs_model **out, vs_error *err);
+
 #endif

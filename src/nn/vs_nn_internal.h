@@ -49,9 +49,15 @@ typedef struct vs_tf_graph {
     char **outputs;
 } vs_tf_graph;
 
+/* Largest model.json or weights manifest read (bytes). */
+#define VS_MODEL_JSON_MAX (64u << 20)
+
 vs_err vs_tf_graph_parse(const char *json, size_t len, const char *dir,
                          const void *weights, size_t weights_len,
                          vs_tf_graph *g, vs_error *err);
+/* Reads a weights-only manifest (a JSON array of groups, as face-api ships)
+ * and its shards beside it: g gets weights and no nodes. */
+vs_err vs_tf_manifest_load(const char *path, vs_tf_graph *g, vs_error *err);
 void vs_tf_graph_free(vs_tf_graph *g);
 int vs_tf_find_node(const vs_tf_graph *g, const char *name);
 const vs_tf_weight *vs_tf_find_weight(const vs_tf_graph *g, const char *name);
@@ -102,5 +108,7 @@ struct vs_model {
 };
 
 vs_err vs_lower(const vs_tf_graph *g, const vs_model_opts *opts, vs_model *m, vs_error *err);
+/* Lowers g into a new model (vs_xnn.c); g may be freed afterwards. */
+vs_err vs_model_from_graph(vs_tf_graph *g, const vs_model_opts *opts, vs_model **out, vs_error *err);
 
 #endif

@@ -5,6 +5,7 @@
  * affine-quantised weights are expanded) or int32 (shape/axis constants). */
 #include <errno.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -246,13 +247,43 @@ static vs_err read_shards(json_t *manifest, const char *dir, uint8_t **out, size
     return VS_OK;
 }
 
+/* Reads every weight of a manifest (array of groups) into g->weights; the
+ * bytes come from `weights` if non-NULL, otherwise from the shard files in dir. */
+static vs_err parse_weights(json_t *manifest, const char *dir, const void *weights, size_t weights_len,
+                            vs_tf_graph *g, vs_error *err) {
+    uint8_t *blob = NULL;
+    vs_err rc = VS_OK;
+    size_t blob_len = weights_len;
+    const uint8_t *wp = weights;
+    if (!wp) {
+        if ((rc = read_shards(manifest, dir, &blob, &blob_len, err)) != VS_OK) return rc;
+        wp = blob;
+    }
+    size_t nw = 0, gi, wi;
+    json_t *grp, *jw;
+    json_array_foreach(manifest, gi, grp) nw += json_array_size(json_object_get(grp, "weights"));
+    g->weights = vs_calloc(nw + 1, sizeof *g->weights);
+    if (!g->weights) { rc = vs_fail(err, VS_ERR_NOMEM, "model.json weights"); goto out; }
+    size_t off = 0;
+    json_array_foreach(manifest, gi, grp) {
+        json_array_foreach(json_object_get(grp, "weights"), wi, jw) {
+            g->n_weights++;
+            if ((rc = read_weight(jw, wp, blob_len, &off, &g->weights[g->n_weights - 1], err)) != VS_OK) goto out;
+        }
+    }
+    if (off != blob_len)
+        rc = vs_fail(err, VS_ERR_MODEL, "weight shards hold %zu bytes but the manifest describes %zu", blob_len, off);
+out:
+    vs_free(blob);
+    return rc;
+}
+
 /* Parses the graph JSON; weights come from `weights` if non-NULL, otherwise
  * from the shard files next to the JSON in `dir`. */
 vs_err vs_tf_graph_parse(const char *json, size_t len, const char *dir, const void *weights,
                          size_t weights_len, vs_tf_graph *g, vs_error *err) {
     memset(g, 0, sizeof *g);
     json_error_t jerr;
-    uint8_t *blob = NULL;
     vs_err rc = VS_OK;
     json_t *root = json_loadb(json, len, 0, &jerr);
     if (!root) return vs_fail(err, VS_ERR_MODEL, "model.json: %s at line %d column %d", jerr.text, jerr.line, jerr.column);
@@ -270,28 +301,7 @@ vs_err vs_tf_graph_parse(const char *json, size_t len, const char *dir, const vo
         g->n_nodes++;
         if ((rc = parse_node(x, &g->nodes[i], err)) != VS_OK) goto out;
     }
-    size_t blob_len = weights_len;
-    const uint8_t *wp = weights;
-    if (!wp) {
-        if ((rc = read_shards(manifest, dir, &blob, &blob_len, err)) != VS_OK) goto out;
-        wp = blob;
-    }
-    size_t nw = 0, gi, wi;
-    json_t *grp, *jw;
-    json_array_foreach(manifest, gi, grp) nw += json_array_size(json_object_get(grp, "weights"));
-    g->weights = vs_calloc(nw + 1, sizeof *g->weights);
-    if (!g->weights) { rc = vs_fail(err, VS_ERR_NOMEM, "model.json weights"); goto out; }
-    size_t off = 0;
-    json_array_foreach(manifest, gi, grp) {
-        json_array_foreach(json_object_get(grp, "weights"), wi, jw) {
-            g->n_weights++;
-            if ((rc = read_weight(jw, wp, blob_len, &off, &g->weights[g->n_weights - 1], err)) != VS_OK) goto out;
-        }
-    }
-    if (off != blob_len) {
-        rc = vs_fail(err, VS_ERR_MODEL, "weight shards hold %zu bytes but the manifest describes %zu", blob_len, off);
-        goto out;
-    }
+    if ((rc = parse_weights(manifest, dir, weights, weights_len, g, err)) != VS_OK) goto out;
     json_t *outs = json_object_get(json_object_get(root, "signature"), "outputs");
     if (json_is_object(outs) && json_object_size(outs) > 0) {
         g->outputs = vs_calloc(json_object_size(outs), sizeof(char *));
@@ -305,7 +315,30 @@ vs_err vs_tf_graph_parse(const char *json, size_t len, const char *dir, const vo
         }
     }
 out:
-    vs_free(blob);
+    json_decref(root);
+    if (rc != VS_OK) vs_tf_graph_free(g);
+    return rc;
+}
+
+vs_err vs_tf_manifest_load(const char *path, vs_tf_graph *g, vs_error *err) {
+    memset(g, 0, sizeof *g);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    vs_err rc = vs_read_file(path, VS_MODEL_JSON_MAX, &text, &len, err);
+    if (rc != VS_OK) {
+        if (rc == VS_ERR_IO || rc == VS_ERR_NOT_FOUND)
+            rc = vs_fail(err, VS_ERR_MODEL, "%s: cannot read weights manifest (%s); run scripts/fetch-models.sh or set "
+                         "VISAGE_MODELS", path, strerror(errno));
+        return rc;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)text, len, 0, &jerr);
+    vs_free(text);
+    if (!root) return vs_fail(err, VS_ERR_MODEL, "%s: %s at line %d column %d", path, jerr.text, jerr.line, jerr.column);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    if (!json_is_array(root)) rc = vs_fail(err, VS_ERR_MODEL, "%s: not a weights manifest (a JSON array of groups)", path);
+    else rc = parse_weights(root, dirname(dir), NULL, 0, g, err);
     json_decref(root);
     if (rc != VS_OK) vs_tf_graph_free(g);
     return rc;

@@ -20,7 +20,6 @@
 #include "vs_image.h"
 #include "vs_nn_internal.h"
 
-#define VS_MODEL_JSON_MAX (64u << 20)
 
 static pthread_once_t xnn_once = PTHREAD_ONCE_INIT;
 static enum xnn_status xnn_init_status = xnn_status_uninitialized;
@@ -52,8 +51,8 @@ void vs_model_free(vs_model *m) {
     vs_free(m);
 }
 
-/* Common tail of both loaders: lowers a parsed graph into a new model. */
-static vs_err model_from_graph(vs_tf_graph *g, const vs_model_opts *opts, vs_model **out, vs_error *err) {
+/* Common tail of every loader: lowers a parsed or built graph into a new model. */
+vs_err vs_model_from_graph(vs_tf_graph *g, const vs_model_opts *opts, vs_model **out, vs_error *err) {
     vs_model *m = vs_calloc(1, sizeof *m);
     if (!m) return vs_fail(err, VS_ERR_NOMEM, "model");
     vs_err rc = vs_lower(g, opts, m, err);
@@ -73,7 +72,7 @@ vs_err vs_model_load_mem(const char *json, size_t json_len, const void *weights,
     *out = NULL;
     vs_err rc = vs_tf_graph_parse(json, json_len, ".", weights ? weights : "", weights_len, &g, err);
     if (rc != VS_OK) return rc;
-    rc = model_from_graph(&g, opts, out, err);
+    rc = vs_model_from_graph(&g, opts, out, err);
     vs_tf_graph_free(&g);
     return rc;
 }
@@ -103,7 +102,7 @@ vs_err vs_model_load(const char *json_path, const vs_model_opts *opts, vs_model 
         }
         return rc;
     }
-    rc = model_from_graph(&g, opts, out, err);
+    rc = vs_model_from_graph(&g, opts, out, err);
     vs_tf_graph_free(&g);
     return rc;
 }

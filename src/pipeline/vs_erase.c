@@ -300,7 +300,7 @@ vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, 
         return vs_fail(err, VS_ERR_INVALID_ARG, "block threshold must be 0.3..1");
     if (note && strlen(note) > VS_BLOCK_NOTE_MAX) return vs_fail(err, VS_ERR_INVALID_ARG, "block note is over %d bytes", VS_BLOCK_NOTE_MAX);
     int dim = vs_engine_embedding_dim(p->engine);
-    vs_err rc = p->index->ops->ensure_collection(p->index, VS_BLOCKS_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, err);
+    vs_err rc = p->index->ops->ensure_collection(p->index, VS_BLOCKS_COLLECTION, dim, vs_engine_model_id(p->engine), err);
     if (rc != VS_OK) return rc;
     if (vs_uuid_random("visage-block", tenant, id_out) != 0) return vs_fail(err, VS_ERR_BACKEND, "block: no randomness");
     json_t *pl = json_pack("{s:s,s:s,s:f,s:I}", "tenant_id", tenant, "kind", "block", "threshold", (double)threshold,

@@ -11,12 +11,10 @@
 #include "vs_alloc.h"
 #include "vs_hash.h"
 
-static const char *model_name(void) { return VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION; }
-
 static vs_err ensure(const vs_pipeline *p, vs_error *err) {
     int dim = vs_engine_embedding_dim(p->engine);
-    vs_err rc = p->index->ops->ensure_collection(p->index, VS_IDENTITIES_COLLECTION, dim, model_name(), err);
-    if (rc == VS_OK) rc = p->index->ops->ensure_collection(p->index, VS_IDENTITY_SAMPLES_COLLECTION, dim, model_name(), err);
+    vs_err rc = p->index->ops->ensure_collection(p->index, VS_IDENTITIES_COLLECTION, dim, vs_engine_model_id(p->engine), err);
+    if (rc == VS_OK) rc = p->index->ops->ensure_collection(p->index, VS_IDENTITY_SAMPLES_COLLECTION, dim, vs_engine_model_id(p->engine), err);
     return rc;
 }
 

@@ -138,7 +138,7 @@ static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char 
      * way their old ones went, crops the worker saved included */
     if (hit) return vs_erase_blocked(p, tenant, sha, block, err);
     if (n > 0) {
-        rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION,
+        rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, vs_engine_model_id(p->engine),
                                               err);
         if (rc == VS_OK) rc = p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, n, err);
     }
@@ -283,8 +283,8 @@ static vs_err find_near_duplicate(const vs_pipeline *p, const vs_ingest_msg *m, 
 }
 
 /* Builds the payload of an indexed face. */
-static json_t *face_payload(const vs_ingest_msg *m, const vs_face *f, int i, const char *crop_key, const char *thumb_key,
-                            int64_t now) {
+static json_t *face_payload(const vs_pipeline *p, const vs_ingest_msg *m, const vs_face *f, int i, const char *crop_key,
+                            const char *thumb_key, int64_t now) {
     char ph[17];
     vs_phash_hex(f->phash, ph);
     json_t *o = json_pack("{s:s,s:s,s:i,s:o,s:o,s:s,s:s,s:s,s:s#,s:f,s:f,s:I,s:s}", "tenant_id", m->tenant,
@@ -292,7 +292,7 @@ static json_t *face_payload(const vs_ingest_msg *m, const vs_face *f, int i, con
                           landmarks_json(&f->det), "crop_key", crop_key, "thumb_key", thumb_key, "p_hash", ph,
                           "p_hash_prefix", ph, (int)4, "quality_score", (double)f->quality.score,
                           "det_score", (double)f->det.score, "created_at", (json_int_t)now, "model",
-                          VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION);
+                          vs_engine_model_id(p->engine));
     if (o && m->site[0]) json_object_set_new(o, "site", json_string(m->site));
     if (o && m->source_url[0]) json_object_set_new(o, "source_url", json_string(m->source_url));
     if (o && m->page_url[0]) json_object_set_new(o, "page_url", json_string(m->page_url));
@@ -365,7 +365,7 @@ static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs
         rc = add_jpeg(bs, &f->crop, "face-crops", crop_key, err);
         if (rc == VS_OK) rc = add_thumb(bs, &f->crop, p->cfg.face_thumb_px, "face-thumbs", thumb_key, err);
         if (rc != VS_OK) break;
-        json_t *pl = face_payload(m, f, i, crop_key, thumb_key, now);
+        json_t *pl = face_payload(p, m, f, i, crop_key, thumb_key, now);
         if (pl && plan[i].dup_of[0]) json_object_set_new(pl, "near_duplicate_of", json_string(plan[i].dup_of));
         payloads[n] = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
         json_decref(pl);
@@ -421,7 +421,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
     if (rc == VS_OK && p->index)
         rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, vs_engine_embedding_dim(p->engine),
-                                              VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, err);
+                                              vs_engine_model_id(p->engine), err);
     size_t nf = (size_t)(faces.n ? faces.n : 1);
     if (rc == VS_OK && (!(plan = vs_calloc(nf, sizeof *plan)) || !(pts = vs_calloc(nf, sizeof *pts)) ||
                         !(payloads = vs_calloc(nf, sizeof *payloads))))
@@ -440,7 +440,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     if (rc == VS_OK) {
         json_t *rec = json_pack("{s:s,s:s,s:i,s:i,s:i,s:O,s:O,s:s,s:I}", "image_sha256", m->sha256, "status", "done",
                                 "width", img.width, "height", img.height, "faces_found", faces.n, "faces_indexed", indexed,
-                                "faces_not_indexed", not_indexed, "model", VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION,
+                                "faces_not_indexed", not_indexed, "model", vs_engine_model_id(p->engine),
                                 "processed_at", (json_int_t)vs_wall_ms());
         if (m->site[0]) json_object_set_new(rec, "site", json_string(m->site));
         if (m->source_url[0]) json_object_set_new(rec, "source_url", json_string(m->source_url));

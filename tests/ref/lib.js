@@ -48,6 +48,21 @@ const MODELS = {
     // are the declared graph outputs.
     outputs: ['global_pooling/Mean', 'gender_pred/Sigmoid', 'age_pred/Softmax'],
   },
+  // face-api's face recognition net (dlib ResNet, 128-d). Weights only (a TF.js
+  // weights manifest, no graph): the forward pass is written by hand in
+  // dlib_resnet.js. The input is raw RGB 0..255; the mean subtraction and the
+  // division by 255 happen inside the forward pass, as in face-api.
+  'dlib-resnet': {
+    weightsOnly: true,
+    model_json: 'face_recognition_model-weights_manifest.json',
+    input: 'input',
+    shape: [1, 150, 150, 3],
+    range: [0, 255],
+    preprocess: 'inside the net: x = (v - [122.782, 117.001, 104.298][c]) / 255 ' +
+      '(float32 sub, then float32 div by 255; face-api divides by 255, dlib by 256)',
+    // The 128-d descriptor, not L2-normalised (face-api's raw matMul output).
+    outputs: ['descriptor'],
+  },
 };
 
 // Reads <models>/<name>.json and its .bin shards and returns the ModelArtifacts
@@ -79,6 +94,7 @@ function readArtifacts(name, modelsDir = MODELS_DIR) {
 
 async function loadModel(name, modelsDir = MODELS_DIR) {
   const t = loadTf();
+  if (MODELS[name] && MODELS[name].weightsOnly) return require('./dlib_resnet.js').load(t, modelsDir);
   const handler = t.io.fromMemory(readArtifacts(name, modelsDir));
   return t.loadGraphModel(handler);
 }

@@ -66,7 +66,7 @@ async function main() {
     const entry = {
       name: caseName,
       model,
-      model_json: `models/${model}.json`,
+      model_json: `models/${m.model_json || model + '.json'}`,
       input: {
         name: m.input,
         shape: m.shape,
@@ -81,6 +81,7 @@ async function main() {
       },
       outputs: [],
     };
+    if (m.preprocess) entry.input.preprocess = m.preprocess;
     console.log(`${caseName}  (${ms.toFixed(0)} ms, input min=${fmt(inStats.min)} max=${fmt(inStats.max)} mean=${fmt(inStats.mean)})`);
     for (const o of outs) {
       const file = `${caseName}__${L.fileSafe(o.name)}.f32`;
@@ -103,7 +104,7 @@ async function main() {
     index.cases.push(entry);
   }
 
-  fs.writeFileSync(path.join(L.OUT_DIR, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  fs.writeFileSync(path.join(L.OUT_DIR, 'index.json'), JSON.stringify(index, null, 1) + '\n');
   const total = totalBytes + fs.statSync(path.join(L.OUT_DIR, 'index.json')).size;
   console.log(`wrote ${index.cases.length} cases, ${total} bytes to ${path.relative(L.REPO_ROOT, L.OUT_DIR)}/`);
   if (total > 2 * 1024 * 1024) throw new Error('tests/data/ref exceeds 2 MB');

@@ -95,7 +95,7 @@ static void add_image(fixture *f, const char *tenant, int n, const float *const 
     snprintf(key, sizeof key, "%s/%s.jpg", tenant, sha);
     assert_int_equal(vs_store_put(f->p.store, "raw-images", key, "raw", 3, NULL, &e), VS_OK);
     assert_int_equal(f->p.index->ops->ensure_collection(f->p.index, VS_FACES_COLLECTION, f->dim,
-                                                       VS_EMBED_MODEL "@" VS_EMBED_MODEL_VERSION, &e), VS_OK);
+                                                       vs_engine_model_id(p->engine), &e), VS_OK);
     for (int i = 0; i < n_faces; i++) {
         snprintf(key, sizeof key, "%s/%s_face_%d.jpg", tenant, sha, i);
         assert_int_equal(vs_store_put(f->p.store, "face-crops", key, "crop", 4, NULL, &e), VS_OK);

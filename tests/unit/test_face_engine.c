@@ -247,7 +247,7 @@ static void test_same_and_different_person(void **s) {
     best_embedding(FACES "knn_examples/test/johnsnow_test1.jpg", k2);
     float dot = vs_dot(o1, o1, dim);
     assert_float_equal(dot, 1.0f, 1e-4);
-    float t = VS_DEFAULT_MATCH_THRESHOLD;
+    float t = vs_engine_config(engine)->match_threshold;
     float same_o = vs_cosine(o1, o2, dim), same_k = vs_cosine(k1, k2, dim);
     float diff_ob = vs_cosine(o1, b1, dim), diff_ok = vs_cosine(o1, k1, dim);
     printf("# obama/obama %.3f kit/kit %.3f obama/biden %.3f obama/kit %.3f (threshold %.2f)\n", same_o, same_k,

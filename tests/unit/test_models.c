@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vs_alloc.h"
+#include "vs_dlib_resnet.h"
 #include "vs_image.h"
 #include "vs_nn.h"
 
@@ -50,16 +51,17 @@ static void file_name(char *out, size_t cap, const char *model, int gen, const c
     snprintf(out, cap, "%s/tests/data/ref/%s_%s__%s.f32", VS_SOURCE_DIR, model, gen ? "gradient" : "hash", clean);
 }
 
-static void check_model(const char *model, int size, int range255, const char **outs, int n_outs) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.json", getenv("VISAGE_MODELS") ? getenv("VISAGE_MODELS") : VS_SOURCE_DIR "/models",
-             model);
-    vs_model_opts o = {.batch = 1, .n_outputs = n_outs};
-    for (int i = 0; i < n_outs; i++) o.outputs[i] = outs[i];
-    vs_model *m = NULL;
+static const char *models_dir(void) {
+    return getenv("VISAGE_MODELS") ? getenv("VISAGE_MODELS") : VS_SOURCE_DIR "/models";
+}
+
+/* Runs m on both generated inputs and compares every output element with
+ * the reference files of `model`; frees m. Outputs whose scale is below 1 are
+ * held to TOL_REL of 1 unless `strict`, then to TOL_REL of their own scale. */
+static void compare_to_ref(const char *model, vs_model *m, int size, int range255, const char **outs, int n_outs,
+                           int strict) {
     vs_runtime *rt = NULL;
     vs_error err = {0};
-    if (vs_model_load(path, &o, &m, &err) != VS_OK) fail_msg("%s", err.msg);
     if (vs_runtime_new(m, 1, &rt, &err) != VS_OK) fail_msg("%s", err.msg);
     for (int gen = 0; gen < 2; gen++) {
         fill_input(vs_runtime_input(rt), size, size, range255, gen);
@@ -80,12 +82,76 @@ static void check_model(const char *model, int size, int range255, const char **
             for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - r[i]));
             printf("# %s %s %s: %zu values, max|ref| %.4g, max abs err %.3g (%.3g relative)\n", model,
                    gen ? "gradient" : "hash", outs[k], n, scale, worst, worst / fmax(scale, 1e-12));
-            if (worst > TOL_REL * fmax(scale, 1.0)) fail_msg("%s %s: max abs error %g", model, outs[k], worst);
+            if (worst > TOL_REL * (strict ? scale : fmax(scale, 1.0))) fail_msg("%s %s: max abs error %g", model, outs[k], worst);
             vs_free(ref);
         }
     }
     vs_runtime_free(rt);
     vs_model_free(m);
+}
+
+static void check_model(const char *model, int size, int range255, const char **outs, int n_outs) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.json", models_dir(), model);
+    vs_model_opts o = {.batch = 1, .n_outputs = n_outs};
+    for (int i = 0; i < n_outs; i++) o.outputs[i] = outs[i];
+    vs_model *m = NULL;
+    vs_error err = {0};
+    if (vs_model_load(path, &o, &m, &err) != VS_OK) fail_msg("%s", err.msg);
+    compare_to_ref(model, m, size, range255, outs, n_outs, 0);
+}
+
+/* dlib's ResNet is built in C from a weights-only manifest, with every affine
+ * and the input normalisation folded in; the reference is tfjs running
+ * face-api's layer order (tests/ref/dlib_resnet.js). Its descriptor values
+ * are ~0.3, so the bound is relative to that, not to 1. */
+static void test_dlib_resnet_matches_tfjs(void **s) {
+    (void)s;
+    char path[512];
+    snprintf(path, sizeof path, "%s/face_recognition_model-weights_manifest.json", models_dir());
+    vs_model *m = NULL;
+    vs_error err = {0};
+    if (vs_dlib_resnet_load(path, &m, &err) != VS_OK) fail_msg("%s", err.msg);
+    vs_shape in = vs_model_input_shape(m), out = vs_model_output_shape(m, 0);
+    assert_int_equal(in.dims[1], 150);
+    assert_int_equal(out.dims[out.ndim - 1], 128);
+    const char *outs[] = {"descriptor"};
+    compare_to_ref("dlib-resnet", m, 150, 1, outs, 1, 1);
+}
+
+/* A manifest without one of the weights the layer order needs is refused
+ * with the manifest and the weight named, not a crash. */
+static void test_dlib_resnet_missing_weight_is_named(void **s) {
+    (void)s;
+    char src[512], dir[] = "/tmp/vs_dlib_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/face_recognition_model-weights_manifest.json", models_dir());
+    uint8_t *json = NULL;
+    size_t len = 0;
+    vs_error err = {0};
+    assert_int_equal(vs_read_file(src, 1 << 24, &json, &len, &err), VS_OK);
+    /* rename the fc weight: same bytes, so the shard still fits */
+    char *fc = strstr((char *)json, "\"fc\"");
+    assert_non_null(fc);
+    fc[1] = 'x';
+    char dst[600], bin_src[600], bin_dst[600];
+    snprintf(dst, sizeof dst, "%s/m.json", dir);
+    FILE *f = fopen(dst, "wb");
+    assert_non_null(f);
+    fwrite(json, 1, len, f);
+    fclose(f);
+    vs_free(json);
+    snprintf(bin_src, sizeof bin_src, "%s/face_recognition_model.bin", models_dir());
+    snprintf(bin_dst, sizeof bin_dst, "%s/face_recognition_model.bin", dir);
+    assert_int_equal(symlink(bin_src, bin_dst), 0);
+    vs_model *m = NULL;
+    assert_int_equal(vs_dlib_resnet_load(dst, &m, &err), VS_ERR_MODEL);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "m.json"));
+    assert_non_null(strstr(err.msg, "weight fc"));
+    unlink(bin_dst);
+    unlink(dst);
+    rmdir(dir);
 }
 
 static void test_blazeface_back_matches_tfjs(void **s) {
@@ -145,6 +211,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blazeface_back_matches_tfjs),
         cmocka_unit_test(test_faceres_matches_tfjs),
+        cmocka_unit_test(test_dlib_resnet_matches_tfjs),
+        cmocka_unit_test(test_dlib_resnet_missing_weight_is_named),
         cmocka_unit_test(test_truncated_shard_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
