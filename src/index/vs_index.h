@@ -17,6 +17,7 @@
 typedef struct vs_index vs_index;
 
 #define VS_POINT_ID_MAX 64
+#define VS_INDEX_MODEL_MAX 255     /* bytes of a collection's model id */
 
 typedef struct vs_point {
     const char *id;            /* e.g. a vs_face_id UUID, <= 63 chars */
@@ -44,6 +45,16 @@ typedef struct vs_index_ops {
     /* Creates the collection or checks an existing one has this dim and
      * model: a mismatch -> VS_ERR_INVALID_ARG naming both (never mix models). */
     vs_err (*ensure_collection)(vs_index *ix, const char *name, int dim, const char *model, vs_error *err);
+    /* The dim and model id an existing collection was created with (what
+     * decides which embedder may search it). VS_ERR_NOT_FOUND when there is
+     * no such collection. */
+    vs_err (*describe)(vs_index *ix, const char *name, int *dim, char model[VS_INDEX_MODEL_MAX + 1], vs_error *err);
+    /* Deletes the collection and every point in it, from disk (or Qdrant)
+     * too; VS_OK when it does not exist, so a drop cut short is finished by
+     * calling it again. Calls under way on it when it goes finish against an
+     * empty collection or fail VS_ERR_NOT_FOUND; later ones fail NOT_FOUND
+     * until ensure_collection makes it anew. */
+    vs_err (*drop_collection)(vs_index *ix, const char *name, vs_error *err);
     /* Inserts or replaces points by id, all or none, durable on return. */
     vs_err (*upsert)(vs_index *ix, const char *coll, const vs_point *pts, int n, vs_error *err);
     /* One point of the tenant: VS_ERR_NOT_FOUND if absent or another tenant's.

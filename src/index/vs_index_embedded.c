@@ -21,6 +21,9 @@
  *                      durable (reserve capacity, then puts/removes that
  *                      cannot fail). Readers therefore see a group entirely or
  *                      not at all, and never before it is on disk.
+ *   coll.dropped       set by drop_collection under wmu and rw exclusive;
+ *                      writers check it once they hold wmu, so nothing is
+ *                      written to a dropped collection's (unlinked) log.
  *   Lock order is reg -> wmu -> rw; reg is dropped before the others are
  *   taken. coll.rw prefers writers (glibc's PREFER_WRITER_NONRECURSIVE), so a
  *   steady stream of searches cannot starve ingestion; in exchange no path
@@ -68,6 +71,7 @@ typedef struct coll {
     int dim;
     vs_log *log;
     vs_flat *flat;
+    int dropped;                  /* drop_collection ran: empty, refuses writes */
     pthread_mutex_t wmu;
     pthread_rwlock_t rw;
 } coll;
@@ -79,6 +83,8 @@ typedef struct emb {
     pthread_rwlock_t reg;
     coll **colls;
     int n_colls, cap_colls;
+    coll **gone;                  /* dropped: freed by close (callers may hold them) */
+    int n_gone, cap_gone;
     vs_pool *scan;                /* splits a large search over the cores */
 } emb;
 
@@ -123,6 +129,15 @@ static vs_err coll_get(emb *e, const char *name, const char *op, coll **out, vs_
         return vs_fail(err, VS_ERR_NOT_FOUND, "%s %s: no such collection in %s (call ensure_collection first)", op,
                        name, e->dir);
     return VS_OK;
+}
+
+/* Takes the writer lock of c for op; a collection dropped meanwhile is
+ * VS_ERR_NOT_FOUND (and the lock is not held). */
+static vs_err writer_lock(coll *c, const char *op, vs_error *err) {
+    pthread_mutex_lock(&c->wmu);
+    if (!c->dropped) return VS_OK;
+    pthread_mutex_unlock(&c->wmu);
+    return vs_fail(err, VS_ERR_NOT_FOUND, "%s %s: the collection was dropped", op, c->name);
 }
 
 /* Checks a filter: the tenant is required, min_quality must be a number. */
@@ -439,7 +454,7 @@ static vs_err emb_upsert(vs_index *ix, const char *name, const vs_point *pts, in
     if (n < 0 || (n > 0 && !pts))
         return vs_fail(err, VS_ERR_INVALID_ARG, "upsert %s (%s): %d points at %p", c->name, c->path, n, (void *)pts);
     if (n == 0) return VS_OK;
-    pthread_mutex_lock(&c->wmu);
+    if ((rc = writer_lock(c, "upsert", err)) != VS_OK) return rc;
     vs_log_batch b = {0};
     vs_flat_entry *ents = vs_calloc((size_t)n, sizeof *ents);
     char(*tenants)[VS_FLAT_TENANT_MAX + 1] = vs_calloc((size_t)n, sizeof *tenants);
@@ -551,7 +566,7 @@ static vs_err emb_delete_ids(vs_index *ix, const char *name, const char *tenant_
         return vs_fail(err, VS_ERR_INVALID_ARG, "delete_ids %s (%s): tenant_id and ids are required", c->name, c->path);
     for (int i = 0; i < n; i++)
         if (!ids[i]) return vs_fail(err, VS_ERR_INVALID_ARG, "delete_ids %s (%s): id %d is NULL", c->name, c->path, i);
-    pthread_mutex_lock(&c->wmu);
+    if ((rc = writer_lock(c, "delete_ids", err)) != VS_OK) return rc;
     const char **live = n ? vs_malloc((size_t)n * sizeof *live) : NULL;
     size_t k = 0;
     if (n && !live) {
@@ -580,7 +595,7 @@ static vs_err emb_delete_filter(vs_index *ix, const char *name, const vs_filter 
     coll *c;
     vs_err rc = coll_get((emb *)ix, name, "delete_filter", &c, err);
     if (rc != VS_OK || (rc = filter_check(f, "delete_filter", c, err)) != VS_OK) return rc;
-    pthread_mutex_lock(&c->wmu);
+    if ((rc = writer_lock(c, "delete_filter", err)) != VS_OK) return rc;
     uint32_t *slots = NULL;
     size_t n = 0;
     char(*ids)[VS_POINT_ID_MAX] = NULL;
@@ -838,6 +853,86 @@ out:
     return VS_OK;
 }
 
+static vs_err emb_describe(vs_index *ix, const char *name, int *dim, char model[VS_INDEX_MODEL_MAX + 1],
+                           vs_error *err) {
+    coll *c;
+    vs_err rc = coll_get((emb *)ix, name, "describe", &c, err);
+    if (rc != VS_OK) return rc;
+    *dim = c->dim;
+    snprintf(model, VS_INDEX_MODEL_MAX + 1, "%s", vs_log_model(c->log));
+    return VS_OK;
+}
+
+/* fsync of a directory, so an unlink or rmdir in it survives a crash. */
+static int fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int rc = fsync(fd) ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Removes the files of collection name: the log first (one unlink, so a
+ * crash leaves either the whole collection or a folder without a log, which
+ * open skips), a compaction's leftover, then the folder. Missing ones are
+ * fine: a drop cut short is finished by the next. */
+static vs_err remove_files(emb *e, const char *name, vs_error *err) {
+    char dir[PATH_CAP + 80], path[PATH_CAP + 128];
+    snprintf(dir, sizeof dir, "%s/%s", e->dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, VS_LOG_FILE);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return vs_fail(err, VS_ERR_IO, "drop_collection %s: unlink %s: %s", name, path, strerror(errno));
+    snprintf(path, sizeof path, "%s/%s.tmp", dir, VS_LOG_FILE);
+    unlink(path);
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        return vs_fail(err, VS_ERR_IO, "drop_collection %s: rmdir %s: %s", name, dir, strerror(errno));
+    int e2 = fsync_dir(e->dir);
+    if (e2) return vs_fail(err, VS_ERR_IO, "drop_collection %s: fsync %s: %s", name, e->dir, strerror(e2));
+    return VS_OK;
+}
+
+/* Dropping takes the collection out of the registry (new calls: NOT_FOUND),
+ * empties it in memory under its locks (calls that already hold it see no
+ * points; writers see `dropped`), then removes its files. The record stays
+ * on `gone` until close, since other threads may still hold it. */
+static vs_err emb_drop_collection(vs_index *ix, const char *name, vs_error *err) {
+    emb *e = (emb *)ix;
+    if (!vs_index_name_ok(name))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "drop_collection %.80s: name must be 1-%d of [A-Za-z0-9_-]",
+                       name ? name : "(null)", COLL_NAME_MAX);
+    vs_err rc = VS_OK;
+    vs_flat *empty = NULL;
+    pthread_rwlock_wrlock(&e->reg);
+    int at = -1;
+    for (int i = 0; i < e->n_colls; i++)
+        if (strcmp(e->colls[i]->name, name) == 0) at = i;
+    coll *c = at >= 0 ? e->colls[at] : NULL;
+    if (c && e->n_gone == e->cap_gone) {
+        int cap = e->cap_gone ? e->cap_gone * 2 : 4;
+        coll **n = vs_realloc(e->gone, (size_t)cap * sizeof *n);
+        if (n) e->gone = n, e->cap_gone = cap;
+    }
+    if (c && (e->n_gone == e->cap_gone || !(empty = vs_flat_new(c->dim)))) {
+        rc = vs_fail(err, VS_ERR_NOMEM, "drop_collection %s: out of memory", name);
+    } else if (c) {
+        e->colls[at] = e->colls[--e->n_colls];
+        e->gone[e->n_gone++] = c;
+    }
+    pthread_rwlock_unlock(&e->reg);
+    if (rc != VS_OK) return rc;
+    if (c) {
+        pthread_mutex_lock(&c->wmu);
+        pthread_rwlock_wrlock(&c->rw);
+        vs_flat *old = c->flat;
+        c->flat = empty;
+        c->dropped = 1;
+        pthread_rwlock_unlock(&c->rw);
+        pthread_mutex_unlock(&c->wmu);
+        vs_flat_free(old);
+    }
+    return remove_files(e, name, err);
+}
+
 static int emb_healthy(vs_index *ix) {
     emb *e = (emb *)ix;
     int ok = 1;
@@ -853,7 +948,9 @@ static void emb_close(vs_index *ix) {
     if (!e) return;
     vs_pool_free(e->scan);
     for (int i = 0; i < e->n_colls; i++) coll_free(e->colls[i]);
+    for (int i = 0; i < e->n_gone; i++) coll_free(e->gone[i]);
     vs_free(e->colls);
+    vs_free(e->gone);
     if (e->lock_fd >= 0) close(e->lock_fd); /* releases the flock */
     pthread_rwlock_destroy(&e->reg);
     vs_free(e);
@@ -880,6 +977,8 @@ vs_err vs_index_embedded_validate(vs_index *ix, const char *name, vs_error *err)
 
 static const vs_index_ops emb_ops = {
     .ensure_collection = emb_ensure_collection,
+    .describe = emb_describe,
+    .drop_collection = emb_drop_collection,
     .upsert = emb_upsert,
     .get = emb_get,
     .delete_ids = emb_delete_ids,

@@ -15,8 +15,11 @@
  *            two threads at once, which is all libcurl asks.
  *     colls  name -> dimension of the collections this process has seen, so
  *            get can size vectors and upsert/search can check them without a
- *            round trip. Entries are only added (a collection never changes
- *            dimension: ensure_collection refuses that).
+ *            round trip. ensure_collection adds entries (a collection never
+ *            changes dimension: it refuses that); drop_collection removes its
+ *            own, since the name may come back with another model. Another
+ *            process dropping and re-creating a collection under this one is
+ *            not seen (reindex runs with the other processes stopped).
  *   The URL, API key, header list and options are written once by open and
  *   read-only after, so calls read them unlocked. Every operation may thus run
  *   concurrently from any number of threads; ordering between concurrent
@@ -31,7 +34,9 @@
  * search, deletes) carries the tenant condition, and every point that comes
  * back is checked against the filter again before a caller sees it. The
  * model and dim of a collection live in a reserved point (VS_QDRANT_META_ID)
- * whose payload has no tenant_id, so no tenant filter can ever match it.
+ * whose payload has no tenant_id, so no tenant filter can ever match it:
+ * {"_visage_collection":true,"model":"<model id>","dim":<n>}, vector the
+ * unit vector e0 (wire format: vs_index_qdrant.h; describe reads it back).
  * Point ids: canonical UUIDs as they are, other ids as a derived UUID with
  * the original in payload "_visage_id" (stripped again from answers).
  * Transport errors, 5xx and 429 are retried with exponential backoff (every
@@ -530,6 +535,14 @@ static void cache_put(qd *q, const char *name, int dim) {
     pthread_mutex_unlock(&q->mu);
 }
 
+/* Forgets name's dimension (the collection was dropped). */
+static void cache_del(qd *q, const char *name) {
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < q->n_colls; i++)
+        if (strcmp(q->colls[i].name, name) == 0) q->colls[i--] = q->colls[--q->n_colls];
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* The cached dimension of name, 0 if unknown. */
 static int cache_get(qd *q, const char *name) {
     int dim = 0;
@@ -645,29 +658,49 @@ static vs_err count_raw(qd *q, const char *op, const char *name, const json_t *f
     return rc;
 }
 
+/* Reads the collection record (the reserved point) of name: *root gets the
+ * answer (the caller json_decrefs it) and *pay the record's payload inside
+ * it, or NULL when the collection has no record. */
+static vs_err read_record(qd *q, const char *op, const char *name, json_t **root, json_t **pay, vs_error *err) {
+    *pay = NULL;
+    char path[128];
+    snprintf(path, sizeof path, "/collections/%s/points", name);
+    json_t *body = json_pack("{s:[s],s:b,s:b}", "ids", VS_QDRANT_META_ID, "with_payload", 1, "with_vector", 0);
+    if (!body) return vs_fail(err, VS_ERR_NOMEM, "%s %s: out of memory", op, name);
+    vs_err rc = qd_call(q, op, name, "POST", path, body, 0, NULL, root, err);
+    json_decref(body);
+    if (rc != VS_OK) return rc;
+    json_t *res = json_object_get(*root, "result");
+    if (!json_is_array(res))
+        return vs_fail(err, VS_ERR_BACKEND, "%s %s: malformed answer from Qdrant (result not a list)", op, name);
+    for (size_t i = 0; i < json_array_size(res); i++) {
+        char qid[VS_POINT_ID_MAX];
+        json_t *rec = json_array_get(res, i);
+        if (rec_qid(rec, qid) && strcmp(qid, VS_QDRANT_META_ID) == 0) *pay = json_object_get(rec, "payload");
+    }
+    return VS_OK;
+}
+
+/* The model and dim of a record payload; a malformed record fails op. */
+static vs_err record_fields(const json_t *pay, const char *op, const char *name, const char **model, int *dim,
+                            vs_error *err) {
+    json_t *m = json_object_get(pay, "model"), *d = json_object_get(pay, "dim");
+    if (!json_is_true(json_object_get(pay, "_visage_collection")) || !json_is_string(m) || !json_is_integer(d) ||
+        json_integer_value(d) < 1 || json_integer_value(d) > VS_LOG_DIM_MAX)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "%s %s: the collection record (point %s) is malformed", op, name,
+                       VS_QDRANT_META_ID);
+    *model = json_string_value(m);
+    *dim = (int)json_integer_value(d);
+    return VS_OK;
+}
+
 /* Checks the recorded model and dim of an existing collection against the
  * caller's; adopts an empty collection without a record (a creation that
  * was cut short) by finishing it. */
 static vs_err check_record(qd *q, const char *name, int dim, const char *model, vs_error *err) {
-    char path[128];
-    snprintf(path, sizeof path, "/collections/%s/points", name);
-    json_t *body = json_pack("{s:[s],s:b,s:b}", "ids", VS_QDRANT_META_ID, "with_payload", 1, "with_vector", 0);
-    if (!body) return vs_fail(err, VS_ERR_NOMEM, "ensure_collection %s: out of memory", name);
-    json_t *root = NULL;
-    vs_err rc = qd_call(q, "ensure_collection", name, "POST", path, body, 0, NULL, &root, err);
-    json_decref(body);
-    if (rc != VS_OK) return rc;
-    json_t *res = json_object_get(root, "result"), *pay = NULL;
-    if (!json_is_array(res)) {
-        rc = vs_fail(err, VS_ERR_BACKEND, "ensure_collection %s: malformed answer from Qdrant (result not a list)",
-                     name);
-        goto out;
-    }
-    for (size_t i = 0; i < json_array_size(res); i++) {
-        char qid[VS_POINT_ID_MAX];
-        json_t *rec = json_array_get(res, i);
-        if (rec_qid(rec, qid) && strcmp(qid, VS_QDRANT_META_ID) == 0) pay = json_object_get(rec, "payload");
-    }
+    json_t *root = NULL, *pay = NULL;
+    vs_err rc = read_record(q, "ensure_collection", name, &root, &pay, err);
+    if (rc != VS_OK) goto out;
     if (!pay) {
         int64_t n = -1;
         rc = count_raw(q, "ensure_collection", name, NULL, &n, err);
@@ -680,16 +713,14 @@ static vs_err check_record(qd *q, const char *name, int dim, const char *model, 
         if (rc == VS_OK) rc = write_record(q, name, dim, model, err);
         goto out;
     }
-    json_t *m = json_object_get(pay, "model"), *d = json_object_get(pay, "dim");
-    if (!json_is_true(json_object_get(pay, "_visage_collection")) || !json_is_string(m) || !json_is_integer(d)) {
-        rc = vs_fail(err, VS_ERR_INVALID_ARG, "ensure_collection %s: the collection record (point %s) is malformed",
-                     name, VS_QDRANT_META_ID);
-    } else if (strcmp(json_string_value(m), model) != 0 || json_integer_value(d) != dim) {
+    const char *have = NULL;
+    int have_dim = 0;
+    rc = record_fields(pay, "ensure_collection", name, &have, &have_dim, err);
+    if (rc == VS_OK && (strcmp(have, model) != 0 || have_dim != dim))
         rc = vs_fail(err, VS_ERR_INVALID_ARG,
-                     "ensure_collection %s (Qdrant %s): asked for dim %d model \"%s\" but the collection has dim %lld "
+                     "ensure_collection %s (Qdrant %s): asked for dim %d model \"%s\" but the collection has dim %d "
                      "model \"%.100s\" (never mix models)",
-                     name, q->label, dim, model, (long long)json_integer_value(d), json_string_value(m));
-    }
+                     name, q->label, dim, model, have_dim, have);
 out:
     json_decref(root);
     return rc;
@@ -754,6 +785,52 @@ static vs_err qd_ensure_collection(vs_index *ix, const char *name, int dim, cons
     }
     json_decref(root);
     if (rc == VS_OK) cache_put(q, name, dim);
+    return rc;
+}
+
+/* describe: the model record of an existing collection. A collection
+ * without one is NOT_FOUND while empty (a creation cut short, which
+ * ensure_collection finishes) and refused once it holds points. */
+static vs_err qd_describe(vs_index *ix, const char *name, int *dim, char model[VS_INDEX_MODEL_MAX + 1],
+                          vs_error *err) {
+    qd *q = (qd *)ix;
+    vs_err rc = coll_dim_of(q, name, "describe", dim, err);
+    if (rc != VS_OK) return rc;
+    json_t *root = NULL, *pay = NULL;
+    const char *have = NULL;
+    int have_dim = 0;
+    int64_t n = -1;
+    rc = read_record(q, "describe", name, &root, &pay, err);
+    if (rc == VS_OK && pay) rc = record_fields(pay, "describe", name, &have, &have_dim, err);
+    if (rc == VS_OK && pay && have_dim != *dim)
+        rc = vs_fail(err, VS_ERR_INVALID_ARG, "describe %s: the collection record says dim %d, its vectors have %d",
+                     name, have_dim, *dim);
+    if (rc == VS_OK && pay) snprintf(model, VS_INDEX_MODEL_MAX + 1, "%s", have);
+    if (rc == VS_OK && !pay) rc = count_raw(q, "describe", name, NULL, &n, err);
+    if (rc == VS_OK && !pay)
+        rc = n > 0 ? vs_fail(err, VS_ERR_INVALID_ARG,
+                             "describe %s: the Qdrant collection holds %lld points but no visage record of its model "
+                             "(point %s)",
+                             name, (long long)n, VS_QDRANT_META_ID)
+                   : vs_fail(err, VS_ERR_NOT_FOUND, "describe %s: the Qdrant collection has no visage record yet",
+                             name);
+    json_decref(root);
+    return rc;
+}
+
+/* drop_collection: DELETE /collections/{name}; a 404 (or "result":false
+ * from older Qdrants) means it was already gone. */
+static vs_err qd_drop_collection(vs_index *ix, const char *name, vs_error *err) {
+    qd *q = (qd *)ix;
+    if (!vs_index_name_ok(name))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "drop_collection %.80s: name must be 1-%d of [A-Za-z0-9_-]",
+                       name ? name : "(null)", COLL_NAME_MAX);
+    char path[128];
+    snprintf(path, sizeof path, "/collections/%s", name);
+    json_t *root = NULL;
+    cache_del(q, name);
+    vs_err rc = qd_call(q, "drop_collection", name, "DELETE", path, NULL, 1, NULL, &root, err);
+    json_decref(root);
     return rc;
 }
 
@@ -1228,6 +1305,8 @@ static void qd_close(vs_index *ix) {
 
 static const vs_index_ops qd_ops = {
     .ensure_collection = qd_ensure_collection,
+    .describe = qd_describe,
+    .drop_collection = qd_drop_collection,
     .upsert = qd_upsert,
     .get = qd_get,
     .delete_ids = qd_delete_ids,

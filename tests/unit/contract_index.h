@@ -419,6 +419,40 @@ static void contract_collection(void **state) {
     fx_free(f);
 }
 
+/* describe names a collection's dim and model; a dropped collection is gone
+ * with its points (also after a reopen) and its name can be made anew with
+ * another model. */
+static void contract_describe_drop(void **state) {
+    fx *f = fx_new(*state, "drop", 64, 40, 7);
+    vs_error e = {0};
+    int dim = 0;
+    char model[VS_INDEX_MODEL_MAX + 1] = "";
+    assert_ok(f->ix->ops->describe(f->ix, f->coll, &dim, model, &e), e);
+    assert_int_equal(dim, 64);
+    assert_string_equal(model, MODEL);
+    assert_rc(f->ix->ops->describe(f->ix, "visage_nope", &dim, model, &e), VS_ERR_NOT_FOUND, e);
+    gen_points(f, 0, 40);
+    put_points(f, 0, 40, 16);
+    assert_ok(f->ix->ops->drop_collection(f->ix, f->coll, &e), e);
+    vs_filter flt = {.tenant_id = "tenant-0"};
+    int64_t n = -1;
+    assert_rc(f->ix->ops->count(f->ix, f->coll, &flt, &n, &e), VS_ERR_NOT_FOUND, e);
+    assert_rc(f->ix->ops->describe(f->ix, f->coll, &dim, model, &e), VS_ERR_NOT_FOUND, e);
+    assert_ok(f->ix->ops->drop_collection(f->ix, f->coll, &e), e); /* again: nothing left to do */
+    fx_reopen(f);
+    assert_rc(f->ix->ops->describe(f->ix, f->coll, &dim, model, &e), VS_ERR_NOT_FOUND, e);
+    /* the name again, another model: empty, and that model from now on */
+    assert_ok(f->ix->ops->ensure_collection(f->ix, f->coll, 32, "other-model", &e), e);
+    assert_ok(f->ix->ops->count(f->ix, f->coll, &flt, &n, &e), e);
+    assert_int_equal(n, 0);
+    fx_reopen(f);
+    assert_ok(f->ix->ops->describe(f->ix, f->coll, &dim, model, &e), e);
+    assert_int_equal(dim, 32);
+    assert_string_equal(model, "other-model");
+    assert_rc(f->ix->ops->drop_collection(f->ix, "../evil", &e), VS_ERR_INVALID_ARG, e);
+    fx_free(f);
+}
+
 /* Exact search against brute force at one dimension. */
 static void exact_at_dim(const index_backend *be, int dim) {
     fx *f = fx_new(be, "exact", dim, 2000, 42 + (uint64_t)dim);
@@ -830,6 +864,7 @@ static void contract_concurrent(void **state) {
 /* The contract, for a program's test list; backend: a const index_backend *. */
 #define CONTRACT_INDEX_TESTS(backend)                                                                           \
     cmocka_unit_test_prestate(contract_collection, (void *)(backend)),                                          \
+        cmocka_unit_test_prestate(contract_describe_drop, (void *)(backend)),                                   \
         cmocka_unit_test_prestate(contract_search_exact_dim64, (void *)(backend)),                              \
         cmocka_unit_test_prestate(contract_search_exact_dim1024, (void *)(backend)),                            \
         cmocka_unit_test_prestate(contract_tenant_isolation, (void *)(backend)),                                \

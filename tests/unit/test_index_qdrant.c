@@ -441,6 +441,68 @@ static void test_ensure_existing(void **state) {
     ix->ops->close(ix);
 }
 
+static void test_describe_and_drop(void **state) {
+    (void)state;
+    fake_reset();
+    vs_index *ix = open_fake();
+    vs_error e = {0};
+    int dim = 0;
+    char model[VS_INDEX_MODEL_MAX + 1] = "";
+    /* an existing collection: its size from the collection, model from the record */
+    answer(200, "collection_info.json");
+    answer(200, "record.json");
+    assert_ok(ix->ops->describe(ix, COLL, &dim, model, &e), e);
+    assert_int_equal(dim, 4);
+    assert_string_equal(model, MODEL);
+    assert_req(0, "GET", "/collections/faces_v1", "", NULL);
+    assert_req(1, "POST", "/collections/faces_v1/points", "",
+               "{\"ids\":[\"" VS_QDRANT_META_ID "\"],\"with_payload\":true,\"with_vector\":false}");
+    /* the dim is cached now: only the record is read again */
+    fake_reset();
+    answer(200, "record_other_model.json");
+    assert_ok(ix->ops->describe(ix, COLL, &dim, model, &e), e);
+    assert_string_equal(model, "arcface@v2");
+    assert_int_equal(n_requests(), 1);
+    /* dropped: DELETE, and the cached dim is forgotten (the name may come back with another model) */
+    fake_reset();
+    answer(200, "collection_deleted.json");
+    assert_ok(ix->ops->drop_collection(ix, COLL, &e), e);
+    assert_req(0, "DELETE", "/collections/faces_v1", "", NULL);
+    answer(404, "collection_not_found.json");
+    assert_rc(ix->ops->describe(ix, COLL, &dim, model, &e), VS_ERR_NOT_FOUND, e);
+    assert_has(e.msg, "faces_v1");
+    assert_req(1, "GET", "/collections/faces_v1", "", NULL);
+    /* dropping one that is gone is fine (a drop cut short is finished by the next) */
+    fake_reset();
+    answer(404, "collection_not_found.json");
+    assert_ok(ix->ops->drop_collection(ix, COLL, &e), e);
+    /* no record: empty is "not made yet", with points it is refused */
+    fake_reset();
+    answer(200, "collection_info.json");
+    answer(200, "retrieve_empty.json");
+    answer(200, "count_0.json");
+    assert_rc(ix->ops->describe(ix, COLL, &dim, model, &e), VS_ERR_NOT_FOUND, e);
+    fake_reset();
+    answer(200, "retrieve_empty.json");
+    answer(200, "count_3.json");
+    assert_rc(ix->ops->describe(ix, COLL, &dim, model, &e), VS_ERR_INVALID_ARG, e);
+    assert_has(e.msg, "3 points");
+    /* a record that disagrees with the collection's vectors */
+    fake_reset();
+    answer_fixture_with(200, "record.json", "\"dim\": 4", "\"dim\": 8");
+    assert_rc(ix->ops->describe(ix, COLL, &dim, model, &e), VS_ERR_INVALID_ARG, e);
+    assert_has(e.msg, "dim 8");
+    /* a server error is not "gone" */
+    fake_reset();
+    for (int i = 0; i < 4; i++) answer(500, "error_500.json");
+    assert_rc(ix->ops->drop_collection(ix, COLL, &e), VS_ERR_BACKEND, e);
+    assert_has(e.msg, "drop_collection faces_v1");
+    fake_reset();
+    assert_rc(ix->ops->drop_collection(ix, "../evil", &e), VS_ERR_INVALID_ARG, e);
+    assert_int_equal(n_requests(), 0);
+    ix->ops->close(ix);
+}
+
 static const float V1[4] = {0.5f, 0.5f, 0.5f, 0.5f};
 static const float V2[4] = {0.5f, -0.5f, 0.5f, -0.5f};
 
@@ -862,6 +924,7 @@ int main(void) {
         cmocka_unit_test(test_open_and_health),
         cmocka_unit_test(test_ensure_creates),
         cmocka_unit_test(test_ensure_existing),
+        cmocka_unit_test(test_describe_and_drop),
         cmocka_unit_test(test_upsert),
         cmocka_unit_test(test_get),
         cmocka_unit_test(test_search),
