@@ -20,8 +20,9 @@
 #include "vs_hash.h"
 #include "vs_sqlite.h"
 
-/* Bump when the schema changes; open refuses files from a newer build. */
-#define VS_CATALOG_SCHEMA_VERSION 1
+/* Bump when the schema changes (and add the step to k_upgrades); open
+ * refuses files from a newer build. 2: settings, reindex_images. */
+#define VS_CATALOG_SCHEMA_VERSION 2
 
 struct vs_catalog {
     vs_sqlite_db sq;
@@ -36,7 +37,18 @@ static const char *k_schema =
     "CREATE INDEX IF NOT EXISTS images_external ON images(tenant_id, external_id);"
     "CREATE TABLE IF NOT EXISTS erasures(id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,"
     " at INT NOT NULL, what TEXT NOT NULL, detail_json TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS erasures_tenant ON erasures(tenant_id, id);";
+    "CREATE INDEX IF NOT EXISTS erasures_tenant ON erasures(tenant_id, id);"
+    "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS reindex_images(tenant_id TEXT, sha256 TEXT, status INT NOT NULL,"
+    " record_json TEXT, PRIMARY KEY(tenant_id, sha256));";
+
+/* k_upgrades[v-1] turns a version-v catalog into v+1 (vs_sqlite_spec). */
+static const char *const k_upgrades[] = {
+    /* 1 -> 2 */
+    "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE reindex_images(tenant_id TEXT, sha256 TEXT, status INT NOT NULL, record_json TEXT,"
+    " PRIMARY KEY(tenant_id, sha256));",
+};
 
 /* Reads a single integer result (a count). */
 static vs_err query_int(vs_catalog *c, const char *sql, const char *op, int64_t *out, vs_error *err) {
@@ -82,7 +94,7 @@ vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
     vs_catalog *c = vs_calloc(1, sizeof *c);
     if (!c) return vs_fail(err, VS_ERR_NOMEM, "catalog open: out of memory");
     /* synchronous=FULL: a lost API key row is worse than a slow write */
-    vs_sqlite_spec spec = {NULL, "catalog", k_schema, VS_CATALOG_SCHEMA_VERSION, "FULL", 1};
+    vs_sqlite_spec spec = {NULL, "catalog", k_schema, VS_CATALOG_SCHEMA_VERSION, "FULL", 1, k_upgrades};
     vs_err rc = vs_sqlite_db_open(&c->sq, data_dir, "catalog.db", spec, err);
     if (rc != VS_OK) {
         vs_free(c);
@@ -517,22 +529,35 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
     return rc;
 }
 
-vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, const char *detail_json, vs_error *err) {
+/* Checks one erasure log entry before anything is written. */
+static vs_err erasure_check(const char *tenant, const char *what, const char *detail_json, vs_error *err) {
     vs_err rc = vs_tenant_check(tenant, "erasure log", err);
-    if (rc != VS_OK) return rc;
-    if (!what || !*what || !detail_json) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure log: no kind or detail");
-    pthread_mutex_lock(&c->sq.mu);
+    if (rc == VS_OK && (!what || !*what || !detail_json))
+        rc = vs_fail(err, VS_ERR_INVALID_ARG, "erasure log: no kind or detail");
+    return rc;
+}
+
+/* Inserts one (checked) erasure log entry. Called with the mutex held. */
+static vs_err erasure_insert(vs_catalog *c, const char *tenant, const char *what, const char *detail_json,
+                             vs_error *err) {
     sqlite3_stmt *st = NULL;
-    rc = vs_sqlite_prepare(&c->sq, "INSERT INTO erasures(tenant_id, at, what, detail_json) VALUES(?1, ?2, ?3, ?4)",
-                           "erasure log", &st, err);
-    if (rc == VS_OK) {
-        vs_sqlite_bind_text(st, 1, tenant);
-        sqlite3_bind_int64(st, 2, vs_wall_ms());
-        vs_sqlite_bind_text(st, 3, what);
-        vs_sqlite_bind_text(st, 4, detail_json);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure log");
-        sqlite3_finalize(st);
-    }
+    vs_err rc = vs_sqlite_prepare(&c->sq, "INSERT INTO erasures(tenant_id, at, what, detail_json) VALUES(?1, ?2, ?3, ?4)",
+                                  "erasure log", &st, err);
+    if (rc != VS_OK) return rc;
+    vs_sqlite_bind_text(st, 1, tenant);
+    sqlite3_bind_int64(st, 2, vs_wall_ms());
+    vs_sqlite_bind_text(st, 3, what);
+    vs_sqlite_bind_text(st, 4, detail_json);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure log");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, const char *detail_json, vs_error *err) {
+    vs_err rc = erasure_check(tenant, what, detail_json, err);
+    if (rc != VS_OK) return rc;
+    pthread_mutex_lock(&c->sq.mu);
+    rc = erasure_insert(c, tenant, what, detail_json, err);
     pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
@@ -559,6 +584,193 @@ vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, in
                 break;
         if (s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure log list");
         sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_tenant_ids(vs_catalog *c, vs_tenant_id_cb cb, void *ctx, vs_error *err) {
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq,
+                                  "SELECT id FROM tenants UNION SELECT tenant_id FROM images UNION SELECT 'default'"
+                                  " ORDER BY 1",
+                                  "list tenant ids", &st, err);
+    if (rc == VS_OK) {
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(st, 0);
+            if (vs_tenant_name_ok(t) && cb(ctx, t) != 0) break;
+        }
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "list tenant ids");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* ---- settings ------------------------------------------------------------- */
+
+vs_err vs_setting_get(vs_catalog *c, const char *key, char **value, vs_error *err) {
+    *value = NULL;
+    if (!key || !*key) return vs_fail(err, VS_ERR_INVALID_ARG, "setting get: no key");
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq, "SELECT value FROM settings WHERE key = ?1", "get setting", &st, err);
+    if (rc == VS_OK) {
+        vs_sqlite_bind_text(st, 1, key);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) {
+            if (!(*value = vs_strdup((const char *)sqlite3_column_text(st, 0))))
+                rc = vs_fail(err, VS_ERR_NOMEM, "catalog %s: setting %s: out of memory", c->sq.path, key);
+        } else if (s == SQLITE_DONE) {
+            rc = vs_fail(err, VS_ERR_NOT_FOUND, "catalog %s: setting %s is not set", c->sq.path, key);
+        } else {
+            rc = vs_sqlite_fail(&c->sq, err, "get setting");
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* Writes (value NULL: removes) one setting. Called with the mutex held. */
+static vs_err setting_write(vs_catalog *c, const char *key, const char *value, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq,
+                                  value ? "INSERT INTO settings(key, value) VALUES(?1, ?2)"
+                                          " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+                                        : "DELETE FROM settings WHERE key = ?1",
+                                  "put setting", &st, err);
+    if (rc != VS_OK) return rc;
+    vs_sqlite_bind_text(st, 1, key);
+    if (value) vs_sqlite_bind_text(st, 2, value);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "put setting");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+vs_err vs_setting_put(vs_catalog *c, const char *key, const char *value, vs_error *err) {
+    if (!key || !*key) return vs_fail(err, VS_ERR_INVALID_ARG, "setting put: no key");
+    pthread_mutex_lock(&c->sq.mu);
+    vs_err rc = setting_write(c, key, value, err);
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* ---- reindex staging ------------------------------------------------------ */
+
+vs_err vs_reindex_record_put(vs_catalog *c, const char *tenant, const char *sha256, vs_image_status status,
+                             const char *record_json, vs_error *err) {
+    vs_err rc = vs_tenant_check(tenant, "reindex record put", err);
+    if (rc != VS_OK) return rc;
+    if (!vs_sha256_hex_ok(sha256))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "reindex record put: sha256 must be 64 lower-case hex digits");
+    if (status != VS_IMG_DONE && status != VS_IMG_FAILED)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "reindex record put: status must be done or failed, not %s",
+                       vs_image_status_name(status));
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&c->sq,
+                           "INSERT INTO reindex_images(tenant_id, sha256, status, record_json) VALUES(?1, ?2, ?3, ?4)"
+                           " ON CONFLICT(tenant_id, sha256) DO UPDATE SET status = excluded.status,"
+                           " record_json = excluded.record_json",
+                           "stage reindex record", &st, err);
+    if (rc == VS_OK) {
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
+        sqlite3_bind_int(st, 3, (int)status);
+        vs_sqlite_bind_text(st, 4, record_json);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "stage reindex record");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_reindex_pending(vs_catalog *c, vs_image_ref *out, int cap, int *n, vs_error *err) {
+    *n = 0;
+    if (cap < 1) return vs_fail(err, VS_ERR_INVALID_ARG, "reindex pending: capacity %d", cap);
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq,
+                                  "SELECT i.tenant_id, i.sha256 FROM images i WHERE i.status = 2 AND NOT EXISTS"
+                                  " (SELECT 1 FROM reindex_images r WHERE r.tenant_id = i.tenant_id AND r.sha256 = i.sha256)"
+                                  " ORDER BY i.tenant_id, i.sha256 LIMIT ?1",
+                                  "reindex pending", &st, err);
+    if (rc == VS_OK) {
+        sqlite3_bind_int(st, 1, cap);
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(st, 0), *sha = (const char *)sqlite3_column_text(st, 1);
+            if (!vs_tenant_name_ok(t) || !vs_sha256_hex_ok(sha)) {
+                rc = vs_fail(err, VS_ERR_CORRUPT, "catalog %s: image row with a bad tenant or sha256", c->sq.path);
+                break;
+            }
+            memcpy(out[*n].tenant, t, strlen(t) + 1);
+            memcpy(out[*n].sha256, sha, 65);
+            (*n)++;
+        }
+        if (rc == VS_OK && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "reindex pending");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_reindex_counts(vs_catalog *c, int64_t *images, int64_t *staged, vs_error *err) {
+    pthread_mutex_lock(&c->sq.mu);
+    vs_err rc = query_int(c, "SELECT count(*) FROM images WHERE status = 2", "reindex counts", images, err);
+    if (rc == VS_OK)
+        rc = query_int(c,
+                       "SELECT count(*) FROM images i JOIN reindex_images r"
+                       " ON r.tenant_id = i.tenant_id AND r.sha256 = i.sha256 WHERE i.status = 2",
+                       "reindex counts", staged, err);
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_reindex_reset(vs_catalog *c, vs_error *err) {
+    pthread_mutex_lock(&c->sq.mu);
+    vs_err rc = vs_sqlite_exec(&c->sq, "DELETE FROM reindex_images", "reset reindex", err);
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* The switch's statements, inside its transaction. Called with the mutex held. */
+static vs_err switch_locked(vs_catalog *c, const vs_setting *set, int n_set, const vs_erasure_entry *log, int n_log,
+                            vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq,
+                                  "UPDATE images SET status = r.status, record_json = r.record_json, updated_at = ?1"
+                                  " FROM reindex_images r WHERE images.tenant_id = r.tenant_id"
+                                  " AND images.sha256 = r.sha256 AND images.status = 2",
+                                  "reindex switch", &st, err);
+    if (rc == VS_OK) {
+        sqlite3_bind_int64(st, 1, vs_wall_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "reindex switch");
+        sqlite3_finalize(st);
+    }
+    for (int i = 0; rc == VS_OK && i < n_set; i++) rc = setting_write(c, set[i].key, set[i].value, err);
+    for (int i = 0; rc == VS_OK && i < n_log; i++) rc = erasure_insert(c, log[i].tenant, log[i].what, log[i].detail_json, err);
+    if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "DELETE FROM reindex_images", "reindex switch", err);
+    return rc;
+}
+
+vs_err vs_reindex_switch(vs_catalog *c, const vs_setting *set, int n_set, const vs_erasure_entry *log, int n_log,
+                         vs_error *err) {
+    for (int i = 0; i < n_set; i++)
+        if (!set[i].key || !*set[i].key) return vs_fail(err, VS_ERR_INVALID_ARG, "reindex switch: setting %d has no key", i);
+    for (int i = 0; i < n_log; i++) {
+        vs_err rc = erasure_check(log[i].tenant, log[i].what, log[i].detail_json, err);
+        if (rc != VS_OK) return rc;
+    }
+    pthread_mutex_lock(&c->sq.mu);
+    vs_err rc = vs_sqlite_exec(&c->sq, "BEGIN IMMEDIATE", "begin reindex switch", err);
+    if (rc == VS_OK) {
+        rc = switch_locked(c, set, n_set, log, n_log, err);
+        if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit reindex switch", err);
+        if (rc != VS_OK) vs_sqlite_rollback(&c->sq);
     }
     pthread_mutex_unlock(&c->sq.mu);
     return rc;

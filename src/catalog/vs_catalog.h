@@ -1,7 +1,9 @@
 /* vs_catalog.h - the embedded catalog (SQLite, WAL, under the data dir):
  * tenants and their API keys (stored as SHA-256, the key itself is shown
- * once), and one record per processed image: what was found, what was
- * indexed and what was not, with reasons. Thread-safe. */
+ * once), one record per processed image (what was found, what was indexed
+ * and what was not, with reasons), the erasure log, a few settings of the
+ * deployment (which collections are active) and the records a reindex
+ * keeps aside until it switches. Thread-safe. */
 #ifndef VS_CATALOG_H
 #define VS_CATALOG_H
 
@@ -108,5 +110,55 @@ vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, c
 typedef int (*vs_erasure_cb)(void *ctx, int64_t id, int64_t at_ms, const char *what, const char *detail_json);
 vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, int limit, vs_erasure_cb cb, void *ctx,
                            vs_error *err);
+
+/* Every tenant id that may hold data, each once in name order: those with
+ * keys, those with image records, and "default" (open mode's tenant). cb
+ * runs under the catalog lock: it must not call the catalog. */
+typedef int (*vs_tenant_id_cb)(void *ctx, const char *tenant);
+vs_err vs_tenant_ids(vs_catalog *c, vs_tenant_id_cb cb, void *ctx, vs_error *err);
+
+/* ---- settings: small named values of the deployment ------------------- */
+
+/* *value is a new string (vs_free); VS_ERR_NOT_FOUND when key is unset. */
+vs_err vs_setting_get(vs_catalog *c, const char *key, char **value, vs_error *err);
+/* Sets key; value NULL removes it. */
+vs_err vs_setting_put(vs_catalog *c, const char *key, const char *value, vs_error *err);
+
+/* ---- reindex: new records kept aside until the switch ----------------- */
+
+/* `visage reindex` re-embeds every DONE image into new collections. The
+ * record each image gets from that run is staged here, not written over the
+ * image's record: until the switch the records keep describing the
+ * collections searches use. */
+typedef struct vs_image_ref {
+    char tenant[VS_TENANT_MAX];
+    char sha256[65];
+} vs_image_ref;
+
+/* Stages the new record of (tenant, sha256); status DONE or FAILED. */
+vs_err vs_reindex_record_put(vs_catalog *c, const char *tenant, const char *sha256, vs_image_status status,
+                             const char *record_json, vs_error *err);
+/* Up to cap DONE images with no staged record, in (tenant, sha256) order;
+ * *n gets how many were written to out. */
+vs_err vs_reindex_pending(vs_catalog *c, vs_image_ref *out, int cap, int *n, vs_error *err);
+/* *images = DONE images, *staged = those of them with a staged record. */
+vs_err vs_reindex_counts(vs_catalog *c, int64_t *images, int64_t *staged, vs_error *err);
+/* Forgets every staged record (a new reindex starts from nothing). */
+vs_err vs_reindex_reset(vs_catalog *c, vs_error *err);
+
+typedef struct vs_setting {
+    const char *key, *value;   /* value NULL: remove */
+} vs_setting;
+
+typedef struct vs_erasure_entry {
+    const char *tenant, *what, *detail_json;
+} vs_erasure_entry;
+
+/* The switch, in one transaction: every image still DONE takes its staged
+ * record and status, the settings are written, the erasure log entries
+ * added and the staging emptied. All or nothing: a crash leaves either the
+ * old state or the new one. */
+vs_err vs_reindex_switch(vs_catalog *c, const vs_setting *set, int n_set, const vs_erasure_entry *log, int n_log,
+                         vs_error *err);
 
 #endif

@@ -55,7 +55,29 @@ static vs_err configure(const vs_sqlite_spec *s, sqlite3 *db, vs_error *err) {
     return rc;
 }
 
-/* Creates the schema on a new file or checks the version of an old one. */
+/* Runs the upgrade steps from the file's version to this build's in one
+ * transaction; the version is read again inside it, since another process
+ * may have upgraded the file since we looked. */
+static vs_err upgrade(const vs_sqlite_spec *s, sqlite3 *db, vs_error *err) {
+    vs_err rc = exec_sql(s, db, "BEGIN IMMEDIATE", "begin schema upgrade", err);
+    if (rc != VS_OK) return rc;
+    int64_t ver = 0;
+    rc = query_int(s, db, "PRAGMA user_version", "read schema version", &ver, err);
+    for (int64_t v = ver; rc == VS_OK && v >= 1 && v < s->version; v++) {
+        char op[64];
+        snprintf(op, sizeof op, "upgrade schema %lld to %lld", (long long)v, (long long)v + 1);
+        rc = exec_sql(s, db, s->upgrades[v - 1], op, err);
+    }
+    char setver[64];
+    snprintf(setver, sizeof setver, "PRAGMA user_version=%d", s->version);
+    if (rc == VS_OK && ver != s->version) rc = exec_sql(s, db, setver, "set schema version", err);
+    if (rc == VS_OK) rc = exec_sql(s, db, "COMMIT", "commit schema upgrade", err);
+    if (rc != VS_OK) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Creates the schema on a new file, upgrades an older one, or checks the
+ * version of one at ours. */
 static vs_err migrate(const vs_sqlite_spec *s, sqlite3 *db, vs_error *err) {
     int64_t ver = 0, tables = 0;
     vs_err rc = query_int(s, db, "PRAGMA user_version", "read schema version", &ver, err);
@@ -65,6 +87,7 @@ static vs_err migrate(const vs_sqlite_spec *s, sqlite3 *db, vs_error *err) {
                        "%s %s: schema version %lld is newer than this build supports (%d); upgrade visage", s->what,
                        s->path, (long long)ver, s->version);
     if (ver == s->version) return VS_OK;
+    if (ver >= 1 && s->upgrades) return upgrade(s, db, err);
     rc = query_int(s, db, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", "read schema", &tables,
                    err);
     if (rc != VS_OK) return rc;

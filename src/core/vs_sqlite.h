@@ -1,9 +1,10 @@
 /* vs_sqlite.h - opening one of visage's own SQLite files (catalog.db,
  * crawl.db) the same way everywhere: created 0600, WAL checked to be on,
  * a busy timeout for other processes, and a schema that is created on a new
- * file, accepted at this build's version, and otherwise refused rather than
- * repaired: a newer version is a newer build's file, tables without a
- * version are somebody else's database. */
+ * file, accepted at this build's version, upgraded from an older version by
+ * the file's own upgrade steps, and otherwise refused rather than repaired:
+ * a newer version is a newer build's file, tables without a version are
+ * somebody else's database. */
 #ifndef VS_SQLITE_H
 #define VS_SQLITE_H
 
@@ -19,6 +20,10 @@ typedef struct vs_sqlite_spec {
     int version;               /* PRAGMA user_version this build writes (>= 1) */
     const char *synchronous;   /* "FULL" or "NORMAL": what a crash may lose */
     int foreign_keys;          /* 1: PRAGMA foreign_keys=ON */
+    /* upgrades[v-1] is the SQL that turns a version-v file into v+1, for
+     * v = 1 .. version-1; all steps due run in one transaction. NULL: files
+     * of an older version are refused. */
+    const char *const *upgrades;
 } vs_sqlite_spec;
 
 /* Writes "{data_dir}/{file}" into out (cap bytes) and creates data_dir

@@ -516,6 +516,137 @@ static void test_key_rotation_and_list(void **state) {
     assert_int_equal(vs_tenant_count(f->c), 2);
 }
 
+/* A catalog of schema version 1 (before settings and reindex staging):
+ * upgraded in place at open, its data kept. */
+static void test_upgrade_from_version_1(void **state) {
+    fixture *f = *state;
+    vs_catalog_close(f->c);
+    f->c = NULL;
+    char p[160];
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", f->db, suffix[i]);
+        unlink(p);
+    }
+    raw_exec(f, "CREATE TABLE tenants(id TEXT PRIMARY KEY, created_at INT);"
+                "CREATE TABLE api_keys(key_sha256 TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+                " created_at INT);"
+                "CREATE TABLE images(tenant_id TEXT, sha256 TEXT, external_id TEXT, status INT, record_json TEXT,"
+                " created_at INT, updated_at INT, PRIMARY KEY(tenant_id, sha256));"
+                "CREATE INDEX images_external ON images(tenant_id, external_id);"
+                "CREATE TABLE erasures(id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, at INT NOT NULL,"
+                " what TEXT NOT NULL, detail_json TEXT NOT NULL);"
+                "CREATE INDEX erasures_tenant ON erasures(tenant_id, id);"
+                "INSERT INTO images VALUES('acme','" SHA_A "',NULL,2,'{\"v\":1}',1,1);"
+                "PRAGMA user_version=1;");
+    vs_error e = {0};
+    assert_int_equal(vs_catalog_open(f->dir, &f->c, &e), VS_OK);
+    char *rec = NULL;
+    vs_image_status st;
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, &rec, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_DONE);
+    assert_string_equal(rec, "{\"v\":1}");
+    vs_free(rec);
+    char *v = NULL;
+    assert_int_equal(vs_setting_get(f->c, "faces", &v, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_setting_put(f->c, "faces", "faces_v1", &e), VS_OK);
+    vs_catalog_close(f->c);
+    assert_int_equal(vs_catalog_open(f->dir, &f->c, &e), VS_OK); /* at version 2 now: opened as is */
+    assert_int_equal(vs_setting_get(f->c, "faces", &v, &e), VS_OK);
+    assert_string_equal(v, "faces_v1");
+    vs_free(v);
+}
+
+static void test_settings(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char *v = (char *)1;
+    assert_int_equal(vs_setting_get(f->c, "active", &v, &e), VS_ERR_NOT_FOUND);
+    assert_null(v);
+    assert_non_null(strstr(e.msg, "active"));
+    assert_int_equal(vs_setting_put(f->c, "active", "{\"faces\":\"faces_v2\"}", &e), VS_OK);
+    assert_int_equal(vs_setting_put(f->c, "active", "{\"faces\":\"faces_v3\"}", &e), VS_OK);
+    assert_int_equal(vs_setting_get(f->c, "active", &v, &e), VS_OK);
+    assert_string_equal(v, "{\"faces\":\"faces_v3\"}");
+    vs_free(v);
+    assert_int_equal(vs_setting_put(f->c, "active", NULL, &e), VS_OK);
+    assert_int_equal(vs_setting_get(f->c, "active", &v, &e), VS_ERR_NOT_FOUND);
+    assert_int_equal(vs_setting_put(f->c, "", "x", &e), VS_ERR_INVALID_ARG);
+}
+
+static int collect_tenant(void *ctx, const char *t) {
+    char *buf = ctx;
+    strcat(buf, t);
+    strcat(buf, ",");
+    return 0;
+}
+
+/* Staged records stay aside until the switch, which takes them for images
+ * still DONE only, with the settings and log entries, all at once. */
+static void test_reindex_staging_and_switch(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char key[VS_API_KEY_MAX], sha_c[65], tenants[256] = "";
+    memset(sha_c, 'c', 64);
+    sha_c[64] = '\0';
+    assert_int_equal(vs_tenant_create(f->c, "zeta", key, &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, NULL, VS_IMG_DONE, "{\"old\":\"a\"}", &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_B, NULL, VS_IMG_DONE, "{\"old\":\"b\"}", &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "beta", sha_c, NULL, VS_IMG_QUEUED, NULL, &e), VS_OK);
+    assert_int_equal(vs_tenant_ids(f->c, collect_tenant, tenants, &e), VS_OK);
+    assert_string_equal(tenants, "acme,beta,default,zeta,");
+    vs_image_ref refs[4];
+    int n = 0;
+    int64_t images = 0, staged = -1;
+    assert_int_equal(vs_reindex_pending(f->c, refs, 4, &n, &e), VS_OK);
+    assert_int_equal(n, 2); /* the DONE ones, in order; the queued one is for the workers */
+    assert_string_equal(refs[0].sha256, SHA_A);
+    assert_string_equal(refs[1].tenant, "acme");
+    assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_A, VS_IMG_DONE, "{\"new\":\"a\"}", &e), VS_OK);
+    assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_B, VS_IMG_FAILED, "{\"new\":\"b\"}", &e), VS_OK);
+    assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_B, VS_IMG_QUEUED, "{}", &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_reindex_counts(f->c, &images, &staged, &e), VS_OK);
+    assert_int_equal(images, 2);
+    assert_int_equal(staged, 2);
+    assert_int_equal(vs_reindex_pending(f->c, refs, 4, &n, &e), VS_OK);
+    assert_int_equal(n, 0);
+    /* staged records are not the image's record yet */
+    char *rec = NULL;
+    vs_image_status st;
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, &rec, NULL, &e), VS_OK);
+    assert_string_equal(rec, "{\"old\":\"a\"}");
+    vs_free(rec);
+    /* erased before the switch: stays erased */
+    assert_int_equal(vs_image_record_mark_erased(f->c, "acme", SHA_A, &e), VS_OK);
+    vs_setting set[2] = {{"active", "v2"}, {"reindex", NULL}};
+    vs_erasure_entry log[1] = {{"acme", "block_dropped", "{\"block_id\":\"b1\"}"}};
+    assert_int_equal(vs_setting_put(f->c, "reindex", "{}", &e), VS_OK);
+    vs_erasure_entry bad[1] = {{"a/b", "x", "{}"}};
+    assert_int_equal(vs_reindex_switch(f->c, set, 2, bad, 1, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_reindex_switch(f->c, set, 2, log, 1, &e), VS_OK);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_A, NULL, &st, &rec, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_ERASED);
+    assert_null(rec);
+    assert_int_equal(vs_image_record_get(f->c, "acme", SHA_B, NULL, &st, &rec, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_FAILED);
+    assert_string_equal(rec, "{\"new\":\"b\"}");
+    vs_free(rec);
+    char *v = NULL;
+    assert_int_equal(vs_setting_get(f->c, "active", &v, &e), VS_OK);
+    assert_string_equal(v, "v2");
+    vs_free(v);
+    assert_int_equal(vs_setting_get(f->c, "reindex", &v, &e), VS_ERR_NOT_FOUND);
+    log_seen s = {0};
+    assert_int_equal(vs_erasure_log_list(f->c, "acme", 0, 10, collect_log, &s, &e), VS_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.what[0], "block_dropped");
+    assert_int_equal(vs_reindex_counts(f->c, &images, &staged, &e), VS_OK);
+    assert_int_equal(staged, 0); /* the staging is empty again */
+    assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_B, VS_IMG_DONE, "{}", &e), VS_OK);
+    assert_int_equal(vs_reindex_reset(f->c, &e), VS_OK);
+    assert_int_equal(vs_reindex_pending(f->c, refs, 0, &n, &e), VS_ERR_INVALID_ARG);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tenant_key_format_and_lookup, setup, teardown),
@@ -534,6 +665,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reindex_staging_and_switch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
