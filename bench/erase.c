@@ -41,7 +41,7 @@ static void fill(vs_pipeline *p, int dim, int n, int persons) {
     vs_point *pts = vs_malloc(sizeof *pts * BATCH);
     vs_error e = {0};
     if (!vecs || !ids || !pls || !pts) die("fill", &e);
-    if (p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, vs_engine_model_id(p->engine), &e))
+    if (p->index->ops->ensure_collection(p->index, p->coll.faces, dim, vs_engine_model_id(p->engine), &e))
         die("collection", &e);
     for (int base = 0; base < n; base += BATCH) {
         int k = n - base < BATCH ? n - base : BATCH;
@@ -62,7 +62,7 @@ static void fill(vs_pipeline *p, int dim, int n, int persons) {
             }
             if (vs_image_record_put(p->catalog, "t", sha, NULL, VS_IMG_DONE, "{\"faces_found\":1}", &e)) die("record", &e);
         }
-        if (p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, k, &e)) die("upsert", &e);
+        if (p->index->ops->upsert(p->index, p->coll.faces, pts, k, &e)) die("upsert", &e);
     }
     vs_free(vecs), vs_free(ids), vs_free(pls), vs_free(pts);
 }
@@ -104,6 +104,7 @@ int main(int argc, char **argv) {
         vs_catalog_open(dir, &p.catalog, &e))
         die("open", &e);
     p.engine = engine;
+    vs_collections_gen(1, &p.coll);
     vs_pipeline_cfg_default(&p.cfg);
     int dim = vs_engine_embedding_dim(engine);
     double t0 = bench_now_ms();

@@ -56,6 +56,9 @@ typedef struct vs_app {
     int64_t started_ms;
 } vs_app;
 
+/* The pipeline requests use now: its engine and active collections. */
+const vs_pipeline *vs_app_pipeline(vs_app *a);
+
 /* Borrows an engine worker for one request (waits if all are busy). */
 vs_engine_worker *vs_app_engine_acquire(vs_app *a);
 void vs_app_engine_release(vs_app *a, vs_engine_worker *w);

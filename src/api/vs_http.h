@@ -18,6 +18,8 @@ typedef struct vs_req {
     size_t body_len;
     int too_large;               /* body exceeded max_body_bytes (already discarded) */
     char tenant[VS_TENANT_MAX];  /* from the API key (or "default" in open mode) */
+    const vs_pipeline *p;        /* the engine and collections this request uses, taken
+                                  * once at its start (a reindex switches them) */
     /* the reply */
     int status;
     char *resp;                  /* malloc'd */

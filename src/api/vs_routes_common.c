@@ -9,6 +9,8 @@
 #include "vs_routes.h"
 #include "vs_similarity.h"
 
+const vs_pipeline *vs_app_pipeline(vs_app *a) { return &a->pipeline; }
+
 vs_engine_worker *vs_app_engine_acquire(vs_app *a) {
     pthread_mutex_lock(&a->mu);
     for (;;) {
@@ -121,7 +123,7 @@ int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) 
 }
 
 int vs_req_vector(vs_req *r, json_t *v, float *vec) {
-    int dim = vs_engine_embedding_dim(r->app->engine);
+    int dim = vs_engine_embedding_dim(r->p->engine);
     if (!json_is_array(v) || (int)json_array_size(v) != dim) {
         vs_reply_error(r, 400, "bad_request", "vector must be an array of %d numbers", dim);
         return -1;
@@ -133,7 +135,7 @@ int vs_req_vector(vs_req *r, json_t *v, float *vec) {
 
 int vs_req_face_vector(vs_req *r, const char *face_id, float *vec) {
     vs_error err = {0};
-    vs_err rc = r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, face_id, vec, NULL, &err);
+    vs_err rc = r->app->index->ops->get(r->app->index, r->p->coll.faces, r->tenant, face_id, vec, NULL, &err);
     if (rc == VS_ERR_NOT_FOUND) vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
     else if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
     return rc == VS_OK ? 0 : -1;

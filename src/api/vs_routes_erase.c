@@ -15,7 +15,7 @@
 /* Reads the options of an erasure; -1 after replying 400. */
 static int read_opts(vs_req *r, json_t *b, vs_erase_person_opts *o) {
     json_t *v;
-    *o = (vs_erase_person_opts){.threshold = vs_engine_config(r->app->engine)->match_threshold, .max_images = 1000,
+    *o = (vs_erase_person_opts){.threshold = vs_engine_config(r->p->engine)->match_threshold, .max_images = 1000,
                                 .suppress = 1};
     if ((v = json_object_get(b, "threshold"))) {
         /* below 0.3 strangers' faces match: an erasure there would be a wipe */
@@ -82,7 +82,7 @@ static int image_face(vs_req *r, json_t *b, float *vec, json_t **query_face) {
         vs_faces_free(&faces);
         return -1;
     }
-    memcpy(vec, faces.faces[idx].embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(r->app->engine));
+    memcpy(vec, faces.faces[idx].embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(r->p->engine));
     *query_face = vs_query_face_json(&faces.faces[idx]);
     vs_faces_free(&faces);
     return 0;
@@ -95,7 +95,7 @@ static int query_vector(vs_req *r, json_t *b, float *vec, json_t **query_face) {
     if (v) {
         if (vs_req_vector(r, v, vec) != 0) return -1;
         float norm = 0; /* a zero vector stays zero: it names nobody */
-        for (int i = 0; i < vs_engine_embedding_dim(r->app->engine); i++) norm += vec[i] * vec[i];
+        for (int i = 0; i < vs_engine_embedding_dim(r->p->engine); i++) norm += vec[i] * vec[i];
         if (!(norm > 0)) {
             vs_reply_error(r, 400, "bad_request", "vector must have a non-zero length");
             return -1;
@@ -126,11 +126,11 @@ void vs_route_erase(vs_req *r) {
     if (!b) return;
     vs_erase_person_opts o;
     json_t *query_face = NULL, *report = NULL;
-    float *vec = vs_malloc(sizeof(float) * (size_t)vs_engine_embedding_dim(r->app->engine));
+    float *vec = vs_malloc(sizeof(float) * (size_t)vs_engine_embedding_dim(r->p->engine));
     if (!vec) vs_reply_error(r, 500, "internal", "out of memory");
     else if (read_opts(r, b, &o) == 0 && query_vector(r, b, vec, &query_face) == 0) {
         vs_error err = {0};
-        vs_err rc = vs_erase_person(&r->app->pipeline, r->tenant, vec, &o, &report, &err);
+        vs_err rc = vs_erase_person(r->p, r->tenant, vec, &o, &report, &err);
         if (rc != VS_OK) {
             vs_reply_vs_err(r, rc, &err);
         } else {
@@ -147,7 +147,7 @@ void vs_route_erase(vs_req *r) {
 void vs_route_blocks_list(vs_req *r) {
     json_t *arr = json_array();
     vs_error err = {0};
-    vs_err rc = vs_block_list(&r->app->pipeline, r->tenant, arr, &err);
+    vs_err rc = vs_block_list(r->p, r->tenant, arr, &err);
     if (rc != VS_OK) {
         json_decref(arr);
         return vs_reply_vs_err(r, rc, &err);
@@ -157,7 +157,7 @@ void vs_route_blocks_list(vs_req *r) {
 
 void vs_route_block_delete(vs_req *r, const char *id) {
     vs_error err = {0};
-    vs_err rc = vs_block_delete(&r->app->pipeline, r->tenant, id, &err);
+    vs_err rc = vs_block_delete(r->p, r->tenant, id, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "block_id", id, "deleted", 1));
 }

@@ -14,7 +14,7 @@
 static json_t *load_face(vs_req *r, const char *id) {
     char *payload = NULL;
     vs_error err = {0};
-    vs_err rc = r->app->index->ops->get(r->app->index, VS_FACES_COLLECTION, r->tenant, id, NULL, &payload, &err);
+    vs_err rc = r->app->index->ops->get(r->app->index, r->p->coll.faces, r->tenant, id, NULL, &payload, &err);
     if (rc == VS_ERR_NOT_FOUND) {
         vs_reply_error(r, 404, "not_found", "face %s not found", id);
         return NULL;
@@ -43,14 +43,14 @@ void vs_route_face_delete(vs_req *r, const char *id) {
     vs_error err = {0};
     int64_t n = 0;
     const char *ids[1] = {id};
-    vs_err rc = r->app->index->ops->delete_ids(r->app->index, VS_FACES_COLLECTION, r->tenant, ids, 1, &n, &err);
+    vs_err rc = r->app->index->ops->delete_ids(r->app->index, r->p->coll.faces, r->tenant, ids, 1, &n, &err);
     const char *ck = json_string_value(json_object_get(pl, "crop_key"));
     const char *tk = json_string_value(json_object_get(pl, "thumb_key"));
     if (rc == VS_OK && ck) rc = vs_store_del(r->app->store, "face-crops", ck, &err);
     if (rc == VS_OK && tk) rc = vs_store_del(r->app->store, "face-thumbs", tk, &err);
-    if (rc == VS_OK) rc = vs_identity_forget(&r->app->pipeline, r->tenant, NULL, id, &err);
+    if (rc == VS_OK) rc = vs_identity_forget(r->p, r->tenant, NULL, id, &err);
     if (rc == VS_OK)
-        rc = vs_erase_log(&r->app->pipeline, r->tenant, "face",
+        rc = vs_erase_log(r->p, r->tenant, "face",
                           json_pack("{s:s,s:O*}", "face_id", id, "image_sha256", json_object_get(pl, "image_sha256")), &err);
     json_decref(pl);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
@@ -100,12 +100,12 @@ void vs_route_image_delete(vs_req *r, const char *sha256) {
      * erasure short, then say so */
     int already = suppress && st == VS_IMG_ERASED;
     int64_t faces = 0, crawled = 0; /* crawled: rows of where the crawler found it */
-    vs_err rc = vs_erase_image(&r->app->pipeline, r->tenant, sha256, suppress, &faces, &crawled, &err);
+    vs_err rc = vs_erase_image(r->p, r->tenant, sha256, suppress, &faces, &crawled, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     if (already) return vs_reply_error(r, 404, "not_found", "image was erased already");
     if (crawled > 0) had = VS_OK;
     if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");
-    rc = vs_erase_log(&r->app->pipeline, r->tenant, "image",
+    rc = vs_erase_log(r->p, r->tenant, "image",
                       json_pack("{s:s,s:I,s:b}", "image_sha256", sha256, "faces_deleted", (json_int_t)faces, "suppressed", suppress),
                       &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);

@@ -17,12 +17,12 @@
 static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality, json_t **query_face, char sha_out[65]) {
     vs_app *a = r->app;
     const char *face_id = json_string_value(json_object_get(b, "face_id"));
-    const vs_quality_cfg *qc = &vs_engine_config(a->engine)->quality;
+    const vs_quality_cfg *qc = &vs_engine_config(r->p->engine)->quality;
     *query_face = NULL;
     if (face_id) {
         char *pl = NULL;
         vs_error err = {0};
-        vs_err rc = a->index->ops->get(a->index, VS_FACES_COLLECTION, r->tenant, face_id, vec, &pl, &err);
+        vs_err rc = a->index->ops->get(a->index, r->p->coll.faces, r->tenant, face_id, vec, &pl, &err);
         if (rc == VS_ERR_NOT_FOUND) {
             vs_reply_error(r, 404, "not_found", "face %s not found", face_id);
             return -1;
@@ -72,7 +72,7 @@ static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality,
         vs_faces_free(&faces);
         return -1;
     }
-    memcpy(vec, f->embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(a->engine));
+    memcpy(vec, f->embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(r->p->engine));
     *quality = f->quality.score;
     *query_face = vs_query_face_json(f);
     vs_faces_free(&faces);
@@ -85,7 +85,7 @@ void vs_route_identity_create(vs_req *r) {
     char id[VS_UUID_STR];
     vs_error err = {0};
     const char *name = json_string_value(json_object_get(b, "name"));
-    vs_err rc = vs_identity_create(&r->app->pipeline, r->tenant, name, id, &err);
+    vs_err rc = vs_identity_create(r->p, r->tenant, name, id, &err);
     if (rc == VS_OK) vs_reply_json(r, 201, json_pack("{s:s,s:s,s:i}", "identity_id", id, "name", name, "n_samples", 0));
     else vs_reply_vs_err(r, rc, &err);
     json_decref(b);
@@ -94,7 +94,7 @@ void vs_route_identity_create(vs_req *r) {
 void vs_route_identity_list(vs_req *r) {
     json_t *arr = json_array();
     vs_error err = {0};
-    vs_err rc = vs_identity_list(&r->app->pipeline, r->tenant, arr, &err);
+    vs_err rc = vs_identity_list(r->p, r->tenant, arr, &err);
     if (rc != VS_OK) {
         json_decref(arr);
         return vs_reply_vs_err(r, rc, &err);
@@ -104,7 +104,7 @@ void vs_route_identity_list(vs_req *r) {
 
 void vs_route_identity_delete(vs_req *r, const char *id) {
     vs_error err = {0};
-    vs_err rc = vs_identity_delete(&r->app->pipeline, r->tenant, id, &err);
+    vs_err rc = vs_identity_delete(r->p, r->tenant, id, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "identity_id", id, "deleted", 1));
 }
@@ -112,8 +112,7 @@ void vs_route_identity_delete(vs_req *r, const char *id) {
 void vs_route_identity_enroll(vs_req *r, const char *id) {
     json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
     if (!b) return;
-    vs_app *a = r->app;
-    int dim = vs_engine_embedding_dim(a->engine);
+    int dim = vs_engine_embedding_dim(r->p->engine);
     json_t *ids = json_object_get(b, "face_ids");
     size_t n = json_is_array(ids) ? json_array_size(ids) : 1;
     if (n == 0 || n > 64) {
@@ -138,7 +137,7 @@ void vs_route_identity_enroll(vs_req *r, const char *id) {
     if (ok) {
         int count = 0;
         vs_error err = {0};
-        vs_err rc = vs_identity_enroll(&a->pipeline, r->tenant, id, s, (int)n, &count, &err);
+        vs_err rc = vs_identity_enroll(r->p, r->tenant, id, s, (int)n, &count, &err);
         if (rc == VS_OK) vs_reply_json(r, 200, json_pack("{s:s,s:i,s:i}", "identity_id", id, "enrolled", (int)n, "n_samples", count));
         else vs_reply_vs_err(r, rc, &err);
     }
@@ -151,20 +150,19 @@ void vs_route_identity_enroll(vs_req *r, const char *id) {
 void vs_route_identity_verify(vs_req *r, const char *id) {
     json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
     if (!b) return;
-    vs_app *a = r->app;
-    int dim = vs_engine_embedding_dim(a->engine);
+    int dim = vs_engine_embedding_dim(r->p->engine);
     float *vec = vs_malloc(sizeof(float) * (size_t)dim), *cen = vs_malloc(sizeof(float) * (size_t)dim), q = 0;
     json_t *info = NULL, *qf = NULL;
     vs_error err = {0};
     char sha[65];
     if (!vec || !cen) vs_reply_error(r, 500, "internal", "out of memory");
     else {
-        vs_err rc = vs_identity_get(&a->pipeline, r->tenant, id, &info, cen, &err);
+        vs_err rc = vs_identity_get(r->p, r->tenant, id, &info, cen, &err);
         if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
         else if (json_integer_value(json_object_get(info, "n_samples")) == 0)
             vs_reply_error(r, 409, "not_enrolled", "identity %s has no enrolled face yet", id);
         else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf, sha) == 0) {
-            float sim = vs_dot(vec, cen, dim), t = vs_engine_config(a->engine)->match_threshold;
+            float sim = vs_dot(vec, cen, dim), t = vs_engine_config(r->p->engine)->match_threshold;
             json_t *o = json_pack("{s:s,s:O,s:f,s:b,s:f}", "identity_id", id, "name", json_object_get(info, "name"),
                                   "similarity", (double)sim, "match", sim >= t, "threshold", (double)t);
             if (qf) json_object_set_new(o, "query_face", qf);
@@ -180,8 +178,7 @@ void vs_route_identity_verify(vs_req *r, const char *id) {
 void vs_route_identify(vs_req *r) {
     json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
     if (!b) return;
-    vs_app *a = r->app;
-    int dim = vs_engine_embedding_dim(a->engine);
+    int dim = vs_engine_embedding_dim(r->p->engine);
     float *vec = vs_malloc(sizeof(float) * (size_t)dim), q = 0;
     json_t *qf = NULL;
     char sha[65];
@@ -189,9 +186,9 @@ void vs_route_identify(vs_req *r) {
     else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf, sha) == 0) {
         int found = 0;
         char id[VS_POINT_ID_MAX], name[256];
-        float sim = 0, t = vs_engine_config(a->engine)->match_threshold;
+        float sim = 0, t = vs_engine_config(r->p->engine)->match_threshold;
         vs_error err = {0};
-        vs_err rc = vs_identity_closest(&a->pipeline, r->tenant, vec, &found, id, name, &sim, &err);
+        vs_err rc = vs_identity_closest(r->p, r->tenant, vec, &found, id, name, &sim, &err);
         if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
         else {
             json_t *o = found && sim >= t

@@ -39,7 +39,7 @@ static json_t *query(vs_req *r, const float *vec, const search_opts *so) {
     vs_error err = {0};
     int64_t t0 = vs_now_ms();
     int k = so->top_k + (so->exclude_id ? 1 : 0);
-    vs_err rc = r->app->index->ops->search(r->app->index, VS_FACES_COLLECTION, vec, &so->filter, k, so->threshold, &hits,
+    vs_err rc = r->app->index->ops->search(r->app->index, r->p->coll.faces, vec, &so->filter, k, so->threshold, &hits,
                                            &n, &err);
     if (rc == VS_ERR_NOT_FOUND) { /* nothing indexed yet */
         n = 0;
@@ -57,7 +57,7 @@ static json_t *query(vs_req *r, const float *vec, const search_opts *so) {
     atomic_fetch_add(&r->app->search_ms_sum, ms);
     atomic_fetch_add(&r->app->search_hist[b], 1);
     json_t *arr = json_array();
-    float match = vs_engine_config(r->app->engine)->match_threshold;
+    float match = vs_engine_config(r->p->engine)->match_threshold;
     for (int i = 0, kept = 0; i < n && kept < so->top_k; i++) {
         if (so->exclude_id && !strcmp(hits[i].id, so->exclude_id)) continue;
         json_array_append_new(arr, hit_json(r->app, &hits[i], match));
@@ -157,7 +157,7 @@ void vs_route_search(vs_req *r) {
         json_decref(b);
         return;
     }
-    int dim = vs_engine_embedding_dim(r->app->engine);
+    int dim = vs_engine_embedding_dim(r->p->engine);
     json_t *vec = json_object_get(b, "vector");
     const char *face_id = json_string_value(json_object_get(b, "face_id"));
     if (vec || face_id) { /* by a vector, or by an indexed face (not returned as its own match) */

@@ -179,8 +179,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_fetch_add(&s->app->requests, 1);
     if (r->too_large)
         vs_reply_error(r, 413, "too_large", "request body over %zu bytes", s->app->cfg.max_body_bytes);
-    else if (!route_public(r) && authenticate(r) == 0)
+    else if (!route_public(r) && authenticate(r) == 0) {
+        r->p = vs_app_pipeline(s->app);
         route(r);
+    }
     if (!r->status) vs_reply_error(r, 500, "internal", "no reply");
     if (r->status >= 500) atomic_fetch_add(&s->app->errors_5xx, 1);
     else if (r->status >= 400) atomic_fetch_add(&s->app->errors_4xx, 1);

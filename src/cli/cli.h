@@ -12,8 +12,10 @@
 const char *cli_models_dir(const char *flag, char *buf, size_t cap);
 
 /* Loads the engine or prints one error line; returns NULL on failure.
- * thorough = 1 lifts the detector's pass budget (every face down to 24 px). */
-vs_engine *cli_engine_load(const char *models_flag, int thorough);
+ * thorough = 1 lifts the detector's pass budget (every face down to 24 px).
+ * embedder: a vs_embedder, or -1 for $VISAGE_EMBEDDER (dlib|faceres), else
+ * the default. */
+vs_engine *cli_engine_load(const char *models_flag, int thorough, int embedder);
 
 /* {"bbox":[x,y,w,h],"det_score":s,"landmarks":[[x,y]...],"quality":q, ...} */
 json_t *cli_face_json(const vs_face *f, int dim, int with_embedding);

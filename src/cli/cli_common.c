@@ -40,11 +40,17 @@ const char *cli_models_dir(const char *flag, char *buf, size_t cap) {
     return buf;
 }
 
-vs_engine *cli_engine_load(const char *models_flag, int thorough) {
+vs_engine *cli_engine_load(const char *models_flag, int thorough, int embedder) {
     char dir[PATH_MAX];
     vs_engine_cfg cfg;
     vs_engine_cfg_default(&cfg);
     cfg.models_dir = cli_models_dir(models_flag, dir, sizeof dir);
+    const char *env = getenv("VISAGE_EMBEDDER");
+    if (embedder < 0 && env && *env && (embedder = vs_embedder_find(env)) < 0) {
+        fprintf(stderr, "visage: VISAGE_EMBEDDER=%s: not one of dlib, faceres\n", env);
+        return NULL;
+    }
+    if (embedder >= 0) cfg.embedder = (vs_embedder)embedder;
     const char *passes = getenv("VISAGE_DETECT_PASSES");
     if (passes && atoi(passes) > 0) cfg.detect.max_passes = atoi(passes);
     if (thorough) cfg.detect.max_passes = 4096;

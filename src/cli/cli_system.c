@@ -82,6 +82,26 @@ static vs_err start_crawl(cli_system *s, const cli_system_opts *o, vs_error *err
     return o->crawl_runner ? vs_crawl_runner_start(env, threads, &a->crawler, err) : VS_OK;
 }
 
+/* The collections this process uses and the embedder they pin
+ * (vs_collections.h): the catalog's active set, or for a worker the newest
+ * set in the shared index it reads; VISAGE_EMBEDDER chooses only where
+ * nothing is indexed yet, and must match otherwise. A worker without index
+ * access cannot look: it runs VISAGE_EMBEDDER, and the index owner refuses
+ * its results if that is not the index's model. */
+static vs_err choose_model(vs_app *a, int worker, vs_collections *coll, vs_embedder *emb, vs_error *err) {
+    const char *want = getenv("VISAGE_EMBEDDER");
+    vs_err rc = VS_OK;
+    vs_collections_gen(1, coll);
+    if (!worker) rc = vs_collections_load(a->catalog, coll, err);
+    else if (a->index) rc = vs_collections_newest(a->index, coll, err);
+    if (rc != VS_OK) return rc;
+    if (a->index) return vs_collections_embedder(a->index, coll, want, emb, err);
+    int e = want && *want ? vs_embedder_find(want) : VS_EMBEDDER_DEFAULT;
+    if (e < 0) return vs_fail(err, VS_ERR_INVALID_ARG, "VISAGE_EMBEDDER=%.80s is not one of dlib, faceres", want);
+    *emb = (vs_embedder)e;
+    return VS_OK;
+}
+
 int cli_system_open(const cli_system_opts *o, cli_system *s) {
     memset(s, 0, sizeof *s);
     s->lock_fd = -1;
@@ -119,9 +139,12 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (vs_queue_open(queue_url, &qo, &a->queue, &err) != VS_OK) goto fail_err;
     /* a worker reads a shared index (near-duplicate links) but never owns an embedded one */
     if ((!worker || remote_index) && vs_index_open(index_url, s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
-    if (!(a->engine = cli_engine_load(o->models, 0))) goto fail;
+    vs_collections coll;
+    vs_embedder emb;
+    if (choose_model(a, worker, &coll, &emb, &err) != VS_OK) goto fail_err;
+    if (!(a->engine = cli_engine_load(o->models, 0, (int)emb))) goto fail;
     a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine,
-                                .crawl_db = a->crawl.db};
+                                .coll = coll, .crawl_db = a->crawl.db};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
     const char *nd = getenv("VISAGE_NEAR_DUP");
     if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;

@@ -44,7 +44,7 @@ int cmd_compare(int argc, char **argv) {
         fprintf(stderr, "usage: visage compare [--models DIR] IMAGE_A IMAGE_B\n");
         return 2;
     }
-    vs_engine *e = cli_engine_load(models, 0);
+    vs_engine *e = cli_engine_load(models, 0, -1);
     if (!e) return 1;
     vs_engine_worker *w = NULL;
     vs_error err = {0};

@@ -130,7 +130,7 @@ static int run_faces(int argc, char **argv, int with_embedding) {
         else files[n++] = argv[i];
     }
     if (n == 0) { free(files); return usage(cmd); }
-    vs_engine *e = cli_engine_load(models, thorough);
+    vs_engine *e = cli_engine_load(models, thorough, -1);
     if (!e) { free(files); return 1; }
     batch b = {.engine = e, .files = files, .n_files = n, .with_embedding = with_embedding,
              .crops_dir = crops};

@@ -32,7 +32,7 @@ static int search_local(const char *image, const char *data, const char *models,
         vs_filter flt = {.tenant_id = tenant};
         vs_hit *hits = NULL;
         int n = 0;
-        vs_err e = a->index->ops->search(a->index, VS_FACES_COLLECTION, faces.faces[best].embedding, &flt, top_k, -1.0f, &hits, &n, &err);
+        vs_err e = a->index->ops->search(a->index, a->pipeline.coll.faces, faces.faces[best].embedding, &flt, top_k, -1.0f, &hits, &n, &err);
         if (e == VS_ERR_NOT_FOUND) e = VS_OK, n = 0; /* nothing indexed yet */
         if (e != VS_OK) {
             cli_error("search", &err);

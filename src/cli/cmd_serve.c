@@ -46,8 +46,9 @@ static int run_server(int argc, char **argv, cli_role role) {
         cli_system_close(&s);
         return 1;
     }
-    fprintf(stderr, "visage: %s: %s on http://%s (data %s, %s)\n", cmd,
+    fprintf(stderr, "visage: %s: %s on http://%s (data %s, model %s, %s)\n", cmd,
             s.app.workers ? "API + web UI + workers" : "API + web UI", sc.listen, s.data_dir,
+            vs_engine_model_id(s.app.engine),
             vs_tenant_count(s.app.catalog) ? "API keys required" : "open mode: no tenant yet, tenant 'default'");
     if (strstr(sc.listen, ":0")) fprintf(stderr, "visage: port %d\n", vs_server_port(srv));
     int sig = 0;

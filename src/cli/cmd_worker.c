@@ -32,7 +32,7 @@ int cmd_worker(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     cli_system s;
     if (cli_system_open(&o, &s) != 0) return 1;
-    fprintf(stderr, "visage: worker: consuming %s\n", getenv("VISAGE_QUEUE"));
+    fprintf(stderr, "visage: worker: consuming %s (model %s)\n", getenv("VISAGE_QUEUE"), vs_engine_model_id(s.app.engine));
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "visage: worker: %s received, finishing the images in hand\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -97,7 +97,7 @@ static vs_err erase_rest(const vs_pipeline *p, const char *tenant, const char *s
         if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no record to delete */
     }
     if (rc == VS_OK) {
-        rc = p->index->ops->delete_filter(p->index, VS_FACES_COLLECTION, &f, faces, err);
+        rc = p->index->ops->delete_filter(p->index, p->coll.faces, &f, faces, err);
         if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
     }
     return rc;
@@ -208,7 +208,7 @@ static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_e
         vs_hit *hits = NULL;
         int n = 0;
         vs_strset fresh = {0}; /* this round's new images */
-        vs_err rc = r->p->index->ops->search(r->p->index, VS_FACES_COLLECTION, vec, &f, ERASE_ROUND_K, r->o->threshold,
+        vs_err rc = r->p->index->ops->search(r->p->index, r->p->coll.faces, vec, &f, ERASE_ROUND_K, r->o->threshold,
                                              &hits, &n, err);
         if (rc == VS_ERR_NOT_FOUND) { /* nothing indexed yet */
             *complete = 1;
@@ -300,7 +300,7 @@ vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, 
         return vs_fail(err, VS_ERR_INVALID_ARG, "block threshold must be 0.3..1");
     if (note && strlen(note) > VS_BLOCK_NOTE_MAX) return vs_fail(err, VS_ERR_INVALID_ARG, "block note is over %d bytes", VS_BLOCK_NOTE_MAX);
     int dim = vs_engine_embedding_dim(p->engine);
-    vs_err rc = p->index->ops->ensure_collection(p->index, VS_BLOCKS_COLLECTION, dim, vs_engine_model_id(p->engine), err);
+    vs_err rc = p->index->ops->ensure_collection(p->index, p->coll.blocks, dim, vs_engine_model_id(p->engine), err);
     if (rc != VS_OK) return rc;
     if (vs_uuid_random("visage-block", tenant, id_out) != 0) return vs_fail(err, VS_ERR_BACKEND, "block: no randomness");
     json_t *pl = json_pack("{s:s,s:s,s:f,s:I}", "tenant_id", tenant, "kind", "block", "threshold", (double)threshold,
@@ -310,7 +310,7 @@ vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, 
     json_decref(pl);
     if (!s) return vs_fail(err, VS_ERR_NOMEM, "block");
     vs_point pt = {id_out, vec, s};
-    rc = p->index->ops->upsert(p->index, VS_BLOCKS_COLLECTION, &pt, 1, err);
+    rc = p->index->ops->upsert(p->index, p->coll.blocks, &pt, 1, err);
     free(s);
     return rc;
 }
@@ -328,13 +328,13 @@ static int list_one(void *ctx, const char *id, const float *vector, const char *
 
 vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err) {
     vs_filter f = {.tenant_id = tenant};
-    return vs_index_scroll_all(p->index, VS_BLOCKS_COLLECTION, &f, 256, list_one, arr, err);
+    return vs_index_scroll_all(p->index, p->coll.blocks, &f, 256, list_one, arr, err);
 }
 
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
     const char *ids[1] = {id};
     int64_t n = 0; /* the tenant's points only: another tenant's block id deletes nothing */
-    vs_err rc = p->index->ops->delete_ids(p->index, VS_BLOCKS_COLLECTION, tenant, ids, 1, &n, err);
+    vs_err rc = p->index->ops->delete_ids(p->index, p->coll.blocks, tenant, ids, 1, &n, err);
     if (rc == VS_ERR_NOT_FOUND || (rc == VS_OK && n == 0)) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
     return rc == VS_OK ? vs_erase_log(p, tenant, "block_lifted", json_pack("{s:s}", "block_id", id), err) : rc;
 }
@@ -347,7 +347,7 @@ vs_err vs_block_match(const vs_pipeline *p, const char *tenant, const vs_point *
     for (int i = 0; i < n && !*blocked; i++) {
         vs_hit *hits = NULL;
         int nh = 0;
-        vs_err rc = p->index->ops->search(p->index, VS_BLOCKS_COLLECTION, pts[i].vector, &f, BLOCK_MATCH_K, 0.3f, &hits,
+        vs_err rc = p->index->ops->search(p->index, p->coll.blocks, pts[i].vector, &f, BLOCK_MATCH_K, 0.3f, &hits,
                                           &nh, err);
         if (rc == VS_ERR_NOT_FOUND) return VS_OK; /* no block was ever added */
         if (rc != VS_OK) return rc;

@@ -11,7 +11,7 @@
  * (the request is "remove the images of this person"; to drop one face and
  * keep its image there is DELETE /api/v1/faces/{id}). Different photos of
  * the person cannot be caught by exact bytes, so a block keeps the query
- * vector (in the index, collection erase_blocks_v1, tenant-scoped like every
+ * vector (in the index, collection coll.blocks, tenant-scoped like every
  * point) and the index owner erases any later image with a face matching it
  * instead of indexing it. */
 #ifndef VS_ERASE_H
@@ -21,7 +21,6 @@
 
 #include "vs_pipeline.h"
 
-#define VS_BLOCKS_COLLECTION "erase_blocks_v1"
 #define VS_ERASE_MAX_IMAGES 100000
 #define VS_BLOCK_NOTE_MAX 512
 

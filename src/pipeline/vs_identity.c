@@ -13,8 +13,8 @@
 
 static vs_err ensure(const vs_pipeline *p, vs_error *err) {
     int dim = vs_engine_embedding_dim(p->engine);
-    vs_err rc = p->index->ops->ensure_collection(p->index, VS_IDENTITIES_COLLECTION, dim, vs_engine_model_id(p->engine), err);
-    if (rc == VS_OK) rc = p->index->ops->ensure_collection(p->index, VS_IDENTITY_SAMPLES_COLLECTION, dim, vs_engine_model_id(p->engine), err);
+    vs_err rc = p->index->ops->ensure_collection(p->index, p->coll.identities, dim, vs_engine_model_id(p->engine), err);
+    if (rc == VS_OK) rc = p->index->ops->ensure_collection(p->index, p->coll.samples, dim, vs_engine_model_id(p->engine), err);
     return rc;
 }
 
@@ -23,7 +23,7 @@ static vs_err store_identity(const vs_pipeline *p, const char *id, json_t *info,
     char *pl = json_dumps(info, JSON_COMPACT);
     if (!pl) return vs_fail(err, VS_ERR_NOMEM, "identity %s", id);
     vs_point pt = {id, centroid, pl};
-    vs_err rc = p->index->ops->upsert(p->index, VS_IDENTITIES_COLLECTION, &pt, 1, err);
+    vs_err rc = p->index->ops->upsert(p->index, p->coll.identities, &pt, 1, err);
     free(pl);
     return rc;
 }
@@ -47,7 +47,7 @@ vs_err vs_identity_create(const vs_pipeline *p, const char *tenant, const char *
 vs_err vs_identity_get(const vs_pipeline *p, const char *tenant, const char *id, json_t **info, float *centroid,
                        vs_error *err) {
     char *pl = NULL;
-    vs_err rc = p->index->ops->get(p->index, VS_IDENTITIES_COLLECTION, tenant, id, centroid, &pl, err);
+    vs_err rc = p->index->ops->get(p->index, p->coll.identities, tenant, id, centroid, &pl, err);
     if (rc != VS_OK) {
         if (rc == VS_ERR_NOT_FOUND) vs_fail(err, VS_ERR_NOT_FOUND, "identity %s not found", id);
         return rc;
@@ -71,7 +71,7 @@ static vs_err recompute(const vs_pipeline *p, const char *tenant, const char *id
     json_array_foreach(members, i, m) {
         if (rc != VS_OK) break;
         const char *sid = json_string_value(m);
-        vs_err g = sid ? p->index->ops->get(p->index, VS_IDENTITY_SAMPLES_COLLECTION, tenant, sid, v, NULL, err) : VS_ERR_NOT_FOUND;
+        vs_err g = sid ? p->index->ops->get(p->index, p->coll.samples, tenant, sid, v, NULL, err) : VS_ERR_NOT_FOUND;
         if (g == VS_ERR_NOT_FOUND) continue; /* sample erased */
         if (g != VS_OK) { rc = g; break; }
         for (int d = 0; d < dim; d++) sum[d] += v[d];
@@ -119,7 +119,7 @@ vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *
         char *pls = json_dumps(pl, JSON_COMPACT);
         json_decref(pl);
         vs_point pt = {sid, s[i].vector, pls};
-        rc = pls ? p->index->ops->upsert(p->index, VS_IDENTITY_SAMPLES_COLLECTION, &pt, 1, err) : vs_fail(err, VS_ERR_NOMEM, "sample");
+        rc = pls ? p->index->ops->upsert(p->index, p->coll.samples, &pt, 1, err) : vs_fail(err, VS_ERR_NOMEM, "sample");
         free(pls);
         if (rc == VS_OK) json_array_append_new(members, json_string(sid));
     }
@@ -139,9 +139,9 @@ vs_err vs_identity_delete(const vs_pipeline *p, const char *tenant, const char *
     for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_array_get(members, i));
     int64_t deleted = 0;
     rc = ids ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "identity delete");
-    if (rc == VS_OK && n) rc = p->index->ops->delete_ids(p->index, VS_IDENTITY_SAMPLES_COLLECTION, tenant, ids, (int)n, &deleted, err);
+    if (rc == VS_OK && n) rc = p->index->ops->delete_ids(p->index, p->coll.samples, tenant, ids, (int)n, &deleted, err);
     const char *self[1] = {id};
-    if (rc == VS_OK) rc = p->index->ops->delete_ids(p->index, VS_IDENTITIES_COLLECTION, tenant, self, 1, &deleted, err);
+    if (rc == VS_OK) rc = p->index->ops->delete_ids(p->index, p->coll.identities, tenant, self, 1, &deleted, err);
     vs_free(ids);
     json_decref(info);
     return rc;
@@ -158,7 +158,7 @@ static int list_one(void *ctx, const char *id, const float *vec, const char *pay
 
 vs_err vs_identity_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err) {
     vs_filter f = {.tenant_id = tenant};
-    return vs_index_scroll_all(p->index, VS_IDENTITIES_COLLECTION, &f, 256, list_one, arr, err);
+    return vs_index_scroll_all(p->index, p->coll.identities, &f, 256, list_one, arr, err);
 }
 
 vs_err vs_identity_closest(const vs_pipeline *p, const char *tenant, const float *vec, int *found, char id[VS_POINT_ID_MAX],
@@ -167,7 +167,7 @@ vs_err vs_identity_closest(const vs_pipeline *p, const char *tenant, const float
     vs_hit *hits = NULL;
     int n = 0;
     *found = 0;
-    vs_err rc = p->index->ops->search(p->index, VS_IDENTITIES_COLLECTION, vec, &f, 1, -1.0f, &hits, &n, err);
+    vs_err rc = p->index->ops->search(p->index, p->coll.identities, vec, &f, 1, -1.0f, &hits, &n, err);
     if (rc == VS_ERR_NOT_FOUND) return VS_OK;
     if (rc != VS_OK) return rc;
     if (n > 0) {
@@ -210,13 +210,13 @@ vs_err vs_identity_forget(const vs_pipeline *p, const char *tenant, const char *
      * of a person forgets one image after another); by face: every sample
      * of the tenant is looked at */
     vs_filter f = {.tenant_id = tenant, .image_sha256 = face_id ? NULL : image_sha256};
-    vs_err rc = vs_index_scroll_all(p->index, VS_IDENTITY_SAMPLES_COLLECTION, &f, 512, collect_sample, &c, err);
+    vs_err rc = vs_index_scroll_all(p->index, p->coll.samples, &f, 512, collect_sample, &c, err);
     size_t n = json_array_size(c.sample_ids);
     if (rc == VS_OK && n > 0) {
         const char **ids = vs_calloc(n, sizeof *ids);
         int64_t deleted = 0;
         for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_array_get(c.sample_ids, i));
-        rc = ids ? p->index->ops->delete_ids(p->index, VS_IDENTITY_SAMPLES_COLLECTION, tenant, ids, (int)n, &deleted, err)
+        rc = ids ? p->index->ops->delete_ids(p->index, p->coll.samples, tenant, ids, (int)n, &deleted, err)
                  : vs_fail(err, VS_ERR_NOMEM, "forget");
         vs_free(ids);
         const char *iid;

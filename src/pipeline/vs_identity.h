@@ -1,6 +1,6 @@
 /* vs_identity.h - named identities of a tenant: enrolled samples (one
- * embedding each, kept in identity_samples_v1) and their L2-normalised mean,
- * the centroid, kept in identities_v1 and used by verify and identify.
+ * embedding each, kept in collection coll.samples) and their mean, the
+ * centroid, kept in coll.identities and used by verify and identify.
  * Erasing an image removes the samples that came from it and recomputes the
  * centroids they were part of. */
 #ifndef VS_IDENTITY_H
@@ -11,7 +11,6 @@
 #include "vs_hash.h"
 #include "vs_pipeline.h"
 
-#define VS_IDENTITY_SAMPLES_COLLECTION "identity_samples_v1"
 #define VS_IDENTITY_MAX_SAMPLES 256
 
 /* One enrolment sample: an embedding and where it came from. */

@@ -138,11 +138,13 @@ static vs_err commit_local(const vs_pipeline *p, const char *tenant, const char 
      * way their old ones went, crops the worker saved included */
     if (hit) return vs_erase_blocked(p, tenant, sha, block, err);
     if (n > 0) {
-        rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, dim, vs_engine_model_id(p->engine),
+        rc = p->index->ops->ensure_collection(p->index, p->coll.faces, dim, vs_engine_model_id(p->engine),
                                               err);
-        if (rc == VS_OK) rc = p->index->ops->upsert(p->index, VS_FACES_COLLECTION, pts, n, err);
+        if (rc == VS_OK) rc = p->index->ops->upsert(p->index, p->coll.faces, pts, n, err);
     }
-    if (rc == VS_OK) rc = vs_image_record_put(p->catalog, tenant, sha, external_id, st, rec, err);
+    if (rc == VS_OK)
+        rc = p->reindex ? vs_reindex_record_put(p->catalog, tenant, sha, st, rec, err)
+                        : vs_image_record_put(p->catalog, tenant, sha, external_id, st, rec, err);
     return rc;
 }
 
@@ -159,8 +161,8 @@ static vs_err commit(const vs_pipeline *p, const vs_ingest_msg *m, vs_image_stat
         free(recs);
         return rc;
     }
-    json_t *o = json_pack("{s:s,s:s,s:i,s:i}", "tenant_id", m->tenant, "image_sha256", m->sha256, "status", (int)st,
-                          "dim", dim);
+    json_t *o = json_pack("{s:s,s:s,s:i,s:i,s:s}", "tenant_id", m->tenant, "image_sha256", m->sha256, "status", (int)st,
+                          "dim", dim, "model", vs_engine_model_id(p->engine));
     json_t *arr = json_array();
     if (ext) json_object_set_new(o, "external_image_id", json_string(ext));
     if (rec) json_object_set(o, "record", rec);
@@ -186,15 +188,51 @@ static vs_err commit(const vs_pipeline *p, const vs_ingest_msg *m, vs_image_stat
     return rc;
 }
 
+/* A worker that embedded with another model than the index owner's: the
+ * image is recorded as failed, saying why and what to do, and the message
+ * is dropped (VS_ERR_CORRUPT: no retry can make the vectors comparable). */
+static vs_err refuse_model(const vs_pipeline *p, const char *tenant, const char *sha, const char *model, int dim,
+                           vs_error *err) {
+    const char *mine = vs_engine_model_id(p->engine);
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why,
+             "a worker embedded this image with model %.100s (%d-d) but the index holds %s (%d-d): run the workers "
+             "with VISAGE_EMBEDDER=%s and ingest the image again",
+             model ? model : "(unknown)", dim, mine, vs_engine_embedding_dim(p->engine),
+             vs_engine_embedder(p->engine)->name);
+    json_t *rec = json_pack("{s:s,s:s,s:{s:s,s:s}}", "image_sha256", sha, "status", "failed", "error", "code",
+                            "MODEL_MISMATCH", "message", why);
+    char *recs = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    vs_image_status now = VS_IMG_QUEUED;
+    vs_err rc = VS_OK;
+    if (recs && vs_tenant_name_ok(tenant) && vs_sha256_hex_ok(sha)) {
+        rc = vs_image_record_get(p->catalog, tenant, sha, NULL, &now, NULL, NULL, err);
+        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+        /* an image indexed already (by a right worker) keeps its record */
+        if (rc == VS_OK && now != VS_IMG_DONE) rc = vs_image_record_put(p->catalog, tenant, sha, NULL, VS_IMG_FAILED, recs, err);
+    }
+    free(recs);
+    if (rc != VS_OK) return rc; /* the catalog is down: retried */
+    return vs_fail(err, VS_ERR_CORRUPT, "result message for %.64s refused: %s", sha, why);
+}
+
 vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err) {
     json_error_t je;
     json_t *o = json_loads(json, 0, &je);
     const char *tenant = json_string_value(json_object_get(o, "tenant_id"));
     const char *sha = json_string_value(json_object_get(o, "image_sha256"));
     const char *ext = json_string_value(json_object_get(o, "external_image_id"));
+    const char *model = json_string_value(json_object_get(o, "model"));
     int dim = (int)json_integer_value(json_object_get(o, "dim"));
     json_t *pts = json_object_get(o, "points");
     size_t n = json_array_size(pts);
+    if (tenant && sha && ((model && strcmp(model, vs_engine_model_id(p->engine)) != 0) ||
+                          (n > 0 && dim != vs_engine_embedding_dim(p->engine)))) {
+        vs_err rc = refuse_model(p, tenant, sha, model, dim, err);
+        json_decref(o);
+        return rc;
+    }
     if (!tenant || !sha || dim != vs_engine_embedding_dim(p->engine) || n > 1024) {
         json_decref(o);
         return vs_fail(err, VS_ERR_CORRUPT, "result message: missing tenant/sha or dimension %d != %d", dim,
@@ -265,7 +303,7 @@ static vs_err find_near_duplicate(const vs_pipeline *p, const vs_ingest_msg *m, 
     vs_hit *hits = NULL;
     int n = 0;
     dup[0] = '\0';
-    vs_err rc = p->index->ops->search(p->index, VS_FACES_COLLECTION, f->embedding, &flt, 5, p->cfg.near_dup_cosine,
+    vs_err rc = p->index->ops->search(p->index, p->coll.faces, f->embedding, &flt, 5, p->cfg.near_dup_cosine,
                                       &hits, &n, err);
     if (rc != VS_OK) return rc;
     for (int i = 0; i < n && !dup[0]; i++) {
@@ -391,7 +429,8 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     *result = VS_PROCESSED;
     if (faces_indexed) *faces_indexed = 0;
     vs_err rc = p->catalog ? vs_image_record_get(p->catalog, m->tenant, m->sha256, NULL, &st, NULL, NULL, err) : VS_ERR_NOT_FOUND;
-    if (rc == VS_OK && (st == VS_IMG_DONE || st == VS_IMG_ERASED)) { /* step 6a: exact duplicate, or erased */
+    /* step 6a: exact duplicate, or erased (a reindex processes DONE images again) */
+    if (rc == VS_OK && ((st == VS_IMG_DONE && !p->reindex) || st == VS_IMG_ERASED)) {
         *result = VS_PROCESS_DUPLICATE;
         return VS_OK;
     }
@@ -420,7 +459,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     int n_pts = 0;
     rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
     if (rc == VS_OK && p->index)
-        rc = p->index->ops->ensure_collection(p->index, VS_FACES_COLLECTION, vs_engine_embedding_dim(p->engine),
+        rc = p->index->ops->ensure_collection(p->index, p->coll.faces, vs_engine_embedding_dim(p->engine),
                                               vs_engine_model_id(p->engine), err);
     size_t nf = (size_t)(faces.n ? faces.n : 1);
     if (rc == VS_OK && (!(plan = vs_calloc(nf, sizeof *plan)) || !(pts = vs_calloc(nf, sizeof *pts)) ||

@@ -8,14 +8,12 @@
 #define VS_PIPELINE_H
 
 #include "vs_catalog.h"
+#include "vs_collections.h"
 #include "vs_crawl_jobs.h"
 #include "vs_engine.h"
 #include "vs_index.h"
 #include "vs_queue.h"
 #include "vs_store.h"
-
-#define VS_FACES_COLLECTION "faces_v1"
-#define VS_IDENTITIES_COLLECTION "identities_v1"
 
 typedef struct vs_pipeline_cfg {
     int near_dup_hamming;      /* pHash distance at or below which a face is a near-duplicate (6) */
@@ -47,9 +45,12 @@ typedef struct vs_pipeline {
     vs_index *index;       /* NULL: no reads (no near-duplicate links) */
     vs_catalog *catalog;   /* NULL: records go through `results` */
     const vs_engine *engine;
+    vs_collections coll;   /* where points go and searches look; made by engine's model */
     vs_pipeline_cfg cfg;
     vs_queue *results;     /* non-NULL: hand results to the index owner */
     vs_crawl_db *crawl_db; /* NULL: none; erasure forgets its rows about an image */
+    int reindex;           /* 1: `visage reindex` filling coll: DONE images are processed
+                            * again and their records staged (vs_reindex_record_put) */
 } vs_pipeline;
 
 /* The queued message (JSON in the queue). */

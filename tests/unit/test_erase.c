@@ -49,6 +49,7 @@ static int setup(void **state) {
         return -1;
     }
     f->p.engine = f->engine;
+    vs_collections_gen(1, &f->p.coll);
     vs_pipeline_cfg_default(&f->p.cfg);
     f->dim = vs_engine_embedding_dim(f->engine);
     *state = f;
@@ -94,8 +95,8 @@ static void add_image(fixture *f, const char *tenant, int n, const float *const 
     sha_of(n, sha);
     snprintf(key, sizeof key, "%s/%s.jpg", tenant, sha);
     assert_int_equal(vs_store_put(f->p.store, "raw-images", key, "raw", 3, NULL, &e), VS_OK);
-    assert_int_equal(f->p.index->ops->ensure_collection(f->p.index, VS_FACES_COLLECTION, f->dim,
-                                                       vs_engine_model_id(p->engine), &e), VS_OK);
+    assert_int_equal(f->p.index->ops->ensure_collection(f->p.index, f->p.coll.faces, f->dim,
+                                                       vs_engine_model_id(f->p.engine), &e), VS_OK);
     for (int i = 0; i < n_faces; i++) {
         snprintf(key, sizeof key, "%s/%s_face_%d.jpg", tenant, sha, i);
         assert_int_equal(vs_store_put(f->p.store, "face-crops", key, "crop", 4, NULL, &e), VS_OK);
@@ -104,7 +105,7 @@ static void add_image(fixture *f, const char *tenant, int n, const float *const 
                  tenant, sha, i, n);
         vs_face_id(tenant, sha, i, id);
         vs_point pt = {id, vecs[i], pl};
-        assert_int_equal(f->p.index->ops->upsert(f->p.index, VS_FACES_COLLECTION, &pt, 1, &e), VS_OK);
+        assert_int_equal(f->p.index->ops->upsert(f->p.index, f->p.coll.faces, &pt, 1, &e), VS_OK);
     }
     assert_int_equal(vs_image_record_put(f->p.catalog, tenant, sha, NULL, VS_IMG_DONE, "{\"faces_found\":1}", &e), VS_OK);
 }
@@ -405,7 +406,7 @@ static void test_blocks_match_at_their_threshold_per_tenant(void **state) {
     char sha[65];
     sha_of(20, sha);
     flt.image_sha256 = sha;
-    assert_int_equal(f->p.index->ops->count(f->p.index, VS_FACES_COLLECTION, &flt, &n, &e), VS_OK);
+    assert_int_equal(f->p.index->ops->count(f->p.index, f->p.coll.faces, &flt, &n, &e), VS_OK);
     assert_int_equal(n, 0);
 
     /* an image erased while a worker processed it: the result is dropped and
@@ -420,7 +421,7 @@ static void test_blocks_match_at_their_threshold_per_tenant(void **state) {
     assert_int_equal(status_of(f, "a", 22), VS_IMG_ERASED);
     assert_false(blob_exists(f, "face-crops", crop));
     flt.image_sha256 = sha;
-    assert_int_equal(f->p.index->ops->count(f->p.index, VS_FACES_COLLECTION, &flt, &n, &e), VS_OK);
+    assert_int_equal(f->p.index->ops->count(f->p.index, f->p.coll.faces, &flt, &n, &e), VS_OK);
     assert_int_equal(n, 0);
     free(late);
 
