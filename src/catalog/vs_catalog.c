@@ -718,7 +718,7 @@ vs_err vs_reindex_pending(vs_catalog *c, vs_image_ref *out, int cap, int *n, vs_
     return rc;
 }
 
-vs_err vs_reindex_counts(vs_catalog *c, int64_t *images, int64_t *staged, vs_error *err) {
+vs_err vs_reindex_counts(vs_catalog *c, int64_t *images, int64_t *staged, int64_t *failed, vs_error *err) {
     pthread_mutex_lock(&c->sq.mu);
     vs_err rc = query_int(c, "SELECT count(*) FROM images WHERE status = 2", "reindex counts", images, err);
     if (rc == VS_OK)
@@ -726,6 +726,11 @@ vs_err vs_reindex_counts(vs_catalog *c, int64_t *images, int64_t *staged, vs_err
                        "SELECT count(*) FROM images i JOIN reindex_images r"
                        " ON r.tenant_id = i.tenant_id AND r.sha256 = i.sha256 WHERE i.status = 2",
                        "reindex counts", staged, err);
+    if (rc == VS_OK)
+        rc = query_int(c,
+                       "SELECT count(*) FROM images i JOIN reindex_images r"
+                       " ON r.tenant_id = i.tenant_id AND r.sha256 = i.sha256 WHERE i.status = 2 AND r.status = 3",
+                       "reindex counts", failed, err);
     pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }

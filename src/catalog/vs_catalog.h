@@ -141,8 +141,9 @@ vs_err vs_reindex_record_put(vs_catalog *c, const char *tenant, const char *sha2
 /* Up to cap DONE images with no staged record, in (tenant, sha256) order;
  * *n gets how many were written to out. */
 vs_err vs_reindex_pending(vs_catalog *c, vs_image_ref *out, int cap, int *n, vs_error *err);
-/* *images = DONE images, *staged = those of them with a staged record. */
-vs_err vs_reindex_counts(vs_catalog *c, int64_t *images, int64_t *staged, vs_error *err);
+/* *images = DONE images, *staged = those of them with a staged record,
+ * *failed = those staged as FAILED (their raw image could not be read). */
+vs_err vs_reindex_counts(vs_catalog *c, int64_t *images, int64_t *staged, int64_t *failed, vs_error *err);
 /* Forgets every staged record (a new reindex starts from nothing). */
 vs_err vs_reindex_reset(vs_catalog *c, vs_error *err);
 

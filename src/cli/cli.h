@@ -59,5 +59,6 @@ int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_crawl(int argc, char **argv);
 int cmd_erase(int argc, char **argv);
+int cmd_reindex(int argc, char **argv);
 
 #endif

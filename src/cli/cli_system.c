@@ -88,8 +88,8 @@ static vs_err start_crawl(cli_system *s, const cli_system_opts *o, vs_error *err
  * nothing is indexed yet, and must match otherwise. A worker without index
  * access cannot look: it runs VISAGE_EMBEDDER, and the index owner refuses
  * its results if that is not the index's model. */
-static vs_err choose_model(vs_app *a, int worker, vs_collections *coll, vs_embedder *emb, vs_error *err) {
-    const char *want = getenv("VISAGE_EMBEDDER");
+static vs_err choose_model(vs_app *a, int worker, const char *want, vs_collections *coll, vs_embedder *emb,
+                           vs_error *err) {
     vs_err rc = VS_OK;
     vs_collections_gen(1, coll);
     if (!worker) rc = vs_collections_load(a->catalog, coll, err);
@@ -141,7 +141,8 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if ((!worker || remote_index) && vs_index_open(index_url, s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
     vs_collections coll;
     vs_embedder emb;
-    if (choose_model(a, worker, &coll, &emb, &err) != VS_OK) goto fail_err;
+    if (choose_model(a, worker, o->embedder ? o->embedder : getenv("VISAGE_EMBEDDER"), &coll, &emb, &err) != VS_OK)
+        goto fail_err;
     if (!(a->engine = cli_engine_load(o->models, 0, (int)emb))) goto fail;
     a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine,
                                 .coll = coll, .crawl_db = a->crawl.db};

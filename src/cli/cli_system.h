@@ -28,6 +28,8 @@ typedef struct cli_system_opts {
     int workers;              /* 0 = none, <0 = one per core */
     int engine_pool;          /* engine workers for queries (search by image) */
     int crawl_runner;         /* 1: run queued crawl jobs in the background */
+    const char *embedder;     /* for a data dir with nothing indexed: NULL = $VISAGE_EMBEDDER,
+                               * "" = the default (reindex names its own target) */
 } cli_system_opts;
 
 /* Opens (creating if needed) everything under the data dir; takes an

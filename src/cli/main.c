@@ -18,6 +18,8 @@ static int usage(void) {
             "                            crawl a site's images into the index, wait until processed\n"
             "  erase IMAGE [--dry-run] [--block] [--threshold T] [--face-index N] [--data DIR] [--tenant T]\n"
             "                            erase every image of the person in IMAGE (--dry-run: list them)\n"
+            "  reindex [--embedder dlib|faceres] [--drop-blocks] [--data DIR]\n"
+            "                            re-embed every stored image with another model, then switch (server stopped)\n"
             "  tenant create NAME [--data DIR]           create a tenant, print its API key once\n"
             "  tenant rotate-key NAME | tenant list      a new key (old ones revoked at once); the tenants\n"
             "  (ingest, search, crawl and erase take --server URL --key K to use a running server)\n"
@@ -41,6 +43,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "crawl")) return cmd_crawl(argc - 1, argv + 1);
     if (!strcmp(cmd, "erase")) return cmd_erase(argc - 1, argv + 1);
     if (!strcmp(cmd, "tenant")) return cmd_tenant(argc - 1, argv + 1);
+    if (!strcmp(cmd, "reindex")) return cmd_reindex(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage();
         return 0;

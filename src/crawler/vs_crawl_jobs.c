@@ -171,7 +171,7 @@ vs_err vs_crawl_db_open(const char *data_dir, vs_crawl_db **out, vs_error *err) 
     /* synchronous=NORMAL: WAL keeps the file consistent on a crash, and
      * losing the last few "done" marks only refetches a few URLs, while a
      * sync per URL would slow the crawl down */
-    vs_sqlite_spec spec = {NULL, "crawl db", k_schema, VS_CRAWL_SCHEMA_VERSION, "NORMAL", 0};
+    vs_sqlite_spec spec = {NULL, "crawl db", k_schema, VS_CRAWL_SCHEMA_VERSION, "NORMAL", 0, NULL};
     vs_err rc = vs_sqlite_db_open(&db->sq, data_dir, "crawl.db", spec, err);
     if (rc != VS_OK) {
         vs_free(db);

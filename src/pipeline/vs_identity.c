@@ -96,6 +96,38 @@ static vs_err recompute(const vs_pipeline *p, const char *tenant, const char *id
     return rc;
 }
 
+/* Writes sample s of identity id under point id sid. */
+static vs_err put_sample(const vs_pipeline *p, const char *tenant, const char *id, const char *sid,
+                         const vs_identity_sample *s, vs_error *err) {
+    json_t *pl = json_pack("{s:s,s:s,s:f}", "tenant_id", tenant, "identity_id", id, "quality_score", (double)s->quality);
+    if (pl && s->face_id) json_object_set_new(pl, "face_id", json_string(s->face_id));
+    if (pl && s->image_sha256) json_object_set_new(pl, "image_sha256", json_string(s->image_sha256));
+    char *pls = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
+    json_decref(pl);
+    vs_point pt = {sid, s->vector, pls};
+    vs_err rc = pls ? p->index->ops->upsert(p->index, p->coll.samples, &pt, 1, err) : vs_fail(err, VS_ERR_NOMEM, "sample");
+    free(pls);
+    return rc;
+}
+
+vs_err vs_identity_rebuild(const vs_pipeline *p, const char *tenant, const char *id, const json_t *info,
+                           const char *const *sample_ids, const vs_identity_sample *s, int n, vs_error *err) {
+    vs_err rc = ensure(p, err);
+    json_t *copy = rc == VS_OK ? json_deep_copy(info) : NULL, *members = json_array();
+    if (rc == VS_OK && (!copy || !members)) rc = vs_fail(err, VS_ERR_NOMEM, "identity %s: rebuild", id);
+    for (int i = 0; i < n && rc == VS_OK; i++) {
+        rc = put_sample(p, tenant, id, sample_ids[i], &s[i], err);
+        if (rc == VS_OK) json_array_append_new(members, json_string(sample_ids[i]));
+    }
+    if (rc == VS_OK) {
+        json_object_set(copy, "members", members);
+        rc = recompute(p, tenant, id, copy, err);
+    }
+    json_decref(members);
+    json_decref(copy);
+    return rc;
+}
+
 vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *id, const vs_identity_sample *s, int n,
                           int *n_samples, vs_error *err) {
     json_t *info = NULL;
@@ -113,14 +145,7 @@ vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *
         vs_sha256_hex(s[i].vector, sizeof(float) * (size_t)vs_engine_embedding_dim(p->engine), hexv);
         const char *parts[4] = {"visage-sample", id, hexv, idx};
         vs_uuid_from(parts, 4, sid);
-        json_t *pl = json_pack("{s:s,s:s,s:f}", "tenant_id", tenant, "identity_id", id, "quality_score", (double)s[i].quality);
-        if (s[i].face_id) json_object_set_new(pl, "face_id", json_string(s[i].face_id));
-        if (s[i].image_sha256) json_object_set_new(pl, "image_sha256", json_string(s[i].image_sha256));
-        char *pls = json_dumps(pl, JSON_COMPACT);
-        json_decref(pl);
-        vs_point pt = {sid, s[i].vector, pls};
-        rc = pls ? p->index->ops->upsert(p->index, p->coll.samples, &pt, 1, err) : vs_fail(err, VS_ERR_NOMEM, "sample");
-        free(pls);
+        rc = put_sample(p, tenant, id, sid, &s[i], err);
         if (rc == VS_OK) json_array_append_new(members, json_string(sid));
     }
     if (rc == VS_OK) rc = recompute(p, tenant, id, info, err);

@@ -36,6 +36,12 @@ vs_err vs_identity_list(const vs_pipeline *p, const char *tenant, json_t *arr, v
 /* The closest identity with at least one sample: id, name, similarity. *found = 0 when none. */
 vs_err vs_identity_closest(const vs_pipeline *p, const char *tenant, const float *vec, int *found,
                            char id[VS_POINT_ID_MAX], char name[256], float *similarity, vs_error *err);
+/* Writes identity id of the tenant anew into p's collections, for
+ * `visage reindex`: info is its stored payload (name, created_at, ...),
+ * and its members become the n samples s, each under the point id it had
+ * before (sample_ids[i]); the centroid is recomputed from them. */
+vs_err vs_identity_rebuild(const vs_pipeline *p, const char *tenant, const char *id, const json_t *info,
+                           const char *const *sample_ids, const vs_identity_sample *s, int n, vs_error *err);
 /* Removes samples taken from this image (or this face when face_id is set)
  * and recomputes the centroids they belonged to. */
 vs_err vs_identity_forget(const vs_pipeline *p, const char *tenant, const char *image_sha256, const char *face_id,

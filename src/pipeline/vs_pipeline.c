@@ -35,6 +35,31 @@ void vs_raw_key(const char *tenant, const char *sha256, vs_image_format fmt, cha
     snprintf(key, cap, "%s/%s.%s", tenant, sha256, fmt == VS_FMT_JPEG ? "jpg" : vs_image_format_name(fmt));
 }
 
+typedef struct raw_seen {
+    char *key;
+    size_t cap;
+    int found;
+} raw_seen;
+
+static int raw_one(void *ctx, const char *key, size_t size) {
+    raw_seen *r = ctx;
+    (void)size;
+    if (strlen(key) >= r->cap) return 0;
+    snprintf(r->key, r->cap, "%s", key);
+    r->found = 1;
+    return 1;
+}
+
+vs_err vs_raw_find(vs_store *store, const char *tenant, const char *sha256, char *key, size_t cap, vs_error *err) {
+    char prefix[VS_TENANT_MAX + 80];
+    snprintf(prefix, sizeof prefix, "%s/%s.", tenant, sha256);
+    raw_seen r = {key, cap, 0};
+    vs_err rc = store->ops->list(store, "raw-images", prefix, raw_one, &r, err);
+    if (rc == VS_OK && !r.found)
+        rc = vs_fail(err, VS_ERR_NOT_FOUND, "raw image %s of tenant %s is not stored", sha256, tenant);
+    return rc;
+}
+
 char *vs_ingest_msg_json(const vs_ingest_msg *m) {
     json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "tenant_id", m->tenant, "bucket", m->bucket, "key", m->key,
                           "image_sha256", m->sha256);

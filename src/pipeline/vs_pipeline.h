@@ -91,5 +91,8 @@ vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err);
 /* Raw image bucket/key of an image: raw-images/{tenant}/{sha256}.{ext},
  * ext the format's name ("jpg" for JPEG). */
 void vs_raw_key(const char *tenant, const char *sha256, vs_image_format fmt, char *key, size_t cap);
+/* The key of a stored raw image, whatever its extension (one listing of
+ * raw-images/{tenant}/{sha256}.); VS_ERR_NOT_FOUND when it is not stored. */
+vs_err vs_raw_find(vs_store *store, const char *tenant, const char *sha256, char *key, size_t cap, vs_error *err);
 
 #endif

@@ -597,7 +597,7 @@ static void test_reindex_staging_and_switch(void **state) {
     assert_string_equal(tenants, "acme,beta,default,zeta,");
     vs_image_ref refs[4];
     int n = 0;
-    int64_t images = 0, staged = -1;
+    int64_t images = 0, staged = -1, failed = -1;
     assert_int_equal(vs_reindex_pending(f->c, refs, 4, &n, &e), VS_OK);
     assert_int_equal(n, 2); /* the DONE ones, in order; the queued one is for the workers */
     assert_string_equal(refs[0].sha256, SHA_A);
@@ -605,9 +605,10 @@ static void test_reindex_staging_and_switch(void **state) {
     assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_A, VS_IMG_DONE, "{\"new\":\"a\"}", &e), VS_OK);
     assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_B, VS_IMG_FAILED, "{\"new\":\"b\"}", &e), VS_OK);
     assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_B, VS_IMG_QUEUED, "{}", &e), VS_ERR_INVALID_ARG);
-    assert_int_equal(vs_reindex_counts(f->c, &images, &staged, &e), VS_OK);
+    assert_int_equal(vs_reindex_counts(f->c, &images, &staged, &failed, &e), VS_OK);
     assert_int_equal(images, 2);
     assert_int_equal(staged, 2);
+    assert_int_equal(failed, 1);
     assert_int_equal(vs_reindex_pending(f->c, refs, 4, &n, &e), VS_OK);
     assert_int_equal(n, 0);
     /* staged records are not the image's record yet */
@@ -640,7 +641,7 @@ static void test_reindex_staging_and_switch(void **state) {
     assert_int_equal(vs_erasure_log_list(f->c, "acme", 0, 10, collect_log, &s, &e), VS_OK);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.what[0], "block_dropped");
-    assert_int_equal(vs_reindex_counts(f->c, &images, &staged, &e), VS_OK);
+    assert_int_equal(vs_reindex_counts(f->c, &images, &staged, &failed, &e), VS_OK);
     assert_int_equal(staged, 0); /* the staging is empty again */
     assert_int_equal(vs_reindex_record_put(f->c, "acme", SHA_B, VS_IMG_DONE, "{}", &e), VS_OK);
     assert_int_equal(vs_reindex_reset(f->c, &e), VS_OK);
