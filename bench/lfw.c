@@ -2,6 +2,7 @@
  * (decode, detect, align, embed), every embedder side by side in one run.
  *
  *   build/bench_lfw [--lfw DIR] [--pairs pairsDevTest.txt] [--threads N] [--scores FILE]
+ *                   [--only-default] [--show-errors] [--show-missed]
  *
  * Per image the face nearest the image centre is used (LFW's images are
  * centred on the named person; a group photo's other faces are not them). A
@@ -38,6 +39,8 @@ typedef struct pair {
     int a, b;       /* image indexes */
     int same;
 } pair;
+
+static int show_errors, show_missed, only_default;
 
 typedef struct bench {
     char dir[1024];
@@ -188,8 +191,25 @@ static float best_threshold(const bench *b, const float *s, const int *ok, int l
     return bt;
 }
 
-static void report(const char *name, const bench *b, const float *s, const int *ok, float shipped, int missed,
-                   double ms_per_image) {
+/* False accepts among different-person pairs and false rejects among
+ * same-person pairs at t (a lost pair counts as rejected; never accepted). */
+static void far_frr(const bench *b, const float *s, const int *ok, float t, double *far, double *frr) {
+    int fa = 0, fr = 0, neg = 0, pos = 0;
+    for (int i = 0; i < b->n_pairs; i++) {
+        if (b->pairs[i].same) {
+            pos++;
+            fr += !ok[i] || s[i] < t;
+        } else {
+            neg++;
+            fa += ok[i] && s[i] >= t;
+        }
+    }
+    *far = neg ? (double)fa / neg : 0;
+    *frr = pos ? (double)fr / pos : 0;
+}
+
+static void report(const char *name, const bench *b, const float *s, const int *ok, float shipped, float possible,
+                   int missed, double ms_per_image) {
     double best;
     float bt = best_threshold(b, s, ok, 0, 0, &best);
     /* 10 folds of interleaved pairs, so every fold has both kinds */
@@ -240,9 +260,23 @@ static void report(const char *name, const bench *b, const float *s, const int *
         if (ok[i] && s[i] < min_pos) min_pos = s[i];
     }
     free(neg);
-    printf("%-14s acc@%.3f %.4f | 10-fold %.4f | best %.4f (t=%.3f) | AUC %.5f | TAR@FAR<=%.0e %.4f | "
+    if (show_errors)
+        for (int i = 0; i < b->n_pairs; i++)
+            if (ok[i] && (s[i] >= bt) != b->pairs[i].same)
+                fprintf(stderr, "wrong %s %.3f %s %s\n", b->pairs[i].same ? "same" : "diff", s[i],
+                        b->images[b->pairs[i].a], b->images[b->pairs[i].b]);
+    int lost = 0;
+    for (int i = 0; i < b->n_pairs; i++) lost += !ok[i];
+    if (shipped > -1) {
+        double far_s, frr_s, far_p, frr_p;
+        far_frr(b, s, ok, shipped, &far_s, &frr_s);
+        far_frr(b, s, ok, possible, &far_p, &frr_p);
+        printf("%-14s bands: same person >= %.3f: FAR %.4f FRR %.4f | possible >= %.3f: FAR %.4f FRR %.4f\n", name,
+               shipped, far_s, frr_s, possible, far_p, frr_p);
+    }
+    printf("%-14s pairs lost %d | acc@%.3f %.4f | 10-fold %.4f | best %.4f (t=%.3f) | AUC %.5f | TAR@FAR<=%.0e %.4f | "
            "min same %.3f max diff %.3f | missed %d | %.1f ms/image\n",
-           name, shipped, accuracy(b, s, ok, 0, b->n_pairs, shipped), (double)right / b->n_pairs, best, bt,
+           name, lost, shipped, accuracy(b, s, ok, 0, b->n_pairs, shipped), (double)right / b->n_pairs, best, bt,
            npos && nneg ? auc_num / ((double)npos * nneg) : 0, nneg ? 1.0 / nneg : 0,
            tot_pos ? (double)tar0 / tot_pos : 0, min_pos, max_neg, missed, ms_per_image);
 }
@@ -250,12 +284,18 @@ static void report(const char *name, const bench *b, const float *s, const int *
 int main(int argc, char **argv) {
     const char *lfw = "../shared/data/lfw-dev", *pairs = "pairsDevTest.txt", *scores_path = NULL;
     int threads = 2;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--show-errors")) { show_errors = 1; continue; }
+        if (!strcmp(argv[i], "--show-missed")) { show_missed = 1; continue; }
+        if (!strcmp(argv[i], "--only-default")) { only_default = 1; continue; }
+        if (i + 1 == argc) die("%s needs a value", argv[i]);
         if (!strcmp(argv[i], "--lfw")) lfw = argv[i + 1];
         else if (!strcmp(argv[i], "--pairs")) pairs = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--scores")) scores_path = argv[i + 1];
-        else die("usage: bench_lfw [--lfw DIR] [--pairs FILE] [--threads N] [--scores FILE]");
+        else die("usage: bench_lfw [--lfw DIR] [--pairs FILE] [--threads N] [--scores FILE] [--only-default] "
+                 "[--show-errors] [--show-missed]");
+        i++;
     }
     if (threads < 1 || threads > 64) threads = 2;
     bench b = {0};
@@ -266,10 +306,11 @@ int main(int argc, char **argv) {
     printf("LFW %s: %d pairs, %d images, %d threads\n", pairs, b.n_pairs, b.n_images, threads);
     float *sc[VS_EMBEDDER_COUNT];
     int *okp[VS_EMBEDDER_COUNT];
-    for (int e = 0; e < VS_EMBEDDER_COUNT; e++) {
+    int n_emb = only_default ? 1 : VS_EMBEDDER_COUNT;
+    for (int e = 0; e < n_emb; e++) {
         vs_engine_cfg cfg;
         vs_engine_cfg_default(&cfg);
-        cfg.embedder = (vs_embedder)e;
+        cfg.embedder = (vs_embedder)e; /* VS_EMBEDDER_DEFAULT is 0 */
         vs_error err = {0};
         if (vs_engine_load(&cfg, &b.engine, &err) != VS_OK) die("lfw: %s", err.msg);
         int dim = vs_engine_embedding_dim(b.engine);
@@ -282,7 +323,10 @@ int main(int argc, char **argv) {
         for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, worker, &b);
         for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
         int missed = 0;
-        for (int i = 0; i < b.n_images; i++) missed += !b.found[i];
+        for (int i = 0; i < b.n_images; i++) {
+            missed += !b.found[i];
+            if (!b.found[i] && show_missed) fprintf(stderr, "no face: %s\n", b.images[i]);
+        }
         sc[e] = malloc(sizeof(float) * (size_t)b.n_pairs);
         okp[e] = malloc(sizeof(int) * (size_t)b.n_pairs);
         for (int i = 0; i < b.n_pairs; i++) {
@@ -291,7 +335,7 @@ int main(int argc, char **argv) {
             sc[e][i] = okp[e][i] ? vs_dot(b.emb + (size_t)p.a * dim, b.emb + (size_t)p.b * dim, dim) : -1;
         }
         report(vs_embedder_get((vs_embedder)e)->name, &b, sc[e], okp[e], vs_engine_config(b.engine)->match_threshold,
-               missed, b.busy_ms / b.n_images);
+               vs_engine_embedder(b.engine)->possible_threshold, missed, b.busy_ms / b.n_images);
         free(b.emb);
         free(b.found);
         vs_engine_free(b.engine);
@@ -301,7 +345,7 @@ int main(int argc, char **argv) {
      * (each unit length) is w^2 cos_dlib + (1-w^2) cos_faceres */
     float *fs = malloc(sizeof(float) * (size_t)b.n_pairs);
     int *fok = malloc(sizeof(int) * (size_t)b.n_pairs);
-    for (int wi = 5; wi <= 9; wi += 2) {
+    for (int wi = 5; n_emb == VS_EMBEDDER_COUNT && wi <= 9; wi += 2) {
         float w2 = (float)wi / 10;
         for (int i = 0; i < b.n_pairs; i++) {
             fok[i] = okp[0][i] && okp[1][i];
@@ -309,18 +353,19 @@ int main(int argc, char **argv) {
         }
         char name[32];
         snprintf(name, sizeof name, "fusion w2=%.1f", w2);
-        report(name, &b, fs, fok, -1, 0, 0);
+        report(name, &b, fs, fok, -1, -1, 0, 0);
     }
     if (scores_path) {
         FILE *f = fopen(scores_path, "w");
         if (!f) die("lfw: cannot write %s", scores_path);
         fprintf(f, "same\tdlib\tfaceres\n");
-        for (int i = 0; i < b.n_pairs; i++) fprintf(f, "%d\t%.6f\t%.6f\n", b.pairs[i].same, sc[0][i], sc[1][i]);
+        for (int i = 0; i < b.n_pairs; i++)
+            fprintf(f, "%d\t%.6f\t%.6f\n", b.pairs[i].same, sc[0][i], n_emb > 1 ? sc[1][i] : 0);
         fclose(f);
     }
     free(fs);
     free(fok);
-    for (int e = 0; e < VS_EMBEDDER_COUNT; e++) { free(sc[e]); free(okp[e]); }
+    for (int e = 0; e < n_emb; e++) { free(sc[e]); free(okp[e]); }
     for (int i = 0; i < b.n_images; i++) free(b.images[i]);
     free(b.images);
     free(b.pairs);

@@ -28,7 +28,7 @@
 
 /* Thresholds: docs/models.md, "Thresholds", chosen on LFW DevTrain. */
 static const vs_embedder_info embedders[VS_EMBEDDER_COUNT] = {
-    [VS_EMBEDDER_DLIB] = {"dlib", "dlib-resnet@face-api-1.7.15", VS_DLIB_DIM, 0.5f, 0.4f},
+    [VS_EMBEDDER_DLIB] = {"dlib", "dlib-resnet@face-api-1.7.15", VS_DLIB_DIM, 0.903f, 0.88f},
     [VS_EMBEDDER_FACERES] = {"faceres", "faceres@human-models-3.0.4", 1024, 0.55f, 0.45f},
 };
 

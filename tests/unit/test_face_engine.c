@@ -235,10 +235,22 @@ static void best_embedding(const char *file, float *emb) {
     vs_faces_free(&f);
 }
 
-static void test_same_and_different_person(void **s) {
-    (void)s;
+/* Every embedder, each at its own calibrated threshold: the default (dlib)
+ * and faceres, which data dirs made before dlib still use. */
+static void check_same_and_different(vs_embedder which) {
+    vs_engine_cfg cfg;
+    vs_engine_cfg_default(&cfg);
+    if (!getenv("VISAGE_MODELS")) cfg.models_dir = VS_SOURCE_DIR "/models";
+    cfg.embedder = which;
+    vs_error err = {0};
+    vs_engine *saved_e = engine;
+    vs_engine_worker *saved_w = worker;
+    if (vs_engine_load(&cfg, &engine, &err) != VS_OK || vs_engine_worker_new(engine, &worker, &err) != VS_OK)
+        fail_msg("%s", err.msg);
     int dim = vs_engine_embedding_dim(engine);
-    assert_int_equal(dim, 1024);
+    assert_int_equal(dim, vs_engine_embedder(engine)->dim);
+    assert_string_equal(vs_engine_model_id(engine), vs_embedder_get(which)->model_id);
+    assert_true(dim <= 1024);
     static float o1[1024], o2[1024], b1[1024], k1[1024], k2[1024];
     best_embedding(FACES "knn_examples/train/obama/obama.jpg", o1);
     best_embedding(FACES "knn_examples/test/obama1.jpg", o2);
@@ -250,12 +262,26 @@ static void test_same_and_different_person(void **s) {
     float t = vs_engine_config(engine)->match_threshold;
     float same_o = vs_cosine(o1, o2, dim), same_k = vs_cosine(k1, k2, dim);
     float diff_ob = vs_cosine(o1, b1, dim), diff_ok = vs_cosine(o1, k1, dim);
-    printf("# obama/obama %.3f kit/kit %.3f obama/biden %.3f obama/kit %.3f (threshold %.2f)\n", same_o, same_k,
-           diff_ob, diff_ok, t);
+    printf("# %s: obama/obama %.3f kit/kit %.3f obama/biden %.3f obama/kit %.3f (threshold %.3f)\n",
+           vs_engine_embedder(engine)->name, same_o, same_k, diff_ob, diff_ok, t);
     assert_true(same_o >= t);
     assert_true(same_k >= t);
     assert_true(diff_ob < t);
     assert_true(diff_ok < t);
+    vs_engine_worker_free(worker);
+    vs_engine_free(engine);
+    engine = saved_e;
+    worker = saved_w;
+}
+
+static void test_same_and_different_person(void **s) {
+    (void)s;
+    assert_int_equal(vs_engine_embedder(engine)->dim, vs_embedder_get(VS_EMBEDDER_DEFAULT)->dim);
+    for (int e = 0; e < VS_EMBEDDER_COUNT; e++) check_same_and_different((vs_embedder)e);
+    assert_int_equal(vs_embedder_find("dlib"), VS_EMBEDDER_DLIB);
+    assert_int_equal(vs_embedder_find("faceres@human-models-3.0.4"), VS_EMBEDDER_FACERES);
+    assert_int_equal(vs_embedder_find("arcface"), -1);
+    assert_int_equal(vs_embedder_find(NULL), -1);
 }
 
 static void test_blank_image_has_no_face(void **s) {

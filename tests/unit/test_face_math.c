@@ -422,6 +422,38 @@ static void test_align_matrix(void **state) {
     assert_int_equal(vs_align_matrix((const float(*)[2])same, 224, m, &err), VS_ERR_INVALID_ARG);
 }
 
+/* dlib's chip: the unit template with padding p sits at (p + t) / (1 + 2p) of
+ * the chip, so keypoints at exactly those pixels give the identity, and a
+ * face twice as far apart in the photo gives a map that doubles. */
+static void test_align_dlib_matrix(void **state) {
+    (void)state;
+    float kp[4][2], m[6];
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++) kp[i][k] = (0.25f + vs_align_dlib_template[i][k]) / 1.5f * 150;
+    assert_int_equal(vs_align_dlib_matrix((const float(*)[2])kp, 150, 0.25f, m, NULL), VS_OK);
+    const float id[6] = {1, 0, 0, 0, 1, 0};
+    for (int i = 0; i < 6; i++) assert_near(m[i], id[i], 1e-4);
+    /* the eyes of the template are level and the nose is between them */
+    assert_near(vs_align_dlib_template[0][1], vs_align_dlib_template[1][1], 1e-6);
+    assert_true(vs_align_dlib_template[2][0] > vs_align_dlib_template[0][0] &&
+                vs_align_dlib_template[2][0] < vs_align_dlib_template[1][0]);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++) kp[i][k] = 2 * kp[i][k] + 40;
+    assert_int_equal(vs_align_dlib_matrix((const float(*)[2])kp, 150, 0.25f, m, NULL), VS_OK);
+    assert_near(m[0], 2, 1e-4);
+    assert_near(m[1], 0, 1e-4);
+    assert_near(m[2], 40, 1e-3);
+    /* more padding shows more around the face: a larger crop->image scale */
+    float m2[6];
+    assert_int_equal(vs_align_dlib_matrix((const float(*)[2])kp, 150, 0.5f, m2, NULL), VS_OK);
+    assert_true(m2[0] > m[0]);
+    vs_error err;
+    vs_error_clear(&err);
+    assert_int_equal(vs_align_dlib_matrix((const float(*)[2])kp, 150, -0.1f, m, &err), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "padding"));
+    assert_int_equal(vs_align_dlib_matrix((const float(*)[2])kp, 0, 0.25f, m, &err), VS_ERR_INVALID_ARG);
+}
+
 /* ---- perceptual hash ------------------------------------------------------ */
 
 static void test_phash_hex_and_hamming(void **state) {
@@ -1030,6 +1062,7 @@ int main(void) {
         cmocka_unit_test(test_similarity_never_reflects),
         cmocka_unit_test(test_affine_invert),
         cmocka_unit_test(test_align_matrix),
+        cmocka_unit_test(test_align_dlib_matrix),
         cmocka_unit_test(test_phash_hex_and_hamming),
         cmocka_unit_test(test_phash_bit_layout),
         cmocka_unit_test(test_phash_constant_is_stable),
