@@ -58,7 +58,7 @@ for (const p of pos) for (const n of neg) auc += p.s > n.s ? 1 : p.s === n.s ? 0
 auc /= pos.length * neg.length;
 const acc = (t) => (pos.filter((p) => p.s >= t).length + neg.filter((n) => n.s < t).length) / (pos.length + neg.length);
 let best = { t: 0, a: 0 };
-for (let t = 0.3; t <= 0.8; t += 0.005) if (acc(t) > best.a) best = { t, a: acc(t) };
+for (let t = 0; t <= 1; t += 0.001) if (acc(t) > best.a) best = { t, a: acc(t) };
 pos.sort((x, y) => x.s - y.s);
 neg.sort((x, y) => y.s - x.s);
 const sd = (a) => { const m = a.reduce((s, p) => s + p.s, 0) / a.length; return Math.sqrt(a.reduce((s, p) => s + (p.s - m) ** 2, 0) / a.length); };

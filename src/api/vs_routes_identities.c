@@ -163,8 +163,9 @@ void vs_route_identity_verify(vs_req *r, const char *id) {
             vs_reply_error(r, 409, "not_enrolled", "identity %s has no enrolled face yet", id);
         else if (probe(r, b, VS_GATE_VERIFY, vec, &q, &qf, sha) == 0) {
             float sim = vs_dot(vec, cen, dim), t = vs_engine_config(r->p->engine)->match_threshold;
-            json_t *o = json_pack("{s:s,s:O,s:f,s:b,s:f}", "identity_id", id, "name", json_object_get(info, "name"),
-                                  "similarity", (double)sim, "match", sim >= t, "threshold", (double)t);
+            json_t *o = json_pack("{s:s,s:O,s:f,s:b,s:s,s:f}", "identity_id", id, "name", json_object_get(info, "name"),
+                                  "similarity", (double)sim, "match", sim >= t, "band", vs_engine_band(r->p->engine, sim),
+                                  "threshold", (double)t);
             if (qf) json_object_set_new(o, "query_face", qf);
             vs_reply_json(r, 200, o);
         }

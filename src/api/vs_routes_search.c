@@ -18,9 +18,11 @@ typedef struct search_opts {
 } search_opts;
 
 /* Turns one hit into the documented result object. */
-static json_t *hit_json(vs_app *a, const vs_hit *h, float match) {
+static json_t *hit_json(vs_app *a, const vs_engine *e, const vs_hit *h) {
     json_t *pl = json_loads(h->payload_json, 0, NULL);
-    json_t *o = json_pack("{s:s,s:f,s:b}", "face_id", h->id, "score", (double)h->score, "same_person", h->score >= match);
+    float match = vs_engine_config(e)->match_threshold;
+    json_t *o = json_pack("{s:s,s:f,s:b,s:s}", "face_id", h->id, "score", (double)h->score, "same_person",
+                          h->score >= match, "band", vs_engine_band(e, h->score));
     static const char *copy[] = {"image_sha256", "site", "source_url", "page_url", "bbox", "quality_score", "det_score", "face_index",
                                  "near_duplicate_of"};
     for (size_t i = 0; pl && i < sizeof copy / sizeof copy[0]; i++) {
@@ -57,10 +59,9 @@ static json_t *query(vs_req *r, const float *vec, const search_opts *so) {
     atomic_fetch_add(&r->app->search_ms_sum, ms);
     atomic_fetch_add(&r->app->search_hist[b], 1);
     json_t *arr = json_array();
-    float match = vs_engine_config(r->p->engine)->match_threshold;
     for (int i = 0, kept = 0; i < n && kept < so->top_k; i++) {
         if (so->exclude_id && !strcmp(hits[i].id, so->exclude_id)) continue;
-        json_array_append_new(arr, hit_json(r->app, &hits[i], match));
+        json_array_append_new(arr, hit_json(r->app, r->p->engine, &hits[i]));
         kept++;
     }
     vs_hits_free(hits, n);

@@ -54,7 +54,10 @@ int cmd_compare(int argc, char **argv) {
     else if (vs_engine_worker_new(e, &w, &err) != VS_OK) cli_error("engine", &err);
     else if (best_face(w, files[0], a, dim) == 0 && best_face(w, files[1], b, dim) == 0) {
         float sim = vs_cosine(a, b, dim), t = vs_engine_config(e)->match_threshold;
-        printf("{\"similarity\":%.6f,\"same_person\":%s,\"threshold\":%.4f}\n", sim, sim >= t ? "true" : "false", t);
+        printf("{\"similarity\":%.6f,\"same_person\":%s,\"band\":\"%s\",\"threshold\":%.4f,\"possible_threshold\":%.4f,"
+               "\"model\":\"%s\"}\n",
+               sim, sim >= t ? "true" : "false", vs_engine_band(e, sim), t, vs_engine_embedder(e)->possible_threshold,
+               vs_engine_model_id(e));
         rc = 0;
     }
     vs_engine_worker_free(w);

@@ -43,8 +43,8 @@ static int search_local(const char *image, const char *data, const char *models,
         float t = vs_engine_config(a->engine)->match_threshold;
         for (int i = 0; i < n; i++) {
             json_t *pl = json_loads(hits[i].payload_json, 0, NULL);
-            json_t *o = json_pack("{s:f,s:s,s:b}", "score", (double)hits[i].score, "face_id", hits[i].id, "same_person",
-                                  hits[i].score >= t);
+            json_t *o = json_pack("{s:f,s:s,s:b,s:s}", "score", (double)hits[i].score, "face_id", hits[i].id,
+                                  "same_person", hits[i].score >= t, "band", vs_engine_band(a->engine, hits[i].score));
             static const char *copy[] = {"image_sha256", "source_url", "page_url", "site", "bbox", "quality_score"};
             for (size_t k = 0; pl && k < sizeof copy / sizeof copy[0]; k++)
                 if (json_object_get(pl, copy[k])) json_object_set(o, copy[k], json_object_get(pl, copy[k]));

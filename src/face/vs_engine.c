@@ -147,6 +147,11 @@ void vs_engine_free(vs_engine *e) {
 int vs_engine_embedding_dim(const vs_engine *e) { return e->dim; }
 const char *vs_engine_model_id(const vs_engine *e) { return e->info->model_id; }
 const vs_embedder_info *vs_engine_embedder(const vs_engine *e) { return e->info; }
+
+const char *vs_engine_band(const vs_engine *e, float sim) {
+    if (sim >= e->cfg.match_threshold) return "same_person";
+    return sim >= e->info->possible_threshold ? "possible" : "different";
+}
 const vs_engine_cfg *vs_engine_config(const vs_engine *e) { return &e->cfg; }
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err) {

@@ -82,6 +82,12 @@ int vs_engine_embedding_dim(const vs_engine *e);
 /* The embedder's model id (what collections are pinned to). */
 const char *vs_engine_model_id(const vs_engine *e);
 const vs_embedder_info *vs_engine_embedder(const vs_engine *e);
+
+/* The verdict band of a similarity, from LFW DevTrain error rates
+ * (docs/models.md): "same_person" at or above the match threshold,
+ * "possible" at or above the embedder's possible threshold (where 99 % of
+ * same-person pairs still score), else "different". */
+const char *vs_engine_band(const vs_engine *e, float similarity);
 const vs_engine_cfg *vs_engine_config(const vs_engine *e);
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err);
