@@ -44,6 +44,10 @@ void vs_route_face_delete(vs_req *r, const char *id) {
     int64_t n = 0;
     const char *ids[1] = {id};
     vs_err rc = r->app->index->ops->delete_ids(r->app->index, r->p->coll.faces, r->tenant, ids, 1, &n, &err);
+    if (rc == VS_OK && r->p->shadow) { /* a reindex may have re-embedded it already */
+        rc = r->app->index->ops->delete_ids(r->app->index, r->p->shadow->faces, r->tenant, ids, 1, NULL, &err);
+        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    }
     const char *ck = json_string_value(json_object_get(pl, "crop_key"));
     const char *tk = json_string_value(json_object_get(pl, "thumb_key"));
     if (rc == VS_OK && ck) rc = vs_store_del(r->app->store, "face-crops", ck, &err);

@@ -100,6 +100,10 @@ static vs_err erase_rest(const vs_pipeline *p, const char *tenant, const char *s
         rc = p->index->ops->delete_filter(p->index, p->coll.faces, &f, faces, err);
         if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
     }
+    if (rc == VS_OK && p->shadow) { /* a reindex may have re-embedded it already */
+        rc = p->index->ops->delete_filter(p->index, p->shadow->faces, &f, NULL, err);
+        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    }
     return rc;
 }
 

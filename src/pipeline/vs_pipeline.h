@@ -7,6 +7,8 @@
 #ifndef VS_PIPELINE_H
 #define VS_PIPELINE_H
 
+#include <pthread.h>
+
 #include "vs_catalog.h"
 #include "vs_collections.h"
 #include "vs_crawl_jobs.h"
@@ -51,6 +53,11 @@ typedef struct vs_pipeline {
     vs_crawl_db *crawl_db; /* NULL: none; erasure forgets its rows about an image */
     int reindex;           /* 1: `visage reindex` filling coll: DONE images are processed
                             * again and their records staged (vs_reindex_record_put) */
+    const vs_collections *shadow; /* non-NULL: a reindex is filling these; erasure deletes
+                                   * an image's or a face's points there too */
+    pthread_rwlock_t *writes;     /* non-NULL: held shared by every write of images, faces,
+                                   * identities and blocks (workers per image, write routes);
+                                   * a reindex takes it exclusive to switch. One per process. */
 } vs_pipeline;
 
 /* The queued message (JSON in the queue). */

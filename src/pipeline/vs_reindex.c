@@ -395,10 +395,13 @@ static int add_identity(void *ctx, const char *id, const float *vec, const char 
 static vs_err identities_pass(const vs_pipeline *cur, const vs_pipeline *tp, vs_engine_worker *w, const json_t *tenants,
                               const vs_reindex_opts *o, vs_reindex_report *rep, vs_error *err) {
     rep->identities = rep->samples = rep->samples_lost = 0;
-    vs_err rc = VS_OK;
+    /* from nothing: samples an earlier run wrote for members erased since must not stay */
+    vs_err rc = tp->index->ops->drop_collection(tp->index, tp->coll.identities, err);
+    if (rc == VS_OK) rc = tp->index->ops->drop_collection(tp->index, tp->coll.samples, err);
     size_t i;
     json_t *t;
     json_array_foreach(tenants, i, t) {
+        if (rc != VS_OK) break;
         id_run r = {cur, tp, w, json_string_value(t), rep};
         json_t *ids = json_object();
         vs_filter f = {.tenant_id = r.tenant};
@@ -419,44 +422,71 @@ static vs_err identities_pass(const vs_pipeline *cur, const vs_pipeline *tp, vs_
 
 /* ---- the sweep ---------------------------------------------------------------- */
 
-typedef struct sweep_ctx {
-    vs_strset shas;
-} sweep_ctx;
-
 static int add_sha(void *ctx, const char *id, const float *vec, const char *payload) {
     (void)id, (void)vec;
     json_t *pl = json_loads(payload, 0, NULL);
     const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
-    if (sha) vs_strset_add(&((sweep_ctx *)ctx)->shas, sha);
+    if (sha) vs_strset_add((vs_strset *)ctx, sha);
     json_decref(pl);
     return 0;
 }
 
-/* Deletes the new points of every image that is no longer DONE (erased
- * while the reindex ran): erasure must be complete in the new collections
- * too. */
-static vs_err sweep(const vs_pipeline *tp, const json_t *tenants, vs_reindex_report *rep, vs_error *err) {
+/* Of a DONE image still carrying its old record, deletes from the new
+ * collection the faces that record indexed but the old collection no longer
+ * has (DELETE /api/v1/faces/{id}: re-detection found them again). */
+static vs_err sweep_faces(const vs_pipeline *cur, const vs_pipeline *tp, const char *tenant, const char *rec,
+                          int64_t *swept, vs_error *err) {
+    json_t *o = json_loads(rec ? rec : "{}", 0, NULL), *f;
+    size_t i;
+    vs_err rc = VS_OK;
+    json_array_foreach(json_object_get(o, "faces_indexed"), i, f) {
+        const char *id = json_string_value(json_object_get(f, "face_id"));
+        if (!id) continue;
+        vs_err g = cur->index->ops->get(cur->index, cur->coll.faces, tenant, id, NULL, NULL, err);
+        if (g != VS_ERR_NOT_FOUND) {
+            if ((rc = g) != VS_OK) break;
+            continue;
+        }
+        int64_t n = 0;
+        const char *ids[1] = {id};
+        if ((rc = tp->index->ops->delete_ids(tp->index, tp->coll.faces, tenant, ids, 1, &n, err)) != VS_OK) break;
+        *swept += n;
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* Deletes the new points that must not be there: all of an image no longer
+ * DONE (erased while the reindex ran), and faces deleted one by one. Runs
+ * before the switch, while the old collections and records are intact:
+ * erasure is as complete in the new collections as in the old. */
+static vs_err sweep(const vs_pipeline *cur, const vs_pipeline *tp, const json_t *tenants, vs_reindex_report *rep,
+                    vs_error *err) {
     vs_err rc = VS_OK;
     size_t i;
     json_t *t;
     json_array_foreach(tenants, i, t) {
         const char *tenant = json_string_value(t);
-        sweep_ctx c = {{0}};
+        vs_strset shas = {0};
         vs_filter f = {.tenant_id = tenant};
-        rc = vs_index_scroll_all(tp->index, tp->coll.faces, &f, 1024, add_sha, &c, err);
-        for (size_t k = 0; rc == VS_OK && k < c.shas.n_slots; k++) {
-            const char *sha = c.shas.slots[k];
+        rc = vs_index_scroll_all(tp->index, tp->coll.faces, &f, 1024, add_sha, &shas, err);
+        for (size_t k = 0; rc == VS_OK && k < shas.n_slots; k++) {
+            const char *sha = shas.slots[k];
             vs_image_status st = VS_IMG_QUEUED;
+            char *rec = NULL;
             if (!sha) continue;
-            vs_err g = vs_image_record_get(tp->catalog, tenant, sha, NULL, &st, NULL, NULL, err);
+            vs_err g = vs_image_record_get(tp->catalog, tenant, sha, NULL, &st, &rec, NULL, err);
             if (g != VS_OK && g != VS_ERR_NOT_FOUND) rc = g;
-            if (rc != VS_OK || (g == VS_OK && st == VS_IMG_DONE)) continue;
-            vs_filter one = {.tenant_id = tenant, .image_sha256 = sha};
-            int64_t n = 0;
-            rc = tp->index->ops->delete_filter(tp->index, tp->coll.faces, &one, &n, err);
-            rep->points_swept += n;
+            else if (g == VS_OK && st == VS_IMG_DONE) rc = sweep_faces(cur, tp, tenant, rec, &rep->points_swept, err);
+            else {
+                vs_filter one = {.tenant_id = tenant, .image_sha256 = sha};
+                int64_t n = 0;
+                rc = tp->index->ops->delete_filter(tp->index, tp->coll.faces, &one, &n, err);
+                rep->points_swept += n;
+            }
+            vs_free(rec);
         }
-        vs_strset_free(&c.shas);
+        vs_strset_free(&shas);
         if (rc != VS_OK) break;
     }
     return rc;
@@ -557,6 +587,7 @@ static vs_err fill_and_switch(const vs_pipeline *cur, const vs_pipeline *tp, pla
     vs_err rc = tenants_of(cur->catalog, &tenants, err);
     if (rc == VS_OK) rc = collect_blocks(cur, tenants, pl->model, &blocks, err);
     if (rc == VS_OK) rc = check_blocks(blocks, o->drop_blocks, err); /* before hours of work */
+    if (rc == VS_OK && h->started) h->started(h->ctx, &pl->to);
     if (rc == VS_OK) rc = images_pass(tp, o, workers, threads, err);
     int paused = rc == VS_OK && h->pause;
     if (paused) h->pause(h->ctx); /* from here to the switch no image, face, identity or block changes */
@@ -567,7 +598,7 @@ static vs_err fill_and_switch(const vs_pipeline *cur, const vs_pipeline *tp, pla
     if (rc == VS_OK) rc = collect_blocks(cur, tenants, pl->model, &blocks, err);
     if (rc == VS_OK) rc = check_blocks(blocks, o->drop_blocks, err);
     if (rc == VS_OK) rc = identities_pass(cur, tp, workers[0], tenants, o, rep, err);
-    if (rc == VS_OK) rc = sweep(tp, tenants, rep, err);
+    if (rc == VS_OK) rc = sweep(cur, tp, tenants, rep, err);
     if (rc == VS_OK) rc = count_new(tp, tenants, rep, err);
     if (rc == VS_OK && o->progress) o->progress(o->ctx, "switch", rep->images, rep->images);
     if (rc == VS_OK) rc = switch_catalog(cur, pl, blocks, err);

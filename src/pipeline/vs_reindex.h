@@ -15,10 +15,11 @@
  * Resumable: the plan (target names and model) is a catalog setting; an
  * image's points are written (deterministic ids) before its new record is
  * staged, and staged images are not processed again; identities are
- * rebuilt whole on every run (upserts by id). A run killed anywhere and run
- * again ends with the same points, none twice, none missing. Before the
- * switch every point of the new faces collection whose image is no longer
- * DONE (erased meanwhile) is deleted.
+ * rebuilt whole on every run (their new collections made afresh). A run
+ * killed anywhere and run again ends with the same points, none twice, none
+ * missing. Before the switch the new faces collection is swept: points of
+ * images no longer DONE (erased meanwhile) and faces deleted one by one
+ * from the old collection (re-detection finds them again) are deleted.
  *
  * Blocks (erase_blocks) hold vectors of people whose photos were erased,
  * so they cannot be made again with the new model: the switch is refused
@@ -38,6 +39,9 @@
 /* For a reindex inside a running server; all NULL offline. */
 typedef struct vs_reindex_hooks {
     void *ctx;
+    /* Called once the target collections are known, before the first image:
+     * from now on erasures must delete from `to` too (vs_pipeline.shadow). */
+    void (*started)(void *ctx, const vs_collections *to);
     /* Stops every write of images, faces, identities and blocks (ingest
      * workers, erasures, identity edits) until resume; searches go on. */
     void (*pause)(void *ctx);

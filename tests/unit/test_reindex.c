@@ -273,6 +273,11 @@ static void test_blocks_refused_or_dropped_into_the_log(void **state) {
     char block[VS_POINT_ID_MAX];
     assert_int_equal(vs_block_add(&f->p, "acme", v, 0.6f, "ticket 7", block, &e), VS_OK);
     vs_free(v);
+    /* one face of a two-face photo deleted on its own (DELETE /api/v1/faces/{id}) */
+    json_t *two = json_object_get(f->before, f->sha[3]);
+    assert_int_equal(json_array_size(two), 2);
+    const char *one[1] = {json_string_value(json_array_get(two, 1))};
+    assert_int_equal(f->p.index->ops->delete_ids(f->p.index, "faces_v1", "acme", one, 1, NULL, &e), VS_OK);
     vs_reindex_opts o = opts(f, 0);
     vs_reindex_report rep;
     assert_int_equal(vs_reindex_run(&f->p, &o, &rep, &e), VS_ERR_INVALID_ARG);
@@ -286,6 +291,10 @@ static void test_blocks_refused_or_dropped_into_the_log(void **state) {
     o.drop_blocks = 1;
     assert_int_equal(vs_reindex_run(&f->p, &o, &rep, &e), VS_OK);
     assert_int_equal(rep.blocks_dropped, 1);
+    assert_int_equal(rep.points_swept, 1); /* the deleted face, found again by re-detection, did not come back */
+    assert_int_equal(count_image(f, "faces_v2", "acme", f->sha[3]), 1);
+    vs_error ge = {0};
+    assert_int_equal(f->p.index->ops->get(f->p.index, "faces_v2", "acme", one[0], NULL, NULL, &ge), VS_ERR_NOT_FOUND);
     reopen_view(f, &c, &emb);
     assert_string_equal(c.blocks, "erase_blocks_v2");
     vs_pipeline p2 = f->p;
