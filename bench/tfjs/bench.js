@@ -16,6 +16,8 @@
 // tfjs-backend-wasm disables its pthreads build under Node):
 //   blazeface-back  on a [1,256,256,3] input (all 4 outputs)
 //   faceres         on a [1,224,224,3] input (global_pooling/Mean + heads)
+//   dlib-resnet     on a [1,150,150,3] input (face-api's weights, the layer
+//                   order of tests/ref/dlib_resnet.js)
 //   per image     = one blazeface-back + one faceres run (no image decode,
 //                   no crop/resize between them)
 // Each is warmed up, then run N times; *_ms are medians, *_mean_ms / *_min_ms
@@ -49,6 +51,9 @@ async function main() {
 
   const bf = await L.loadModel('blazeface-back');
   const fr = await L.loadModel('faceres');
+  const dl = await L.loadModel('dlib-resnet');
+  const dlSpec = L.MODELS['dlib-resnet'];
+  const dlIn = tf.tensor(L.makeInput('dlib-resnet', 'hash'), dlSpec.shape, 'float32');
   const bfSpec = L.MODELS['blazeface-back'];
   const frSpec = L.MODELS.faceres;
   const bfIn = tf.tensor(L.makeInput('blazeface-back', 'hash'), bfSpec.shape, 'float32');
@@ -63,6 +68,8 @@ async function main() {
   const runBf = () => run(bf, bfSpec, bfIn);
   const runFr = () => run(fr, frSpec, frIn);
   const runPair = () => { runBf(); runFr(); };
+  const runDl = () => run(dl, dlSpec, dlIn);
+  const runPairDl = () => { runBf(); runDl(); };
 
   const time = (fn) => {
     for (let i = 0; i < WARMUP; i++) fn();
@@ -79,6 +86,8 @@ async function main() {
   const b = time(runBf);
   const f = time(runFr);
   const p = time(runPair);
+  const d = time(runDl);
+  const pd = time(runPairDl);
   const leaked = tf.memory().numTensors - base;
 
   // cpu backend, faceres, once (after one untimed warm-up run, skipped if that
@@ -115,6 +124,8 @@ async function main() {
     blazeface_ms: r3(b.median),
     faceres_ms: r3(f.median),
     per_image_ms: r3(p.median),
+    dlib_ms: r3(d.median),
+    per_image_dlib_ms: r3(pd.median),
     blazeface_mean_ms: r3(b.mean),
     faceres_mean_ms: r3(f.mean),
     per_image_mean_ms: r3(p.mean),

@@ -13,15 +13,15 @@ check() { # description, command...
 }
 json() { node -e "$1" "$2"; }
 
-# 1. embed two_people.jpg: two faces, 6 landmarks each, unit-length 1024-d embeddings
+# 1. embed two_people.jpg: two faces, 6 landmarks each, unit-length 128-d embeddings (dlib, the default)
 "$bin" embed "$faces/two_people.jpg" >"$tmp/two.json" 2>"$tmp/two.err"
 check "embed two_people exits 0" test $? = 0
-check "embed two_people: 2 faces, landmarks, unit 1024-d embeddings" json '
+check "embed two_people: 2 faces, landmarks, unit 128-d embeddings" json '
 const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 if (j.faces.length !== 2 || j.width !== 1126 || j.height !== 661) process.exit(1);
 for (const f of j.faces) {
   if (f.landmarks.length !== 6 || f.bbox.length !== 4 || !(f.det_score > 0.5) || !(f.quality >= 0 && f.quality <= 1)) process.exit(2);
-  if (f.embedding.length !== 1024) process.exit(3);
+  if (f.embedding.length !== 128) process.exit(3);
   const n = Math.sqrt(f.embedding.reduce((s, x) => s + x * x, 0));
   if (Math.abs(n - 1) > 1e-3) process.exit(4);
 }' "$tmp/two.json"

@@ -86,7 +86,7 @@ describe('erasure of a person', () => {
     await bad({ image_b64: L.b64(QUERY), dry_run: 'yes' }, 400, /dry_run/);
     await bad({ image_b64: L.b64(QUERY), block: true, suppress: false }, 400, /block needs suppress/);
     await bad({ image_b64: L.b64(QUERY), max_images: 0 }, 400, /max_images/);
-    await bad({ vector: [1, 2, 3] }, 400, /vector must be an array of 1024/);
+    await bad({ vector: [1, 2, 3] }, 400, /vector must be an array of 128 /);
     await bad({ dry_run: true }, 400, /image_b64, face_id or vector/);
     await bad({ face_id: '00000000-0000-0000-0000-000000000000' }, 404, /not found/);
     const notJson = await L.api(s, 'POST', '/api/v1/erase', { key: keyA, body: 'x', headers: { 'Content-Type': 'text/plain' } });
