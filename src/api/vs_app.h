@@ -1,7 +1,7 @@
 /* vs_app.h - everything a request handler may use, owned by the process
- * (`visage serve`) and borrowed by the HTTP layer: backends, the pipeline,
- * the worker pool, a small pool of engine workers for search-by-image,
- * the URL-signing secret and the limits. Handlers hold no business logic of
+ * (`visage serve`) and borrowed by the HTTP layer: backends, the pipeline
+ * in use (a reindex swaps it), the worker pool, a small pool of engine
+ * workers for search-by-image, the URL-signing secret and the limits. Handlers hold no business logic of
  * their own beyond request/response shaping; the work is in the modules. */
 #ifndef VS_APP_H
 #define VS_APP_H
@@ -10,6 +10,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "vs_catalog.h"
 #include "vs_crawl_runner.h"
@@ -21,7 +23,8 @@
 #include "vs_store.h"
 #include "vs_workers.h"
 
-#define VS_APP_ENGINE_POOL 4
+#define VS_APP_ENGINE_POOL 4    /* engine workers per engine for queries */
+#define VS_APP_ENGINES 4        /* engines a process may hold: its first, one per reindex */
 
 typedef struct vs_app_cfg {
     size_t max_body_bytes;       /* 413 above (default 32 MiB) */
@@ -29,7 +32,11 @@ typedef struct vs_app_cfg {
     int presign_ttl_s;           /* crop/thumb URL lifetime (default 3600) */
     const char *fetch_allow_cidrs; /* address ranges URL ingest may reach despite the rules */
     int open_mode;               /* 1 = no tenants yet: tenant "default", loopback only */
+    const char *admin_key;       /* $VISAGE_ADMIN_KEY: operator routes (reindex) with tenants; NULL: none */
+    int threads;                 /* cores the process may use (a reindex's engine workers) */
 } vs_app_cfg;
+
+typedef struct vs_app_reindex vs_app_reindex;
 
 typedef struct vs_app {
     vs_app_cfg cfg;
@@ -37,17 +44,28 @@ typedef struct vs_app {
     vs_queue *queue;
     vs_index *index;
     vs_catalog *catalog;
-    const vs_engine *engine;
-    vs_pipeline pipeline;
+    const vs_engine *engine;     /* the one the process started with (owned by its opener) */
+    vs_pipeline pipeline;        /* the one the process started with */
+    /* What requests and workers use now: &pipeline, or one a reindex
+     * installed (owned by `reindex`, kept until close). Swapped holding
+     * `writes` exclusive. */
+    _Atomic(const vs_pipeline *) cur;
+    /* Held shared by every write of images, faces, identities and blocks
+     * (workers per image, the write routes); exclusive by a reindex for its
+     * final pass and switch. Searches never take it. Writer-preferring. */
+    pthread_rwlock_t writes;
     vs_workers *workers;         /* may be NULL (API-only process) */
+    vs_workers *appliers;        /* API: applies distributed workers' results; may be NULL */
     vs_crawl_env crawl;          /* crawl jobs: crawl.db and what the runner borrows */
     vs_crawl_runner *crawler;    /* runs the API's crawl jobs; NULL in CLI tools */
+    vs_app_reindex *reindex;     /* the server's background reindex; NULL until one is asked */
     uint8_t secret[32];          /* signs blob URLs; from {data}/secret */
-    /* engine workers for searches by image: checked out under mu */
+    /* engine workers for queries, each for one engine: checked out under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    vs_engine_worker *pool[VS_APP_ENGINE_POOL];
-    int pool_free[VS_APP_ENGINE_POOL];
+    vs_engine_worker *pool[VS_APP_ENGINE_POOL * VS_APP_ENGINES];
+    const vs_engine *pool_engine[VS_APP_ENGINE_POOL * VS_APP_ENGINES];
+    int pool_free[VS_APP_ENGINE_POOL * VS_APP_ENGINES];
     int pool_n;
     /* request metrics */
     atomic_llong requests, errors_4xx, errors_5xx;
@@ -56,11 +74,35 @@ typedef struct vs_app {
     int64_t started_ms;
 } vs_app;
 
-/* The pipeline requests use now: its engine and active collections. */
+/* The pipeline requests use now: its engine and active collections. A
+ * request takes it once (after the writes lock, for a write). */
 const vs_pipeline *vs_app_pipeline(vs_app *a);
+/* Makes p current for requests, workers and appliers. Caller holds
+ * a->writes exclusive (or no other thread runs yet); p must live until
+ * close. */
+void vs_app_install(vs_app *a, const vs_pipeline *p);
 
-/* Borrows an engine worker for one request (waits if all are busy). */
-vs_engine_worker *vs_app_engine_acquire(vs_app *a);
+/* Adds n engine workers for engine e to the query pool (all or none). */
+vs_err vs_app_engine_add(vs_app *a, const vs_engine *e, int n, vs_error *err);
+/* Borrows an engine worker of engine e for one request (waits if all of
+ * e's are busy; e must have been added). */
+vs_engine_worker *vs_app_engine_acquire(vs_app *a, const vs_engine *e);
 void vs_app_engine_release(vs_app *a, vs_engine_worker *w);
+/* Frees every engine worker of the pool (at close, after the server). */
+void vs_app_engines_free(vs_app *a);
+
+/* A reindex of the whole deployment to embedder e in the background
+ * (vs_reindex.h), while the current engine and collections keep serving:
+ * VS_ERR_INVALID_ARG when one is running. throttle_ms: a pause after each
+ * image, to leave the cores to searches and ingest. */
+vs_err vs_app_reindex_start(vs_app *a, vs_embedder e, int drop_blocks, int throttle_ms, vs_error *err);
+/* {"state","embedder","phase","done","total","started_at","finished_at",
+ * "report","error","model","collections","pending"}: a new object. */
+json_t *vs_app_reindex_status(vs_app *a);
+/* Stops a running reindex (resumable later) and waits for its thread. */
+void vs_app_reindex_stop(vs_app *a);
+/* Frees the engines and pipelines reindexes made: after vs_app_reindex_stop,
+ * the workers and the engine pool are gone. */
+void vs_app_reindex_free(vs_app *a);
 
 #endif

@@ -1,6 +1,5 @@
 /* vs_routes_common.c - what several routes share: getting the image bytes
- * out of a request, analysing a query image, signed blob URLs, the engine
- * pool. */
+ * out of a request, analysing a query image, signed blob URLs. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -8,29 +7,6 @@
 #include "vs_alloc.h"
 #include "vs_routes.h"
 #include "vs_similarity.h"
-
-const vs_pipeline *vs_app_pipeline(vs_app *a) { return &a->pipeline; }
-
-vs_engine_worker *vs_app_engine_acquire(vs_app *a) {
-    pthread_mutex_lock(&a->mu);
-    for (;;) {
-        for (int i = 0; i < a->pool_n; i++)
-            if (a->pool_free[i]) {
-                a->pool_free[i] = 0;
-                pthread_mutex_unlock(&a->mu);
-                return a->pool[i];
-            }
-        pthread_cond_wait(&a->cv, &a->mu);
-    }
-}
-
-void vs_app_engine_release(vs_app *a, vs_engine_worker *w) {
-    pthread_mutex_lock(&a->mu);
-    for (int i = 0; i < a->pool_n; i++)
-        if (a->pool[i] == w) a->pool_free[i] = 1;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-}
 
 /* A store that can presign (S3) hands out its own URLs, so images are
  * served by the object store, not by us; otherwise our signed path. */
@@ -111,7 +87,7 @@ int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) 
         vs_reply_vs_err(r, rc, &err);
         return -1;
     }
-    vs_engine_worker *w = vs_app_engine_acquire(r->app);
+    vs_engine_worker *w = vs_app_engine_acquire(r->app, r->p->engine);
     rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, faces, &err);
     vs_app_engine_release(r->app, w);
     vs_image_free(&img);

@@ -115,6 +115,46 @@ static void route(vs_req *r) {
     vs_reply_error(r, 404, "not_found", "no route %s %s", m, p);
 }
 
+/* Operator routes act on the whole deployment, not on one tenant: they
+ * take $VISAGE_ADMIN_KEY as the Bearer key (compared in constant time), or
+ * nothing in open mode; a tenant's key is not enough. 1 when r was one. */
+static int route_admin(vs_req *r) {
+    if (strcmp(r->path, "/api/v1/reindex") != 0) return 0;
+    const char *key = r->app->cfg.admin_key, *h = vs_req_header(r, "Authorization");
+    int open = r->app->cfg.open_mode && vs_tenant_count(r->app->catalog) == 0, ok = open;
+    if (!ok && key && h && strncasecmp(h, "Bearer ", 7) == 0) {
+        char want[65], got[65];
+        vs_sha256_hex(key, strlen(key), want);
+        vs_sha256_hex(h + 7, strlen(h + 7), got);
+        unsigned diff = 0;
+        for (int i = 0; i < 64; i++) diff |= (unsigned)(want[i] ^ got[i]);
+        ok = diff == 0;
+    }
+    if (!ok)
+        vs_reply_error(r, 403, "forbidden",
+                       key ? "%s is for the operator: send the server's VISAGE_ADMIN_KEY as the Bearer key"
+                           : "%s is for the operator: start the server with VISAGE_ADMIN_KEY set and send it as the "
+                             "Bearer key",
+                       r->path);
+    else if (!strcmp(r->method, "GET")) vs_route_reindex_get(r);
+    else if (!strcmp(r->method, "POST")) vs_route_reindex_post(r);
+    else vs_reply_error(r, 405, "method_not_allowed", "%s %s: use GET or POST", r->method, r->path);
+    return 1;
+}
+
+/* 1 for the routes that change images, faces, identities or blocks: they
+ * run holding the writes lock shared, so a reindex's switch happens between
+ * them, never in the middle of one. Searches and ingest (queueing) do not. */
+static int is_write(const vs_req *r) {
+    const char *p = r->path;
+    if (strncmp(p, "/api/v1/", 8) != 0) return 0;
+    if (!strcmp(r->method, "DELETE")) return 1;
+    if (strcmp(r->method, "POST") != 0) return 0;
+    size_t n = strlen(p);
+    return !strcmp(p, "/api/v1/erase") || !strcmp(p, "/api/v1/identities") ||
+           (n > 7 && !strcmp(p + n - 7, "/enroll"));
+}
+
 /* Routes that need no API key: health, metrics, the web UI, signed blobs. */
 static int route_public(vs_req *r) {
     const char *p = r->path;
@@ -179,9 +219,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_fetch_add(&s->app->requests, 1);
     if (r->too_large)
         vs_reply_error(r, 413, "too_large", "request body over %zu bytes", s->app->cfg.max_body_bytes);
-    else if (!route_public(r) && authenticate(r) == 0) {
-        r->p = vs_app_pipeline(s->app);
+    else if (!route_public(r) && !route_admin(r) && authenticate(r) == 0) {
+        int w = is_write(r);
+        if (w) pthread_rwlock_rdlock(&s->app->writes);
+        r->p = vs_app_pipeline(s->app); /* after the lock: a write sees the pipeline of after a switch */
         route(r);
+        if (w) pthread_rwlock_unlock(&s->app->writes);
     }
     if (!r->status) vs_reply_error(r, 500, "internal", "no reply");
     if (r->status >= 500) atomic_fetch_add(&s->app->errors_5xx, 1);

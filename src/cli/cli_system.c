@@ -116,9 +116,19 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     a->cfg.presign_ttl_s = 3600;
     a->cfg.fetch_allow_cidrs = getenv("VISAGE_FETCH_ALLOW");
     a->cfg.open_mode = 1;
+    a->cfg.admin_key = env_or("VISAGE_ADMIN_KEY", NULL);
+    a->cfg.threads = cli_worker_count();
     a->started_ms = vs_wall_ms();
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    pthread_rwlockattr_t wa;
+    pthread_rwlockattr_init(&wa);
+#ifdef __GLIBC__
+    /* busy workers take it shared back to back: a waiting reindex must get it */
+    pthread_rwlockattr_setkind_np(&wa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(&a->writes, &wa);
+    pthread_rwlockattr_destroy(&wa);
     vs_error err = {0};
     char store_url[1200];
     snprintf(store_url, sizeof store_url, "file://%s/blobs", s->data_dir);
@@ -145,7 +155,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
         goto fail_err;
     if (!(a->engine = cli_engine_load(o->models, 0, (int)emb))) goto fail;
     a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine,
-                                .coll = coll, .crawl_db = a->crawl.db};
+                                .coll = coll, .crawl_db = a->crawl.db, .writes = &a->writes};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
     const char *nd = getenv("VISAGE_NEAR_DUP");
     if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;
@@ -155,13 +165,10 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
         ro.name = "face:results";
         if (vs_queue_open(queue_url, &ro, &s->results, &err) != VS_OK) goto fail_err;
         if (worker) a->pipeline.results = s->results;
-        else if (vs_appliers_start(&a->pipeline, s->results, 1, &s->appliers, &err) != VS_OK) goto fail_err;
+        else if (vs_appliers_start(&a->pipeline, s->results, 1, &a->appliers, &err) != VS_OK) goto fail_err;
     }
-    a->pool_n = o->engine_pool > VS_APP_ENGINE_POOL ? VS_APP_ENGINE_POOL : o->engine_pool;
-    for (int i = 0; i < a->pool_n; i++) {
-        if (vs_engine_worker_new(a->engine, &a->pool[i], &err) != VS_OK) goto fail_err;
-        a->pool_free[i] = 1;
-    }
+    atomic_store(&a->cur, &a->pipeline);
+    if (vs_app_engine_add(a, a->engine, o->engine_pool, &err) != VS_OK) goto fail_err;
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, o->workers, &a->workers, &err) != VS_OK) goto fail_err;
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
     return 0;
@@ -174,14 +181,15 @@ fail:
 
 void cli_system_close(cli_system *s) {
     vs_app *a = &s->app;
-    vs_crawl_runner_stop(a->crawler); /* first: it queues images */
+    vs_app_reindex_stop(a); /* first: it may hold the writes lock the workers wait for */
+    vs_crawl_runner_stop(a->crawler); /* then the crawler: it queues images */
     a->crawler = NULL;
     vs_workers_stop(a->workers);
     a->workers = NULL;
-    vs_workers_stop(s->appliers);
-    s->appliers = NULL;
-    for (int i = 0; i < a->pool_n; i++) vs_engine_worker_free(a->pool[i]);
-    a->pool_n = 0;
+    vs_workers_stop(a->appliers);
+    a->appliers = NULL;
+    vs_app_engines_free(a);
+    vs_app_reindex_free(a); /* its engines, once no worker or request holds them */
     if (a->index) a->index->ops->close(a->index);
     if (a->queue) a->queue->ops->close(a->queue);
     if (s->results) s->results->ops->close(s->results);
@@ -190,6 +198,9 @@ void cli_system_close(cli_system *s) {
     if (a->catalog) vs_catalog_close(a->catalog);
     vs_crawl_db_close(a->crawl.db); /* after the workers: erasure on arrival forgets crawl rows */
     vs_engine_free((vs_engine *)a->engine);
+    pthread_rwlock_destroy(&a->writes);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
     memset(a, 0, sizeof *a);
     if (s->lock_fd >= 0) close(s->lock_fd);
     s->lock_fd = -1;
@@ -198,7 +209,7 @@ void cli_system_close(cli_system *s) {
 int cli_system_analyze(cli_system *s, const char *image, vs_faces *faces) {
     vs_image img = {0};
     vs_error err = {0};
-    vs_engine_worker *w = vs_app_engine_acquire(&s->app);
+    vs_engine_worker *w = vs_app_engine_acquire(&s->app, s->app.engine);
     vs_err e = vs_image_load(image, NULL, &img, &err);
     if (e == VS_OK) e = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, faces, &err);
     vs_app_engine_release(&s->app, w);

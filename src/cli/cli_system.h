@@ -18,7 +18,6 @@ typedef struct cli_system {
     int lock_fd;
     vs_app app;
     vs_queue *results;        /* face:results, when workers and index owner are apart */
-    vs_workers *appliers;     /* API: applies face:results */
 } cli_system;
 
 typedef struct cli_system_opts {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
@@ -245,6 +246,7 @@ static void *pass_thread(void *arg) {
         if (rc == VS_OK) ps->done++;
         if (rc == VS_OK && ps->o->progress) ps->o->progress(ps->o->ctx, "images", ps->done, ps->total);
         pthread_mutex_unlock(&ps->mu);
+        if (ps->o->throttle_ms > 0) usleep((useconds_t)ps->o->throttle_ms * 1000);
     }
     return NULL;
 }

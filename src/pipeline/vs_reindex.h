@@ -55,6 +55,7 @@ typedef struct vs_reindex_opts {
     const vs_engine *engine;   /* the new model's engine (borrowed) */
     int drop_blocks;           /* drop erasure blocks (logged) instead of refusing */
     int threads;               /* engine workers for the images (>= 1) */
+    int throttle_ms;           /* each of them pauses this long after an image (a server's cores) */
     /* progress(ctx, phase, done, total): phase "images", "identities", "switch", "drop" */
     void (*progress)(void *ctx, const char *phase, int64_t done, int64_t total);
     void *ctx;

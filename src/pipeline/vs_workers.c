@@ -10,7 +10,14 @@
  * make the second run overwrite the first. Transient errors are nacked with
  * a growing delay; the queue dead-letters a message after max_attempts.
  * Rejected one-thread-per-request designs: a pool sized to the cores keeps
- * one runtime per core busy and memory bounded. */
+ * one runtime per core busy and memory bounded.
+ *
+ * A reindex inside the server swaps the pipeline (engine and collections):
+ * `p` is read once per message, after taking the pipeline's writes lock
+ * shared (so a message is handled entirely before or entirely after a
+ * switch, which holds it exclusive), and a thread whose engine worker was
+ * made for another engine makes a new one first. Old engines stay alive
+ * until shutdown (their owner frees them after vs_workers_stop). */
 #include "vs_workers.h"
 
 #include <pthread.h>
@@ -25,12 +32,13 @@
 #define MAX_WORKERS 64
 
 struct vs_workers {
-    const vs_pipeline *p;
+    _Atomic(const vs_pipeline *) p;
     vs_queue *q;
     int n;
     int apply;    /* 1 = apply result messages instead of processing images */
     pthread_t threads[MAX_WORKERS];
     vs_engine_worker *engines[MAX_WORKERS];
+    const vs_engine *engine_of[MAX_WORKERS];  /* what engines[i] was made for */
     atomic_int stopping;
     pthread_mutex_t mu;
     vs_worker_stats stats;
@@ -52,8 +60,28 @@ static void record(vs_workers *w, vs_process_result r, vs_err rc, int faces, int
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Thread i's engine worker for p's engine, made anew when a reindex
+ * switched engines; NULL (the message is retried) when that fails. */
+static vs_engine_worker *engine_for(vs_workers *w, int i, const vs_pipeline *p) {
+    if (w->apply || w->engine_of[i] == p->engine) return w->engines[i];
+    vs_engine_worker *nw = NULL;
+    vs_error err = {0};
+    if (vs_engine_worker_new(p->engine, &nw, &err) != VS_OK) {
+        fprintf(stderr, "visage: worker: %s\n", err.msg);
+        return NULL;
+    }
+    vs_engine_worker_free(w->engines[i]);
+    w->engines[i] = nw;
+    w->engine_of[i] = p->engine;
+    return nw;
+}
+
 /* Handles one leased message: parse, process, ack or nack. */
-static void handle(vs_workers *w, vs_engine_worker *ew, const vs_msg *msg) {
+static void handle(vs_workers *w, int i, const vs_msg *msg) {
+    pthread_rwlock_t *writes = atomic_load(&w->p)->writes; /* one lock for every pipeline of the process */
+    if (writes) pthread_rwlock_rdlock(writes);
+    const vs_pipeline *p = atomic_load(&w->p);
+    vs_engine_worker *ew = engine_for(w, i, p);
     vs_ingest_msg m;
     vs_error err = {0};
     vs_process_result r = VS_PROCESSED;
@@ -64,11 +92,12 @@ static void handle(vs_workers *w, vs_engine_worker *ew, const vs_msg *msg) {
     pthread_mutex_unlock(&w->mu);
     vs_err rc;
     if (w->apply) {
-        rc = vs_apply_result(w->p, msg->body, &err);
+        rc = vs_apply_result(p, msg->body, &err);
     } else {
-        rc = vs_ingest_msg_parse(msg->body, &m, &err);
-        if (rc == VS_OK) rc = vs_process_image(w->p, ew, &m, &r, &faces, &err);
+        rc = ew ? vs_ingest_msg_parse(msg->body, &m, &err) : vs_fail(&err, VS_ERR_NOMEM, "no engine worker");
+        if (rc == VS_OK) rc = vs_process_image(p, ew, &m, &r, &faces, &err);
     }
+    if (writes) pthread_rwlock_unlock(writes);
     vs_error qerr = {0};
     if (rc == VS_OK || rc == VS_ERR_CORRUPT) {
         /* done, or a message no retry can fix: ack (a corrupt message was
@@ -108,7 +137,7 @@ static void *worker_main(void *arg) {
             usleep(200 * 1000);
             continue;
         }
-        handle(w, w->engines[i], &msg);
+        handle(w, i, &msg);
         vs_msg_free(&msg);
     }
     return NULL;
@@ -122,12 +151,15 @@ static vs_err start(const vs_pipeline *p, vs_queue *q, int n, int apply, vs_work
     if (n > MAX_WORKERS) n = MAX_WORKERS;
     vs_workers *w = vs_calloc(1, sizeof *w);
     if (!w) return vs_fail(err, VS_ERR_NOMEM, "workers");
-    w->p = p;
+    atomic_store(&w->p, p);
     w->q = q;
     w->apply = apply;
     pthread_mutex_init(&w->mu, NULL);
     vs_err rc = VS_OK;
-    for (int i = 0; i < n && rc == VS_OK && !apply; i++) rc = vs_engine_worker_new(p->engine, &w->engines[i], err);
+    for (int i = 0; i < n && rc == VS_OK && !apply; i++) {
+        rc = vs_engine_worker_new(p->engine, &w->engines[i], err);
+        w->engine_of[i] = p->engine;
+    }
     for (int i = 0; i < n && rc == VS_OK; i++) {
         thread_arg *a = vs_malloc(sizeof *a);
         if (!a) { rc = vs_fail(err, VS_ERR_NOMEM, "workers"); break; }
@@ -163,6 +195,10 @@ void vs_workers_stop(vs_workers *w) {
     for (int i = 0; i < MAX_WORKERS; i++) vs_engine_worker_free(w->engines[i]);
     pthread_mutex_destroy(&w->mu);
     vs_free(w);
+}
+
+void vs_workers_set_pipeline(vs_workers *w, const vs_pipeline *p) {
+    if (w) atomic_store(&w->p, p);
 }
 
 void vs_workers_stats(vs_workers *w, vs_worker_stats *out) {

@@ -27,6 +27,12 @@ vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **o
  * the index owner's side of the hand-over. Same stop/stats. */
 vs_err vs_appliers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err);
 
+/* Makes p the pipeline of every message handled from now on (a reindex
+ * switched engine and collections; call it holding p->writes exclusive).
+ * The old pipeline and engine must stay alive until vs_workers_stop.
+ * w may be NULL. */
+void vs_workers_set_pipeline(vs_workers *w, const vs_pipeline *p);
+
 /* Stops taking work, lets in-flight messages finish (or be redelivered
  * later if the process dies), joins the threads and frees the pool. */
 void vs_workers_stop(vs_workers *w);

@@ -211,3 +211,92 @@ describe('model upgrade: erasure blocks', () => {
     } finally { await L.stopServer(s); }
   });
 });
+
+describe('model upgrade over the API, while serving', () => {
+  const dir = L.tmpDir('reindex-api');
+  const files = ['obama_small.jpg', 'obama-240p.jpg', 'obama-1080p.jpg', 'knn_examples/train/obama/obama.jpg',
+    'knn_examples/train/biden/biden.jpg', 'knn_examples/train/biden/biden2.jpg', 'two_people.jpg',
+    'knn_examples/train/alex_lacamoire/img1.jpg', 'knn_examples/train/rose_leslie/img1.jpg'];
+  let s;
+  after(async () => { await L.stopServer(s); fs.rmSync(dir, { recursive: true, force: true }); });
+
+  it('re-embeds in the background while search, ingest and erasure go on, then switches', async () => {
+    const r = visage(['ingest', ...files.map((f) => path.join(L.FACES, f)), '--data', dir], { VISAGE_EMBEDDER: 'faceres' });
+    assert.equal(r.code, 0, r.err);
+    s = await L.startServer(dir, { VISAGE_EMBEDDER: '' });
+    const idle = await L.api(s, 'GET', '/api/v1/reindex');
+    assert.equal(idle.status, 200);
+    L.checkOpenapi('GET', '/api/v1/reindex', 200, idle.data);
+    assert.equal(idle.data.state, 'idle');
+    assert.match(idle.data.model, /^faceres@/);
+    assert.equal((await L.api(s, 'POST', '/api/v1/reindex', { json: { embedder: 'nope' } })).status, 400);
+    // one image per second per reindex thread: long enough to work beside it
+    const go = await L.api(s, 'POST', '/api/v1/reindex', { json: { embedder: 'dlib', throttle_ms: 1000 } });
+    assert.equal(go.status, 202, JSON.stringify(go.data));
+    L.checkOpenapi('POST', '/api/v1/reindex', 202, go.data);
+    assert.equal((await L.api(s, 'POST', '/api/v1/reindex', { json: { embedder: 'dlib' } })).status, 409);
+    // once it has re-embedded an image or two: search with the old model, ingest, erase
+    await L.waitFor(async () => { const g = (await L.api(s, 'GET', '/api/v1/reindex')).data; return g.state === 'running' && g.done >= 1; },
+      120000, 'the first images re-embedded');
+    const obama = new Set([shaOf['obama_small.jpg'], shaOf['obama-240p.jpg'], shaOf['obama-1080p.jpg'],
+      shaOf['knn_examples/train/obama/obama.jpg'], shaOf['two_people.jpg']]);
+    const q = await L.api(s, 'POST', '/api/v1/search', { json: { image_b64: L.b64(QUERY), top_k: 5 } });
+    assert.equal(q.status, 200);
+    assert.deepEqual(new Set(q.data.results.map((h) => h.image_sha256)), obama, 'Obama first, with faceres');
+    const ing = await L.api(s, 'POST', '/api/v1/ingest', { json: { image_b64: L.b64(path.join(L.FACES, 'knn_examples/train/rose_leslie/img2.jpg')) } });
+    assert.equal(ing.status, 202);
+    const newSha = ing.data.image_sha256;
+    await L.waitDone(s, undefined, [newSha]);
+    const erasedSha = shaOf['knn_examples/train/biden/biden2.jpg'];
+    const del = await L.api(s, 'DELETE', '/api/v1/images/' + erasedSha);
+    assert.equal(del.status, 200, JSON.stringify(del.data));
+    const mid = await L.api(s, 'GET', '/api/v1/reindex');
+    assert.equal(mid.data.state, 'running', 'all of that happened during the reindex: ' + JSON.stringify(mid.data));
+    assert.match(mid.data.model, /^faceres@/, 'searches still on the old model');
+    // until it is done
+    let st;
+    await L.waitFor(async () => (st = (await L.api(s, 'GET', '/api/v1/reindex')).data).state !== 'running' && st.state !== 'loading', 180000, 'reindex');
+    assert.equal(st.state, 'done', JSON.stringify(st));
+    L.checkOpenapi('GET', '/api/v1/reindex', 200, st);
+    assert.equal(st.report.switched, true);
+    assert.match(st.model, /^dlib-resnet@/);
+    assert.equal(st.collections.faces, 'faces_v2');
+    assert.equal(st.pending, undefined);
+    assert.deepEqual(collections(dir), ['faces_v2']);
+    // the image ingested meanwhile is in, with the new model; the erased one is nowhere
+    const rec = await L.api(s, 'GET', '/api/v1/images/' + newSha);
+    assert.equal(rec.data.status, 'done');
+    assert.match(rec.data.model, /^dlib-resnet@/);
+    assert.equal((await L.api(s, 'GET', '/api/v1/images/' + erasedSha)).status, 404);
+    const shas = files.map((f) => shaOf[f]).filter((h) => h !== erasedSha).concat([newSha]);
+    let total = 0;
+    for (const sha of shas) total += (await L.api(s, 'GET', '/api/v1/images/' + sha)).data.faces_indexed.length;
+    const all = await L.api(s, 'POST', '/api/v1/search', { json: { image_b64: L.b64(QUERY), top_k: 1000 } });
+    assert.equal(all.data.results.length, total, 'every face once, none of the erased image');
+    assert.ok(all.data.results.every((h) => h.image_sha256 !== erasedSha));
+    assert.deepEqual(new Set(all.data.results.slice(0, 5).map((h) => h.image_sha256)), obama, 'Obama first, with dlib');
+    // ingest goes on with the new engine
+    const after2 = await L.api(s, 'POST', '/api/v1/ingest', { json: { image_b64: variant(QUERY, 'api').toString('base64') } });
+    const rec2 = (await L.waitDone(s, undefined, [after2.data.image_sha256]))[after2.data.image_sha256];
+    assert.match(rec2.model, /^dlib-resnet@/);
+  });
+
+  it('is for the operator: 403 for tenants, the admin key opens it', async () => {
+    const key = L.createTenant(dir, 'acme'); // the running server sees it at once: no longer open mode
+    for (const k of [undefined, key]) {
+      const r = await L.api(s, 'GET', '/api/v1/reindex', { key: k });
+      assert.equal(r.status, 403);
+      assert.match(r.data.error.message, /VISAGE_ADMIN_KEY/);
+      assert.equal((await L.api(s, 'POST', '/api/v1/reindex', { key: k, json: { embedder: 'dlib' } })).status, 403);
+    }
+    await L.stopServer(s);
+    s = await L.startServer(dir, { VISAGE_EMBEDDER: '', VISAGE_ADMIN_KEY: 'operator-secret' });
+    assert.equal((await L.api(s, 'GET', '/api/v1/reindex', { key: key })).status, 403);
+    const ok = await L.api(s, 'POST', '/api/v1/reindex', { key: 'operator-secret', json: { embedder: 'dlib' } });
+    assert.equal(ok.status, 202);
+    let st;
+    await L.waitFor(async () => ['done', 'failed'].includes((st = (await L.api(s, 'GET', '/api/v1/reindex', { key: 'operator-secret' })).data).state), 60000, 'reindex');
+    assert.equal(st.state, 'done');
+    assert.equal(st.report.switched, false, 'on dlib already: nothing to do');
+  });
+});
