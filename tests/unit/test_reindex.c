@@ -5,7 +5,9 @@
  * end up in the new collection once each; an image erased between the runs
  * leaves no point behind; an identity keeps the samples whose source is
  * stored and reports the one that is not; the old collections are gone.
- * Blocks are refused, or dropped into the erasure log. Needs models/. */
+ * Blocks are refused, or dropped into the erasure log. The index owner
+ * refuses a distributed worker's result made with another model. Needs
+ * models/. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -316,10 +318,38 @@ static void test_blocks_refused_or_dropped_into_the_log(void **state) {
     assert_non_null(strstr(detail, "ticket 7"));
 }
 
+/* Distributed mode: the index owner refuses a worker's result made with
+ * another model, saying so in the image's record; a done image keeps its. */
+static void test_results_of_another_model_refused(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    char sha[65], msg[2048];
+    vs_sha256_hex("queued elsewhere", 16, sha);
+    assert_int_equal(vs_image_record_put(f->p.catalog, "acme", sha, NULL, VS_IMG_QUEUED, NULL, &e), VS_OK);
+    const char *fmt = "{\"tenant_id\":\"acme\",\"image_sha256\":\"%s\",\"status\":2,\"dim\":128,"
+                      "\"model\":\"%s\",\"record\":{\"status\":\"done\"},\"points\":[]}";
+    snprintf(msg, sizeof msg, fmt, sha, vs_engine_model_id(f->dlib));
+    assert_int_equal(vs_apply_result(&f->p, msg, &e), VS_ERR_CORRUPT);
+    assert_non_null(strstr(e.msg, "VISAGE_EMBEDDER=faceres"));
+    char *rec = NULL;
+    vs_image_status st;
+    assert_int_equal(vs_image_record_get(f->p.catalog, "acme", sha, NULL, &st, &rec, NULL, &e), VS_OK);
+    assert_int_equal(st, VS_IMG_FAILED);
+    assert_non_null(strstr(rec, "MODEL_MISMATCH"));
+    assert_non_null(strstr(rec, vs_engine_model_id(f->faceres)));
+    vs_free(rec);
+    snprintf(msg, sizeof msg, fmt, f->sha[0], vs_engine_model_id(f->dlib));
+    assert_int_equal(vs_apply_result(&f->p, msg, &e), VS_ERR_CORRUPT);
+    json_t *ids = record_faces(f, "acme", f->sha[0]); /* still done, with its faces */
+    assert_true(json_equal(ids, json_object_get(f->before, f->sha[0])));
+    json_decref(ids);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stopped_run_erasure_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocks_refused_or_dropped_into_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_results_of_another_model_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
