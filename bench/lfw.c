@@ -274,9 +274,11 @@ static void report(const char *name, const bench *b, const float *s, const int *
         printf("%-14s bands: same person >= %.3f: FAR %.4f FRR %.4f | possible >= %.3f: FAR %.4f FRR %.4f\n", name,
                shipped, far_s, frr_s, possible, far_p, frr_p);
     }
-    printf("%-14s pairs lost %d | acc@%.3f %.4f | 10-fold %.4f | best %.4f (t=%.3f) | AUC %.5f | TAR@FAR<=%.0e %.4f | "
+    char at[48] = "no shipped threshold";
+    if (shipped > -1) snprintf(at, sizeof at, "acc@%.3f %.4f", shipped, accuracy(b, s, ok, 0, b->n_pairs, shipped));
+    printf("%-14s pairs lost %d | %s | 10-fold %.4f | best %.4f (t=%.3f) | AUC %.5f | TAR@FAR<=%.0e %.4f | "
            "min same %.3f max diff %.3f | missed %d | %.1f ms/image\n",
-           name, lost, shipped, accuracy(b, s, ok, 0, b->n_pairs, shipped), (double)right / b->n_pairs, best, bt,
+           name, lost, at, (double)right / b->n_pairs, best, bt,
            npos && nneg ? auc_num / ((double)npos * nneg) : 0, nneg ? 1.0 / nneg : 0,
            tot_pos ? (double)tar0 / tot_pos : 0, min_pos, max_neg, missed, ms_per_image);
 }
@@ -353,7 +355,7 @@ int main(int argc, char **argv) {
         }
         char name[32];
         snprintf(name, sizeof name, "fusion w2=%.1f", w2);
-        report(name, &b, fs, fok, -1, -1, 0, 0);
+        report(name, &b, fs, fok, -2, -2, 0, 0);
     }
     if (scores_path) {
         FILE *f = fopen(scores_path, "w");
