@@ -145,11 +145,31 @@ static void finish(vs_app_reindex *j, vs_err rc, const vs_error *err, const vs_r
     pthread_mutex_unlock(&j->mu);
 }
 
+/* 1 when there is nothing to do: the data is on the target model and no
+ * plan waits to be finished (no engine is loaded for that). */
+static int on_target(vs_app_reindex *j, vs_reindex_report *rep) {
+    char *plan = NULL;
+    const char *model = vs_embedder_get(j->target)->model_id;
+    if (strcmp(model, vs_engine_model_id(j->source->engine)) != 0) return 0;
+    if (vs_setting_get(j->app->catalog, VS_SETTING_REINDEX, &plan, NULL) == VS_OK) {
+        vs_free(plan);
+        return 0;
+    }
+    snprintf(rep->from_model, sizeof rep->from_model, "%s", model);
+    snprintf(rep->to_model, sizeof rep->to_model, "%s", model);
+    rep->from = rep->to = j->source->coll;
+    return 1;
+}
+
 static void *job_main(void *arg) {
     vs_app_reindex *j = arg;
     vs_error err = {0};
     vs_reindex_report rep;
     memset(&rep, 0, sizeof rep);
+    if (on_target(j, &rep)) {
+        finish(j, VS_OK, &err, &rep);
+        return NULL;
+    }
     vs_err rc = prepare(j, &err);
     if (rc != VS_OK) {
         finish(j, rc, &err, NULL);
@@ -221,7 +241,9 @@ json_t *vs_app_reindex_status(vs_app *a) {
     json_t *o = json_pack("{s:s,s:o}", "model", vs_engine_model_id(p->engine), "collections",
                           json_pack("{s:s,s:s,s:s,s:s}", "faces", p->coll.faces, "identities", p->coll.identities,
                                     "samples", p->coll.samples, "blocks", p->coll.blocks));
+    pthread_mutex_lock(&a->mu);
     vs_app_reindex *j = a->reindex;
+    pthread_mutex_unlock(&a->mu);
     if (!o) return NULL;
     if (!j) {
         json_object_set_new(o, "state", json_string("idle"));

@@ -601,6 +601,10 @@ static vs_err fill_and_switch(const vs_pipeline *cur, const vs_pipeline *tp, pla
     if (rc == VS_OK) rc = check_blocks(blocks, o->drop_blocks, err);
     if (rc == VS_OK) rc = identities_pass(cur, tp, workers[0], tenants, o, rep, err);
     if (rc == VS_OK) rc = sweep(cur, tp, tenants, rep, err);
+    /* the new faces collection exists even with nothing in it: it is what pins the model */
+    if (rc == VS_OK)
+        rc = tp->index->ops->ensure_collection(tp->index, tp->coll.faces, vs_engine_embedding_dim(tp->engine),
+                                               pl->model, err);
     if (rc == VS_OK) rc = count_new(tp, tenants, rep, err);
     if (rc == VS_OK && o->progress) o->progress(o->ctx, "switch", rep->images, rep->images);
     if (rc == VS_OK) rc = switch_catalog(cur, pl, blocks, err);
