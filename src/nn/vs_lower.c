@@ -16,6 +16,7 @@ typedef struct lower_ctx {
     const vs_tf_graph *g;
     vs_model *m;
     vs_error *err;
+    const vs_model_opts *opts; /* never NULL */
     int batch;
     int *node_val;     /* TF node -> value id, -1 = not lowered yet */
     int *consumers;    /* TF node -> number of data consumers (+1 if output) */
@@ -23,6 +24,7 @@ typedef struct lower_ctx {
 } lower_ctx;
 
 static vs_err value_of(lower_ctx *c, const char *name, int *vid);
+static vs_err value_of_any(lower_ctx *c, const char *name, int *vid);
 
 /* ---- small helpers ---- */
 
@@ -139,9 +141,26 @@ static vs_err conv_dim(lower_ctx *c, const vs_tf_node *n, int dim, size_t in, in
 
 /* Applies a clamp [lo, hi] to value v: fused into its producer when that
  * producer's result is used only here, else as a separate op. */
+static int new_concat_val(lower_ctx *c, const vs_shape *shape, const int *parts, int n);
+
 static vs_err apply_clamp(lower_ctx *c, const vs_tf_node *n, int in_node_uses, int v, float lo, float hi,
                           int *vid) {
     vs_model *m = c->m;
+    if (m->vals[v].n_parts > 0) {
+        /* Part by part; a part may take the clamp into its producer only when
+         * nothing but this concatenation reads it, and the concatenation
+         * itself is read only here. */
+        vs_val cat = m->vals[v];
+        int parts[VS_NN_MAX_PARTS];
+        for (int k = 0; k < cat.n_parts; k++) {
+            int uses = in_node_uses == 1 && m->vals[cat.parts[k]].private_part ? 1 : 2;
+            vs_err rc = apply_clamp(c, n, uses, cat.parts[k], lo, hi, &parts[k]);
+            if (rc != VS_OK) return rc;
+            m->vals[parts[k]].private_part = 1;
+        }
+        *vid = new_concat_val(c, &cat.shape, parts, cat.n_parts);
+        return *vid < 0 ? vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name) : VS_OK;
+    }
     int p = m->vals[v].producer;
     if (p >= 0 && in_node_uses == 1 && m->vals[v].output_index < 0 && m->ops[p].kind != VS_OP_RESHAPE &&
         m->ops[p].kind != VS_OP_PAD && m->ops[p].kind != VS_OP_SOFTMAX && m->ops[p].kind != VS_OP_SIGMOID &&
@@ -180,9 +199,13 @@ static int node_uses(lower_ctx *c, const char *name) {
 
 /* ---- convolutions and matmul ---- */
 
-/* Applies the fused_ops list of a _Fused* node after its main op. */
-static vs_err apply_fused(lower_ctx *c, const vs_tf_node *n, int op_idx, int *vid) {
+/* Applies the fused_ops list of a _Fused* node: the bias goes to op
+ * bias_op, activations to op act_op (the same op, unless a convolution was
+ * split over the parts of a concatenation: then the first part's convolution
+ * and the last add). */
+static vs_err apply_fused(lower_ctx *c, const vs_tf_node *n, int bias_op, int act_op, int *vid) {
     vs_model *m = c->m;
+    int op_idx = act_op;
     int v = m->ops[op_idx].out;
     size_t cout = m->vals[v].shape.dims[m->vals[v].shape.ndim - 1];
     int arg = 2;
@@ -195,7 +218,7 @@ static vs_err apply_fused(lower_ctx *c, const vs_tf_node *n, int op_idx, int *vi
             float *bb = model_buf(m, cout);
             if (!bb) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
             memcpy(bb, b->f32, cout * sizeof(float));
-            m->ops[op_idx].b = bb;
+            m->ops[bias_op].b = bb;
         } else if (strcmp(fo, "Relu") == 0) {
             m->ops[op_idx].out_min = 0;
         } else if (strcmp(fo, "Relu6") == 0) {
@@ -221,40 +244,27 @@ static vs_err apply_fused(lower_ctx *c, const vs_tf_node *n, int op_idx, int *vi
     return VS_OK;
 }
 
-static vs_err lower_conv(lower_ctx *c, const vs_tf_node *n, int depthwise, int *vid) {
-    vs_err rc;
-    int x;
-    if ((rc = need_inputs(c, n, 2)) != VS_OK || (rc = value_of(c, n->inputs[0], &x)) != VS_OK) return rc;
+/* Geometry of one convolution node, shared by the parts of a split one. */
+typedef struct conv_geom {
+    int kh, kw, sh, sw, dh, dw, pad[4]; /* pad: top, right, bottom, left */
+    vs_shape out;
+} conv_geom;
+
+/* Appends a convolution of value x reading input channels [ci0, ci1) of
+ * filter f (TF HWIO, or [KH,KW,Cin,mult] when depthwise); returns the op. */
+static int conv_op(lower_ctx *c, const vs_tf_node *n, int x, const vs_tf_weight *f, int ci0, int ci1, int depthwise,
+                   const conv_geom *gm) {
     vs_model *m = c->m;
-    const vs_tf_weight *f = const_input(c, n, 1);
-    vs_shape in = m->vals[x].shape;
-    if (!f || f->is_int || f->ndim != 4)
-        return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (%s): filter must be a 4-D float constant", n->name, n->op);
-    if (in.ndim != 4)
-        return vs_fail(c->err, VS_ERR_MODEL, "node %s (%s): input must be 4-D NHWC", n->name, n->op);
-    int kh = f->dims[0], kw = f->dims[1], fcin = f->dims[2], fco = f->dims[3];
-    if ((size_t)fcin != in.dims[3])
-        return vs_fail(c->err, VS_ERR_MODEL, "node %s: filter expects %d channels, input has %zu", n->name, fcin,
-                       in.dims[3]);
-    int sh = n->has_strides ? n->strides[1] : 1, sw = n->has_strides ? n->strides[2] : 1;
-    int dh = n->has_dilations ? n->dilations[1] : 1, dw = n->has_dilations ? n->dilations[2] : 1;
-    if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || kh < 1 || kw < 1)
-        return vs_fail(c->err, VS_ERR_MODEL, "node %s: bad strides/dilations/kernel", n->name);
-    vs_shape os = {4, {in.dims[0], 0, 0, (size_t)(depthwise ? fcin * fco : fco)}};
-    int pt, pb, pl, pr;
-    if ((rc = conv_dim(c, n, 1, in.dims[1], kh, sh, dh, &os.dims[1], &pt, &pb)) != VS_OK ||
-        (rc = conv_dim(c, n, 2, in.dims[2], kw, sw, dw, &os.dims[2], &pl, &pr)) != VS_OK)
-        return rc;
-    int o = new_op(c, depthwise ? VS_OP_DWCONV : VS_OP_CONV, n, x, -1, &os);
-    if (o < 0) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
+    int kh = f->dims[0], kw = f->dims[1], fcin = f->dims[2], fco = f->dims[3], cin = ci1 - ci0;
+    int o = new_op(c, depthwise ? VS_OP_DWCONV : VS_OP_CONV, n, x, -1, &gm->out);
+    float *w = o < 0 ? NULL : model_buf(m, (size_t)kh * kw * cin * fco);
+    if (!w) return -1;
     vs_op *op = &m->ops[o];
-    op->kh = kh; op->kw = kw; op->sh = sh; op->sw = sw; op->dh = dh; op->dw = dw;
-    op->pad[0] = pt; op->pad[1] = pr; op->pad[2] = pb; op->pad[3] = pl;
-    op->cin = fcin;
-    op->cout = (int)os.dims[3];
+    op->kh = kh; op->kw = kw; op->sh = gm->sh; op->sw = gm->sw; op->dh = gm->dh; op->dw = gm->dw;
+    memcpy(op->pad, gm->pad, sizeof op->pad);
+    op->cin = cin;
+    op->cout = (int)gm->out.dims[3];
     op->mult = depthwise ? fco : 1;
-    float *w = model_buf(m, f->count);
-    if (!w) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
     if (depthwise) {
         /* TF [KH,KW,Cin,mult] is XNNPACK's [1,KH,KW,Cin*mult] in memory. */
         memcpy(w, f->f32, f->count * sizeof(float));
@@ -262,13 +272,70 @@ static vs_err lower_conv(lower_ctx *c, const vs_tf_node *n, int depthwise, int *
         /* TF HWIO -> XNNPACK OHWI. */
         for (int y = 0; y < kh; y++)
             for (int xx = 0; xx < kw; xx++)
-                for (int ci = 0; ci < fcin; ci++)
+                for (int ci = 0; ci < cin; ci++)
                     for (int co = 0; co < fco; co++)
-                        w[(((size_t)co * kh + y) * kw + xx) * fcin + ci] =
-                            f->f32[(((size_t)y * kw + xx) * fcin + ci) * fco + co];
+                        w[(((size_t)co * kh + y) * kw + xx) * cin + ci] =
+                            f->f32[(((size_t)y * kw + xx) * fcin + ci0 + ci) * fco + co];
     }
-    m->ops[o].w = w;
-    return apply_fused(c, n, o, vid);
+    op->w = w;
+    return o;
+}
+
+/* A convolution of a concatenation is the sum of the convolutions of its
+ * parts with the matching slices of the filter: exact up to the order of the
+ * additions. The bias goes to the first part, activations to the last add. */
+static vs_err conv_of_parts(lower_ctx *c, const vs_tf_node *n, int x, const vs_tf_weight *f, const conv_geom *gm,
+                            int *vid) {
+    vs_model *m = c->m;
+    vs_val cat = m->vals[x]; /* a copy: new values may move the array */
+    int first = -1, acc = -1, ci = 0;
+    for (int k = 0; k < cat.n_parts; k++) {
+        int part = cat.parts[k], ck = (int)m->vals[part].shape.dims[3];
+        int o = conv_op(c, n, part, f, ci, ci + ck, 0, gm);
+        if (o < 0) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
+        ci += ck;
+        if (first < 0) {
+            first = o;
+            acc = m->ops[o].out;
+            continue;
+        }
+        int a = new_op(c, VS_OP_ADD, n, acc, m->ops[o].out, &gm->out);
+        if (a < 0) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
+        acc = m->ops[a].out;
+    }
+    return apply_fused(c, n, first, m->vals[acc].producer, vid);
+}
+
+static vs_err lower_conv(lower_ctx *c, const vs_tf_node *n, int depthwise, int *vid) {
+    vs_err rc;
+    int x;
+    if ((rc = need_inputs(c, n, 2)) != VS_OK) return rc;
+    rc = depthwise ? value_of(c, n->inputs[0], &x) : value_of_any(c, n->inputs[0], &x);
+    if (rc != VS_OK) return rc;
+    vs_model *m = c->m;
+    const vs_tf_weight *f = const_input(c, n, 1);
+    vs_shape in = m->vals[x].shape;
+    if (!f || f->is_int || f->ndim != 4)
+        return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (%s): filter must be a 4-D float constant", n->name, n->op);
+    if (in.ndim != 4)
+        return vs_fail(c->err, VS_ERR_MODEL, "node %s (%s): input must be 4-D NHWC", n->name, n->op);
+    conv_geom gm = {.kh = f->dims[0], .kw = f->dims[1]};
+    int fcin = f->dims[2], fco = f->dims[3];
+    if ((size_t)fcin != in.dims[3])
+        return vs_fail(c->err, VS_ERR_MODEL, "node %s: filter expects %d channels, input has %zu", n->name, fcin,
+                       in.dims[3]);
+    gm.sh = n->has_strides ? n->strides[1] : 1, gm.sw = n->has_strides ? n->strides[2] : 1;
+    gm.dh = n->has_dilations ? n->dilations[1] : 1, gm.dw = n->has_dilations ? n->dilations[2] : 1;
+    if (gm.sh < 1 || gm.sw < 1 || gm.dh < 1 || gm.dw < 1 || gm.kh < 1 || gm.kw < 1)
+        return vs_fail(c->err, VS_ERR_MODEL, "node %s: bad strides/dilations/kernel", n->name);
+    gm.out = (vs_shape){4, {in.dims[0], 0, 0, (size_t)(depthwise ? fcin * fco : fco)}};
+    if ((rc = conv_dim(c, n, 1, in.dims[1], gm.kh, gm.sh, gm.dh, &gm.out.dims[1], &gm.pad[0], &gm.pad[2])) != VS_OK ||
+        (rc = conv_dim(c, n, 2, in.dims[2], gm.kw, gm.sw, gm.dw, &gm.out.dims[2], &gm.pad[3], &gm.pad[1])) != VS_OK)
+        return rc;
+    if (m->vals[x].n_parts > 0) return conv_of_parts(c, n, x, f, &gm, vid);
+    int o = conv_op(c, n, x, f, 0, fcin, depthwise, &gm);
+    if (o < 0) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
+    return apply_fused(c, n, o, o, vid);
 }
 
 static vs_err lower_matmul(lower_ctx *c, const vs_tf_node *n, int *vid) {
@@ -297,7 +364,7 @@ static vs_err lower_matmul(lower_ctx *c, const vs_tf_node *n, int *vid) {
     m->ops[o].w = w;
     m->ops[o].cin = (int)k;
     m->ops[o].cout = (int)out_ch;
-    return apply_fused(c, n, o, vid);
+    return apply_fused(c, n, o, o, vid);
 }
 
 /* ---- element-wise ---- */
@@ -491,10 +558,19 @@ static vs_err lower_pad(lower_ctx *c, const vs_tf_node *n, int *vid) {
     return VS_OK;
 }
 
+/* A value standing for the concatenation of parts[0..n) (see vs_val). */
+static int new_concat_val(lower_ctx *c, const vs_shape *shape, const int *parts, int n) {
+    int v = new_val(c, shape, NULL);
+    if (v < 0) return -1;
+    c->m->vals[v].n_parts = n;
+    memcpy(c->m->vals[v].parts, parts, sizeof(int) * (size_t)n);
+    return v;
+}
+
 static vs_err lower_maxpool(lower_ctx *c, const vs_tf_node *n, int *vid) {
     vs_err rc;
     int x;
-    if ((rc = need_inputs(c, n, 1)) != VS_OK || (rc = value_of(c, n->inputs[0], &x)) != VS_OK) return rc;
+    if ((rc = need_inputs(c, n, 1)) != VS_OK || (rc = value_of_any(c, n->inputs[0], &x)) != VS_OK) return rc;
     vs_shape in = c->m->vals[x].shape;
     if (in.ndim != 4 || !n->has_ksize)
         return vs_fail(c->err, VS_ERR_MODEL, "node %s (MaxPool): needs 4-D input and ksize", n->name);
@@ -505,13 +581,22 @@ static vs_err lower_maxpool(lower_ctx *c, const vs_tf_node *n, int *vid) {
     if ((rc = conv_dim(c, n, 1, in.dims[1], kh, sh, 1, &os.dims[1], &pt, &pb)) != VS_OK ||
         (rc = conv_dim(c, n, 2, in.dims[2], kw, sw, 1, &os.dims[2], &pl, &pr)) != VS_OK)
         return rc;
-    int o = new_op(c, VS_OP_MAXPOOL, n, x, -1, &os);
-    if (o < 0) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
-    vs_op *op = &c->m->ops[o];
-    op->kh = kh; op->kw = kw; op->sh = sh; op->sw = sw;
-    op->pad[0] = pt; op->pad[1] = pr; op->pad[2] = pb; op->pad[3] = pl;
-    *vid = op->out;
-    return VS_OK;
+    /* Pooling works channel by channel: a concatenation is pooled part by part. */
+    vs_val cat = c->m->vals[x];
+    int single[1] = {x}, *src = cat.n_parts ? cat.parts : single, np = cat.n_parts ? cat.n_parts : 1, parts[VS_NN_MAX_PARTS];
+    for (int k = 0; k < np; k++) {
+        vs_shape ps = os;
+        ps.dims[3] = c->m->vals[src[k]].shape.dims[3];
+        int o = new_op(c, VS_OP_MAXPOOL, n, src[k], -1, &ps);
+        if (o < 0) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
+        vs_op *op = &c->m->ops[o];
+        op->kh = kh; op->kw = kw; op->sh = sh; op->sw = sw;
+        op->pad[0] = pt; op->pad[1] = pr; op->pad[2] = pb; op->pad[3] = pl;
+        parts[k] = op->out;
+        c->m->vals[op->out].private_part = cat.n_parts > 0;
+    }
+    *vid = cat.n_parts ? new_concat_val(c, &os, parts, np) : parts[0];
+    return *vid < 0 ? vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name) : VS_OK;
 }
 
 /* Mean or Sum over H and W of NHWC (global average pooling), or Sum over the
@@ -566,6 +651,88 @@ static vs_err lower_reduce(lower_ctx *c, const vs_tf_node *n, int is_sum, int *v
     return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (%s): reduction over these axes is not supported", n->name, n->op);
 }
 
+/* ConcatV2 on the last axis becomes a value made of parts (see vs_val);
+ * nested concatenations are flattened. */
+static vs_err lower_concat(lower_ctx *c, const vs_tf_node *n, int *vid) {
+    vs_model *m = c->m;
+    const vs_tf_weight *ax = const_input(c, n, n->n_inputs - 1);
+    if (n->n_inputs < 3 || !ax || !ax->is_int || ax->count != 1)
+        return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (ConcatV2): needs 2 or more tensors and a constant axis",
+                       n->name);
+    int parts[VS_NN_MAX_PARTS], np = 0;
+    vs_shape shape = {0};
+    for (int i = 0; i < n->n_inputs - 1; i++) {
+        int p;
+        vs_err rc = value_of_any(c, n->inputs[i], &p);
+        if (rc != VS_OK) return rc;
+        vs_val pv = m->vals[p];
+        int last = pv.shape.ndim - 1;
+        if (i == 0) {
+            if (ax->i32[0] != -1 && ax->i32[0] != last)
+                return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (ConcatV2): only the last axis is supported, not %d",
+                               n->name, (int)ax->i32[0]);
+            shape = pv.shape;
+            shape.dims[last] = 0;
+        }
+        int same = pv.shape.ndim == shape.ndim && !pv.data;
+        for (int d = 0; same && d < last; d++) same = pv.shape.dims[d] == shape.dims[d];
+        if (!same)
+            return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (ConcatV2): input %s is a constant or of another shape",
+                           n->name, n->inputs[i]);
+        int k = pv.n_parts ? pv.n_parts : 1;
+        if (np + k > VS_NN_MAX_PARTS)
+            return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (ConcatV2): more than %d parts", n->name, VS_NN_MAX_PARTS);
+        if (pv.n_parts) memcpy(parts + np, pv.parts, sizeof(int) * (size_t)k);
+        else parts[np] = p;
+        np += k;
+        shape.dims[last] += pv.shape.dims[last];
+    }
+    *vid = new_concat_val(c, &shape, parts, np);
+    return *vid < 0 ? vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name) : VS_OK;
+}
+
+/* Computes concatenation v for a consumer that needs it whole: per part, a
+ * 1x1 convolution (fully connected for rank 2) with weights 1 where a part's
+ * channel lands and 0 elsewhere, then adds. x*1 and x+0 are exact, so the
+ * result is the concatenation bit for bit. Built once per value. */
+static vs_err materialize(lower_ctx *c, const vs_tf_node *n, int v, int *vid) {
+    vs_model *m = c->m;
+    if (m->vals[v].materialized > 0) {
+        *vid = m->vals[v].materialized - 1;
+        return VS_OK;
+    }
+    vs_val cat = m->vals[v];
+    int last = cat.shape.ndim - 1;
+    if (cat.shape.ndim != 4 && cat.shape.ndim != 2)
+        return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (%s): a concatenation of rank %d read whole", n->name, n->op,
+                       cat.shape.ndim);
+    size_t total = cat.shape.dims[last], off = 0;
+    int acc = -1;
+    for (int k = 0; k < cat.n_parts; k++) {
+        size_t ck = m->vals[cat.parts[k]].shape.dims[last];
+        int o = new_op(c, cat.shape.ndim == 4 ? VS_OP_CONV : VS_OP_FC, n, cat.parts[k], -1, &cat.shape);
+        float *w = o < 0 ? NULL : model_buf(m, total * ck);
+        if (!w) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
+        for (size_t i = 0; i < ck; i++) w[(off + i) * ck + i] = 1.0f; /* [out][in] */
+        vs_op *op = &m->ops[o];
+        op->kh = op->kw = op->sh = op->sw = op->dh = op->dw = op->mult = 1;
+        op->cin = (int)ck;
+        op->cout = (int)total;
+        op->w = w;
+        off += ck;
+        if (acc < 0) {
+            acc = op->out;
+            continue;
+        }
+        int a = new_op(c, VS_OP_ADD, n, acc, op->out, &cat.shape);
+        if (a < 0) return vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name);
+        acc = m->ops[a].out;
+    }
+    m->vals[v].materialized = acc + 1;
+    *vid = acc;
+    return VS_OK;
+}
+
 static vs_err lower_rsqrt(lower_ctx *c, const vs_tf_node *n, int *vid) {
     int s;
     vs_err rc = lower_unary(c, n, VS_OP_SQRT, &s);
@@ -594,13 +761,31 @@ static vs_err lower_const(lower_ctx *c, const vs_tf_node *n, int *vid) {
     return *vid < 0 ? vs_fail(c->err, VS_ERR_NOMEM, "node %s", n->name) : VS_OK;
 }
 
+/* The graph's input: a Placeholder, or the node the caller cut the graph at
+ * (opts->input), with the caller's shape when one is given. */
 static vs_err lower_placeholder(lower_ctx *c, const vs_tf_node *n, int *vid) {
     if (c->m->input >= 0) return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s: more than one graph input", n->name);
-    vs_shape s = {n->shape_ndim, {0}};
-    for (int i = 0; i < n->shape_ndim; i++) {
-        int d = n->shape[i];
+    const vs_model_opts *o = c->opts;
+    int cut = o->input != NULL, given = o->input_ndim > 0;
+    if (cut && strcmp(n->name, o->input))
+        return vs_fail(c->err, VS_ERR_INVALID_ARG, "the outputs depend on placeholder %s, above the cut at %s", n->name,
+                       o->input);
+    if (cut && !given)
+        return vs_fail(c->err, VS_ERR_INVALID_ARG, "input node %s: the graph is cut there, so its shape must be given",
+                       n->name);
+    if (given && o->input_ndim > VS_NN_MAX_DIMS)
+        return vs_fail(c->err, VS_ERR_INVALID_ARG, "input node %s: rank %d > %d", n->name, o->input_ndim, VS_NN_MAX_DIMS);
+    if (given && !cut && n->shape_ndim != o->input_ndim)
+        return vs_fail(c->err, VS_ERR_MODEL, "node %s: input of rank %d, the caller gives rank %d", n->name,
+                       n->shape_ndim, o->input_ndim);
+    vs_shape s = {given ? o->input_ndim : n->shape_ndim, {0}};
+    for (int i = 0; i < s.ndim; i++) {
+        int d = given ? o->input_dims[i] : n->shape[i];
+        if (given && !cut && n->shape[i] != -1 && n->shape[i] != d)
+            return vs_fail(c->err, VS_ERR_MODEL, "node %s: input dim %d is %d, the caller gives %d", n->name, i,
+                           n->shape[i], d);
         if (d == -1 && i == 0) d = c->batch;
-        if (d <= 0 || d > 16384) return vs_fail(c->err, VS_ERR_MODEL, "node %s: input dim %d is %d", n->name, i, n->shape[i]);
+        if (d <= 0 || d > 16384) return vs_fail(c->err, VS_ERR_MODEL, "node %s: input dim %d is %d", n->name, i, d);
         s.dims[i] = (size_t)d;
     }
     if (s.ndim == 0) return vs_fail(c->err, VS_ERR_MODEL, "node %s: input without a shape", n->name);
@@ -618,7 +803,7 @@ static vs_err lower_node(lower_ctx *c, const vs_tf_node *n, int *vid) {
     if (!strcmp(op, "Placeholder")) return lower_placeholder(c, n, vid);
     if (!strcmp(op, "Identity") || !strcmp(op, "StopGradient")) {
         vs_err rc = need_inputs(c, n, 1);
-        return rc != VS_OK ? rc : value_of(c, n->inputs[0], vid);
+        return rc != VS_OK ? rc : value_of_any(c, n->inputs[0], vid);
     }
     if (!strcmp(op, "Conv2D") || !strcmp(op, "_FusedConv2D")) return lower_conv(c, n, 0, vid);
     if (!strcmp(op, "DepthwiseConv2dNative") || !strcmp(op, "FusedDepthwiseConv2dNative")) return lower_conv(c, n, 1, vid);
@@ -632,11 +817,13 @@ static vs_err lower_node(lower_ctx *c, const vs_tf_node *n, int *vid) {
     if (!strcmp(op, "Relu") || !strcmp(op, "Relu6")) {
         int x;
         vs_err rc = need_inputs(c, n, 1);
-        if (rc == VS_OK) rc = value_of(c, n->inputs[0], &x);
+        if (rc == VS_OK) rc = value_of_any(c, n->inputs[0], &x);
         if (rc != VS_OK) return rc;
         return apply_clamp(c, n, node_uses(c, n->inputs[0]), x, 0, op[4] == '6' ? 6.0f : INFINITY, vid);
     }
     if (!strcmp(op, "Abs")) return lower_unary(c, n, VS_OP_ABS, vid);
+    if (!strcmp(op, "Neg")) return lower_unary(c, n, VS_OP_NEG, vid);
+    if (!strcmp(op, "ConcatV2")) return lower_concat(c, n, vid);
     if (!strcmp(op, "Square")) return lower_unary(c, n, VS_OP_SQUARE, vid);
     if (!strcmp(op, "Sqrt")) return lower_unary(c, n, VS_OP_SQRT, vid);
     if (!strcmp(op, "Rsqrt")) return lower_rsqrt(c, n, vid);
@@ -651,7 +838,9 @@ static vs_err lower_node(lower_ctx *c, const vs_tf_node *n, int *vid) {
     return vs_fail(c->err, VS_ERR_UNSUPPORTED, "op %s (node %s) is not supported by the XNNPACK executor", op, n->name);
 }
 
-static vs_err value_of(lower_ctx *c, const char *name, int *vid) {
+/* The value of node `name`, lowering it first if needed; may be a
+ * concatenation of parts (only callers that handle parts use this). */
+static vs_err value_of_any(lower_ctx *c, const char *name, int *vid) {
     int k = vs_tf_find_node(c->g, name);
     if (k < 0) return vs_fail(c->err, VS_ERR_MODEL, "model.json: node %s is referenced but not defined", name);
     if (c->node_val[k] >= 0) {
@@ -660,9 +849,18 @@ static vs_err value_of(lower_ctx *c, const char *name, int *vid) {
     }
     if (c->visiting[k]) return vs_fail(c->err, VS_ERR_MODEL, "model.json: cycle through node %s", name);
     c->visiting[k] = 1;
-    vs_err rc = lower_node(c, &c->g->nodes[k], vid);
+    const vs_tf_node *n = &c->g->nodes[k];
+    vs_err rc = c->opts->input && !strcmp(n->name, c->opts->input) ? lower_placeholder(c, n, vid) : lower_node(c, n, vid);
     c->visiting[k] = 0;
     if (rc == VS_OK) c->node_val[k] = *vid;
+    return rc;
+}
+
+/* The value of node `name` as one tensor. */
+static vs_err value_of(lower_ctx *c, const char *name, int *vid) {
+    vs_err rc = value_of_any(c, name, vid);
+    if (rc == VS_OK && c->m->vals[*vid].n_parts > 0)
+        rc = materialize(c, &c->g->nodes[vs_tf_find_node(c->g, name)], *vid, vid);
     return rc;
 }
 
@@ -683,10 +881,14 @@ static void count_consumers(lower_ctx *c, const char **outs, int n_outs) {
 }
 
 vs_err vs_lower(const vs_tf_graph *g, const vs_model_opts *opts, vs_model *m, vs_error *err) {
-    lower_ctx c = {g, m, err, opts && opts->batch > 0 ? opts->batch : 1, NULL, NULL, NULL};
+    static const vs_model_opts none = {0};
+    if (!opts) opts = &none;
+    lower_ctx c = {g, m, err, opts, opts->batch > 0 ? opts->batch : 1, NULL, NULL, NULL};
+    if (opts->input && vs_tf_find_node(g, opts->input) < 0)
+        return vs_fail(err, VS_ERR_NOT_FOUND, "input node %s is not in the graph", opts->input);
     const char *outs[VS_NN_MAX_OUTPUTS];
     int n_outs = 0;
-    if (opts && opts->n_outputs > 0) {
+    if (opts->n_outputs > 0) {
         if (opts->n_outputs > VS_NN_MAX_OUTPUTS) return vs_fail(err, VS_ERR_INVALID_ARG, "too many outputs requested");
         for (int i = 0; i < opts->n_outputs; i++) outs[n_outs++] = opts->outputs[i];
     } else {

@@ -24,6 +24,15 @@ typedef struct vs_model_opts {
     int batch;                                /* fills a -1 batch dimension; 0 = 1 */
     int n_outputs;                            /* 0 = the graph's declared outputs */
     const char *outputs[VS_NN_MAX_OUTPUTS];   /* node names, e.g. "global_pooling/Mean" */
+    /* Where the graph starts. NULL: its Placeholder. A node name: that node's
+     * output is the input instead, and nothing above it is read (a graph
+     * whose preprocessing needs dynamic shapes is cut below it, and the
+     * caller does the preprocessing). */
+    const char *input;
+    /* The input's shape (NHWC), when input_ndim > 0: needed with `input`, and
+     * for a Placeholder whose dims are unknown (-1) beyond the batch. */
+    int input_ndim;
+    int input_dims[VS_NN_MAX_DIMS];
 } vs_model_opts;
 
 typedef struct vs_shape {
@@ -56,6 +65,8 @@ int vs_model_op_count(const vs_model *m);
 vs_err vs_runtime_new(const vs_model *m, int threads, vs_runtime **out, vs_error *err);
 void vs_runtime_free(vs_runtime *rt);
 
+/* The model rt runs. */
+const vs_model *vs_runtime_model(const vs_runtime *rt);
 /* The input buffer to fill (NHWC float32, vs_model_input_shape elements). */
 float *vs_runtime_input(vs_runtime *rt);
 /* Runs the graph on the current input. */

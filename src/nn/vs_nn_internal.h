@@ -68,8 +68,11 @@ typedef enum vs_op_kind {
     VS_OP_CONV, VS_OP_DWCONV, VS_OP_FC,
     VS_OP_ADD, VS_OP_SUB, VS_OP_MUL, VS_OP_DIV, VS_OP_MAX, VS_OP_MIN,
     VS_OP_CLAMP, VS_OP_ABS, VS_OP_SQUARE, VS_OP_SQRT, VS_OP_SIGMOID, VS_OP_SOFTMAX,
-    VS_OP_PRELU, VS_OP_MAXPOOL, VS_OP_GAP, VS_OP_PAD, VS_OP_RESHAPE
+    VS_OP_PRELU, VS_OP_MAXPOOL, VS_OP_GAP, VS_OP_PAD, VS_OP_RESHAPE, VS_OP_NEG
 } vs_op_kind;
+
+/* Most parts of a channel concatenation (see vs_val.parts). */
+#define VS_NN_MAX_PARTS 8
 
 /* A tensor of the plan: either a constant (data set, owned by the model) or
  * an activation computed at run time. */
@@ -79,6 +82,16 @@ typedef struct vs_val {
     int producer;     /* op index, -1 for input/constant */
     int uses;         /* consumers + 1 if it is a model output */
     int is_input, output_index; /* output_index -1 if not an output */
+    /* A channel concatenation (ConcatV2 on the last axis) is not computed:
+     * XNNPACK 2022 has no concatenate node. The value stands for its parts,
+     * in channel order; convolutions split their filters over them, max
+     * pooling and clamps run part by part, and any other consumer reads
+     * `materialized` (value id + 1, 0 = not built yet), built exactly from
+     * 1x1 convolutions that place each part's channels, and adds. */
+    int n_parts;
+    int parts[VS_NN_MAX_PARTS];
+    int materialized;
+    int private_part; /* only the concatenation made with it reads it */
 } vs_val;
 
 typedef struct vs_op {

@@ -172,6 +172,7 @@ static enum xnn_status define_op(xnn_subgraph_t sg, const vs_model *m, const vs_
     case VS_OP_SIGMOID:
     case VS_OP_SOFTMAX:
     case VS_OP_PRELU:
+    case VS_OP_NEG:
     case VS_OP_RESHAPE: {
         /* These XNNPACK nodes have no fused clamp: write to a temporary and
          * clamp into the real output when the plan fused one here. */
@@ -192,6 +193,7 @@ static enum xnn_status define_op(xnn_subgraph_t sg, const vs_model *m, const vs_
         case VS_OP_SIGMOID: st = xnn_define_sigmoid(sg, a, t, 0); break;
         case VS_OP_SOFTMAX: st = xnn_define_softmax(sg, a, t, 0); break;
         case VS_OP_PRELU: st = xnn_define_prelu(sg, a, b, t, 0); break;
+        case VS_OP_NEG: st = xnn_define_negate(sg, a, t, 0); break;
         default: {
             const vs_shape *s = &m->vals[op->out].shape;
             st = xnn_define_static_reshape(sg, (size_t)s->ndim, s->dims, a, t, 0);
@@ -214,7 +216,7 @@ static enum xnn_status define_op(xnn_subgraph_t sg, const vs_model *m, const vs_
 static const char *op_kind_name(vs_op_kind k) {
     static const char *names[] = {"conv", "dwconv", "fc", "add", "sub", "mul", "div", "max", "min", "clamp",
                                   "abs", "square", "sqrt", "sigmoid", "softmax", "prelu", "maxpool", "gap", "pad",
-                                  "reshape"};
+                                  "reshape", "neg"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -292,6 +294,7 @@ void vs_runtime_free(vs_runtime *r) {
     vs_free(r);
 }
 
+const vs_model *vs_runtime_model(const vs_runtime *r) { return r->m; }
 float *vs_runtime_input(vs_runtime *r) { return r->input; }
 
 vs_err vs_runtime_run(vs_runtime *r, vs_error *err) {

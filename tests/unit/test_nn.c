@@ -70,22 +70,26 @@ static void gb_iconst(gb *g, const char *name, const int *dims, int nd, const in
     gb_weight(g, name, dims, nd, data, "int32");
 }
 
-static vs_err gb_load(gb *g, const char *output, vs_model **m, vs_error *err) {
+static vs_err gb_load_opts(gb *g, vs_model_opts *o, vs_model **m, vs_error *err) {
     static char json[65536];
     snprintf(json, sizeof json,
              "{\"format\":\"graph-model\",\"modelTopology\":{\"node\":[%s]},"
              "\"weightsManifest\":[{\"paths\":[\"x.bin\"],\"weights\":[%s]}]}",
              g->nodes, g->weights);
-    vs_model_opts o = {.batch = 1, .n_outputs = 1, .outputs = {output}};
-    return vs_model_load_mem(json, strlen(json), g->blob, g->blob_len, &o, m, err);
+    return vs_model_load_mem(json, strlen(json), g->blob, g->blob_len, o, m, err);
 }
 
-/* Loads, runs once on `in` and copies the output into out. */
-static void run_graph(gb *g, const char *output, const float *in, size_t n_in, float *out, size_t n_out) {
+static vs_err gb_load(gb *g, const char *output, vs_model **m, vs_error *err) {
+    vs_model_opts o = {.batch = 1, .n_outputs = 1, .outputs = {output}};
+    return gb_load_opts(g, &o, m, err);
+}
+
+/* Loads with opts o, runs once on `in` and copies the output into out. */
+static void run_graph_opts(gb *g, vs_model_opts *o, const float *in, size_t n_in, float *out, size_t n_out) {
     vs_model *m = NULL;
     vs_runtime *rt = NULL;
     vs_error err = {0};
-    vs_err rc = gb_load(g, output, &m, &err);
+    vs_err rc = gb_load_opts(g, o, &m, &err);
     if (rc != VS_OK) fail_msg("load: %s", err.msg);
     rc = vs_runtime_new(m, 1, &rt, &err);
     if (rc != VS_OK) fail_msg("runtime: %s", err.msg);
@@ -101,6 +105,11 @@ static void run_graph(gb *g, const char *output, const float *in, size_t n_in, f
     memcpy(out, vs_runtime_output(rt, 0), n_out * sizeof(float));
     vs_runtime_free(rt);
     vs_model_free(m);
+}
+
+static void run_graph(gb *g, const char *output, const float *in, size_t n_in, float *out, size_t n_out) {
+    vs_model_opts o = {.batch = 1, .n_outputs = 1, .outputs = {output}};
+    run_graph_opts(g, &o, in, n_in, out, n_out);
 }
 
 static void fill(float *v, size_t n, unsigned seed) {
@@ -360,6 +369,212 @@ static void test_fused_prelu(void **s) {
     assert_close(got, ref, H * W * C, 1e-6f);
 }
 
+
+/* Reference NHWC max pooling, k x k, stride s, TF SAME padding (padded
+ * positions are not candidates). */
+static void ref_maxpool(const float *x, int h, int w, int c, int k, int s, float *y, int *oh, int *ow) {
+    int ho = (h + s - 1) / s, wo = (w + s - 1) / s;
+    int pt = ((ho - 1) * s + k - h) > 0 ? ((ho - 1) * s + k - h) / 2 : 0;
+    int pl = ((wo - 1) * s + k - w) > 0 ? ((wo - 1) * s + k - w) / 2 : 0;
+    for (int oy = 0; oy < ho; oy++)
+        for (int ox = 0; ox < wo; ox++)
+            for (int ch = 0; ch < c; ch++) {
+                float best = -INFINITY;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int iy = oy * s + ky - pt, ix = ox * s + kx - pl;
+                        if (iy >= 0 && ix >= 0 && iy < h && ix < w) best = fmaxf(best, x[(iy * w + ix) * c + ch]);
+                    }
+                y[(oy * wo + ox) * c + ch] = best;
+            }
+    *oh = ho;
+    *ow = wo;
+}
+
+#define KSIZE3 "\"ksize\":{\"list\":{\"i\":[\"1\",\"3\",\"3\",\"1\"]}}"
+#define FUSED_BIAS_RELU "\"fused_ops\":{\"list\":{\"s\":[\"Qmlhc0FkZA==\",\"UmVsdQ==\"]}}"
+
+/* FaceBoxes' CReLU block: conv -> Neg -> ConcatV2(conv, neg) on channels ->
+ * MaxPool -> Relu -> _FusedConv2D(BiasAdd, Relu). The concatenation is never
+ * computed: pooling and the clamp run part by part and the last convolution
+ * splits its filter; the result must equal the direct computation. Neg alone,
+ * and the concatenation read whole (an output), too. */
+static void test_neg_and_channel_concat(void **s) {
+    (void)s;
+    enum { H = 6, W = 5, C = 2, A = 3, CO = 4 };
+    static gb g;
+    memset(&g, 0, sizeof g);
+    int in_dims[4] = {1, H, W, C}, f1d[4] = {3, 3, C, A}, f2d[4] = {2, 2, 2 * A, CO}, bd[1] = {CO}, sd[0] = {};
+    int32_t axis = 3;
+    float x[H * W * C], f1[3 * 3 * C * A], f2[2 * 2 * 2 * A * CO], b2[CO];
+    fill(x, H * W * C, 41);
+    fill(f1, sizeof f1 / 4, 42);
+    fill(f2, sizeof f2 / 4, 43);
+    fill(b2, CO, 44);
+    gb_input(&g, "x", in_dims, 4);
+    gb_const(&g, "f1", f1d, 4, f1);
+    gb_const(&g, "f2", f2d, 4, f2);
+    gb_const(&g, "b2", bd, 1, b2);
+    gb_iconst(&g, "axis", sd, 0, &axis);
+    gb_node(&g, "conv", "Conv2D", "\"x\",\"f1\"", SAME "," STRIDES(1));
+    gb_node(&g, "neg", "Neg", "\"conv\"", NULL);
+    gb_node(&g, "cat", "ConcatV2", "\"conv\",\"neg\",\"axis\"", NULL);
+    gb_node(&g, "pool", "MaxPool", "\"cat\"", SAME "," STRIDES(2) "," KSIZE3);
+    gb_node(&g, "relu", "Relu", "\"pool\"", NULL);
+    gb_node(&g, "y", "_FusedConv2D", "\"relu\",\"f2\",\"b2\"", SAME "," STRIDES(1) "," FUSED_BIAS_RELU);
+    /* direct: conv, concat(a, -a), pool, relu, conv + bias, relu */
+    static float a[H * W * A], cat[H * W * 2 * A], pool[H * W * 2 * A], y[H * W * CO], got[H * W * 2 * A];
+    int oh, ow, ph, pw;
+    ref_conv(x, H, W, C, f1, 3, 3, A, 0, 1, 1, a, &oh, &ow);
+    for (int p = 0; p < H * W; p++)
+        for (int k = 0; k < A; k++) {
+            cat[p * 2 * A + k] = a[p * A + k];
+            cat[p * 2 * A + A + k] = -a[p * A + k];
+        }
+    ref_maxpool(cat, H, W, 2 * A, 3, 2, pool, &ph, &pw);
+    for (int i = 0; i < ph * pw * 2 * A; i++) pool[i] = fmaxf(pool[i], 0);
+    ref_conv(pool, ph, pw, 2 * A, f2, 2, 2, CO, 0, 1, 1, y, &oh, &ow);
+    for (int i = 0; i < oh * ow * CO; i++) y[i] = fmaxf(y[i] + b2[i % CO], 0);
+    run_graph(&g, "y", x, H * W * C, got, (size_t)oh * ow * CO);
+    assert_close(got, y, (size_t)oh * ow * CO, 1e-5f);
+    run_graph(&g, "cat", x, H * W * C, got, H * W * 2 * A);
+    assert_close(got, cat, H * W * 2 * A, 1e-6f);
+    float neg[H * W * A];
+    for (int i = 0; i < H * W * A; i++) neg[i] = -a[i];
+    run_graph(&g, "neg", x, H * W * C, got, H * W * A);
+    assert_close(got, neg, H * W * A, 1e-6f);
+}
+
+/* Concatenations of branches (one a concatenation itself: flattened) read
+ * by a 1x1 convolution, by an AddV2 (which needs it whole: built exactly from
+ * placing 1x1 convolutions), and a rank-2 concatenation as an output; axis -1
+ * means the last. */
+static void test_concat_parts_nested_and_whole(void **s) {
+    (void)s;
+    enum { H = 3, W = 4, CO = 5 };
+    static gb g;
+    memset(&g, 0, sizeof g);
+    int in_dims[4] = {1, H, W, 2}, pd[4] = {1, 1, 2, 3}, fd[4] = {1, 1, 8, CO}, sd[0] = {};
+    int32_t last = -1, three = 3;
+    float x[H * W * 2], p1[2 * 3], p2[2 * 3], f[8 * CO];
+    fill(x, sizeof x / 4, 51);
+    fill(p1, 6, 52);
+    fill(p2, 6, 53);
+    fill(f, sizeof f / 4, 54);
+    gb_input(&g, "x", in_dims, 4);
+    gb_const(&g, "p1", pd, 4, p1);
+    gb_const(&g, "p2", pd, 4, p2);
+    gb_const(&g, "f", fd, 4, f);
+    gb_iconst(&g, "last", sd, 0, &last);
+    gb_iconst(&g, "three", sd, 0, &three);
+    gb_node(&g, "b1", "Conv2D", "\"x\",\"p1\"", SAME "," STRIDES(1));
+    gb_node(&g, "b2", "Conv2D", "\"x\",\"p2\"", SAME "," STRIDES(1));
+    gb_node(&g, "inner", "ConcatV2", "\"b1\",\"b2\",\"three\"", NULL);     /* 6 channels */
+    gb_node(&g, "cat8", "ConcatV2", "\"x\",\"inner\",\"last\"", NULL);     /* 2 + 6 */
+    gb_node(&g, "y", "Conv2D", "\"cat8\",\"f\"", SAME "," STRIDES(1));
+    gb_node(&g, "cat", "ConcatV2", "\"x\",\"inner\",\"b1\",\"last\"", NULL); /* 2 + 6 + 3 */
+    gb_node(&g, "sum", "AddV2", "\"cat\",\"cat\"", NULL);
+    static float v1[H * W * 3], v2[H * W * 3], cat[H * W * 11], c8[H * W * 8], y[H * W * CO], got[H * W * 11];
+    int oh, ow;
+    ref_conv(x, H, W, 2, p1, 1, 1, 3, 0, 1, 1, v1, &oh, &ow);
+    ref_conv(x, H, W, 2, p2, 1, 1, 3, 0, 1, 1, v2, &oh, &ow);
+    for (int p = 0; p < H * W; p++) {
+        float *c = cat + p * 11;
+        c[0] = x[p * 2], c[1] = x[p * 2 + 1];
+        for (int k = 0; k < 3; k++) c[2 + k] = v1[p * 3 + k], c[5 + k] = v2[p * 3 + k], c[8 + k] = v1[p * 3 + k];
+        for (int k = 0; k < 8; k++) c8[p * 8 + k] = c[k];
+    }
+    ref_conv(c8, H, W, 8, f, 1, 1, CO, 0, 1, 1, y, &oh, &ow);
+    run_graph(&g, "y", x, sizeof x / 4, got, H * W * CO);
+    assert_close(got, y, H * W * CO, 1e-5f);
+    run_graph(&g, "sum", x, sizeof x / 4, got, H * W * 11);
+    for (int i = 0; i < H * W * 11; i++) cat[i] *= 2;
+    assert_close(got, cat, H * W * 11, 1e-6f);
+    /* rank 2 */
+    static gb g2;
+    memset(&g2, 0, sizeof g2);
+    int vd[2] = {1, 3}, md[2] = {3, 2};
+    float v[3], mw[6], out[5], ref[5];
+    fill(v, 3, 55);
+    fill(mw, 6, 56);
+    gb_input(&g2, "v", vd, 2);
+    gb_const(&g2, "mw", md, 2, mw);
+    gb_iconst(&g2, "last", sd, 0, &last);
+    gb_node(&g2, "mm", "MatMul", "\"v\",\"mw\"", NULL);
+    gb_node(&g2, "cat", "ConcatV2", "\"v\",\"mm\",\"last\"", NULL);
+    for (int i = 0; i < 3; i++) ref[i] = v[i];
+    for (int j = 0; j < 2; j++) ref[3 + j] = v[0] * mw[j] + v[1] * mw[2 + j] + v[2] * mw[4 + j];
+    run_graph(&g2, "cat", v, 3, out, 5);
+    assert_close(out, ref, 5, 1e-6f);
+}
+
+/* A concatenation on another axis than channels is refused, naming the node. */
+static void test_concat_other_axis_is_refused(void **s) {
+    (void)s;
+    static gb g;
+    memset(&g, 0, sizeof g);
+    int in_dims[4] = {1, 2, 2, 1}, sd[0] = {};
+    int32_t one = 1;
+    gb_input(&g, "x", in_dims, 4);
+    gb_iconst(&g, "one", sd, 0, &one);
+    gb_node(&g, "n", "Neg", "\"x\"", NULL);
+    gb_node(&g, "rows", "ConcatV2", "\"x\",\"n\",\"one\"", NULL);
+    vs_model *m = NULL;
+    vs_error err = {0};
+    assert_int_equal(gb_load(&g, "rows", &m, &err), VS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "rows"));
+    assert_non_null(strstr(err.msg, "last axis"));
+}
+
+/* The graph cut at an internal node: what is above it (here an op the
+ * executor does not know) is never read; the input takes the caller's shape.
+ * A Placeholder with unknown dims takes them from the caller too. */
+static void test_input_cut_and_shape(void **s) {
+    (void)s;
+    enum { H = 4, W = 5, C = 3, CO = 2 };
+    static gb g;
+    memset(&g, 0, sizeof g);
+    int in_dims[4] = {1, -1, -1, C}, fd[4] = {3, 3, C, CO};
+    float f[3 * 3 * C * CO], x[H * W * C], y[H * W * CO], got[H * W * CO];
+    fill(f, sizeof f / 4, 61);
+    fill(x, sizeof x / 4, 62);
+    gb_input(&g, "image", in_dims, 4);
+    gb_const(&g, "f", fd, 4, f);
+    gb_node(&g, "cast", "Cast", "\"image\"", NULL);
+    gb_node(&g, "y", "Conv2D", "\"cast\",\"f\"", SAME "," STRIDES(1));
+    gb_node(&g, "z", "Conv2D", "\"image\",\"f\"", SAME "," STRIDES(1));
+    int oh, ow;
+    ref_conv(x, H, W, C, f, 3, 3, CO, 0, 1, 1, y, &oh, &ow);
+    vs_model_opts o = {.batch = 1, .n_outputs = 1, .outputs = {"y"}, .input = "cast", .input_ndim = 4,
+                       .input_dims = {1, H, W, C}};
+    run_graph_opts(&g, &o, x, sizeof x / 4, got, H * W * CO);
+    assert_close(got, y, H * W * CO, 1e-5f);
+    /* the Placeholder itself, its -1 dims given */
+    vs_model_opts p = {.batch = 1, .n_outputs = 1, .outputs = {"z"}, .input_ndim = 4, .input_dims = {1, H, W, C}};
+    run_graph_opts(&g, &p, x, sizeof x / 4, got, H * W * CO);
+    assert_close(got, y, H * W * CO, 1e-5f);
+    vs_model *m = NULL;
+    vs_error err = {0};
+    /* a cut needs the shape */
+    o.input_ndim = 0;
+    assert_int_equal(gb_load_opts(&g, &o, &m, &err), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "cast"));
+    /* a cut at a node that is not there */
+    o.input_ndim = 4;
+    o.input = "nope";
+    assert_int_equal(gb_load_opts(&g, &o, &m, &err), VS_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "nope"));
+    /* outputs that do not go through the cut */
+    o.input = "cast";
+    o.outputs[0] = "z";
+    assert_int_equal(gb_load_opts(&g, &o, &m, &err), VS_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "image"));
+    /* without a shape, the Placeholder's -1 dims are an error naming it */
+    vs_model_opts q = {.batch = 1, .n_outputs = 1, .outputs = {"z"}};
+    assert_int_equal(gb_load_opts(&g, &q, &m, &err), VS_ERR_MODEL);
+    assert_non_null(strstr(err.msg, "image"));
+}
+
 static void test_unsupported_op_names_op_and_node(void **s) {
     (void)s;
     static gb g;
@@ -411,24 +626,15 @@ static void test_loader_errors(void **s) {
     vs_model_free(m);
 }
 
-/* Every allocation of the loader may fail: no crash, no leak, NOMEM. */
-static void test_loader_allocation_failures(void **s) {
-    (void)s;
-    static gb g;
-    memset(&g, 0, sizeof g);
-    int in_dims[4] = {1, 3, 3, 2}, fd[4] = {3, 3, 2, 2};
-    float f[36];
-    fill(f, 36, 1);
-    gb_input(&g, "x", in_dims, 4);
-    gb_const(&g, "f", fd, 4, f);
-    gb_node(&g, "y", "Conv2D", "\"x\",\"f\"", SAME);
-    gb_node(&g, "r", "Relu", "\"y\"", NULL);
+/* Loads g's `output` with the n-th allocation failing, for every n until a
+ * load succeeds: each attempt must fail with NOMEM, cleanly. */
+static void check_allocation_failures(gb *g, const char *output) {
     int saw_nomem = 0;
-    for (long n = 0; n < 400; n++) {
+    for (long n = 0; n < 1000; n++) {
         vs_model *m = NULL;
         vs_error err = {0};
         vs_alloc_fail_after(n);
-        vs_err rc = gb_load(&g, "r", &m, &err);
+        vs_err rc = gb_load(g, output, &m, &err);
         vs_alloc_fail_after(-1);
         if (rc == VS_OK) {
             vs_model_free(m);
@@ -440,6 +646,35 @@ static void test_loader_allocation_failures(void **s) {
     assert_true(saw_nomem);
 }
 
+/* Every allocation of the loader may fail: no crash, no leak, NOMEM; also
+ * while concatenations are split and materialised. */
+static void test_loader_allocation_failures(void **s) {
+    (void)s;
+    static gb g;
+    memset(&g, 0, sizeof g);
+    int in_dims[4] = {1, 3, 3, 2}, fd[4] = {3, 3, 2, 2}, f4d[4] = {1, 1, 4, 2}, sd[0] = {};
+    int32_t axis = 3;
+    float f[36], f4[8];
+    fill(f, 36, 1);
+    fill(f4, 8, 2);
+    gb_input(&g, "x", in_dims, 4);
+    gb_const(&g, "f", fd, 4, f);
+    gb_const(&g, "f4", f4d, 4, f4);
+    gb_iconst(&g, "axis", sd, 0, &axis);
+    gb_node(&g, "y", "Conv2D", "\"x\",\"f\"", SAME);
+    gb_node(&g, "r", "Relu", "\"y\"", NULL);
+    check_allocation_failures(&g, "r");
+    gb_node(&g, "n", "Neg", "\"y\"", NULL);
+    gb_node(&g, "cat", "ConcatV2", "\"y\",\"n\",\"axis\"", NULL);
+    gb_node(&g, "pool", "MaxPool", "\"cat\"", SAME "," STRIDES(1) "," KSIZE3);
+    gb_node(&g, "relu", "Relu", "\"pool\"", NULL);
+    gb_node(&g, "c4", "Conv2D", "\"relu\",\"f4\"", SAME "," STRIDES(1));
+    gb_node(&g, "sum", "AddV2", "\"c4\",\"c4\"", NULL);
+    check_allocation_failures(&g, "sum");
+    gb_node(&g, "twice", "AddV2", "\"cat\",\"cat\"", NULL);
+    check_allocation_failures(&g, "twice");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_same_valid_strided),
@@ -449,6 +684,10 @@ int main(void) {
         cmocka_unit_test(test_mean_matmul_sigmoid_softmax),
         cmocka_unit_test(test_l2norm_ops),
         cmocka_unit_test(test_fused_prelu),
+        cmocka_unit_test(test_neg_and_channel_concat),
+        cmocka_unit_test(test_concat_parts_nested_and_whole),
+        cmocka_unit_test(test_concat_other_axis_is_refused),
+        cmocka_unit_test(test_input_cut_and_shape),
         cmocka_unit_test(test_unsupported_op_names_op_and_node),
         cmocka_unit_test(test_loader_errors),
         cmocka_unit_test(test_loader_allocation_failures),
