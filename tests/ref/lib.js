@@ -63,6 +63,30 @@ const MODELS = {
     // The 128-d descriptor, not L2-normalised (face-api's raw matMul output).
     outputs: ['descriptor'],
   },
+  // FaceBoxes (a TF Object Detection API export). Its graph holds loops,
+  // TensorArrays and NMS: visage feeds it at standardize_input/sub and stops
+  // at the six prediction-layer BiasAdd outputs, then does anchors, softmax
+  // and NMS in C. The reference runs it from image_tensor on integer pixels
+  // of 256x384 (multiples of 128, so the graph pads nothing; not square, so
+  // a swapped x/y shows) and also records the graph's own anchors, face
+  // scores and decoded boxes, against which the C decoder is checked.
+  faceboxes: {
+    input: 'image_tensor',
+    dtype: 'int32',
+    shape: [1, 256, 384, 3],
+    range: [0, 255],
+    integer: true,
+    preprocess: 'pixels p = round(u*255) fed to image_tensor; the graph computes ' +
+      '(float32) p * 0.0039215087890625 (1/255 as float16), then 2*x - 1: that is the C input at standardize_input/sub',
+    outputs: [
+      'prediction_layers/class_predictor_0/BiasAdd', 'prediction_layers/box_encoding_predictor_0/BiasAdd',
+      'prediction_layers/class_predictor_1/BiasAdd', 'prediction_layers/box_encoding_predictor_1/BiasAdd',
+      'prediction_layers/class_predictor_2/BiasAdd', 'prediction_layers/box_encoding_predictor_2/BiasAdd',
+      // [anchors,4] ymin,xmin,ymax,xmax in [0,1], clipped; face probability
+      // [1,anchors]; decoded boxes [1,anchors,4] in [0,1] of the image, clipped.
+      'concatenate/clip_by_value', 'postprocessing/strided_slice_2', 'postprocessing/clip_by_value_1',
+    ],
+  },
 };
 
 // Reads <models>/<name>.json and its .bin shards and returns the ModelArtifacts
@@ -168,11 +192,18 @@ const GENERATORS = {
 const SCALES = {
   '-1,1': 'v = u*2.0 - 1.0 (double)',
   '0,255': 'v = u*255.0 (double)',
+  '0,255,integer': 'v = round(u*255.0) (double; no value of u lies near a .5)',
 };
+
+function scaleName(m) {
+  return m.range.join(',') + (m.integer ? ',integer' : '');
+}
 
 function makeInput(modelName, genName) {
   const m = MODELS[modelName];
-  return GENERATORS[genName].fn(m.shape, m.range);
+  const v = GENERATORS[genName].fn(m.shape, m.range);
+  if (m.integer) for (let i = 0; i < v.length; i++) v[i] = Math.round(v[i]);
+  return v;
 }
 
 // ---------------------------------------------------------------------------
@@ -215,7 +246,7 @@ async function runModel(model, modelName, input, outputs) {
   const t = loadTf();
   const m = MODELS[modelName];
   const names = outputs || m.outputs;
-  const x = t.tensor(input, m.shape, 'float32');
+  const x = t.tensor(input, m.shape, m.dtype || 'float32');
   let res = model.execute({ [m.input]: x }, names);
   if (!Array.isArray(res)) res = [res];
   const out = [];
@@ -261,6 +292,6 @@ async function useCpu() {
 
 module.exports = {
   REF_DIR, REPO_ROOT, MODELS_DIR, OUT_DIR, MODELS, GENERATORS, SCALES,
-  loadTf, readArtifacts, loadModel, makeInput, genHash, genGradient, scale,
+  loadTf, readArtifacts, loadModel, makeInput, genHash, genGradient, scale, scaleName,
   stats, toLE, fromLE, fileSafe, runModel, useWasm, useCpu, wasmDistDir,
 };

@@ -44,6 +44,7 @@ async function main() {
     scales: {
       '[-1,1]': L.SCALES['-1,1'],
       '[0,255]': L.SCALES['0,255'],
+      '[0,255] integer': L.SCALES['0,255,integer'],
     },
     cases: [],
   };
@@ -70,11 +71,11 @@ async function main() {
       input: {
         name: m.input,
         shape: m.shape,
-        dtype: 'float32',
+        dtype: m.dtype || 'float32',
         layout: 'NHWC',
         generator: gen,
         range: m.range,
-        scale: L.SCALES[m.range.join(',')],
+        scale: L.SCALES[L.scaleName(m)],
         // First 8 values, as float32 printed exactly (for checking a C port).
         head: Array.from(input.slice(0, 8)),
         sum: inStats.sum, // double-precision sum of the float32 values

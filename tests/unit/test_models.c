@@ -16,6 +16,7 @@
 
 #include "vs_alloc.h"
 #include "vs_dlib_resnet.h"
+#include "vs_faceboxes.h"
 #include "vs_image.h"
 #include "vs_nn.h"
 
@@ -33,13 +34,26 @@ static double gen_u(int gen, size_t i, int x, int y, int c) {
     return (double)(t < 256 ? t : 511 - t) / 255.0;
 }
 
-static void fill_input(float *in, int h, int w, int range255, int gen) {
+/* How a model's input is made from the generator's u in [0, 1]. */
+typedef enum input_kind {
+    IN_PM1,      /* u*2 - 1 */
+    IN_255,      /* u*255 */
+    IN_PIXELS    /* FaceBoxes: pixels round(u*255), standardised as its graph
+                  * does in float32: p * (1/255 as float16), then 2x - 1 */
+} input_kind;
+
+static void fill_input(float *in, int h, int w, input_kind kind, int gen) {
     size_t i = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int c = 0; c < 3; c++, i++) {
                 double u = gen_u(gen, i, x, y, c);
-                in[i] = (float)(range255 ? u * 255.0 : u * 2.0 - 1.0);
+                if (kind == IN_PIXELS) {
+                    float v = (float)floor(u * 255.0 + 0.5) * 0.0039215087890625f;
+                    in[i] = 2.0f * v - 1.0f;
+                } else {
+                    in[i] = (float)(kind == IN_255 ? u * 255.0 : u * 2.0 - 1.0);
+                }
             }
 }
 
@@ -55,28 +69,36 @@ static const char *models_dir(void) {
     return getenv("VISAGE_MODELS") ? getenv("VISAGE_MODELS") : VS_SOURCE_DIR "/models";
 }
 
+/* Reads reference output `node` of `model` for generator gen: n floats
+ * (the caller frees). */
+static float *read_ref(const char *model, int gen, const char *node, size_t n) {
+    char f[600];
+    file_name(f, sizeof f, model, gen, node);
+    uint8_t *ref = NULL;
+    size_t len = 0;
+    vs_error err = {0};
+    if (vs_read_file(f, 1 << 24, &ref, &len, &err) != VS_OK) fail_msg("%s", err.msg);
+    if (len != n * 4) fail_msg("%s: %zu bytes, expected %zu", f, len, n * 4);
+    return (float *)ref;
+}
+
 /* Runs m on both generated inputs and compares every output element with
  * the reference files of `model`; frees m. Outputs whose scale is below 1 are
  * held to TOL_REL of 1 unless `strict`, then to TOL_REL of their own scale. */
-static void compare_to_ref(const char *model, vs_model *m, int size, int range255, const char **outs, int n_outs,
-                           int strict) {
+static void compare_to_ref(const char *model, vs_model *m, int h, int w, input_kind kind, const char **outs,
+                           int n_outs, int strict) {
     vs_runtime *rt = NULL;
     vs_error err = {0};
     if (vs_runtime_new(m, 1, &rt, &err) != VS_OK) fail_msg("%s", err.msg);
     for (int gen = 0; gen < 2; gen++) {
-        fill_input(vs_runtime_input(rt), size, size, range255, gen);
+        fill_input(vs_runtime_input(rt), h, w, kind, gen);
         if (vs_runtime_run(rt, &err) != VS_OK) fail_msg("%s", err.msg);
         for (int k = 0; k < n_outs; k++) {
-            char f[600];
-            file_name(f, sizeof f, model, gen, outs[k]);
-            uint8_t *ref = NULL;
-            size_t len = 0;
-            if (vs_read_file(f, 1 << 24, &ref, &len, &err) != VS_OK) fail_msg("%s", err.msg);
             vs_shape s = vs_model_output_shape(m, k);
             size_t n = 1;
             for (int d = 0; d < s.ndim; d++) n *= s.dims[d];
-            assert_int_equal(len, n * 4);
-            const float *r = (const float *)ref, *got = vs_runtime_output(rt, k);
+            float *ref = read_ref(model, gen, outs[k], n);
+            const float *r = ref, *got = vs_runtime_output(rt, k);
             double scale = 0, worst = 0;
             for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(r[i]));
             for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - r[i]));
@@ -98,7 +120,7 @@ static void check_model(const char *model, int size, int range255, const char **
     vs_model *m = NULL;
     vs_error err = {0};
     if (vs_model_load(path, &o, &m, &err) != VS_OK) fail_msg("%s", err.msg);
-    compare_to_ref(model, m, size, range255, outs, n_outs, 0);
+    compare_to_ref(model, m, size, size, range255 ? IN_255 : IN_PM1, outs, n_outs, 0);
 }
 
 /* dlib's ResNet is built in C from a weights-only manifest, with every affine
@@ -116,7 +138,7 @@ static void test_dlib_resnet_matches_tfjs(void **s) {
     assert_int_equal(in.dims[1], 150);
     assert_int_equal(out.dims[out.ndim - 1], 128);
     const char *outs[] = {"descriptor"};
-    compare_to_ref("dlib-resnet", m, 150, 1, outs, 1, 1);
+    compare_to_ref("dlib-resnet", m, 150, 150, IN_255, outs, 1, 1);
 }
 
 /* A manifest without one of the weights the layer order needs is refused
@@ -158,6 +180,59 @@ static void test_blazeface_back_matches_tfjs(void **s) {
     (void)s;
     const char *outs[] = {"Identity", "Identity_1", "Identity_2", "Identity_3"};
     check_model("blazeface-back", 256, 0, outs, 4);
+}
+
+/* FaceBoxes cut at its standardised input and its six prediction layers
+ * (Neg and channel concatenations inside), on 256x384: not square, so a
+ * swapped height and width would not load or not match. */
+static void test_faceboxes_matches_tfjs(void **s) {
+    (void)s;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", models_dir(), VS_FACEBOXES_MODEL);
+    vs_model *m = NULL;
+    vs_error err = {0};
+    if (vs_faceboxes_load(path, 256, 384, &m, &err) != VS_OK) fail_msg("%s", err.msg);
+    compare_to_ref("faceboxes", m, 256, 384, IN_PIXELS, (const char **)vs_faceboxes_outputs, 6, 0);
+}
+
+/* The C decoder against the graph's own postprocessing on the same
+ * prediction-layer outputs: anchors, face probability and decoded box of
+ * every anchor, in order. */
+static void test_faceboxes_decode_matches_tfjs(void **s) {
+    (void)s;
+    enum { H = 256, W = 384, N = 8 * 12 * 21 + 4 * 6 + 2 * 3 };
+    static const size_t sizes[6] = {8 * 12 * 42, 8 * 12 * 84, 4 * 6 * 2, 4 * 6 * 4, 2 * 3 * 2, 2 * 3 * 4};
+    static float anchors[N * 4];
+    static vs_face_det d[N];
+    assert_int_equal(vs_faceboxes_anchors(H, W, anchors, N), N);
+    for (int gen = 0; gen < 2; gen++) {
+        float *outs[6];
+        for (int k = 0; k < 6; k++) outs[k] = read_ref("faceboxes", gen, vs_faceboxes_outputs[k], sizes[k]);
+        float *ra = read_ref("faceboxes", gen, "concatenate/clip_by_value", N * 4);
+        float *rs = read_ref("faceboxes", gen, "postprocessing/strided_slice_2", N);
+        float *rb = read_ref("faceboxes", gen, "postprocessing/clip_by_value_1", N * 4);
+        assert_int_equal(vs_faceboxes_decode((const float *const *)outs, H, W, 0, W, H, d, N), N);
+        double wa = 0, ws = 0, wb = 0;
+        for (int i = 0; i < N; i++) {
+            float got[4] = {d[i].y / H, d[i].x / W, (d[i].y + d[i].h) / H, (d[i].x + d[i].w) / W};
+            float an[4] = {anchors[4 * i] / H, anchors[4 * i + 1] / W, anchors[4 * i + 2] / H, anchors[4 * i + 3] / W};
+            for (int k = 0; k < 4; k++) {
+                wa = fmax(wa, fabs(an[k] - ra[4 * i + k]));
+                wb = fmax(wb, fabs(got[k] - rb[4 * i + k]));
+            }
+            ws = fmax(ws, fabs(d[i].score - rs[i]));
+        }
+        /* boxes: the graph's variances are 0.1 and 0.2 stored as float16 */
+        printf("# faceboxes decode %s: %d anchors, max abs err anchors %.3g, scores %.3g, boxes %.3g\n",
+               gen ? "gradient" : "hash", N, wa, ws, wb);
+        assert_true(wa < 1e-5);
+        assert_true(ws < 1e-5);
+        assert_true(wb < 1e-3);
+        for (int k = 0; k < 6; k++) vs_free(outs[k]);
+        vs_free(ra);
+        vs_free(rs);
+        vs_free(rb);
+    }
 }
 
 static void test_faceres_matches_tfjs(void **s) {
@@ -211,6 +286,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blazeface_back_matches_tfjs),
         cmocka_unit_test(test_faceres_matches_tfjs),
+        cmocka_unit_test(test_faceboxes_matches_tfjs),
+        cmocka_unit_test(test_faceboxes_decode_matches_tfjs),
         cmocka_unit_test(test_dlib_resnet_matches_tfjs),
         cmocka_unit_test(test_dlib_resnet_missing_weight_is_named),
         cmocka_unit_test(test_truncated_shard_is_reported),

