@@ -2,7 +2,16 @@
  * photos built from the shared portraits with known face positions, and on
  * every shared photo. Prints numbers; asserts nothing (timings vary).
  *
- *   build/bench_detect_synth [--faces DIR] [--passes N] [--save DIR] [--only KIND]
+ *   build/bench_detect_synth [--faces DIR] [--detector SPEC]... [--save DIR [--raw]] [--only KIND]
+ *
+ * SPEC is blazeface, faceboxes or union (vs_detect_run), optionally with
+ * settings: faceboxes:side=1280,thr=0.6,confirm=0.7,sure=0.9,sureconfirm=0.3,
+ * context=2.5,passes=8,rot=1.
+ * Every photo goes through every detector in turn, so machine load weighs on
+ * all alike; default: blazeface, faceboxes and union with their defaults.
+ * --proposals runs no detector: it tells, for every FaceBoxes box of score
+ * >= 0.2 (first faceboxes SPEC's side and crop), whether it is a real face and
+ * what BlazeFace scores on its crop: the table the gates are chosen from.
  *
  * Photo kinds (every face position is known, so a detection either finds a
  * face or is invented):
@@ -15,6 +24,9 @@
  *   selfie             7 faces: one very large cut by the bottom border, one cut
  *                      by the right border, five from 60 to 160 px (the product
  *                      owner's crowded selfie, rebuilt)
+ *   faceless           each portrait with its head painted over (face box x 1.6,
+ *                      flat colour): body, clothes and background only, so
+ *                      every detection is invented
  *   shared             every photo of ../shared/data/faces as it is
  * Ground truth: the face boxes below, read from blazeface-back on the
  * original photos and checked by eye (docs/detector-notes.md). A detection
@@ -33,11 +45,13 @@
 #include "bench_util.h"
 #include "vs_alloc.h"
 #include "vs_detect.h"
+#include "vs_faceboxes.h"
 #include "vs_image.h"
 #include "vs_nn.h"
 
 #define MAX_GT 16
 #define MAX_DETS 256
+#define MAX_CONFIGS 8
 
 typedef struct box {
     float x, y, w, h;
@@ -85,23 +99,42 @@ typedef struct photo {
     box gt[MAX_GT];
 } photo;
 
-/* Results of one kind of photo. */
+/* Results of one kind of photo, per detector configuration. */
 typedef struct tally {
     const char *kind;
-    int photos, faces, found, invented;
-    double ms;
+    int photos, faces;
+    int found[MAX_CONFIGS], invented[MAX_CONFIGS];
+    double ms[MAX_CONFIGS];
 } tally;
+
+/* FaceBoxes proposals by their score (rows, 0.2 .. 1 by 0.1) and BlazeFace's
+ * score on the crop (columns: none, then 0 .. 1 by 0.1), real faces and not. */
+typedef struct prop_table {
+    int real[8][11], fake[8][11];
+} prop_table;
+
+/* One detector under test. */
+typedef struct config {
+    char label[200];
+    vs_detect_cfg cfg;
+    vs_model *fb;
+    vs_runtime *fb_rt;
+} config;
 
 typedef struct bench {
     char faces_dir[1024];
     const char *save_dir;
+    int raw;                /* --raw: saved photos without boxes drawn */
     const char *only;
     vs_image src[N_SHARED]; /* decoded shared photos */
     vs_model *blaze;
     vs_runtime *blaze_rt;
-    vs_detect_cfg cfg;
+    int n_configs;
+    config configs[MAX_CONFIGS];
     uint64_t rnd;
     int saved;
+    int proposals;          /* --proposals */
+    prop_table props;
 } bench;
 
 static void die(const char *what, const vs_error *e) { bench_die("detect_synth", what, e); }
@@ -166,20 +199,20 @@ static void draw_rect(vs_image *img, box b, uint8_t r, uint8_t g, uint8_t bl) {
             }
 }
 
-static void save_photo(bench *b, const char *kind, const photo *p, const vs_face_det *d, int n, int found,
+static void save_photo(bench *b, const char *kind, int c, const photo *p, const vs_face_det *d, int n, int found,
                        int invented) {
     vs_image copy = {0};
     vs_error err = {0};
     if (vs_image_alloc(&copy, p->img.width, p->img.height, 3, &err) != VS_OK) die("save", &err);
     memcpy(copy.data, p->img.data, (size_t)copy.width * copy.height * 3);
-    for (int g = 0; g < p->n_gt; g++) draw_rect(&copy, p->gt[g], 0, 220, 0);
-    for (int i = 0; i < n; i++) draw_rect(&copy, (box){d[i].x, d[i].y, d[i].w, d[i].h}, 230, 0, 0);
+    for (int g = 0; g < p->n_gt && !b->raw; g++) draw_rect(&copy, p->gt[g], 0, 220, 0);
+    for (int i = 0; i < n && !b->raw; i++) draw_rect(&copy, (box){d[i].x, d[i].y, d[i].w, d[i].h}, 230, 0, 0);
     uint8_t *jpg = NULL;
     size_t len = 0;
-    if (vs_image_encode_jpeg(&copy, 85, &jpg, &len, &err) != VS_OK) die("save", &err);
+    if (vs_image_encode_jpeg(&copy, b->raw ? 97 : 85, &jpg, &len, &err) != VS_OK) die("save", &err);
     char path[1400];
-    snprintf(path, sizeof path, "%s/%s_%03d_found%d_of%d_invented%d.jpg", b->save_dir, kind, b->saved++, found, p->n_gt,
-             invented);
+    snprintf(path, sizeof path, "%s/%s_%03d_%s_found%d_of%d_invented%d.jpg", b->save_dir, kind, b->saved++,
+             vs_detector_name(b->configs[c].cfg.detector), found, p->n_gt, invented);
     FILE *f = fopen(path, "wb");
     if (f) {
         fwrite(jpg, 1, len, f);
@@ -191,27 +224,82 @@ static void save_photo(bench *b, const char *kind, const photo *p, const vs_face
 
 /* ---- running the detector ---- */
 
-static void run(bench *b, tally *t, photo *p, const char *label) {
-    static vs_face_det dets[MAX_DETS];
+/* --proposals: classifies every FaceBoxes box of p. */
+static void tabulate_proposals(bench *b, photo *p) {
+    static vs_face_det props[MAX_DETS];
+    const config *cf = &b->configs[0];
     vs_error err = {0};
-    int n = 0, found, invented;
-    double t0 = bench_now_ms();
-    if (vs_detect_faces(b->blaze_rt, &p->img, &b->cfg, dets, MAX_DETS, &n, &err) != VS_OK) die("detect", &err);
-    double ms = bench_now_ms() - t0;
-    score(p, dets, n, &found, &invented);
-    t->photos++;
-    t->faces += p->n_gt;
-    t->found += found;
-    t->invented += invented;
-    t->ms += ms;
-    if (label) printf("%-44s %5dx%-5d %2d %5d %8d %9.1f\n", label, p->img.width, p->img.height, p->n_gt, found,
-                      invented, ms);
-    if (b->save_dir) save_photo(b, t->kind, p, dets, n, found, invented);
+    int n = 0;
+    if (vs_faceboxes_detect(cf->fb_rt, &p->img, 0.2f, cf->cfg.nms_iou, props, MAX_DETS, &n, &err) != VS_OK)
+        die("faceboxes", &err);
+    for (int i = 0; i < n; i++) {
+        vs_face_det d;
+        int found = 0, real = 0;
+        if (vs_blaze_on_box(b->blaze_rt, &p->img, &props[i], cf->cfg.fb_context, 0.05f,
+                            cf->cfg.try_rotations ? cf->cfg.rotate_below : 0, &d,
+                            &found, &err) != VS_OK)
+            die("blaze", &err);
+        box pb = {props[i].x, props[i].y, props[i].w, props[i].h};
+        for (int g = 0; g < p->n_gt && !real; g++) real = same_face(pb, p->gt[g], p->img.width, p->img.height);
+        int row = (int)((props[i].score - 0.2f) * 10), col = found ? 1 + (int)(d.score * 10) : 0;
+        row = row < 0 ? 0 : row > 7 ? 7 : row;
+        col = col > 10 ? 10 : col;
+        (real ? b->props.real : b->props.fake)[row][col]++;
+    }
 }
 
-static void print_tally(const tally *t) {
-    printf("%-12s %6d %6d %6d %6d %8d %9.1f\n", t->kind, t->photos, t->faces, t->found, t->faces - t->found,
-           t->invented, t->photos ? t->ms / t->photos : 0);
+static void print_proposals(const bench *b) {
+    printf("# FaceBoxes proposals (%s): rows = FaceBoxes score, columns = BlazeFace score on the crop "
+           "(- = no face-shaped detection overlapping); real faces / not faces\n", b->configs[0].label);
+    printf("%-10s %9s", "# fb score", "-");
+    for (int c = 1; c < 11; c++) printf(" %6.1f+  ", (c - 1) / 10.0);
+    printf("\n");
+    for (int r = 0; r < 8; r++) {
+        printf("%4.1f-%-5.1f", 0.2 + r / 10.0, 0.3 + r / 10.0);
+        for (int c = 0; c < 11; c++) printf(" %4d/%-4d", b->props.real[r][c], b->props.fake[r][c]);
+        printf("\n");
+    }
+}
+
+/* Runs every detector on p; `label` prints a line for this photo. */
+static void run(bench *b, tally *t, photo *p, const char *label) {
+    static vs_face_det dets[MAX_DETS];
+    t->photos++;
+    t->faces += p->n_gt;
+    if (b->proposals) {
+        tabulate_proposals(b, p);
+        return;
+    }
+    if (label) printf("%-46s %9s %3d", label, "", p->n_gt);
+    for (int c = 0; c < b->n_configs; c++) {
+        config *cf = &b->configs[c];
+        vs_error err = {0};
+        int n = 0, found, invented;
+        double t0 = bench_now_ms();
+        if (vs_detect_run(b->blaze_rt, cf->fb_rt, &p->img, &cf->cfg, dets, MAX_DETS, &n, &err) != VS_OK)
+            die("detect", &err);
+        double ms = bench_now_ms() - t0;
+        score(p, dets, n, &found, &invented);
+        t->found[c] += found;
+        t->invented[c] += invented;
+        t->ms[c] += ms;
+        if (label) printf(" | %5d %3d %6.1f", found, invented, ms);
+        if (b->save_dir) save_photo(b, t->kind, c, p, dets, n, found, invented);
+    }
+    if (label) printf("\n");
+}
+
+static void print_header(const bench *b, const char *first) {
+    printf("%-46s %9s %3s", first, "photos", "n");
+    for (int c = 0; c < b->n_configs; c++) printf(" | %c found inv     ms", 'A' + c);
+    printf("\n");
+}
+
+static void print_tally(const bench *b, const tally *t) {
+    printf("%-46s %9d %3d", t->kind, t->photos, t->faces);
+    for (int c = 0; c < b->n_configs; c++)
+        printf(" | %5d %3d %6.1f", t->found[c], t->invented[c], t->photos ? t->ms[c] / t->photos : 0);
+    printf("\n");
 }
 
 /* ---- building photos ---- */
@@ -403,8 +491,30 @@ static void kind_selfie(bench *b, tally *t) {
     }
 }
 
+/* faceless: the portraits without their heads. */
+static void kind_faceless(bench *b, tally *t) {
+    int src[N_SHARED], ns = sources(src, 0);
+    vs_error err = {0};
+    for (int i = 0; i < ns; i++) {
+        photo p;
+        memset(&p, 0, sizeof p);
+        const vs_image *s = &b->src[src[i]];
+        if (vs_image_alloc(&p.img, s->width, s->height, 3, &err) != VS_OK) die("faceless", &err);
+        memcpy(p.img.data, s->data, (size_t)s->width * s->height * 3);
+        box f = shared[src[i]].faces[0];
+        float cx = f.x + f.w / 2, cy = f.y + f.h / 2, r = 0.8f * f.w;
+        for (int y = (int)fmaxf(cy - r * 1.2f, 0); y < (int)fminf(cy + r, (float)s->height); y++)
+            for (int x = (int)fmaxf(cx - r, 0); x < (int)fminf(cx + r, (float)s->width); x++) {
+                uint8_t *px = p.img.data + ((size_t)y * s->width + x) * 3;
+                px[0] = 120, px[1] = 110, px[2] = 100;
+            }
+        run(b, t, &p, NULL);
+        vs_image_free(&p.img);
+    }
+}
+
 static void kind_shared(bench *b, tally *t) {
-    printf("%-44s %11s %2s %5s %8s %9s\n", "# shared photo", "size", "n", "found", "invented", "ms");
+    if (!b->proposals) print_header(b, "# shared photo");
     for (int i = 0; i < N_SHARED; i++) {
         photo p;
         memset(&p, 0, sizeof p);
@@ -429,6 +539,51 @@ static void load(bench *b, const char *models) {
     for (int i = 0; i < 4; i++) o.outputs[i] = vs_blaze_outputs[i];
     if (vs_model_load(path, &o, &b->blaze, &err) != VS_OK) die("model", &err);
     if (vs_runtime_new(b->blaze, 1, &b->blaze_rt, &err) != VS_OK) die("runtime", &err);
+    snprintf(path, sizeof path, "%s/%s", models, VS_FACEBOXES_MODEL);
+    for (int c = 0; c < b->n_configs; c++) {
+        config *cf = &b->configs[c];
+        if (cf->cfg.detector == VS_DETECTOR_BLAZEFACE) continue;
+        int side = cf->cfg.fb_side;
+        if (vs_faceboxes_load(path, side, side, &cf->fb, &err) != VS_OK) die("model", &err);
+        if (vs_runtime_new(cf->fb, 1, &cf->fb_rt, &err) != VS_OK) die("runtime", &err);
+    }
+}
+
+/* "name[:key=value,...]" -> a configuration with its label. */
+static int parse_config(const char *spec, config *cf) {
+    char name[64], opts[256] = "";
+    const char *colon = strchr(spec, ':');
+    snprintf(name, sizeof name, "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+    if (colon) snprintf(opts, sizeof opts, "%s", colon + 1);
+    int d = vs_detector_find(name);
+    if (d < 0) return -1;
+    vs_detect_cfg_default(&cf->cfg);
+    cf->cfg.detector = (vs_detector)d;
+    for (char *save = NULL, *kv = strtok_r(opts, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) return -1;
+        *eq = '\0';
+        double v = atof(eq + 1);
+        if (!strcmp(kv, "side")) cf->cfg.fb_side = (int)v;
+        else if (!strcmp(kv, "thr")) cf->cfg.fb_threshold = (float)v;
+        else if (!strcmp(kv, "confirm")) cf->cfg.fb_confirm = (float)v;
+        else if (!strcmp(kv, "sure")) cf->cfg.fb_sure = (float)v;
+        else if (!strcmp(kv, "sureconfirm")) cf->cfg.fb_sure_confirm = (float)v;
+        else if (!strcmp(kv, "context")) cf->cfg.fb_context = (float)v;
+        else if (!strcmp(kv, "passes")) cf->cfg.max_passes = (int)v;
+        else if (!strcmp(kv, "rot")) cf->cfg.try_rotations = (int)v;
+        else return -1;
+    }
+    const vs_detect_cfg *c = &cf->cfg;
+    int n = snprintf(cf->label, sizeof cf->label, "%s (pyramid <= %d passes, rotations %s", name, c->max_passes,
+                     c->try_rotations ? "on" : "off");
+    if (c->detector != VS_DETECTOR_BLAZEFACE)
+        snprintf(cf->label + n, sizeof cf->label - (size_t)n,
+                 "; faceboxes %d px >= %.2f, BlazeFace on a %.1fx crop >= %.2f, >= %.2f where faceboxes >= %.2f)",
+                 c->fb_side, c->fb_threshold, c->fb_context, c->fb_confirm, c->fb_sure_confirm, c->fb_sure);
+    else
+        snprintf(cf->label + n, sizeof cf->label - (size_t)n, ")");
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -436,48 +591,69 @@ int main(int argc, char **argv) {
     const char *env = getenv("VISAGE_MODELS");
     const char *models = env && *env ? env : "models";
     snprintf(b.faces_dir, sizeof b.faces_dir, "../shared/data/faces");
-    vs_detect_cfg_default(&b.cfg);
     b.rnd = 0x9e3779b97f4a7c15ull;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--faces") && i + 1 < argc) snprintf(b.faces_dir, sizeof b.faces_dir, "%s", argv[++i]);
-        else if (!strcmp(argv[i], "--passes") && i + 1 < argc) b.cfg.max_passes = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--detector") && i + 1 < argc && b.n_configs < MAX_CONFIGS &&
+                 parse_config(argv[i + 1], &b.configs[b.n_configs]) == 0) b.n_configs++, i++;
         else if (!strcmp(argv[i], "--save") && i + 1 < argc) b.save_dir = argv[++i];
+        else if (!strcmp(argv[i], "--raw")) b.raw = 1;
+        else if (!strcmp(argv[i], "--proposals")) b.proposals = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) b.only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--faces DIR] [--passes N] [--save DIR] [--only KIND]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--faces DIR] [--detector NAME[:side=N,thr=X,confirm=X,sure=X,sureconfirm=X,context=X,passes=N,rot=0|1]]... "
+                            "[--save DIR [--raw]] [--only KIND]\n", argv[0]);
             return 2;
         }
     }
+    if (b.n_configs == 0) {
+        static const char *defaults[3] = {"blazeface", "faceboxes", "union"};
+        for (int i = 0; i < 3; i++) parse_config(defaults[i], &b.configs[b.n_configs++]);
+    }
+    if (b.proposals && b.configs[0].cfg.detector == VS_DETECTOR_BLAZEFACE) {
+        for (int c = 1; c < b.n_configs; c++)
+            if (b.configs[c].cfg.detector != VS_DETECTOR_BLAZEFACE) b.configs[0] = b.configs[c];
+        b.n_configs = 1;
+    }
     if (b.save_dir) mkdir(b.save_dir, 0755);
     load(&b, models);
-    printf("# detector: blazeface-back, %d network passes per orientation at most, rotation retry %s\n",
-           b.cfg.max_passes, b.cfg.try_rotations ? "on" : "off");
-    tally tallies[32];
+    for (int c = 0; c < b.n_configs; c++) printf("# %c = %s\n", 'A' + c, b.configs[c].label);
+    static tally tallies[32];
     int nt = 0;
     static const int sizes[5] = {20, 40, 80, 160, 400};
     static const char *size_names[5] = {"size20", "size40", "size80", "size160", "size400"};
     static const char *cut_names[4] = {"cut_left", "cut_right", "cut_top", "cut_bottom"};
     static const char *rot_names[3] = {"rot90", "rot180", "rot270"};
     for (int i = 0; i < 5; i++)
-        if (wanted(&b, size_names[i])) tallies[nt] = (tally){.kind = size_names[i]}, kind_size(&b, sizes[i], &tallies[nt++]);
+        if (wanted(&b, size_names[i])) tallies[nt].kind = size_names[i], kind_size(&b, sizes[i], &tallies[nt++]);
     for (int i = 0; i < 4; i++)
-        if (wanted(&b, cut_names[i])) tallies[nt] = (tally){.kind = cut_names[i]}, kind_cut(&b, i, &tallies[nt++]);
+        if (wanted(&b, cut_names[i])) tallies[nt].kind = cut_names[i], kind_cut(&b, i, &tallies[nt++]);
     for (int q = 1; q <= 3; q++)
-        if (wanted(&b, rot_names[q - 1])) tallies[nt] = (tally){.kind = rot_names[q - 1]}, kind_rot(&b, q, &tallies[nt++]);
-    if (wanted(&b, "large")) tallies[nt] = (tally){.kind = "large"}, kind_large(&b, &tallies[nt++]);
-    if (wanted(&b, "selfie")) tallies[nt] = (tally){.kind = "selfie"}, kind_selfie(&b, &tallies[nt++]);
-    if (wanted(&b, "shared")) tallies[nt] = (tally){.kind = "shared"}, kind_shared(&b, &tallies[nt++]);
-    printf("%-12s %6s %6s %6s %6s %8s %9s\n", "# kind", "photos", "faces", "found", "missed", "invented", "ms/image");
-    tally syn = {.kind = "synthetic"};
-    for (int i = 0; i < nt; i++) {
-        print_tally(&tallies[i]);
-        if (strcmp(tallies[i].kind, "shared")) {
-            syn.photos += tallies[i].photos, syn.faces += tallies[i].faces, syn.found += tallies[i].found;
-            syn.invented += tallies[i].invented, syn.ms += tallies[i].ms;
-        }
+        if (wanted(&b, rot_names[q - 1])) tallies[nt].kind = rot_names[q - 1], kind_rot(&b, q, &tallies[nt++]);
+    if (wanted(&b, "large")) tallies[nt].kind = "large", kind_large(&b, &tallies[nt++]);
+    if (wanted(&b, "selfie")) tallies[nt].kind = "selfie", kind_selfie(&b, &tallies[nt++]);
+    if (wanted(&b, "faceless")) tallies[nt].kind = "faceless", kind_faceless(&b, &tallies[nt++]);
+    if (wanted(&b, "shared")) tallies[nt].kind = "shared", kind_shared(&b, &tallies[nt++]);
+    if (b.proposals) {
+        print_proposals(&b);
+        goto out;
     }
-    print_tally(&syn);
+    print_header(&b, "# kind (found, invented, ms per image)");
+    tally syn = {.kind = "synthetic, all kinds"};
+    for (int i = 0; i < nt; i++) {
+        print_tally(&b, &tallies[i]);
+        if (!strcmp(tallies[i].kind, "shared")) continue;
+        syn.photos += tallies[i].photos, syn.faces += tallies[i].faces;
+        for (int c = 0; c < b.n_configs; c++)
+            syn.found[c] += tallies[i].found[c], syn.invented[c] += tallies[i].invented[c], syn.ms[c] += tallies[i].ms[c];
+    }
+    print_tally(&b, &syn);
+out:
     for (int i = 0; i < N_SHARED; i++) vs_image_free(&b.src[i]);
+    for (int c = 0; c < b.n_configs; c++) {
+        vs_runtime_free(b.configs[c].fb_rt);
+        vs_model_free(b.configs[c].fb);
+    }
     vs_runtime_free(b.blaze_rt);
     vs_model_free(b.blaze);
     return 0;

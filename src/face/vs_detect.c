@@ -13,13 +13,21 @@
  * level 0's job), (2) not be cut by the tile edge, (3) not sit inside a
  * larger face already found, (4) pass the keypoint geometry check and (5)
  * clear a higher score threshold. Survivors of all passes are merged by
- * weighted NMS. Tuned for photos up to ~4000 px and faces from 24 px up. */
+ * weighted NMS. Tuned for photos up to ~4000 px and faces from 24 px up.
+ *
+ * vs_detect_run can instead take its faces from FaceBoxes, one pass over the
+ * whole photo that sees faces cut by the border and faces filling the frame,
+ * which the pyramid misses. FaceBoxes gives no keypoints and, at the
+ * thresholds that find every face of a crowded photo, invents some; so each
+ * of its boxes gets one BlazeFace pass on a crop centred on it, which both
+ * places the keypoints and has to agree that it is a face. */
 #include "vs_detect.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "vs_alloc.h"
+#include "vs_faceboxes.h"
 
 const char *const vs_blaze_outputs[4] = {"Identity", "Identity_1", "Identity_2", "Identity_3"};
 
@@ -35,6 +43,7 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     /* Calibrated on the shared photos (docs/models.md): real faces score
      * >= 0.78 at level 0 and >= 0.8 in tiles; textures, buttons and ears that
      * look like faces score 0.63-0.77. */
+    c->detector = VS_DETECTOR_BLAZEFACE;
     c->score_threshold = 0.7f;
     c->tile_score_threshold = 0.8f;
     c->nms_iou = 0.3f;
@@ -44,6 +53,24 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     c->try_rotations = 1;
     c->max_passes = 8;
     c->rotate_below = 0.85f;
+    c->fb_side = VS_FACEBOXES_SIDE;
+    c->fb_threshold = 0.4f;
+    c->fb_confirm = 0.7f;
+    c->fb_sure = 0.9f;
+    c->fb_sure_confirm = 0.3f;
+    c->fb_context = 2.5f;
+}
+
+static const char *const detector_names[VS_DETECTOR_COUNT] = {"blazeface", "faceboxes", "union"};
+
+const char *vs_detector_name(vs_detector d) {
+    return (unsigned)d < VS_DETECTOR_COUNT ? detector_names[d] : NULL;
+}
+
+int vs_detector_find(const char *name) {
+    for (int i = 0; name && i < VS_DETECTOR_COUNT; i++)
+        if (!strcmp(name, detector_names[i])) return i;
+    return -1;
 }
 
 static float sigmoidf(float x) {
@@ -317,5 +344,231 @@ vs_err vs_detect_faces(vs_runtime *rt, const vs_image *img, const vs_detect_cfg 
         *n_out = n;
     }
     vs_free(cand);
+    return rc;
+}
+
+/* ---- FaceBoxes proposals, BlazeFace on crops ---- */
+
+#define MAX_PROPOSALS 256
+#define SAME_FACE_IOU 0.3f
+
+/* Same face for two detectors whose boxes differ in extent (FaceBoxes boxes
+ * run from the forehead to below the chin, BlazeFace's from the brows to the
+ * chin): IoU >= 0.3, or the centre of each inside the other. */
+static int same_face(const vs_face_det *a, const vs_face_det *b) {
+    if (vs_box_iou(a, b) >= SAME_FACE_IOU) return 1;
+    float ax = a->x + a->w / 2, ay = a->y + a->h / 2, bx = b->x + b->w / 2, by = b->y + b->h / 2;
+    return ax > b->x && ax < b->x + b->w && ay > b->y && ay < b->y + b->h && bx > a->x && bx < a->x + a->w &&
+           by > a->y && by < a->y + a->h;
+}
+
+/* The crop frame: network-input point (u, v) in [0, 256)^2 (continuous) is
+ * image point (f[0]u + f[1]v + f[2], f[3]u + f[4]v + f[5]). The crop is a
+ * square of `side` image pixels centred on (cx, cy), showing the image
+ * turned q quarter turns clockwise, as vs_image_rotate would. */
+static void crop_frame(float cx, float cy, float side, int q, float f[6]) {
+    static const float ax[4][2] = {{1, 0}, {0, -1}, {-1, 0}, {0, 1}}; /* image step of +u */
+    static const float ay[4][2] = {{0, 1}, {1, 0}, {0, -1}, {-1, 0}}; /* image step of +v */
+    float s = side / VS_BLAZE_INPUT, h = VS_BLAZE_INPUT / 2.0f;
+    f[0] = s * ax[q][0], f[1] = s * ay[q][0], f[2] = cx - h * (f[0] + f[1]);
+    f[3] = s * ax[q][1], f[4] = s * ay[q][1], f[5] = cy - h * (f[3] + f[4]);
+}
+
+/* Fills the network input with the crop of frame f (black outside img),
+ * scaled to [-1, 1]. A crop much larger than the input is sampled k x k
+ * times finer and area-averaged, so that it does not alias. */
+static vs_err fill_crop(vs_runtime *rt, const vs_image *img, const float f[6], vs_error *err) {
+    float scale = sqrtf(f[0] * f[0] + f[3] * f[3]);
+    int k = scale >= 1.5f ? (int)fminf(ceilf(scale), 4.0f) : 1, side = VS_BLAZE_INPUT * k;
+    vs_image big = {0}, tile = {0};
+    vs_err rc = vs_image_alloc(&big, side, side, 3, err);
+    if (rc != VS_OK) return rc;
+    /* warp_affine maps pixel indexes (centres at +0.5) */
+    float m[6] = {f[0] / k, f[1] / k, 0, f[3] / k, f[4] / k, 0};
+    m[2] = f[2] + 0.5f * (m[0] + m[1]) - 0.5f;
+    m[5] = f[5] + 0.5f * (m[3] + m[4]) - 0.5f;
+    vs_image_warp_affine(img, m, &big, 0);
+    const vs_image *src = &big;
+    if (k > 1) {
+        if ((rc = vs_image_resize(&big, VS_BLAZE_INPUT, VS_BLAZE_INPUT, &tile, err)) != VS_OK) goto out;
+        src = &tile;
+    }
+    float *in = vs_runtime_input(rt);
+    for (size_t i = 0; i < (size_t)VS_BLAZE_INPUT * VS_BLAZE_INPUT * 3; i++) in[i] = src->data[i] * (1.0f / 127.5f) - 1.0f;
+out:
+    vs_image_free(&big);
+    vs_image_free(&tile);
+    return rc;
+}
+
+/* Maps a detection from crop coordinates to the image through frame f. */
+static void crop_to_image(vs_face_det *d, const float f[6]) {
+    float xs[2] = {d->x, d->x + d->w}, ys[2] = {d->y, d->y + d->h};
+    float x0 = 1e30f, y0 = 1e30f, x1 = -1e30f, y1 = -1e30f;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            float x = f[0] * xs[i] + f[1] * ys[j] + f[2], y = f[3] * xs[i] + f[4] * ys[j] + f[5];
+            x0 = fminf(x0, x), y0 = fminf(y0, y), x1 = fmaxf(x1, x), y1 = fmaxf(y1, y);
+        }
+    d->x = x0, d->y = y0, d->w = x1 - x0, d->h = y1 - y0;
+    for (int p = 0; p < d->n_kp; p++) {
+        float u = d->kp[p][0], v = d->kp[p][1];
+        d->kp[p][0] = f[0] * u + f[1] * v + f[2];
+        d->kp[p][1] = f[3] * u + f[4] * v + f[5];
+    }
+}
+
+/* One pass over the crop of frame f: the face-shaped detection overlapping
+ * box most, if any; returns 1 when found. cand has VS_BLAZE_ANCHORS room. */
+static vs_err crop_pass(vs_runtime *rt, const vs_image *img, const float f[6], const vs_face_det *box,
+                        float threshold, vs_face_det *cand, vs_face_det *out, int *found, vs_error *err) {
+    vs_err rc = fill_crop(rt, img, f, err);
+    if (rc == VS_OK) rc = vs_runtime_run(rt, err);
+    if (rc != VS_OK) return rc;
+    const float *outs[4];
+    for (int i = 0; i < 4; i++) outs[i] = vs_runtime_output(rt, i);
+    int n = vs_blaze_decode(outs, threshold, (vs_region){0, 0, VS_BLAZE_INPUT}, cand, VS_BLAZE_ANCHORS);
+    n = vs_nms(cand, n, 0.3f, 1);
+    float best = -1;
+    for (int i = 0; i < n; i++) {
+        if (!vs_face_geometry_ok(&cand[i])) continue; /* checked upright, in the crop */
+        crop_to_image(&cand[i], f);
+        float iou = vs_box_iou(&cand[i], box);
+        if (same_face(&cand[i], box) && iou > best) {
+            best = iou;
+            *out = cand[i];
+            *found = 1;
+        }
+    }
+    return VS_OK;
+}
+
+vs_err vs_blaze_on_box(vs_runtime *rt, const vs_image *img, const vs_face_det *box, float context, float threshold,
+                       float rotate_below, vs_face_det *out, int *found, vs_error *err) {
+    *found = 0;
+    float side = context * fmaxf(box->w, box->h);
+    if (!(side >= 1.0f) || !img || !img->data || img->channels != 3) return VS_OK;
+    vs_face_det *cand = vs_malloc(sizeof *cand * VS_BLAZE_ANCHORS);
+    if (!cand) return vs_fail(err, VS_ERR_NOMEM, "detect: crop candidates");
+    vs_err rc = VS_OK;
+    int best_q = -1;
+    for (int q = 0; q < 4 && rc == VS_OK; q++) {
+        if (q == 1 && (!(rotate_below > 0) || (*found && out->score >= rotate_below))) break;
+        float f[6];
+        vs_face_det d;
+        int got = 0;
+        crop_frame(box->x + box->w / 2, box->y + box->h / 2, side, q, f);
+        rc = crop_pass(rt, img, f, box, threshold, cand, &d, &got, err);
+        /* as for whole photos: a turned crop must beat upright clearly */
+        if (got && (!*found || d.score > out->score + (best_q == 0 ? ROTATE_SAME_PLACE_MARGIN : 0))) {
+            *out = d;
+            *found = 1;
+            best_q = q;
+        }
+    }
+    vs_free(cand);
+    return rc;
+}
+
+/* Confirms proposals p[0..np) (best first) that no face in faces[0..*n)
+ * already covers, appending each confirmed one; stops at cap. A proposal
+ * FaceBoxes is sure of needs less of BlazeFace, which scores faces cut by the
+ * border low (docs/detector-notes.md). *sure is set when a confirmed face was
+ * a sure proposal. */
+static vs_err confirm_proposals(vs_runtime *blaze, const vs_image *img, const vs_detect_cfg *cfg, float rotate_below,
+                                const vs_face_det *p, int np, vs_face_det *faces, int *n, int cap, int *sure,
+                                vs_error *err) {
+    for (int i = 0; i < np && *n < cap; i++) {
+        int covered = 0;
+        for (int j = 0; j < *n && !covered; j++) covered = same_face(&p[i], &faces[j]);
+        if (covered) continue;
+        vs_face_det d;
+        int found = 0;
+        float need = p[i].score >= cfg->fb_sure ? cfg->fb_sure_confirm : cfg->fb_confirm;
+        vs_err rc = vs_blaze_on_box(blaze, img, &p[i], cfg->fb_context, need, rotate_below, &d, &found, err);
+        if (rc != VS_OK) return rc;
+        if (!found || d.w < 0.75f * cfg->min_face_px) continue;
+        for (int j = 0; j < *n && found; j++) found = !same_face(&d, &faces[j]);
+        if (!found) continue;
+        faces[(*n)++] = d;
+        *sure |= p[i].score >= cfg->fb_sure;
+    }
+    return VS_OK;
+}
+
+/* FaceBoxes over one orientation of the photo, its boxes confirmed by
+ * BlazeFace crops (turned when unsure if rotate_below > 0) and appended to
+ * faces[0..*n) unless already there. props has MAX_PROPOSALS room. */
+static vs_err faceboxes_faces(vs_runtime *blaze, vs_runtime *fb, const vs_image *img, const vs_detect_cfg *cfg,
+                              float rotate_below, vs_face_det *props, vs_face_det *faces, int *n, int *sure,
+                              vs_error *err) {
+    int np = 0;
+    vs_err rc = vs_faceboxes_detect(fb, img, cfg->fb_threshold, cfg->nms_iou, props, MAX_PROPOSALS, &np, err);
+    if (rc == VS_OK)
+        rc = confirm_proposals(blaze, img, cfg, rotate_below, props, np, faces, n, MAX_CANDIDATES, sure, err);
+    if (rc == VS_OK) *n = vs_nms(faces, *n, cfg->nms_iou, 0); /* best first */
+    return rc;
+}
+
+/* FaceBoxes alone sees few sideways or upside-down faces: when the upright
+ * photo gives no clear face (none that BlazeFace scores >= rotate_below or
+ * FaceBoxes >= fb_sure), it is also searched turned by 90, 180 and 270
+ * degrees, and the most confident orientation wins, as in vs_detect_faces. */
+static vs_err faceboxes_turned(vs_runtime *blaze, vs_runtime *fb, const vs_image *img, const vs_detect_cfg *cfg,
+                               vs_face_det *props, vs_face_det *faces, int *n, vs_error *err) {
+    vs_face_det *alt = vs_malloc(sizeof *alt * MAX_CANDIDATES);
+    if (!alt) return vs_fail(err, VS_ERR_NOMEM, "detect: candidates");
+    vs_err rc = VS_OK;
+    float best = *n > 0 ? faces[0].score : 0;
+    for (int q = 1; q < 4 && rc == VS_OK && best < cfg->rotate_below; q++) {
+        vs_image rot = {0};
+        int m = 0, sure = 0;
+        if ((rc = vs_image_rotate(img, q, &rot, err)) != VS_OK) break;
+        rc = faceboxes_faces(blaze, fb, &rot, cfg, 0, props, alt, &m, &sure, err);
+        vs_image_free(&rot);
+        if (rc != VS_OK || m == 0) continue;
+        for (int i = 0; i < m; i++) unrotate_det(&alt[i], q, img->width, img->height);
+        float margin = *n > 0 && vs_box_iou(&alt[0], &faces[0]) > 0.3f ? ROTATE_SAME_PLACE_MARGIN : ROTATE_MARGIN;
+        if (alt[0].score > best + margin) {
+            memcpy(faces, alt, sizeof *alt * (size_t)m);
+            *n = m;
+            best = alt[0].score;
+        }
+    }
+    vs_free(alt);
+    return rc;
+}
+
+vs_err vs_detect_run(vs_runtime *blaze, vs_runtime *faceboxes, const vs_image *img, const vs_detect_cfg *cfg_in,
+                     vs_face_det *out, int cap, int *n_out, vs_error *err) {
+    vs_detect_cfg cfg;
+    if (cfg_in) cfg = *cfg_in;
+    else vs_detect_cfg_default(&cfg);
+    *n_out = 0;
+    if (cfg.detector == VS_DETECTOR_BLAZEFACE) return vs_detect_faces(blaze, img, &cfg, out, cap, n_out, err);
+    if (!vs_detector_name(cfg.detector))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "detect: unknown detector %d", (int)cfg.detector);
+    if (!faceboxes)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "detect: detector %s needs the %s model", vs_detector_name(cfg.detector),
+                       VS_FACEBOXES_MODEL);
+    if (!img || !img->data || img->channels != 3 || img->width < 1 || img->height < 1)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "detect: need a non-empty RGB image");
+    int lim = cfg.max_faces < cap ? cfg.max_faces : cap, n = 0, sure = 0;
+    float crop_turns = cfg.try_rotations ? cfg.rotate_below : 0;
+    vs_face_det *faces = vs_malloc(sizeof *faces * MAX_CANDIDATES);
+    vs_face_det *props = vs_malloc(sizeof *props * MAX_PROPOSALS);
+    vs_err rc = faces && props ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "detect: candidates");
+    if (rc == VS_OK && cfg.detector == VS_DETECTOR_UNION)
+        rc = vs_detect_faces(blaze, img, &cfg, faces, MAX_CANDIDATES, &n, err);
+    if (rc == VS_OK) rc = faceboxes_faces(blaze, faceboxes, img, &cfg, crop_turns, props, faces, &n, &sure, err);
+    if (rc == VS_OK && cfg.detector == VS_DETECTOR_FACEBOXES && cfg.try_rotations && !sure)
+        rc = faceboxes_turned(blaze, faceboxes, img, &cfg, props, faces, &n, err);
+    if (rc == VS_OK) {
+        if (n > lim) n = lim;
+        memcpy(out, faces, sizeof *faces * (size_t)n);
+        *n_out = n;
+    }
+    vs_free(faces);
+    vs_free(props);
     return rc;
 }

@@ -15,6 +15,7 @@
 
 #include "vs_align.h"
 #include "vs_engine.h"
+#include "vs_faceboxes.h"
 #include "vs_similarity.h"
 
 #define FACES VS_SHARED_DIR "/data/faces/"
@@ -35,10 +36,35 @@ static int setup(void **s) {
     return 0;
 }
 
+/* The detectors on their own (vs_detect_run), loaded by the first test
+ * that needs them. */
+static vs_model *blaze_model, *fb_model;
+static vs_runtime *blaze_rt, *fb_rt;
+
+static void open_detectors(void) {
+    if (fb_rt) return;
+    const char *dir = getenv("VISAGE_MODELS") ? getenv("VISAGE_MODELS") : VS_SOURCE_DIR "/models";
+    char path[1024];
+    vs_error err = {0};
+    vs_model_opts o = {.batch = 1, .n_outputs = 4};
+    for (int i = 0; i < 4; i++) o.outputs[i] = vs_blaze_outputs[i];
+    snprintf(path, sizeof path, "%s/blazeface-back.json", dir);
+    if (vs_model_load(path, &o, &blaze_model, &err) != VS_OK || vs_runtime_new(blaze_model, 1, &blaze_rt, &err) != VS_OK)
+        fail_msg("%s", err.msg);
+    snprintf(path, sizeof path, "%s/%s", dir, VS_FACEBOXES_MODEL);
+    if (vs_faceboxes_load(path, VS_FACEBOXES_SIDE, VS_FACEBOXES_SIDE, &fb_model, &err) != VS_OK ||
+        vs_runtime_new(fb_model, 1, &fb_rt, &err) != VS_OK)
+        fail_msg("%s", err.msg);
+}
+
 static int teardown(void **s) {
     (void)s;
     vs_engine_worker_free(worker);
     vs_engine_free(engine);
+    vs_runtime_free(blaze_rt);
+    vs_runtime_free(fb_rt);
+    vs_model_free(blaze_model);
+    vs_model_free(fb_model);
     return 0;
 }
 
@@ -241,6 +267,169 @@ static void test_upright_face_is_not_turned(void **s) {
     vs_faces_free(&f);
 }
 
+
+/* ---- vs_detect_run: FaceBoxes proposals confirmed by BlazeFace ---- */
+
+/* Runs detector d on img; returns the count, faces in out (cap 64). */
+static int run_detector(vs_detector d, const vs_image *img, vs_face_det *out) {
+    open_detectors();
+    vs_detect_cfg cfg;
+    vs_detect_cfg_default(&cfg);
+    cfg.detector = d;
+    vs_error err = {0};
+    int n = 0;
+    if (vs_detect_run(blaze_rt, fb_rt, img, &cfg, out, 64, &n, &err) != VS_OK) fail_msg("%s", err.msg);
+    return n;
+}
+
+/* Every face has BlazeFace's six keypoints, eyes, nose and mouth inside its box. */
+static void check_keypoints(const char *what, const vs_face_det *d, int n) {
+    for (int i = 0; i < n; i++) {
+        if (d[i].n_kp != 6) fail_msg("%s: face %d has %d keypoints", what, i, d[i].n_kp);
+        for (int k = 0; k < 4; k++)
+            if (!(d[i].kp[k][0] > d[i].x && d[i].kp[k][0] < d[i].x + d[i].w && d[i].kp[k][1] > d[i].y &&
+                  d[i].kp[k][1] < d[i].y + d[i].h))
+                fail_msg("%s: face %d keypoint %d outside its box", what, i, k);
+    }
+}
+
+static void test_detector_names(void **s) {
+    (void)s;
+    for (int d = 0; d < VS_DETECTOR_COUNT; d++) assert_int_equal(vs_detector_find(vs_detector_name((vs_detector)d)), d);
+    assert_int_equal(vs_detector_find("faceboxes"), VS_DETECTOR_FACEBOXES);
+    assert_int_equal(vs_detector_find("mtcnn"), -1);
+    assert_int_equal(vs_detector_find(NULL), -1);
+    assert_null(vs_detector_name(VS_DETECTOR_COUNT));
+    vs_detect_cfg cfg;
+    vs_detect_cfg_default(&cfg);
+    assert_int_equal(cfg.detector, VS_DETECTOR_BLAZEFACE);
+}
+
+/* The shared photos give the same exact counts with the FaceBoxes detectors
+ * as the engine test above asserts for the default: no face missed, none
+ * invented, every face with keypoints. */
+static void test_faceboxes_detectors_on_shared_photos(void **s) {
+    (void)s;
+    static const struct { const char *file; int n; } photos[] = {
+        {FACES "knn_examples/train/obama/obama.jpg", 1}, {FACES "knn_examples/train/obama/obama2.jpg", 1},
+        {FACES "knn_examples/train/biden/biden.jpg", 1}, {FACES "knn_examples/train/biden/biden2.jpg", 1},
+        {FACES "knn_examples/train/kit_harington/john1.jpeg", 1}, {FACES "knn_examples/train/kit_harington/john2.jpeg", 1},
+        {FACES "knn_examples/train/rose_leslie/img1.jpg", 1}, {FACES "knn_examples/train/rose_leslie/img2.jpg", 1},
+        {FACES "knn_examples/train/alex_lacamoire/img1.jpg", 1}, {FACES "knn_examples/test/obama1.jpg", 1},
+        {FACES "knn_examples/test/alex_lacamoire1.jpg", 1}, {FACES "knn_examples/test/johnsnow_test1.jpg", 1},
+        {FACES "obama-1080p.jpg", 1}, {FACES "obama-240p.jpg", 1}, {FACES "obama_small.jpg", 1},
+        {FACES "test_images/obama3.jpg", 1}, {FACES "test_images/32bit.png", 1},
+        {FACES "test_images/obama_partial_face.jpg", 1}, {FACES "two_people.jpg", 2},
+        {FACES "knn_examples/test/kit_with_rose.jpg", 2}, {FACES "knn_examples/test/obama_and_biden.jpg", 3},
+    };
+    static vs_face_det d[64];
+    for (size_t i = 0; i < sizeof photos / sizeof photos[0]; i++) {
+        vs_image img = {0};
+        vs_error err = {0};
+        if (vs_image_load(photos[i].file, NULL, &img, &err) != VS_OK) fail_msg("%s", err.msg);
+        for (int det = VS_DETECTOR_FACEBOXES; det <= VS_DETECTOR_UNION; det++) {
+            int n = run_detector((vs_detector)det, &img, d);
+            if (n != photos[i].n)
+                fail_msg("%s with %s: %d faces, expected %d", photos[i].file, vs_detector_name((vs_detector)det), n,
+                         photos[i].n);
+            check_keypoints(photos[i].file, d, n);
+        }
+        vs_image_free(&img);
+    }
+}
+
+/* The product owner's misses: a close-up face cut by the top border (here
+ * 40 % of it) and a face filling most of the frame. FaceBoxes proposes them,
+ * BlazeFace on the crop confirms them and places the keypoints. */
+static void test_faceboxes_finds_cut_and_very_large_faces(void **s) {
+    (void)s;
+    vs_image src = {0}, cut = {0}, big = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "knn_examples/test/obama1.jpg", NULL, &src, &err), VS_OK);
+    int y0 = 230 + 396 * 40 / 100; /* the face spans y 230..626 */
+    assert_int_equal(vs_image_alloc(&cut, src.width, src.height - y0, 3, &err), VS_OK);
+    memcpy(cut.data, src.data + (size_t)y0 * src.width * 3, (size_t)cut.width * cut.height * 3);
+    static vs_face_det d[64];
+    for (int det = VS_DETECTOR_FACEBOXES; det <= VS_DETECTOR_UNION; det++) {
+        int n = run_detector((vs_detector)det, &cut, d);
+        printf("# cut by the top: %s finds %d (blazeface: %d)\n", vs_detector_name((vs_detector)det), n,
+               run_detector(VS_DETECTOR_BLAZEFACE, &cut, d + 32));
+        assert_int_equal(n, 1);
+        assert_true(d[0].y < 0 && d[0].x > 506 - 40 && d[0].x + d[0].w < 506 + 396 + 40);
+    }
+    /* the face alone: 80 % of the frame's height */
+    int fx = 506 - 40, fw = 396 + 80, fy = 230 - 40, fh = 396 + 60;
+    assert_int_equal(vs_image_alloc(&big, fw, fh, 3, &err), VS_OK);
+    for (int y = 0; y < fh; y++)
+        memcpy(big.data + (size_t)y * fw * 3, src.data + ((size_t)(fy + y) * src.width + fx) * 3, (size_t)fw * 3);
+    for (int det = VS_DETECTOR_FACEBOXES; det <= VS_DETECTOR_UNION; det++) {
+        int n = run_detector((vs_detector)det, &big, d);
+        assert_int_equal(n, 1);
+        check_keypoints("very large face", d, n);
+        assert_true(d[0].w > 0.6f * fh);
+    }
+    vs_image_free(&src);
+    vs_image_free(&cut);
+    vs_image_free(&big);
+}
+
+/* A turned photo: FaceBoxes sees it turned back (or BlazeFace on a turned
+ * crop does), and the keypoints land on the turned eyes. */
+static void test_faceboxes_turned_photo(void **s) {
+    (void)s;
+    vs_image img = {0}, rot = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "knn_examples/train/obama/obama.jpg", NULL, &img, &err), VS_OK);
+    static vs_face_det up[64], turned[64];
+    assert_int_equal(run_detector(VS_DETECTOR_FACEBOXES, &img, up), 1);
+    for (int q = 1; q <= 3; q++) {
+        assert_int_equal(vs_image_rotate(&img, q, &rot, &err), VS_OK);
+        assert_int_equal(run_detector(VS_DETECTOR_FACEBOXES, &rot, turned), 1);
+        float x = up[0].kp[0][0], y = up[0].kp[0][1], ex = x, ey = y;
+        if (q == 1) ex = img.height - y, ey = x;
+        if (q == 2) ex = img.width - x, ey = img.height - y;
+        if (q == 3) ex = y, ey = img.width - x;
+        float tol = 0.08f * up[0].w;
+        assert_float_equal(turned[0].kp[0][0], ex, tol);
+        assert_float_equal(turned[0].kp[0][1], ey, tol);
+        vs_image_free(&rot);
+    }
+    vs_image_free(&img);
+}
+
+/* BlazeFace on a box: a box on a face gives that face; a box on the
+ * background gives nothing; a detector that needs FaceBoxes without its
+ * runtime is an error naming the model. */
+static void test_blaze_on_box_and_errors(void **s) {
+    (void)s;
+    open_detectors();
+    vs_image img = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "two_people.jpg", NULL, &img, &err), VS_OK);
+    vs_face_det face = {.x = 233, .y = 79, .w = 147, .h = 147, .score = 1}, wall = {.x = 520, .y = 400, .w = 120, .h = 120};
+    vs_face_det d;
+    int found = -1;
+    assert_int_equal(vs_blaze_on_box(blaze_rt, &img, &face, 2.5f, 0.7f, 0.85f, &d, &found, &err), VS_OK);
+    assert_int_equal(found, 1);
+    assert_true(d.score >= 0.7f);
+    check_keypoints("two_people left face", &d, 1);
+    assert_true(vs_box_iou(&d, &face) > 0.5f);
+    assert_int_equal(vs_blaze_on_box(blaze_rt, &img, &wall, 2.5f, 0.7f, 0.85f, &d, &found, &err), VS_OK);
+    assert_int_equal(found, 0);
+    vs_detect_cfg cfg;
+    vs_detect_cfg_default(&cfg);
+    cfg.detector = VS_DETECTOR_FACEBOXES;
+    int n = -1;
+    assert_int_equal(vs_detect_run(blaze_rt, NULL, &img, &cfg, &d, 1, &n, &err), VS_ERR_INVALID_ARG);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(err.msg, VS_FACEBOXES_MODEL));
+    cfg.detector = VS_DETECTOR_BLAZEFACE; /* BlazeFace alone needs no FaceBoxes */
+    static vs_face_det many[64];
+    assert_int_equal(vs_detect_run(blaze_rt, NULL, &img, &cfg, many, 64, &n, &err), VS_OK);
+    assert_int_equal(n, 2);
+    vs_image_free(&img);
+}
+
 static void best_embedding(const char *file, float *emb) {
     vs_faces f = {0};
     analyze_file(file, VS_ANALYZE_EMBED, &f);
@@ -328,6 +517,11 @@ int main(void) {
         cmocka_unit_test(test_face_cut_by_the_border),
         cmocka_unit_test(test_rotation_retry),
         cmocka_unit_test(test_upright_face_is_not_turned),
+        cmocka_unit_test(test_detector_names),
+        cmocka_unit_test(test_faceboxes_detectors_on_shared_photos),
+        cmocka_unit_test(test_faceboxes_finds_cut_and_very_large_faces),
+        cmocka_unit_test(test_faceboxes_turned_photo),
+        cmocka_unit_test(test_blaze_on_box_and_errors),
         cmocka_unit_test(test_same_and_different_person),
         cmocka_unit_test(test_blank_image_has_no_face),
     };
