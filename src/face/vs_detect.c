@@ -51,7 +51,7 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     c->max_faces = 64;
     c->use_tiles = 1;
     c->try_rotations = 1;
-    c->max_passes = 8;
+    c->max_passes = VS_DETECT_PASSES;
     c->rotate_below = 0.85f;
     c->fb_side = VS_FACEBOXES_SIDE;
     c->fb_threshold = 0.4f;
@@ -558,10 +558,13 @@ vs_err vs_detect_run(vs_runtime *blaze, vs_runtime *faceboxes, const vs_image *i
     vs_face_det *faces = vs_malloc(sizeof *faces * MAX_CANDIDATES);
     vs_face_det *props = vs_malloc(sizeof *props * MAX_PROPOSALS);
     vs_err rc = faces && props ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "detect: candidates");
-    if (rc == VS_OK && cfg.detector == VS_DETECTOR_UNION)
+    /* A caller who raised the pyramid's budget wants faces smaller than
+     * FaceBoxes sees (visage detect --thorough): the pyramid runs too. */
+    if (rc == VS_OK && (cfg.detector == VS_DETECTOR_UNION || cfg.max_passes > VS_DETECT_PASSES))
         rc = vs_detect_faces(blaze, img, &cfg, faces, MAX_CANDIDATES, &n, err);
     if (rc == VS_OK) rc = faceboxes_faces(blaze, faceboxes, img, &cfg, crop_turns, props, faces, &n, &sure, err);
-    if (rc == VS_OK && cfg.detector == VS_DETECTOR_FACEBOXES && cfg.try_rotations && !sure)
+    if (rc == VS_OK && cfg.detector == VS_DETECTOR_FACEBOXES && cfg.max_passes <= VS_DETECT_PASSES &&
+        cfg.try_rotations && !sure)
         rc = faceboxes_turned(blaze, faceboxes, img, &cfg, props, faces, &n, err);
     if (rc == VS_OK) {
         if (n > lim) n = lim;

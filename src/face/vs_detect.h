@@ -14,6 +14,7 @@
 
 #define VS_BLAZE_INPUT 256
 #define VS_BLAZE_ANCHORS 896
+#define VS_DETECT_PASSES 8 /* default budget of the BlazeFace pyramid (vs_detect_cfg.max_passes) */
 
 /* Output node names of blazeface-back.json, in the order the decoder wants:
  * scores 16x16x2, scores 8x8x6, regressors 16x16x2, regressors 8x8x6. */
@@ -22,7 +23,8 @@ extern const char *const vs_blaze_outputs[4];
 /* Which detector vs_detect_run runs (docs/detector-notes.md). */
 typedef enum vs_detector {
     VS_DETECTOR_BLAZEFACE = 0,  /* the BlazeFace pyramid alone (vs_detect_faces) */
-    VS_DETECTOR_FACEBOXES,      /* FaceBoxes boxes, each confirmed and given keypoints by BlazeFace on a crop */
+    VS_DETECTOR_FACEBOXES,      /* FaceBoxes boxes, each confirmed and given keypoints by BlazeFace on a crop
+                                 * (plus the pyramid when max_passes is raised) */
     VS_DETECTOR_UNION,          /* BlazeFace's faces, plus FaceBoxes boxes it missed, confirmed the same way */
     VS_DETECTOR_COUNT
 } vs_detector;
@@ -41,7 +43,10 @@ typedef struct vs_detect_cfg {
                                  * faces under 3/4 of it are dropped */
     int max_faces;              /* most faces returned, best first (64) */
     int use_tiles;              /* 1 = scale pyramid for small faces */
-    int max_passes;             /* network runs per orientation, level 0 included (8) */
+    int max_passes;             /* network runs per orientation, level 0 included (VS_DETECT_PASSES);
+                                 * the faceboxes detector runs the pyramid too only when this is
+                                 * raised above the default: a thorough search for faces
+                                 * smaller than FaceBoxes sees (~40 px in a 1600-px photo) */
     int try_rotations;          /* 1 = retry at 90/180/270 when unsure */
     float rotate_below;         /* ... i.e. when the best face scores below (0.85) */
     /* FaceBoxes, for VS_DETECTOR_FACEBOXES and VS_DETECTOR_UNION */

@@ -17,6 +17,7 @@
 #include "vs_align.h"
 #include "vs_alloc.h"
 #include "vs_dlib_resnet.h"
+#include "vs_faceboxes.h"
 #include "vs_nn.h"
 #include "vs_phash.h"
 #include "vs_similarity.h"
@@ -47,6 +48,7 @@ struct vs_engine {
     char models_dir[1024];
     const vs_embedder_info *info;
     vs_model *detector;
+    vs_model *faceboxes;    /* NULL when cfg.detect.detector is BlazeFace alone */
     vs_model *embedder;
     int chip;           /* embedder input side */
     int dim;
@@ -55,6 +57,7 @@ struct vs_engine {
 struct vs_engine_worker {
     const vs_engine *e;
     vs_runtime *det_rt;
+    vs_runtime *fb_rt;      /* of e->faceboxes, or NULL */
     vs_runtime *emb_rt;
     vs_image chip, big;  /* embedder input, and its supersampled version */
 };
@@ -114,6 +117,11 @@ vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) 
     vs_model_opts dopt = {.batch = 1, .n_outputs = 4};
     for (int i = 0; i < 4; i++) dopt.outputs[i] = vs_blaze_outputs[i];
     vs_err rc = load_model(e->models_dir, VS_DETECT_MODEL, &dopt, VS_BLAZE_INPUT, &e->detector, err);
+    if (rc == VS_OK && e->cfg.detect.detector != VS_DETECTOR_BLAZEFACE) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", e->models_dir, VS_FACEBOXES_MODEL);
+        rc = vs_faceboxes_load(path, e->cfg.detect.fb_side, e->cfg.detect.fb_side, &e->faceboxes, err);
+    }
     if (rc == VS_OK) rc = load_embedder(e, err);
     if (rc == VS_OK) {
         static const size_t want[4][3] = {{1, 512, 1}, {1, 384, 1}, {1, 512, 16}, {1, 384, 16}};
@@ -140,6 +148,7 @@ vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) 
 void vs_engine_free(vs_engine *e) {
     if (!e) return;
     vs_model_free(e->detector);
+    vs_model_free(e->faceboxes);
     vs_model_free(e->embedder);
     vs_free(e);
 }
@@ -160,6 +169,7 @@ vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error
     if (!w) return vs_fail(err, VS_ERR_NOMEM, "engine worker");
     w->e = e;
     vs_err rc = vs_runtime_new(e->detector, 1, &w->det_rt, err);
+    if (rc == VS_OK && e->faceboxes) rc = vs_runtime_new(e->faceboxes, 1, &w->fb_rt, err);
     if (rc == VS_OK) rc = vs_runtime_new(e->embedder, 1, &w->emb_rt, err);
     if (rc == VS_OK) rc = vs_image_alloc(&w->chip, e->chip, e->chip, 3, err);
     if (rc != VS_OK) {
@@ -173,6 +183,7 @@ vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error
 void vs_engine_worker_free(vs_engine_worker *w) {
     if (!w) return;
     vs_runtime_free(w->det_rt);
+    vs_runtime_free(w->fb_rt);
     vs_runtime_free(w->emb_rt);
     vs_image_free(&w->chip);
     vs_image_free(&w->big);
@@ -250,7 +261,7 @@ vs_err vs_engine_analyze(vs_engine_worker *w, const vs_image *img, unsigned flag
     vs_face_det *dets = vs_malloc(sizeof *dets * (size_t)cap);
     if (!dets) return vs_fail(err, VS_ERR_NOMEM, "detections");
     int n = 0;
-    vs_err rc = vs_detect_faces(w->det_rt, img, &w->e->cfg.detect, dets, cap, &n, err);
+    vs_err rc = vs_detect_run(w->det_rt, w->fb_rt, img, &w->e->cfg.detect, dets, cap, &n, err);
     if (rc == VS_OK && n > 0) {
         out->faces = vs_calloc((size_t)n, sizeof *out->faces);
         if (!out->faces) rc = vs_fail(err, VS_ERR_NOMEM, "faces");
