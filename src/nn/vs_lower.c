@@ -655,8 +655,8 @@ static vs_err lower_reduce(lower_ctx *c, const vs_tf_node *n, int is_sum, int *v
  * nested concatenations are flattened. */
 static vs_err lower_concat(lower_ctx *c, const vs_tf_node *n, int *vid) {
     vs_model *m = c->m;
-    const vs_tf_weight *ax = const_input(c, n, n->n_inputs - 1);
-    if (n->n_inputs < 3 || !ax || !ax->is_int || ax->count != 1)
+    const vs_tf_weight *ax = n->n_inputs >= 3 ? const_input(c, n, n->n_inputs - 1) : NULL;
+    if (!ax || !ax->is_int || ax->count != 1)
         return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (ConcatV2): needs 2 or more tensors and a constant axis",
                        n->name);
     int parts[VS_NN_MAX_PARTS], np = 0;
@@ -667,6 +667,8 @@ static vs_err lower_concat(lower_ctx *c, const vs_tf_node *n, int *vid) {
         if (rc != VS_OK) return rc;
         vs_val pv = m->vals[p];
         int last = pv.shape.ndim - 1;
+        if (last < 0)
+            return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (ConcatV2): input %s is a scalar", n->name, n->inputs[i]);
         if (i == 0) {
             if (ax->i32[0] != -1 && ax->i32[0] != last)
                 return vs_fail(c->err, VS_ERR_UNSUPPORTED, "node %s (ConcatV2): only the last axis is supported, not %d",

@@ -524,6 +524,12 @@ static void test_concat_other_axis_is_refused(void **s) {
     assert_int_equal(gb_load(&g, "rows", &m, &err), VS_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "rows"));
     assert_non_null(strstr(err.msg, "last axis"));
+    /* one tensor and no axis, or only an axis: refused, not read past the inputs */
+    gb_node(&g, "lonely", "ConcatV2", "\"x\"", NULL);
+    assert_int_equal(gb_load(&g, "lonely", &m, &err), VS_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "lonely"));
+    gb_node(&g, "bare", "ConcatV2", NULL, NULL);
+    assert_int_equal(gb_load(&g, "bare", &m, &err), VS_ERR_UNSUPPORTED);
 }
 
 /* The graph cut at an internal node: what is above it (here an op the
