@@ -351,6 +351,8 @@ vs_err vs_detect_faces(vs_runtime *rt, const vs_image *img, const vs_detect_cfg 
 
 #define MAX_PROPOSALS 256
 #define SAME_FACE_IOU 0.3f
+#define MIN_CROP_PX 128.0f /* a crop shows at least this many image pixels: BlazeFace on a
+                            * tinier one sees an upscaled blur (an eye became a face) */
 
 /* Same face for two detectors whose boxes differ in extent (FaceBoxes boxes
  * run from the forehead to below the chin, BlazeFace's from the brows to the
@@ -446,8 +448,8 @@ static vs_err crop_pass(vs_runtime *rt, const vs_image *img, const float f[6], c
 vs_err vs_blaze_on_box(vs_runtime *rt, const vs_image *img, const vs_face_det *box, float context, float threshold,
                        float rotate_below, vs_face_det *out, int *found, vs_error *err) {
     *found = 0;
-    float side = context * fmaxf(box->w, box->h);
-    if (!(side >= 1.0f) || !img || !img->data || img->channels != 3) return VS_OK;
+    float side = fmaxf(context * fmaxf(box->w, box->h), MIN_CROP_PX);
+    if (!(box->w > 0 && box->h > 0) || !img || !img->data || img->channels != 3) return VS_OK;
     vs_face_det *cand = vs_malloc(sizeof *cand * VS_BLAZE_ANCHORS);
     if (!cand) return vs_fail(err, VS_ERR_NOMEM, "detect: crop candidates");
     vs_err rc = VS_OK;
@@ -468,6 +470,19 @@ vs_err vs_blaze_on_box(vs_runtime *rt, const vs_image *img, const vs_face_det *b
     }
     vs_free(cand);
     return rc;
+}
+
+/* Drops every face whose centre lies inside a clearly larger one: the eye
+ * region of a big face, which FaceBoxes and BlazeFace can both take for a
+ * small face (as tiles do in vs_detect_faces). Keeps the order. */
+static int drop_inner_faces(vs_face_det *d, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int inner = 0;
+        for (int j = 0; j < n && !inner; j++) inner = j != i && inside_larger_face(&d[i], &d[j], 1);
+        if (!inner) d[k++] = d[i];
+    }
+    return k;
 }
 
 /* Confirms proposals p[0..np) (best first) that no face in faces[0..*n)
@@ -506,7 +521,7 @@ static vs_err faceboxes_faces(vs_runtime *blaze, vs_runtime *fb, const vs_image 
     vs_err rc = vs_faceboxes_detect(fb, img, cfg->fb_threshold, cfg->nms_iou, props, MAX_PROPOSALS, &np, err);
     if (rc == VS_OK)
         rc = confirm_proposals(blaze, img, cfg, rotate_below, props, np, faces, n, MAX_CANDIDATES, sure, err);
-    if (rc == VS_OK) *n = vs_nms(faces, *n, cfg->nms_iou, 0); /* best first */
+    if (rc == VS_OK) *n = drop_inner_faces(faces, vs_nms(faces, *n, cfg->nms_iou, 0)); /* best first */
     return rc;
 }
 

@@ -86,7 +86,8 @@ vs_err vs_detect_faces(vs_runtime *rt, const vs_image *img, const vs_detect_cfg 
 /* BlazeFace's view of a face box found by another detector: one pass over a
  * square crop centred on `box`, `context` times its longer side, and the
  * detection scoring >= threshold with a face's keypoint layout that overlaps
- * the box most (IoU >= 0.3, or each centre inside the other box). When that
+ * the box most (IoU >= 0.3, or each centre inside the other box); the crop
+ * shows at least 128 image pixels however small the box. When that
  * scores below rotate_below (0 = never), the crop is also turned by 90, 180
  * and 270 degrees and the most confident orientation wins (upright by a
  * margin): a sideways face gets made-up upright keypoints otherwise. On
