@@ -43,7 +43,7 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     /* Calibrated on the shared photos (docs/models.md): real faces score
      * >= 0.78 at level 0 and >= 0.8 in tiles; textures, buttons and ears that
      * look like faces score 0.63-0.77. */
-    c->detector = VS_DETECTOR_BLAZEFACE;
+    c->detector = VS_DETECTOR_UNION; /* docs/detector-notes.md */
     c->score_threshold = 0.7f;
     c->tile_score_threshold = 0.8f;
     c->nms_iou = 0.3f;

@@ -20,12 +20,15 @@
  * scores 16x16x2, scores 8x8x6, regressors 16x16x2, regressors 8x8x6. */
 extern const char *const vs_blaze_outputs[4];
 
-/* Which detector vs_detect_run runs (docs/detector-notes.md). */
+/* Which detector vs_detect_run runs (docs/detector-notes.md: measured on
+ * photos built from the shared portraits, the shared photos and LFW). */
 typedef enum vs_detector {
-    VS_DETECTOR_BLAZEFACE = 0,  /* the BlazeFace pyramid alone (vs_detect_faces) */
+    VS_DETECTOR_BLAZEFACE = 0,  /* the BlazeFace pyramid alone (vs_detect_faces); visage <= 0.1 */
     VS_DETECTOR_FACEBOXES,      /* FaceBoxes boxes, each confirmed and given keypoints by BlazeFace on a crop
                                  * (plus the pyramid when max_passes is raised) */
-    VS_DETECTOR_UNION,          /* BlazeFace's faces, plus FaceBoxes boxes it missed, confirmed the same way */
+    VS_DETECTOR_UNION,          /* BlazeFace's faces, plus FaceBoxes boxes it missed, confirmed the same
+                                 * way; the default: every face the pyramid finds keeps its box and
+                                 * keypoints (so embeddings and thresholds), the rest are added */
     VS_DETECTOR_COUNT
 } vs_detector;
 
@@ -35,7 +38,7 @@ const char *vs_detector_name(vs_detector d);
 int vs_detector_find(const char *name);
 
 typedef struct vs_detect_cfg {
-    vs_detector detector;       /* VS_DETECTOR_BLAZEFACE */
+    vs_detector detector;       /* VS_DETECTOR_UNION */
     float score_threshold;      /* full-frame pass (0.7) */
     float tile_score_threshold; /* detections that only a tile saw (0.8) */
     float nms_iou;              /* weighted NMS overlap (0.3) */
