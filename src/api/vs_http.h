@@ -8,6 +8,7 @@
 
 #include "vs_app.h"
 #include "vs_base64.h"
+#include "vs_multipart.h"
 
 typedef struct vs_req {
     struct MHD_Connection *conn;
@@ -46,16 +47,7 @@ const char *vs_req_query(vs_req *r, const char *name);
  * and column and returns NULL. */
 json_t *vs_req_json(vs_req *r);
 
-/* One part of a multipart/form-data body (pointers into r->body). */
-typedef struct vs_part {
-    char name[64];
-    char filename[256];
-    const char *data;
-    size_t len;
-} vs_part;
-
-/* Splits a multipart/form-data body; returns the number of parts (<= cap),
- * or -1 when the body is not multipart or is malformed. */
+/* Splits a multipart/form-data body (vs_multipart_parse on this request). */
 int vs_req_multipart(vs_req *r, vs_part *parts, int cap);
 
 /* 1 when the request's Content-Type starts with prefix. */
