@@ -327,6 +327,38 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
     return rc;
 }
 
+vs_err vs_image_record_drop_face(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id,
+                                 vs_error *err) {
+    vs_err rc = vs_tenant_check(tenant, "image record drop face", err);
+    if (rc != VS_OK) return rc;
+    if (!vs_sha256_hex_ok(sha256) || !face_id)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image record drop face: sha256 must be 64 lower-case hex digits");
+    /* json_set evaluates both values against the stored record: the entry
+     * (stamped) is appended to faces_deleted, faces_indexed keeps the rest */
+    static const char *sql =
+        "UPDATE images SET updated_at = ?4, record_json = json_set(record_json,"
+        " '$.faces_indexed', (SELECT json_group_array(json(value)) FROM json_each(images.record_json, '$.faces_indexed')"
+        "   WHERE json_extract(value, '$.face_id') IS NOT ?3),"
+        " '$.faces_deleted', json_insert(COALESCE(json_extract(record_json, '$.faces_deleted'), json('[]')), '$[#]',"
+        "   (SELECT json_set(value, '$.deleted_at', ?4) FROM json_each(images.record_json, '$.faces_indexed')"
+        "     WHERE json_extract(value, '$.face_id') = ?3 LIMIT 1)))"
+        " WHERE tenant_id = ?1 AND sha256 = ?2 AND json_valid(record_json) AND EXISTS(SELECT 1 FROM"
+        " json_each(images.record_json, '$.faces_indexed') WHERE json_extract(value, '$.face_id') = ?3)";
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&c->sq, sql, "image record drop face", &st, err);
+    if (rc == VS_OK) {
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
+        vs_sqlite_bind_text(st, 3, face_id);
+        sqlite3_bind_int64(st, 4, vs_wall_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "image record drop face");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
 vs_err vs_image_records_queue(vs_catalog *c, const char *tenant, const char *const *sha256,
                               const char *const *external_ids, int n, int *already_done, vs_error *err) {
     vs_err rc = vs_tenant_check(tenant, "queue image records", err);

@@ -90,6 +90,13 @@ vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256
  * VS_ERR_INVALID_ARG. */
 vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *const *sha256, int n,
                                 int64_t *processed, int64_t *faces_found, vs_error *err);
+/* One face of an image deleted (DELETE /api/v1/faces/{id}): its entry
+ * moves from the record's "faces_indexed" to "faces_deleted" (with
+ * "deleted_at", ms), in one statement so concurrent deletions of faces of
+ * one image do not lose each other's. A record not listing the face is left
+ * as it is (VS_OK). */
+vs_err vs_image_record_drop_face(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id,
+                                 vs_error *err);
 /* Removes the record of (tenant, sha256); none -> VS_ERR_NOT_FOUND. */
 vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
 
