@@ -185,8 +185,9 @@ json_t *vs_req_body(vs_req *r, unsigned accept, const vs_schema *json_schema, co
     }
     char acc[160];
     accepted_text(accept, acc, sizeof acc);
-    vs_reply_error(r, 415, "unsupported_media_type", "%s %s takes %s, not %.100s", r->method, r->path, acc,
-                   ct ? ct : "a body without Content-Type");
+    int tl = ct ? (int)strcspn(ct, ";") : 0; /* the media type, without a boundary or charset */
+    vs_reply_error(r, 415, "unsupported_media_type", "%s %s takes %s, not %.*s", r->method, r->path, acc,
+                   ct ? (tl > 100 ? 100 : tl) : 29, ct ? ct : "a body without Content-Type");
     return NULL;
 }
 

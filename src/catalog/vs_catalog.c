@@ -71,7 +71,25 @@ int vs_tenant_name_ok(const char *name) {
                  ch == '.' || ch == '-';
         if (!ok) return 0;
     }
-    return 1;
+    /* "." and ".." are path components, not names: their files would land
+     * beside or above every tenant's */
+    return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* A new tenant's name also starts with a letter or digit: names starting
+ * with '.' make hidden folders and with '-' read as options on a command
+ * line. (Older tenants named otherwise keep working: vs_tenant_name_ok.) */
+int vs_tenant_new_name_ok(const char *name) {
+    return vs_tenant_name_ok(name) && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+                                       (name[0] >= '0' && name[0] <= '9'));
+}
+
+/* name for a message: printable ASCII kept, anything else as '?', cut. */
+static void printable(const char *name, char *out, size_t cap) {
+    size_t k = 0;
+    for (size_t i = 0; name && name[i] && k + 1 < cap; i++)
+        out[k++] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+    out[k] = '\0';
 }
 
 int vs_sha256_hex_ok(const char *s) {
@@ -83,8 +101,10 @@ int vs_sha256_hex_ok(const char *s) {
 
 vs_err vs_tenant_check(const char *tenant, const char *op, vs_error *err) {
     if (vs_tenant_name_ok(tenant)) return VS_OK;
-    return vs_fail(err, VS_ERR_INVALID_ARG, "%s: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", op,
-                   tenant ? tenant : "(null)");
+    char shown[81];
+    printable(tenant ? tenant : "(null)", shown, sizeof shown);
+    return vs_fail(err, VS_ERR_INVALID_ARG, "%s: tenant name '%s' must be 1..63 characters of [A-Za-z0-9_.-] ('.' and "
+                   "'..' are not names)", op, shown);
 }
 
 /* Opens or creates {data_dir}/catalog.db, configures the connection and
@@ -162,6 +182,8 @@ vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY
     key_out[0] = '\0';
     vs_err rc = vs_tenant_check(name, "tenant create", err);
     if (rc != VS_OK) return rc;
+    if (!vs_tenant_new_name_ok(name))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "tenant create: tenant name '%s' must start with a letter or a digit", name);
     char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
     if ((rc = new_key(key, hash, "tenant create", err)) != VS_OK) return rc;
     pthread_mutex_lock(&c->sq.mu);

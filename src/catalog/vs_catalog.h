@@ -17,8 +17,12 @@ typedef struct vs_catalog vs_catalog;
 #define VS_API_KEY_MAX 80
 
 /* 1 when name is a valid tenant id: 1..63 characters of [A-Za-z0-9_.-],
- * safe in paths and keys. The one rule for every module that names tenants. */
+ * not "." or "..": safe in paths and keys. The one rule for every module that
+ * names tenants (a new tenant's name also starts with a letter or digit). */
 int vs_tenant_name_ok(const char *name);
+/* 1 when name may be given to a new tenant: vs_tenant_name_ok and starting
+ * with a letter or a digit. */
+int vs_tenant_new_name_ok(const char *name);
 
 /* VS_OK for a valid tenant name, else INVALID_ARG "{op}: tenant name '…'
  * must be 1..63 characters of [A-Za-z0-9_.-]": the one message for it. */
