@@ -9,6 +9,7 @@
 #include "vs_app.h"
 #include "vs_base64.h"
 #include "vs_multipart.h"
+#include "vs_schema.h"
 
 typedef struct vs_req {
     struct MHD_Connection *conn;
@@ -27,6 +28,7 @@ typedef struct vs_req {
     size_t resp_len;
     const char *content_type;
     char location[256];
+    char allow[64];              /* Allow header of a 405: the methods the path takes */
     int64_t started_ms;
 } vs_req;
 
@@ -52,5 +54,28 @@ int vs_req_multipart(vs_req *r, vs_part *parts, int cap);
 
 /* 1 when the request's Content-Type starts with prefix. */
 int vs_req_is(vs_req *r, const char *content_type_prefix);
+
+/* 1 when the media type of content_type (before any ';' parameters) is
+ * exactly type, compared case-insensitively; a type ending in '/' ("image/")
+ * matches any subtype. Pure (tested without a server). */
+int vs_media_type_is(const char *content_type, const char *type);
+
+/* The bodies a route accepts (vs_req_body). */
+enum {
+    VS_BODY_JSON = 1,   /* application/json */
+    VS_BODY_FORM = 2,   /* multipart/form-data */
+    VS_BODY_IMAGE = 4   /* image/..., application/octet-stream: the image itself */
+};
+
+#define VS_FORM_MAX_PARTS 16
+
+/* The request body as a JSON object that conforms to its schema, or NULL
+ * after replying: JSON is parsed and checked against json_schema; the text
+ * parts of a multipart form become the fields of form_schema (typed as it
+ * says, e.g. top_k an integer) and are checked; at most one "image" part; an
+ * image body is {}; so is an empty body without Content-Type (the schema's
+ * required fields then say what is missing). Any other Content-Type is 415
+ * naming what the route accepts. The result is new (json_decref). */
+json_t *vs_req_body(vs_req *r, unsigned accept, const vs_schema *json_schema, const vs_schema *form_schema);
 
 #endif

@@ -33,15 +33,19 @@ void vs_add_face_urls(vs_app *a, json_t *payload, json_t *dst) {
 int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;
-    const char *b64 = body ? json_string_value(json_object_get(body, "image_b64")) : NULL;
-    if (b64) {
+    const char *ct = vs_req_header(r, "Content-Type");
+    /* by the Content-Type, not by whether the route parsed a body: a form's
+     * text fields arrive as a JSON object too */
+    if (vs_media_type_is(ct, "application/json")) {
+        const char *b64 = json_string_value(json_object_get(body, "image_b64"));
+        if (!b64) return 0;
         if (vs_base64_decode(b64, strlen(b64), data, len) != 0) {
-            vs_reply_error(r, 400, "bad_request", "image_b64 is not valid base64");
+            vs_reply_error(r, 400, "bad_request", "image_b64: not valid base64");
             return -1;
         }
         return 1;
     }
-    if (!body && vs_req_is(r, "multipart/form-data")) {
+    if (vs_media_type_is(ct, "multipart/form-data")) {
         vs_part parts[16];
         int n = vs_req_multipart(r, parts, 16);
         if (n < 0) {
@@ -61,7 +65,7 @@ int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len) {
             }
         return 0;
     }
-    if (!body && (vs_req_is(r, "image/") || vs_req_is(r, "application/octet-stream"))) {
+    if (vs_media_type_is(ct, "image/") || vs_media_type_is(ct, "application/octet-stream")) {
         *data = vs_malloc(r->body_len ? r->body_len : 1);
         if (!*data) {
             vs_reply_error(r, 500, "internal", "out of memory");

@@ -87,7 +87,7 @@ static int job_from_body(vs_req *r, json_t *body, vs_crawl_job *job) {
 
 void vs_route_crawl_create(vs_req *r) {
     vs_app *a = r->app;
-    json_t *body = vs_req_json(r);
+    json_t *body = vs_req_body(r, VS_BODY_JSON, &vs_schema_crawl, NULL);
     if (!body) return;
     vs_crawl_job job;
     memset(&job, 0, sizeof job);
@@ -121,13 +121,15 @@ void vs_route_crawl_get(vs_req *r, const char *id) {
 void vs_route_crawl_list(vs_req *r) {
     vs_app *a = r->app;
     const char *q = vs_req_query(r, "limit");
-    int cap = q ? atoi(q) : 50;
-    if (cap < 1 || cap > 200) return vs_reply_error(r, 400, "bad_request", "'limit' must be from 1 to 200");
+    char *end = NULL;
+    long cap = q ? strtol(q, &end, 10) : 50;
+    if (q && (end == q || *end || cap < 1 || cap > 200))
+        return vs_reply_error(r, 400, "bad_request", "limit: must be an integer from 1 to 200, got \"%.32s\"", q);
     vs_crawl_job *jobs = vs_calloc((size_t)cap, sizeof *jobs);
     if (!jobs) return vs_reply_error(r, 500, "internal", "out of memory");
     int n = 0;
     vs_error e = {0};
-    vs_err rc = vs_crawl_job_list(a->crawl.db, r->tenant, jobs, cap, &n, &e);
+    vs_err rc = vs_crawl_job_list(a->crawl.db, r->tenant, jobs, (int)cap, &n, &e);
     json_t *arr = json_array();
     for (int i = 0; rc == VS_OK && arr && i < n; i++) json_array_append_new(arr, vs_crawl_job_json(&a->crawl, &jobs[i]));
     vs_free(jobs);

@@ -120,10 +120,12 @@ static void add_thumbnails(vs_req *r, json_t *images) {
 }
 
 void vs_route_erase(vs_req *r) {
-    if (!vs_req_is(r, "application/json"))
-        return vs_reply_error(r, 400, "bad_request", "POST /api/v1/erase takes a JSON body");
-    json_t *b = vs_req_json(r);
+    json_t *b = vs_req_body(r, VS_BODY_JSON, &vs_schema_erase, NULL);
     if (!b) return;
+    if (json_object_get(b, "face_index") && !json_object_get(b, "image_b64")) {
+        json_decref(b);
+        return vs_reply_error(r, 400, "bad_request", "face_index: only with image_b64 (it picks a face of that image)");
+    }
     vs_erase_person_opts o;
     json_t *query_face = NULL, *report = NULL;
     float *vec = vs_malloc(sizeof(float) * (size_t)vs_engine_embedding_dim(r->p->engine));

@@ -53,6 +53,9 @@ void vs_route_face_delete(vs_req *r, const char *id) {
     if (rc == VS_OK && ck) rc = vs_store_del(r->app->store, "face-crops", ck, &err);
     if (rc == VS_OK && tk) rc = vs_store_del(r->app->store, "face-thumbs", tk, &err);
     if (rc == VS_OK) rc = vs_identity_forget(r->p, r->tenant, NULL, id, &err);
+    const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
+    if (rc == VS_OK && sha) /* the image's record no longer lists it as indexed */
+        rc = vs_image_record_drop_face(r->app->catalog, r->tenant, sha, id, &err);
     if (rc == VS_OK)
         rc = vs_erase_log(r->p, r->tenant, "face",
                           json_pack("{s:s,s:O*}", "face_id", id, "image_sha256", json_object_get(pl, "image_sha256")), &err);

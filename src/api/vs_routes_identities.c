@@ -11,6 +11,38 @@
 #include "vs_routes.h"
 #include "vs_similarity.h"
 
+/* The face of a probe image: for enrolment the only face, or face_index
+ * when it shows several (a sample of the wrong person would make the
+ * identity match strangers); for verify/identify the best face. -1 after
+ * replying (422 no face; 400 several faces and no face_index, listing them). */
+static int pick_face(vs_req *r, json_t *b, vs_gate gate, const vs_faces *faces) {
+    json_t *fi = json_object_get(b, "face_index");
+    if (faces->n == 0) {
+        vs_reply_error(r, 422, "no_face", "no face found in the image");
+        return -1;
+    }
+    if (gate != VS_GATE_ENROLL) return vs_faces_best(faces);
+    if (fi) {
+        if (json_integer_value(fi) < faces->n) return (int)json_integer_value(fi);
+        vs_reply_error(r, 400, "bad_request", "face_index: must be from 0 to %d (the image shows %d faces)", faces->n - 1,
+                       faces->n);
+        return -1;
+    }
+    if (faces->n == 1) return 0;
+    char list[640];
+    size_t n = 0;
+    for (int i = 0; i < faces->n && n < sizeof list; i++) {
+        const vs_face *f = &faces->faces[i];
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%d: bbox [%.0f, %.0f, %.0f, %.0f] quality %.2f", i ? "; " : "", i,
+                              (double)f->det.x, (double)f->det.y, (double)f->det.w, (double)f->det.h,
+                              (double)f->quality.score);
+    }
+    vs_reply_error(r, 400, "bad_request",
+                   "the image shows %d faces: say which one to enroll with face_index (%s; the order of query_faces "
+                   "in POST /api/v1/search)", faces->n, list);
+    return -1;
+}
+
 /* The probe embedding of a verify/identify/enroll request: best face of an
  * image that passes `gate`, or an indexed face. Returns 0 with vec, quality
  * and the sha256 of the image it came from filled, -1 after replying. */
@@ -58,10 +90,9 @@ static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality,
     int rc = vs_req_analyze(r, data, len, &faces);
     vs_free(data);
     if (rc != 0) return -1;
-    int best = vs_faces_best(&faces);
+    int best = pick_face(r, b, gate, &faces);
     if (best < 0) {
         vs_faces_free(&faces);
-        vs_reply_error(r, 422, "no_face", "no face found in the image");
         return -1;
     }
     const vs_face *f = &faces.faces[best];
@@ -80,7 +111,7 @@ static int probe(vs_req *r, json_t *b, vs_gate gate, float *vec, float *quality,
 }
 
 void vs_route_identity_create(vs_req *r) {
-    json_t *b = vs_req_json(r);
+    json_t *b = vs_req_body(r, VS_BODY_JSON, &vs_schema_identity_create, NULL);
     if (!b) return;
     char id[VS_UUID_STR];
     vs_error err = {0};
@@ -109,16 +140,27 @@ void vs_route_identity_delete(vs_req *r, const char *id) {
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "identity_id", id, "deleted", 1));
 }
 
+/* Drops repeated ids from a face_ids array (a face counts once). */
+static void unique_ids(json_t *ids) {
+    for (size_t i = 1; i < json_array_size(ids);) {
+        size_t k = 0;
+        while (k < i && !json_equal(json_array_get(ids, k), json_array_get(ids, i))) k++;
+        if (k < i) json_array_remove(ids, i);
+        else i++;
+    }
+}
+
 void vs_route_identity_enroll(vs_req *r, const char *id) {
-    json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
+    json_t *b = vs_req_body(r, VS_BODY_JSON | VS_BODY_FORM | VS_BODY_IMAGE, &vs_schema_enroll, &vs_schema_enroll_form);
     if (!b) return;
     int dim = vs_engine_embedding_dim(r->p->engine);
     json_t *ids = json_object_get(b, "face_ids");
-    size_t n = json_is_array(ids) ? json_array_size(ids) : 1;
-    if (n == 0 || n > 64) {
+    if (json_object_get(b, "face_index") && (ids || json_object_get(b, "face_id"))) {
         json_decref(b);
-        return vs_reply_error(r, 400, "bad_request", "face_ids must hold 1..64 ids");
+        return vs_reply_error(r, 400, "bad_request", "face_index: only with an image (it picks a face of the image)");
     }
+    unique_ids(ids);
+    size_t n = json_is_array(ids) ? json_array_size(ids) : 1;
     float *vecs = vs_malloc(sizeof(float) * (size_t)dim * n);
     vs_identity_sample *s = vs_calloc(n, sizeof *s);
     char(*shas)[65] = vs_calloc(n, 65);
@@ -129,16 +171,17 @@ void vs_route_identity_enroll(vs_req *r, const char *id) {
         ok = probe(r, one, VS_GATE_ENROLL, vecs + i * (size_t)dim, &s[i].quality, &qf, shas[i]) == 0;
         s[i].image_sha256 = shas[i][0] ? shas[i] : NULL;
         s[i].vector = vecs + i * (size_t)dim;
-        s[i].face_id = json_is_array(ids) ? json_string_value(json_array_get(ids, i)) : NULL;
+        s[i].face_id = json_is_array(ids) ? json_string_value(json_array_get(ids, i))
+                                          : json_string_value(json_object_get(b, "face_id"));
         json_decref(one);
         json_decref(qf);
     }
     if (!vecs || !s || !shas) vs_reply_error(r, 500, "internal", "out of memory");
     if (ok) {
-        int count = 0;
+        int count = 0, added = 0;
         vs_error err = {0};
-        vs_err rc = vs_identity_enroll(r->p, r->tenant, id, s, (int)n, &count, &err);
-        if (rc == VS_OK) vs_reply_json(r, 200, json_pack("{s:s,s:i,s:i}", "identity_id", id, "enrolled", (int)n, "n_samples", count));
+        vs_err rc = vs_identity_enroll(r->p, r->tenant, id, s, (int)n, &count, &added, &err);
+        if (rc == VS_OK) vs_reply_json(r, 200, json_pack("{s:s,s:i,s:i}", "identity_id", id, "enrolled", added, "n_samples", count));
         else vs_reply_vs_err(r, rc, &err);
     }
     vs_free(vecs);
@@ -148,7 +191,7 @@ void vs_route_identity_enroll(vs_req *r, const char *id) {
 }
 
 void vs_route_identity_verify(vs_req *r, const char *id) {
-    json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
+    json_t *b = vs_req_body(r, VS_BODY_JSON | VS_BODY_FORM | VS_BODY_IMAGE, &vs_schema_probe, &vs_schema_probe_form);
     if (!b) return;
     int dim = vs_engine_embedding_dim(r->p->engine);
     float *vec = vs_malloc(sizeof(float) * (size_t)dim), *cen = vs_malloc(sizeof(float) * (size_t)dim), q = 0;
@@ -177,7 +220,7 @@ void vs_route_identity_verify(vs_req *r, const char *id) {
 }
 
 void vs_route_identify(vs_req *r) {
-    json_t *b = vs_req_is(r, "application/json") ? vs_req_json(r) : json_object();
+    json_t *b = vs_req_body(r, VS_BODY_JSON | VS_BODY_FORM | VS_BODY_IMAGE, &vs_schema_probe, &vs_schema_probe_form);
     if (!b) return;
     int dim = vs_engine_embedding_dim(r->p->engine);
     float *vec = vs_malloc(sizeof(float) * (size_t)dim), q = 0;

@@ -39,7 +39,8 @@ static void item_fail_err(item_result *ir, vs_err rc, const vs_error *e) {
     }
 }
 
-/* Reads the bytes of one item: image_b64, url or bucket+key. */
+/* Reads the bytes of one item: image_b64, url or bucket+key (the schema
+ * has made sure at most one of them is given). */
 static int item_bytes(vs_req *r, json_t *it, uint8_t **data, size_t *len, item_result *ir) {
     vs_app *a = r->app;
     const char *b64 = json_string_value(json_object_get(it, "image_b64"));
@@ -47,6 +48,10 @@ static int item_bytes(vs_req *r, json_t *it, uint8_t **data, size_t *len, item_r
     const char *bucket = json_string_value(json_object_get(it, "bucket"));
     const char *key = json_string_value(json_object_get(it, "key"));
     vs_error e = {0};
+    if (!bucket != !key) {
+        item_fail(ir, 400, "bad_request", bucket ? "key: required with bucket" : "bucket: required with key");
+        return -1;
+    }
     if (b64) {
         if (vs_base64_decode(b64, strlen(b64), data, len) != 0) {
             item_fail(ir, 400, "bad_request", "image_b64 is not valid base64");
@@ -86,7 +91,7 @@ static int item_bytes(vs_req *r, json_t *it, uint8_t **data, size_t *len, item_r
         }
         return 0;
     }
-    item_fail(ir, 400, "bad_request", "give one of image_b64, url, or bucket and key");
+    item_fail(ir, 400, "bad_request", "give exactly one of image_b64, url, or bucket and key");
     return -1;
 }
 
@@ -207,8 +212,10 @@ static void commit_items(vs_req *r, item_result *items, int n, int64_t *ids) {
 static void prepare_item(vs_req *r, json_t *it, int full_decode, item_result *ir) {
     uint8_t *data = NULL;
     size_t len = 0;
+    char why[512];
     memset(ir, 0, sizeof *ir);
-    if (!json_is_object(it)) return item_fail(ir, 400, "bad_request", "item must be a JSON object");
+    if (vs_schema_check(&vs_schema_ingest_item, it, why, sizeof why) != 0)
+        return item_fail(ir, 400, "bad_request", why);
     if (item_fields(it, ir) != 0 || item_bytes(r, it, &data, &len, ir) != 0) {
         vs_free(data);
         return;
@@ -219,37 +226,28 @@ static void prepare_item(vs_req *r, json_t *it, int full_decode, item_result *ir
 void vs_route_ingest(vs_req *r) {
     item_result ir;
     memset(&ir, 0, sizeof ir);
-    if (vs_req_is(r, "application/json")) {
-        json_t *body = vs_req_json(r);
-        if (!body) return;
+    json_t *body = vs_req_body(r, VS_BODY_JSON | VS_BODY_FORM | VS_BODY_IMAGE, &vs_schema_ingest_item,
+                               &vs_schema_ingest_form);
+    if (!body) return;
+    if (vs_media_type_is(vs_req_header(r, "Content-Type"), "application/json")) {
         prepare_item(r, body, 1, &ir);
-        json_decref(body);
-    } else {
+    } else { /* the image is the body or the form's "image"; a form's text fields */
         uint8_t *data = NULL;
         size_t len = 0;
         int got = vs_req_image(r, NULL, &data, &len);
-        if (got < 0) return;
-        if (got == 0) {
+        if (got <= 0) {
+            json_decref(body);
             vs_free(data);
-            return vs_reply_error(r, 400, "bad_request",
-                                  "send JSON {url | image_b64 | bucket+key}, multipart field 'image', or an image body");
+            if (got == 0)
+                vs_reply_error(r, 400, "bad_request",
+                               "image: required (send JSON {url | image_b64 | bucket+key}, multipart field 'image', or "
+                               "an image body)");
+            return;
         }
-        if (vs_req_is(r, "multipart/form-data")) { /* optional text fields */
-            vs_part parts[16];
-            int n = vs_req_multipart(r, parts, 16);
-            for (int i = 0; i < n; i++) {
-                char *dst = !strcmp(parts[i].name, "site") ? ir.msg.site
-                            : !strcmp(parts[i].name, "source_url") ? ir.msg.source_url
-                            : !strcmp(parts[i].name, "external_image_id") ? ir.msg.external_id : NULL;
-                size_t cap = dst == ir.msg.source_url ? sizeof ir.msg.source_url : sizeof ir.msg.site;
-                if (dst && parts[i].len < cap) {
-                    memcpy(dst, parts[i].data, parts[i].len);
-                    dst[parts[i].len] = '\0';
-                }
-            }
-        }
-        accept_bytes(r, data, len, 1, &ir);
+        if (item_fields(body, &ir) != 0) vs_free(data);
+        else accept_bytes(r, data, len, 1, &ir);
     }
+    json_decref(body);
     int64_t id = 0;
     if (ir.status == 202) commit_items(r, &ir, 1, &id);
     vs_free(ir.data);
@@ -263,13 +261,13 @@ void vs_route_ingest(vs_req *r) {
 }
 
 void vs_route_ingest_batch(vs_req *r) {
-    json_t *body = vs_req_json(r);
+    json_t *body = vs_req_body(r, VS_BODY_JSON, &vs_schema_ingest_batch, NULL);
     if (!body) return;
     json_t *items = json_object_get(body, "items");
     size_t n = json_array_size(items);
-    if (!json_is_array(items) || n == 0 || n > MAX_BATCH) {
+    if (n == 0 || n > MAX_BATCH) { /* the schema says so too: kept in step with MAX_BATCH here */
         json_decref(body);
-        return vs_reply_error(r, 400, "bad_request", "'items' must be an array of 1..%d items", MAX_BATCH);
+        return vs_reply_error(r, 400, "bad_request", "items: must hold 1 to %d items", MAX_BATCH);
     }
     item_result *res = vs_calloc(n, sizeof *res);
     int64_t *ids = vs_calloc(n, sizeof *ids);

@@ -15,7 +15,8 @@ static void reply_status(vs_req *r, int status) {
 void vs_route_reindex_get(vs_req *r) { reply_status(r, 200); }
 
 void vs_route_reindex_post(vs_req *r) {
-    json_t *b = r->body_len ? vs_req_json(r) : json_object();
+    /* an empty body (whatever its Content-Type) is "the defaults" */
+    json_t *b = r->body_len ? vs_req_body(r, VS_BODY_JSON, &vs_schema_reindex, NULL) : json_object();
     if (!b) return;
     json_t *e = json_object_get(b, "embedder"), *d = json_object_get(b, "drop_blocks"),
            *t = json_object_get(b, "throttle_ms");

@@ -90,13 +90,14 @@ static int read_opts(vs_req *r, json_t *b, search_opts *so) {
     } else {
         so->threshold = -1.0f;
     }
+    /* filters: the schema has checked their types, so none is ignored */
     json_t *f = json_object_get(b, "filters");
-    if (f && !json_is_object(f)) {
-        vs_reply_error(r, 400, "bad_request", "filters must be an object");
-        return -1;
-    }
     so->filter.site = json_string_value(json_object_get(f, "site"));
     so->filter.image_sha256 = json_string_value(json_object_get(f, "image_sha256"));
+    if (so->filter.image_sha256 && !vs_sha256_hex_ok(so->filter.image_sha256)) {
+        vs_reply_error(r, 400, "bad_request", "filters.image_sha256: must be 64 lower-case hex digits");
+        return -1;
+    }
     if ((v = json_object_get(f, "min_quality"))) so->filter.min_quality = (float)json_number_value(v);
     const char *faces = json_string_value(json_object_get(b, "faces"));
     so->all_faces = faces && !strcmp(faces, "all");
@@ -135,25 +136,8 @@ static void search_image(vs_req *r, const uint8_t *data, size_t len, const searc
 
 void vs_route_search(vs_req *r) {
     search_opts so;
-    json_t *b = NULL;
-    if (vs_req_is(r, "application/json")) {
-        if (!(b = vs_req_json(r))) return;
-    } else {
-        b = json_object();
-        if (vs_req_is(r, "multipart/form-data")) { /* text fields of the form */
-            vs_part parts[16];
-            int n = vs_req_multipart(r, parts, 16);
-            for (int i = 0; i < n; i++) {
-                char val[64];
-                if (!strcmp(parts[i].name, "image") || parts[i].len >= sizeof val) continue;
-                memcpy(val, parts[i].data, parts[i].len);
-                val[parts[i].len] = '\0';
-                if (!strcmp(parts[i].name, "top_k")) json_object_set_new(b, "top_k", json_integer(atoi(val)));
-                else if (!strcmp(parts[i].name, "threshold")) json_object_set_new(b, "threshold", json_real(atof(val)));
-                else if (!strcmp(parts[i].name, "faces")) json_object_set_new(b, "faces", json_string(val));
-            }
-        }
-    }
+    json_t *b = vs_req_body(r, VS_BODY_JSON | VS_BODY_FORM | VS_BODY_IMAGE, &vs_schema_search, &vs_schema_search_form);
+    if (!b) return;
     if (read_opts(r, b, &so) != 0) {
         json_decref(b);
         return;

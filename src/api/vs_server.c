@@ -18,6 +18,7 @@
 #include "vs_alloc.h"
 #include "vs_hash.h"
 #include "vs_http.h"
+#include "vs_router.h"
 #include "vs_routes.h"
 
 struct vs_server {
@@ -67,54 +68,6 @@ static int authenticate(vs_req *r) {
     return 0;
 }
 
-/* Matches "/api/v1/<prefix>{id}<suffix>" and copies id (no '/' inside). */
-static int match_id(const char *path, const char *prefix, const char *suffix, char *id, size_t cap) {
-    size_t pl = strlen(prefix), sl = strlen(suffix), n = strlen(path);
-    if (n <= pl + sl || strncmp(path, prefix, pl) != 0 || strcmp(path + n - sl, suffix) != 0) return 0;
-    size_t il = n - pl - sl;
-    if (il >= cap || memchr(path + pl, '/', il)) return 0;
-    memcpy(id, path + pl, il);
-    id[il] = '\0';
-    return 1;
-}
-
-/* Routes one authenticated request. */
-static void route(vs_req *r) {
-    const char *p = r->path, *m = r->method;
-    char id[256];
-    int get = !strcmp(m, "GET"), post = !strcmp(m, "POST"), del = !strcmp(m, "DELETE");
-    if (post && !strcmp(p, "/api/v1/ingest")) return vs_route_ingest(r);
-    if (post && !strcmp(p, "/api/v1/ingest/batch")) return vs_route_ingest_batch(r);
-    if (post && !strcmp(p, "/api/v1/search")) return vs_route_search(r);
-    if (match_id(p, "/api/v1/faces/", "", id, sizeof id)) {
-        if (get) return vs_route_face_get(r, id);
-        if (del) return vs_route_face_delete(r, id);
-    }
-    if (match_id(p, "/api/v1/images/", "", id, sizeof id)) {
-        if (get) return vs_route_image_get(r, id);
-        if (del) return vs_route_image_delete(r, id);
-    }
-    if (get && !strcmp(p, "/api/v1/images")) return vs_route_image_get(r, NULL);
-    if (!strcmp(p, "/api/v1/identities")) {
-        if (post) return vs_route_identity_create(r);
-        if (get) return vs_route_identity_list(r);
-    }
-    if (post && !strcmp(p, "/api/v1/identities/identify")) return vs_route_identify(r);
-    if (post && match_id(p, "/api/v1/identities/", "/enroll", id, sizeof id)) return vs_route_identity_enroll(r, id);
-    if (post && match_id(p, "/api/v1/identities/", "/verify", id, sizeof id)) return vs_route_identity_verify(r, id);
-    if (del && match_id(p, "/api/v1/identities/", "", id, sizeof id)) return vs_route_identity_delete(r, id);
-    if (post && !strcmp(p, "/api/v1/erase")) return vs_route_erase(r);
-    if (get && !strcmp(p, "/api/v1/erase/blocks")) return vs_route_blocks_list(r);
-    if (get && !strcmp(p, "/api/v1/erase/log")) return vs_route_erase_log(r);
-    if (del && match_id(p, "/api/v1/erase/blocks/", "", id, sizeof id)) return vs_route_block_delete(r, id);
-    if (get && !strcmp(p, "/api/v1/dead-letters")) return vs_route_dead_letters(r);
-    if (post && !strcmp(p, "/api/v1/crawl")) return vs_route_crawl_create(r);
-    if (get && !strcmp(p, "/api/v1/crawl")) return vs_route_crawl_list(r);
-    if (get && match_id(p, "/api/v1/crawl/", "", id, sizeof id)) return vs_route_crawl_get(r, id);
-    if (del && match_id(p, "/api/v1/crawl/", "", id, sizeof id)) return vs_route_crawl_cancel(r, id);
-    vs_reply_error(r, 404, "not_found", "no route %s %s", m, p);
-}
-
 /* Operator routes act on the whole deployment, not on one tenant: they
  * take $VISAGE_ADMIN_KEY as the Bearer key (compared in constant time), or
  * nothing in open mode; a tenant's key is not enough. 1 when r was one. */
@@ -138,7 +91,10 @@ static int route_admin(vs_req *r) {
                        r->path);
     else if (!strcmp(r->method, "GET")) vs_route_reindex_get(r);
     else if (!strcmp(r->method, "POST")) vs_route_reindex_post(r);
-    else vs_reply_error(r, 405, "method_not_allowed", "%s %s: use GET or POST", r->method, r->path);
+    else {
+        snprintf(r->allow, sizeof r->allow, "GET, POST");
+        vs_reply_error(r, 405, "method_not_allowed", "%s %s: use GET or POST", r->method, r->path);
+    }
     return 1;
 }
 
@@ -175,6 +131,7 @@ static void send_reply(vs_req *r) {
     MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
     MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
 }
@@ -223,7 +180,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int w = is_write(r);
         if (w) pthread_rwlock_rdlock(&s->app->writes);
         r->p = vs_app_pipeline(s->app); /* after the lock: a write sees the pipeline of after a switch */
-        route(r);
+        vs_router_dispatch(r);
         if (w) pthread_rwlock_unlock(&s->app->writes);
     }
     if (!r->status) vs_reply_error(r, 500, "internal", "no reply");

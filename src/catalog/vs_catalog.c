@@ -71,7 +71,25 @@ int vs_tenant_name_ok(const char *name) {
                  ch == '.' || ch == '-';
         if (!ok) return 0;
     }
-    return 1;
+    /* "." and ".." are path components, not names: their files would land
+     * beside or above every tenant's */
+    return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* A new tenant's name also starts with a letter or digit: names starting
+ * with '.' make hidden folders and with '-' read as options on a command
+ * line. (Older tenants named otherwise keep working: vs_tenant_name_ok.) */
+int vs_tenant_new_name_ok(const char *name) {
+    return vs_tenant_name_ok(name) && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+                                       (name[0] >= '0' && name[0] <= '9'));
+}
+
+/* name for a message: printable ASCII kept, anything else as '?', cut. */
+static void printable(const char *name, char *out, size_t cap) {
+    size_t k = 0;
+    for (size_t i = 0; name && name[i] && k + 1 < cap; i++)
+        out[k++] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+    out[k] = '\0';
 }
 
 int vs_sha256_hex_ok(const char *s) {
@@ -83,8 +101,10 @@ int vs_sha256_hex_ok(const char *s) {
 
 vs_err vs_tenant_check(const char *tenant, const char *op, vs_error *err) {
     if (vs_tenant_name_ok(tenant)) return VS_OK;
-    return vs_fail(err, VS_ERR_INVALID_ARG, "%s: tenant name '%.80s' must be 1..63 characters of [A-Za-z0-9_.-]", op,
-                   tenant ? tenant : "(null)");
+    char shown[81];
+    printable(tenant ? tenant : "(null)", shown, sizeof shown);
+    return vs_fail(err, VS_ERR_INVALID_ARG, "%s: tenant name '%s' must be 1..63 characters of [A-Za-z0-9_.-] ('.' and "
+                   "'..' are not names)", op, shown);
 }
 
 /* Opens or creates {data_dir}/catalog.db, configures the connection and
@@ -162,6 +182,8 @@ vs_err vs_tenant_create(vs_catalog *c, const char *name, char key_out[VS_API_KEY
     key_out[0] = '\0';
     vs_err rc = vs_tenant_check(name, "tenant create", err);
     if (rc != VS_OK) return rc;
+    if (!vs_tenant_new_name_ok(name))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "tenant create: tenant name '%s' must start with a letter or a digit", name);
     char key[VS_API_KEY_MAX], hash[VS_SHA256_HEX];
     if ((rc = new_key(key, hash, "tenant create", err)) != VS_OK) return rc;
     pthread_mutex_lock(&c->sq.mu);
@@ -321,6 +343,38 @@ vs_err vs_image_record_put(vs_catalog *c, const char *tenant, const char *sha256
         vs_sqlite_bind_text(st, 5, record_json);
         sqlite3_bind_int64(st, 6, vs_wall_ms());
         if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "put image record");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_image_record_drop_face(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id,
+                                 vs_error *err) {
+    vs_err rc = vs_tenant_check(tenant, "image record drop face", err);
+    if (rc != VS_OK) return rc;
+    if (!vs_sha256_hex_ok(sha256) || !face_id)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image record drop face: sha256 must be 64 lower-case hex digits");
+    /* json_set evaluates both values against the stored record: the entry
+     * (stamped) is appended to faces_deleted, faces_indexed keeps the rest */
+    static const char *sql =
+        "UPDATE images SET updated_at = ?4, record_json = json_set(record_json,"
+        " '$.faces_indexed', (SELECT json_group_array(json(value)) FROM json_each(images.record_json, '$.faces_indexed')"
+        "   WHERE json_extract(value, '$.face_id') IS NOT ?3),"
+        " '$.faces_deleted', json_insert(COALESCE(json_extract(record_json, '$.faces_deleted'), json('[]')), '$[#]',"
+        "   (SELECT json_set(value, '$.deleted_at', ?4) FROM json_each(images.record_json, '$.faces_indexed')"
+        "     WHERE json_extract(value, '$.face_id') = ?3 LIMIT 1)))"
+        " WHERE tenant_id = ?1 AND sha256 = ?2 AND json_valid(record_json) AND EXISTS(SELECT 1 FROM"
+        " json_each(images.record_json, '$.faces_indexed') WHERE json_extract(value, '$.face_id') = ?3)";
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&c->sq, sql, "image record drop face", &st, err);
+    if (rc == VS_OK) {
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
+        vs_sqlite_bind_text(st, 3, face_id);
+        sqlite3_bind_int64(st, 4, vs_wall_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "image record drop face");
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&c->sq.mu);

@@ -17,8 +17,12 @@ typedef struct vs_catalog vs_catalog;
 #define VS_API_KEY_MAX 80
 
 /* 1 when name is a valid tenant id: 1..63 characters of [A-Za-z0-9_.-],
- * safe in paths and keys. The one rule for every module that names tenants. */
+ * not "." or "..": safe in paths and keys. The one rule for every module that
+ * names tenants (a new tenant's name also starts with a letter or digit). */
 int vs_tenant_name_ok(const char *name);
+/* 1 when name may be given to a new tenant: vs_tenant_name_ok and starting
+ * with a letter or a digit. */
+int vs_tenant_new_name_ok(const char *name);
 
 /* VS_OK for a valid tenant name, else INVALID_ARG "{op}: tenant name '…'
  * must be 1..63 characters of [A-Za-z0-9_.-]": the one message for it. */
@@ -90,6 +94,13 @@ vs_err vs_image_record_get(vs_catalog *c, const char *tenant, const char *sha256
  * VS_ERR_INVALID_ARG. */
 vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *const *sha256, int n,
                                 int64_t *processed, int64_t *faces_found, vs_error *err);
+/* One face of an image deleted (DELETE /api/v1/faces/{id}): its entry
+ * moves from the record's "faces_indexed" to "faces_deleted" (with
+ * "deleted_at", ms), in one statement so concurrent deletions of faces of
+ * one image do not lose each other's. A record not listing the face is left
+ * as it is (VS_OK). */
+vs_err vs_image_record_drop_face(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id,
+                                 vs_error *err);
 /* Removes the record of (tenant, sha256); none -> VS_ERR_NOT_FOUND. */
 vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
 

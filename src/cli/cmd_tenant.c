@@ -41,6 +41,11 @@ int cmd_tenant(int argc, char **argv) {
     }
     if (!list && !name) return usage();
     if (!data || !*data) data = "./visage-data";
+    if (create && !vs_tenant_new_name_ok(name)) { /* before the data dir is made */
+        fprintf(stderr, "visage: tenant create: not a valid tenant name: use 1 to 63 of A-Z a-z 0-9 _ . - starting "
+                        "with a letter or a digit\n");
+        return 1;
+    }
     if (create) {
         char mk[1100];
         snprintf(mk, sizeof mk, "%s", data);

@@ -128,9 +128,18 @@ vs_err vs_identity_rebuild(const vs_pipeline *p, const char *tenant, const char 
     return rc;
 }
 
+/* 1 when arr holds the string s. */
+static int has_string(const json_t *arr, const char *s) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (json_string_value(v) && !strcmp(json_string_value(v), s)) return 1;
+    return 0;
+}
+
 vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *id, const vs_identity_sample *s, int n,
-                          int *n_samples, vs_error *err) {
+                          int *n_samples, int *added, vs_error *err) {
     json_t *info = NULL;
+    if (added) *added = 0;
     vs_err rc = vs_identity_get(p, tenant, id, &info, NULL, err);
     if (rc != VS_OK) return rc;
     json_t *members = json_object_get(info, "members");
@@ -138,18 +147,25 @@ vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *
         json_decref(info);
         return vs_fail(err, VS_ERR_INVALID_ARG, "identity %s would exceed %d samples", id, VS_IDENTITY_MAX_SAMPLES);
     }
+    int k = 0;
     for (int i = 0; i < n && rc == VS_OK; i++) {
-        char sid[VS_UUID_STR], idx[16];
-        snprintf(idx, sizeof idx, "%d", (int)json_array_size(members));
-        char hexv[65];
+        /* the sample's id comes from the identity, the vector and where it
+         * came from (the face, else the photo): the same face given twice, or
+         * enrolled before, maps to the same point and is not added again */
+        char sid[VS_UUID_STR], hexv[65];
         vs_sha256_hex(s[i].vector, sizeof(float) * (size_t)vs_engine_embedding_dim(p->engine), hexv);
-        const char *parts[4] = {"visage-sample", id, hexv, idx};
+        const char *from = s[i].face_id ? s[i].face_id : s[i].image_sha256 ? s[i].image_sha256 : "";
+        const char *parts[4] = {"visage-sample", id, hexv, from};
         vs_uuid_from(parts, 4, sid);
+        if (has_string(members, sid)) continue;
         rc = put_sample(p, tenant, id, sid, &s[i], err);
-        if (rc == VS_OK) json_array_append_new(members, json_string(sid));
+        if (rc != VS_OK) break;
+        json_array_append_new(members, json_string(sid));
+        k++;
     }
     if (rc == VS_OK) rc = recompute(p, tenant, id, info, err);
     if (rc == VS_OK && n_samples) *n_samples = (int)json_integer_value(json_object_get(info, "n_samples"));
+    if (rc == VS_OK && added) *added = k;
     json_decref(info);
     return rc;
 }

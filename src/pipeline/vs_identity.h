@@ -23,9 +23,12 @@ typedef struct vs_identity_sample {
 
 vs_err vs_identity_create(const vs_pipeline *p, const char *tenant, const char *name, char id_out[VS_UUID_STR],
                           vs_error *err);
-/* Adds samples and recomputes the centroid; *n_samples gets the new count. */
+/* Adds samples and recomputes the centroid; *n_samples gets the new count
+ * and *added (may be NULL) how many of the n were new: a sample is named by
+ * its vector, so the same face given twice, or enrolled before, is one
+ * sample, not a second vote for it in the centroid. */
 vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *id, const vs_identity_sample *s, int n,
-                          int *n_samples, vs_error *err);
+                          int *n_samples, int *added, vs_error *err);
 /* The identity's payload (name, n_samples, members...) as a new JSON object,
  * and its centroid (dim floats) if centroid is not NULL. */
 vs_err vs_identity_get(const vs_pipeline *p, const char *tenant, const char *id, json_t **info, float *centroid,

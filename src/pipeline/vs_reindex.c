@@ -441,7 +441,11 @@ static vs_err sweep_faces(const vs_pipeline *cur, const vs_pipeline *tp, const c
     json_t *o = json_loads(rec ? rec : "{}", 0, NULL), *f;
     size_t i;
     vs_err rc = VS_OK;
-    json_array_foreach(json_object_get(o, "faces_indexed"), i, f) {
+    /* faces_deleted: DELETE /api/v1/faces/{id} moves the face there */
+    json_t *all = json_array();
+    json_array_extend(all, json_object_get(o, "faces_indexed"));
+    json_array_extend(all, json_object_get(o, "faces_deleted"));
+    json_array_foreach(all, i, f) {
         const char *id = json_string_value(json_object_get(f, "face_id"));
         if (!id) continue;
         vs_err g = cur->index->ops->get(cur->index, cur->coll.faces, tenant, id, NULL, NULL, err);
@@ -454,6 +458,7 @@ static vs_err sweep_faces(const vs_pipeline *cur, const vs_pipeline *tp, const c
         if ((rc = tp->index->ops->delete_ids(tp->index, tp->coll.faces, tenant, ids, 1, &n, err)) != VS_OK) break;
         *swept += n;
     }
+    json_decref(all);
     json_decref(o);
     return rc;
 }

@@ -182,7 +182,7 @@ static void test_stopped_run_erasure_and_resume(void **state) {
     vs_sha256_hex("never stored", 12, gone);
     vs_identity_sample s[3] = {{v, fid, f->sha[0], 0.9f}, {v + dim, NULL, f->sha[1], 0.8f}, {v + 2 * dim, NULL, gone, 0.7f}};
     assert_int_equal(vs_identity_create(&f->p, "acme", "Barack", id, &e), VS_OK);
-    assert_int_equal(vs_identity_enroll(&f->p, "acme", id, s, 3, &n, &e), VS_OK);
+    assert_int_equal(vs_identity_enroll(&f->p, "acme", id, s, 3, &n, NULL, &e), VS_OK);
     vs_free(v);
     /* stopped after two images: nothing switched, searches still on faceres */
     f->stop_after = 2;
