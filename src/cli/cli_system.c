@@ -48,7 +48,7 @@ static const char *env_or(const char *name, const char *def) {
 static int lock_data_dir(cli_system *s) {
     char path[1200];
     snprintf(path, sizeof path, "%s/LOCK", s->data_dir);
-    s->lock_fd = open(path, O_RDWR | O_CREAT, 0644);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         fprintf(stderr, "visage: data dir %s is in use by another visage process; "
                         "send work to it with --server URL instead\n", s->data_dir);
