@@ -107,14 +107,20 @@ void vs_route_image_delete(vs_req *r, const char *sha256) {
      * erasure short, then say so */
     int already = suppress && st == VS_IMG_ERASED;
     int64_t faces = 0, crawled = 0; /* crawled: rows of where the crawler found it */
-    vs_err rc = vs_erase_image(r->p, r->tenant, sha256, suppress, &faces, &crawled, &err);
+    /* an image the tenant has: its log entry is begun before anything goes,
+     * so a crash part-way leaves it named (vs_erase_resume finishes it) */
+    int recorded = had == VS_OK && !already;
+    vs_err rc = recorded ? vs_erase_image_recorded(r->p, r->tenant, sha256, suppress, "image", json_object(), &faces,
+                                                   &crawled, &err)
+                         : vs_erase_image(r->p, r->tenant, sha256, suppress, &faces, &crawled, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     if (already) return vs_reply_error(r, 404, "not_found", "image was erased already");
     if (crawled > 0) had = VS_OK;
     if (had == VS_ERR_NOT_FOUND && faces == 0) return vs_reply_error(r, 404, "not_found", "image not found");
-    rc = vs_erase_log(r->p, r->tenant, "image",
-                      json_pack("{s:s,s:I,s:b}", "image_sha256", sha256, "faces_deleted", (json_int_t)faces, "suppressed", suppress),
-                      &err);
+    if (!recorded)
+        rc = vs_erase_log(r->p, r->tenant, "image",
+                          json_pack("{s:s,s:I,s:b}", "image_sha256", sha256, "faces_deleted", (json_int_t)faces, "suppressed", suppress),
+                          &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b,s:b,s:I}", "image_sha256", sha256, "erased", 1, "suppressed", suppress,
                                     "faces_deleted", (json_int_t)faces));

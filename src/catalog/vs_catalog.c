@@ -21,8 +21,9 @@
 #include "vs_sqlite.h"
 
 /* Bump when the schema changes (and add the step to k_upgrades); open
- * refuses files from a newer build. 2: settings, reindex_images. */
-#define VS_CATALOG_SCHEMA_VERSION 2
+ * refuses files from a newer build. 2: settings, reindex_images. 3: an
+ * erasure in progress (erasures.state) and the images it names. */
+#define VS_CATALOG_SCHEMA_VERSION 3
 
 struct vs_catalog {
     vs_sqlite_db sq;
@@ -36,8 +37,11 @@ static const char *k_schema =
     " record_json TEXT, created_at INT, updated_at INT, PRIMARY KEY(tenant_id, sha256));"
     "CREATE INDEX IF NOT EXISTS images_external ON images(tenant_id, external_id);"
     "CREATE TABLE IF NOT EXISTS erasures(id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,"
-    " at INT NOT NULL, what TEXT NOT NULL, detail_json TEXT NOT NULL);"
+    " at INT NOT NULL, what TEXT NOT NULL, detail_json TEXT NOT NULL, state INT NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS erasures_tenant ON erasures(tenant_id, id);"
+    "CREATE TABLE IF NOT EXISTS erasure_images(erasure_id INT NOT NULL, sha256 TEXT NOT NULL,"
+    " done INT NOT NULL DEFAULT 0, PRIMARY KEY(erasure_id, sha256));"
+    "CREATE INDEX IF NOT EXISTS erasures_open ON erasures(state) WHERE state = 1;"
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS reindex_images(tenant_id TEXT, sha256 TEXT, status INT NOT NULL,"
     " record_json TEXT, PRIMARY KEY(tenant_id, sha256));";
@@ -48,6 +52,11 @@ static const char *const k_upgrades[] = {
     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE reindex_images(tenant_id TEXT, sha256 TEXT, status INT NOT NULL, record_json TEXT,"
     " PRIMARY KEY(tenant_id, sha256));",
+    /* 2 -> 3 */
+    "ALTER TABLE erasures ADD COLUMN state INT NOT NULL DEFAULT 0;"
+    "CREATE TABLE erasure_images(erasure_id INT NOT NULL, sha256 TEXT NOT NULL, done INT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(erasure_id, sha256));"
+    "CREATE INDEX erasures_open ON erasures(state) WHERE state = 1;",
 };
 
 /* Reads a single integer result (a count). */
@@ -591,17 +600,20 @@ static vs_err erasure_check(const char *tenant, const char *what, const char *de
     return rc;
 }
 
-/* Inserts one (checked) erasure log entry. Called with the mutex held. */
-static vs_err erasure_insert(vs_catalog *c, const char *tenant, const char *what, const char *detail_json,
+/* Inserts one (checked) erasure log entry; state 1 = in progress (an
+ * erasure begun, see vs_erasure_begin), 0 = done. Called with the mutex held. */
+static vs_err erasure_insert(vs_catalog *c, const char *tenant, const char *what, const char *detail_json, int state,
                              vs_error *err) {
     sqlite3_stmt *st = NULL;
-    vs_err rc = vs_sqlite_prepare(&c->sq, "INSERT INTO erasures(tenant_id, at, what, detail_json) VALUES(?1, ?2, ?3, ?4)",
+    vs_err rc = vs_sqlite_prepare(&c->sq,
+                                  "INSERT INTO erasures(tenant_id, at, what, detail_json, state) VALUES(?1, ?2, ?3, ?4, ?5)",
                                   "erasure log", &st, err);
     if (rc != VS_OK) return rc;
     vs_sqlite_bind_text(st, 1, tenant);
     sqlite3_bind_int64(st, 2, vs_wall_ms());
     vs_sqlite_bind_text(st, 3, what);
     vs_sqlite_bind_text(st, 4, detail_json);
+    sqlite3_bind_int(st, 5, state);
     if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure log");
     sqlite3_finalize(st);
     return rc;
@@ -611,7 +623,167 @@ vs_err vs_erasure_log_add(vs_catalog *c, const char *tenant, const char *what, c
     vs_err rc = erasure_check(tenant, what, detail_json, err);
     if (rc != VS_OK) return rc;
     pthread_mutex_lock(&c->sq.mu);
-    rc = erasure_insert(c, tenant, what, detail_json, err);
+    rc = erasure_insert(c, tenant, what, detail_json, 0, err);
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* ---- an erasure in progress ------------------------------------------------ */
+
+/* INVALID_ARG unless each of the n entries is a sha256 as we write them. */
+static vs_err shas_check(const char *const *sha256, int n, const char *op, vs_error *err) {
+    if (n < 0 || (n > 0 && !sha256)) return vs_fail(err, VS_ERR_INVALID_ARG, "%s: no images", op);
+    for (int i = 0; i < n; i++)
+        if (!vs_sha256_hex_ok(sha256[i]))
+            return vs_fail(err, VS_ERR_INVALID_ARG, "%s: image %d is not a sha256 of 64 lower-case hex digits", op, i);
+    return VS_OK;
+}
+
+/* Names n images in erasure id, not erased yet (a name given twice is kept
+ * once). Called with the mutex held, inside a transaction. */
+static vs_err erasure_images_insert(vs_catalog *c, int64_t id, const char *const *sha256, int n, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq, "INSERT OR IGNORE INTO erasure_images(erasure_id, sha256) VALUES(?1, ?2)",
+                                  "erasure plan", &st, err);
+    for (int i = 0; rc == VS_OK && i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, id);
+        vs_sqlite_bind_text(st, 2, sha256[i]);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure plan");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* 1 when entry id exists and is in progress, else 0; -1 on an error (err
+ * set). Called with the mutex held. */
+static int erasure_open(vs_catalog *c, int64_t id, const char *op, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    if (vs_sqlite_prepare(&c->sq, "SELECT state FROM erasures WHERE id = ?1", op, &st, err) != VS_OK) return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st), open = s == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    if (s != SQLITE_ROW && s != SQLITE_DONE) open = -1, vs_sqlite_fail(&c->sq, err, op);
+    sqlite3_finalize(st);
+    return open;
+}
+
+vs_err vs_erasure_begin(vs_catalog *c, const char *tenant, const char *what, const char *detail_json,
+                        const char *const *sha256, int n, int64_t *id, vs_error *err) {
+    *id = 0;
+    vs_err rc = erasure_check(tenant, what, detail_json, err);
+    if (rc == VS_OK) rc = shas_check(sha256, n, "erasure begin", err);
+    if (rc != VS_OK) return rc;
+    pthread_mutex_lock(&c->sq.mu);
+    rc = vs_sqlite_exec(&c->sq, "BEGIN IMMEDIATE", "begin erasure", err);
+    if (rc == VS_OK) {
+        rc = erasure_insert(c, tenant, what, detail_json, 1, err);
+        if (rc == VS_OK) *id = sqlite3_last_insert_rowid(c->sq.db);
+        if (rc == VS_OK) rc = erasure_images_insert(c, *id, sha256, n, err);
+        if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit erasure begin", err);
+        if (rc != VS_OK) vs_sqlite_rollback(&c->sq), *id = 0;
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_erasure_plan(vs_catalog *c, int64_t id, const char *const *sha256, int n, vs_error *err) {
+    vs_err rc = shas_check(sha256, n, "erasure plan", err);
+    if (rc != VS_OK || n == 0) return rc;
+    pthread_mutex_lock(&c->sq.mu);
+    rc = vs_sqlite_exec(&c->sq, "BEGIN IMMEDIATE", "begin erasure plan", err);
+    if (rc == VS_OK) {
+        int open = erasure_open(c, id, "erasure plan", err);
+        if (open < 0) rc = VS_ERR_BACKEND;
+        else if (!open) rc = vs_fail(err, VS_ERR_NOT_FOUND, "erasure plan: no erasure %lld in progress", (long long)id);
+        if (rc == VS_OK) rc = erasure_images_insert(c, id, sha256, n, err);
+        if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit erasure plan", err);
+        if (rc != VS_OK) vs_sqlite_rollback(&c->sq);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_erasure_image_done(vs_catalog *c, int64_t id, const char *sha256, vs_error *err) {
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq, "UPDATE erasure_images SET done = 1 WHERE erasure_id = ?1 AND sha256 = ?2",
+                                  "erasure image done", &st, err);
+    if (rc == VS_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        vs_sqlite_bind_text(st, 2, sha256);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure image done");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* The finished entry's detail replaces the begun one, and the list of its
+ * images (now in the detail) is dropped. Called with the mutex held, inside
+ * a transaction. */
+static vs_err erasure_close(vs_catalog *c, int64_t id, const char *detail_json, vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq, "UPDATE erasures SET detail_json = ?2, state = 0 WHERE id = ?1 AND state = 1",
+                                  "erasure finish", &st, err);
+    if (rc != VS_OK) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    vs_sqlite_bind_text(st, 2, detail_json);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure finish");
+    else if (sqlite3_changes(c->sq.db) != 1)
+        rc = vs_fail(err, VS_ERR_NOT_FOUND, "erasure finish: no erasure %lld in progress", (long long)id);
+    sqlite3_finalize(st);
+    if (rc == VS_OK) rc = vs_sqlite_prepare(&c->sq, "DELETE FROM erasure_images WHERE erasure_id = ?1", "erasure finish", &st, err);
+    if (rc != VS_OK) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure finish");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+vs_err vs_erasure_finish(vs_catalog *c, int64_t id, const char *detail_json, vs_error *err) {
+    if (!detail_json) return vs_fail(err, VS_ERR_INVALID_ARG, "erasure finish: no detail");
+    pthread_mutex_lock(&c->sq.mu);
+    vs_err rc = vs_sqlite_exec(&c->sq, "BEGIN IMMEDIATE", "begin erasure finish", err);
+    if (rc == VS_OK) {
+        rc = erasure_close(c, id, detail_json, err);
+        if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit erasure finish", err);
+        if (rc != VS_OK) vs_sqlite_rollback(&c->sq);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_erasure_unfinished(vs_catalog *c, vs_erasure_open_cb cb, void *ctx, vs_error *err) {
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq, "SELECT id, tenant_id, what, detail_json FROM erasures WHERE state = 1 ORDER BY id",
+                                  "unfinished erasures", &st, err);
+    if (rc == VS_OK) {
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW)
+            if (cb(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                   (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3)) != 0)
+                break;
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "unfinished erasures");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_erasure_images(vs_catalog *c, int64_t id, vs_erasure_image_cb cb, void *ctx, vs_error *err) {
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(&c->sq, "SELECT sha256, done FROM erasure_images WHERE erasure_id = ?1 ORDER BY rowid",
+                                  "erasure images", &st, err);
+    if (rc == VS_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW)
+            if (cb(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1)) != 0) break;
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "erasure images");
+        sqlite3_finalize(st);
+    }
     pthread_mutex_unlock(&c->sq.mu);
     return rc;
 }
@@ -625,7 +797,12 @@ vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, in
     sqlite3_stmt *st = NULL;
     rc = vs_sqlite_prepare(
         &c->sq,
-        "SELECT id, at, what, detail_json FROM erasures WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        /* an erasure in progress (or cut by a crash, until the restart
+         * finishes it) shows every image it has named so far */
+        "SELECT id, at, what, CASE state WHEN 0 THEN detail_json ELSE json_set(detail_json, '$.images',"
+        " json((SELECT json_group_array(sha256) FROM (SELECT sha256 FROM erasure_images WHERE erasure_id = e.id"
+        " ORDER BY rowid))), '$.images_erased', (SELECT count(*) FROM erasure_images WHERE erasure_id = e.id"
+        " AND done = 1)) END FROM erasures e WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
         "erasure log list", &st, err);
     if (rc == VS_OK) {
         vs_sqlite_bind_text(st, 1, tenant);
@@ -811,7 +988,7 @@ static vs_err switch_locked(vs_catalog *c, const vs_setting *set, int n_set, con
         sqlite3_finalize(st);
     }
     for (int i = 0; rc == VS_OK && i < n_set; i++) rc = setting_write(c, set[i].key, set[i].value, err);
-    for (int i = 0; rc == VS_OK && i < n_log; i++) rc = erasure_insert(c, log[i].tenant, log[i].what, log[i].detail_json, err);
+    for (int i = 0; rc == VS_OK && i < n_log; i++) rc = erasure_insert(c, log[i].tenant, log[i].what, log[i].detail_json, 0, err);
     if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "DELETE FROM reindex_images", "reindex switch", err);
     return rc;
 }

@@ -122,6 +122,33 @@ typedef int (*vs_erasure_cb)(void *ctx, int64_t id, int64_t at_ms, const char *w
 vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, int limit, vs_erasure_cb cb, void *ctx,
                            vs_error *err);
 
+/* An erasure recorded before anything is deleted, so that the log names
+ * every image that is gone even when the process dies part-way:
+ * vs_erasure_begin adds the entry "in progress" with the images it is about
+ * to erase (more may follow with vs_erasure_plan: a person's images are
+ * found in rounds), each in the same durable commit; vs_erasure_image_done
+ * marks one erased; vs_erasure_finish writes the final detail (which must
+ * name the images itself) and closes it. Until then vs_erasure_log_list
+ * shows the entry's detail with "images" (every one named) and
+ * "images_erased" (those marked) filled in from the list. An entry found
+ * in progress at start-up was cut by a crash: vs_erasure_unfinished lists
+ * them so the erasure can be finished (vs_erase_resume). *id gets the
+ * entry's id. Images: 64 lower-case hex digits each, else INVALID_ARG. */
+vs_err vs_erasure_begin(vs_catalog *c, const char *tenant, const char *what, const char *detail_json,
+                        const char *const *sha256, int n, int64_t *id, vs_error *err);
+/* Names n more images in erasure id; one not in progress -> NOT_FOUND. */
+vs_err vs_erasure_plan(vs_catalog *c, int64_t id, const char *const *sha256, int n, vs_error *err);
+vs_err vs_erasure_image_done(vs_catalog *c, int64_t id, const char *sha256, vs_error *err);
+/* One not in progress (finished already, unknown) -> NOT_FOUND. */
+vs_err vs_erasure_finish(vs_catalog *c, int64_t id, const char *detail_json, vs_error *err);
+/* Every entry in progress, oldest first. The callbacks run under the
+ * catalog lock: they must not call the catalog. */
+typedef int (*vs_erasure_open_cb)(void *ctx, int64_t id, const char *tenant, const char *what, const char *detail_json);
+vs_err vs_erasure_unfinished(vs_catalog *c, vs_erasure_open_cb cb, void *ctx, vs_error *err);
+/* The images named in erasure id (in progress), in the order named. */
+typedef int (*vs_erasure_image_cb)(void *ctx, const char *sha256, int done);
+vs_err vs_erasure_images(vs_catalog *c, int64_t id, vs_erasure_image_cb cb, void *ctx, vs_error *err);
+
 /* Every tenant id that may hold data, each once in name order: those with
  * keys, those with image records, and "default" (open mode's tenant). cb
  * runs under the catalog lock: it must not call the catalog. */

@@ -21,10 +21,10 @@ int cli_mkdir(const char *dir) {
     for (char *s = p + 1; *s; s++)
         if (*s == '/') {
             *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) break;
+            if (mkdir(p, 0700) != 0 && errno != EEXIST) break;
             *s = '/';
         }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(p, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "visage: mkdir %s: %s\n", p, strerror(errno));
         return -1;
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vs_erase.h"
 #include "vs_hash.h"
 
 /* Reads DATA/secret, creating it (32 random bytes, mode 0600) if absent. */
@@ -48,7 +49,7 @@ static const char *env_or(const char *name, const char *def) {
 static int lock_data_dir(cli_system *s) {
     char path[1200];
     snprintf(path, sizeof path, "%s/LOCK", s->data_dir);
-    s->lock_fd = open(path, O_RDWR | O_CREAT, 0644);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         fprintf(stderr, "visage: data dir %s is in use by another visage process; "
                         "send work to it with --server URL instead\n", s->data_dir);
@@ -80,6 +81,17 @@ static vs_err start_crawl(cli_system *s, const cli_system_opts *o, vs_error *err
     const char *jobs = getenv("VISAGE_CRAWL_JOBS");
     int threads = jobs && atoi(jobs) > 0 ? atoi(jobs) : 4;
     return o->crawl_runner ? vs_crawl_runner_start(env, threads, &a->crawler, err) : VS_OK;
+}
+
+/* Finishes erasures a crash cut short, before any worker or request runs.
+ * A failure does not stop the start (the erasures stay started and are
+ * tried again at the next one); it is said on stderr. */
+static void resume_erasures(vs_app *a) {
+    vs_error err = {0};
+    int n = 0;
+    vs_err rc = vs_erase_resume(&a->pipeline, &n, &err);
+    if (n > 0) fprintf(stderr, "visage: finished %d erasure%s cut short by a restart\n", n, n == 1 ? "" : "s");
+    if (rc != VS_OK) fprintf(stderr, "visage: erasures cut short by a restart are not finished yet: %s\n", err.msg);
 }
 
 /* The collections this process uses and the embedder they pin
@@ -168,6 +180,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
         else if (vs_appliers_start(&a->pipeline, s->results, 1, &a->appliers, &err) != VS_OK) goto fail_err;
     }
     atomic_store(&a->cur, &a->pipeline);
+    if (!worker) resume_erasures(a);
     if (vs_app_engine_add(a, a->engine, o->engine_pool, &err) != VS_OK) goto fail_err;
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, o->workers, &a->workers, &err) != VS_OK) goto fail_err;
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;

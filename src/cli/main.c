@@ -1,6 +1,7 @@
 /* main.c - the visage command line: dispatches to one file per sub-command. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -30,6 +31,10 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+    /* A second guard for private data at rest: every module already creates
+     * its files 0600 and folders 0700 by explicit mode; this covers anything
+     * made by a library we do not control (and the data dir itself). */
+    umask(077);
     if (argc < 2) return usage();
     const char *cmd = argv[1];
     if (!strcmp(cmd, "detect")) return cmd_detect(argc - 1, argv + 1);

@@ -115,12 +115,26 @@ vs_err vs_sqlite_data_path(const char *data_dir, const char *file, const char *w
     return VS_OK;
 }
 
+/* Takes group/other bits off one existing file; no file is fine. */
+static void tighten(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) (void)chmod(path, st.st_mode & 0700);
+}
+
+void vs_sqlite_private_file(const char *path) {
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    static const char *const k_companions[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof k_companions / sizeof k_companions[0]; i++) {
+        char p[1100];
+        if ((size_t)snprintf(p, sizeof p, "%s%s", path, k_companions[i]) < sizeof p) tighten(p);
+    }
+}
+
 vs_err vs_sqlite_open(const vs_sqlite_spec *s, sqlite3 **out, vs_error *err) {
     *out = NULL;
-    /* Created here so it is 0600 (key hashes, tenants' URLs); SQLite gives
-     * the -wal and -shm files the same mode. */
-    int fd = open(s->path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
+    /* 0600 before SQLite touches it (key hashes, tenants' URLs) */
+    vs_sqlite_private_file(s->path);
     sqlite3 *db = NULL;
     vs_err rc;
     if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=

@@ -32,6 +32,14 @@ typedef struct vs_sqlite_spec {
 vs_err vs_sqlite_data_path(const char *data_dir, const char *file, const char *what, char *out, size_t cap,
                            vs_error *err);
 
+/* Makes the SQLite file at path private before it is opened: creates it
+ * 0600 when missing (SQLite gives the -wal, -shm and -journal files it
+ * makes later the mode of the database file, so they are 0600 too, whatever
+ * the umask), and takes group/other bits off the file and any of those
+ * companions that exist (a data dir from a build that made them 0644).
+ * Best effort: a file it cannot change is left for open to report. */
+void vs_sqlite_private_file(const char *path);
+
 /* Opens (creating) spec->path with SQLITE_OPEN_NOMUTEX (the caller
  * serialises), configures it and checks or creates the schema. Errors:
  * VS_ERR_UNSUPPORTED (newer schema), VS_ERR_CORRUPT (tables but no

@@ -336,7 +336,7 @@ static vs_err emb_ensure_collection(vs_index *ix, const char *name, int dim, con
     }
     char dir[PATH_CAP];
     if ((size_t)snprintf(dir, sizeof dir, "%s/%s", e->dir, name) >= sizeof dir ||
-        (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
+        (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
         rc = vs_fail(err, VS_ERR_IO, "ensure_collection %s: mkdir %s: %s", name, dir, strerror(errno));
         goto out;
     }
@@ -1006,12 +1006,12 @@ vs_err vs_index_embedded_open(const char *data_dir, vs_index **out, vs_error *er
         rc = vs_fail(err, VS_ERR_INVALID_ARG, "open index %s: path too long", data_dir);
         goto out;
     }
-    if ((mkdir(data_dir, 0755) != 0 && errno != EEXIST) || (mkdir(e->dir, 0755) != 0 && errno != EEXIST)) {
+    if ((mkdir(data_dir, 0700) != 0 && errno != EEXIST) || (mkdir(e->dir, 0700) != 0 && errno != EEXIST)) {
         rc = vs_fail(err, VS_ERR_IO, "open index %s: mkdir: %s", e->dir, strerror(errno));
         goto out;
     }
     snprintf(lock, sizeof lock, "%s/LOCK", e->dir);
-    e->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    e->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (e->lock_fd < 0) {
         rc = vs_fail(err, VS_ERR_IO, "open index %s: %s", lock, strerror(errno));
         goto out;

@@ -177,12 +177,20 @@ static size_t header_encode(unsigned char *h, int dim, const char *model) {
     return 20 + ml;
 }
 
+/* A log written by an older build may be 0644 (created under the umask):
+ * it holds face vectors, so it becomes owner-only when opened. A failure
+ * (a file of another owner) changes nothing else: the log still works. */
+static void private_mode(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077)) (void)fchmod(fd, st.st_mode & 0700);
+}
+
 /* Creates path.tmp with just the header, fsyncs it, and returns the open fd. */
 static vs_err create_tmp(const char *path, int dim, const char *model, char *tmp, size_t tmp_cap, int *fd_out,
                          uint64_t *hdr_len, vs_error *err) {
     if ((size_t)snprintf(tmp, tmp_cap, "%s.tmp", path) >= tmp_cap)
         return vs_fail(err, VS_ERR_INVALID_ARG, "index log %s: path too long", path);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600); /* face vectors: owner only */
     if (fd < 0) return vs_fail(err, VS_ERR_IO, "index log %s: create: %s", tmp, strerror(errno));
     unsigned char h[HEADER_MAX];
     size_t n = header_encode(h, dim, model);
@@ -235,6 +243,7 @@ vs_err vs_log_open(const char *path, vs_log **out, vs_error *err) {
                      strerror(errno));
         goto out;
     }
+    private_mode(lg->fd);
     unsigned char h[HEADER_MAX];
     ssize_t got = pread(lg->fd, h, sizeof h, 0);
     if (got < 0) {

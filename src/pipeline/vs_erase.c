@@ -125,12 +125,59 @@ vs_err vs_erase_log(const vs_pipeline *p, const char *tenant, const char *what, 
     return rc;
 }
 
-vs_err vs_erase_blocked(const vs_pipeline *p, const char *tenant, const char *sha256, const char *block_id, vs_error *err) {
-    vs_err rc = vs_erase_image(p, tenant, sha256, 1, NULL, NULL, err);
-    if (rc == VS_OK)
-        rc = vs_erase_log(p, tenant, "blocked_on_arrival", json_pack("{s:s,s:s}", "image_sha256", sha256, "block_id", block_id),
-                          err);
+/* ---- the record of an erasure ------------------------------------------ */
+
+/* Begins the log entry of an erasure (vs_erasure_begin) before anything is
+ * deleted: d (the caller's, kept for the final detail) gets state "started"
+ * and a request id, and the n images named go in the same commit. */
+static vs_err record_begin(const vs_pipeline *p, const char *tenant, const char *what, json_t *d,
+                           const char *const *shas, int n, int64_t *id, vs_error *err) {
+    char rid[VS_UUID_STR];
+    if (vs_uuid_random("visage-erasure", tenant, rid) != 0) return vs_fail(err, VS_ERR_BACKEND, "erasure record: no randomness");
+    json_object_set_new(d, "state", json_string("started"));
+    json_object_set_new(d, "request_id", json_string(rid));
+    char *s = json_dumps(d, JSON_COMPACT);
+    vs_err rc = s ? vs_erasure_begin(p->catalog, tenant, what, s, shas, n, id, err) : vs_fail(err, VS_ERR_NOMEM, "erasure record");
+    free(s);
     return rc;
+}
+
+/* Closes the entry with d as its detail, state "done"; d must name every
+ * image the entry named (the catalog drops its own list now). */
+static vs_err record_finish(const vs_pipeline *p, int64_t id, json_t *d, vs_error *err) {
+    json_object_set_new(d, "state", json_string("done"));
+    char *s = json_dumps(d, JSON_COMPACT);
+    vs_err rc = s ? vs_erasure_finish(p->catalog, id, s, err) : vs_fail(err, VS_ERR_NOMEM, "erasure record");
+    free(s);
+    return rc;
+}
+
+vs_err vs_erase_image_recorded(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
+                               const char *what, json_t *detail, int64_t *faces_deleted, int64_t *crawl_rows,
+                               vs_error *err) {
+    int64_t id = 0, faces = 0;
+    const char *one[1] = {sha256};
+    vs_err rc = detail ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "erasure record");
+    if (rc == VS_OK) {
+        json_object_set_new(detail, "image_sha256", json_string(sha256));
+        json_object_set_new(detail, "suppressed", json_boolean(suppress));
+        rc = record_begin(p, tenant, what, detail, one, 1, &id, err);
+    }
+    if (rc == VS_OK) rc = vs_erase_image(p, tenant, sha256, suppress, &faces, crawl_rows, err);
+    if (rc == VS_OK) {
+        json_object_set_new(detail, "images", json_pack("[s]", sha256));
+        json_object_set_new(detail, "images_erased", json_integer(1));
+        json_object_set_new(detail, "faces_deleted", json_integer(faces));
+        rc = record_finish(p, id, detail, err);
+    }
+    json_decref(detail);
+    if (faces_deleted) *faces_deleted = faces;
+    return rc;
+}
+
+vs_err vs_erase_blocked(const vs_pipeline *p, const char *tenant, const char *sha256, const char *block_id, vs_error *err) {
+    return vs_erase_image_recorded(p, tenant, sha256, 1, "blocked_on_arrival", json_pack("{s:s}", "block_id", block_id),
+                                   NULL, NULL, err);
 }
 
 /* ---- a person ------------------------------------------------------------ */
@@ -152,6 +199,7 @@ typedef struct person_run {
     json_t *by_sha;
     int64_t erased, faces;
     int full;              /* max_images reached */
+    int64_t record;        /* the erasure log entry, begun before the first round */
 } person_run;
 
 /* Takes one round of hits (best first) into the report; the new images'
@@ -187,19 +235,37 @@ static vs_err take_hits(person_run *r, const vs_hit *hits, int n, vs_strset *fre
  * the tenant's folders once. */
 #define ERASE_BATCH_MIN 8
 
-/* Erases the images of one round: their files, then the rest of each. */
-static vs_err erase_round(person_run *r, const vs_strset *fresh, vs_error *err) {
+/* Erases a set of images of a tenant named in erasure log entry `record`:
+ * their files, then the rest of each, marking each erased in the entry once
+ * it is gone. Adds to *erased and *faces. */
+static vs_err erase_set(const vs_pipeline *p, const char *tenant, int suppress, int64_t record, const vs_strset *set,
+                        int64_t *erased, int64_t *faces, vs_error *err) {
     vs_err rc = VS_OK;
-    if (fresh->n >= ERASE_BATCH_MIN) rc = erase_files_many(r->p, r->tenant, fresh, err);
-    for (size_t i = 0; i < fresh->n_slots && rc == VS_OK; i++) {
-        const char *sha = fresh->slots[i];
+    if (set->n >= ERASE_BATCH_MIN) rc = erase_files_many(p, tenant, set, err);
+    for (size_t i = 0; i < set->n_slots && rc == VS_OK; i++) {
+        const char *sha = set->slots[i];
         if (!sha) continue;
-        int64_t faces = 0;
-        if (fresh->n < ERASE_BATCH_MIN) rc = erase_files_one(r->p, r->tenant, sha, err);
-        if (rc == VS_OK) rc = erase_rest(r->p, r->tenant, sha, r->o->suppress, &faces, NULL, err);
-        if (rc == VS_OK) r->erased++, r->faces += faces;
+        int64_t nf = 0;
+        if (set->n < ERASE_BATCH_MIN) rc = erase_files_one(p, tenant, sha, err);
+        if (rc == VS_OK) rc = erase_rest(p, tenant, sha, suppress, &nf, NULL, err);
+        if (rc == VS_OK) rc = vs_erasure_image_done(p->catalog, record, sha, err);
+        if (rc == VS_OK) ++*erased, *faces += nf;
     }
     return rc;
+}
+
+/* Names the images of one round in the log entry (one durable commit), and
+ * only then erases them: whatever a crash cuts, the entry names every image
+ * that is gone. */
+static vs_err erase_round(person_run *r, const vs_strset *fresh, vs_error *err) {
+    const char **shas = fresh->n ? vs_malloc(sizeof *shas * fresh->n) : NULL;
+    if (fresh->n && !shas) return vs_fail(err, VS_ERR_NOMEM, "erase person: round of %zu images", fresh->n);
+    int n = 0;
+    for (size_t i = 0; i < fresh->n_slots; i++)
+        if (fresh->slots[i]) shas[n++] = fresh->slots[i];
+    vs_err rc = vs_erasure_plan(r->p->catalog, r->record, shas, n, err);
+    vs_free(shas);
+    return rc == VS_OK ? erase_set(r->p, r->tenant, r->o->suppress, r->record, fresh, &r->erased, &r->faces, err) : rc;
 }
 
 /* Searches and erases in rounds until no face matches, max_images is
@@ -243,19 +309,25 @@ static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_e
     }
 }
 
-/* The log entry of a person's erasure: the report's counts and ids, the
+/* The begun entry of a person's erasure: what it is about (never the
+ * vector). Its images are named round by round. */
+static json_t *person_detail(const vs_erase_person_opts *o, const char *block_id) {
+    json_t *d = json_pack("{s:f,s:b}", "threshold", (double)o->threshold, "suppressed", o->suppress);
+    if (d && block_id[0]) json_object_set_new(d, "block_id", json_string(block_id));
+    if (d && o->note && *o->note) json_object_set_new(d, "note", json_string(o->note));
+    return d;
+}
+
+/* Completes the log entry of a person's erasure: the report's counts, the
  * images by sha256 only. */
-static vs_err log_person(const vs_pipeline *p, const char *tenant, const vs_erase_person_opts *o, json_t *report,
-                         vs_error *err) {
+static vs_err finish_person(const vs_pipeline *p, int64_t record, json_t *d, json_t *report, vs_error *err) {
     json_t *shas = json_array(), *e;
     size_t i;
     json_array_foreach(json_object_get(report, "images"), i, e) json_array_append(shas, json_object_get(e, "image_sha256"));
-    json_t *d = json_pack("{s:O,s:O,s:O,s:O,s:o}", "threshold", json_object_get(report, "threshold"), "images_erased",
-                          json_object_get(report, "images_erased"), "faces_deleted", json_object_get(report, "faces_deleted"),
-                          "complete", json_object_get(report, "complete"), "images", shas);
-    if (d && json_object_get(report, "block_id")) json_object_set(d, "block_id", json_object_get(report, "block_id"));
-    if (d && o->note && *o->note) json_object_set_new(d, "note", json_string(o->note));
-    vs_err rc = d ? vs_erase_log(p, tenant, "person", d, err) : vs_fail(err, VS_ERR_NOMEM, "erasure log");
+    static const char *copy[] = {"images_erased", "faces_deleted", "complete"};
+    for (size_t k = 0; k < sizeof copy / sizeof copy[0]; k++) json_object_set(d, copy[k], json_object_get(report, copy[k]));
+    vs_err rc = shas && !json_object_set_new(d, "images", shas) ? record_finish(p, record, d, err)
+                                                                : vs_fail(err, VS_ERR_NOMEM, "erasure log");
     if (rc != VS_OK) { /* the images are gone; say so, not just that a write failed */
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
@@ -277,8 +349,12 @@ vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *ve
     if (o->block && !o->dry_run) rc = vs_block_add(p, tenant, vec, o->threshold, o->note, block_id, err);
     if (rc != VS_OK) return rc;
     person_run r = {.p = p, .tenant = tenant, .o = o, .images = json_array(), .by_sha = json_object()};
+    json_t *d = o->dry_run ? NULL : person_detail(o, block_id);
     int complete = 0;
-    rc = r.images && r.by_sha ? person_rounds(&r, vec, &complete, err) : vs_fail(err, VS_ERR_NOMEM, "erase person");
+    if (!r.images || !r.by_sha || (!o->dry_run && !d)) rc = vs_fail(err, VS_ERR_NOMEM, "erase person");
+    /* the entry before the first image goes: it is what a crash leaves */
+    if (rc == VS_OK && d) rc = record_begin(p, tenant, "person", d, NULL, 0, &r.record, err);
+    if (rc == VS_OK) rc = person_rounds(&r, vec, &complete, err);
     if (rc == VS_OK) {
         *report = json_pack("{s:b,s:f,s:O,s:I,s:I,s:b}", "dry_run", o->dry_run, "threshold", (double)o->threshold, "images",
                             r.images, "images_erased", (json_int_t)r.erased, "faces_deleted", (json_int_t)r.faces,
@@ -286,13 +362,85 @@ vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *ve
         if (!*report) rc = vs_fail(err, VS_ERR_NOMEM, "erase person: report");
         else if (block_id[0]) json_object_set_new(*report, "block_id", json_string(block_id));
     }
-    if (rc == VS_OK && !o->dry_run) rc = log_person(p, tenant, o, *report, err);
+    if (rc == VS_OK && !o->dry_run) rc = finish_person(p, r.record, d, *report, err);
     if (rc != VS_OK) {
         json_decref(*report);
         *report = NULL;
     }
+    json_decref(d);
     json_decref(r.images);
     json_decref(r.by_sha);
+    return rc;
+}
+
+/* ---- finishing what a crash cut short ------------------------------------ */
+
+/* Start-up: the entries still in progress, copied out of the catalog (its
+ * callbacks may not call it back), as {id, tenant, what, detail}. */
+static int collect_open(void *ctx, int64_t id, const char *tenant, const char *what, const char *detail_json) {
+    json_t *d = json_loads(detail_json, 0, NULL);
+    json_t *e = json_pack("{s:I,s:s,s:s,s:o}", "id", (json_int_t)id, "tenant", tenant, "what", what, "detail",
+                          json_is_object(d) ? d : json_object());
+    if (!json_is_object(d)) json_decref(d);
+    return !e || json_array_append_new((json_t *)ctx, e) != 0;
+}
+
+/* The images an entry named: every one into `all` (in order), those not
+ * marked erased into `pending`. */
+typedef struct named_images {
+    json_t *all;
+    vs_strset pending;
+    int failed;
+} named_images;
+
+static int collect_image(void *ctx, const char *sha256, int done) {
+    named_images *ni = ctx;
+    if (json_array_append_new(ni->all, json_string(sha256)) != 0 || (!done && vs_strset_add(&ni->pending, sha256) < 0))
+        ni->failed = 1;
+    return ni->failed;
+}
+
+/* Finishes one erasure a crash cut short: the images it named and had not
+ * erased yet are erased now (the tenant asked for it), and the entry is
+ * completed with all of them, marked resumed. A person's erasure is not
+ * searched again (the log never keeps the vector): "complete" says false,
+ * so the tenant knows to ask again for images not yet found then. */
+static vs_err resume_one(const vs_pipeline *p, json_t *e, vs_error *err) {
+    int64_t id = json_integer_value(json_object_get(e, "id")), erased = 0, faces = 0; /* counts of this run only */
+    const char *tenant = json_string_value(json_object_get(e, "tenant"));
+    json_t *d = json_object_get(e, "detail");
+    vs_err rc = vs_tenant_check(tenant, "resume erasure", err);
+    named_images ni = {.all = json_array()};
+    if (rc == VS_OK && !ni.all) rc = vs_fail(err, VS_ERR_NOMEM, "resume erasure %lld", (long long)id);
+    if (rc == VS_OK) rc = vs_erasure_images(p->catalog, id, collect_image, &ni, err);
+    if (rc == VS_OK && ni.failed) rc = vs_fail(err, VS_ERR_NOMEM, "resume erasure %lld: images", (long long)id);
+    json_t *sup = json_object_get(d, "suppressed"); /* absent: erased images stay erased */
+    if (rc == VS_OK) rc = erase_set(p, tenant, sup ? json_is_true(sup) : 1, id, &ni.pending, &erased, &faces, err);
+    if (rc == VS_OK) {
+        json_object_set_new(d, "images", ni.all);
+        ni.all = NULL;
+        json_object_set_new(d, "images_erased", json_integer((json_int_t)json_array_size(json_object_get(d, "images"))));
+        json_object_set_new(d, "resumed", json_true());
+        json_object_set_new(d, "resumed_at", json_integer(vs_wall_ms()));
+        if (!strcmp(json_string_value(json_object_get(e, "what")), "person")) json_object_set_new(d, "complete", json_false());
+        rc = record_finish(p, id, d, err);
+    }
+    json_decref(ni.all);
+    vs_strset_free(&ni.pending);
+    return rc;
+}
+
+vs_err vs_erase_resume(const vs_pipeline *p, int *resumed, vs_error *err) {
+    *resumed = 0;
+    json_t *open = json_array(), *e;
+    vs_err rc = open ? vs_erasure_unfinished(p->catalog, collect_open, open, err) : vs_fail(err, VS_ERR_NOMEM, "resume erasures");
+    size_t i;
+    json_array_foreach(open, i, e) {
+        if (rc != VS_OK) break;
+        rc = resume_one(p, e, err);
+        if (rc == VS_OK) ++*resumed;
+    }
+    json_decref(open);
     return rc;
 }
 

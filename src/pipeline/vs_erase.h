@@ -13,7 +13,15 @@
  * the person cannot be caught by exact bytes, so a block keeps the query
  * vector (in the index, collection coll.blocks, tenant-scoped like every
  * point) and the index owner erases any later image with a face matching it
- * instead of indexing it. */
+ * instead of indexing it.
+ *
+ * The erasure log is the tenant's audit record, so it must name every image
+ * erased even when the process dies part-way: an erasure of a person, of an
+ * image (DELETE /api/v1/images) and an erasure on arrival first write their
+ * entry "started" (tenant, a request id, what asked for it and the images
+ * about to go) in one durable commit, then erase, marking each image done,
+ * then complete the entry. A start-up finds entries a crash left started and
+ * finishes them (vs_erase_resume). The log holds ids and sha256s only. */
 #ifndef VS_ERASE_H
 #define VS_ERASE_H
 
@@ -29,6 +37,22 @@
  * and *crawl_rows (rows of crawl.db that named it) may be NULL. */
 vs_err vs_erase_image(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
                       int64_t *faces_deleted, int64_t *crawl_rows, vs_error *err);
+
+/* vs_erase_image with its log entry of kind `what` ("image",
+ * "blocked_on_arrival") begun before anything is deleted and completed
+ * after: detail (taken over; NULL -> NOMEM) gets image_sha256, suppressed,
+ * state, request_id, images, images_erased and faces_deleted. */
+vs_err vs_erase_image_recorded(const vs_pipeline *p, const char *tenant, const char *sha256, int suppress,
+                               const char *what, json_t *detail, int64_t *faces_deleted, int64_t *crawl_rows,
+                               vs_error *err);
+
+/* Finishes every erasure a crash cut short (entries still "started"): the
+ * images each named and had not erased yet are erased, and the entry is
+ * completed naming all of them, with "resumed": true (and, for a person,
+ * "complete": false: images a later round would have found were not looked
+ * for). Run at start-up, before workers or requests. *resumed = entries
+ * finished. On an error the rest stay started for the next start. */
+vs_err vs_erase_resume(const vs_pipeline *p, int *resumed, vs_error *err);
 
 /* Appends an entry of kind `what` to the tenant's erasure log (catalog);
  * takes ownership of detail (a JSON object of counts and ids). */
@@ -53,8 +77,11 @@ typedef struct vs_erase_person_opts {
  * "source_url"?,"site"?,"page_url"?}] best first, "images_erased",
  * "faces_deleted", "complete", "block_id"?}. complete = 0 when max_images
  * stopped it, or (dry run) when more faces matched than one search returns.
- * Not a dry run: logged as "person" with the counts and the images' sha256.
- * On an error part of the work may be done; a retry finishes it. */
+ * Not a dry run: logged as "person" with the counts and the images' sha256,
+ * the entry begun before the first image goes and each round's images named
+ * in it before they are erased. On an error part of the work may be done;
+ * a retry finishes it, and the begun entry (finished at the next start)
+ * names the images this run had taken on. */
 vs_err vs_erase_person(const vs_pipeline *p, const char *tenant, const float *vec, const vs_erase_person_opts *o,
                        json_t **report, vs_error *err);
 

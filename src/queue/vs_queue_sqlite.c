@@ -40,6 +40,7 @@
 #include "vs_alloc.h"
 #include "vs_hash.h"
 #include "vs_queue_internal.h"
+#include "vs_sqlite.h"
 
 #define POLL_MS 200
 #define BUSY_TIMEOUT_MS 5000
@@ -449,7 +450,8 @@ static const vs_queue_ops sq_ops = {
     .close = sq_close,
 };
 
-/* Creates dir and its missing parents (mode 0755). 0 or -1 with errno. */
+/* Creates dir and its missing parents (mode 0700: the data dir is private).
+ * 0 or -1 with errno. */
 static int make_dirs(const char *dir) {
     char p[PATH_MAX];
     size_t n = strlen(dir);
@@ -461,7 +463,7 @@ static int make_dirs(const char *dir) {
     for (size_t i = 1; i <= n; i++) {
         if (p[i] != '/' && p[i] != '\0') continue;
         p[i] = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) return -1;
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) return -1;
         p[i] = i == n ? '\0' : '/';
     }
     return 0;
@@ -553,6 +555,7 @@ vs_err vs_queue_sqlite_open(const vs_queue_opts *opts, vs_queue **out, vs_error 
         rc = vs_fail(err, VS_ERR_INVALID_ARG, "queue open: data dir path too long");
         goto out;
     }
+    vs_sqlite_private_file(q->path); /* image URLs and bytes wait here: owner only */
     if (sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         rc = q->db ? open_fail(q, "open", err) : vs_fail(err, VS_ERR_NOMEM, "queue open %s", q->path);

@@ -73,7 +73,8 @@ static int fsync_dir(const char *dir) {
 }
 
 /* Creates every missing directory of path below the first `keep` bytes (the
- * store root, which exists), mode 0755, fsyncing the parent of each one
+ * store root, which exists), mode 0700 (the folders name tenants and
+ * hold biometric data: owner only, whatever the umask), fsyncing the parent of each one
  * created so the new entry is durable. Returns 0 or -1 with errno set. */
 static int make_dirs(char *path, size_t keep) {
     size_t n = strlen(path);
@@ -81,7 +82,7 @@ static int make_dirs(char *path, size_t keep) {
         if (path[i] != '/' && path[i] != '\0') continue;
         char saved = path[i];
         path[i] = '\0';
-        int rc = mkdir(path, 0755);
+        int rc = mkdir(path, 0700);
         int e = errno;
         if (rc == 0) {
             char *slash = strrchr(path, '/');
@@ -142,7 +143,7 @@ static int open_temp(const fs_store *s, char *dir, char *tmp, size_t cap) {
             errno = ENAMETOOLONG;
             return -1;
         }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); /* renamed to the blob: owner only */
         if (fd >= 0) return fd;
         if (errno != ENOENT && errno != EEXIST) return -1;
     }
@@ -466,7 +467,7 @@ vs_err vs_store_fs_open(const char *dir, vs_store **out, vs_error *err) {
     while (n > 1 && path[n - 1] == '/') path[--n] = '\0';
     /* make it (and its parents) if missing; keep=0 walks from the start, and
      * a leading '/' gives an empty first component that mkdir("") skips */
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
         if (errno != ENOENT || make_dirs(path, 0) != 0)
             return vs_fail(err, VS_ERR_IO, "store file://%s: mkdir: %s", dir, strerror(errno));
     }

@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vs_alloc.h"
 #include "vs_base64.h"
 #include "vs_erase.h"
 #include "vs_hash.h"
+#include "vs_queue.h"
 
 typedef struct fixture {
     char dir[64];
@@ -442,6 +444,169 @@ static void test_blocks_match_at_their_threshold_per_tenant(void **state) {
     free(p), free(near), free(mid), free(s);
 }
 
+/* The newest erasure log entry of a tenant: its detail as JSON. */
+static int newest_detail(void *ctx, int64_t id, int64_t at_ms, const char *what, const char *detail_json) {
+    (void)id, (void)at_ms, (void)what;
+    *(json_t **)ctx = json_loads(detail_json, 0, NULL);
+    return 1;
+}
+
+static json_t *newest_entry(fixture *f, const char *tenant) {
+    json_t *d = NULL;
+    vs_error e = {0};
+    assert_int_equal(vs_erasure_log_list(f->p.catalog, tenant, 0, 1, newest_detail, &d, &e), VS_OK);
+    assert_non_null(d);
+    return d;
+}
+
+/* A crash in the middle of a person's erasure, as it leaves the catalog: the
+ * entry begun with two images named, the first erased and marked, the second
+ * not touched. The log names both while it is cut; a start-up's
+ * vs_erase_resume erases the second, completes the entry (resumed, not
+ * complete: later rounds were never searched) and leaves other images alone;
+ * a second start-up finds nothing to do. */
+static void test_resume_finishes_an_erasure_a_crash_cut(void **state) {
+    fixture *f = *state;
+    float *v = malloc(sizeof(float) * (size_t)f->dim);
+    const float *vs[1] = {v};
+    unit_vec(v, f->dim, 0, 1, 1.0f);
+    for (int n = 1; n <= 3; n++) add_image(f, "a", n, vs, 1);
+    char s1[65], s2[65];
+    sha_of(1, s1);
+    sha_of(2, s2);
+    const char *named[2] = {s1, s2};
+    int64_t id = 0;
+    vs_error e = {0};
+    assert_int_equal(vs_erasure_begin(f->p.catalog, "a", "person", "{\"threshold\":0.5,\"suppressed\":true,\"state\":\"started\"}",
+                                      named, 2, &id, &e), VS_OK);
+    assert_int_equal(vs_erase_image(&f->p, "a", s1, 1, NULL, NULL, &e), VS_OK);
+    assert_int_equal(vs_erasure_image_done(f->p.catalog, id, s1, &e), VS_OK);
+    /* cut: the log already names both, one erased */
+    json_t *d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "started");
+    assert_int_equal(json_array_size(json_object_get(d, "images")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(d, "images"), 1)), s2);
+    assert_int_equal(json_integer_value(json_object_get(d, "images_erased")), 1);
+    json_decref(d);
+    assert_true(raw_exists(f, "a", 2));
+
+    int resumed = -1;
+    assert_int_equal(vs_erase_resume(&f->p, &resumed, &e), VS_OK);
+    assert_int_equal(resumed, 1);
+    assert_false(raw_exists(f, "a", 2));
+    assert_int_equal(status_of(f, "a", 2), VS_IMG_ERASED);
+    assert_int_equal(status_of(f, "a", 3), VS_IMG_DONE); /* not named: not touched */
+    d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_true(json_is_true(json_object_get(d, "resumed")));
+    assert_true(json_is_false(json_object_get(d, "complete")));
+    assert_int_equal(json_array_size(json_object_get(d, "images")), 2);
+    assert_int_equal(json_integer_value(json_object_get(d, "images_erased")), 2);
+    char *js = json_dumps(d, 0);
+    assert_null(strstr(js, "vector")); /* ids and sha256s only */
+    free(js);
+    json_decref(d);
+    assert_int_equal(vs_erasure_finish(f->p.catalog, id, "{}", &e), VS_ERR_NOT_FOUND); /* closed once */
+    assert_int_equal(vs_erase_resume(&f->p, &resumed, &e), VS_OK);
+    assert_int_equal(resumed, 0);
+    free(v);
+}
+
+/* DELETE /api/v1/images' erasure and one on arrival leave complete entries
+ * naming their image (begun before, finished after). */
+static void test_recorded_image_erasures_name_their_image(void **state) {
+    fixture *f = *state;
+    float *v = malloc(sizeof(float) * (size_t)f->dim);
+    const float *vs[1] = {v};
+    unit_vec(v, f->dim, 0, 1, 1.0f);
+    add_image(f, "a", 1, vs, 1);
+    add_image(f, "a", 2, vs, 1);
+    char s1[65], s2[65];
+    sha_of(1, s1);
+    sha_of(2, s2);
+    vs_error e = {0};
+    int64_t faces = -1;
+    assert_int_equal(vs_erase_image_recorded(&f->p, "a", s1, 1, "image", json_object(), &faces, NULL, &e), VS_OK);
+    assert_int_equal(faces, 1);
+    json_t *d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "image_sha256")), s1);
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(d, "images"), 0)), s1);
+    assert_non_null(json_string_value(json_object_get(d, "request_id")));
+    json_decref(d);
+    assert_int_equal(vs_erase_blocked(&f->p, "a", s2, "block-1", &e), VS_OK);
+    d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "block_id")), "block-1");
+    assert_string_equal(json_string_value(json_object_get(d, "image_sha256")), s2);
+    json_decref(d);
+    assert_false(raw_exists(f, "a", 2));
+    int resumed = -1;
+    assert_int_equal(vs_erase_resume(&f->p, &resumed, &e), VS_OK);
+    assert_int_equal(resumed, 0); /* nothing was left started */
+    free(v);
+}
+
+/* nftw callback: counts entries and prints any with group/other bits. */
+static int g_entries, g_open;
+static int check_mode(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)flag, (void)ftw;
+    g_entries++;
+    if (sb->st_mode & 077) {
+        fprintf(stderr, "  %s is %03o\n", path, (unsigned)(sb->st_mode & 0777));
+        g_open++;
+    }
+    return 0;
+}
+
+/* Under umask 022 the file store, the embedded index, the catalog, crawl.db
+ * and the queue create every file and folder owner-only by explicit modes
+ * (not by the CLI's umask, which this test does not have). */
+static void test_private_modes_whatever_the_umask(void **state) {
+    fixture *f = *state;
+    mode_t old = umask(022);
+    char dir[128], url[160];
+    snprintf(dir, sizeof dir, "%s/private/data", f->dir);
+    snprintf(url, sizeof url, "file://%s/blobs", dir);
+    vs_error e = {0};
+    vs_store *st = NULL;
+    vs_index *ix = NULL;
+    vs_catalog *cat = NULL;
+    vs_crawl_db *cdb = NULL;
+    vs_queue *q = NULL;
+    vs_queue_opts qo = {.data_dir = dir, .visibility_ms = 1000, .max_attempts = 2};
+    assert_int_equal(vs_queue_open("embedded", &qo, &q, &e), VS_OK);
+    assert_int_equal(vs_store_open(url, &st, &e), VS_OK);
+    assert_int_equal(vs_index_open("embedded", dir, &ix, &e), VS_OK);
+    assert_int_equal(vs_catalog_open(dir, &cat, &e), VS_OK);
+    assert_int_equal(vs_crawl_db_open(dir, &cdb, &e), VS_OK);
+    const char *body[1] = {"{}"};
+    assert_int_equal(q->ops->push(q, body, 1, NULL, &e), VS_OK);
+    assert_int_equal(vs_store_put(st, "raw-images", "t/a.jpg", "raw", 3, NULL, &e), VS_OK);
+    float *v = calloc((size_t)f->dim, sizeof(float));
+    v[0] = 1;
+    vs_point pt = {"00000000-0000-4000-8000-000000000001", v, "{\"tenant_id\":\"t\"}"};
+    assert_int_equal(ix->ops->ensure_collection(ix, "faces_v1", f->dim, "m", &e), VS_OK);
+    assert_int_equal(ix->ops->upsert(ix, "faces_v1", &pt, 1, &e), VS_OK);
+    char key[VS_API_KEY_MAX];
+    assert_int_equal(vs_tenant_create(cat, "t", key, &e), VS_OK);
+    g_entries = g_open = 0;
+    nftw(dir, check_mode, 16, FTW_PHYS); /* while open: -wal and -shm exist */
+    int during = g_open, seen = g_entries;
+    vs_crawl_db_close(cdb);
+    vs_catalog_close(cat);
+    ix->ops->close(ix);
+    vs_store_close(st);
+    q->ops->close(q);
+    umask(old);
+    free(v);
+    g_entries = g_open = 0;
+    nftw(dir, check_mode, 16, FTW_PHYS);
+    fprintf(stderr, "  %d entries checked while open, %d after close\n", seen, g_entries);
+    assert_int_equal(during, 0);
+    assert_int_equal(g_open, 0);
+    assert_true(seen >= 12); /* data dir, blobs/raw-images/t/a.jpg, index/LOCK, points.log, 3 databases and -wal/-shm */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused_naming_them, setup, teardown),
@@ -450,6 +615,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_max_images_stops_and_a_second_run_finishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_erasure_removes_exactly_their_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocks_match_at_their_threshold_per_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_finishes_an_erasure_a_crash_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recorded_image_erasures_name_their_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_modes_whatever_the_umask, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
