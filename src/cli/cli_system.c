@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "vs_hash.h"
+#include "vs_redact.h"
 
 /* Reads DATA/secret, creating it (32 random bytes, mode 0600) if absent. */
 static int load_secret(const char *dir, uint8_t secret[32]) {
@@ -60,7 +61,8 @@ static int lock_data_dir(cli_system *s) {
 /* Crawl failures of single URLs, as log lines on stderr. */
 static void crawl_log(void *ctx, const char *line) {
     (void)ctx;
-    fprintf(stderr, "%s\n", line);
+    char shown[2048];
+    fprintf(stderr, "%s\n", vs_redact(line, shown, sizeof shown));
 }
 
 /* Sets up crawling on the open crawl.db and, for a server, starts the
