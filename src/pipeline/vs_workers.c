@@ -180,7 +180,10 @@ static void *worker_main(void *arg) {
         vs_error err = {0};
         vs_err rc = w->q->ops->pop(w->q, 500, &msg, &err);
         vs_ratelog_flush(&w->log, vs_now_ms()); /* a storm that ended still gets its count line */
-        if (rc == VS_ERR_NOT_FOUND) continue;
+        if (rc == VS_ERR_NOT_FOUND) { /* the queue answered: its storage works again */
+            note_storage(w, VS_OK, NULL);
+            continue;
+        }
         if (rc != VS_OK) {
             char key[VS_ERROR_MSG_MAX + 16], line[VS_ERROR_MSG_MAX + 32];
             snprintf(key, sizeof key, "queue: %s", err.msg);
