@@ -5,7 +5,8 @@
 // stops being writable while the server runs; a data dir that cannot be
 // written at start is reported as such, not as "in use by another visage
 // process"; the worker error storm of a full disk is logged once per interval
-// with a count. Parts that need root (mount, running as nobody) are skipped
+// with a count; new dead letters past VISAGE_READY_MAX_NEW_DEAD turn it 503
+// too. Parts that need root (mount, running as nobody) are skipped
 // without it; CI runs as root.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert');
@@ -151,6 +152,37 @@ describe('/readyz when the data dir is full', () => {
       notReady(r, 'data_dir', 'disk_full', /VISAGE_MIN_FREE_MB/);
       assert.ok(r.data.reason.includes(dir), r.data.reason);
       assert.equal(r.data.backends.store, 'ok', 'the backends themselves are fine');
+    } finally {
+      await L.stopServer(s);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('/readyz when messages keep dying', () => {
+  it('VISAGE_READY_MAX_NEW_DEAD new dead letters: 503 dead_letters; old ones do not count', async (t) => {
+    try { execFileSync('sqlite3', ['-version'], { stdio: 'ignore' }); } catch (e) { return t.skip('no sqlite3 CLI'); }
+    const dir = L.tmpDir('health-dead');
+    const s = await L.startServer(dir, { VISAGE_READY_MAX_NEW_DEAD: '3' });
+    // dead letters written into the embedded queue as a failing pipeline would
+    const kill = (from, n) => {
+      const rows = [];
+      for (let i = from; i < from + n; i++) rows.push(`(${i}, '{}', 'store put: database or disk is full', 5, ${Date.now()})`);
+      execFileSync('sqlite3', ['-cmd', '.timeout 5000', path.join(dir, 'queue.db'),
+        'INSERT INTO dead(id, body, last_error, attempts, failed_at) VALUES ' + rows.join(',') + ';']);
+    };
+    try {
+      kill(1000, 5); // before the first look: already there, not new
+      const first = await L.api(s, 'GET', '/readyz');
+      assert.equal(first.status, 200, JSON.stringify(first.data));
+      assert.equal(first.data.checks.dead_letters, 'ok');
+      kill(2000, 2);
+      assert.equal((await L.api(s, 'GET', '/readyz')).status, 200, 'two new ones are under the limit of 3');
+      kill(3000, 1);
+      const r = await L.api(s, 'GET', '/readyz');
+      notReady(r, 'dead_letters', 'growing', /3 messages were dead-lettered in the last 5 minutes.*VISAGE_READY_MAX_NEW_DEAD/);
+      const m = String((await L.api(s, 'GET', '/metrics')).data);
+      assert.match(m, /visage_queue_dead 8/);
     } finally {
       await L.stopServer(s);
       fs.rmSync(dir, { recursive: true, force: true });
