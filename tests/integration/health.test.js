@@ -190,6 +190,32 @@ describe('/readyz when messages keep dying', () => {
   });
 });
 
+describe('/readyz when a backend is unreachable', () => {
+  it('the redis queue goes away: 503 queue down with Retry-After, ready again when it is back', async () => {
+    const dir = L.tmpDir('health-redis');
+    const rdir = L.tmpDir('health-redis-data');
+    let redis = await L.startRedis(rdir);
+    const port = redis.port;
+    const s = await L.startServer(dir, { VISAGE_QUEUE: `redis://127.0.0.1:${port}/0` });
+    try {
+      assert.equal((await L.api(s, 'GET', '/readyz')).status, 200);
+      const gone = new Promise((r) => redis.proc.once('exit', r));
+      redis.proc.kill('SIGKILL');
+      await gone;
+      const r = await readyUntil(s, 503, 15000, 'queue', 'down');
+      notReady(r, 'queue', 'down', /queue backend does not answer/);
+      assert.equal(r.data.backends.queue, 'down');
+      redis = await L.startRedis(rdir, port);
+      await readyUntil(s, 200, 30000);
+    } finally {
+      await L.stopServer(s);
+      redis.proc.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(rdir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a data dir that cannot be written', () => {
   it('at start, as a user without write permission: says so, with the path and the errno text', { skip: !ROOT_USER && 'needs root to run as nobody' }, async () => {
     const dir = L.tmpDir('health-ro');
