@@ -63,14 +63,15 @@ static int lock_data_dir(cli_system *s) {
                             "send work to it with --server URL instead\n", s->data_dir);
         else
             fprintf(stderr, "visage: data dir %s: lock %s: %s\n", s->data_dir, path, strerror(errno));
-        return -1;
-    }
-    /* an existing LOCK opens even where nothing new can be written */
-    if (vs_dir_check(s->data_dir, 0, msg, sizeof msg) == VS_DIR_UNWRITABLE) {
+    } else if (vs_dir_check(s->data_dir, 0, msg, sizeof msg) == VS_DIR_UNWRITABLE) {
+        /* an existing LOCK opens even where nothing new can be written */
         fprintf(stderr, "visage: %s\n", msg);
-        return -1;
+    } else {
+        return 0;
     }
-    return 0;
+    close(s->lock_fd);
+    s->lock_fd = -1;
+    return -1;
 }
 
 /* /readyz settings: the data dir it probes, $VISAGE_MIN_FREE_MB (the free
