@@ -17,6 +17,7 @@
 #include "vs_crawl_runner.h"
 #include "vs_engine.h"
 #include "vs_fetch.h"
+#include "vs_health.h"
 #include "vs_index.h"
 #include "vs_pipeline.h"
 #include "vs_queue.h"
@@ -34,7 +35,22 @@ typedef struct vs_app_cfg {
     int open_mode;               /* 1 = no tenants yet: tenant "default", loopback only */
     const char *admin_key;       /* $VISAGE_ADMIN_KEY: operator routes (reindex) with tenants; NULL: none */
     int threads;                 /* cores the process may use (a reindex's engine workers) */
+    /* /readyz (vs_route_readyz) */
+    const char *data_dir;        /* probed for writes and free space; NULL: not checked */
+    uint64_t min_free_bytes;     /* $VISAGE_MIN_FREE_MB: not ready below (default 100 MB; 0 = no floor) */
+    int ready_max_new_dead;      /* $VISAGE_READY_MAX_NEW_DEAD: not ready when this many messages were
+                                  * dead-lettered in the last 5 minutes (default 10; 0 = not checked) */
 } vs_app_cfg;
+
+/* What /readyz remembers between calls, under its own mutex: the data dir
+ * probe (cached ~1 s so a busy probe stays cheap) and dead-letter samples. */
+typedef struct vs_app_health {
+    pthread_mutex_t mu;
+    int64_t checked_ms;          /* monotonic time of the last probe; 0 = never */
+    vs_dir_state dir;
+    char dir_msg[512];
+    vs_dead_watch dead;
+} vs_app_health;
 
 typedef struct vs_app_reindex vs_app_reindex;
 
@@ -72,6 +88,7 @@ typedef struct vs_app {
     atomic_llong search_count, search_ms_sum, search_hist[8];
     atomic_llong ingest_accepted;
     int64_t started_ms;
+    vs_app_health health;        /* /readyz; mutex set up by the opener */
 } vs_app;
 
 /* The pipeline requests use now: its engine and active collections. A

@@ -10,6 +10,7 @@
 
 #include "vs_alloc.h"
 #include "vs_multipart.h"
+#include "vs_redact.h"
 
 void vs_reply_bytes(vs_req *r, int status, const char *ct, void *data, size_t len) {
     free(r->resp);
@@ -35,6 +36,7 @@ void vs_reply_error(vs_req *r, int status, const char *code, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    vs_redact_inplace(msg, sizeof msg); /* an echoed URL never shows its credentials */
     vs_reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 

@@ -29,8 +29,12 @@ typedef struct vs_req {
     const char *content_type;
     char location[256];
     char allow[64];              /* Allow header of a 405: the methods the path takes */
+    int retry_after;             /* seconds for a Retry-After header; 0: none, except that every
+                                  * 503 gets VS_RETRY_AFTER_S (send_reply in vs_server.c) */
     int64_t started_ms;
 } vs_req;
+
+#define VS_RETRY_AFTER_S 5       /* Retry-After of a 503 whose handler named no other */
 
 /* Replies with a JSON value (stolen). */
 void vs_reply_json(vs_req *r, int status, json_t *body);

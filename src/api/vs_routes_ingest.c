@@ -7,6 +7,7 @@
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
+#include "vs_redact.h"
 #include "vs_routes.h"
 
 #define MAX_BATCH 1000
@@ -74,7 +75,7 @@ static int item_bytes(vs_req *r, json_t *it, uint8_t **data, size_t *len, item_r
         *len = fr.len;
         fr.data = NULL;
         vs_fetch_result_free(&fr);
-        if (!json_object_get(it, "source_url")) snprintf(ir->msg.source_url, sizeof ir->msg.source_url, "%s", url);
+        if (!json_object_get(it, "source_url")) vs_url_redact(url, ir->msg.source_url, sizeof ir->msg.source_url);
         return 0;
     }
     if (bucket && key) {

@@ -6,18 +6,116 @@
 #include <string.h>
 
 #include "vs_alloc.h"
+#include "vs_hash.h"
 #include "vs_routes.h"
 
 void vs_route_healthz(vs_req *r) { vs_reply_json(r, 200, json_pack("{s:s}", "status", "ok")); }
 
+/* One readiness check's outcome, as /readyz reports it. */
+typedef struct ready_check {
+    const char *name;      /* "data_dir", "workers", "dead_letters", "store", ... */
+    const char *state;     /* "ok" or what is wrong ("disk_full", "down", ...) */
+    char msg[600];         /* for an operator; "" when ok */
+} ready_check;
+
+/* The data dir: writable, with min_free_bytes to spare. Probed at most once
+ * a second (a probe writes and syncs 4 KiB), so a busy prober stays cheap. */
+static void check_data_dir(vs_app *a, ready_check *c) {
+    c->name = "data_dir";
+    c->state = "ok";
+    if (!a->cfg.data_dir) return;
+    vs_app_health *h = &a->health;
+    pthread_mutex_lock(&h->mu);
+    int64_t now = vs_now_ms();
+    if (h->checked_ms == 0 || now - h->checked_ms >= 1000) {
+        h->dir = vs_dir_check(a->cfg.data_dir, a->cfg.min_free_bytes, h->dir_msg, sizeof h->dir_msg);
+        h->checked_ms = now;
+    }
+    c->state = vs_dir_state_name(h->dir);
+    snprintf(c->msg, sizeof c->msg, "%s", h->dir != VS_DIR_OK ? h->dir_msg : "");
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* The workers: failing on storage (disk full, read-only, I/O errors) in
+ * the last 30 s with no success since means every message will fail. */
+static void check_workers(vs_app *a, ready_check *c) {
+    c->name = "workers";
+    c->state = "ok";
+    if (!a->workers) return;
+    vs_worker_stats ws;
+    vs_workers_stats(a->workers, &ws);
+    int64_t now = vs_now_ms();
+    if (ws.last_storage_error_ms > ws.last_ok_ms && now - ws.last_storage_error_ms < 30000) {
+        c->state = "storage_errors";
+        snprintf(c->msg, sizeof c->msg, "workers keep failing on storage (%lld errors so far), last: %s",
+                 (long long)ws.storage_errors, ws.last_storage_error);
+    }
+}
+
+/* Dead letters: ready_max_new_dead or more in the last 5 minutes means the
+ * pipeline is failing as a whole (one bad image is acked, not
+ * dead-lettered; a dead letter took five failed tries), and work sent here
+ * will only join them. Fewer are single messages for an operator to look
+ * at in /api/v1/dead-letters, not a reason to take the node out. */
+static void check_dead_letters(vs_app *a, ready_check *c) {
+    c->name = "dead_letters";
+    c->state = "ok";
+    if (a->cfg.ready_max_new_dead <= 0) return;
+    vs_queue_stats qs = {0};
+    vs_error err = {0};
+    if (a->queue->ops->stats(a->queue, &qs, &err) != VS_OK) return; /* the queue check reports it */
+    pthread_mutex_lock(&a->health.mu);
+    if (a->health.dead.window_ms == 0) vs_dead_watch_init(&a->health.dead, 0);
+    int64_t fresh = vs_dead_watch_add(&a->health.dead, vs_now_ms(), qs.dead);
+    pthread_mutex_unlock(&a->health.mu);
+    if (fresh >= a->cfg.ready_max_new_dead) {
+        c->state = "growing";
+        snprintf(c->msg, sizeof c->msg,
+                 "%lld messages were dead-lettered in the last 5 minutes (limit %d, VISAGE_READY_MAX_NEW_DEAD); "
+                 "see GET /api/v1/dead-letters", (long long)fresh, a->cfg.ready_max_new_dead);
+    }
+}
+
+/* A backend's ping. */
+static void check_backend(const char *name, int ok, ready_check *c) {
+    c->name = name;
+    c->state = ok ? "ok" : "down";
+    if (!ok) snprintf(c->msg, sizeof c->msg, "the %s backend does not answer", name);
+}
+
+/* 200 when every check passes; else 503 with Retry-After, "failed" (the
+ * checks' names) and "reason" (their messages), so an operator reading one
+ * probe knows what to fix. "backends" keeps its old shape for old clients. */
 void vs_route_readyz(vs_req *r) {
     vs_app *a = r->app;
-    int store = a->store->ops->healthy(a->store), queue = a->queue->ops->healthy(a->queue),
-        index = a->index->ops->healthy(a->index);
-    int ok = store && queue && index;
-    vs_reply_json(r, ok ? 200 : 503,
-                  json_pack("{s:s,s:{s:s,s:s,s:s}}", "status", ok ? "ready" : "not_ready", "backends", "store",
-                            store ? "ok" : "down", "queue", queue ? "ok" : "down", "index", index ? "ok" : "down"));
+    ready_check c[6] = {0};
+    check_backend("store", a->store->ops->healthy(a->store), &c[0]);
+    check_backend("queue", a->queue->ops->healthy(a->queue), &c[1]);
+    check_backend("index", a->index->ops->healthy(a->index), &c[2]);
+    check_data_dir(a, &c[3]);
+    check_workers(a, &c[4]);
+    check_dead_letters(a, &c[5]);
+    json_t *checks = json_object(), *failed = json_array();
+    char reason[2048] = "";
+    size_t rl = 0;
+    for (int i = 0; i < 6; i++) {
+        json_object_set_new(checks, c[i].name, json_string(c[i].state));
+        if (!strcmp(c[i].state, "ok")) continue;
+        json_array_append_new(failed, json_string(c[i].name));
+        int n = snprintf(reason + rl, sizeof reason - rl, "%s%s", rl ? "; " : "", c[i].msg);
+        if (n > 0) rl = rl + (size_t)n < sizeof reason ? rl + (size_t)n : sizeof reason - 1;
+    }
+    int ok = json_array_size(failed) == 0;
+    json_t *o = json_pack("{s:s,s:{s:s,s:s,s:s},s:o}", "status", ok ? "ready" : "not_ready", "backends", "store",
+                          c[0].state, "queue", c[1].state, "index", c[2].state, "checks", checks);
+    if (o && !ok) {
+        json_object_set_new(o, "failed", failed);
+        json_object_set_new(o, "reason", json_string(reason));
+        r->retry_after = VS_RETRY_AFTER_S;
+    } else {
+        json_decref(failed);
+    }
+    vs_reply_json(r, ok ? 200 : 503, o);
 }
 
 /* Appends printf-formatted text to a growing buffer. */

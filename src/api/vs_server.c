@@ -132,6 +132,11 @@ static void send_reply(vs_req *r) {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
+    if (r->retry_after > 0 || r->status == 503) { /* every 503 says when to come back */
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", r->retry_after > 0 ? r->retry_after : VS_RETRY_AFTER_S);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
     MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
 }

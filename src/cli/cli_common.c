@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "vs_phash.h"
+#include "vs_redact.h"
 
 static int has_models(const char *dir) {
     char p[PATH_MAX + 64];
@@ -86,8 +87,12 @@ json_t *cli_face_json(const vs_face *f, int dim, int with_embedding) {
     return o;
 }
 
+/* Through vs_redact: `what` may be a URL, and a message may have been
+ * written without vs_fail. */
 void cli_error(const char *what, const vs_error *err) {
-    fprintf(stderr, "visage: %s: %s\n", what, err && err->msg[0] ? err->msg : "failed");
+    char line[1024], shown[1200];
+    snprintf(line, sizeof line, "visage: %s: %s", what, err && err->msg[0] ? err->msg : "failed");
+    fprintf(stderr, "%s\n", vs_redact(line, shown, sizeof shown));
 }
 
 int cli_worker_count(void) {

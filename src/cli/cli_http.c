@@ -14,6 +14,7 @@
 #include "vs_buf.h"
 #include "vs_catalog.h"
 #include "vs_image.h"
+#include "vs_redact.h"
 
 int cli_mkdir(const char *dir) {
     char p[1100];
@@ -70,15 +71,17 @@ int cli_http(const char *method, const char *url, const char *key, const char *c
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
+    char shown[512];
+    vs_url_redact(url, shown, sizeof shown); /* --server may carry user:password@ */
     if (rc != CURLE_OK) {
-        fprintf(stderr, "visage: %s %s: %s\n", method, url,
+        fprintf(stderr, "visage: %s %s: %s\n", method, shown,
                 b.rc == VS_ERR_TOO_LARGE ? "answer too large" : b.rc == VS_ERR_NOMEM ? "out of memory"
                                                                               : curl_easy_strerror(rc));
         vs_buf_free(&b.buf);
         return -1;
     }
     if (!(*resp = (char *)vs_buf_take(&b.buf, NULL))) { /* an empty answer is "" */
-        fprintf(stderr, "visage: %s %s: out of memory\n", method, url);
+        fprintf(stderr, "visage: %s %s: out of memory\n", method, shown);
         return -1;
     }
     return 0;

@@ -15,6 +15,8 @@
 #include "cli.h"
 #include "vs_erase.h"
 #include "vs_hash.h"
+#include "vs_health.h"
+#include "vs_redact.h"
 
 /* Reads DATA/secret, creating it (32 random bytes, mode 0600) if absent. */
 static int load_secret(const char *dir, uint8_t secret[32]) {
@@ -45,23 +47,51 @@ static const char *env_or(const char *name, const char *def) {
     return v && *v ? v : def;
 }
 
-/* Takes the data dir's lock (one process owns an embedded index/catalog). */
+/* Takes the data dir's lock (one process owns an embedded index/catalog).
+ * Each failure says what it is: a dir this user cannot write (read-only
+ * mount, someone else's dir) is not a dir another process holds. */
 static int lock_data_dir(cli_system *s) {
-    char path[1200];
+    char path[1200], msg[1400];
     snprintf(path, sizeof path, "%s/LOCK", s->data_dir);
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "visage: data dir %s is in use by another visage process; "
-                        "send work to it with --server URL instead\n", s->data_dir);
+    if (s->lock_fd < 0) {
+        fprintf(stderr, "visage: data dir %s is not usable: open %s: %s\n", s->data_dir, path, strerror(errno));
         return -1;
     }
-    return 0;
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            fprintf(stderr, "visage: data dir %s is in use by another visage process; "
+                            "send work to it with --server URL instead\n", s->data_dir);
+        else
+            fprintf(stderr, "visage: data dir %s: lock %s: %s\n", s->data_dir, path, strerror(errno));
+    } else if (vs_dir_check(s->data_dir, 0, msg, sizeof msg) == VS_DIR_UNWRITABLE) {
+        /* an existing LOCK opens even where nothing new can be written */
+        fprintf(stderr, "visage: %s\n", msg);
+    } else {
+        return 0;
+    }
+    close(s->lock_fd);
+    s->lock_fd = -1;
+    return -1;
+}
+
+/* /readyz settings: the data dir it probes, $VISAGE_MIN_FREE_MB (the free
+ * space below which the server is not ready: 100 MB leaves room to finish
+ * the images in hand and to erase) and $VISAGE_READY_MAX_NEW_DEAD. */
+static void ready_cfg(vs_app_cfg *c, const char *data_dir) {
+    c->data_dir = data_dir;
+    const char *mb = getenv("VISAGE_MIN_FREE_MB"), *dead = getenv("VISAGE_READY_MAX_NEW_DEAD");
+    long long v = mb && *mb ? atoll(mb) : 100;
+    if (v > (1LL << 40)) v = 1LL << 40; /* a floor above any disk, without overflow */
+    c->min_free_bytes = v > 0 ? (uint64_t)v << 20 : 0;
+    c->ready_max_new_dead = dead && *dead ? atoi(dead) : 10;
 }
 
 /* Crawl failures of single URLs, as log lines on stderr. */
 static void crawl_log(void *ctx, const char *line) {
     (void)ctx;
-    fprintf(stderr, "%s\n", line);
+    char shown[2048];
+    fprintf(stderr, "%s\n", vs_redact(line, shown, sizeof shown));
 }
 
 /* Sets up crawling on the open crawl.db and, for a server, starts the
@@ -130,8 +160,10 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     a->cfg.open_mode = 1;
     a->cfg.admin_key = env_or("VISAGE_ADMIN_KEY", NULL);
     a->cfg.threads = cli_worker_count();
+    ready_cfg(&a->cfg, worker ? NULL : s->data_dir);
     a->started_ms = vs_wall_ms();
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->health.mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     pthread_rwlockattr_t wa;
     pthread_rwlockattr_init(&wa);
@@ -214,6 +246,7 @@ void cli_system_close(cli_system *s) {
     pthread_rwlock_destroy(&a->writes);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->health.mu);
     memset(a, 0, sizeof *a);
     if (s->lock_fd >= 0) close(s->lock_fd);
     s->lock_fd = -1;

@@ -17,6 +17,7 @@
 #include "vs_alloc.h"
 #include "cli_system.h"
 #include "vs_hash.h"
+#include "vs_redact.h"
 
 typedef struct crawl_args {
     const char *url, *data_dir, *models, *tenant, *server, *key;
@@ -76,7 +77,9 @@ static int parse_args(int argc, char **argv, crawl_args *a) {
     if (!cli_tenant_ok(a->tenant)) return 2;
     char norm[VS_CRAWL_URL_MAX];
     if (vs_crawl_normalise(a->url, norm, sizeof norm) != 0) {
-        fprintf(stderr, "visage: crawl: '%s' is not an absolute http or https URL\n", a->url);
+        char shown[512];
+        fprintf(stderr, "visage: crawl: '%s' is not an absolute http or https URL\n",
+                vs_url_redact(a->url, shown, sizeof shown));
         return 2;
     }
     snprintf(j->seed_url, sizeof j->seed_url, "%s", norm);
@@ -111,7 +114,8 @@ static void show_queue(void *ctx, const vs_queue_stats *qs) {
 /* Log lines of the crawl go to stderr, after clearing the progress line. */
 static void crawl_log_line(void *ctx, const char *line) {
     crawl_progress *p = ctx;
-    fprintf(stderr, "%s%s\n", p->tty ? "\r\033[K" : "", line);
+    char shown[2048];
+    fprintf(stderr, "%s%s\n", p->tty ? "\r\033[K" : "", vs_redact(line, shown, sizeof shown));
 }
 
 /* Runs the crawl in this process, then waits for its images. */

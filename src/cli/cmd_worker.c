@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cli_system.h"
+#include "vs_redact.h"
 
 int cmd_worker(int argc, char **argv) {
     cli_system_opts o = {.role = CLI_ROLE_WORKER, .workers = -1};
@@ -32,7 +33,9 @@ int cmd_worker(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     cli_system s;
     if (cli_system_open(&o, &s) != 0) return 1;
-    fprintf(stderr, "visage: worker: consuming %s (model %s)\n", getenv("VISAGE_QUEUE"), vs_engine_model_id(s.app.engine));
+    char shown[512];
+    fprintf(stderr, "visage: worker: consuming %s (model %s)\n", vs_url_redact(getenv("VISAGE_QUEUE"), shown, sizeof shown),
+            vs_engine_model_id(s.app.engine));
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "visage: worker: %s received, finishing the images in hand\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -3,14 +3,28 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "vs_redact.h"
+
+/* Messages end up in logs, API errors and dead letters, and many name a
+ * URL: credentials in one are hidden here, once for every caller. The text
+ * is formatted whole first, so a message cut to fit never cuts a URL's
+ * user-info before the '@' that marks it. */
 vs_err vs_fail(vs_error *e, vs_err code, const char *fmt, ...) {
     if (e) {
+        char full[1024];
         va_list ap;
         va_start(ap, fmt);
         e->code = code;
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        vsnprintf(full, sizeof full, fmt, ap);
         va_end(ap);
+        if (strstr(full, "://")) vs_redact(full, e->msg, sizeof e->msg);
+        else {
+            size_t n = strnlen(full, sizeof e->msg - 1);
+            memcpy(e->msg, full, n);
+            e->msg[n] = '\0';
+        }
     }
     return code;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "vs_alloc.h"
+#include "vs_redact.h"
 #include "vs_hash.h"
 #include "vs_image.h"
 #include "vs_pipeline.h"
@@ -32,12 +33,13 @@ typedef struct job_run {
     int64_t last_save_ms;
 } job_run;
 
-/* Writes one log line through the environment, if it has a logger. */
+/* Writes one log line through the environment, if it has a logger, with
+ * the user:password@ of a seed (which resolved links inherit) hidden. */
 static void run_log(const job_run *jr, const char *fmt, const char *a, const char *b) {
     if (!jr->env->log) return;
-    char line[VS_ERROR_MSG_MAX + VS_CRAWL_URL_MAX + 64];
+    char line[VS_ERROR_MSG_MAX + VS_CRAWL_URL_MAX + 64], shown[sizeof line];
     snprintf(line, sizeof line, fmt, a, b);
-    jr->env->log(jr->env->log_ctx, line);
+    jr->env->log(jr->env->log_ctx, vs_redact(line, shown, sizeof shown));
 }
 
 /* 1 when the image shows at least one face (one detector run). Decoding or
@@ -67,8 +69,9 @@ static vs_err save_image(job_run *jr, const vs_crawl_image *img, const char *sha
     snprintf(m->bucket, sizeof m->bucket, "raw-images");
     vs_raw_key(m->tenant, sha, fmt, m->key, sizeof m->key);
     snprintf(m->site, sizeof m->site, "%s", img->site);
-    snprintf(m->source_url, sizeof m->source_url, "%s", img->url);
-    snprintf(m->page_url, sizeof m->page_url, "%s", img->page_url);
+    /* shown to every reader of the tenant's results: no seed credentials */
+    vs_url_redact(img->url, m->source_url, sizeof m->source_url);
+    vs_url_redact(img->page_url, m->page_url, sizeof m->page_url);
     const char *shas[1] = {sha};
     int done = 0;
     vs_err rc = vs_store_put(env->store, m->bucket, m->key, img->data, img->len, NULL, err);
@@ -303,8 +306,10 @@ json_t *vs_crawl_job_json(const vs_crawl_env *env, const vs_crawl_job *job) {
         erased = k->images_saved > rows ? k->images_saved - rows : 0;
         processed += erased;
     }
+    char seed[VS_CRAWL_URL_MAX];
+    vs_url_redact(job->seed_url, seed, sizeof seed); /* the crawler keeps the credentials; readers do not see them */
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:b}", "id", job->id, "tenant", job->tenant, "state",
-                          vs_crawl_state_name(job->state), "seed_url", job->seed_url, "depth", job->max_depth,
+                          vs_crawl_state_name(job->state), "seed_url", seed, "depth", job->max_depth,
                           "max_pages", job->max_pages, "max_images", job->max_images, "delay_ms", job->delay_ms,
                           "require_face", job->require_face);
     if (!o) return NULL;

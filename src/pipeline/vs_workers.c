@@ -17,7 +17,11 @@
  * shared (so a message is handled entirely before or entirely after a
  * switch, which holds it exclusive), and a thread whose engine worker was
  * made for another engine makes a new one first. Old engines stay alive
- * until shutdown (their owner frees them after vs_workers_stop). */
+ * until shutdown (their owner frees them after vs_workers_stop).
+ *
+ * Errors are logged through a vs_ratelog owned by the pool: a failing disk
+ * or queue makes every thread fail the same way several times a second,
+ * and one line per interval with a count says as much as hundreds. */
 #include "vs_workers.h"
 
 #include <pthread.h>
@@ -28,6 +32,8 @@
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
+#include "vs_health.h"
+#include "vs_ratelog.h"
 
 #define MAX_WORKERS 64
 
@@ -42,7 +48,30 @@ struct vs_workers {
     atomic_int stopping;
     pthread_mutex_t mu;
     vs_worker_stats stats;
+    vs_ratelog log;   /* every error line of the threads */
 };
+
+/* Logs an error of the pool: key groups repeats (no message ids in it),
+ * line is the whole text of this occurrence. */
+static void log_error(vs_workers *w, const char *key, const char *line) {
+    vs_ratelog_say(&w->log, vs_now_ms(), key, line);
+}
+
+/* Notes the outcome of one step for /readyz: storage errors (full,
+ * read-only, failing disk) and the last success. */
+static void note_storage(vs_workers *w, vs_err rc, const char *msg) {
+    int storage = rc != VS_OK && vs_err_text_is_storage(msg);
+    if (rc != VS_OK && !storage) return;
+    pthread_mutex_lock(&w->mu);
+    if (storage) {
+        w->stats.storage_errors++;
+        w->stats.last_storage_error_ms = vs_now_ms();
+        snprintf(w->stats.last_storage_error, sizeof w->stats.last_storage_error, "%s", msg);
+    } else {
+        w->stats.last_ok_ms = vs_now_ms();
+    }
+    pthread_mutex_unlock(&w->mu);
+}
 
 static void record(vs_workers *w, vs_process_result r, vs_err rc, int faces, int64_t ms) {
     static const int64_t bounds[7] = {50, 100, 250, 500, 1000, 2500, 5000};
@@ -67,7 +96,9 @@ static vs_engine_worker *engine_for(vs_workers *w, int i, const vs_pipeline *p) 
     vs_engine_worker *nw = NULL;
     vs_error err = {0};
     if (vs_engine_worker_new(p->engine, &nw, &err) != VS_OK) {
-        fprintf(stderr, "visage: worker: %s\n", err.msg);
+        char line[VS_ERROR_MSG_MAX + 32];
+        snprintf(line, sizeof line, "visage: worker: %s", err.msg);
+        log_error(w, err.msg, line);
         return NULL;
     }
     vs_engine_worker_free(w->engines[i]);
@@ -99,18 +130,35 @@ static void handle(vs_workers *w, int i, const vs_msg *msg) {
     }
     if (writes) pthread_rwlock_unlock(writes);
     vs_error qerr = {0};
+    char key[VS_ERROR_MSG_MAX + 32], line[VS_ERROR_MSG_MAX + 96];
+    note_storage(w, rc == VS_ERR_CORRUPT ? VS_OK : rc, err.msg);
     if (rc == VS_OK || rc == VS_ERR_CORRUPT) {
         /* done, or a message no retry can fix: ack (a corrupt message was
          * logged; the record, if any, says why) */
-        if (rc != VS_OK) fprintf(stderr, "visage: worker: message %lld dropped: %s\n", (long long)msg->id, err.msg);
-        if (w->q->ops->ack(w->q, msg->id, &qerr) != VS_OK)
-            fprintf(stderr, "visage: worker: ack %lld: %s\n", (long long)msg->id, qerr.msg);
+        if (rc != VS_OK) {
+            snprintf(key, sizeof key, "messages dropped: %s", err.msg);
+            snprintf(line, sizeof line, "visage: worker: message %lld dropped: %s", (long long)msg->id, err.msg);
+            log_error(w, key, line);
+        }
+        vs_err arc = w->q->ops->ack(w->q, msg->id, &qerr);
+        if (arc != VS_OK) {
+            snprintf(key, sizeof key, "ack: %s", qerr.msg);
+            snprintf(line, sizeof line, "visage: worker: ack %lld: %s", (long long)msg->id, qerr.msg);
+            log_error(w, key, line);
+        }
+        note_storage(w, arc, qerr.msg);
     } else {
         int64_t retry = 1000LL << (msg->attempts < 6 ? msg->attempts : 6);
-        fprintf(stderr, "visage: worker: message %lld (attempt %d) failed, will retry: %s\n", (long long)msg->id,
-                msg->attempts, err.msg);
-        if (w->q->ops->nack(w->q, msg->id, err.msg, retry, &qerr) != VS_OK)
-            fprintf(stderr, "visage: worker: nack %lld: %s\n", (long long)msg->id, qerr.msg);
+        snprintf(key, sizeof key, "messages failed, will retry: %s", err.msg);
+        snprintf(line, sizeof line, "visage: worker: message %lld (attempt %d) failed, will retry: %s",
+                 (long long)msg->id, msg->attempts, err.msg);
+        log_error(w, key, line);
+        if (w->q->ops->nack(w->q, msg->id, err.msg, retry, &qerr) != VS_OK) {
+            snprintf(key, sizeof key, "nack: %s", qerr.msg);
+            snprintf(line, sizeof line, "visage: worker: nack %lld: %s", (long long)msg->id, qerr.msg);
+            log_error(w, key, line);
+            note_storage(w, VS_ERR_IO, qerr.msg);
+        }
     }
     pthread_mutex_lock(&w->mu);
     w->stats.busy--;
@@ -131,9 +179,17 @@ static void *worker_main(void *arg) {
         vs_msg msg = {0};
         vs_error err = {0};
         vs_err rc = w->q->ops->pop(w->q, 500, &msg, &err);
-        if (rc == VS_ERR_NOT_FOUND) continue;
+        vs_ratelog_flush(&w->log, vs_now_ms()); /* a storm that ended still gets its count line */
+        if (rc == VS_ERR_NOT_FOUND) { /* the queue answered: its storage works again */
+            note_storage(w, VS_OK, NULL);
+            continue;
+        }
         if (rc != VS_OK) {
-            fprintf(stderr, "visage: worker: queue: %s\n", err.msg);
+            char key[VS_ERROR_MSG_MAX + 16], line[VS_ERROR_MSG_MAX + 32];
+            snprintf(key, sizeof key, "queue: %s", err.msg);
+            snprintf(line, sizeof line, "visage: worker: queue: %s", err.msg);
+            log_error(w, key, line);
+            note_storage(w, rc, err.msg);
             usleep(200 * 1000);
             continue;
         }
@@ -155,6 +211,7 @@ static vs_err start(const vs_pipeline *p, vs_queue *q, int n, int apply, vs_work
     w->q = q;
     w->apply = apply;
     pthread_mutex_init(&w->mu, NULL);
+    vs_ratelog_init(&w->log, 10000, "visage: worker: ", NULL, NULL);
     vs_err rc = VS_OK;
     for (int i = 0; i < n && rc == VS_OK && !apply; i++) {
         rc = vs_engine_worker_new(p->engine, &w->engines[i], err);
@@ -193,6 +250,7 @@ void vs_workers_stop(vs_workers *w) {
     if (w->q) w->q->ops->wake(w->q);
     for (int i = 0; i < w->n; i++) pthread_join(w->threads[i], NULL);
     for (int i = 0; i < MAX_WORKERS; i++) vs_engine_worker_free(w->engines[i]);
+    vs_ratelog_destroy(&w->log, vs_now_ms());
     pthread_mutex_destroy(&w->mu);
     vs_free(w);
 }

@@ -16,6 +16,11 @@ typedef struct vs_worker_stats {
     int64_t busy;              /* messages being processed now */
     int64_t latency_ms_sum;
     int64_t latency_hist[8];   /* process time buckets: <=50,100,250,500,1000,2500,5000,+Inf ms */
+    /* storage trouble (disk full, read-only, I/O error: vs_err_text_is_storage)
+     * seen taking, handling or settling a message; for /readyz */
+    int64_t storage_errors;    /* since start */
+    int64_t last_storage_error_ms, last_ok_ms; /* monotonic (vs_now_ms), 0 = never */
+    char last_storage_error[160];
 } vs_worker_stats;
 
 /* Starts n threads (n <= 0: one per core). The pipeline and queue are

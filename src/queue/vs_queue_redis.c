@@ -123,6 +123,7 @@
 #include "vs_alloc.h"
 #include "vs_hash.h"
 #include "vs_queue_internal.h"
+#include "vs_redact.h"
 
 vs_err vs_queue_redis_open(const char *url, const vs_queue_opts *opts, vs_queue **out, vs_error *err);
 
@@ -1087,6 +1088,8 @@ static long long parse_num(const char *s, size_t n, long long max) {
 /* redis://[[user]:password@]host[:port][/db][?prefix=P&max_len=N] into q.
  * No percent-decoding: the parts are taken as written. */
 static vs_err parse_url(rd_queue *q, const char *url, const char *suffix, vs_error *err) {
+    char shown[128]; /* url for messages: without its password, whatever else is wrong with it */
+    vs_url_redact(url, shown, sizeof shown);
     const char *p = url + strlen("redis://");
     size_t alen = strcspn(p, "/?");
     const char *at = memchr(p, '@', alen), *host = p;
@@ -1117,10 +1120,10 @@ static vs_err parse_url(rd_queue *q, const char *url, const char *suffix, vs_err
             return vs_fail(err, VS_ERR_INVALID_ARG, "queue open: redis URL: host too long");
         if (colon) port = colon + 1;
     }
-    if (!q->host[0]) return vs_fail(err, VS_ERR_INVALID_ARG, "queue open: redis URL %.80s: no host", url);
+    if (!q->host[0]) return vs_fail(err, VS_ERR_INVALID_ARG, "queue open: redis URL %s: no host", shown);
     if (port) {
         long long v = parse_num(port, (size_t)(p + alen - port), 65535);
-        if (v <= 0) return vs_fail(err, VS_ERR_INVALID_ARG, "queue open: redis URL %.80s: bad port", url);
+        if (v <= 0) return vs_fail(err, VS_ERR_INVALID_ARG, "queue open: redis URL %s: bad port", shown);
         q->port = (int)v;
     }
     p += alen;
@@ -1129,7 +1132,7 @@ static vs_err parse_url(rd_queue *q, const char *url, const char *suffix, vs_err
         size_t dlen = strcspn(p, "?");
         if (dlen) {
             long long v = parse_num(p, dlen, INT_MAX);
-            if (v < 0) return vs_fail(err, VS_ERR_INVALID_ARG, "queue open: redis URL %.80s: bad db number", url);
+            if (v < 0) return vs_fail(err, VS_ERR_INVALID_ARG, "queue open: redis URL %s: bad db number", shown);
             q->db = (int)v;
         }
         p += dlen;

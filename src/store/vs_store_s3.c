@@ -45,6 +45,7 @@
 #include "vs_alloc.h"
 #include "vs_buf.h"
 #include "vs_pool.h"
+#include "vs_redact.h"
 #include "vs_hash.h"
 #include "vs_sigv4.h"
 #include "vs_store_internal.h"
@@ -891,6 +892,8 @@ static const char *env(const char *name) {
 /* Splits endpoint "http(s)://host[:port][/]" into s->scheme, s->authority
  * and s->host (the authority less a default port). */
 static vs_err parse_endpoint(s3_store *s, const char *ep, vs_error *err) {
+    char shown[128]; /* ep for messages, user-info hidden before it is cut to fit */
+    vs_url_redact(ep, shown, sizeof shown);
     const char *rest;
     if (!strncmp(ep, "http://", 7)) {
         strcpy(s->scheme, "http");
@@ -899,17 +902,17 @@ static vs_err parse_endpoint(s3_store *s, const char *ep, vs_error *err) {
         strcpy(s->scheme, "https");
         rest = ep + 8;
     } else {
-        return vs_fail(err, VS_ERR_INVALID_ARG, "store s3: VISAGE_S3_ENDPOINT \"%.100s\" must start with http:// or "
-                       "https://", ep);
+        return vs_fail(err, VS_ERR_INVALID_ARG, "store s3: VISAGE_S3_ENDPOINT \"%s\" must start with http:// or "
+                       "https://", shown);
     }
     size_t n = strcspn(rest, "/");
     if (n == 0 || n > 255 || (rest[n] && strcmp(rest + n, "/") != 0))
-        return vs_fail(err, VS_ERR_INVALID_ARG, "store s3: VISAGE_S3_ENDPOINT \"%.100s\" must be scheme://host[:port] "
-                       "with no path", ep);
+        return vs_fail(err, VS_ERR_INVALID_ARG, "store s3: VISAGE_S3_ENDPOINT \"%s\" must be scheme://host[:port] "
+                       "with no path", shown);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)rest[i];
         if (c <= 0x20 || c >= 0x7f || c == '@' || c == '?' || c == '#' || c == '\\')
-            return vs_fail(err, VS_ERR_INVALID_ARG, "store s3: VISAGE_S3_ENDPOINT \"%.100s\": bad host", ep);
+            return vs_fail(err, VS_ERR_INVALID_ARG, "store s3: VISAGE_S3_ENDPOINT \"%s\": bad host", shown);
     }
     s->authority = vs_malloc(n + 1);
     s->host = vs_malloc(n + 1);
