@@ -509,6 +509,7 @@ static void rd_connect(rd_call *k, int64_t deadline) {
     }
     struct timeval io = {.tv_sec = IO_TIMEOUT_MS / 1000, .tv_usec = (IO_TIMEOUT_MS % 1000) * 1000};
     redisSetTimeout(c, io);
+    vs_redis_reader_limits(c->reader);
     k->c = c;
     redisReply *r = NULL;
     if (q->password[0]) {

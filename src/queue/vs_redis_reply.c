@@ -11,6 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* hiredis's own constructors, reached through the task's privdata (the
+ * reader's, set by vs_redis_reader_limits): only arrays are checked. */
+static void *fwd_string(const redisReadTask *t, char *s, size_t n) {
+    return ((const redisReplyObjectFunctions *)t->privdata)->createString(t, s, n);
+}
+static void *fwd_integer(const redisReadTask *t, long long v) {
+    return ((const redisReplyObjectFunctions *)t->privdata)->createInteger(t, v);
+}
+static void *fwd_nil(const redisReadTask *t) { return ((const redisReplyObjectFunctions *)t->privdata)->createNil(t); }
+
+/* A larger "*N" returns NULL, which hiredis turns into a reader error (the
+ * connection is dropped and the operation retried or failed), instead of
+ * an allocation the server sized. */
+static void *capped_array(const redisReadTask *t, int n) {
+    if (n > VS_REDIS_MAX_ELEMENTS) return NULL;
+    return ((const redisReplyObjectFunctions *)t->privdata)->createArray(t, n);
+}
+
+static redisReplyObjectFunctions capped_fns = {fwd_string, capped_array, fwd_integer, fwd_nil, freeReplyObject};
+
+void vs_redis_reader_limits(redisReader *r) {
+    if (!r || r->fn == &capped_fns || !r->fn) return;
+    r->privdata = r->fn; /* hiredis's default table: static, lives as long as the process */
+    r->fn = &capped_fns;
+}
+
 /* Integer value of an integer or numeric string reply (0 otherwise). */
 long long vs_redis_reply_ll(const redisReply *r) {
     if (!r) return 0;

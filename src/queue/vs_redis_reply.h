@@ -11,6 +11,16 @@
 #define VS_REDIS_SEQ_BITS 20
 #define VS_REDIS_MS_LIMIT (1ULL << 43)
 
+/* Elements of one reply array hiredis may allocate for: hiredis 0.14
+ * trusts a server's "*N" up to INT_MAX (a 17 GB pointer array before one
+ * element arrives, found by fuzz_redis). Our largest replies (every dead
+ * letter) stay far below. */
+#define VS_REDIS_MAX_ELEMENTS (1LL << 22)
+
+/* Applies VS_REDIS_MAX_ELEMENTS to a reader (a context's c->reader) by
+ * wrapping its reply constructors; call once, before the first reply. */
+void vs_redis_reader_limits(redisReader *r);
+
 /* Integer value of an integer or numeric string reply (0 otherwise). */
 long long vs_redis_reply_ll(const redisReply *r);
 

@@ -60,6 +60,7 @@ static void walk(const redisReply *r) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     redisReader *rd = redisReaderCreate();
     if (!rd) return 0;
+    vs_redis_reader_limits(rd); /* as vs_queue_redis.c sets on every connection */
     if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK) {
         void *reply;
         for (int k = 0; k < 16 && redisReaderGetReply(rd, &reply) == REDIS_OK && reply; k++) {
