@@ -7,7 +7,9 @@ pkgs=(build-essential cmake pkg-config libxnnpack-dev libpthreadpool-dev libturb
       libcurl4-openssl-dev libhiredis-dev libgumbo-dev libpsl-dev ca-certificates)
 # npm ships inside NodeSource's nodejs; Debian splits it into its own package.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
-if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev bc chromium redis-server); fi
+# clang with its runtime libraries (libclang-rt-dev: libFuzzer and the
+# sanitizers, only a Recommends of clang on Debian 12) for tests/fuzz/run.sh
+if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev bc chromium redis-server clang libclang-rt-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,11 @@ run_suite() { # name dir
 }
 echo "== release build"; run_suite release build
 echo "== asan+ubsan build"; ASAN_OPTIONS=detect_leaks=1 run_suite asan build-asan
+echo "== fuzz: each target 20 s on the seeds (clang, ASan+UBSan)"
+fuzz_out=$(bash tests/fuzz/run.sh all 20 2>&1); echo "$fuzz_out" | grep -E "^fuzz |ERROR|runtime error|SUMMARY"
+fp=$(echo "$fuzz_out" | grep -c "^fuzz [a-z0-9_]*: ok"); ff=$(echo "$fuzz_out" | grep -c "^fuzz [a-z0-9_]*: FAILED")
+[ $((fp + ff)) = 0 ] && ff=1 && echo "fuzz: no target ran"
+passed=$((passed + fp)); failed=$((failed + ff))
 echo "== cli"
 if bash tests/cli/test_cli.sh build/visage; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 (cd tests/integration && npm ci --silent --no-audit --no-fund >/dev/null) || { echo "npm ci failed"; failed=$((failed + 1)); }

@@ -15,6 +15,7 @@
 #include "vs_hash.h"
 #include "vs_identity.h"
 #include "vs_phash.h"
+#include "vs_result_msg.h"
 
 void vs_pipeline_cfg_default(vs_pipeline_cfg *c) {
     c->near_dup_hamming = 6;
@@ -243,59 +244,22 @@ static vs_err refuse_model(const vs_pipeline *p, const char *tenant, const char 
 }
 
 vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err) {
-    json_error_t je;
-    json_t *o = json_loads(json, 0, &je);
-    const char *tenant = json_string_value(json_object_get(o, "tenant_id"));
-    const char *sha = json_string_value(json_object_get(o, "image_sha256"));
-    const char *ext = json_string_value(json_object_get(o, "external_image_id"));
-    const char *model = json_string_value(json_object_get(o, "model"));
-    int dim = (int)json_integer_value(json_object_get(o, "dim"));
-    json_t *pts = json_object_get(o, "points");
-    size_t n = json_array_size(pts);
-    if (tenant && sha && ((model && strcmp(model, vs_engine_model_id(p->engine)) != 0) ||
-                          (n > 0 && dim != vs_engine_embedding_dim(p->engine)))) {
-        vs_err rc = refuse_model(p, tenant, sha, model, dim, err);
-        json_decref(o);
-        return rc;
+    vs_result_msg m;
+    vs_error perr = {0};
+    vs_err rc = vs_result_msg_parse(json, &m, &perr);
+    int dim = vs_engine_embedding_dim(p->engine);
+    if (m.tenant && m.sha && ((m.model && strcmp(m.model, vs_engine_model_id(p->engine)) != 0) ||
+                              (m.n_points > 0 && m.dim != dim))) {
+        rc = refuse_model(p, m.tenant, m.sha, m.model, m.dim, err);
+    } else if (rc != VS_OK) {
+        if (err) *err = perr;
+    } else if (m.dim != dim) {
+        rc = vs_fail(err, VS_ERR_CORRUPT, "result message for %.64s: dimension %d != %d", m.sha, m.dim, dim);
+    } else {
+        rc = commit_local(p, m.tenant, m.sha, m.external_id, (vs_image_status)m.status, m.record, m.pts,
+                          (int)m.n_points, dim, NULL, err);
     }
-    if (!tenant || !sha || dim != vs_engine_embedding_dim(p->engine) || n > 1024) {
-        json_decref(o);
-        return vs_fail(err, VS_ERR_CORRUPT, "result message: missing tenant/sha or dimension %d != %d", dim,
-                       vs_engine_embedding_dim(p->engine));
-    }
-    vs_point *v = vs_calloc(n ? n : 1, sizeof *v);
-    char **payloads = vs_calloc(n ? n : 1, sizeof *payloads);
-    uint8_t **vecs = vs_calloc(n ? n : 1, sizeof *vecs);
-    vs_err rc = v && payloads && vecs ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "apply result");
-    for (size_t i = 0; rc == VS_OK && i < n; i++) {
-        json_t *pt = json_array_get(pts, i);
-        const char *id = json_string_value(json_object_get(pt, "id")), *b64 = json_string_value(json_object_get(pt, "vector_b64"));
-        size_t len = 0;
-        if (!id || !b64 || vs_base64_decode(b64, strlen(b64), &vecs[i], &len) != 0 || len != sizeof(float) * (size_t)dim ||
-            !(payloads[i] = json_dumps(json_object_get(pt, "payload"), JSON_COMPACT))) {
-            rc = vs_fail(err, VS_ERR_CORRUPT, "result message for %s: point %zu is malformed", sha, i);
-            break;
-        }
-        const char *pt_tenant = json_string_value(json_object_get(json_object_get(pt, "payload"), "tenant_id"));
-        if (!pt_tenant || strcmp(pt_tenant, tenant) != 0) { /* never let a message write into another tenant */
-            rc = vs_fail(err, VS_ERR_CORRUPT, "result message for %s: point %zu has another tenant", sha, i);
-            break;
-        }
-        v[i] = (vs_point){id, (const float *)vecs[i], payloads[i]};
-    }
-    char *recs = rc == VS_OK && json_object_get(o, "record") ? json_dumps(json_object_get(o, "record"), JSON_COMPACT) : NULL;
-    if (rc == VS_OK)
-        rc = commit_local(p, tenant, sha, ext, (vs_image_status)json_integer_value(json_object_get(o, "status")), recs, v,
-                          (int)n, dim, NULL, err);
-    free(recs);
-    for (size_t i = 0; i < n; i++) {
-        if (payloads) free(payloads[i]);
-        if (vecs) vs_free(vecs[i]);
-    }
-    vs_free(payloads);
-    vs_free(vecs);
-    vs_free(v);
-    json_decref(o);
+    vs_result_msg_free(&m);
     return rc;
 }
 

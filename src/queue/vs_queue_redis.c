@@ -124,6 +124,7 @@
 #include "vs_hash.h"
 #include "vs_queue_internal.h"
 #include "vs_redact.h"
+#include "vs_redis_reply.h"
 
 vs_err vs_queue_redis_open(const char *url, const vs_queue_opts *opts, vs_queue **out, vs_error *err);
 
@@ -143,10 +144,10 @@ vs_err vs_queue_redis_open(const char *url, const vs_queue_opts *opts, vs_queue 
 #define TRIM_EVERY 1024
 #define FORGET_IDLE_MS 86400000  /* consumers idle this long with nothing pending are deleted */
 #define STATS_SCAN 10000         /* expired leases counted at most */
-#define SEQ_BITS 20
+#define SEQ_BITS VS_REDIS_SEQ_BITS /* 20 (vs_redis_reply.h) */
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define MS_LIMIT (1ULL << 43)
+#define MS_LIMIT VS_REDIS_MS_LIMIT
 
 /* What went wrong in a step, which decides what rd_run does next. */
 enum { ST_OK, ST_IO, ST_AGAIN, ST_NOGROUP, ST_FAIL };
@@ -424,49 +425,6 @@ static redisReply *rd_script(rd_call *k, int which, int nkeys, int argc, const c
     return rd_check(k, r);
 }
 
-/* Integer value of an integer or numeric string reply (0 otherwise). */
-static long long reply_ll(const redisReply *r) {
-    if (!r) return 0;
-    if (r->type == REDIS_REPLY_INTEGER) return r->integer;
-    if (r->type == REDIS_REPLY_STRING && r->str) return strtoll(r->str, NULL, 10);
-    return 0;
-}
-
-/* The value of `name` in a flat field/value array reply, or NULL. */
-static const redisReply *field_of(const redisReply *f, const char *name) {
-    if (!f || f->type != REDIS_REPLY_ARRAY) return NULL;
-    for (size_t i = 0; i + 1 < f->elements; i += 2)
-        if (f->element[i]->type == REDIS_REPLY_STRING && !strcmp(f->element[i]->str, name)) return f->element[i + 1];
-    return NULL;
-}
-
-/* Parses a stream id "ms-seq" into its halves; 0 on malformed text. */
-static int parse_sid(const char *s, unsigned long long *ms, unsigned long long *seq) {
-    char *end;
-    errno = 0;
-    *ms = strtoull(s, &end, 10);
-    if (errno || end == s || *end != '-') return 0;
-    const char *p = end + 1;
-    *seq = strtoull(p, &end, 10);
-    return !errno && end != p && *end == '\0';
-}
-
-/* vs id of a stream id: ms << 20 | seq; 0 when it does not fit (see the
- * header: ms < 2^43, seq < 2^20). */
-static int64_t encode_sid(const char *s) {
-    unsigned long long ms, seq;
-    if (!s || !parse_sid(s, &ms, &seq) || ms >= MS_LIMIT || seq >= (1ULL << SEQ_BITS)) return 0;
-    return (int64_t)(ms << SEQ_BITS | seq);
-}
-
-/* Stream id of a vs id; 0 for ids no stream id maps to (<= 0). */
-static int decode_id(int64_t id, char out[48]) {
-    if (id <= 0) return 0;
-    snprintf(out, 48, "%llu-%llu", (unsigned long long)id >> SEQ_BITS,
-             (unsigned long long)id & ((1ULL << SEQ_BITS) - 1));
-    return 1;
-}
-
 /* ---- SIGPIPE ---- */
 
 typedef struct rd_sig {
@@ -552,6 +510,7 @@ static void rd_connect(rd_call *k, int64_t deadline) {
     }
     struct timeval io = {.tv_sec = IO_TIMEOUT_MS / 1000, .tv_usec = (IO_TIMEOUT_MS % 1000) * 1000};
     redisSetTimeout(c, io);
+    vs_redis_reader_limits(c->reader);
     k->c = c;
     redisReply *r = NULL;
     if (q->password[0]) {
@@ -666,7 +625,7 @@ static int relocate(rd_call *k, const char *sid, int64_t *new_id) {
     *new_id = 0;
     redisReply *r = rd_script(k, SC_RELOCATE, 2, 4, a);
     if (!r) return k->st;
-    if (r->type == REDIS_REPLY_STRING) *new_id = encode_sid(r->str);
+    if (r->type == REDIS_REPLY_STRING) *new_id = vs_redis_encode_sid(r->str);
     freeReplyObject(r);
     return ST_OK;
 }
@@ -695,7 +654,7 @@ static int push_step(rd_call *k, void *arg) {
     const char *xl[2] = {"XLEN", q->key};
     redisReply *r = rd_cmd(k, 2, xl);
     if (!r) return k->st;
-    long long len = reply_ll(r);
+    long long len = vs_redis_reply_ll(r);
     freeReplyObject(r);
     if (len + p->n > q->max_len)
         return rd_fail(k, VS_ERR_TOO_LARGE, "queue full: %lld pending (max_len %lld, batch of %d)", len,
@@ -723,7 +682,7 @@ static int push_step(rd_call *k, void *arg) {
                 k->broken = 1;
                 return rd_fail(k, VS_ERR_BACKEND, "XADD answered with reply type %d", type);
             }
-            int64_t id = encode_sid(r->str);
+            int64_t id = vs_redis_encode_sid(r->str);
             snprintf(moved[i], sizeof moved[i], "%s", id ? "" : r->str);
             if (p->ids) p->ids[base + i] = id;
             freeReplyObject(r);
@@ -762,10 +721,10 @@ typedef struct pop_arg {
  * because its id does not fit an int64. */
 static int take_entry(rd_call *k, const redisReply *id, const redisReply *fields, int attempts, vs_msg *out) {
     if (!id || id->type != REDIS_REPLY_STRING) return rd_fail(k, VS_ERR_BACKEND, "malformed stream entry");
-    int64_t vid = encode_sid(id->str);
+    int64_t vid = vs_redis_encode_sid(id->str);
     if (!vid) {
         unsigned long long ms, seq;
-        if (parse_sid(id->str, &ms, &seq) && ms + 1 < MS_LIMIT) {
+        if (vs_redis_parse_sid(id->str, &ms, &seq) && ms + 1 < MS_LIMIT) {
             int64_t moved;
             return relocate(k, id->str, &moved);
         }
@@ -773,7 +732,7 @@ static int take_entry(rd_call *k, const redisReply *id, const redisReply *fields
         snprintf(why, sizeof why, "stream id %.60s is past the 43-bit millisecond range of message ids", id->str);
         return force_dead(k, id->str, why);
     }
-    const redisReply *b = field_of(fields, "body");
+    const redisReply *b = vs_redis_field_of(fields, "body");
     const char *s = b && b->type == REDIS_REPLY_STRING ? b->str : "";
     size_t len = b && b->type == REDIS_REPLY_STRING ? b->len : 0;
     out->body = vs_malloc(len + 1);
@@ -797,7 +756,7 @@ static int pop_step(rd_call *k, void *arg) {
         if (!r) return k->st;
         int st = ST_OK;
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 3)
-            st = take_entry(k, r->element[0], r->element[1], (int)reply_ll(r->element[2]), p->out);
+            st = take_entry(k, r->element[0], r->element[1], (int)vs_redis_reply_ll(r->element[2]), p->out);
         int got = r->type == REDIS_REPLY_ARRAY;
         freeReplyObject(r);
         if (st != ST_OK || p->out->body) return st;
@@ -811,15 +770,10 @@ static int pop_step(rd_call *k, void *arg) {
                               "STREAMS",    q->key,  ">"};
         if (!(r = rd_cmd(k, 11, xa))) return k->st;
         /* [[key, [[id, fields]]]] or nil when the slice ran out */
-        if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-            r->element[0]->elements == 2 && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
-            r->element[0]->element[1]->elements > 0) {
-            const redisReply *e = r->element[0]->element[1]->element[0];
-            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2)
-                st = take_entry(k, e->element[0], e->element[1], 1, p->out);
-            else
-                st = rd_fail(k, VS_ERR_BACKEND, "malformed XREADGROUP reply");
-        }
+        int malformed = 0;
+        const redisReply *e = vs_redis_xread_entry(r, &malformed);
+        if (e) st = take_entry(k, e->element[0], e->element[1], 1, p->out);
+        else if (malformed) st = rd_fail(k, VS_ERR_BACKEND, "malformed XREADGROUP reply");
         freeReplyObject(r);
         if (st != ST_OK || p->out->body) return st;
     }
@@ -868,7 +822,7 @@ static int ack_step(rd_call *k, void *arg) {
 static vs_err rd_ack(vs_queue *qq, int64_t id, vs_error *err) {
     rd_queue *q = (rd_queue *)qq;
     char sid[48];
-    if (!decode_id(id, sid)) return VS_OK; /* no entry can have it */
+    if (!vs_redis_decode_id(id, sid)) return VS_OK; /* no entry can have it */
     vs_err rc = rd_run(q, "ack", op_deadline(), 0, ack_step, sid, err);
     if (rc == VS_OK && atomic_fetch_add(&q->acks, 1) % TRIM_EVERY == TRIM_EVERY - 1) {
         vs_error ignored;
@@ -900,7 +854,7 @@ static vs_err rd_nack(vs_queue *qq, int64_t id, const char *error, int64_t retry
     rd_queue *q = (rd_queue *)qq;
     nack_arg n = {.error = error && error[0] ? error : "failed (no error given)"};
     char sid[48];
-    if (!decode_id(id, sid)) return VS_OK;
+    if (!vs_redis_decode_id(id, sid)) return VS_OK;
     n.sid = sid;
     snprintf(n.retry, sizeof n.retry, "%lld", (long long)(retry_ms > 0 ? retry_ms : 0));
     return rd_run(q, "nack", op_deadline(), 0, nack_step, &n, err);
@@ -915,10 +869,10 @@ static int stats_step(rd_call *k, void *arg) {
     if (!r) return k->st;
     int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 4;
     if (ok) {
-        s->ready = reply_ll(r->element[0]);
-        s->in_flight = reply_ll(r->element[1]);
-        s->dead = reply_ll(r->element[2]);
-        s->acked_total = reply_ll(r->element[3]);
+        s->ready = vs_redis_reply_ll(r->element[0]);
+        s->in_flight = vs_redis_reply_ll(r->element[1]);
+        s->dead = vs_redis_reply_ll(r->element[2]);
+        s->acked_total = vs_redis_reply_ll(r->element[3]);
     }
     freeReplyObject(r);
     return ok ? ST_OK : rd_fail(k, VS_ERR_BACKEND, "malformed stats reply");
@@ -977,13 +931,13 @@ static int dead_step(rd_call *k, void *arg) {
         for (size_t i = 0; st == ST_OK && i < r->elements; i++) {
             const redisReply *e = r->element[i];
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
-            const redisReply *f = e->element[1], *sid = field_of(f, "sid");
+            const redisReply *f = e->element[1], *sid = vs_redis_field_of(f, "sid");
             vs_dead_msg *m = &d->rows[d->n];
-            m->id = sid && sid->type == REDIS_REPLY_STRING ? encode_sid(sid->str) : 0;
-            m->attempts = (int)reply_ll(field_of(f, "attempts"));
-            m->failed_at_ms = reply_ll(field_of(f, "failed_at"));
-            m->body = dup_reply(field_of(f, "body"));
-            m->last_error = dup_reply(field_of(f, "last_error"));
+            m->id = sid && sid->type == REDIS_REPLY_STRING ? vs_redis_encode_sid(sid->str) : 0;
+            m->attempts = (int)vs_redis_reply_ll(vs_redis_field_of(f, "attempts"));
+            m->failed_at_ms = vs_redis_reply_ll(vs_redis_field_of(f, "failed_at"));
+            m->body = dup_reply(vs_redis_field_of(f, "body"));
+            m->last_error = dup_reply(vs_redis_field_of(f, "last_error"));
             d->n++;
             if (!m->body || !m->last_error) st = rd_fail(k, VS_ERR_NOMEM, "list_dead");
         }

@@ -47,6 +47,7 @@
 #include "vs_pool.h"
 #include "vs_redact.h"
 #include "vs_hash.h"
+#include "vs_s3_xml.h"
 #include "vs_sigv4.h"
 #include "vs_store_internal.h"
 
@@ -182,123 +183,6 @@ static long backoff_ms(int attempt) {
     uint16_t r = 0;
     if (vs_random_bytes(&r, sizeof r) != 0) r = 0x8000;
     return d / 2 + (long)((d / 2) * (long)r / 65535);
-}
-
-/* ---- XML: just enough of S3's answers, by hand ----------------------- */
-
-/* Appends code point cp as UTF-8 to out[*o] (cap bytes, NUL kept free); 0
- * when it does not fit or is not a character XML allows. */
-static int put_utf8(uint32_t cp, char *out, size_t cap, size_t *o) {
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    char b[4];
-    size_t k;
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xC0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3F));
-        k = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xE0 | (cp >> 12));
-        b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (char)(0x80 | (cp & 0x3F));
-        k = 3;
-    } else {
-        b[0] = (char)(0xF0 | (cp >> 18));
-        b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (char)(0x80 | (cp & 0x3F));
-        k = 4;
-    }
-    if (*o + k >= cap) return 0;
-    memcpy(out + *o, b, k);
-    *o += k;
-    return 1;
-}
-
-/* Decodes XML text (the five named entities and &#N; / &#xH; references)
- * of n bytes at s into out (cap bytes, NUL-terminated). Returns the length,
- * or -1 when it is malformed, holds a NUL, or does not fit. */
-static long xml_unescape(const char *s, size_t n, char *out, size_t cap) {
-    static const struct {
-        const char *name;
-        char c;
-    } named[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
-    size_t o = 0;
-    if (cap == 0) return -1;
-    for (size_t i = 0; i < n;) {
-        if (s[i] == '\0') return -1;
-        if (s[i] != '&') {
-            if (o + 1 >= cap) return -1;
-            out[o++] = s[i++];
-            continue;
-        }
-        const char *semi = memchr(s + i, ';', n - i);
-        if (!semi || semi - (s + i) > 12) return -1;
-        size_t elen = (size_t)(semi - (s + i)) + 1; /* "&...;" */
-        int done = 0;
-        for (size_t k = 0; k < sizeof named / sizeof named[0] && !done; k++) {
-            size_t nl = strlen(named[k].name);
-            if (elen == nl + 1 && !memcmp(s + i + 1, named[k].name, nl)) {
-                if (o + 1 >= cap) return -1;
-                out[o++] = named[k].c;
-                done = 1;
-            }
-        }
-        if (!done) {
-            if (elen < 4 || s[i + 1] != '#') return -1;
-            int hex = s[i + 2] == 'x' || s[i + 2] == 'X';
-            uint32_t cp = 0;
-            size_t d0 = i + (hex ? 3 : 2), d1 = i + elen - 1;
-            if (d0 >= d1) return -1;
-            for (size_t d = d0; d < d1; d++) {
-                char c = s[d];
-                uint32_t v;
-                if (c >= '0' && c <= '9') v = (uint32_t)(c - '0');
-                else if (hex && c >= 'a' && c <= 'f') v = (uint32_t)(c - 'a' + 10);
-                else if (hex && c >= 'A' && c <= 'F') v = (uint32_t)(c - 'A' + 10);
-                else return -1;
-                cp = cp * (hex ? 16u : 10u) + v;
-                if (cp > 0x10FFFF) return -1;
-            }
-            if (!put_utf8(cp, out, cap, &o)) return -1;
-        }
-        i += elen;
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
-/* Finds <tag>text</tag> in [p, end): returns the text's start and its
- * length in *n, and in *next (may be NULL) where the closing tag ends; NULL
- * when absent. S3 escapes '<' in text, so a key cannot fake a tag. */
-static const char *xml_elem(const char *p, const char *end, const char *tag, size_t *n, const char **next) {
-    char open[40], close[41];
-    int ol = snprintf(open, sizeof open, "<%s>", tag);
-    int cl = snprintf(close, sizeof close, "</%s>", tag);
-    if (p >= end) return NULL;
-    const char *a = memmem(p, (size_t)(end - p), open, (size_t)ol);
-    if (!a) return NULL;
-    a += ol;
-    const char *b = memmem(a, (size_t)(end - a), close, (size_t)cl);
-    if (!b) return NULL;
-    *n = (size_t)(b - a);
-    if (next) *next = b + cl;
-    return a;
-}
-
-/* Copies the <Code> of an S3 error answer into code (cap bytes), made
- * printable; "" when there is none. */
-static void error_code(const s3_call *c, char *code, size_t cap) {
-    code[0] = '\0';
-    if (!c->answer.data || !c->answer.len) return;
-    size_t n;
-    const char *t = xml_elem((const char *)c->answer.data, (const char *)c->answer.data + c->answer.len, "Code", &n, NULL);
-    if (!t) return;
-    char raw[64];
-    if (xml_unescape(t, n, raw, sizeof raw) < 0) return;
-    vs_store_printable(raw, code, cap);
 }
 
 /* ---- HTTP ------------------------------------------------------------ */
@@ -499,7 +383,7 @@ static CURLcode attempt_once(s3_store *s, CURL *h, s3_call *c, const char *url, 
     if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hl);
-    if (c->status >= 300) error_code(c, c->code, sizeof c->code);
+    if (c->status >= 300) vs_s3_error_code((const char *)c->answer.data, c->answer.len, c->code, sizeof c->code);
     return rc;
 }
 
@@ -711,56 +595,6 @@ static vs_err s3_exists(vs_store *st, const char *bucket, const char *key, int *
     return rc;
 }
 
-/* Reports the keys of one ListObjectsV2 page (body, NUL-terminated) that
- * start with prefix and are valid store keys; sets *stopped when cb asked
- * to stop, and token to the next page's continuation token ("" when this
- * page was the last). */
-static vs_err list_page(const char *bucket, const char *prefix, const char *body, size_t len, vs_store_list_cb cb,
-                        void *ctx, int *stopped, char *token, size_t token_cap, vs_error *err) {
-    const char *p = body, *end = body + len;
-    size_t plen = strlen(prefix);
-    char key[KEY_MAX + 1];
-    for (;;) {
-        size_t n;
-        const char *next;
-        const char *blk = xml_elem(p, end, "Contents", &n, &next);
-        if (!blk) break;
-        const char *bend = blk + n;
-        p = next;
-        size_t kn, sn;
-        const char *kt = xml_elem(blk, bend, "Key", &kn, NULL);
-        const char *stx = xml_elem(blk, bend, "Size", &sn, NULL);
-        if (!kt || !stx || sn == 0 || sn > 20)
-            return vs_fail(err, VS_ERR_BACKEND, "store list %s: malformed ListObjectsV2 answer (Contents without "
-                           "Key or Size)", bucket);
-        uint64_t size = 0;
-        for (size_t i = 0; i < sn; i++) {
-            uint64_t dgt = (uint64_t)(stx[i] - '0');
-            if (stx[i] < '0' || stx[i] > '9' || size > (UINT64_MAX - dgt) / 10)
-                return vs_fail(err, VS_ERR_BACKEND, "store list %s: malformed Size in ListObjectsV2 answer", bucket);
-            size = size * 10 + dgt;
-        }
-        /* keys that cannot be a store key (too long, odd bytes) were not
-         * written through a store: skip them, as file:// does */
-        if (xml_unescape(kt, kn, key, sizeof key) < 0 || !vs_store_key_ok(key) || strncmp(key, prefix, plen) != 0)
-            continue;
-        if (cb(ctx, key, size > SIZE_MAX ? SIZE_MAX : (size_t)size)) {
-            *stopped = 1;
-            return VS_OK;
-        }
-    }
-    size_t tn, nn;
-    const char *tr = xml_elem(body, end, "IsTruncated", &tn, NULL);
-    token[0] = '\0';
-    if (tr && tn == 4 && !memcmp(tr, "true", 4)) {
-        const char *nt = xml_elem(body, end, "NextContinuationToken", &nn, NULL);
-        if (!nt || nn == 0 || xml_unescape(nt, nn, token, token_cap) <= 0)
-            return vs_fail(err, VS_ERR_BACKEND, "store list %s: truncated ListObjectsV2 answer without a usable "
-                           "NextContinuationToken", bucket);
-    }
-    return VS_OK;
-}
-
 /* ListObjectsV2 of the keys starting with prefix, page by page (1000 keys
  * per page on S3) following continuation tokens. A missing bucket lists
  * nothing, as a missing directory does for file://. */
@@ -797,7 +631,7 @@ static vs_err s3_list(vs_store *st, const char *bucket, const char *prefix, vs_s
         if (rc == VS_OK && !(c.status >= 200 && c.status < 300)) rc = status_fail(&c, err);
         if (rc == VS_OK) {
             memcpy(prev, token, strlen(token) + 1);
-            rc = list_page(sb, prefix, c.answer.data ? (const char *)c.answer.data : "", c.answer.len, cb, ctx, &stopped, token,
+            rc = vs_s3_list_page(sb, prefix, c.answer.data ? (const char *)c.answer.data : "", c.answer.len, cb, ctx, &stopped, token,
                            TOKEN_MAX, err);
             if (rc == VS_OK && !stopped && token[0] && !strcmp(token, prev))
                 rc = vs_fail(err, VS_ERR_BACKEND, "store list %s: the server repeated a continuation token", sb);
