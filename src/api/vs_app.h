@@ -34,7 +34,25 @@ typedef struct vs_app_cfg {
     int open_mode;               /* 1 = no tenants yet: tenant "default", loopback only */
     const char *admin_key;       /* $VISAGE_ADMIN_KEY: operator routes (reindex) with tenants; NULL: none */
     int threads;                 /* cores the process may use (a reindex's engine workers) */
+    size_t query_max_pixels;     /* 413 above for an image to search/verify/identify/enroll/erase
+                                  * by: decode+detect cost (default 16 MP) */
 } vs_app_cfg;
+
+/* What the server's front door refused or cut, by reason (counted in
+ * vs_app.refused, shown by /metrics as visage_http_refused_total). */
+typedef enum vs_refusal {
+    VS_REFUSED_RATE_IP,       /* 429: client address over its rate */
+    VS_REFUSED_RATE_KEY,      /* 429: API key over its rate */
+    VS_REFUSED_AUTH_FAIL,     /* 429: too many failed authentications from the address */
+    VS_REFUSED_BODY_MEMORY,   /* 503: body memory budget spent */
+    VS_REFUSED_QUEUE_FULL,    /* 503: ingest queue deeper than the bound */
+    VS_REFUSED_HOST,          /* 421: open mode, Host not loopback */
+    VS_REFUSED_ORIGIN,        /* 403: cross-origin, origin not allowed */
+    VS_REFUSED_HEAD_TIMEOUT,  /* connection closed: request head too slow */
+    VS_REFUSED_BODY_TIMEOUT,  /* connection closed: body (or reply) too slow */
+    VS_REFUSED_QUERY_PIXELS,  /* 413: query image over query_max_pixels */
+    VS_REFUSED_N
+} vs_refusal;
 
 typedef struct vs_app_reindex vs_app_reindex;
 
@@ -71,6 +89,7 @@ typedef struct vs_app {
     atomic_llong requests, errors_4xx, errors_5xx;
     atomic_llong search_count, search_ms_sum, search_hist[8];
     atomic_llong ingest_accepted;
+    atomic_llong refused[VS_REFUSED_N];
     int64_t started_ms;
 } vs_app;
 
