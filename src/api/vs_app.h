@@ -35,7 +35,7 @@ typedef struct vs_app_cfg {
     const char *admin_key;       /* $VISAGE_ADMIN_KEY: operator routes (reindex) with tenants; NULL: none */
     int threads;                 /* cores the process may use (a reindex's engine workers) */
     size_t query_max_pixels;     /* 413 above for an image to search/verify/identify/enroll/erase
-                                  * by: decode+detect cost (default 16 MP) */
+                                  * by: decode+detect cost (default 12 MP) */
 } vs_app_cfg;
 
 /* What the server's front door refused or cut, by reason (counted in

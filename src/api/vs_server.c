@@ -30,6 +30,11 @@
 
 #define RATE_SLOTS 8192       /* rate-limit buckets: active addresses and keys */
 #define QUEUE_DEPTH_TTL_MS 250 /* how long a queue depth read is reused */
+/* A request refused from its head with a body up to this size has the body
+ * read and dropped before the reply: closing a socket with unread data
+ * makes TCP reset the connection, and many clients then report the reset,
+ * not the reply. A larger body is not read: reply, then close. */
+#define DRAIN_MAX ((unsigned long long)1 << 20)
 
 struct vs_server {
     struct MHD_Daemon *d;
@@ -307,7 +312,8 @@ static int check_client(vs_server *s, srv_req *sr) {
         return -1;
     }
     if (authenticate(r) != 0) {
-        if (r->status == 401) vs_ratelimit_check(s->rl, key, s->cfg.rate_auth_fail, 1, now, &retry);
+        if (r->status == 401 && vs_req_header(r, "Authorization")) /* a wrong key: a guess */
+            vs_ratelimit_check(s->rl, key, s->cfg.rate_auth_fail, 1, now, &retry);
         return -1;
     }
     snprintf(key, sizeof key, "key:%s", r->tenant);
@@ -407,6 +413,14 @@ static void finish(vs_server *s, srv_req *sr) {
     send_reply(sr);
 }
 
+/* 1 when a refused request's body is small enough to read and drop
+ * before replying (DRAIN_MAX); the body deadline still bounds it. */
+static int drain_first(vs_req *r) {
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+    return n > 0 && n <= DRAIN_MAX;
+}
+
 /* The first call for a request: its head is complete. */
 static enum MHD_Result on_head(vs_server *s, struct MHD_Connection *c, const char *url, const char *method,
                                void **con_cls) {
@@ -428,10 +442,10 @@ static enum MHD_Result on_head(vs_server *s, struct MHD_Connection *c, const cha
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, sr->ip, sizeof sr->ip);
     vs_conntrack_set(s->ct, sr->conn, vs_now_ms() + s->cfg.body_timeout_ms, VS_REFUSED_BODY_TIMEOUT);
     *con_cls = r;
-    if (front_door(s, sr) != 0) { /* answered from the head: MHD then closes instead of reading the body */
+    if (front_door(s, sr) != 0) {
         atomic_fetch_add(&s->app->requests, 1);
         sr->replied = 1;
-        finish(s, sr);
+        if (!drain_first(r)) finish(s, sr); /* queued now: MHD closes after it instead of reading the body */
     }
     return MHD_YES;
 }
@@ -471,7 +485,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return rc;
     }
-    if (sr->replied) return MHD_YES;
+    if (sr->replied) { /* refused from its head, small body drained: the reply now */
+        if (drain_first(r)) finish(s, sr);
+        return MHD_YES;
+    }
     vs_conntrack_set(s->ct, sr->conn, 0, 0); /* the route may take its time: no deadline while it runs */
     atomic_fetch_add(&s->app->requests, 1);
     if (r->too_large)

@@ -129,7 +129,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
 #endif
     pthread_rwlock_init(&a->writes, &wa);
     pthread_rwlockattr_destroy(&wa);
-    a->cfg.query_max_pixels = 16000000;
+    a->cfg.query_max_pixels = 12000000; /* a 4000x3000 phone photo; ~1-3 s of decode+detect on 2 cores */
     const char *qmp = getenv("VISAGE_QUERY_MAX_PIXELS");
     if (qmp && *qmp) {
         char *end;
