@@ -53,7 +53,8 @@ struct vs_server {
 typedef struct srv_req {
     vs_req r;
     vs_tracked *conn;         /* the connection's deadline entry (may be NULL) */
-    size_t reserved;          /* body memory held from body_reserved */
+    size_t reserved;          /* body memory held from body_reserved (>= body_cap) */
+    size_t body_cap;          /* bytes allocated for r.body */
     int chunked;              /* no Content-Length: reserve as bytes arrive */
     int over_budget;          /* chunked body past the budget: dropped, 503 at the end */
     int replied;              /* answered from the head: ignore the body */
@@ -383,7 +384,7 @@ static int check_body(vs_server *s, srv_req *sr) {
                        r->app->cfg.max_body_bytes);
         return -1;
     }
-    if (n > 0 && reserve(s, sr, (size_t)n) != 0) {
+    if (n > 0 && reserve(s, sr, (size_t)n + 1) != 0) { /* + its NUL */
         refuse(sr, VS_REFUSED_BODY_MEMORY, 503, 2, "overloaded",
                "the server is holding as many request bodies as its memory budget allows: try again shortly");
         return -1;
@@ -455,19 +456,29 @@ static enum MHD_Result on_head(vs_server *s, struct MHD_Connection *c, const cha
 static enum MHD_Result on_body(vs_server *s, srv_req *sr, const char *upload, size_t n) {
     vs_req *r = &sr->r;
     if (sr->replied || r->too_large || sr->over_budget) return MHD_YES;
-    if (r->body_len + n > s->app->cfg.max_body_bytes) r->too_large = 1;
-    else if (sr->reserved < r->body_len + n + 1 && reserve(s, sr, r->body_len + n + 1 - sr->reserved) != 0)
-        sr->over_budget = 1;
+    size_t need = r->body_len + n + 1;
+    if (need - 1 > s->app->cfg.max_body_bytes) r->too_large = 1;
+    else if (need > sr->body_cap) { /* the announced size at once, else doubling: no quadratic copying */
+        size_t cap = sr->body_cap ? sr->body_cap * 2 : 4096;
+        if (cap < sr->reserved) cap = sr->reserved;
+        if (cap < need) cap = need;
+        if (cap > s->app->cfg.max_body_bytes + 1) cap = s->app->cfg.max_body_bytes + 1;
+        char *nb = NULL;
+        if (cap > sr->reserved && reserve(s, sr, cap - sr->reserved) != 0) sr->over_budget = 1;
+        else if (!(nb = vs_realloc(r->body, cap))) return MHD_NO;
+        if (nb) {
+            r->body = nb;
+            sr->body_cap = cap;
+        }
+    }
     if (r->too_large || sr->over_budget) {
         vs_free(r->body);
         r->body = NULL;
         r->body_len = 0;
+        sr->body_cap = 0;
         return MHD_YES;
     }
-    char *nb = vs_realloc(r->body, r->body_len + n + 1);
-    if (!nb) return MHD_NO;
-    memcpy(nb + r->body_len, upload, n);
-    r->body = nb;
+    memcpy(r->body + r->body_len, upload, n);
     r->body_len += n;
     r->body[r->body_len] = '\0';
     return MHD_YES;
