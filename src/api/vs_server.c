@@ -414,12 +414,14 @@ static void finish(vs_server *s, srv_req *sr) {
     send_reply(sr);
 }
 
-/* 1 when a refused request's body is small enough to read and drop
- * before replying (DRAIN_MAX); the body deadline still bounds it. */
+/* 1 when a refused request's body is to be read and dropped before the
+ * reply (see DRAIN_MAX): a small one, or one up to twice the body limit
+ * from a caller that passed authentication (a client that sent too much
+ * then sees its 413, not a reset). The body deadline still bounds it. */
 static int drain_first(vs_req *r) {
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
     unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
-    return n > 0 && n <= DRAIN_MAX;
+    return n > 0 && (n <= DRAIN_MAX || (r->tenant[0] && r->status == 413 && n / 2 <= r->app->cfg.max_body_bytes));
 }
 
 /* The first call for a request: its head is complete. */
