@@ -40,6 +40,8 @@ typedef struct vs_app_cfg {
     uint64_t min_free_bytes;     /* $VISAGE_MIN_FREE_MB: not ready below (default 100 MB; 0 = no floor) */
     int ready_max_new_dead;      /* $VISAGE_READY_MAX_NEW_DEAD: not ready when this many messages were
                                   * dead-lettered in the last 5 minutes (default 10; 0 = not checked) */
+    size_t query_max_pixels;     /* 413 above for an image to search/verify/identify/enroll/erase
+                                  * by: decode+detect cost (default 12 MP) */
 } vs_app_cfg;
 
 /* What /readyz remembers between calls, under its own mutex: the data dir
@@ -51,6 +53,22 @@ typedef struct vs_app_health {
     char dir_msg[512];
     vs_dead_watch dead;
 } vs_app_health;
+
+/* What the server's front door refused or cut, by reason (counted in
+ * vs_app.refused, shown by /metrics as visage_http_refused_total). */
+typedef enum vs_refusal {
+    VS_REFUSED_RATE_IP,       /* 429: client address over its rate */
+    VS_REFUSED_RATE_KEY,      /* 429: API key over its rate */
+    VS_REFUSED_AUTH_FAIL,     /* 429: too many failed authentications from the address */
+    VS_REFUSED_BODY_MEMORY,   /* 503: body memory budget spent */
+    VS_REFUSED_QUEUE_FULL,    /* 503: ingest queue deeper than the bound */
+    VS_REFUSED_HOST,          /* 421: open mode, Host not loopback */
+    VS_REFUSED_ORIGIN,        /* 403: cross-origin, origin not allowed */
+    VS_REFUSED_HEAD_TIMEOUT,  /* connection closed: request head too slow */
+    VS_REFUSED_BODY_TIMEOUT,  /* connection closed: body (or reply) too slow */
+    VS_REFUSED_QUERY_PIXELS,  /* 413: query image over query_max_pixels */
+    VS_REFUSED_N
+} vs_refusal;
 
 typedef struct vs_app_reindex vs_app_reindex;
 
@@ -87,6 +105,7 @@ typedef struct vs_app {
     atomic_llong requests, errors_4xx, errors_5xx;
     atomic_llong search_count, search_ms_sum, search_hist[8];
     atomic_llong ingest_accepted;
+    atomic_llong refused[VS_REFUSED_N];
     int64_t started_ms;
     vs_app_health health;        /* /readyz; mutex set up by the opener */
 } vs_app;

@@ -78,6 +78,28 @@ int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len) {
     return 0;
 }
 
+/* A query image's size from its header, before any pixel is decoded:
+ * decode and detection cost grows with pixels, so a small file declaring a
+ * huge image would hold an engine slot for seconds. -1 after replying 413
+ * (or the probe's 415/400). */
+static int query_size_ok(vs_req *r, const uint8_t *data, size_t len) {
+    vs_image_format fmt;
+    int w = 0, h = 0;
+    vs_error err = {0};
+    size_t max = r->app->cfg.query_max_pixels;
+    vs_decode_opts o = {.max_pixels = r->app->cfg.max_pixels};
+    vs_err rc = vs_image_probe(data, len, &o, &fmt, &w, &h, &err);
+    if (rc == VS_OK && max && (size_t)w * (size_t)h > max) {
+        atomic_fetch_add(&r->app->refused[VS_REFUSED_QUERY_PIXELS], 1);
+        vs_reply_error(r, 413, "too_large",
+                       "query image is %dx%d = %zu pixels, over the limit of %zu pixels for a query image "
+                       "(VISAGE_QUERY_MAX_PIXELS): send a smaller copy", w, h, (size_t)w * (size_t)h, max);
+        return -1;
+    }
+    if (rc != VS_OK) vs_reply_vs_err(r, rc, &err);
+    return rc == VS_OK ? 0 : -1;
+}
+
 int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) {
     vs_image img = {0};
     vs_error err = {0};
@@ -86,6 +108,7 @@ int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) 
         vs_reply_error(r, 400, "bad_request", "the image is empty (0 bytes)");
         return -1;
     }
+    if (query_size_ok(r, data, len) != 0) return -1;
     vs_err rc = vs_image_decode(data, len, &o, &img, &err);
     if (rc != VS_OK) {
         vs_reply_vs_err(r, rc, &err);

@@ -154,6 +154,13 @@ void vs_route_metrics(vs_req *r) {
                         "visage_http_errors_total{class=\"5xx\"} %lld\n", (long long)a->errors_4xx, (long long)a->errors_5xx);
     put(&b, &len, &cap, "# TYPE visage_ingest_accepted_total counter\nvisage_ingest_accepted_total %lld\n",
         (long long)a->ingest_accepted);
+    static const char *why[VS_REFUSED_N] = {"rate_ip", "rate_key", "auth_fail", "body_memory", "queue_full",
+                                            "host", "origin", "head_timeout", "body_timeout", "query_pixels"};
+    put(&b, &len, &cap, "# TYPE visage_http_refused_total counter\n");
+    for (int i = 0; i < VS_REFUSED_N; i++)
+        put(&b, &len, &cap, "visage_http_refused_total{reason=\"%s\"} %lld\n", why[i], (long long)a->refused[i]);
+    put(&b, &len, &cap, "# TYPE visage_http_rate_limited_total counter\nvisage_http_rate_limited_total %lld\n",
+        (long long)(a->refused[VS_REFUSED_RATE_IP] + a->refused[VS_REFUSED_RATE_KEY] + a->refused[VS_REFUSED_AUTH_FAIL]));
     vs_crawl_db_stats cs;
     if (a->crawl.db && vs_crawl_db_stats_get(a->crawl.db, &cs, &err) == VS_OK) {
         put(&b, &len, &cap, "# TYPE visage_crawl_jobs gauge\n");

@@ -173,6 +173,17 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
 #endif
     pthread_rwlock_init(&a->writes, &wa);
     pthread_rwlockattr_destroy(&wa);
+    a->cfg.query_max_pixels = 12000000; /* a 4000x3000 phone photo; ~1-3 s of decode+detect on 2 cores */
+    const char *qmp = getenv("VISAGE_QUERY_MAX_PIXELS");
+    if (qmp && *qmp) {
+        char *end;
+        long long v = strtoll(qmp, &end, 10);
+        if (*end || v < 1) {
+            fprintf(stderr, "visage: VISAGE_QUERY_MAX_PIXELS='%.40s': want a positive whole number\n", qmp);
+            goto fail;
+        }
+        a->cfg.query_max_pixels = (size_t)v;
+    }
     vs_error err = {0};
     char store_url[1200];
     snprintf(store_url, sizeof store_url, "file://%s/blobs", s->data_dir);
