@@ -799,8 +799,9 @@ vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, in
         &c->sq,
         /* an erasure in progress (or cut by a crash, until the restart
          * finishes it) shows every image it has named so far; a face's
-         * deletion names no image to erase (its detail names the face) */
-        "SELECT id, at, what, CASE WHEN state = 0 OR what = 'face' THEN detail_json ELSE json_set(detail_json, '$.images',"
+         * deletion and a block's lifting name no image (their detail names
+         * the face or block) */
+        "SELECT id, at, what, CASE WHEN state = 0 OR what IN ('face', 'block_lifted') THEN detail_json ELSE json_set(detail_json, '$.images',"
         " json((SELECT json_group_array(sha256) FROM (SELECT sha256 FROM erasure_images WHERE erasure_id = e.id"
         " ORDER BY rowid))), '$.images_erased', (SELECT count(*) FROM erasure_images WHERE erasure_id = e.id"
         " AND done = 1)) END FROM erasures e WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",

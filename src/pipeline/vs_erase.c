@@ -488,12 +488,28 @@ static vs_err resume_face(const vs_pipeline *p, int64_t id, const char *tenant, 
     return record_finish(p, id, d, err);
 }
 
+static vs_err block_drop(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
+
+/* Finishes lifting a block that a crash cut after its entry was begun. */
+static vs_err resume_block(const vs_pipeline *p, int64_t id, const char *tenant, json_t *d, vs_error *err) {
+    const char *block = json_string_value(json_object_get(d, "block_id"));
+    if (!block || !*block || strlen(block) >= VS_POINT_ID_MAX)
+        return vs_fail(err, VS_ERR_CORRUPT, "resume erasure %lld: a block_lifted entry without a block_id", (long long)id);
+    vs_err rc = block_drop(p, tenant, block, err);
+    if (rc != VS_OK) return rc;
+    json_object_set_new(d, "resumed", json_true());
+    json_object_set_new(d, "resumed_at", json_integer(vs_wall_ms()));
+    return record_finish(p, id, d, err);
+}
+
 static vs_err resume_one(const vs_pipeline *p, json_t *e, vs_error *err) {
     int64_t id = json_integer_value(json_object_get(e, "id")), erased = 0, faces = 0; /* counts of this run only */
     const char *tenant = json_string_value(json_object_get(e, "tenant"));
     json_t *d = json_object_get(e, "detail");
     vs_err rc = vs_tenant_check(tenant, "resume erasure", err);
-    if (rc == VS_OK && !strcmp(json_string_value(json_object_get(e, "what")), "face")) return resume_face(p, id, tenant, d, err);
+    const char *what = json_string_value(json_object_get(e, "what"));
+    if (rc == VS_OK && !strcmp(what, "face")) return resume_face(p, id, tenant, d, err);
+    if (rc == VS_OK && !strcmp(what, "block_lifted")) return resume_block(p, id, tenant, d, err);
     named_images ni = {.all = json_array()};
     if (rc == VS_OK && !ni.all) rc = vs_fail(err, VS_ERR_NOMEM, "resume erasure %lld", (long long)id);
     if (rc == VS_OK) rc = vs_erasure_images(p->catalog, id, collect_image, &ni, err);
@@ -567,12 +583,26 @@ vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_e
     return vs_index_scroll_all(p->index, p->coll.blocks, &f, 256, list_one, arr, err);
 }
 
+/* Deletes block id of the tenant (its point); a missing one is fine. */
+static vs_err block_drop(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
+    const char *ids[1] = {id}; /* the tenant's points only: another tenant's block id deletes nothing */
+    vs_err rc = p->index->ops->delete_ids(p->index, p->coll.blocks, tenant, ids, 1, NULL, err);
+    return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
+}
+
+/* Lifted like any erasure is recorded: the entry begun before the block's
+ * point goes, so a crash in between cannot lift it unlogged. */
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
-    const char *ids[1] = {id};
-    int64_t n = 0; /* the tenant's points only: another tenant's block id deletes nothing */
-    vs_err rc = p->index->ops->delete_ids(p->index, p->coll.blocks, tenant, ids, 1, &n, err);
-    if (rc == VS_ERR_NOT_FOUND || (rc == VS_OK && n == 0)) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
-    return rc == VS_OK ? vs_erase_log(p, tenant, "block_lifted", json_pack("{s:s}", "block_id", id), err) : rc;
+    vs_err rc = p->index->ops->get(p->index, p->coll.blocks, tenant, id, NULL, NULL, err);
+    if (rc == VS_ERR_NOT_FOUND) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
+    if (rc != VS_OK) return rc;
+    int64_t rec = 0;
+    json_t *d = json_pack("{s:s}", "block_id", id);
+    rc = d ? record_begin(p, tenant, "block_lifted", d, NULL, 0, &rec, err) : vs_fail(err, VS_ERR_NOMEM, "lift block");
+    if (rc == VS_OK) rc = block_drop(p, tenant, id, err);
+    if (rc == VS_OK) rc = record_finish(p, rec, d, err);
+    json_decref(d);
+    return rc;
 }
 
 vs_err vs_block_match(const vs_pipeline *p, const char *tenant, const vs_point *pts, int n, int *blocked,

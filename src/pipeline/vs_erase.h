@@ -103,8 +103,9 @@ vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, 
                     char id_out[VS_POINT_ID_MAX], vs_error *err);
 /* Appends {block_id, threshold, note, created_at} of every block to arr. */
 vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err);
-/* Lifts a block (logged as "block_lifted"); unknown id -> VS_ERR_NOT_FOUND.
- * Images it erased stay erased. */
+/* Lifts a block (logged as "block_lifted", the entry begun before the block
+ * goes and finished by vs_erase_resume after a crash); unknown id ->
+ * VS_ERR_NOT_FOUND. Images it erased stay erased. */
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
 /* *blocked = 1 (with the block's id) when any of the n points matches a
  * block of the tenant at that block's threshold; else 0. */

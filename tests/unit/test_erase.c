@@ -656,6 +656,42 @@ static void test_face_deletion_is_recorded_and_resumed(void **state) {
     assert_int_equal(resumed, 0);
 }
 
+/* Lifting a block is recorded like an erasure (begun, then done with a
+ * request id), and one a crash cut after its entry began is finished by
+ * vs_erase_resume: the block no longer matches. */
+static void test_block_lift_is_recorded_and_resumed(void **state) {
+    fixture *f = *state;
+    float *v = malloc(sizeof(float) * (size_t)f->dim);
+    unit_vec(v, f->dim, 0, 1, 1.0f);
+    char b1[VS_POINT_ID_MAX], b2[VS_POINT_ID_MAX], hit[VS_POINT_ID_MAX];
+    vs_error e = {0};
+    assert_int_equal(vs_block_add(&f->p, "a", v, 0.6f, NULL, b1, &e), VS_OK);
+    assert_int_equal(vs_block_delete(&f->p, "a", b1, &e), VS_OK);
+    json_t *d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_string_equal(json_string_value(json_object_get(d, "block_id")), b1);
+    assert_non_null(json_string_value(json_object_get(d, "request_id")));
+    json_decref(d);
+    assert_int_equal(vs_block_delete(&f->p, "a", b1, &e), VS_ERR_NOT_FOUND);
+
+    assert_int_equal(vs_block_add(&f->p, "a", v, 0.6f, NULL, b2, &e), VS_OK);
+    char begun[256];
+    snprintf(begun, sizeof begun, "{\"block_id\":\"%s\",\"state\":\"started\"}", b2);
+    int64_t id = 0;
+    assert_int_equal(vs_erasure_begin(f->p.catalog, "a", "block_lifted", begun, NULL, 0, &id, &e), VS_OK);
+    int resumed = -1, blocked = -1;
+    assert_int_equal(vs_erase_resume(&f->p, &resumed, &e), VS_OK);
+    assert_int_equal(resumed, 1);
+    vs_point pt = {"probe", v, "{}"};
+    assert_int_equal(vs_block_match(&f->p, "a", &pt, 1, &blocked, hit, &e), VS_OK);
+    assert_int_equal(blocked, 0);
+    d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_true(json_is_true(json_object_get(d, "resumed")));
+    json_decref(d);
+    free(v);
+}
+
 /* nftw callback: counts entries and prints any with group/other bits. */
 static int g_entries, g_open;
 static int check_mode(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -728,6 +764,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_resume_finishes_an_erasure_a_crash_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_image_erasures_name_their_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_face_deletion_is_recorded_and_resumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_lift_is_recorded_and_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_private_modes_whatever_the_umask, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
