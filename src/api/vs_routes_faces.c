@@ -7,7 +7,6 @@
 
 #include "vs_alloc.h"
 #include "vs_erase.h"
-#include "vs_identity.h"
 #include "vs_routes.h"
 
 /* The payload of one of the tenant's faces, or NULL after replying. */
@@ -37,29 +36,18 @@ void vs_route_face_get(vs_req *r, const char *id) {
     vs_reply_json(r, 200, pl);
 }
 
+/* Deletes one face and keeps its image; the erasure record (begun before
+ * anything goes, vs_erase_face) makes a crash part-way finish at start-up. */
 void vs_route_face_delete(vs_req *r, const char *id) {
     json_t *pl = load_face(r, id);
     if (!pl) return;
     vs_error err = {0};
     int64_t n = 0;
-    const char *ids[1] = {id};
-    vs_err rc = r->app->index->ops->delete_ids(r->app->index, r->p->coll.faces, r->tenant, ids, 1, &n, &err);
-    if (rc == VS_OK && r->p->shadow) { /* a reindex may have re-embedded it already */
-        rc = r->app->index->ops->delete_ids(r->app->index, r->p->shadow->faces, r->tenant, ids, 1, NULL, &err);
-        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
-    }
-    const char *ck = json_string_value(json_object_get(pl, "crop_key"));
-    const char *tk = json_string_value(json_object_get(pl, "thumb_key"));
-    if (rc == VS_OK && ck) rc = vs_store_del(r->app->store, "face-crops", ck, &err);
-    if (rc == VS_OK && tk) rc = vs_store_del(r->app->store, "face-thumbs", tk, &err);
-    if (rc == VS_OK) rc = vs_identity_forget(r->p, r->tenant, NULL, id, &err);
-    const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
-    if (rc == VS_OK && sha) /* the image's record no longer lists it as indexed */
-        rc = vs_image_record_drop_face(r->app->catalog, r->tenant, sha, id, &err);
-    if (rc == VS_OK)
-        rc = vs_erase_log(r->p, r->tenant, "face",
-                          json_pack("{s:s,s:O*}", "face_id", id, "image_sha256", json_object_get(pl, "image_sha256")), &err);
+    char *payload = json_dumps(pl, JSON_COMPACT);
     json_decref(pl);
+    if (!payload) return vs_reply_error(r, 500, "internal", "out of memory");
+    vs_err rc = vs_erase_face(r->p, r->tenant, id, payload, &n, &err);
+    free(payload);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "face_id", id, "deleted", n > 0));
 }

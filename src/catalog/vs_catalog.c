@@ -798,8 +798,10 @@ vs_err vs_erasure_log_list(vs_catalog *c, const char *tenant, int64_t before, in
     rc = vs_sqlite_prepare(
         &c->sq,
         /* an erasure in progress (or cut by a crash, until the restart
-         * finishes it) shows every image it has named so far */
-        "SELECT id, at, what, CASE state WHEN 0 THEN detail_json ELSE json_set(detail_json, '$.images',"
+         * finishes it) shows every image it has named so far; a face's
+         * deletion and a block's lifting name no image (their detail names
+         * the face or block) */
+        "SELECT id, at, what, CASE WHEN state = 0 OR what IN ('face', 'block_lifted') THEN detail_json ELSE json_set(detail_json, '$.images',"
         " json((SELECT json_group_array(sha256) FROM (SELECT sha256 FROM erasure_images WHERE erasure_id = e.id"
         " ORDER BY rowid))), '$.images_erased', (SELECT count(*) FROM erasure_images WHERE erasure_id = e.id"
         " AND done = 1)) END FROM erasures e WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
@@ -977,11 +979,21 @@ vs_err vs_reindex_reset(vs_catalog *c, vs_error *err) {
 static vs_err switch_locked(vs_catalog *c, const vs_setting *set, int n_set, const vs_erasure_entry *log, int n_log,
                             vs_error *err) {
     sqlite3_stmt *st = NULL;
-    vs_err rc = vs_sqlite_prepare(&c->sq,
-                                  "UPDATE images SET status = r.status, record_json = r.record_json, updated_at = ?1"
-                                  " FROM reindex_images r WHERE images.tenant_id = r.tenant_id"
-                                  " AND images.sha256 = r.sha256 AND images.status = 2",
-                                  "reindex switch", &st, err);
+    /* the faces the tenant deleted stay deleted: a staged record made before
+     * a face's deletion would list it as indexed again, so the live
+     * record's faces_deleted is carried over and those ids leave
+     * faces_indexed (their points are swept by vs_reindex) */
+    vs_err rc = vs_sqlite_prepare(
+        &c->sq,
+        "UPDATE images SET status = r.status, updated_at = ?1, record_json = CASE WHEN json_valid(images.record_json)"
+        " AND json_valid(r.record_json) AND json_array_length(images.record_json, '$.faces_deleted') > 0 THEN"
+        " json_set(r.record_json, '$.faces_deleted', json(json_extract(images.record_json, '$.faces_deleted')),"
+        " '$.faces_indexed', json((SELECT json_group_array(json(value)) FROM json_each(r.record_json, '$.faces_indexed')"
+        " WHERE json_extract(value, '$.face_id') NOT IN (SELECT json_extract(d.value, '$.face_id')"
+        " FROM json_each(images.record_json, '$.faces_deleted') d WHERE json_extract(d.value, '$.face_id') IS NOT NULL))))"
+        " ELSE r.record_json END"
+        " FROM reindex_images r WHERE images.tenant_id = r.tenant_id AND images.sha256 = r.sha256 AND images.status = 2",
+        "reindex switch", &st, err);
     if (rc == VS_OK) {
         sqlite3_bind_int64(st, 1, vs_wall_ms());
         if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "reindex switch");

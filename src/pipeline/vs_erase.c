@@ -180,6 +180,67 @@ vs_err vs_erase_blocked(const vs_pipeline *p, const char *tenant, const char *sh
                                    NULL, NULL, err);
 }
 
+/* ---- one face ------------------------------------------------------------ */
+
+/* The files a face leaves, as the pipeline names them ("{tenant}/{sha256}
+ * _face_{i}.jpg" and "..._thumb.jpg"): what a resumed deletion removes when
+ * the point that held the keys is gone already. */
+static void face_keys(const char *tenant, const char *sha256, int face_index, char crop[512], char thumb[512]) {
+    snprintf(crop, 512, "%s/%s_face_%d.jpg", tenant, sha256, face_index);
+    snprintf(thumb, 512, "%s/%s_face_%d_thumb.jpg", tenant, sha256, face_index);
+}
+
+/* Removes every trace of one face: crop and thumbnail, the identity samples
+ * taken from it, its entry in the image record (moved to faces_deleted),
+ * and its points last, so that until the end a plain retry still finds the
+ * face. Each step is idempotent: a resumed deletion runs them all again.
+ * crop/thumb/sha256 may be NULL (not known). *points = points removed. */
+static vs_err face_steps(const vs_pipeline *p, const char *tenant, const char *face_id, const char *sha256,
+                         const char *crop, const char *thumb, int64_t *points, vs_error *err) {
+    const char *ids[1] = {face_id};
+    vs_err rc = crop ? vs_store_del(p->store, "face-crops", crop, err) : VS_OK;
+    if (rc == VS_OK && thumb) rc = vs_store_del(p->store, "face-thumbs", thumb, err);
+    if (rc == VS_OK) rc = vs_identity_forget(p, tenant, NULL, face_id, err);
+    if (rc == VS_OK && sha256) rc = vs_image_record_drop_face(p->catalog, tenant, sha256, face_id, err);
+    if (rc == VS_OK) {
+        rc = p->index->ops->delete_ids(p->index, p->coll.faces, tenant, ids, 1, points, err);
+        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK; /* no collection yet */
+    }
+    if (rc == VS_OK && p->shadow) { /* a reindex may have re-embedded it already */
+        rc = p->index->ops->delete_ids(p->index, p->shadow->faces, tenant, ids, 1, NULL, err);
+        if (rc == VS_ERR_NOT_FOUND) rc = VS_OK;
+    }
+    return rc;
+}
+
+vs_err vs_erase_face(const vs_pipeline *p, const char *tenant, const char *face_id, const char *payload_json,
+                     int64_t *deleted, vs_error *err) {
+    int64_t id = 0, n = 0;
+    *deleted = 0;
+    json_t *pl = json_loads(payload_json ? payload_json : "{}", 0, NULL);
+    const char *sha = json_string_value(json_object_get(pl, "image_sha256"));
+    json_t *fi = json_object_get(pl, "face_index");
+    json_t *d = json_pack("{s:s}", "face_id", face_id);
+    vs_err rc = d ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "erase face %s", face_id);
+    if (rc == VS_OK && sha && vs_sha256_hex_ok(sha)) json_object_set_new(d, "image_sha256", json_string(sha));
+    if (rc == VS_OK && json_is_integer(fi)) json_object_set(d, "face_index", fi);
+    /* the entry first: a crash from here on leaves it started, and the next
+     * start-up finishes the deletion from what it names */
+    if (rc == VS_OK) rc = record_begin(p, tenant, "face", d, NULL, 0, &id, err);
+    if (rc == VS_OK)
+        rc = face_steps(p, tenant, face_id, json_string_value(json_object_get(d, "image_sha256")),
+                        json_string_value(json_object_get(pl, "crop_key")),
+                        json_string_value(json_object_get(pl, "thumb_key")), &n, err);
+    if (rc == VS_OK) {
+        json_object_set_new(d, "faces_deleted", json_integer(n));
+        rc = record_finish(p, id, d, err);
+    }
+    if (rc == VS_OK) *deleted = n;
+    json_decref(d);
+    json_decref(pl);
+    return rc;
+}
+
 /* ---- a person ------------------------------------------------------------ */
 
 /* One matching image of the report: its sha, best score and faces. */
@@ -405,11 +466,50 @@ static int collect_image(void *ctx, const char *sha256, int done) {
  * completed with all of them, marked resumed. A person's erasure is not
  * searched again (the log never keeps the vector): "complete" says false,
  * so the tenant knows to ask again for images not yet found then. */
+/* Finishes a face deletion a crash cut short: every step again, the files
+ * by the names the pipeline gives them (the point that held the keys may be
+ * gone), then the entry completed, marked resumed. faces_deleted is 1: the
+ * face was there when the entry was begun, and it is gone now. */
+static vs_err resume_face(const vs_pipeline *p, int64_t id, const char *tenant, json_t *d, vs_error *err) {
+    const char *face = json_string_value(json_object_get(d, "face_id"));
+    const char *sha = json_string_value(json_object_get(d, "image_sha256"));
+    json_t *fi = json_object_get(d, "face_index");
+    if (!face || !*face || strlen(face) >= VS_POINT_ID_MAX)
+        return vs_fail(err, VS_ERR_CORRUPT, "resume erasure %lld: a face entry without a face_id", (long long)id);
+    if (sha && !vs_sha256_hex_ok(sha)) sha = NULL;
+    char crop[512], thumb[512];
+    int keys = sha && json_is_integer(fi) && json_integer_value(fi) >= 0 && json_integer_value(fi) < 100000;
+    if (keys) face_keys(tenant, sha, (int)json_integer_value(fi), crop, thumb);
+    vs_err rc = face_steps(p, tenant, face, sha, keys ? crop : NULL, keys ? thumb : NULL, NULL, err);
+    if (rc != VS_OK) return rc;
+    json_object_set_new(d, "faces_deleted", json_integer(1));
+    json_object_set_new(d, "resumed", json_true());
+    json_object_set_new(d, "resumed_at", json_integer(vs_wall_ms()));
+    return record_finish(p, id, d, err);
+}
+
+static vs_err block_drop(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
+
+/* Finishes lifting a block that a crash cut after its entry was begun. */
+static vs_err resume_block(const vs_pipeline *p, int64_t id, const char *tenant, json_t *d, vs_error *err) {
+    const char *block = json_string_value(json_object_get(d, "block_id"));
+    if (!block || !*block || strlen(block) >= VS_POINT_ID_MAX)
+        return vs_fail(err, VS_ERR_CORRUPT, "resume erasure %lld: a block_lifted entry without a block_id", (long long)id);
+    vs_err rc = block_drop(p, tenant, block, err);
+    if (rc != VS_OK) return rc;
+    json_object_set_new(d, "resumed", json_true());
+    json_object_set_new(d, "resumed_at", json_integer(vs_wall_ms()));
+    return record_finish(p, id, d, err);
+}
+
 static vs_err resume_one(const vs_pipeline *p, json_t *e, vs_error *err) {
     int64_t id = json_integer_value(json_object_get(e, "id")), erased = 0, faces = 0; /* counts of this run only */
     const char *tenant = json_string_value(json_object_get(e, "tenant"));
     json_t *d = json_object_get(e, "detail");
     vs_err rc = vs_tenant_check(tenant, "resume erasure", err);
+    const char *what = json_string_value(json_object_get(e, "what"));
+    if (rc == VS_OK && !strcmp(what, "face")) return resume_face(p, id, tenant, d, err);
+    if (rc == VS_OK && !strcmp(what, "block_lifted")) return resume_block(p, id, tenant, d, err);
     named_images ni = {.all = json_array()};
     if (rc == VS_OK && !ni.all) rc = vs_fail(err, VS_ERR_NOMEM, "resume erasure %lld", (long long)id);
     if (rc == VS_OK) rc = vs_erasure_images(p->catalog, id, collect_image, &ni, err);
@@ -483,12 +583,26 @@ vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_e
     return vs_index_scroll_all(p->index, p->coll.blocks, &f, 256, list_one, arr, err);
 }
 
+/* Deletes block id of the tenant (its point); a missing one is fine. */
+static vs_err block_drop(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
+    const char *ids[1] = {id}; /* the tenant's points only: another tenant's block id deletes nothing */
+    vs_err rc = p->index->ops->delete_ids(p->index, p->coll.blocks, tenant, ids, 1, NULL, err);
+    return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
+}
+
+/* Lifted like any erasure is recorded: the entry begun before the block's
+ * point goes, so a crash in between cannot lift it unlogged. */
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err) {
-    const char *ids[1] = {id};
-    int64_t n = 0; /* the tenant's points only: another tenant's block id deletes nothing */
-    vs_err rc = p->index->ops->delete_ids(p->index, p->coll.blocks, tenant, ids, 1, &n, err);
-    if (rc == VS_ERR_NOT_FOUND || (rc == VS_OK && n == 0)) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
-    return rc == VS_OK ? vs_erase_log(p, tenant, "block_lifted", json_pack("{s:s}", "block_id", id), err) : rc;
+    vs_err rc = p->index->ops->get(p->index, p->coll.blocks, tenant, id, NULL, NULL, err);
+    if (rc == VS_ERR_NOT_FOUND) return vs_fail(err, VS_ERR_NOT_FOUND, "block %s not found", id);
+    if (rc != VS_OK) return rc;
+    int64_t rec = 0;
+    json_t *d = json_pack("{s:s}", "block_id", id);
+    rc = d ? record_begin(p, tenant, "block_lifted", d, NULL, 0, &rec, err) : vs_fail(err, VS_ERR_NOMEM, "lift block");
+    if (rc == VS_OK) rc = block_drop(p, tenant, id, err);
+    if (rc == VS_OK) rc = record_finish(p, rec, d, err);
+    json_decref(d);
+    return rc;
 }
 
 vs_err vs_block_match(const vs_pipeline *p, const char *tenant, const vs_point *pts, int n, int *blocked,

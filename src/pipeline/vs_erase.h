@@ -20,8 +20,10 @@
  * image (DELETE /api/v1/images) and an erasure on arrival first write their
  * entry "started" (tenant, a request id, what asked for it and the images
  * about to go) in one durable commit, then erase, marking each image done,
- * then complete the entry. A start-up finds entries a crash left started and
- * finishes them (vs_erase_resume). The log holds ids and sha256s only. */
+ * then complete the entry. The deletion of one face (DELETE
+ * /api/v1/faces/{id}) is recorded the same way, naming the face id and its
+ * image. A start-up finds entries a crash left started and finishes them
+ * (vs_erase_resume). The log holds ids and sha256s only. */
 #ifndef VS_ERASE_H
 #define VS_ERASE_H
 
@@ -46,12 +48,23 @@ vs_err vs_erase_image_recorded(const vs_pipeline *p, const char *tenant, const c
                                const char *what, json_t *detail, int64_t *faces_deleted, int64_t *crawl_rows,
                                vs_error *err);
 
+/* Deletes one face of a tenant and keeps its image (DELETE
+ * /api/v1/faces/{id}): crop, thumbnail, identity samples, its entry in the
+ * image record (moved to faces_deleted) and its points. payload_json is the
+ * face's stored payload (image_sha256, face_index, crop_key, thumb_key).
+ * Logged as "face" {face_id, image_sha256, face_index, faces_deleted}, the
+ * entry begun before anything goes and completed after, so a crash part-way
+ * leaves it started for vs_erase_resume. *deleted = points removed. */
+vs_err vs_erase_face(const vs_pipeline *p, const char *tenant, const char *face_id, const char *payload_json,
+                     int64_t *deleted, vs_error *err);
+
 /* Finishes every erasure a crash cut short (entries still "started"): the
  * images each named and had not erased yet are erased, and the entry is
  * completed naming all of them, with "resumed": true (and, for a person,
  * "complete": false: images a later round would have found were not looked
- * for). Run at start-up, before workers or requests. *resumed = entries
- * finished. On an error the rest stay started for the next start. */
+ * for). A face's deletion ("face") is done again step by step and
+ * completed with "resumed": true. Run at start-up, before workers or
+ * requests. *resumed = entries finished. On an error the rest stay started for the next start. */
 vs_err vs_erase_resume(const vs_pipeline *p, int *resumed, vs_error *err);
 
 /* Appends an entry of kind `what` to the tenant's erasure log (catalog);
@@ -90,8 +103,9 @@ vs_err vs_block_add(const vs_pipeline *p, const char *tenant, const float *vec, 
                     char id_out[VS_POINT_ID_MAX], vs_error *err);
 /* Appends {block_id, threshold, note, created_at} of every block to arr. */
 vs_err vs_block_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err);
-/* Lifts a block (logged as "block_lifted"); unknown id -> VS_ERR_NOT_FOUND.
- * Images it erased stay erased. */
+/* Lifts a block (logged as "block_lifted", the entry begun before the block
+ * goes and finished by vs_erase_resume after a crash); unknown id ->
+ * VS_ERR_NOT_FOUND. Images it erased stay erased. */
 vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
 /* *blocked = 1 (with the block's id) when any of the n points matches a
  * block of the tenant at that block's threshold; else 0. */

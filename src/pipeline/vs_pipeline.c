@@ -328,15 +328,52 @@ static json_t *face_payload(const vs_pipeline *p, const vs_ingest_msg *m, const 
 
 typedef struct face_plan {
     int index;             /* 1 = goes into the index */
+    int deleted;           /* 1 = the tenant deleted it (reindex): in no list, no file */
     const char *reason;    /* why not */
     char dup_of[VS_POINT_ID_MAX];
     char id[VS_UUID_STR];
 } face_plan;
 
+/* 1 when a face found by a reindex is one the tenant deleted (DELETE
+ * /api/v1/faces/{id}; an entry of the old record's faces_deleted): the same
+ * id, or a box overlapping the deleted one's by half or more, since another
+ * detector may number the faces otherwise. A deleted face must never come
+ * back, so a doubtful match counts as deleted. */
+static int was_deleted(const json_t *deleted, const char *id, const vs_face_det *d) {
+    size_t k;
+    json_t *e;
+    json_array_foreach(deleted, k, e) {
+        const char *fid = json_string_value(json_object_get(e, "face_id"));
+        json_t *b = json_object_get(e, "bbox");
+        if (fid && !strcmp(fid, id)) return 1;
+        if (json_array_size(b) != 4) continue;
+        vs_face_det old = {.x = (float)json_number_value(json_array_get(b, 0)), .y = (float)json_number_value(json_array_get(b, 1)),
+                           .w = (float)json_number_value(json_array_get(b, 2)), .h = (float)json_number_value(json_array_get(b, 3))};
+        if (vs_box_iou(&old, d) >= 0.5f) return 1;
+    }
+    return 0;
+}
+
+/* A reindex's view of the faces the tenant deleted from this image: the
+ * faces_deleted list of its record (a new reference), NULL when none. */
+static vs_err faces_deleted_of(const vs_pipeline *p, const vs_ingest_msg *m, json_t **out, vs_error *err) {
+    vs_image_status st;
+    char *rec = NULL;
+    *out = NULL;
+    vs_err rc = p->reindex && p->catalog ? vs_image_record_get(p->catalog, m->tenant, m->sha256, NULL, &st, &rec, NULL, err)
+                                         : VS_ERR_NOT_FOUND;
+    if (rc == VS_ERR_NOT_FOUND) return VS_OK;
+    json_t *o = rc == VS_OK && rec ? json_loads(rec, 0, NULL) : NULL, *d = json_object_get(o, "faces_deleted");
+    if (json_array_size(d) > 0) *out = json_incref(d);
+    json_decref(o);
+    vs_free(rec);
+    return rc;
+}
+
 /* Decides per face: indexed, or not with a reason. Faces are considered best
  * quality first, so EXCEEDS_MAX_FACES drops the worst ones. */
-static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_faces *faces, face_plan *plan,
-                         vs_error *err) {
+static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_faces *faces, const json_t *deleted,
+                         face_plan *plan, vs_error *err) {
     const vs_quality_cfg *qc = &vs_engine_config(p->engine)->quality;
     int *order = vs_malloc(sizeof(int) * (size_t)(faces->n ? faces->n : 1));
     if (!order) return vs_fail(err, VS_ERR_NOMEM, "process: face order");
@@ -354,6 +391,10 @@ static vs_err plan_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs_
         const vs_face *f = &faces->faces[i];
         face_plan *fp = &plan[i];
         vs_face_id(m->tenant, m->sha256, i, fp->id);
+        if (deleted && was_deleted(deleted, fp->id, &f->det)) {
+            fp->deleted = 1;
+            continue;
+        }
         fp->reason = vs_quality_reject_reason(qc, &f->quality, &f->det, p->cfg.index_gate);
         if (!fp->reason && kept >= p->cfg.max_faces) fp->reason = "EXCEEDS_MAX_FACES";
         if (!fp->reason && p->index) {
@@ -379,6 +420,7 @@ static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs
     int64_t now = vs_wall_ms();
     for (int i = 0; i < faces->n && rc == VS_OK; i++) {
         const vs_face *f = &faces->faces[i];
+        if (plan[i].deleted) continue; /* listed under faces_deleted as it was */
         if (!plan[i].index) {
             json_t *o = json_pack("{s:i,s:o,s:f,s:[s]}", "face_index", i, "bbox", bbox_json(&f->det), "quality_score",
                                   (double)f->quality.score, "reasons", plan[i].reason);
@@ -446,7 +488,9 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     vs_point *pts = NULL;
     char **payloads = NULL;
     int n_pts = 0;
-    rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
+    json_t *deleted = NULL; /* a reindex keeps the faces the tenant deleted deleted */
+    rc = faces_deleted_of(p, m, &deleted, err);
+    if (rc == VS_OK) rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
     if (rc == VS_OK && p->index)
         rc = p->index->ops->ensure_collection(p->index, p->coll.faces, vs_engine_embedding_dim(p->engine),
                                               vs_engine_model_id(p->engine), err);
@@ -454,7 +498,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     if (rc == VS_OK && (!(plan = vs_calloc(nf, sizeof *plan)) || !(pts = vs_calloc(nf, sizeof *pts)) ||
                         !(payloads = vs_calloc(nf, sizeof *payloads))))
         rc = vs_fail(err, VS_ERR_NOMEM, "process: plan");
-    if (rc == VS_OK) rc = plan_faces(p, m, &faces, plan, err);
+    if (rc == VS_OK) rc = plan_faces(p, m, &faces, deleted, plan, err);
     blob_set *bs = rc == VS_OK ? vs_calloc(1, sizeof *bs) : NULL;
     if (rc == VS_OK && !bs) rc = vs_fail(err, VS_ERR_NOMEM, "process: files");
     if (rc == VS_OK) { /* step 8: image thumbnail */
@@ -474,6 +518,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         if (m->source_url[0]) json_object_set_new(rec, "source_url", json_string(m->source_url));
         if (m->page_url[0]) json_object_set_new(rec, "page_url", json_string(m->page_url));
         if (m->external_id[0]) json_object_set_new(rec, "external_image_id", json_string(m->external_id));
+        if (deleted) json_object_set(rec, "faces_deleted", deleted);
         int blocked = 0;
         rc = commit(p, m, VS_IMG_DONE, rec, pts, n_pts, &blocked, err); /* step 10 */
         json_decref(rec);
@@ -482,6 +527,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     }
     json_decref(indexed);
     json_decref(not_indexed);
+    json_decref(deleted);
     for (int i = 0; payloads && i < n_pts; i++) free(payloads[i]);
     vs_free(payloads);
     vs_free(pts);

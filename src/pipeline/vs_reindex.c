@@ -433,6 +433,24 @@ static int add_sha(void *ctx, const char *id, const float *vec, const char *payl
     return 0;
 }
 
+/* The crop and thumbnail the reindex saved for face id of tp's collection
+ * (same keys as the live ones): a face deleted while the reindex ran must
+ * not come back on disk either. Files before the point, so a crash in
+ * between is swept again by the next run. */
+static vs_err sweep_files(const vs_pipeline *tp, const char *tenant, const char *id, vs_error *err) {
+    char *payload = NULL;
+    vs_err rc = tp->index->ops->get(tp->index, tp->coll.faces, tenant, id, NULL, &payload, err);
+    if (rc == VS_ERR_NOT_FOUND) return VS_OK;
+    json_t *pl = rc == VS_OK ? json_loads(payload, 0, NULL) : NULL;
+    vs_free(payload);
+    const char *ck = json_string_value(json_object_get(pl, "crop_key"));
+    const char *tk = json_string_value(json_object_get(pl, "thumb_key"));
+    if (rc == VS_OK && ck) rc = vs_store_del(tp->store, "face-crops", ck, err);
+    if (rc == VS_OK && tk) rc = vs_store_del(tp->store, "face-thumbs", tk, err);
+    json_decref(pl);
+    return rc;
+}
+
 /* Of a DONE image still carrying its old record, deletes from the new
  * collection the faces that record indexed but the old collection no longer
  * has (DELETE /api/v1/faces/{id}: re-detection found them again). */
@@ -455,6 +473,7 @@ static vs_err sweep_faces(const vs_pipeline *cur, const vs_pipeline *tp, const c
         }
         int64_t n = 0;
         const char *ids[1] = {id};
+        if ((rc = sweep_files(tp, tenant, id, err)) != VS_OK) break;
         if ((rc = tp->index->ops->delete_ids(tp->index, tp->coll.faces, tenant, ids, 1, &n, err)) != VS_OK) break;
         *swept += n;
     }

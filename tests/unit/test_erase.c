@@ -546,6 +546,152 @@ static void test_recorded_image_erasures_name_their_image(void **state) {
     free(v);
 }
 
+/* Image n of tenant "a" with two faces as the pipeline leaves them: points,
+ * crops, thumbnails and a record listing both under faces_indexed. */
+static void add_two_face_image(fixture *f, int n, char sha[65], char ids[2][VS_UUID_STR]) {
+    float *v = malloc(sizeof(float) * (size_t)f->dim * 2);
+    const float *vs[2] = {v, v + f->dim};
+    unit_vec(v, f->dim, 0, 1, 1.0f);
+    unit_vec(v + f->dim, f->dim, 2, 3, 1.0f);
+    add_image(f, "a", n, vs, 2);
+    sha_of(n, sha);
+    vs_error e = {0};
+    char key[256], rec[1024];
+    for (int i = 0; i < 2; i++) {
+        vs_face_id("a", sha, i, ids[i]);
+        snprintf(key, sizeof key, "a/%s_face_%d_thumb.jpg", sha, i);
+        assert_int_equal(vs_store_put(f->p.store, "face-thumbs", key, "th", 2, NULL, &e), VS_OK);
+    }
+    snprintf(rec, sizeof rec, "{\"faces_found\":2,\"faces_indexed\":[{\"face_id\":\"%s\",\"face_index\":0},"
+             "{\"face_id\":\"%s\",\"face_index\":1}]}", ids[0], ids[1]);
+    assert_int_equal(vs_image_record_put(f->p.catalog, "a", sha, NULL, VS_IMG_DONE, rec, &e), VS_OK);
+    free(v);
+}
+
+/* 1 when the tenant's faces collection still holds point id. */
+static int point_exists(fixture *f, const char *id) {
+    vs_error e = {0};
+    return f->p.index->ops->get(f->p.index, f->p.coll.faces, "a", id, NULL, NULL, &e) == VS_OK;
+}
+
+/* 1 when image sha's record lists face id under list ("faces_indexed",
+ * "faces_deleted"). */
+static int record_lists(fixture *f, const char *sha, const char *list, const char *id) {
+    vs_image_status st;
+    char *rec = NULL;
+    vs_error e = {0};
+    assert_int_equal(vs_image_record_get(f->p.catalog, "a", sha, NULL, &st, &rec, NULL, &e), VS_OK);
+    json_t *o = json_loads(rec, 0, NULL), *x;
+    vs_free(rec);
+    size_t i;
+    int found = 0;
+    json_array_foreach(json_object_get(o, list), i, x) found |= !strcmp(json_string_value(json_object_get(x, "face_id")), id);
+    json_decref(o);
+    return found;
+}
+
+/* DELETE /api/v1/faces/{id}: one face goes (point, crop, thumbnail, its
+ * place in faces_indexed), the other face and the image stay, and the log
+ * entry "face" names the face and its image, begun and completed (done,
+ * request_id). A crash after the entry was begun (simulated: the entry
+ * started, nothing deleted yet) is finished by vs_erase_resume from what the
+ * entry names, though the stored payload with the keys is not consulted. */
+static void test_face_deletion_is_recorded_and_resumed(void **state) {
+    fixture *f = *state;
+    char sha[65], ids[2][VS_UUID_STR], key[256], pl[512];
+    add_two_face_image(f, 1, sha, ids);
+    vs_error e = {0};
+    int64_t n = -1;
+    snprintf(pl, sizeof pl, "{\"image_sha256\":\"%s\",\"face_index\":0,\"crop_key\":\"a/%s_face_0.jpg\","
+             "\"thumb_key\":\"a/%s_face_0_thumb.jpg\"}", sha, sha, sha);
+    assert_int_equal(vs_erase_face(&f->p, "a", ids[0], pl, &n, &e), VS_OK);
+    assert_int_equal(n, 1);
+    assert_false(point_exists(f, ids[0]));
+    assert_true(point_exists(f, ids[1]));
+    snprintf(key, sizeof key, "a/%s_face_0.jpg", sha);
+    assert_false(blob_exists(f, "face-crops", key));
+    snprintf(key, sizeof key, "a/%s_face_0_thumb.jpg", sha);
+    assert_false(blob_exists(f, "face-thumbs", key));
+    assert_true(raw_exists(f, "a", 1));
+    assert_false(record_lists(f, sha, "faces_indexed", ids[0]));
+    assert_true(record_lists(f, sha, "faces_deleted", ids[0]));
+    json_t *d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_string_equal(json_string_value(json_object_get(d, "face_id")), ids[0]);
+    assert_string_equal(json_string_value(json_object_get(d, "image_sha256")), sha);
+    assert_non_null(json_string_value(json_object_get(d, "request_id")));
+    assert_int_equal(json_integer_value(json_object_get(d, "faces_deleted")), 1);
+    json_decref(d);
+
+    /* the crash: face 1's entry begun, then SIGKILL before any step */
+    char begun[512];
+    snprintf(begun, sizeof begun, "{\"face_id\":\"%s\",\"image_sha256\":\"%s\",\"face_index\":1,\"state\":\"started\"}",
+             ids[1], sha);
+    int64_t id = 0;
+    assert_int_equal(vs_erasure_begin(f->p.catalog, "a", "face", begun, NULL, 0, &id, &e), VS_OK);
+    d = newest_entry(f, "a"); /* while cut: the face named, no image list */
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "started");
+    assert_string_equal(json_string_value(json_object_get(d, "face_id")), ids[1]);
+    assert_null(json_object_get(d, "images"));
+    json_decref(d);
+    int resumed = -1;
+    assert_int_equal(vs_erase_resume(&f->p, &resumed, &e), VS_OK);
+    assert_int_equal(resumed, 1);
+    assert_false(point_exists(f, ids[1]));
+    snprintf(key, sizeof key, "a/%s_face_1.jpg", sha);
+    assert_false(blob_exists(f, "face-crops", key));
+    snprintf(key, sizeof key, "a/%s_face_1_thumb.jpg", sha);
+    assert_false(blob_exists(f, "face-thumbs", key));
+    assert_false(record_lists(f, sha, "faces_indexed", ids[1]));
+    assert_true(record_lists(f, sha, "faces_deleted", ids[1]));
+    assert_true(raw_exists(f, "a", 1)); /* a face's deletion keeps its image */
+    assert_int_equal(status_of(f, "a", 1), VS_IMG_DONE);
+    d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_true(json_is_true(json_object_get(d, "resumed")));
+    assert_int_equal(json_integer_value(json_object_get(d, "faces_deleted")), 1);
+    assert_null(json_object_get(d, "images"));
+    json_decref(d);
+    assert_int_equal(vs_erase_resume(&f->p, &resumed, &e), VS_OK);
+    assert_int_equal(resumed, 0);
+}
+
+/* Lifting a block is recorded like an erasure (begun, then done with a
+ * request id), and one a crash cut after its entry began is finished by
+ * vs_erase_resume: the block no longer matches. */
+static void test_block_lift_is_recorded_and_resumed(void **state) {
+    fixture *f = *state;
+    float *v = malloc(sizeof(float) * (size_t)f->dim);
+    unit_vec(v, f->dim, 0, 1, 1.0f);
+    char b1[VS_POINT_ID_MAX], b2[VS_POINT_ID_MAX], hit[VS_POINT_ID_MAX];
+    vs_error e = {0};
+    assert_int_equal(vs_block_add(&f->p, "a", v, 0.6f, NULL, b1, &e), VS_OK);
+    assert_int_equal(vs_block_delete(&f->p, "a", b1, &e), VS_OK);
+    json_t *d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_string_equal(json_string_value(json_object_get(d, "block_id")), b1);
+    assert_non_null(json_string_value(json_object_get(d, "request_id")));
+    json_decref(d);
+    assert_int_equal(vs_block_delete(&f->p, "a", b1, &e), VS_ERR_NOT_FOUND);
+
+    assert_int_equal(vs_block_add(&f->p, "a", v, 0.6f, NULL, b2, &e), VS_OK);
+    char begun[256];
+    snprintf(begun, sizeof begun, "{\"block_id\":\"%s\",\"state\":\"started\"}", b2);
+    int64_t id = 0;
+    assert_int_equal(vs_erasure_begin(f->p.catalog, "a", "block_lifted", begun, NULL, 0, &id, &e), VS_OK);
+    int resumed = -1, blocked = -1;
+    assert_int_equal(vs_erase_resume(&f->p, &resumed, &e), VS_OK);
+    assert_int_equal(resumed, 1);
+    vs_point pt = {"probe", v, "{}"};
+    assert_int_equal(vs_block_match(&f->p, "a", &pt, 1, &blocked, hit, &e), VS_OK);
+    assert_int_equal(blocked, 0);
+    d = newest_entry(f, "a");
+    assert_string_equal(json_string_value(json_object_get(d, "state")), "done");
+    assert_true(json_is_true(json_object_get(d, "resumed")));
+    json_decref(d);
+    free(v);
+}
+
 /* nftw callback: counts entries and prints any with group/other bits. */
 static int g_entries, g_open;
 static int check_mode(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -617,6 +763,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_blocks_match_at_their_threshold_per_tenant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_finishes_an_erasure_a_crash_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_image_erasures_name_their_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_face_deletion_is_recorded_and_resumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_lift_is_recorded_and_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_private_modes_whatever_the_umask, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

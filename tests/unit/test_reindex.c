@@ -39,6 +39,7 @@ typedef struct fixture {
     atomic_int stop;
     int stop_after;           /* progress callbacks before stop is set (0: never) */
     int calls;
+    const char *delete_when_staged; /* face id deleted once every image is staged */
 } fixture;
 
 static const char *const k_photos[5] = {"obama_small.jpg", "obama-240p.jpg", "knn_examples/train/biden/biden.jpg",
@@ -141,10 +142,24 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* DELETE /api/v1/faces/{id} of one face of acme, as the route does it. */
+static void delete_face(fixture *f, const char *id) {
+    char *payload = NULL;
+    int64_t n = 0;
+    vs_error e = {0};
+    assert_int_equal(f->p.index->ops->get(f->p.index, f->p.coll.faces, "acme", id, NULL, &payload, &e), VS_OK);
+    assert_int_equal(vs_erase_face(&f->p, "acme", id, payload, &n, &e), VS_OK);
+    assert_int_equal(n, 1);
+    vs_free(payload);
+}
+
 static void progress(void *ctx, const char *phase, int64_t done, int64_t total) {
     fixture *f = ctx;
-    (void)done, (void)total;
     if (!strcmp(phase, "images") && f->stop_after && ++f->calls >= f->stop_after) atomic_store(&f->stop, 1);
+    if (!strcmp(phase, "images") && f->delete_when_staged && done == total) { /* every record staged already */
+        delete_face(f, f->delete_when_staged);
+        f->delete_when_staged = NULL;
+    }
 }
 
 static vs_reindex_opts opts(fixture *f, int drop_blocks) {
@@ -318,6 +333,81 @@ static void test_blocks_refused_or_dropped_into_the_log(void **state) {
     assert_non_null(strstr(detail, "ticket 7"));
 }
 
+/* The face ids an image's record lists under `list`. */
+static json_t *record_list(fixture *f, const char *sha, const char *list) {
+    char *rec = NULL;
+    vs_image_status st;
+    vs_error e = {0};
+    assert_int_equal(vs_image_record_get(f->p.catalog, "acme", sha, NULL, &st, &rec, NULL, &e), VS_OK);
+    json_t *o = json_loads(rec, 0, NULL), *ids = json_array(), *face;
+    vs_free(rec);
+    size_t i;
+    json_array_foreach(json_object_get(o, list), i, face) json_array_append(ids, json_object_get(face, "face_id"));
+    json_decref(o);
+    return ids;
+}
+
+/* 1 when the JSON array of strings holds s. */
+static int has_id(const json_t *arr, const char *s) {
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) if (!strcmp(json_string_value(x), s)) return 1;
+    return 0;
+}
+
+/* Faces deleted with DELETE /api/v1/faces/{id} stay deleted through a
+ * reindex that detects them again: one deleted before the run (the
+ * pipeline must not index it), one deleted after its image was staged (the
+ * switch and the sweep must catch it). Neither has a point in the new
+ * collection, a crop or thumbnail on disk, or a place in faces_indexed of
+ * the switched record; both stay under faces_deleted; the other images
+ * keep their faces. */
+static void test_deleted_faces_stay_deleted_through_a_reindex(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    json_t *two = json_object_get(f->before, f->sha[3]);
+    assert_int_equal(json_array_size(two), 2);
+    const char *before_run = json_string_value(json_array_get(two, 1)), *during = json_string_value(json_array_get(two, 0));
+    delete_face(f, before_run);
+    f->delete_when_staged = during;
+    vs_reindex_opts o = opts(f, 1);
+    vs_reindex_report rep;
+    assert_int_equal(vs_reindex_run(&f->p, &o, &rep, &e), VS_OK);
+    assert_null(f->delete_when_staged); /* the deletion ran while the reindex did */
+    printf("points swept: %lld\n", (long long)rep.points_swept);
+    vs_collections c;
+    vs_embedder emb;
+    reopen_view(f, &c, &emb);
+    assert_string_equal(c.faces, "faces_v2");
+    assert_int_equal(emb, VS_EMBEDDER_DLIB);
+    assert_int_equal(count_image(f, "faces_v2", "acme", f->sha[3]), 0);
+    const char *gone[2] = {before_run, during};
+    for (int k = 0; k < 2; k++) {
+        vs_error ge = {0};
+        assert_int_equal(f->p.index->ops->get(f->p.index, "faces_v2", "acme", gone[k], NULL, NULL, &ge), VS_ERR_NOT_FOUND);
+    }
+    json_t *indexed = record_list(f, f->sha[3], "faces_indexed"), *deleted = record_list(f, f->sha[3], "faces_deleted");
+    assert_int_equal(json_array_size(indexed), 0);
+    assert_true(has_id(deleted, before_run));
+    assert_true(has_id(deleted, during));
+    json_decref(indexed);
+    json_decref(deleted);
+    char key[256];
+    for (int i = 0; i < 2; i++) { /* no crop or thumbnail of either came back */
+        int exists = 1;
+        snprintf(key, sizeof key, "acme/%s_face_%d.jpg", f->sha[3], i);
+        assert_int_equal(f->p.store->ops->exists(f->p.store, "face-crops", key, &exists, &e), VS_OK);
+        assert_false(exists);
+        snprintf(key, sizeof key, "acme/%s_face_%d_thumb.jpg", f->sha[3], i);
+        assert_int_equal(f->p.store->ops->exists(f->p.store, "face-thumbs", key, &exists, &e), VS_OK);
+        assert_false(exists);
+    }
+    json_t *ids = record_list(f, f->sha[0], "faces_indexed"); /* the others keep theirs */
+    assert_true(json_equal(ids, json_object_get(f->before, f->sha[0])));
+    json_decref(ids);
+    assert_int_equal(count_image(f, "faces_v2", "acme", f->sha[0]), (int64_t)json_array_size(json_object_get(f->before, f->sha[0])));
+}
+
 /* Distributed mode: the index owner refuses a worker's result made with
  * another model, saying so in the image's record; a done image keeps its. */
 static void test_results_of_another_model_refused(void **state) {
@@ -349,6 +439,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stopped_run_erasure_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocks_refused_or_dropped_into_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_faces_stay_deleted_through_a_reindex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_results_of_another_model_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
