@@ -63,7 +63,7 @@ static int teardown(void **state) {
     return left ? -1 : 0;
 }
 
-/* The documented layout DIR/bucket/key, files 0644 less the umask; a delete
+/* The documented layout DIR/bucket/key, files 0600 whatever the umask; a delete
  * prunes the parents it emptied, not one still in use nor the bucket. */
 static void test_layout(void **state) {
     fixture *f = *state;
