@@ -528,7 +528,7 @@ void vs_server_cfg_default(vs_server_cfg *cfg) {
                            .rate_ip = {2000, 4000},
                            .rate_key = {1000, 2000},
                            .rate_auth_fail = {10.0 / 60, 20},
-                           .queue_max = 100000};
+                           .queue_max = 10000};
 }
 
 /* Frees s and what it owns (the daemon must be stopped). */

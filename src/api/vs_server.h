@@ -23,7 +23,7 @@ typedef struct vs_server_cfg {
     vs_rate rate_key;           /* requests per tenant's API key (default 1000/s, burst 2000) */
     vs_rate rate_auth_fail;     /* failed authentications per address (default 10/m, burst 20) */
     int64_t queue_max;          /* ingest/crawl answer 503 when the queue holds more (default
-                                 * 100000); 0 = no bound */
+                                 * 10000: some 20 minutes of work for one 2-core machine); 0 = no bound */
     const char *cors_origins;   /* comma-separated exact origins allowed cross-origin
                                  * ("https://app.example"); NULL/"" = none (default) */
 } vs_server_cfg;
