@@ -59,7 +59,6 @@ typedef struct srv_req {
     int chunked;              /* no Content-Length: reserve as bytes arrive */
     int over_budget;          /* chunked body past the budget: dropped, 503 at the end */
     int replied;              /* answered from the head: ignore the body */
-    int retry_after_s;        /* > 0: a Retry-After header */
     int preflight;            /* an answered CORS preflight: Allow-Methods/Headers */
     const char *cors_origin;  /* an allowed cross-origin Origin to echo, or NULL */
     char ip[INET6_ADDRSTRLEN];
@@ -183,8 +182,7 @@ static void send_reply(srv_req *sr) {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
-    int retry = sr->retry_after_s > 0 ? sr->retry_after_s : r->retry_after > 0 ? r->retry_after
-                : r->status == 503 ? VS_RETRY_AFTER_S : 0; /* every 503 says when to come back */
+    int retry = r->retry_after > 0 ? r->retry_after : r->status == 503 ? VS_RETRY_AFTER_S : 0; /* every 503 says when */
     if (retry > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", retry);
@@ -207,7 +205,7 @@ static void send_reply(srv_req *sr) {
 /* Replies status with an error body and Retry-After, counting the refusal. */
 static void refuse(srv_req *sr, vs_refusal why, int status, int retry_s, const char *code, const char *msg) {
     atomic_fetch_add(&sr->r.app->refused[why], 1);
-    sr->retry_after_s = retry_s;
+    sr->r.retry_after = retry_s;
     vs_reply_error(&sr->r, status, code, "%s", msg);
 }
 
