@@ -1,0 +1,723 @@
+/* vs_hnsw.c - HNSW graph with int8 traversal, float32 re-rank and true
+ * deletes (see vs_hnsw.h for the contract).
+ *
+ * Tuned for face embeddings: 128-d (dlib) or 1024-d unit vectors, one graph
+ * per tenant, up to millions of points, reads far more frequent than writes.
+ *
+ * Threading model: one pthread rwlock per graph. Searches hold it for reading
+ * for their whole run and share nothing mutable except the pool of visited
+ * tables (its own mutex, held only to take or give back a table). Inserts and
+ * deletes hold it for writing. Rejected alternative: per-node locks as in
+ * hnswlib, which let inserts run in parallel but cost a lock per visited
+ * node on every search; visage ingests at a few faces per second per core
+ * (the embedder is the bottleneck), so serialised writes cost nothing there.
+ *
+ * Graph shape: links are symmetric. When a full node is offered a new
+ * neighbour, the HNSW selection heuristic is run over its links plus the
+ * newcomer; the newcomer is refused if the heuristic drops it, otherwise the
+ * weakest dropped link is cut on both sides. Symmetry is what lets a delete
+ * find every node pointing at the deleted one without a reverse index. */
+#include "vs_hnsw.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+
+#define HNSW_LEVEL_MAX 16
+
+/* One point. One allocation: this header, then v (dim float32), then links
+ * (level 0: M0 slots, each upper level: M slots), then cnt (level + 1), then
+ * q (dim int8). */
+typedef struct hnsw_node {
+    uint32_t id;
+    int level;
+    float scale;        /* real component ~= q[i] * scale */
+    uint16_t *cnt;      /* links used per level */
+    uint32_t *links;    /* neighbour ids */
+    int8_t *q;
+    float v[];
+} hnsw_node;
+
+/* A visited table: tag[id] == epoch means seen in the current search. */
+typedef struct hnsw_visit {
+    uint32_t *tag;
+    uint32_t cap, epoch;
+    struct hnsw_visit *next;
+} hnsw_visit;
+
+/* A (similarity, id) pair and a binary heap of them; max != 0 keeps the
+ * highest similarity on top, otherwise the lowest. */
+typedef struct hnsw_cand {
+    float s;
+    uint32_t id;
+} hnsw_cand;
+
+typedef struct hnsw_heap {
+    hnsw_cand *a;
+    size_t n, cap;
+    int max;
+} hnsw_heap;
+
+struct vs_hnsw {
+    int dim, M, M0, efc;
+    float clip;              /* <= 0: per-vector scale */
+    double level_mult;       /* 1 / ln(M) */
+    uint64_t rng;
+    hnsw_node **nodes;       /* indexed by id, NULL when absent */
+    uint32_t cap;
+    size_t count, bytes;
+    hnsw_node *entry;
+    pthread_rwlock_t lock;
+    pthread_mutex_t vis_mu;
+    hnsw_visit *vis_free;
+};
+
+/* ---- kernels ------------------------------------------------------------ */
+
+/* int8 dot product. Blocks of 32 with a fixed inner trip count so GCC's -O2
+ * ("very cheap") vectoriser turns them into pmaddwd without an epilogue
+ * check; the tail is scalar. */
+int32_t vs_hnsw_dot_i8(const int8_t *a, const int8_t *b, int n) {
+    int32_t s = 0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        int32_t blk = 0;
+        for (int j = 0; j < 32; j++) blk += (int16_t)a[i + j] * (int16_t)b[i + j];
+        s += blk;
+    }
+    for (; i < n; i++) s += (int16_t)a[i] * (int16_t)b[i];
+    return s;
+}
+
+/* float32 dot product, used only for the final re-rank. */
+static float hnsw_dot_f32(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Quantises v into q, returns the scale (q * scale ~= v). */
+static float hnsw_quantise(const vs_hnsw *h, const float *v, int8_t *q) {
+    float m = h->clip;
+    if (m <= 0) {
+        m = 0;
+        for (int i = 0; i < h->dim; i++) m = fmaxf(m, fabsf(v[i]));
+        if (m == 0) m = 1;
+    }
+    float inv = 127.0f / m;
+    for (int i = 0; i < h->dim; i++) {
+        float x = v[i] * inv;
+        x = x > 127 ? 127 : x < -127 ? -127 : x;
+        q[i] = (int8_t)lrintf(x);
+    }
+    return m / 127.0f;
+}
+
+/* Approximate similarity of two stored nodes (int8). */
+static float hnsw_sim(const vs_hnsw *h, const hnsw_node *a, const hnsw_node *b) {
+    return (float)vs_hnsw_dot_i8(a->q, b->q, h->dim) * a->scale * b->scale;
+}
+
+/* Approximate similarity of a quantised query (q, scale) and a node. */
+static float hnsw_sim_q(const vs_hnsw *h, const int8_t *q, float scale, const hnsw_node *b) {
+    return (float)vs_hnsw_dot_i8(q, b->q, h->dim) * scale * b->scale;
+}
+
+/* ---- heap --------------------------------------------------------------- */
+
+/* Nonzero when x belongs above y in heap p. */
+static int heap_above(const hnsw_heap *p, hnsw_cand x, hnsw_cand y) {
+    return p->max ? x.s > y.s : x.s < y.s;
+}
+
+/* Pushes c; -1 on NOMEM (heap unchanged). */
+static int heap_push(hnsw_heap *p, hnsw_cand c) {
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 64;
+        hnsw_cand *na = vs_realloc(p->a, nc * sizeof *na);
+        if (!na) return -1;
+        p->a = na, p->cap = nc;
+    }
+    size_t i = p->n++;
+    while (i > 0 && heap_above(p, c, p->a[(i - 1) / 2])) {
+        p->a[i] = p->a[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    p->a[i] = c;
+    return 0;
+}
+
+/* Removes and returns the top (heap must be non-empty). */
+static hnsw_cand heap_pop(hnsw_heap *p) {
+    hnsw_cand top = p->a[0], last = p->a[--p->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, b = i;
+        hnsw_cand bc = last;
+        if (l < p->n && heap_above(p, p->a[l], bc)) b = l, bc = p->a[l];
+        if (r < p->n && heap_above(p, p->a[r], bc)) b = r;
+        if (b == i) break;
+        p->a[i] = p->a[b];
+        i = b;
+    }
+    if (p->n) p->a[i] = last;
+    return top;
+}
+
+/* Sorts candidates by descending similarity. */
+static int cand_desc(const void *x, const void *y) {
+    float a = ((const hnsw_cand *)x)->s, b = ((const hnsw_cand *)y)->s;
+    return (a < b) - (a > b);
+}
+
+/* ---- visited tables ----------------------------------------------------- */
+
+/* Takes a visited table sized for the current id range with a fresh epoch;
+ * NULL on NOMEM. Safe under the read lock (h->cap only moves under write). */
+static hnsw_visit *visit_take(vs_hnsw *h) {
+    pthread_mutex_lock(&h->vis_mu);
+    hnsw_visit *v = h->vis_free;
+    if (v) h->vis_free = v->next;
+    pthread_mutex_unlock(&h->vis_mu);
+    if (!v && !(v = vs_calloc(1, sizeof *v))) return NULL;
+    if (v->cap < h->cap) {
+        uint32_t *t = vs_realloc(v->tag, (size_t)h->cap * sizeof *t);
+        if (!t) {
+            vs_free(v->tag);
+            vs_free(v);
+            return NULL;
+        }
+        memset(t, 0, (size_t)h->cap * sizeof *t);
+        v->tag = t, v->cap = h->cap, v->epoch = 0;
+    }
+    if (++v->epoch == 0) {   /* wrapped: old tags could collide */
+        memset(v->tag, 0, (size_t)v->cap * sizeof *v->tag);
+        v->epoch = 1;
+    }
+    return v;
+}
+
+/* Gives a visited table back to the pool. */
+static void visit_give(vs_hnsw *h, hnsw_visit *v) {
+    pthread_mutex_lock(&h->vis_mu);
+    v->next = h->vis_free;
+    h->vis_free = v;
+    pthread_mutex_unlock(&h->vis_mu);
+}
+
+/* Marks id seen; returns 1 if it already was. */
+static int visit_seen(hnsw_visit *v, uint32_t id) {
+    if (v->tag[id] == v->epoch) return 1;
+    v->tag[id] = v->epoch;
+    return 0;
+}
+
+/* ---- node helpers ------------------------------------------------------- */
+
+/* Link capacity of level l. */
+static int hnsw_cap(const vs_hnsw *h, int l) { return l == 0 ? h->M0 : h->M; }
+
+/* The link list of node n at level l. */
+static uint32_t *hnsw_links(const vs_hnsw *h, const hnsw_node *n, int l) {
+    return l == 0 ? n->links : n->links + h->M0 + (size_t)(l - 1) * h->M;
+}
+
+/* Bytes of one node of the given level. */
+static size_t hnsw_node_size(const vs_hnsw *h, int level) {
+    size_t links = (size_t)h->M0 + (size_t)level * h->M;
+    return sizeof(hnsw_node) + (size_t)h->dim * sizeof(float) + links * sizeof(uint32_t) +
+           (size_t)(level + 1) * sizeof(uint16_t) + (size_t)h->dim;
+}
+
+/* Allocates a node for id at level with vec copied and quantised. */
+static hnsw_node *hnsw_node_new(vs_hnsw *h, uint32_t id, int level, const float *vec) {
+    size_t sz = hnsw_node_size(h, level);
+    hnsw_node *n = vs_calloc(1, sz);
+    if (!n) return NULL;
+    n->id = id, n->level = level;
+    memcpy(n->v, vec, (size_t)h->dim * sizeof(float));
+    n->links = (uint32_t *)(n->v + h->dim);
+    n->cnt = (uint16_t *)(n->links + h->M0 + (size_t)level * h->M);
+    n->q = (int8_t *)(n->cnt + level + 1);
+    n->scale = hnsw_quantise(h, vec, n->q);
+    h->bytes += sz;
+    return n;
+}
+
+/* Draws a level by the usual exponential rule: floor(-ln(U) / ln(M)). */
+static int hnsw_draw_level(vs_hnsw *h) {
+    h->rng ^= h->rng >> 12, h->rng ^= h->rng << 25, h->rng ^= h->rng >> 27;
+    double u = (double)((h->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+    int l = (int)(-log(u > 0 ? u : 1e-300) * h->level_mult);
+    return l > HNSW_LEVEL_MAX ? HNSW_LEVEL_MAX : l;
+}
+
+/* Index of id in n's level-l list, or -1. */
+static int hnsw_find_link(const vs_hnsw *h, const hnsw_node *n, int l, uint32_t id) {
+    const uint32_t *ln = hnsw_links(h, n, l);
+    for (int i = 0; i < n->cnt[l]; i++)
+        if (ln[i] == id) return i;
+    return -1;
+}
+
+/* Removes id from n's level-l list (one direction only). */
+static void hnsw_drop_link(const vs_hnsw *h, hnsw_node *n, int l, uint32_t id) {
+    int i = hnsw_find_link(h, n, l, id);
+    if (i < 0) return;
+    uint32_t *ln = hnsw_links(h, n, l);
+    ln[i] = ln[--n->cnt[l]];
+}
+
+/* ---- search within one level -------------------------------------------- */
+
+/* Greedy beam search of level l from the entry candidates in *res (which it
+ * replaces): keeps the ef best nodes that pass filter in res (a min-heap),
+ * explores through nodes that do not. q/qs: the quantised query. */
+static int hnsw_search_level(vs_hnsw *h, const int8_t *q, float qs, int ef, int l,
+                             vs_hnsw_filter filter, void *ctx, hnsw_heap *res) {
+    hnsw_heap cand = {.max = 1};
+    hnsw_visit *vis = visit_take(h);
+    int rc = -1;
+    if (!vis) goto out;
+    hnsw_heap seeds = *res;
+    res->a = NULL, res->n = res->cap = 0, res->max = 0;
+    for (size_t i = 0; i < seeds.n; i++) {
+        visit_seen(vis, seeds.a[i].id);
+        if (heap_push(&cand, seeds.a[i]) < 0) goto out_seeds;
+        if ((!filter || filter(ctx, seeds.a[i].id)) && heap_push(res, seeds.a[i]) < 0) goto out_seeds;
+        if (res->n > (size_t)ef) heap_pop(res);
+    }
+    while (cand.n) {
+        hnsw_cand c = heap_pop(&cand);
+        if (res->n >= (size_t)ef && c.s < res->a[0].s) break;
+        const hnsw_node *cn = h->nodes[c.id];
+        const uint32_t *ln = hnsw_links(h, cn, l);
+        for (int i = 0; i < cn->cnt[l]; i++) {
+            uint32_t nb = ln[i];
+            if (visit_seen(vis, nb)) continue;
+            __builtin_prefetch(h->nodes[nb]);
+            hnsw_cand x = {hnsw_sim_q(h, q, qs, h->nodes[nb]), nb};
+            if (res->n < (size_t)ef || x.s > res->a[0].s) {
+                if (heap_push(&cand, x) < 0) goto out_seeds;
+                if (!filter || filter(ctx, nb)) {
+                    if (heap_push(res, x) < 0) goto out_seeds;
+                    if (res->n > (size_t)ef) heap_pop(res);
+                }
+            }
+        }
+    }
+    rc = 0;
+out_seeds:
+    vs_free(seeds.a);
+out:
+    if (vis) visit_give(h, vis);
+    vs_free(cand.a);
+    return rc;
+}
+
+/* Descends from the entry point to level stop+1 greedily (ef 1), leaving the
+ * closest node found as the single seed in *res. */
+static int hnsw_descend(vs_hnsw *h, const int8_t *q, float qs, int stop, hnsw_heap *res) {
+    hnsw_cand c = {hnsw_sim_q(h, q, qs, h->entry), h->entry->id};
+    res->n = 0, res->max = 0;
+    if (heap_push(res, c) < 0) return -1;
+    for (int l = h->entry->level; l > stop; l--) {
+        int moved = 1;
+        while (moved) {
+            moved = 0;
+            const hnsw_node *cn = h->nodes[c.id];
+            const uint32_t *ln = hnsw_links(h, cn, l);
+            for (int i = 0; i < cn->cnt[l]; i++) {
+                float s = hnsw_sim_q(h, q, qs, h->nodes[ln[i]]);
+                if (s > c.s) c.s = s, c.id = ln[i], moved = 1;
+            }
+        }
+    }
+    res->a[0] = c;
+    return 0;
+}
+
+/* ---- neighbour selection ------------------------------------------------ */
+
+/* The HNSW paper's heuristic: walking cands (sorted best first), keeps a
+ * candidate only if it is closer to the base than to every one already kept
+ * (the first `pre` entries of out, kept as given). Spreads links over
+ * directions instead of piling them into one cluster. Returns the count in
+ * out (at most m). */
+static int hnsw_select(const vs_hnsw *h, const hnsw_cand *cands, size_t nc, int m,
+                       uint32_t *out, int pre) {
+    int k = pre;
+    for (size_t i = 0; i < nc && k < m; i++) {
+        const hnsw_node *c = h->nodes[cands[i].id];
+        int good = 1;
+        for (int j = 0; j < k && good; j++)
+            if (hnsw_sim(h, c, h->nodes[out[j]]) > cands[i].s) good = 0;
+        if (good) out[k++] = cands[i].id;
+    }
+    return k;
+}
+
+/* Links a and b at level l on both sides if both accept. A full side runs
+ * the heuristic over its links plus the newcomer: if the newcomer is kept,
+ * the weakest link the heuristic dropped is cut (both ways); otherwise the
+ * offer is refused. Returns 1 when linked. */
+static int hnsw_link(vs_hnsw *h, hnsw_node *a, hnsw_node *b, int l) {
+    if (a == b || hnsw_find_link(h, a, l, b->id) >= 0) return 0;
+    hnsw_node *side[2] = {a, b};
+    float s = hnsw_sim(h, a, b);
+    for (int k = 0; k < 2; k++) {
+        hnsw_node *n = side[k], *other = side[1 - k];
+        int cap = hnsw_cap(h, l);
+        if (n->cnt[l] < cap) continue;
+        hnsw_cand c[2 * VS_HNSW_M_MAX + 1];
+        uint32_t kept[2 * VS_HNSW_M_MAX + 1];
+        const uint32_t *ln = hnsw_links(h, n, l);
+        int nc = 0;
+        for (int i = 0; i < n->cnt[l]; i++) c[nc++] = (hnsw_cand){hnsw_sim(h, n, h->nodes[ln[i]]), ln[i]};
+        c[nc++] = (hnsw_cand){s, other->id};
+        qsort(c, (size_t)nc, sizeof *c, cand_desc);
+        int nk = hnsw_select(h, c, (size_t)nc, cap, kept, 0);
+        int has_new = 0;
+        for (int i = 0; i < nk; i++) has_new |= kept[i] == other->id;
+        if (!has_new) return 0;
+        /* weakest dropped link whose other end keeps at least one link */
+        for (int i = nc - 1; i >= 0; i--) {
+            int was_kept = 0;
+            for (int j = 0; j < nk && !was_kept; j++) was_kept = kept[j] == c[i].id;
+            if (was_kept || h->nodes[c[i].id]->cnt[l] <= 1) continue;
+            hnsw_drop_link(h, n, l, c[i].id);
+            hnsw_drop_link(h, h->nodes[c[i].id], l, n->id);
+            break;
+        }
+        if (n->cnt[l] >= cap) return 0;   /* nothing could be cut safely */
+    }
+    if (a->cnt[l] >= hnsw_cap(h, l) || b->cnt[l] >= hnsw_cap(h, l)) return 0;
+    hnsw_links(h, a, l)[a->cnt[l]++] = b->id;
+    hnsw_links(h, b, l)[b->cnt[l]++] = a->id;
+    return 1;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+vs_err vs_hnsw_new(int dim, int M, int ef_construction, uint64_t seed, vs_hnsw **out, vs_error *e) {
+    *out = NULL;
+    if (dim < 1 || dim > VS_HNSW_DIM_MAX)
+        return vs_fail(e, VS_ERR_INVALID_ARG, "hnsw new: dim %d not in [1, %d]", dim, VS_HNSW_DIM_MAX);
+    if (M < 2 || M > VS_HNSW_M_MAX)
+        return vs_fail(e, VS_ERR_INVALID_ARG, "hnsw new: M %d not in [2, %d]", M, VS_HNSW_M_MAX);
+    if (ef_construction < 1 || ef_construction > VS_HNSW_EF_MAX)
+        return vs_fail(e, VS_ERR_INVALID_ARG, "hnsw new: ef_construction %d not in [1, %d]",
+                       ef_construction, VS_HNSW_EF_MAX);
+    vs_hnsw *h = vs_calloc(1, sizeof *h);
+    if (!h) return vs_fail(e, VS_ERR_NOMEM, "hnsw new: graph struct");
+    h->dim = dim, h->M = M, h->M0 = 2 * M, h->efc = ef_construction;
+    h->level_mult = 1.0 / log((double)M);
+    h->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+    pthread_rwlock_init(&h->lock, NULL);
+    pthread_mutex_init(&h->vis_mu, NULL);
+    *out = h;
+    return VS_OK;
+}
+
+void vs_hnsw_free(vs_hnsw *h) {
+    if (!h) return;
+    for (uint32_t i = 0; i < h->cap; i++) vs_free(h->nodes[i]);
+    vs_free(h->nodes);
+    while (h->vis_free) {
+        hnsw_visit *v = h->vis_free;
+        h->vis_free = v->next;
+        vs_free(v->tag);
+        vs_free(v);
+    }
+    pthread_rwlock_destroy(&h->lock);
+    pthread_mutex_destroy(&h->vis_mu);
+    vs_free(h);
+}
+
+vs_err vs_hnsw_set_quant_clip(vs_hnsw *h, float clip, vs_error *e) {
+    pthread_rwlock_wrlock(&h->lock);
+    vs_err rc = VS_OK;
+    if (h->count) rc = vs_fail(e, VS_ERR_INVALID_ARG, "hnsw quant clip: graph not empty");
+    else h->clip = clip;
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}
+
+/* Grows the id table to hold id (doubling). */
+static vs_err hnsw_reserve(vs_hnsw *h, uint32_t id, vs_error *e) {
+    if (id < h->cap) return VS_OK;
+    size_t nc = h->cap ? h->cap : 1024;
+    while (nc <= id) nc *= 2;
+    if (nc > VS_HNSW_ID_MAX) nc = VS_HNSW_ID_MAX;
+    hnsw_node **nn = vs_realloc(h->nodes, nc * sizeof *nn);
+    if (!nn) return vs_fail(e, VS_ERR_NOMEM, "hnsw insert: id table of %zu", nc);
+    memset(nn + h->cap, 0, (nc - h->cap) * sizeof *nn);
+    h->bytes += (nc - h->cap) * sizeof *nn;
+    h->nodes = nn, h->cap = (uint32_t)nc;
+    return VS_OK;
+}
+
+static vs_err hnsw_delete_locked(vs_hnsw *h, uint32_t id, vs_error *e);
+
+/* Insert with the write lock held. */
+static vs_err hnsw_insert_locked(vs_hnsw *h, uint32_t id, const float *vec, vs_error *e) {
+    if (id >= VS_HNSW_ID_MAX)
+        return vs_fail(e, VS_ERR_INVALID_ARG, "hnsw insert: id %u >= %u", id, VS_HNSW_ID_MAX);
+    vs_err rc = hnsw_reserve(h, id, e);
+    if (rc) return rc;
+    if (h->nodes[id] && (rc = hnsw_delete_locked(h, id, e))) return rc;
+    hnsw_node *n = hnsw_node_new(h, id, hnsw_draw_level(h), vec);
+    if (!n) return vs_fail(e, VS_ERR_NOMEM, "hnsw insert: node %u", id);
+    h->nodes[id] = n;
+    h->count++;
+    if (!h->entry) {
+        h->entry = n;
+        return VS_OK;
+    }
+    hnsw_heap res = {0};
+    int top = h->entry->level;
+    if (hnsw_descend(h, n->q, n->scale, n->level, &res) < 0) goto nomem;
+    for (int l = n->level < top ? n->level : top; l >= 0; l--) {
+        if (hnsw_search_level(h, n->q, n->scale, h->efc, l, NULL, NULL, &res) < 0) goto nomem;
+        hnsw_cand *sorted = vs_malloc(res.n * sizeof *sorted + 1);
+        if (!sorted) goto nomem;
+        memcpy(sorted, res.a, res.n * sizeof *sorted);
+        qsort(sorted, res.n, sizeof *sorted, cand_desc);
+        uint32_t sel[VS_HNSW_M_MAX];
+        size_t ns = 0;
+        /* n itself is not in the graph's lists yet but is visible via nodes[]:
+         * skip it if a search met it (cannot, it has no links; be safe) */
+        for (size_t i = 0; i < res.n; i++)
+            if (sorted[i].id == id) sorted[i].s = -INFINITY;
+        ns = (size_t)hnsw_select(h, sorted, res.n, h->M, sel, 0);
+        for (size_t i = 0; i < ns; i++)
+            if (sel[i] != id) hnsw_link(h, n, h->nodes[sel[i]], l);
+        vs_free(sorted);
+    }
+    vs_free(res.a);
+    if (n->level > top) h->entry = n;
+    return VS_OK;
+nomem:
+    vs_free(res.a);
+    /* the node may be partly linked: delete repairs what it touched */
+    hnsw_delete_locked(h, id, NULL);
+    return vs_fail(e, VS_ERR_NOMEM, "hnsw insert: search buffers for node %u", id);
+}
+
+vs_err vs_hnsw_insert(vs_hnsw *h, uint32_t id, const float *vec, vs_error *e) {
+    pthread_rwlock_wrlock(&h->lock);
+    vs_err rc = hnsw_insert_locked(h, id, vec, e);
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}
+
+/* Reconnects node a at level l after it lost links: candidates are the other
+ * orphans (the deleted node's neighbours) and a's 2-hop set, chosen with the
+ * heuristic seeded by a's current links; if the heuristic takes none, the
+ * single closest candidate is linked so a never ends up poorer. */
+static void hnsw_repair(vs_hnsw *h, hnsw_node *a, int l, const uint32_t *orph, int no,
+                        hnsw_visit *vis) {
+    hnsw_cand c[4 * VS_HNSW_M_MAX * VS_HNSW_M_MAX / 8 + 2 * VS_HNSW_M_MAX];
+    size_t nc = 0, max_c = sizeof c / sizeof c[0];
+    if (++vis->epoch == 0) {
+        memset(vis->tag, 0, (size_t)vis->cap * sizeof *vis->tag);
+        vis->epoch = 1;
+    }
+    visit_seen(vis, a->id);
+    const uint32_t *ln = hnsw_links(h, a, l);
+    for (int i = 0; i < a->cnt[l]; i++) visit_seen(vis, ln[i]);
+    for (int i = 0; i < no && nc < max_c; i++)
+        if (!visit_seen(vis, orph[i])) c[nc++] = (hnsw_cand){hnsw_sim(h, a, h->nodes[orph[i]]), orph[i]};
+    for (int i = 0; i < a->cnt[l] && nc < max_c; i++) {
+        const hnsw_node *nb = h->nodes[ln[i]];
+        const uint32_t *l2 = hnsw_links(h, nb, l);
+        for (int j = 0; j < nb->cnt[l] && nc < max_c; j++)
+            if (!visit_seen(vis, l2[j])) c[nc++] = (hnsw_cand){hnsw_sim(h, a, h->nodes[l2[j]]), l2[j]};
+    }
+    if (!nc) return;
+    qsort(c, nc, sizeof *c, cand_desc);
+    if (nc > (size_t)(2 * h->M0)) nc = (size_t)(2 * h->M0);   /* the heuristic is quadratic */
+    int want = h->M > a->cnt[l] + 1 ? h->M : a->cnt[l] + 1;
+    if (want > hnsw_cap(h, l)) want = hnsw_cap(h, l);
+    uint32_t sel[2 * VS_HNSW_M_MAX];
+    int pre = a->cnt[l];
+    memcpy(sel, ln, (size_t)pre * sizeof *sel);
+    int ns = hnsw_select(h, c, nc, want, sel, pre);
+    int linked = 0;
+    for (int i = pre; i < ns; i++) linked += hnsw_link(h, a, h->nodes[sel[i]], l);
+    for (size_t i = 0; !linked && i < nc; i++) linked = hnsw_link(h, a, h->nodes[c[i].id], l);
+}
+
+/* Picks a new entry point before `gone` is unlinked: a neighbour on its top
+ * level has the same level; failing that, a scan finds the highest left. */
+static void hnsw_new_entry(vs_hnsw *h, const hnsw_node *gone) {
+    h->entry = NULL;
+    int l = gone->level;
+    const uint32_t *ln = hnsw_links(h, gone, l);
+    if (gone->cnt[l]) {
+        h->entry = h->nodes[ln[0]];
+        return;
+    }
+    for (uint32_t i = 0; i < h->cap; i++) {
+        hnsw_node *n = h->nodes[i];
+        if (n && n != gone && (!h->entry || n->level > h->entry->level)) h->entry = n;
+    }
+}
+
+/* Delete with the write lock held. */
+static vs_err hnsw_delete_locked(vs_hnsw *h, uint32_t id, vs_error *e) {
+    hnsw_node *x = id < h->cap ? h->nodes[id] : NULL;
+    if (!x) return vs_fail(e, VS_ERR_NOT_FOUND, "hnsw delete: id %u not stored", id);
+    if (h->entry == x) hnsw_new_entry(h, x);
+    hnsw_visit *vis = visit_take(h);
+    for (int l = 0; l <= x->level; l++) {
+        uint32_t orph[2 * VS_HNSW_M_MAX];
+        int no = x->cnt[l];
+        memcpy(orph, hnsw_links(h, x, l), (size_t)no * sizeof *orph);
+        for (int i = 0; i < no; i++) hnsw_drop_link(h, h->nodes[orph[i]], l, id);
+        x->cnt[l] = 0;
+        /* without a visited table (NOMEM) links stay symmetric, just thinner */
+        for (int i = 0; vis && i < no; i++) hnsw_repair(h, h->nodes[orph[i]], l, orph, no, vis);
+    }
+    if (vis) visit_give(h, vis);
+    h->nodes[id] = NULL;
+    h->count--;
+    h->bytes -= hnsw_node_size(h, x->level);
+    vs_free(x);
+    return VS_OK;
+}
+
+vs_err vs_hnsw_delete(vs_hnsw *h, uint32_t id, vs_error *e) {
+    pthread_rwlock_wrlock(&h->lock);
+    vs_err rc = hnsw_delete_locked(h, id, e);
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}
+
+/* Re-ranks res on float32 and writes the best k to out. */
+static size_t hnsw_rerank(vs_hnsw *h, const float *query, hnsw_heap *res, size_t k, vs_hnsw_hit *out) {
+    for (size_t i = 0; i < res->n; i++) res->a[i].s = hnsw_dot_f32(query, h->nodes[res->a[i].id]->v, h->dim);
+    qsort(res->a, res->n, sizeof *res->a, cand_desc);
+    size_t n = res->n < k ? res->n : k;
+    for (size_t i = 0; i < n; i++) out[i] = (vs_hnsw_hit){res->a[i].id, res->a[i].s};
+    return n;
+}
+
+vs_err vs_hnsw_search(vs_hnsw *h, const float *query, size_t k, int ef_search,
+                      vs_hnsw_filter filter, void *ctx, vs_hnsw_hit *out, size_t *n_out,
+                      vs_error *e) {
+    *n_out = 0;
+    if (ef_search < 1 || ef_search > VS_HNSW_EF_MAX || k > VS_HNSW_EF_MAX)
+        return vs_fail(e, VS_ERR_INVALID_ARG, "hnsw search: ef_search %d / k %zu not in [1, %d]",
+                       ef_search, k, VS_HNSW_EF_MAX);
+    if (k == 0) return VS_OK;
+    int ef = (size_t)ef_search < k ? (int)k : ef_search;
+    int8_t *q = vs_malloc((size_t)h->dim);
+    if (!q) return vs_fail(e, VS_ERR_NOMEM, "hnsw search: query copy");
+    hnsw_heap res = {0};
+    vs_err rc = VS_OK;
+    pthread_rwlock_rdlock(&h->lock);
+    if (h->entry) {
+        float qs = hnsw_quantise(h, query, q);
+        if (hnsw_descend(h, q, qs, 0, &res) < 0 ||
+            hnsw_search_level(h, q, qs, ef, 0, filter, ctx, &res) < 0)
+            rc = vs_fail(e, VS_ERR_NOMEM, "hnsw search: candidate heaps (ef %d)", ef);
+        else
+            *n_out = hnsw_rerank(h, query, &res, k, out);
+    }
+    pthread_rwlock_unlock(&h->lock);
+    vs_free(res.a);
+    vs_free(q);
+    return rc;
+}
+
+size_t vs_hnsw_count(vs_hnsw *h) {
+    pthread_rwlock_rdlock(&h->lock);
+    size_t n = h->count;
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+int vs_hnsw_contains(vs_hnsw *h, uint32_t id) {
+    pthread_rwlock_rdlock(&h->lock);
+    int r = id < h->cap && h->nodes[id];
+    pthread_rwlock_unlock(&h->lock);
+    return r;
+}
+
+size_t vs_hnsw_bytes(vs_hnsw *h) {
+    pthread_rwlock_rdlock(&h->lock);
+    size_t b = h->bytes + sizeof *h;
+    pthread_rwlock_unlock(&h->lock);
+    return b;
+}
+
+/* Checks one node's lists; VS_OK or the first broken invariant. */
+static vs_err hnsw_validate_node(vs_hnsw *h, const hnsw_node *n, vs_error *e) {
+    for (int l = 0; l <= n->level; l++) {
+        if (n->cnt[l] > hnsw_cap(h, l))
+            return vs_fail(e, VS_ERR_INTERNAL, "hnsw validate: node %u level %d has %d links", n->id, l, n->cnt[l]);
+        const uint32_t *ln = hnsw_links(h, n, l);
+        for (int i = 0; i < n->cnt[l]; i++) {
+            const hnsw_node *m = ln[i] < h->cap ? h->nodes[ln[i]] : NULL;
+            if (!m || m == n || m->level < l)
+                return vs_fail(e, VS_ERR_INTERNAL, "hnsw validate: node %u level %d links to bad %u", n->id, l, ln[i]);
+            if (hnsw_find_link(h, m, l, n->id) < 0)
+                return vs_fail(e, VS_ERR_INTERNAL, "hnsw validate: link %u->%u level %d not symmetric", n->id, ln[i], l);
+            for (int j = 0; j < i; j++)
+                if (ln[j] == ln[i])
+                    return vs_fail(e, VS_ERR_INTERNAL, "hnsw validate: node %u duplicate link %u", n->id, ln[i]);
+        }
+    }
+    return VS_OK;
+}
+
+/* Counts nodes reachable on level 0 from the entry point (iterative DFS). */
+static vs_err hnsw_reachable(vs_hnsw *h, size_t *seen, vs_error *e) {
+    *seen = 0;
+    if (!h->entry) return VS_OK;
+    hnsw_visit *vis = visit_take(h);
+    uint32_t *stack = vs_malloc((h->count + 1) * sizeof *stack);   /* each id pushed once */
+    if (!vis || !stack) {
+        if (vis) visit_give(h, vis);
+        vs_free(stack);
+        return vs_fail(e, VS_ERR_NOMEM, "hnsw validate: reachability buffers");
+    }
+    size_t sp = 0;
+    stack[sp++] = h->entry->id;
+    visit_seen(vis, h->entry->id);
+    while (sp) {
+        const hnsw_node *n = h->nodes[stack[--sp]];
+        (*seen)++;
+        for (int i = 0; i < n->cnt[0]; i++)
+            if (!visit_seen(vis, n->links[i])) stack[sp++] = n->links[i];
+    }
+    visit_give(h, vis);
+    vs_free(stack);
+    return VS_OK;
+}
+
+vs_err vs_hnsw_validate(vs_hnsw *h, vs_error *e) {
+    pthread_rwlock_rdlock(&h->lock);
+    vs_err rc = VS_OK;
+    size_t live = 0, seen = 0;
+    int top = -1;
+    for (uint32_t i = 0; i < h->cap && !rc; i++) {
+        if (!h->nodes[i]) continue;
+        live++;
+        if (h->nodes[i]->level > top) top = h->nodes[i]->level;
+        rc = hnsw_validate_node(h, h->nodes[i], e);
+    }
+    if (!rc && live != h->count)
+        rc = vs_fail(e, VS_ERR_INTERNAL, "hnsw validate: %zu live nodes, count says %zu", live, h->count);
+    if (!rc && live && (!h->entry || h->entry->level != top))
+        rc = vs_fail(e, VS_ERR_INTERNAL, "hnsw validate: entry point not on top level %d", top);
+    if (!rc) rc = hnsw_reachable(h, &seen, e);
+    if (!rc && seen != live)
+        rc = vs_fail(e, VS_ERR_INTERNAL, "hnsw validate: %zu of %zu nodes reachable on level 0", seen, live);
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}

@@ -1,0 +1,89 @@
+/* vs_hnsw.h - an HNSW graph (Malkov & Yashunin) for approximate inner-product
+ * search over L2-normalised vectors of any dimension, with true deletes.
+ *
+ * A pure data structure in the manner of Redis's hnsw.c: it knows no files,
+ * tenants, payloads or HTTP. Node ids are uint32 chosen by the caller (the row
+ * of the point in the caller's table), so the caller keeps payloads and maps
+ * hits back itself. One graph per tenant gives tenant isolation by
+ * construction.
+ *
+ * Vectors are stored twice: int8 (symmetric, one scale per vector by default)
+ * for graph traversal, and float32 for re-ranking the final ef candidates, so
+ * returned scores are exact dot products. Links are kept symmetric (if a links
+ * to b then b links to a): that is what makes a true delete cheap - the
+ * deleted node's own lists name every node that points to it - and the
+ * neighbours that lost a link are reconnected on the spot.
+ *
+ * Threading: a pthread rwlock inside. Searches take it for reading and run
+ * concurrently; insert and delete take it for writing (serialised). No
+ * globals: two graphs share nothing. */
+#ifndef VS_HNSW_H
+#define VS_HNSW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vs_err.h"
+
+typedef struct vs_hnsw vs_hnsw;
+
+#define VS_HNSW_DIM_MAX 8192          /* bytes of a query copy on the heap, bounded */
+#define VS_HNSW_M_MAX 64              /* level-0 lists hold 2*M links */
+#define VS_HNSW_EF_MAX 4096           /* ef_construction / ef_search bound */
+#define VS_HNSW_ID_MAX (1u << 28)     /* the id table grows to max id + 1 pointers */
+
+/* One search result: the caller's id and the exact (float32) dot product. */
+typedef struct vs_hnsw_hit {
+    uint32_t id;
+    float score;
+} vs_hnsw_hit;
+
+/* Filter: return nonzero to keep id in the results. Filtered-out nodes are
+ * still traversed (the graph stays connected through them). Called with the
+ * read lock held: it must not call back into the same graph's writers. */
+typedef int (*vs_hnsw_filter)(void *ctx, uint32_t id);
+
+/* Creates an empty graph in *out. dim in [1, VS_HNSW_DIM_MAX], M in
+ * [2, VS_HNSW_M_MAX] (links per node on upper levels; 2*M on level 0),
+ * ef_construction in [1, VS_HNSW_EF_MAX]; seed drives level draws, so the same
+ * inserts in the same order build the same graph. The caller frees it with
+ * vs_hnsw_free. */
+vs_err vs_hnsw_new(int dim, int M, int ef_construction, uint64_t seed, vs_hnsw **out, vs_error *e);
+void vs_hnsw_free(vs_hnsw *h);
+
+/* Quantisation choice, only while the graph is empty: clip <= 0 (default)
+ * scales each vector by its own max |component|; clip > 0 uses one global
+ * symmetric scale clip/127 with components clamped to [-clip, clip]. */
+vs_err vs_hnsw_set_quant_clip(vs_hnsw *h, float clip, vs_error *e);
+
+/* Inserts vec (dim floats, expected L2-normalised; copied) under id, replacing
+ * a point already stored under that id. id < VS_HNSW_ID_MAX. */
+vs_err vs_hnsw_insert(vs_hnsw *h, uint32_t id, const float *vec, vs_error *e);
+
+/* Removes id from the graph for good: unlinks it from every neighbour,
+ * reconnects the neighbours that lost a link, moves the entry point if needed,
+ * frees the node. VS_ERR_NOT_FOUND if id is not stored. */
+vs_err vs_hnsw_delete(vs_hnsw *h, uint32_t id, vs_error *e);
+
+/* Top-k by inner product with query (dim floats): traverses with ef_search
+ * (raised to k if smaller), keeps the ef best nodes that pass filter (NULL:
+ * all), re-ranks them on float32 and writes the best min(k, found) to out,
+ * best first. *n_out = number written. */
+vs_err vs_hnsw_search(vs_hnsw *h, const float *query, size_t k, int ef_search,
+                      vs_hnsw_filter filter, void *ctx, vs_hnsw_hit *out, size_t *n_out,
+                      vs_error *e);
+
+size_t vs_hnsw_count(vs_hnsw *h);           /* points stored */
+int vs_hnsw_contains(vs_hnsw *h, uint32_t id);
+size_t vs_hnsw_bytes(vs_hnsw *h);           /* heap held by nodes + id table */
+
+/* Checks the invariants: every link names a live node, links are symmetric,
+ * no self or duplicate links, counts within caps, the entry point has the top
+ * level, and every node is reachable on level 0 from the entry point.
+ * VS_ERR_INTERNAL with the first broken one named. For tests and tools. */
+vs_err vs_hnsw_validate(vs_hnsw *h, vs_error *e);
+
+/* Exposed for tests and the bench: the int8 dot kernel used for traversal. */
+int32_t vs_hnsw_dot_i8(const int8_t *a, const int8_t *b, int n);
+
+#endif
