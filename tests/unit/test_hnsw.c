@@ -1,0 +1,358 @@
+/* test_hnsw.c - the HNSW graph (src/index/vs_hnsw.c) on clustered synthetic
+ * face embeddings (bench/hnsw_data.h): recall@10 against brute force, true
+ * deletes (never returned, graph valid, recall within 0.02 of a fresh build
+ * after deleting 30 %), filters selective and not, empty and one-point
+ * graphs, replace, dim 1024, readers beside a writer, argument checks.
+ * Sized to finish in seconds in the release build and ~20 s under ASan
+ * (smaller data there). Figures are printed, never asserted as timings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../bench/hnsw_data.h"
+#include "vs_hnsw.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define N_POINTS 6000
+#else
+#define N_POINTS 20000
+#endif
+#define DIM 128
+#define N_QUERIES 200
+#define K 10
+#define M 16
+#define EFC 100
+#define EF 64
+
+#define assert_ok(expr, e) do { vs_err rc_ = (expr); if (rc_) fail_msg("%s: %s", #expr, (e).msg); } while (0)
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* n clustered faces (dim floats each) and nq queries: even ones a fresh face
+ * near a stored one (its person is in the data), odd ones a new person. */
+typedef struct data {
+    int n, nq, dim;
+    float *x, *q;
+} data;
+
+static data make_data(int n, int nq, int dim, uint64_t seed) {
+    data d = {n, nq, dim, malloc(sizeof(float) * (size_t)n * dim), malloc(sizeof(float) * (size_t)nq * dim)};
+    assert_non_null(d.x);
+    assert_non_null(d.q);
+    hd_gen g;
+    assert_true(hd_init(&g, dim, seed));
+    for (int i = 0; i < n; i++) hd_face(&g, d.x + (size_t)i * dim, NULL);
+    for (int i = 0; i < nq; i++) {
+        float *q = d.q + (size_t)i * dim;
+        if (i % 2) hd_query(&g, q);
+        else hd_around(&g.r, d.x + (size_t)(hd_next(&g.r) % (uint64_t)n) * dim, sqrt(0.087 / dim), q, dim);
+    }
+    hd_free(&g);
+    return d;
+}
+
+static void free_data(data *d) {
+    free(d->x);
+    free(d->q);
+}
+
+static float dot(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Exact top-k ids of q among rows with live[i] (NULL: all) and keep(i). */
+static int exact_topk(const data *d, const float *q, const unsigned char *live,
+                      vs_hnsw_filter keep, void *ctx, int k, uint32_t *out) {
+    float best[K];
+    int nb = 0;
+    for (int i = 0; i < d->n; i++) {
+        if ((live && !live[i]) || (keep && !keep(ctx, (uint32_t)i))) continue;
+        float s = dot(q, d->x + (size_t)i * d->dim, d->dim);
+        if (nb == k && s <= best[k - 1]) continue;
+        int j = nb < k ? nb++ : k - 1;
+        while (j > 0 && best[j - 1] < s) best[j] = best[j - 1], out[j] = out[j - 1], j--;
+        best[j] = s, out[j] = (uint32_t)i;
+    }
+    return nb;
+}
+
+/* Mean recall@K of h against exact search over the live rows. */
+static double recall(vs_hnsw *h, const data *d, const unsigned char *live, int ef,
+                     vs_hnsw_filter keep, void *ctx) {
+    double sum = 0;
+    vs_error e = {0};
+    for (int qi = 0; qi < d->nq; qi++) {
+        const float *q = d->q + (size_t)qi * d->dim;
+        uint32_t truth[K];
+        int nt = exact_topk(d, q, live, keep, ctx, K, truth);
+        vs_hnsw_hit hits[K];
+        size_t nh = 0;
+        assert_ok(vs_hnsw_search(h, q, K, ef, keep, ctx, hits, &nh, &e), e);
+        int found = 0;
+        for (int i = 0; i < nt; i++)
+            for (size_t j = 0; j < nh; j++) found += hits[j].id == truth[i];
+        sum += nt ? (double)found / nt : 1.0;
+    }
+    return sum / d->nq;
+}
+
+/* Builds a graph of the rows with live[i] (NULL: all). */
+static vs_hnsw *build(const data *d, const unsigned char *live, uint64_t seed) {
+    vs_hnsw *h = NULL;
+    vs_error e = {0};
+    assert_ok(vs_hnsw_new(d->dim, M, EFC, seed, &h, &e), e);
+    double t0 = now_ms();
+    for (int i = 0; i < d->n; i++)
+        if (!live || live[i]) assert_ok(vs_hnsw_insert(h, (uint32_t)i, d->x + (size_t)i * d->dim, &e), e);
+    double ms = now_ms() - t0;
+    size_t n = vs_hnsw_count(h);
+    printf("# built %zu points dim %d in %.0f ms (%.0f/s), %.0f bytes/point\n", n, d->dim, ms,
+           n / (ms / 1e3 + 1e-9), (double)vs_hnsw_bytes(h) / (n ? n : 1));
+    assert_ok(vs_hnsw_validate(h, &e), e);
+    return h;
+}
+
+/* The data looks like faces: prints same/different-person cosines. */
+static void test_data_shape(void **state) {
+    (void)state;
+    hd_gen g;
+    assert_true(hd_init(&g, DIM, 7));
+    float a[DIM], b[DIM], c[DIM];
+    uint32_t pa, pb;
+    double same = 0, diff = 0, dmax = -1;
+    for (int i = 0; i < 500; i++) {
+        hd_new_person(&g);
+        g.left = 2;   /* two faces of this person */
+        hd_face(&g, a, &pa);
+        hd_face(&g, b, &pb);
+        assert_int_equal(pa, pb);
+        same += dot(a, b, DIM);
+        hd_new_person(&g);
+        hd_face(&g, c, NULL);
+        float s = dot(a, c, DIM);
+        diff += s;
+        if (s > dmax) dmax = s;
+    }
+    printf("# cosine same person %.3f, different %.3f (max %.3f)\n", same / 500, diff / 500, dmax);
+    assert_true(same / 500 > 0.85 && same / 500 < 0.97);
+    assert_true(diff / 500 < 0.3);
+    hd_free(&g);
+}
+
+/* Recall@10 at a modest ef on clustered data, and the printed figures. */
+static void test_recall(void **state) {
+    (void)state;
+    data d = make_data(N_POINTS, N_QUERIES, DIM, 11);
+    vs_hnsw *h = build(&d, NULL, 1);
+    for (int ef = 16; ef <= 128; ef *= 2) {
+        double t0 = now_ms();
+        double r = recall(h, &d, NULL, ef, NULL, NULL);
+        printf("# ef %d recall@10 %.4f (%.3f ms/query incl. exact)\n", ef, r, (now_ms() - t0) / d.nq);
+        if (ef == EF) assert_true(r >= 0.95);
+    }
+    vs_hnsw_free(h);
+    free_data(&d);
+}
+
+/* Deletes 30 % at random: deleted ids never come back, the graph stays valid
+ * (symmetric, reachable), recall stays within 0.02 of a fresh build. */
+static void test_delete_recall(void **state) {
+    (void)state;
+    data d = make_data(N_POINTS, N_QUERIES, DIM, 13);
+    vs_hnsw *h = build(&d, NULL, 2);
+    unsigned char *live = malloc((size_t)d.n);
+    assert_non_null(live);
+    memset(live, 1, (size_t)d.n);
+    hd_rng r = {99};
+    vs_error e = {0};
+    double t0 = now_ms();
+    int del = 0;
+    while (del < d.n * 3 / 10) {
+        uint32_t id = (uint32_t)(hd_next(&r) % (uint64_t)d.n);
+        if (!live[id]) continue;
+        assert_ok(vs_hnsw_delete(h, id, &e), e);
+        live[id] = 0, del++;
+    }
+    printf("# deleted %d in %.0f ms\n", del, now_ms() - t0);
+    assert_int_equal(vs_hnsw_count(h), (size_t)(d.n - del));
+    assert_ok(vs_hnsw_validate(h, &e), e);
+    /* a deleted point is never returned, even asked for with its own vector */
+    for (int i = 0, asked = 0; i < d.n && asked < 200; i++) {
+        if (live[i]) continue;
+        asked++;
+        vs_hnsw_hit hits[K];
+        size_t nh;
+        assert_ok(vs_hnsw_search(h, d.x + (size_t)i * d.dim, K, 128, NULL, NULL, hits, &nh, &e), e);
+        assert_int_equal(nh, K);
+        for (size_t j = 0; j < nh; j++) assert_true(live[hits[j].id]);
+        assert_int_equal(vs_hnsw_delete(h, (uint32_t)i, &e), VS_ERR_NOT_FOUND);
+    }
+    int ef = 32;   /* low ef: differences in graph quality show */
+    double rd = recall(h, &d, live, ef, NULL, NULL);
+    vs_hnsw *fresh = build(&d, live, 2);
+    double rf = recall(fresh, &d, live, ef, NULL, NULL);
+    printf("# ef %d recall@10 after 30%% deletes %.4f, fresh build %.4f\n", ef, rd, rf);
+    assert_true(rd >= rf - 0.02);
+    vs_hnsw_free(fresh);
+    vs_hnsw_free(h);
+    free(live);
+    free_data(&d);
+}
+
+/* Keep ids divisible by *(int *)ctx. */
+static int keep_mod(void *ctx, uint32_t id) { return id % (uint32_t)*(int *)ctx == 0; }
+
+/* Filters: only passing ids come back; recall against exact search over the
+ * filtered set stays high whether 1 in 2 or 1 in 100 pass. */
+static void test_filters(void **state) {
+    (void)state;
+    data d = make_data(N_POINTS / 2, 100, DIM, 17);
+    vs_hnsw *h = build(&d, NULL, 3);
+    vs_error e = {0};
+    int mods[] = {2, 100};
+    for (int m = 0; m < 2; m++) {
+        for (int qi = 0; qi < d.nq; qi++) {
+            vs_hnsw_hit hits[K];
+            size_t nh;
+            assert_ok(vs_hnsw_search(h, d.q + (size_t)qi * DIM, K, EF, keep_mod, &mods[m], hits, &nh, &e), e);
+            assert_int_equal(nh, K);
+            for (size_t j = 0; j < nh; j++) assert_int_equal(hits[j].id % (uint32_t)mods[m], 0);
+            for (size_t j = 1; j < nh; j++) assert_true(hits[j - 1].score >= hits[j].score);
+        }
+        double r = recall(h, &d, NULL, EF, keep_mod, &mods[m]);
+        printf("# filter 1 in %d: recall@10 %.4f\n", mods[m], r);
+        assert_true(r >= 0.9);
+    }
+    /* a filter nothing passes: no results, no error */
+    int none = d.n + 1;
+    vs_hnsw_hit hits[K];
+    size_t nh = 99;
+    assert_ok(vs_hnsw_search(h, d.q, K, EF, keep_mod, &none, hits, &nh, &e), e);
+    assert_true(nh <= 1);   /* only id 0 is divisible by n + 1 */
+    vs_hnsw_free(h);
+    free_data(&d);
+}
+
+/* Empty graph, one point, replace, delete down to empty and refill. */
+static void test_small(void **state) {
+    (void)state;
+    vs_hnsw *h = NULL;
+    vs_error e = {0};
+    assert_ok(vs_hnsw_new(4, 4, 16, 5, &h, &e), e);
+    float v[4] = {1, 0, 0, 0}, w[4] = {0, 1, 0, 0}, q[4] = {0.6f, 0.8f, 0, 0};
+    vs_hnsw_hit hits[3];
+    size_t nh = 99;
+    assert_ok(vs_hnsw_search(h, q, 3, 10, NULL, NULL, hits, &nh, &e), e);
+    assert_int_equal(nh, 0);
+    assert_int_equal(vs_hnsw_delete(h, 7, &e), VS_ERR_NOT_FOUND);
+    assert_ok(vs_hnsw_insert(h, 7, v, &e), e);
+    assert_ok(vs_hnsw_validate(h, &e), e);
+    assert_ok(vs_hnsw_search(h, q, 3, 10, NULL, NULL, hits, &nh, &e), e);
+    assert_int_equal(nh, 1);
+    assert_int_equal(hits[0].id, 7);
+    assert_float_equal(hits[0].score, 0.6f, 1e-6);   /* exact float32 score */
+    assert_ok(vs_hnsw_insert(h, 7, w, &e), e);        /* replace */
+    assert_int_equal(vs_hnsw_count(h), 1);
+    assert_ok(vs_hnsw_search(h, q, 3, 10, NULL, NULL, hits, &nh, &e), e);
+    assert_float_equal(hits[0].score, 0.8f, 1e-6);
+    assert_ok(vs_hnsw_insert(h, 3, v, &e), e);
+    assert_ok(vs_hnsw_search(h, q, 3, 10, NULL, NULL, hits, &nh, &e), e);
+    assert_int_equal(nh, 2);
+    assert_int_equal(hits[0].id, 7);
+    assert_int_equal(hits[1].id, 3);
+    assert_ok(vs_hnsw_delete(h, 7, &e), e);
+    assert_ok(vs_hnsw_delete(h, 3, &e), e);
+    assert_int_equal(vs_hnsw_count(h), 0);
+    assert_ok(vs_hnsw_validate(h, &e), e);
+    assert_ok(vs_hnsw_search(h, q, 3, 10, NULL, NULL, hits, &nh, &e), e);
+    assert_int_equal(nh, 0);
+    assert_ok(vs_hnsw_insert(h, 1, v, &e), e);
+    assert_true(vs_hnsw_contains(h, 1));
+    assert_false(vs_hnsw_contains(h, 7));
+    assert_int_equal(vs_hnsw_insert(h, VS_HNSW_ID_MAX, v, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_hnsw_search(h, q, 3, 0, NULL, NULL, hits, &nh, &e), VS_ERR_INVALID_ARG);
+    vs_hnsw_free(h);
+    assert_int_equal(vs_hnsw_new(0, 16, 100, 1, &h, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_hnsw_new(8, 1, 100, 1, &h, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_hnsw_new(8, 16, 0, 1, &h, &e), VS_ERR_INVALID_ARG);
+    assert_null(h);
+}
+
+/* The legacy 1024-d embedder works the same. */
+static void test_dim_1024(void **state) {
+    (void)state;
+    data d = make_data(2000, 50, 1024, 19);
+    vs_hnsw *h = build(&d, NULL, 4);
+    double r = recall(h, &d, NULL, EF, NULL, NULL);
+    printf("# dim 1024: recall@10 %.4f\n", r);
+    assert_true(r >= 0.95);
+    vs_hnsw_free(h);
+    free_data(&d);
+}
+
+typedef struct reader {
+    vs_hnsw *h;
+    const data *d;
+    int bad;
+} reader;
+
+/* Searches in a loop; counts errors or wrong shapes. */
+static void *reader_run(void *arg) {
+    reader *r = arg;
+    vs_error e = {0};
+    for (int i = 0; i < 300; i++) {
+        vs_hnsw_hit hits[K];
+        size_t nh;
+        if (vs_hnsw_search(r->h, r->d->q + (size_t)(i % r->d->nq) * DIM, K, 32, NULL, NULL, hits, &nh, &e) ||
+            nh != K)
+            r->bad++;
+    }
+    return NULL;
+}
+
+/* Two readers search while the writer deletes and re-inserts; the graph is
+ * valid afterwards and no search failed. */
+static void test_concurrent(void **state) {
+    (void)state;
+    data d = make_data(3000, 50, DIM, 23);
+    vs_hnsw *h = build(&d, NULL, 5);
+    reader rd[2] = {{h, &d, 0}, {h, &d, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, reader_run, &rd[i]), 0);
+    vs_error e = {0};
+    for (int i = 0; i < 600; i++) {
+        uint32_t id = (uint32_t)(i * 7 % d.n);
+        assert_ok(vs_hnsw_delete(h, id, &e), e);
+        assert_ok(vs_hnsw_insert(h, id, d.x + (size_t)id * DIM, &e), e);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    assert_int_equal(rd[0].bad + rd[1].bad, 0);
+    assert_int_equal(vs_hnsw_count(h), (size_t)d.n);
+    assert_ok(vs_hnsw_validate(h, &e), e);
+    vs_hnsw_free(h);
+    free_data(&d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_data_shape), cmocka_unit_test(test_small),
+        cmocka_unit_test(test_recall),     cmocka_unit_test(test_delete_recall),
+        cmocka_unit_test(test_filters),    cmocka_unit_test(test_dim_1024),
+        cmocka_unit_test(test_concurrent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
