@@ -20,10 +20,14 @@
 #include "../../bench/hnsw_data.h"
 #include "vs_hnsw.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define N_POINTS 6000
+#if defined(__SANITIZE_ADDRESS__)   /* -O0 + ASan: ~20x slower */
+#define N_POINTS 2500
+#define N_1024 400
+#define N_CONC 1200
 #else
 #define N_POINTS 20000
+#define N_1024 2000
+#define N_CONC 3000
 #endif
 #define DIM 128
 #define N_QUERIES 200
@@ -295,7 +299,7 @@ static void test_small(void **state) {
 /* The legacy 1024-d embedder works the same. */
 static void test_dim_1024(void **state) {
     (void)state;
-    data d = make_data(2000, 50, 1024, 19);
+    data d = make_data(N_1024, 50, 1024, 19);
     vs_hnsw *h = build(&d, NULL, 4);
     double r = recall(h, &d, NULL, EF, NULL, NULL);
     printf("# dim 1024: recall@10 %.4f\n", r);
@@ -328,13 +332,13 @@ static void *reader_run(void *arg) {
  * valid afterwards and no search failed. */
 static void test_concurrent(void **state) {
     (void)state;
-    data d = make_data(3000, 50, DIM, 23);
+    data d = make_data(N_CONC, 50, DIM, 23);
     vs_hnsw *h = build(&d, NULL, 5);
     reader rd[2] = {{h, &d, 0}, {h, &d, 0}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, reader_run, &rd[i]), 0);
     vs_error e = {0};
-    for (int i = 0; i < 600; i++) {
+    for (int i = 0; i < d.n / 5; i++) {
         uint32_t id = (uint32_t)(i * 7 % d.n);
         assert_ok(vs_hnsw_delete(h, id, &e), e);
         assert_ok(vs_hnsw_insert(h, id, d.x + (size_t)id * DIM, &e), e);
