@@ -21,7 +21,7 @@
 #include "vs_hnsw.h"
 
 #if defined(__SANITIZE_ADDRESS__)   /* -O0 + ASan: ~20x slower */
-#define N_POINTS 2500
+#define N_POINTS 2000
 #define N_1024 400
 #define N_CONC 1200
 #else
