@@ -518,7 +518,12 @@ vs_err vs_hnsw_insert(vs_hnsw *h, uint32_t id, const float *vec, vs_error *e) {
 /* Reconnects node a at level l after it lost links: candidates are the other
  * orphans (the deleted node's neighbours) and a's 2-hop set, chosen with the
  * heuristic seeded by a's current links; if the heuristic takes none, the
- * single closest candidate is linked so a never ends up poorer. */
+ * single closest candidate is linked so a never ends up poorer. Then a keeps
+ * a direct link to its closest fellow orphan. Measured at 50k points, 30 %
+ * deleted, recall@10 at ef 32/64 against a fresh build of the rest
+ * (0.9376/0.9806): heuristic only 0.9320/0.9610; + closest orphan
+ * 0.9422/0.9646; picking without the seed 0.910/0.939; refusing to cut
+ * links of full candidates 0.923/0.955. */
 static void hnsw_repair(vs_hnsw *h, hnsw_node *a, int l, const uint32_t *orph, int no,
                         hnsw_visit *vis) {
     hnsw_cand c[8 * VS_HNSW_M_MAX];
@@ -553,6 +558,16 @@ static void hnsw_repair(vs_hnsw *h, hnsw_node *a, int l, const uint32_t *orph, i
     int linked = 0;
     for (int i = pre; i < ns; i++) linked += hnsw_link(h, a, h->nodes[sel[i]], l);
     for (size_t i = 0; !linked && i < nc; i++) linked = hnsw_link(h, a, h->nodes[c[i].id], l);
+    /* the other orphans lost their route through the deleted node too: keep
+     * a direct one to the closest of them */
+    float bs = -INFINITY;
+    uint32_t best = UINT32_MAX;
+    for (int i = 0; i < no; i++) {
+        if (orph[i] == a->id || hnsw_find_link(h, a, l, orph[i]) >= 0) continue;
+        float s = hnsw_sim(h, a, h->nodes[orph[i]]);
+        if (s > bs) bs = s, best = orph[i];
+    }
+    if (best != UINT32_MAX) hnsw_link(h, a, h->nodes[best], l);
 }
 
 /* Picks a new entry point before `gone` is unlinked: a neighbour on its top
