@@ -21,11 +21,11 @@
 #include "vs_hnsw.h"
 
 #if defined(__SANITIZE_ADDRESS__)   /* -O0 + ASan: ~20x slower */
-#define N_POINTS 2000
+#define N_POINTS 1500
 #define N_1024 400
-#define N_CONC 1200
+#define N_CONC 1000
 #else
-#define N_POINTS 20000
+#define N_POINTS 15000
 #define N_1024 2000
 #define N_CONC 3000
 #endif
