@@ -233,7 +233,8 @@ static void test_filters(void **state) {
             vs_hnsw_hit hits[K];
             size_t nh;
             assert_ok(vs_hnsw_search(h, d.q + (size_t)qi * DIM, K, EF, keep_mod, &mods[m], hits, &nh, &e), e);
-            assert_int_equal(nh, K);
+            int passing = (d.n + mods[m] - 1) / mods[m];
+            assert_int_equal(nh, passing < K ? passing : K);
             for (size_t j = 0; j < nh; j++) assert_int_equal(hits[j].id % (uint32_t)mods[m], 0);
             for (size_t j = 1; j < nh; j++) assert_true(hits[j - 1].score >= hits[j].score);
         }
