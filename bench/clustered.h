@@ -40,7 +40,7 @@ typedef struct bench_clustered_params {
  * the fit side by side); dim may differ, the shape is kept. */
 static inline bench_clustered_params bench_clustered_defaults(int dim) {
     return (bench_clustered_params){.seed = 0x5EEDFACEull, .dim = dim, .w_global = 0.915, .w_person = 0.336,
-                                    .w_noise = 0.221, .alpha = 1.0, .noise_spread = 0.35, .max_faces = 50};
+                                    .w_noise = 0.221, .alpha = 0.85, .noise_spread = 0.2, .max_faces = 50};
 }
 
 /* splitmix64: a good 64-bit stream from any state, so per-person and per-face
