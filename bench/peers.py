@@ -97,20 +97,22 @@ def build_hnswlib(base, m, efc, threads, ids=None):
     ix.init_index(max_elements=len(base), M=m, ef_construction=efc, random_seed=100)
     ix.set_num_threads(threads)
     t0 = time.perf_counter()
-    ix.add_items(base, np.arange(len(base)) if ids is None else ids)
+    ix.add_items(base, np.arange(len(base)) if ids is None else ids, num_threads=threads)
     return ix, time.perf_counter() - t0
 
 
 def hnswlib_search(ix, queries, ef, threads):
     ix.set_ef(max(ef, 10))
     ix.set_num_threads(threads)
-    return ix.knn_query(queries, k=10)[0]
+    return ix.knn_query(queries, k=10, num_threads=threads)[0]
 
 
 def bench_hnswlib(a, base, queries, truth):
-    ix, b1 = build_hnswlib(base, a.m, a.ef_construction, 1)
-    del ix
-    gc.collect()
+    b1 = None
+    if not a.skip_1_thread_build:
+        ix, b1 = build_hnswlib(base, a.m, a.ef_construction, 1)
+        del ix
+        gc.collect()
     ix, b2 = build_hnswlib(base, a.m, a.ef_construction, 2)
     mem = rss_mb()
     for ef in a.ef:
@@ -157,9 +159,11 @@ def build_faiss(kind, base, m, efc, threads):
 
 def bench_faiss(kind, a, base, queries, truth):
     import faiss
-    ix, b1 = build_faiss(kind, base, a.m, a.ef_construction, 1)
-    del ix
-    gc.collect()
+    b1 = None
+    if not a.skip_1_thread_build:
+        ix, b1 = build_faiss(kind, base, a.m, a.ef_construction, 1)
+        del ix
+        gc.collect()
     ix, b2 = build_faiss(kind, base, a.m, a.ef_construction, 2)
     mem = rss_mb()
     for ef in a.ef:
@@ -185,6 +189,7 @@ def main():
     ap.add_argument("--ef", default="10,20,40,80,160")
     ap.add_argument("--only", default="exact,hnswlib,faiss_hnsw_flat,faiss_hnsw_sq8")
     ap.add_argument("--no-delete", action="store_true")
+    ap.add_argument("--skip-1-thread-build", action="store_true", help="build with 2 threads only (1M points)")
     a = ap.parse_args()
     a.ef = [int(x) for x in a.ef.split(",")]
     base, _, queries, people = load(a.file)
