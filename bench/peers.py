@@ -5,7 +5,8 @@ and FAISS IndexHNSWFlat / IndexHNSWSQ (8-bit) from Debian's packages
 
   build/bench_clustered --points 100000 --out /tmp/c.vscl
   bench/peers.py /tmp/c.vscl [--m 16] [--ef-construction 200] [--ef 10,20,40,80,160]
-                 [--only hnswlib,faiss_hnsw_flat,faiss_hnsw_sq8] [--no-delete]
+                 [--only hnswlib,faiss_hnsw_flat,faiss_hnsw_sq8] [--no-delete] [--skip-1-thread-build]
+  bench/peers.py --table OUT.jsonl...   (a markdown table of earlier outputs)
 
 Prints one JSON line per measured configuration, in the issue 11 contract:
 {"bench":"search","index","points","ef_search","recall_at_10","p50_ms","p99_ms",
@@ -181,7 +182,25 @@ def bench_faiss(kind, a, base, queries, truth):
          rss_mb=mem, note="FAISS IndexHNSW has no delete (remove_ids not implemented): rebuild is the only way")
 
 
+def table(paths):
+    """A markdown table of the search lines of peers.py outputs (docs/system.md)."""
+    print("| points | index | ef_search | recall@10 | p50 ms (1 thread) | p99 ms | QPS 2 threads | build s (1 / 2 threads) | RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path in paths:
+        for line in open(path):
+            j = json.loads(line)
+            if j.get("bench") != "search" or j.get("phase") or j.get("recall_at_10") is None:
+                continue
+            qps = "-" if j.get("qps_2_threads") is None else f"{j['qps_2_threads']:.0f}"
+            b1 = j.get("build_s_1_thread")
+            build = f"{'-' if b1 is None else f'{b1:.0f}'} / {j.get('build_s_2_threads', 0):.0f}"
+            print(f"| {j['points']} | {j['index']} | {j['ef_search']} | {j['recall_at_10']:.4f} | {j['p50_ms']:.3f} | "
+                  f"{j['p99_ms']:.3f} | {qps} | {build} | {j['rss_mb']} |")
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--table":
+        return table(sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
     ap.add_argument("--m", type=int, default=16)
