@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages visage builds and tests with, only those missing.
-# Usage: scripts/deps.sh [--test]   (--test adds what the test suite needs)
+# Usage: scripts/deps.sh [--test] [--bench]   (--test adds what the test suite needs; --bench the
+# index benchmark's peers, bench/peers.py: Debian's hnswlib and FAISS; CI does not install them)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxnnpack-dev libpthreadpool-dev libturbojpeg0-dev libpng-dev
       libwebp-dev libgif-dev libjansson-dev libssl-dev libsqlite3-dev libmicrohttpd-dev
@@ -9,7 +10,13 @@ pkgs=(build-essential cmake pkg-config libxnnpack-dev libpthreadpool-dev libturb
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 # clang with its runtime libraries (libclang-rt-dev: libFuzzer and the
 # sanitizers, only a Recommends of clang on Debian 12) for tests/fuzz/run.sh
-if [ "${1:-}" = "--test" ]; then pkgs+=(libcmocka-dev bc chromium redis-server clang libclang-rt-dev); fi
+for arg in "$@"; do
+  case "$arg" in
+    --test) pkgs+=(libcmocka-dev bc chromium redis-server clang libclang-rt-dev) ;;
+    --bench) pkgs+=(python3-numpy python3-hnswlib python3-faiss) ;;
+    *) echo "usage: scripts/deps.sh [--test] [--bench]" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
