@@ -156,7 +156,8 @@ int main(int argc, char **argv) {
 
     vs_hnsw *h = NULL;
     vs_error e = {0};
-    if (vs_hnsw_new(g_dim, m, efc, 1, &h, &e) || vs_hnsw_set_quant_clip(h, clip, &e)) bench_die("bench_hnsw", "new", &e);
+    vs_hnsw_cfg hc = {.dim = g_dim, .M = m, .ef_construction = efc, .seed = 1, .quant_clip = clip};
+    if (vs_hnsw_new(&hc, &h, &e)) bench_die("bench_hnsw", "new", &e);
     double t0 = bench_now_ms();
     for (int i = 0; i < n; i++)
         if (vs_hnsw_insert(h, (uint32_t)i, x + (size_t)i * g_dim, &e)) bench_die("bench_hnsw", "insert", &e);
@@ -185,7 +186,7 @@ int main(int argc, char **argv) {
     truth_all(x, n, live, q, truth);
     for (size_t i = 0; i < 3; i++) measure(h, q, truth, n - del, efs[i], "after_30pct_deletes");
     vs_hnsw_free(h);
-    if (vs_hnsw_new(g_dim, m, efc, 1, &h, &e) || vs_hnsw_set_quant_clip(h, clip, &e)) bench_die("bench_hnsw", "new", &e);
+    if (vs_hnsw_new(&hc, &h, &e)) bench_die("bench_hnsw", "new", &e);
     for (int i = 0; i < n; i++)
         if (live[i] && vs_hnsw_insert(h, (uint32_t)i, x + (size_t)i * g_dim, &e)) bench_die("bench_hnsw", "insert", &e);
     for (size_t i = 0; i < 3; i++) measure(h, q, truth, n - del, efs[i], "fresh_build_of_remaining");

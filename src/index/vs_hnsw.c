@@ -28,9 +28,9 @@
 
 #define HNSW_LEVEL_MAX 16
 
-/* One point. One allocation: this header, then v (dim float32), then links
- * (level 0: M0 slots, each upper level: M slots), then cnt (level + 1), then
- * q (dim int8). */
+/* One point. One allocation: this header, then v (dim float32, only when
+ * the graph keeps its own copies), then links (level 0: M0 slots, each upper
+ * level: M slots), then cnt (level + 1), then q (dim int8). */
 typedef struct hnsw_node {
     uint32_t id;
     int level;
@@ -64,6 +64,9 @@ typedef struct hnsw_heap {
 struct vs_hnsw {
     int dim, M, M0, efc;
     float clip;              /* <= 0: per-vector scale */
+    int own_v;               /* nodes carry float32 copies (no vector_of) */
+    vs_hnsw_vector_fn vector_of;
+    void *vector_ctx;
     double level_mult;       /* 1 / ln(M) */
     uint64_t rng;
     hnsw_node **nodes;       /* indexed by id, NULL when absent */
@@ -229,23 +232,35 @@ static uint32_t *hnsw_links(const vs_hnsw *h, const hnsw_node *n, int l) {
 /* Bytes of one node of the given level. */
 static size_t hnsw_node_size(const vs_hnsw *h, int level) {
     size_t links = (size_t)h->M0 + (size_t)level * h->M;
-    return sizeof(hnsw_node) + (size_t)h->dim * sizeof(float) + links * sizeof(uint32_t) +
+    return sizeof(hnsw_node) + (h->own_v ? (size_t)h->dim * sizeof(float) : 0) + links * sizeof(uint32_t) +
            (size_t)(level + 1) * sizeof(uint16_t) + (size_t)h->dim;
 }
 
-/* Allocates a node for id at level with vec copied and quantised. */
-static hnsw_node *hnsw_node_new(vs_hnsw *h, uint32_t id, int level, const float *vec) {
+/* Allocates an empty node for id at level (links, counts and q zeroed). */
+static hnsw_node *hnsw_node_alloc(vs_hnsw *h, uint32_t id, int level) {
     size_t sz = hnsw_node_size(h, level);
     hnsw_node *n = vs_calloc(1, sz);
     if (!n) return NULL;
     n->id = id, n->level = level;
-    memcpy(n->v, vec, (size_t)h->dim * sizeof(float));
-    n->links = (uint32_t *)(n->v + h->dim);
+    n->links = (uint32_t *)(n->v + (h->own_v ? h->dim : 0));
     n->cnt = (uint16_t *)(n->links + h->M0 + (size_t)level * h->M);
     n->q = (int8_t *)(n->cnt + level + 1);
-    n->scale = hnsw_quantise(h, vec, n->q);
     h->bytes += sz;
     return n;
+}
+
+/* Allocates a node for id at level with vec quantised (and copied). */
+static hnsw_node *hnsw_node_new(vs_hnsw *h, uint32_t id, int level, const float *vec) {
+    hnsw_node *n = hnsw_node_alloc(h, id, level);
+    if (!n) return NULL;
+    if (h->own_v) memcpy(n->v, vec, (size_t)h->dim * sizeof(float));
+    n->scale = hnsw_quantise(h, vec, n->q);
+    return n;
+}
+
+/* The float32 vector of node n, for the re-rank. */
+static const float *hnsw_vec(const vs_hnsw *h, const hnsw_node *n) {
+    return h->own_v ? n->v : h->vector_of(h->vector_ctx, n->id);
 }
 
 /* Draws a level by the usual exponential rule: floor(-ln(U) / ln(M)). */
@@ -403,8 +418,9 @@ static int hnsw_link(vs_hnsw *h, hnsw_node *a, hnsw_node *b, int l) {
 
 /* ---- public API --------------------------------------------------------- */
 
-vs_err vs_hnsw_new(int dim, int M, int ef_construction, uint64_t seed, vs_hnsw **out, vs_error *e) {
+vs_err vs_hnsw_new(const vs_hnsw_cfg *cfg, vs_hnsw **out, vs_error *e) {
     *out = NULL;
+    int dim = cfg->dim, M = cfg->M, ef_construction = cfg->ef_construction;
     if (dim < 1 || dim > VS_HNSW_DIM_MAX)
         return vs_fail(e, VS_ERR_INVALID_ARG, "hnsw new: dim %d not in [1, %d]", dim, VS_HNSW_DIM_MAX);
     if (M < 2 || M > VS_HNSW_M_MAX)
@@ -416,7 +432,10 @@ vs_err vs_hnsw_new(int dim, int M, int ef_construction, uint64_t seed, vs_hnsw *
     if (!h) return vs_fail(e, VS_ERR_NOMEM, "hnsw new: graph struct");
     h->dim = dim, h->M = M, h->M0 = 2 * M, h->efc = ef_construction;
     h->level_mult = 1.0 / log((double)M);
-    h->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+    h->rng = cfg->seed ? cfg->seed : 0x9E3779B97F4A7C15ull;
+    h->clip = cfg->quant_clip;
+    h->own_v = cfg->vector_of == NULL;
+    h->vector_of = cfg->vector_of, h->vector_ctx = cfg->vector_ctx;
     pthread_rwlock_init(&h->lock, NULL);
     pthread_mutex_init(&h->vis_mu, NULL);
     *out = h;
@@ -436,15 +455,6 @@ void vs_hnsw_free(vs_hnsw *h) {
     pthread_rwlock_destroy(&h->lock);
     pthread_mutex_destroy(&h->vis_mu);
     vs_free(h);
-}
-
-vs_err vs_hnsw_set_quant_clip(vs_hnsw *h, float clip, vs_error *e) {
-    pthread_rwlock_wrlock(&h->lock);
-    vs_err rc = VS_OK;
-    if (h->count) rc = vs_fail(e, VS_ERR_INVALID_ARG, "hnsw quant clip: graph not empty");
-    else h->clip = clip;
-    pthread_rwlock_unlock(&h->lock);
-    return rc;
 }
 
 /* Grows the id table to hold id (doubling). */
@@ -618,7 +628,7 @@ vs_err vs_hnsw_delete(vs_hnsw *h, uint32_t id, vs_error *e) {
 
 /* Re-ranks res on float32 and writes the best k to out. */
 static size_t hnsw_rerank(vs_hnsw *h, const float *query, hnsw_heap *res, size_t k, vs_hnsw_hit *out) {
-    for (size_t i = 0; i < res->n; i++) res->a[i].s = hnsw_dot_f32(query, h->nodes[res->a[i].id]->v, h->dim);
+    for (size_t i = 0; i < res->n; i++) res->a[i].s = hnsw_dot_f32(query, hnsw_vec(h, h->nodes[res->a[i].id]), h->dim);
     qsort(res->a, res->n, sizeof *res->a, cand_desc);
     size_t n = res->n < k ? res->n : k;
     for (size_t i = 0; i < n; i++) out[i] = (vs_hnsw_hit){res->a[i].id, res->a[i].s};
@@ -672,6 +682,138 @@ size_t vs_hnsw_bytes(vs_hnsw *h) {
     size_t b = h->bytes + sizeof *h;
     pthread_rwlock_unlock(&h->lock);
     return b;
+}
+
+/* ---- save / load -------------------------------------------------------- */
+
+/* Stream layout (host byte order; the file is a cache of this machine's
+ * index, rebuilt from the log when unreadable):
+ *   u32 magic "VSHG" | u32 version | u32 dim | u32 M | u32 own_v | f32 clip |
+ *   u64 rng | u64 count | u32 entry id (UINT32_MAX: empty)
+ *   count nodes in increasing id: u32 id | u32 level | f32 scale |
+ *     u16 cnt[level + 1] | u32 links of each level | i8 q[dim] | [f32 v[dim]] */
+#define HNSW_MAGIC 0x47485356u   /* "VSHG" */
+#define HNSW_VERSION 1u
+
+typedef struct hnsw_hdr {
+    uint32_t magic, version, dim, M, own_v;
+    float clip;
+    uint64_t rng, count;
+    uint32_t entry;
+} hnsw_hdr;
+
+/* Writes one node. */
+static vs_err hnsw_save_node(const vs_hnsw *h, const hnsw_node *n, vs_hnsw_write_fn w, void *ctx, vs_error *e) {
+    uint32_t head[2] = {n->id, (uint32_t)n->level};
+    vs_err rc = w(ctx, head, sizeof head, e);
+    if (!rc) rc = w(ctx, &n->scale, sizeof n->scale, e);
+    if (!rc) rc = w(ctx, n->cnt, (size_t)(n->level + 1) * sizeof *n->cnt, e);
+    for (int l = 0; l <= n->level && !rc; l++)
+        if (n->cnt[l]) rc = w(ctx, hnsw_links(h, n, l), (size_t)n->cnt[l] * sizeof(uint32_t), e);
+    if (!rc) rc = w(ctx, n->q, (size_t)h->dim, e);
+    if (!rc && h->own_v) rc = w(ctx, n->v, (size_t)h->dim * sizeof(float), e);
+    return rc;
+}
+
+vs_err vs_hnsw_save(vs_hnsw *h, vs_hnsw_write_fn w, void *ctx, vs_error *e) {
+    pthread_rwlock_rdlock(&h->lock);
+    hnsw_hdr hd = {HNSW_MAGIC, HNSW_VERSION, (uint32_t)h->dim, (uint32_t)h->M, (uint32_t)h->own_v, h->clip,
+                   h->rng, h->count, h->entry ? h->entry->id : UINT32_MAX};
+    vs_err rc = w(ctx, &hd, sizeof hd, e);
+    for (uint32_t i = 0; i < h->cap && !rc; i++)
+        if (h->nodes[i]) rc = hnsw_save_node(h, h->nodes[i], w, ctx, e);
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}
+
+/* Reads one node after `prev` (ids strictly increase) into h->nodes. */
+static vs_err hnsw_load_node(vs_hnsw *h, vs_hnsw_read_fn r, void *ctx, int64_t prev, uint32_t *id_out,
+                             vs_error *e) {
+    uint32_t head[2];
+    float scale;
+    vs_err rc = r(ctx, head, sizeof head, e);
+    if (!rc) rc = r(ctx, &scale, sizeof scale, e);
+    if (rc) return rc;
+    if ((int64_t)head[0] <= prev || head[0] >= VS_HNSW_ID_MAX || head[1] > HNSW_LEVEL_MAX || !isfinite(scale))
+        return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: node after %lld has id %u level %u", (long long)prev,
+                       head[0], head[1]);
+    if ((rc = hnsw_reserve(h, head[0], e))) return rc;
+    hnsw_node *n = hnsw_node_alloc(h, head[0], (int)head[1]);
+    if (!n) return vs_fail(e, VS_ERR_NOMEM, "hnsw load: node %u", head[0]);
+    h->nodes[n->id] = n;   /* owned by the graph from here: freed with it on error */
+    h->count++;
+    n->scale = scale;
+    if ((rc = r(ctx, n->cnt, (size_t)(n->level + 1) * sizeof *n->cnt, e))) return rc;
+    for (int l = 0; l <= n->level; l++) {
+        if (n->cnt[l] > hnsw_cap(h, l))
+            return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: node %u level %d has %u links", n->id, l, n->cnt[l]);
+        if (n->cnt[l] && (rc = r(ctx, hnsw_links(h, n, l), (size_t)n->cnt[l] * sizeof(uint32_t), e))) return rc;
+    }
+    if ((rc = r(ctx, n->q, (size_t)h->dim, e))) return rc;
+    if (h->own_v && (rc = r(ctx, n->v, (size_t)h->dim * sizeof(float), e))) return rc;
+    *id_out = n->id;
+    return VS_OK;
+}
+
+/* Every link of every node names a live node of at least that level, never
+ * itself; the entry point exists and has the top level. */
+static vs_err hnsw_load_check(vs_hnsw *h, uint32_t entry, vs_error *e) {
+    int top = -1;
+    for (uint32_t i = 0; i < h->cap; i++) {
+        const hnsw_node *n = h->nodes[i];
+        if (!n) continue;
+        if (n->level > top) top = n->level;
+        for (int l = 0; l <= n->level; l++) {
+            const uint32_t *ln = hnsw_links(h, n, l);
+            for (int k = 0; k < n->cnt[l]; k++)
+                if (ln[k] >= h->cap || !h->nodes[ln[k]] || ln[k] == i || h->nodes[ln[k]]->level < l)
+                    return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: node %u level %d links to bad %u", i, l, ln[k]);
+        }
+    }
+    if (!h->count) return entry == UINT32_MAX ? VS_OK : vs_fail(e, VS_ERR_CORRUPT, "hnsw load: empty graph has an entry");
+    if (entry >= h->cap || !h->nodes[entry] || h->nodes[entry]->level != top)
+        return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: entry point %u missing or not on top level %d", entry, top);
+    h->entry = h->nodes[entry];
+    return VS_OK;
+}
+
+vs_err vs_hnsw_load(const vs_hnsw_cfg *cfg, vs_hnsw_read_fn r, void *ctx, vs_hnsw **out, vs_error *e) {
+    *out = NULL;
+    hnsw_hdr hd;
+    vs_err rc = r(ctx, &hd, sizeof hd, e);
+    if (rc) return rc;
+    if (hd.magic != HNSW_MAGIC || hd.version != HNSW_VERSION)
+        return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: not a graph (magic %08x version %u)", hd.magic, hd.version);
+    int own_v = cfg->vector_of == NULL;
+    if (hd.dim != (uint32_t)cfg->dim || hd.M != (uint32_t)cfg->M || hd.own_v != (uint32_t)own_v)
+        return vs_fail(e, VS_ERR_INVALID_ARG, "hnsw load: saved dim %u M %u float copies %u, wanted %d %d %d",
+                       hd.dim, hd.M, hd.own_v, cfg->dim, cfg->M, own_v);
+    if (hd.count > VS_HNSW_ID_MAX || !isfinite(hd.clip))
+        return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: count %llu", (unsigned long long)hd.count);
+    vs_hnsw_cfg c = *cfg;
+    c.quant_clip = hd.clip, c.seed = hd.rng;
+    vs_hnsw *h;
+    if ((rc = vs_hnsw_new(&c, &h, e))) return rc;
+    int64_t prev = -1;
+    for (uint64_t i = 0; i < hd.count && !rc; i++) {
+        uint32_t id = 0;
+        rc = hnsw_load_node(h, r, ctx, prev, &id, e);
+        prev = id;
+    }
+    if (!rc) rc = hnsw_load_check(h, hd.entry, e);
+    if (rc) {
+        vs_hnsw_free(h);
+        return rc;
+    }
+    *out = h;
+    return VS_OK;
+}
+
+void vs_hnsw_foreach(vs_hnsw *h, int (*cb)(void *ctx, uint32_t id), void *ctx) {
+    pthread_rwlock_rdlock(&h->lock);
+    for (uint32_t i = 0; i < h->cap; i++)
+        if (h->nodes[i] && cb(ctx, i)) break;
+    pthread_rwlock_unlock(&h->lock);
 }
 
 /* Checks one node's lists; VS_OK or the first broken invariant. */

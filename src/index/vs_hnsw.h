@@ -43,18 +43,30 @@ typedef struct vs_hnsw_hit {
  * read lock held: it must not call back into the same graph's writers. */
 typedef int (*vs_hnsw_filter)(void *ctx, uint32_t id);
 
-/* Creates an empty graph in *out. dim in [1, VS_HNSW_DIM_MAX], M in
- * [2, VS_HNSW_M_MAX] (links per node on upper levels; 2*M on level 0),
- * ef_construction in [1, VS_HNSW_EF_MAX]; seed drives level draws, so the same
- * inserts in the same order build the same graph. The caller frees it with
- * vs_hnsw_free. */
-vs_err vs_hnsw_new(int dim, int M, int ef_construction, uint64_t seed, vs_hnsw **out, vs_error *e);
-void vs_hnsw_free(vs_hnsw *h);
+/* Full-precision vector of stored id, for the final re-rank. Called with the
+ * graph's read lock held; must return dim floats valid until it returns. */
+typedef const float *(*vs_hnsw_vector_fn)(void *ctx, uint32_t id);
 
-/* Quantisation choice, only while the graph is empty: clip <= 0 (default)
- * scales each vector by its own max |component|; clip > 0 uses one global
- * symmetric scale clip/127 with components clamped to [-clip, clip]. */
-vs_err vs_hnsw_set_quant_clip(vs_hnsw *h, float clip, vs_error *e);
+/* How a graph is built. dim in [1, VS_HNSW_DIM_MAX]; M in [2, VS_HNSW_M_MAX]
+ * (links per node on upper levels, 2*M on level 0); ef_construction in
+ * [1, VS_HNSW_EF_MAX]; seed drives level draws, so the same inserts in the
+ * same order build the same graph. quant_clip <= 0 scales each vector by its
+ * own max |component|; > 0 uses one symmetric scale clip/127 with components
+ * clamped to [-clip, clip]. vector_of == NULL: the graph keeps its own
+ * float32 copy of every vector (dim * 4 bytes a node); otherwise it keeps
+ * only the int8 copy and asks vector_of(vector_ctx, id) at re-rank time, so
+ * a caller that already holds the vectors does not pay for them twice. */
+typedef struct vs_hnsw_cfg {
+    int dim, M, ef_construction;
+    uint64_t seed;
+    float quant_clip;
+    vs_hnsw_vector_fn vector_of;
+    void *vector_ctx;
+} vs_hnsw_cfg;
+
+/* Creates an empty graph in *out; the caller frees it with vs_hnsw_free. */
+vs_err vs_hnsw_new(const vs_hnsw_cfg *cfg, vs_hnsw **out, vs_error *e);
+void vs_hnsw_free(vs_hnsw *h);
 
 /* Inserts vec (dim floats, expected L2-normalised; copied) under id, replacing
  * a point already stored under that id. id < VS_HNSW_ID_MAX. */
@@ -76,6 +88,28 @@ vs_err vs_hnsw_search(vs_hnsw *h, const float *query, size_t k, int ef_search,
 size_t vs_hnsw_count(vs_hnsw *h);           /* points stored */
 int vs_hnsw_contains(vs_hnsw *h, uint32_t id);
 size_t vs_hnsw_bytes(vs_hnsw *h);           /* heap held by nodes + id table */
+
+/* Byte stream callbacks for save/load: VS_OK after moving exactly n bytes. */
+typedef vs_err (*vs_hnsw_write_fn)(void *ctx, const void *buf, size_t n, vs_error *e);
+typedef vs_err (*vs_hnsw_read_fn)(void *ctx, void *buf, size_t n, vs_error *e);
+
+/* Writes the whole graph (parameters, entry point, every node's level, links
+ * and int8 vector; float32 copies too when the graph keeps them) to w, under
+ * the read lock: searches go on, writers wait. Framing, checksums and atomic
+ * replacement of files are the caller's (vs_index_embedded.c). */
+vs_err vs_hnsw_save(vs_hnsw *h, vs_hnsw_write_fn w, void *ctx, vs_error *e);
+
+/* Reads a graph written by vs_hnsw_save into a new *out. cfg must name the
+ * same dim, M and float-copy mode as the saved graph (VS_ERR_INVALID_ARG
+ * naming the difference otherwise: the caller rebuilds); ef_construction,
+ * vector_of and vector_ctx are taken from cfg. Every count, level and link
+ * read is bounds-checked, so a damaged stream gives VS_ERR_CORRUPT, never an
+ * out-of-range access. */
+vs_err vs_hnsw_load(const vs_hnsw_cfg *cfg, vs_hnsw_read_fn r, void *ctx, vs_hnsw **out, vs_error *e);
+
+/* Calls cb for every stored id in increasing order; stops on non-zero. Read
+ * lock held: cb must not call the graph's writers. */
+void vs_hnsw_foreach(vs_hnsw *h, int (*cb)(void *ctx, uint32_t id), void *ctx);
 
 /* Checks the invariants: every link names a live node, links are symmetric,
  * no self or duplicate links, counts within caps, the entry point has the top

@@ -32,7 +32,7 @@
 #define DIM 128
 #define N_QUERIES 200
 #define K 10
-#define M 16
+#define M_LINKS 16
 #define EFC 100
 #define EF 64
 
@@ -114,11 +114,24 @@ static double recall(vs_hnsw *h, const data *d, const unsigned char *live, int e
     return sum / d->nq;
 }
 
+/* vector_of for graphs over a data set: row id of d->x. */
+static const float *row_of(void *ctx, uint32_t id) {
+    const data *d = ctx;
+    return d->x + (size_t)id * d->dim;
+}
+
+/* Graph parameters over d; the float32 vectors stay in d (row_of). */
+static vs_hnsw_cfg cfg_of(const data *d, uint64_t seed) {
+    return (vs_hnsw_cfg){.dim = d->dim, .M = M_LINKS, .ef_construction = EFC, .seed = seed,
+                         .vector_of = row_of, .vector_ctx = (void *)d};
+}
+
 /* Builds a graph of the rows with live[i] (NULL: all). */
 static vs_hnsw *build(const data *d, const unsigned char *live, uint64_t seed) {
     vs_hnsw *h = NULL;
     vs_error e = {0};
-    assert_ok(vs_hnsw_new(d->dim, M, EFC, seed, &h, &e), e);
+    vs_hnsw_cfg c = cfg_of(d, seed);
+    assert_ok(vs_hnsw_new(&c, &h, &e), e);
     double t0 = now_ms();
     for (int i = 0; i < d->n; i++)
         if (!live || live[i]) assert_ok(vs_hnsw_insert(h, (uint32_t)i, d->x + (size_t)i * d->dim, &e), e);
@@ -257,7 +270,8 @@ static void test_small(void **state) {
     (void)state;
     vs_hnsw *h = NULL;
     vs_error e = {0};
-    assert_ok(vs_hnsw_new(4, 4, 16, 5, &h, &e), e);
+    vs_hnsw_cfg c = {.dim = 4, .M = 4, .ef_construction = 16, .seed = 5};   /* own float copies */
+    assert_ok(vs_hnsw_new(&c, &h, &e), e);
     float v[4] = {1, 0, 0, 0}, w[4] = {0, 1, 0, 0}, q[4] = {0.6f, 0.8f, 0, 0};
     vs_hnsw_hit hits[3];
     size_t nh = 99;
@@ -291,9 +305,10 @@ static void test_small(void **state) {
     assert_int_equal(vs_hnsw_insert(h, VS_HNSW_ID_MAX, v, &e), VS_ERR_INVALID_ARG);
     assert_int_equal(vs_hnsw_search(h, q, 3, 0, NULL, NULL, hits, &nh, &e), VS_ERR_INVALID_ARG);
     vs_hnsw_free(h);
-    assert_int_equal(vs_hnsw_new(0, 16, 100, 1, &h, &e), VS_ERR_INVALID_ARG);
-    assert_int_equal(vs_hnsw_new(8, 1, 100, 1, &h, &e), VS_ERR_INVALID_ARG);
-    assert_int_equal(vs_hnsw_new(8, 16, 0, 1, &h, &e), VS_ERR_INVALID_ARG);
+    const vs_hnsw_cfg bad[3] = {{.dim = 0, .M = 16, .ef_construction = 100},
+                                {.dim = 8, .M = 1, .ef_construction = 100},
+                                {.dim = 8, .M = 16, .ef_construction = 0}};
+    for (int i = 0; i < 3; i++) assert_int_equal(vs_hnsw_new(&bad[i], &h, &e), VS_ERR_INVALID_ARG);
     assert_null(h);
 }
 
@@ -352,12 +367,123 @@ static void test_concurrent(void **state) {
     free_data(&d);
 }
 
+/* A growable byte buffer as the save/load stream; `limit` cuts reads short. */
+typedef struct stream {
+    unsigned char *b;
+    size_t n, cap, pos, limit;
+} stream;
+
+static vs_err stream_write(void *ctx, const void *buf, size_t n, vs_error *e) {
+    (void)e;
+    stream *s = ctx;
+    if (s->n + n > s->cap) {
+        s->cap = (s->n + n) * 2;
+        s->b = realloc(s->b, s->cap);
+        assert_non_null(s->b);
+    }
+    memcpy(s->b + s->n, buf, n);
+    s->n += n;
+    return VS_OK;
+}
+
+static vs_err stream_read(void *ctx, void *buf, size_t n, vs_error *e) {
+    stream *s = ctx;
+    size_t end = s->limit < s->n ? s->limit : s->n;
+    if (s->pos + n > end) return vs_fail(e, VS_ERR_CORRUPT, "stream: %zu bytes wanted at %zu of %zu", n, s->pos, end);
+    memcpy(buf, s->b + s->pos, n);
+    s->pos += n;
+    return VS_OK;
+}
+
+/* Same hits (ids and scores) for every query. */
+static void assert_same_search(vs_hnsw *a, vs_hnsw *b, const data *d) {
+    vs_error e = {0};
+    for (int qi = 0; qi < d->nq; qi++) {
+        vs_hnsw_hit ha[K], hb[K];
+        size_t na, nb;
+        assert_ok(vs_hnsw_search(a, d->q + (size_t)qi * d->dim, K, EF, NULL, NULL, ha, &na, &e), e);
+        assert_ok(vs_hnsw_search(b, d->q + (size_t)qi * d->dim, K, EF, NULL, NULL, hb, &nb, &e), e);
+        assert_int_equal(na, nb);
+        for (size_t i = 0; i < na; i++) {
+            assert_int_equal(ha[i].id, hb[i].id);
+            assert_float_equal(ha[i].score, hb[i].score, 0);
+        }
+    }
+}
+
+/* Save then load gives the same graph: same searches, same later inserts
+ * (the level draws continue), valid; a wrong M or float mode is refused
+ * with INVALID_ARG; every truncation and a flipped header byte give an
+ * error, never a crash or a half graph. */
+static void test_save_load(void **state) {
+    (void)state;
+    data d = make_data(N_CONC, 40, DIM, 31);
+    unsigned char *live = malloc((size_t)d.n);
+    for (int i = 0; i < d.n; i++) live[i] = i % 9 != 4;   /* holes in the id range */
+    vs_hnsw *h = build(&d, live, 8);
+    vs_error e = {0};
+    stream s = {0};
+    assert_ok(vs_hnsw_save(h, stream_write, &s, &e), e);
+    printf("# saved %zu points in %zu bytes\n", vs_hnsw_count(h), s.n);
+    vs_hnsw_cfg c = cfg_of(&d, 999);   /* seed ignored: the saved one continues */
+    vs_hnsw *g = NULL;
+    s.limit = SIZE_MAX;
+    assert_ok(vs_hnsw_load(&c, stream_read, &s, &g, &e), e);
+    assert_int_equal(s.pos, s.n);
+    assert_int_equal(vs_hnsw_count(g), vs_hnsw_count(h));
+    assert_ok(vs_hnsw_validate(g, &e), e);
+    assert_same_search(h, g, &d);
+    for (int i = 4; i < d.n; i += 9) {   /* the same inserts build the same graph */
+        assert_ok(vs_hnsw_insert(h, (uint32_t)i, d.x + (size_t)i * DIM, &e), e);
+        assert_ok(vs_hnsw_insert(g, (uint32_t)i, d.x + (size_t)i * DIM, &e), e);
+    }
+    assert_same_search(h, g, &d);
+    assert_ok(vs_hnsw_delete(g, 5, &e), e);
+    assert_ok(vs_hnsw_validate(g, &e), e);
+    vs_hnsw_free(g);
+
+    c.M = M_LINKS + 2;
+    s.pos = 0;
+    assert_int_equal(vs_hnsw_load(&c, stream_read, &s, &g, &e), VS_ERR_INVALID_ARG);
+    c = cfg_of(&d, 1);
+    c.vector_of = NULL;
+    s.pos = 0;
+    assert_int_equal(vs_hnsw_load(&c, stream_read, &s, &g, &e), VS_ERR_INVALID_ARG);
+    c = cfg_of(&d, 1);
+    for (size_t cut = 0; cut < s.n; cut += cut < 200 ? 1 : 997) {
+        s.pos = 0, s.limit = cut;
+        assert_int_equal(vs_hnsw_load(&c, stream_read, &s, &g, &e), VS_ERR_CORRUPT);
+        assert_null(g);
+    }
+    s.limit = SIZE_MAX;
+    s.b[0] ^= 1;   /* magic */
+    s.pos = 0;
+    assert_int_equal(vs_hnsw_load(&c, stream_read, &s, &g, &e), VS_ERR_CORRUPT);
+    s.b[0] ^= 1;
+    s.n = 0;
+    vs_hnsw_free(h);
+
+    /* own float copies: saved and restored with the graph */
+    vs_hnsw_cfg own = {.dim = DIM, .M = M_LINKS, .ef_construction = EFC, .seed = 3};
+    assert_ok(vs_hnsw_new(&own, &h, &e), e);
+    for (int i = 0; i < 500; i++) assert_ok(vs_hnsw_insert(h, (uint32_t)i * 3, d.x + (size_t)i * DIM, &e), e);
+    assert_ok(vs_hnsw_save(h, stream_write, &s, &e), e);
+    s.pos = 0;
+    assert_ok(vs_hnsw_load(&own, stream_read, &s, &g, &e), e);
+    assert_same_search(h, g, &d);
+    vs_hnsw_free(g);
+    vs_hnsw_free(h);
+    free(s.b);
+    free(live);
+    free_data(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_shape), cmocka_unit_test(test_small),
         cmocka_unit_test(test_recall),     cmocka_unit_test(test_delete_recall),
         cmocka_unit_test(test_filters),    cmocka_unit_test(test_dim_1024),
-        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_concurrent), cmocka_unit_test(test_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
