@@ -468,6 +468,19 @@ int64_t vs_flat_find(const vs_flat *f, const char *id) {
     return map_get(&f->ids, f, id_key, str_hash(id), id);
 }
 
+int vs_flat_tenants(const vs_flat *f, int (*cb)(void *ctx, const char *tenant, size_t n), void *ctx) {
+    for (uint32_t b = 0; b < f->n_blocks; b++) {
+        int rc = cb(ctx, f->blocks[b].tenant, f->blocks[b].n);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+const float *vs_flat_vector(const vs_flat *f, uint32_t slot) {
+    const fpoint *p = &f->pts[slot];
+    return f->blocks[p->block].vecs + (size_t)p->row * (size_t)f->dim;
+}
+
 void vs_flat_view_of(const vs_flat *f, uint32_t slot, vs_flat_view *v) {
     const fpoint *p = &f->pts[slot];
     const fblock *b = &f->blocks[p->block];

@@ -108,6 +108,13 @@ void vs_flat_search_rows(const vs_flat *f, const float *query, const vs_filter *
 void vs_flat_merge(const vs_flat *f, const vs_flat_hit *const *parts, const int *n_parts, int np, int top_k,
                    vs_flat_hit *hits, int *n_hits);
 
+/* Calls cb with every tenant that has (or had) a block and its live point
+ * count; stops on non-zero. */
+int vs_flat_tenants(const vs_flat *f, int (*cb)(void *ctx, const char *tenant, size_t n), void *ctx);
+
+/* The float32 row of live slot (dim floats); valid until the next mutation. */
+const float *vs_flat_vector(const vs_flat *f, uint32_t slot);
+
 /* Calls cb for every live point (order unspecified); stops on non-zero. */
 int vs_flat_foreach(const vs_flat *f, int (*cb)(void *ctx, const vs_flat_view *v), void *ctx);
 

@@ -291,9 +291,14 @@ static void hnsw_drop_link(const vs_hnsw *h, hnsw_node *n, int l, uint32_t id) {
 
 /* Greedy beam search of level l from the entry candidates in *res (which it
  * replaces): keeps the ef best nodes that pass filter in res (a min-heap),
- * explores through nodes that do not. q/qs: the quantised query. */
+ * explores through nodes that do not. q/qs: the quantised query. With a
+ * filter the walk stops once it has not filled res after visiting
+ * HNSW_FILTER_VISITS(ef) nodes: a filter that few nodes pass would otherwise
+ * walk the whole graph, slower than the caller's exact scan of just them. */
+#define HNSW_FILTER_VISITS(ef) ((size_t)(ef) * 64 + 4096)
 static int hnsw_search_level(vs_hnsw *h, const int8_t *q, float qs, int ef, int l,
                              vs_hnsw_filter filter, void *ctx, hnsw_heap *res) {
+    size_t budget = filter ? HNSW_FILTER_VISITS(ef) : SIZE_MAX, visits = 0;
     hnsw_heap cand = {.max = 1};
     hnsw_visit *vis = visit_take(h);
     int rc = -1;
@@ -309,12 +314,14 @@ static int hnsw_search_level(vs_hnsw *h, const int8_t *q, float qs, int ef, int 
     while (cand.n) {
         hnsw_cand c = heap_pop(&cand);
         if (res->n >= (size_t)ef && c.s < res->a[0].s) break;
+        if (visits > budget) break;
         const hnsw_node *cn = h->nodes[c.id];
         const uint32_t *ln = hnsw_links(h, cn, l);
         for (int i = 0; i < cn->cnt[l]; i++) {
             uint32_t nb = ln[i];
             if (visit_seen(vis, nb)) continue;
             __builtin_prefetch(h->nodes[nb]);
+            visits++;
             hnsw_cand x = {hnsw_sim_q(h, q, qs, h->nodes[nb]), nb};
             if (res->n < (size_t)ef || x.s > res->a[0].s) {
                 if (heap_push(&cand, x) < 0) goto out_seeds;

@@ -80,7 +80,9 @@ vs_err vs_hnsw_delete(vs_hnsw *h, uint32_t id, vs_error *e);
 /* Top-k by inner product with query (dim floats): traverses with ef_search
  * (raised to k if smaller), keeps the ef best nodes that pass filter (NULL:
  * all), re-ranks them on float32 and writes the best min(k, found) to out,
- * best first. *n_out = number written. */
+ * best first. *n_out = number written. A filtered walk gives up after about
+ * 64 * ef + 4096 visits, so *n_out < k with a filter means "too selective
+ * for the graph": scan the nodes that pass it instead. */
 vs_err vs_hnsw_search(vs_hnsw *h, const float *query, size_t k, int ef_search,
                       vs_hnsw_filter filter, void *ctx, vs_hnsw_hit *out, size_t *n_out,
                       vs_error *e);

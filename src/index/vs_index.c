@@ -12,13 +12,18 @@
 #include "vs_index_qdrant.h"
 
 vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err) {
+    return vs_index_open_with(url, data_dir, NULL, out, err);
+}
+
+vs_err vs_index_open_with(const char *url, const char *data_dir, const vs_index_opts *opts, vs_index **out,
+                          vs_error *err) {
     if (!out) return vs_fail(err, VS_ERR_INVALID_ARG, "index open: no output pointer");
     *out = NULL;
     if (!url || !*url) return vs_fail(err, VS_ERR_INVALID_ARG, "index open: empty index URL");
     if (strcmp(url, "embedded") == 0) {
         if (!data_dir || !*data_dir)
             return vs_fail(err, VS_ERR_INVALID_ARG, "index open embedded: a data directory is required");
-        return vs_index_embedded_open(data_dir, out, err);
+        return vs_index_embedded_open_with(data_dir, opts, out, err);
     }
     if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
         return vs_index_qdrant_open(url, NULL, out, err);

@@ -31,6 +31,9 @@ typedef struct vs_filter {
     const char *site;
     const char *image_sha256;
     float min_quality;         /* payload "quality_score" >= this */
+    int exact;                 /* search only: scan every point even where an
+                                * approximate index exists (embedded: the
+                                * tenant's HNSW graph; Qdrant: params.exact) */
 } vs_filter;
 
 typedef struct vs_hit {
@@ -85,6 +88,20 @@ struct vs_index {
 
 /* url: "embedded" (data_dir required) or "http(s)://qdrant-host:6333". */
 vs_err vs_index_open(const char *url, const char *data_dir, vs_index **out, vs_error *err);
+
+/* Tuning of the embedded backend's approximate search (Qdrant tunes its
+ * own). Zero fields take the defaults. */
+typedef struct vs_index_opts {
+    int64_t ann_min_points;   /* a tenant with at least this many points is searched
+                               * through its HNSW graph (default 20000); < 0: never */
+    int ann_m;                /* graph links per node (default 16, level 0 has twice) */
+    int ann_ef_construction;  /* candidates kept while linking an insert (default 128) */
+    int ann_ef_search;        /* candidates kept while searching (default 96, at least top_k) */
+} vs_index_opts;
+
+/* vs_index_open with tuning; opts may be NULL (defaults). */
+vs_err vs_index_open_with(const char *url, const char *data_dir, const vs_index_opts *opts, vs_index **out,
+                          vs_error *err);
 void vs_hits_free(vs_hit *hits, int n);
 
 /* Every point of coll matching f, to cb, page by page (`page` per call of

@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "vs_alloc.h"
+#include "vs_ann.h"
 #include "vs_pool.h"
 #include "vs_flat.h"
 #include "vs_index_log.h"
@@ -71,6 +72,7 @@ typedef struct coll {
     int dim;
     vs_log *log;
     vs_flat *flat;
+    vs_ann *ann;                  /* graphs of the large tenants, over flat */
     int dropped;                  /* drop_collection ran: empty, refuses writes */
     pthread_mutex_t wmu;
     pthread_rwlock_t rw;
@@ -86,6 +88,7 @@ typedef struct emb {
     coll **gone;                  /* dropped: freed by close (callers may hold them) */
     int n_gone, cap_gone;
     vs_pool *scan;                /* splits a large search over the cores */
+    vs_ann_cfg ann_cfg;           /* resolved: graphs for tenants this large */
 } emb;
 
 /* A tenant block this large is scanned by every core at once: one core
@@ -171,6 +174,7 @@ static coll *coll_new(const emb *e, const char *name) {
 
 static void coll_free(coll *c) {
     if (!c) return;
+    vs_ann_free(c->ann);
     vs_flat_free(c->flat);
     vs_log_close(c->log);
     pthread_rwlock_destroy(&c->rw);
@@ -288,6 +292,22 @@ static vs_err maybe_compact(coll *c, vs_error *err) {
     return vs_log_compact(c->log, compact_each, c, err);
 }
 
+/* vs_flat_tenants callback: builds the graph of a tenant past the bound. */
+static int ann_open_one(void *ctx, const char *tenant, size_t n) {
+    void **p = ctx;
+    coll *c = p[0];
+    (void)n;
+    return vs_ann_refresh(c->ann, tenant, p[1]) != VS_OK;
+}
+
+/* Gives a loaded collection its graphs: one per tenant past the bound. */
+static vs_err ann_open(const emb *e, coll *c, vs_error *err) {
+    if (!(c->ann = vs_ann_new(&e->ann_cfg, c->flat)))
+        return vs_fail(err, VS_ERR_NOMEM, "index %s: out of memory for its graphs", c->path);
+    void *ctx[2] = {c, err};
+    return vs_flat_tenants(c->flat, ann_open_one, ctx) ? (err ? err->code : VS_ERR_INTERNAL) : VS_OK;
+}
+
 /* Opens, replays and (when due) compacts the collection stored under name. */
 static vs_err load_collection(emb *e, const char *name, vs_error *err) {
     coll *c = coll_new(e, name);
@@ -301,6 +321,7 @@ static vs_err load_collection(emb *e, const char *name, vs_error *err) {
     }
     if (rc == VS_OK) rc = vs_log_replay(c->log, &sink, &truncated, err);
     if (rc == VS_OK) rc = maybe_compact(c, err);
+    if (rc == VS_OK) rc = ann_open(e, c, err);
     if (rc == VS_OK && registry_add(e, c) != VS_OK)
         rc = vs_fail(err, VS_ERR_NOMEM, "index log %s: out of memory", c->path);
     if (rc != VS_OK) {
@@ -347,7 +368,7 @@ static vs_err emb_ensure_collection(vs_index *ix, const char *name, int dim, con
     c->dim = dim;
     rc = vs_log_create(c->path, dim, model, err);
     if (rc == VS_OK) rc = vs_log_open(c->path, &c->log, err);
-    if (rc == VS_OK && !(c->flat = vs_flat_new(dim)))
+    if (rc == VS_OK && (!(c->flat = vs_flat_new(dim)) || !(c->ann = vs_ann_new(&e->ann_cfg, c->flat))))
         rc = vs_fail(err, VS_ERR_NOMEM, "index log %s: out of memory", c->path);
     if (rc == VS_OK && registry_add(e, c) != VS_OK)
         rc = vs_fail(err, VS_ERR_NOMEM, "index log %s: out of memory", c->path);
@@ -447,6 +468,36 @@ static void rec_of_entry(const vs_flat_entry *en, vs_log_rec *r) {
     r->vector = en->vector;
 }
 
+/* Takes the stored points with these ids out of their graphs. Caller holds
+ * wmu (the flat cannot change). */
+static void ann_forget_ids(coll *c, const vs_flat_entry *ents, int n) {
+    for (int i = 0; i < n; i++) {
+        int64_t s = vs_flat_find(c->flat, ents[i].id);
+        if (s >= 0) vs_ann_forget(c->ann, (uint32_t)s);
+    }
+}
+
+/* Puts the stored points with these ids into their tenants' graphs. */
+static void ann_note_ids(coll *c, const vs_flat_entry *ents, int n) {
+    for (int i = 0; i < n; i++) {
+        int64_t s = vs_flat_find(c->flat, ents[i].id);
+        if (s >= 0) vs_ann_note(c->ann, (uint32_t)s);
+    }
+}
+
+/* Builds (or drops) the graphs of the tenants these entries went to. A
+ * failed build leaves the tenant on exact search; the points are durable
+ * and visible, so the upsert still succeeded: the error is not returned. */
+static vs_err ann_refresh_ids(coll *c, const vs_flat_entry *ents, int n, vs_error *err) {
+    (void)err;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = strcmp(ents[j].tenant, ents[i].tenant) == 0;
+        if (!seen) vs_ann_refresh(c->ann, ents[i].tenant, NULL);
+    }
+    return VS_OK;
+}
+
 static vs_err emb_upsert(vs_index *ix, const char *name, const vs_point *pts, int n, vs_error *err) {
     coll *c;
     vs_err rc = coll_get((emb *)ix, name, "upsert", &c, err);
@@ -478,11 +529,16 @@ static vs_err emb_upsert(vs_index *ix, const char *name, const vs_point *pts, in
         with_ctx(err, rc, "upsert", c->name);
         goto out;
     }
-    /* 2. visible: reserve, then infallible puts, in one exclusive section. */
+    /* 2. visible: out of the graphs first (a replaced point may change
+     * tenant or vector), reserve, infallible puts in one exclusive section,
+     * then into the graphs of their tenants. */
+    ann_forget_ids(c, ents, n);
     pthread_rwlock_wrlock(&c->rw);
     rc = vs_flat_reserve(c->flat, ents, n, err);
     for (int i = 0; i < n && rc == VS_OK; i++) rc = vs_flat_put(c->flat, &ents[i], err);
     pthread_rwlock_unlock(&c->rw);
+    ann_note_ids(c, ents, n);   /* on failure: the old points go back */
+    if (rc == VS_OK) rc = ann_refresh_ids(c, ents, n, err);
     if (rc != VS_OK) { /* only reserve can fail: nothing was applied */
         vs_error rb;
         if (vs_log_rollback(c->log, &b, &rb) != VS_OK) { /* the log is now marked broken */
@@ -548,9 +604,16 @@ static vs_err delete_logged(coll *c, const char *op, const char *const *ids, siz
         return with_ctx(err, rc, op, c->name);
     }
     vs_log_batch_free(&b);
+    /* out of the graph before the slots are freed (and maybe reused) */
+    if (!vs_ann_forget_many(c->ann, tenant, n))
+        for (size_t i = 0; i < n; i++) {
+            int64_t s = vs_flat_find(c->flat, ids[i]);
+            if (s >= 0) vs_ann_forget(c->ann, (uint32_t)s);
+        }
     pthread_rwlock_wrlock(&c->rw);
     for (size_t i = 0; i < n; i++) *deleted += vs_flat_remove(c->flat, ids[i], tenant);
     pthread_rwlock_unlock(&c->rw);
+    vs_ann_refresh(c->ann, tenant, NULL);   /* rebuilds after a bulk drop; failure: exact search */
     return VS_OK;
 }
 
@@ -800,6 +863,26 @@ static void split_search(emb *e, const vs_flat *flat, uint32_t rows, const float
     vs_free(mem);
 }
 
+/* The tenant's graph answers when it has one and the filter lets it
+ * (vs_ann_search); hits under threshold are dropped. Every hit is checked to
+ * be a live point of the tenant matching the filter once more: the graph's
+ * invariant already promises it, and a tenant's results are the one place
+ * where a broken promise would leak another tenant's data. */
+static vs_err ann_search(coll *c, const float *query, const vs_filter *f, int k, float threshold, vs_flat_hit *out,
+                         int *n, int *used, vs_error *err) {
+    int got = 0;
+    vs_err rc = vs_ann_search(c->ann, query, f, k, out, &got, used, err);
+    if (rc != VS_OK) return with_ctx(err, rc, "search", c->name);
+    *n = 0;
+    for (int i = 0; i < got && *used; i++) {
+        if (!vs_flat_matches(c->flat, out[i].slot, f))
+            return vs_fail(err, VS_ERR_INTERNAL, "search %s: graph of %s returned slot %u of another point", c->name,
+                           f->tenant_id, out[i].slot);
+        if (out[i].score >= threshold) out[(*n)++] = out[i];
+    }
+    return VS_OK;
+}
+
 static vs_err emb_search(vs_index *ix, const char *name, const float *query, const vs_filter *f, int top_k,
                          float threshold, vs_hit **hits, int *n_hits, vs_error *err) {
     if (hits) *hits = NULL;
@@ -825,7 +908,9 @@ static vs_err emb_search(vs_index *ix, const char *name, const float *query, con
         rc = vs_fail(err, VS_ERR_NOMEM, "search %s (%s): out of memory for top_k %d", c->name, c->path, top_k);
         goto out;
     }
-    if (k > 0) split_search((emb *)ix, c->flat, (uint32_t)avail, query, f, k, threshold, fh, &n);
+    int approx = 0;
+    if (k > 0 && (rc = ann_search(c, query, f, k, threshold, fh, &n, &approx, err)) != VS_OK) goto out;
+    if (k > 0 && !approx) split_search((emb *)ix, c->flat, (uint32_t)avail, query, f, k, threshold, fh, &n);
     if (n > 0 && !(out = vs_calloc((size_t)n, sizeof *out))) {
         rc = vs_fail(err, VS_ERR_NOMEM, "search %s (%s): out of memory for %d hits", c->name, c->path, n);
         goto out;
@@ -924,6 +1009,7 @@ static vs_err emb_drop_collection(vs_index *ix, const char *name, vs_error *err)
         pthread_mutex_lock(&c->wmu);
         pthread_rwlock_wrlock(&c->rw);
         vs_flat *old = c->flat;
+        vs_ann_clear(c->ann);   /* before its flat goes; no writer can refill it (dropped) */
         c->flat = empty;
         c->dropped = 1;
         pthread_rwlock_unlock(&c->rw);
@@ -963,6 +1049,7 @@ vs_err vs_index_embedded_validate(vs_index *ix, const char *name, vs_error *err)
     pthread_mutex_lock(&c->wmu); /* no group half-written while we compare sizes */
     pthread_rwlock_rdlock(&c->rw);
     rc = vs_flat_validate(c->flat, err);
+    if (rc == VS_OK) rc = vs_ann_validate(c->ann, err);
     if (rc == VS_OK && vs_flat_dim(c->flat) != vs_log_dim(c->log))
         rc = vs_fail(err, VS_ERR_INTERNAL, "index validate: dim %d in memory, %d in the log", vs_flat_dim(c->flat),
                      vs_log_dim(c->log));
@@ -973,6 +1060,13 @@ vs_err vs_index_embedded_validate(vs_index *ix, const char *name, vs_error *err)
     pthread_rwlock_unlock(&c->rw);
     pthread_mutex_unlock(&c->wmu);
     return with_ctx(err, rc, "validate", c->path);
+}
+
+vs_err vs_index_embedded_ann_stats(vs_index *ix, const char *name, vs_ann_stats *st, vs_error *err) {
+    coll *c;
+    vs_err rc = coll_get((emb *)ix, name, "ann_stats", &c, err);
+    if (rc == VS_OK) vs_ann_get_stats(c->ann, st);
+    return rc;
 }
 
 static const vs_index_ops emb_ops = {
@@ -991,10 +1085,20 @@ static const vs_index_ops emb_ops = {
 };
 
 vs_err vs_index_embedded_open(const char *data_dir, vs_index **out, vs_error *err) {
+    return vs_index_embedded_open_with(data_dir, NULL, out, err);
+}
+
+vs_err vs_index_embedded_open_with(const char *data_dir, const vs_index_opts *opts, vs_index **out, vs_error *err) {
     *out = NULL;
     emb *e = vs_calloc(1, sizeof *e);
     if (!e) return vs_fail(err, VS_ERR_NOMEM, "open index %s: out of memory", data_dir);
     e->base.ops = &emb_ops;
+    if (opts) {
+        vs_ann_cfg ac = {opts->ann_min_points, opts->ann_m, opts->ann_ef_construction, opts->ann_ef_search};
+        e->ann_cfg = vs_ann_cfg_resolve(&ac);
+    } else {
+        e->ann_cfg = vs_ann_cfg_resolve(NULL);
+    }
     e->lock_fd = -1;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     /* the searching thread is one of the scanners; no pool (inline) if threads cannot start */

@@ -12,12 +12,19 @@
  * its LOCK file (a second process gets VS_ERR_IO) and loads every collection
  * found there: replay, torn-tail truncation, and compaction when due. */
 vs_err vs_index_embedded_open(const char *data_dir, vs_index **out, vs_error *err);
+/* The same with tuning (opts may be NULL: defaults). */
+vs_err vs_index_embedded_open_with(const char *data_dir, const vs_index_opts *opts, vs_index **out, vs_error *err);
 
 /* 1 when ix is an embedded index. */
 int vs_index_is_embedded(const vs_index *ix);
 
 /* Invariants of one collection (see vs_index_validate). */
 vs_err vs_index_embedded_validate(vs_index *ix, const char *coll, vs_error *err);
+
+/* What the approximate index of collection coll holds and did (see
+ * vs_ann_stats in vs_ann.h); VS_ERR_NOT_FOUND without such a collection. */
+typedef struct vs_ann_stats vs_ann_stats;
+vs_err vs_index_embedded_ann_stats(vs_index *ix, const char *coll, vs_ann_stats *st, vs_error *err);
 
 /* Compaction runs at open when the log exceeds this many bytes (default
  * 64 MiB) and more than half of it is dead records. Test hook; process-wide. */

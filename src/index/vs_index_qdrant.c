@@ -900,6 +900,11 @@ static vs_err qd_search(vs_index *ix, const char *name, const float *query, cons
                                    "limit", top_k, "score_threshold", (double)threshold, "with_payload", 1,
                                    "with_vector", 0)
                        : NULL;
+    /* Qdrant's own switch for a full scan instead of its HNSW graph */
+    if (body && f->exact && json_object_set_new(body, "params", json_pack("{s:b}", "exact", 1)) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (!body) {
         rc = vs_fail(err, VS_ERR_NOMEM, "search %s: out of memory", name);
         goto out;

@@ -52,6 +52,23 @@ static const index_backend embedded = {
     .exact = 1, .sorted_scroll = 1, .validator = 1,
 };
 
+/* The same backend with an HNSW graph for every tenant from its first point
+ * (the server's bound is 20000): the whole contract then runs through the
+ * graphs, whose search must be exact at these sizes (ef_search covers every
+ * point) and whose deletes and replaces must keep them in step. */
+static vs_index *emb_connect_ann(fx *f) {
+    vs_index *ix = NULL;
+    vs_error e = {0};
+    vs_index_opts o = {.ann_min_points = 1, .ann_ef_search = 512};
+    assert_ok(vs_index_open_with("embedded", f->dir, &o, &ix, &e), e);
+    return ix;
+}
+
+static const index_backend embedded_ann = {
+    .create = emb_create, .connect = emb_connect_ann, .destroy = emb_destroy,
+    .exact = 1, .sorted_scroll = 1, .validator = 1,
+};
+
 static void log_path(const fx *f, char *out, size_t cap) {
     snprintf(out, cap, "%s/index/%s/%s", f->dir, f->coll, VS_LOG_FILE);
 }
@@ -351,6 +368,7 @@ static void test_write_failure(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         CONTRACT_INDEX_TESTS(&embedded),
+        CONTRACT_INDEX_TESTS(&embedded_ann),
         cmocka_unit_test(test_crc32c_vector),
         cmocka_unit_test(test_one_open_per_dir),
         cmocka_unit_test(test_torn_tail),
