@@ -99,6 +99,8 @@ static int read_opts(vs_req *r, json_t *b, search_opts *so) {
         return -1;
     }
     if ((v = json_object_get(f, "min_quality"))) so->filter.min_quality = (float)json_number_value(v);
+    /* every point compared, even where a tenant's graph would answer */
+    so->filter.exact = json_is_true(json_object_get(b, "exact"));
     const char *faces = json_string_value(json_object_get(b, "faces"));
     so->all_faces = faces && !strcmp(faces, "all");
     return 0;

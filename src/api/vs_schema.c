@@ -254,6 +254,7 @@ static const vs_schema_field search_f[] = {
     NUM("threshold", -1, 1),
     {.name = "faces", .type = VS_SCHEMA_STRING, .enums = faces_enum},
     {.name = "filters", .type = VS_SCHEMA_OBJECT, .object = &filters_s},
+    BOOL("exact"),
     IMAGE_B64,
     VECTOR,
     FACE_ID,

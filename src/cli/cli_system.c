@@ -203,7 +203,14 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (vs_store_open(env_or("VISAGE_STORE", store_url), &a->store, &err) != VS_OK) goto fail_err;
     if (vs_queue_open(queue_url, &qo, &a->queue, &err) != VS_OK) goto fail_err;
     /* a worker reads a shared index (near-duplicate links) but never owns an embedded one */
-    if ((!worker || remote_index) && vs_index_open(index_url, s->data_dir, &a->index, &err) != VS_OK) goto fail_err;
+    vs_index_opts io = {0};
+    const char *ann = getenv("VISAGE_ANN_MIN_POINTS");
+    if (ann) io.ann_min_points = strcmp(ann, "off") == 0 ? -1 : atoll(ann);
+    if ((ann = getenv("VISAGE_ANN_M"))) io.ann_m = atoi(ann);
+    if ((ann = getenv("VISAGE_ANN_EF_CONSTRUCTION"))) io.ann_ef_construction = atoi(ann);
+    if ((ann = getenv("VISAGE_ANN_EF_SEARCH"))) io.ann_ef_search = atoi(ann);
+    if ((!worker || remote_index) && vs_index_open_with(index_url, s->data_dir, &io, &a->index, &err) != VS_OK)
+        goto fail_err;
     vs_collections coll;
     vs_embedder emb;
     if (choose_model(a, worker, o->embedder ? o->embedder : getenv("VISAGE_EMBEDDER"), &coll, &emb, &err) != VS_OK)

@@ -333,7 +333,8 @@ static vs_err erase_round(person_run *r, const vs_strset *fresh, vs_error *err) 
  * reached, or a round brings nothing new (a point the erasure could not
  * remove must not loop forever). *complete = nothing left to find. */
 static vs_err person_rounds(person_run *r, const float *vec, int *complete, vs_error *err) {
-    vs_filter f = {.tenant_id = r->tenant};
+    /* exact: an erasure must find every matching face, not most of them */
+    vs_filter f = {.tenant_id = r->tenant, .exact = 1};
     *complete = 0;
     for (;;) {
         vs_hit *hits = NULL;
@@ -607,7 +608,7 @@ vs_err vs_block_delete(const vs_pipeline *p, const char *tenant, const char *id,
 
 vs_err vs_block_match(const vs_pipeline *p, const char *tenant, const vs_point *pts, int n, int *blocked,
                       char id_out[VS_POINT_ID_MAX], vs_error *err) {
-    vs_filter f = {.tenant_id = tenant};
+    vs_filter f = {.tenant_id = tenant, .exact = 1};   /* a block must never be missed */
     *blocked = 0;
     id_out[0] = '\0';
     for (int i = 0; i < n && !*blocked; i++) {
