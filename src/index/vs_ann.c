@@ -5,13 +5,19 @@
  * linear scan of their names costs less than the search it precedes. */
 #include "vs_ann.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vs_alloc.h"
 #include "vs_hnsw.h"
+#include "vs_index_log.h"   /* vs_crc32c */
 
 typedef struct ann_graph {
     char tenant[VS_FLAT_TENANT_MAX + 1];
@@ -25,6 +31,7 @@ struct vs_ann {
     ann_graph *graphs;
     int n, cap;
     _Atomic uint64_t searches, fallbacks, builds;
+    uint64_t changes;         /* graph writes since the last save (writer only) */
 };
 
 vs_ann_cfg vs_ann_cfg_resolve(const vs_ann_cfg *cfg) {
@@ -85,11 +92,12 @@ static vs_hnsw *ann_graph_of_slot(const vs_ann *a, uint32_t slot) {
 
 void vs_ann_forget(vs_ann *a, uint32_t slot) {
     vs_hnsw *h = a->n ? ann_graph_of_slot(a, slot) : NULL;
-    if (h && vs_hnsw_contains(h, slot)) vs_hnsw_delete(h, slot, NULL);
+    if (h && vs_hnsw_contains(h, slot) && vs_hnsw_delete(h, slot, NULL) == VS_OK) a->changes++;
 }
 
 /* Takes tenant's graph out of the map and frees it. */
 static void ann_drop(vs_ann *a, const char *tenant) {
+    a->changes++;
     pthread_rwlock_wrlock(&a->map);
     int at = ann_find(a, tenant);
     vs_hnsw *h = at >= 0 ? a->graphs[at].h : NULL;
@@ -100,7 +108,9 @@ static void ann_drop(vs_ann *a, const char *tenant) {
 
 void vs_ann_note(vs_ann *a, uint32_t slot) {
     vs_hnsw *h = a->n ? ann_graph_of_slot(a, slot) : NULL;
-    if (!h || vs_hnsw_insert(h, slot, vs_flat_vector(a->flat, slot), NULL) == VS_OK) return;
+    if (!h) return;
+    a->changes++;
+    if (vs_hnsw_insert(h, slot, vs_flat_vector(a->flat, slot), NULL) == VS_OK) return;
     /* out of memory: a graph missing a point would hide it from searches;
      * without the graph the exact scan answers until refresh rebuilds it */
     vs_flat_view v;
@@ -117,11 +127,16 @@ int vs_ann_forget_many(vs_ann *a, const char *tenant, size_t n) {
     return 1;
 }
 
+/* The parameters of every graph of a. */
+static vs_hnsw_cfg ann_hnsw_cfg(const vs_ann *a) {
+    return (vs_hnsw_cfg){.dim = vs_flat_dim(a->flat), .M = a->cfg.M, .ef_construction = a->cfg.ef_construction,
+                         .seed = 0x5EEDull, .vector_of = ann_vector_of, .vector_ctx = (void *)a->flat};
+}
+
 /* Builds a graph over every point of tenant (outside the map lock: searches
  * go on with the exact scan meanwhile). */
 static vs_err ann_build(vs_ann *a, const char *tenant, vs_hnsw **out, vs_error *err) {
-    vs_hnsw_cfg hc = {.dim = vs_flat_dim(a->flat), .M = a->cfg.M, .ef_construction = a->cfg.ef_construction,
-                      .seed = 0x5EEDull, .vector_of = ann_vector_of, .vector_ctx = (void *)a->flat};
+    vs_hnsw_cfg hc = ann_hnsw_cfg(a);
     vs_filter f = {.tenant_id = tenant};
     uint32_t *slots = NULL;
     size_t n = 0;
@@ -167,7 +182,7 @@ vs_err vs_ann_refresh(vs_ann *a, const char *tenant, vs_error *err) {
     if (at >= 0 || n < a->cfg.min_points) return VS_OK;
     vs_hnsw *h;
     vs_err rc = ann_build(a, tenant, &h, err);
-    if (!rc) atomic_fetch_add(&a->builds, 1);
+    if (!rc) atomic_fetch_add(&a->builds, 1), a->changes += n;
     if (!rc && (rc = ann_install(a, tenant, h, err))) vs_hnsw_free(h);
     return rc;
 }
@@ -259,5 +274,266 @@ vs_err vs_ann_validate(vs_ann *a, vs_error *err) {
                          have);
     }
     pthread_rwlock_unlock(&a->map);
+    return rc;
+}
+
+/* ---- snapshot ------------------------------------------------------------
+ *
+ * The graphs are a cache of what the log already holds: losing them costs a
+ * rebuild (minutes at a million faces), never data. So the file is written
+ * whole beside the log and swapped in by rename, never patched:
+ *
+ *   "VSAN" | u32 version | u32 graphs
+ *   per graph: u32 tenant_len | tenant | u64 nodes |
+ *              nodes x (u32 slot | u32 id_len | id)   in increasing slot order
+ *              | the vs_hnsw_save stream (the same nodes, same order)
+ *   u32 crc32c of every byte before it | "VSAE"
+ *
+ * Slots are positions in vs_flat's table and change across a restart (the
+ * log replays into a fresh table, compaction reorders it), so the point ids
+ * are saved with them and the graph is reloaded under today's slots. */
+#define SNAP_MAGIC "VSAN"
+#define SNAP_END "VSAE"
+#define SNAP_VERSION 1u
+
+typedef struct snap_w {
+    FILE *f;
+    uint32_t crc;
+    const char *path;
+} snap_w;
+
+/* vs_hnsw_write_fn into the snapshot, folding bytes into the CRC. */
+static vs_err snap_write(void *ctx, const void *buf, size_t n, vs_error *e) {
+    snap_w *w = ctx;
+    w->crc = vs_crc32c(w->crc, buf, n);
+    if (fwrite(buf, 1, n, w->f) != n) return vs_fail(e, VS_ERR_IO, "ann save %s: %s", w->path, strerror(errno));
+    return VS_OK;
+}
+
+/* vs_hnsw_foreach callback: collects a graph's slots in order. */
+static int snap_collect(void *ctx, uint32_t slot) {
+    uint32_t **p = ctx;
+    *(*p)++ = slot;
+    return 0;
+}
+
+/* Writes one tenant's graph: ids of its nodes, then the graph. */
+static vs_err snap_graph(const vs_ann *a, const ann_graph *g, snap_w *w, vs_error *err) {
+    uint64_t n = vs_hnsw_count(g->h);
+    uint32_t *slots = vs_malloc((n ? n : 1) * sizeof *slots), *end = slots;
+    if (!slots) return vs_fail(err, VS_ERR_NOMEM, "ann save %s: %llu slots", w->path, (unsigned long long)n);
+    vs_hnsw_foreach(g->h, snap_collect, &end);
+    uint32_t tl = (uint32_t)strlen(g->tenant);
+    vs_err rc = snap_write(w, &tl, sizeof tl, err);
+    if (!rc) rc = snap_write(w, g->tenant, tl, err);
+    if (!rc) rc = snap_write(w, &n, sizeof n, err);
+    for (uint64_t i = 0; i < n && !rc; i++) {
+        vs_flat_view v;
+        vs_flat_view_of(a->flat, slots[i], &v);
+        uint32_t il = (uint32_t)strlen(v.id);
+        rc = snap_write(w, &slots[i], sizeof slots[i], err);
+        if (!rc) rc = snap_write(w, &il, sizeof il, err);
+        if (!rc) rc = snap_write(w, v.id, il, err);
+    }
+    vs_free(slots);
+    return rc ? rc : vs_hnsw_save(g->h, snap_write, w, err);
+}
+
+/* fsync of the directory holding path, so a rename in it is durable. */
+static void snap_sync_dir(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) fsync(fd), close(fd);
+}
+
+vs_err vs_ann_save(vs_ann *a, const char *path, vs_error *err) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "ann save %s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return vs_fail(err, VS_ERR_IO, "ann save %s: %s", tmp, strerror(errno));
+    }
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    snap_w w = {f, 0, tmp};
+    uint32_t head[2] = {SNAP_VERSION, 0};
+    pthread_rwlock_rdlock(&a->map);   /* only the writer (our caller) changes it: this is for form */
+    head[1] = (uint32_t)a->n;
+    vs_err rc = snap_write(&w, SNAP_MAGIC, 4, err);
+    if (!rc) rc = snap_write(&w, head, sizeof head, err);
+    for (int i = 0; i < a->n && !rc; i++) rc = snap_graph(a, &a->graphs[i], &w, err);
+    pthread_rwlock_unlock(&a->map);
+    uint32_t crc = w.crc;
+    if (!rc) rc = snap_write(&w, &crc, sizeof crc, err);
+    if (!rc) rc = snap_write(&w, SNAP_END, 4, err);
+    if (!rc && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        rc = vs_fail(err, VS_ERR_IO, "ann save %s: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && !rc) rc = vs_fail(err, VS_ERR_IO, "ann save %s: close: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0) rc = vs_fail(err, VS_ERR_IO, "ann save %s: rename: %s", path, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    snap_sync_dir(path);
+    a->changes = 0;
+    return VS_OK;
+}
+
+uint64_t vs_ann_unsaved(const vs_ann *a) { return a->changes; }
+
+/* A bounds-checked cursor over the mapped file. */
+typedef struct snap_r {
+    const unsigned char *p, *end;
+    const char *path;
+} snap_r;
+
+/* vs_hnsw_read_fn over the cursor: a read past the end is CORRUPT. */
+static vs_err snap_read(void *ctx, void *buf, size_t n, vs_error *e) {
+    snap_r *r = ctx;
+    if ((size_t)(r->end - r->p) < n) return vs_fail(e, VS_ERR_CORRUPT, "ann load %s: truncated", r->path);
+    memcpy(buf, r->p, n);
+    r->p += n;
+    return VS_OK;
+}
+
+/* Saved slots (increasing) and the slots those points have now; slots at
+ * or past `gone` stand for points no longer in this tenant. */
+typedef struct snap_map {
+    uint32_t *old, *now;
+    uint64_t n;
+    uint32_t gone;
+} snap_map;
+
+/* vs_hnsw_remap_fn: binary search of a saved slot. */
+static uint32_t snap_remap(void *ctx, uint32_t saved) {
+    const snap_map *m = ctx;
+    uint64_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (m->old[mid] < saved) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < m->n && m->old[lo] == saved ? m->now[lo] : UINT32_MAX;
+}
+
+/* Reads a graph's id table into m, mapping each saved point to its slot
+ * now (or to a stand-in past `gone` when it left the tenant). */
+static vs_err snap_ids(const vs_ann *a, snap_r *r, const char *tenant, snap_map *m, vs_error *err) {
+    vs_err rc = snap_read(r, &m->n, sizeof m->n, err);
+    if (rc) return rc;
+    if (m->n > (uint64_t)(r->end - r->p) / 8 || m->n >= VS_HNSW_ID_MAX)
+        return vs_fail(err, VS_ERR_CORRUPT, "ann load %s: %llu nodes", r->path, (unsigned long long)m->n);
+    m->old = vs_malloc((m->n ? m->n : 1) * sizeof *m->old);
+    m->now = vs_malloc((m->n ? m->n : 1) * sizeof *m->now);
+    if (!m->old || !m->now) return vs_fail(err, VS_ERR_NOMEM, "ann load %s: id table", r->path);
+    m->gone = vs_flat_slot_limit(a->flat);
+    uint32_t next_gone = m->gone;
+    vs_filter f = {.tenant_id = tenant};
+    for (uint64_t i = 0; i < m->n && !rc; i++) {
+        uint32_t il = 0;
+        char id[VS_POINT_ID_MAX];
+        rc = snap_read(r, &m->old[i], sizeof m->old[i], err);
+        if (!rc) rc = snap_read(r, &il, sizeof il, err);
+        if (!rc && (il >= VS_POINT_ID_MAX || (i && m->old[i] <= m->old[i - 1])))
+            rc = vs_fail(err, VS_ERR_CORRUPT, "ann load %s: node %llu", r->path, (unsigned long long)i);
+        if (!rc) rc = snap_read(r, id, il, err);
+        if (rc) break;
+        id[il] = '\0';
+        int64_t s = vs_flat_find(a->flat, id);
+        m->now[i] = s >= 0 && vs_flat_matches(a->flat, (uint32_t)s, &f) ? (uint32_t)s : next_gone++;
+        if (next_gone >= VS_HNSW_ID_MAX) rc = vs_fail(err, VS_ERR_CORRUPT, "ann load %s: too many ids", r->path);
+    }
+    return rc;
+}
+
+/* Brings a loaded graph in step with the flat: stand-ins of points that
+ * left are deleted, points added or changed since the save are inserted. */
+static vs_err snap_reconcile(vs_ann *a, vs_hnsw *h, const char *tenant, const snap_map *m, vs_error *err) {
+    vs_err rc = VS_OK;
+    for (uint64_t i = 0; i < m->n && !rc; i++)
+        if (m->now[i] >= m->gone) rc = vs_hnsw_delete(h, m->now[i], err);
+    vs_filter f = {.tenant_id = tenant};
+    uint32_t *slots = NULL;
+    size_t n = 0;
+    if (!rc) rc = vs_flat_select(a->flat, &f, &slots, &n, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const float *v = vs_flat_vector(a->flat, slots[i]);
+        if (vs_hnsw_same_vector(h, slots[i], v)) continue;
+        rc = vs_hnsw_insert(h, slots[i], v, err);
+        a->changes++;
+    }
+    vs_free(slots);
+    return rc;
+}
+
+/* Loads the next graph of the file and installs it (if its tenant still
+ * deserves one). */
+static vs_err snap_load_graph(vs_ann *a, snap_r *r, vs_error *err) {
+    uint32_t tl = 0;
+    char tenant[VS_FLAT_TENANT_MAX + 1];
+    vs_err rc = snap_read(r, &tl, sizeof tl, err);
+    if (!rc && tl > VS_FLAT_TENANT_MAX) rc = vs_fail(err, VS_ERR_CORRUPT, "ann load %s: tenant length %u", r->path, tl);
+    if (!rc) rc = snap_read(r, tenant, tl, err);
+    if (rc) return rc;
+    tenant[tl] = '\0';
+    if (ann_find(a, tenant) >= 0) return vs_fail(err, VS_ERR_CORRUPT, "ann load %s: tenant %s twice", r->path, tenant);
+    snap_map m = {0};
+    vs_hnsw *h = NULL;
+    vs_hnsw_cfg hc = ann_hnsw_cfg(a);
+    rc = snap_ids(a, r, tenant, &m, err);
+    if (!rc) rc = vs_hnsw_load_remap(&hc, snap_read, r, snap_remap, &m, &h, err);
+    if (!rc) rc = snap_reconcile(a, h, tenant, &m, err);
+    vs_filter f = {.tenant_id = tenant};
+    if (!rc && (int64_t)vs_flat_count(a->flat, &f) >= a->cfg.min_points / 2 && a->cfg.min_points >= 0) {
+        rc = ann_install(a, tenant, h, err);
+        if (!rc) h = NULL;
+    }
+    vs_hnsw_free(h);
+    vs_free(m.old);
+    vs_free(m.now);
+    return rc;
+}
+
+/* Checks the frame: magic, version, trailer and CRC. */
+static vs_err snap_check(const unsigned char *p, size_t size, const char *path, vs_error *err) {
+    uint32_t crc, version;
+    if (size < 20 || memcmp(p, SNAP_MAGIC, 4) != 0 || memcmp(p + size - 4, SNAP_END, 4) != 0)
+        return vs_fail(err, VS_ERR_CORRUPT, "ann load %s: not a graph snapshot (or cut short)", path);
+    memcpy(&crc, p + size - 8, 4);
+    memcpy(&version, p + 4, 4);
+    if (vs_crc32c(0, p, size - 8) != crc) return vs_fail(err, VS_ERR_CORRUPT, "ann load %s: checksum mismatch", path);
+    if (version != SNAP_VERSION)
+        return vs_fail(err, VS_ERR_UNSUPPORTED, "ann load %s: version %u, this build reads %u", path, version,
+                       SNAP_VERSION);
+    return VS_OK;
+}
+
+vs_err vs_ann_load(vs_ann *a, const char *path, vs_error *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vs_fail(err, errno == ENOENT ? VS_ERR_NOT_FOUND : VS_ERR_IO, "ann load %s: %s", path, strerror(errno));
+    struct stat st;
+    void *map = MAP_FAILED;
+    vs_err rc = VS_OK;
+    if (fstat(fd, &st) != 0 || st.st_size < 20)
+        rc = vs_fail(err, VS_ERR_CORRUPT, "ann load %s: too short", path);
+    else if ((map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+        rc = vs_fail(err, VS_ERR_IO, "ann load %s: mmap: %s", path, strerror(errno));
+    close(fd);
+    if (!rc) rc = snap_check(map, (size_t)st.st_size, path, err);
+    if (!rc) {
+        snap_r r = {(const unsigned char *)map + 12, (const unsigned char *)map + st.st_size - 8, path};
+        uint32_t graphs;
+        memcpy(&graphs, (const unsigned char *)map + 8, 4);
+        for (uint32_t i = 0; i < graphs && !rc; i++) rc = snap_load_graph(a, &r, err);
+        if (!rc && r.p != r.end) rc = vs_fail(err, VS_ERR_CORRUPT, "ann load %s: bytes after the last graph", path);
+    }
+    if (map != MAP_FAILED) munmap(map, (size_t)st.st_size);
+    if (rc) vs_ann_clear(a);   /* all or nothing: the caller rebuilds */
     return rc;
 }

@@ -91,6 +91,19 @@ typedef struct vs_ann_stats {
 
 void vs_ann_get_stats(vs_ann *a, vs_ann_stats *st);
 
+/* Persistence (the graphs are a cache of what the log holds; see vs_ann.c
+ * for the file). vs_ann_save writes every graph to path.tmp, fsyncs and
+ * renames it over path: a crash at any point leaves the previous file
+ * whole. Caller is the (only) writer. vs_ann_load, on an ann with no graphs
+ * yet, reads path (checksummed), maps the saved points to today's slots,
+ * deletes those gone, inserts those added or changed since the save, and
+ * installs the graphs; on any error it installs none (NOT_FOUND: no file)
+ * and the caller builds them with vs_ann_refresh. */
+vs_err vs_ann_save(vs_ann *a, const char *path, vs_error *err);
+vs_err vs_ann_load(vs_ann *a, const char *path, vs_error *err);
+/* Graph changes since the last save (or since creation). */
+uint64_t vs_ann_unsaved(const vs_ann *a);
+
 /* Checks every graph (vs_hnsw_validate) and the invariant above: each node
  * is a live slot of that tenant, and each graph holds all of its tenant's
  * points. */

@@ -476,6 +476,8 @@ int vs_flat_tenants(const vs_flat *f, int (*cb)(void *ctx, const char *tenant, s
     return 0;
 }
 
+uint32_t vs_flat_slot_limit(const vs_flat *f) { return f->n_slots; }
+
 const float *vs_flat_vector(const vs_flat *f, uint32_t slot) {
     const fpoint *p = &f->pts[slot];
     return f->blocks[p->block].vecs + (size_t)p->row * (size_t)f->dim;

@@ -112,6 +112,9 @@ void vs_flat_merge(const vs_flat *f, const vs_flat_hit *const *parts, const int 
  * count; stops on non-zero. */
 int vs_flat_tenants(const vs_flat *f, int (*cb)(void *ctx, const char *tenant, size_t n), void *ctx);
 
+/* One past the highest slot ever used: every slot is below it. */
+uint32_t vs_flat_slot_limit(const vs_flat *f);
+
 /* The float32 row of live slot (dim floats); valid until the next mutation. */
 const float *vs_flat_vector(const vs_flat *f, uint32_t slot);
 

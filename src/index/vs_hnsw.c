@@ -733,9 +733,18 @@ vs_err vs_hnsw_save(vs_hnsw *h, vs_hnsw_write_fn w, void *ctx, vs_error *e) {
     return rc;
 }
 
-/* Reads one node after `prev` (ids strictly increase) into h->nodes. */
-static vs_err hnsw_load_node(vs_hnsw *h, vs_hnsw_read_fn r, void *ctx, int64_t prev, uint32_t *id_out,
-                             vs_error *e) {
+/* How saved ids become ids: remap (NULL: identity). */
+typedef struct hnsw_remap {
+    vs_hnsw_remap_fn fn;
+    void *ctx;
+} hnsw_remap;
+
+static uint32_t hnsw_map(const hnsw_remap *m, uint32_t id) { return m->fn ? m->fn(m->ctx, id) : id; }
+
+/* Reads one node after `prev` (saved ids strictly increase) into h->nodes
+ * under its remapped id; its links stay saved ids until hnsw_load_links. */
+static vs_err hnsw_load_node(vs_hnsw *h, vs_hnsw_read_fn r, void *ctx, const hnsw_remap *m, int64_t prev,
+                             uint32_t *id_out, vs_error *e) {
     uint32_t head[2];
     float scale;
     vs_err rc = r(ctx, head, sizeof head, e);
@@ -744,9 +753,14 @@ static vs_err hnsw_load_node(vs_hnsw *h, vs_hnsw_read_fn r, void *ctx, int64_t p
     if ((int64_t)head[0] <= prev || head[0] >= VS_HNSW_ID_MAX || head[1] > HNSW_LEVEL_MAX || !isfinite(scale))
         return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: node after %lld has id %u level %u", (long long)prev,
                        head[0], head[1]);
-    if ((rc = hnsw_reserve(h, head[0], e))) return rc;
-    hnsw_node *n = hnsw_node_alloc(h, head[0], (int)head[1]);
-    if (!n) return vs_fail(e, VS_ERR_NOMEM, "hnsw load: node %u", head[0]);
+    *id_out = head[0];
+    uint32_t id = hnsw_map(m, head[0]);
+    if (id >= VS_HNSW_ID_MAX)
+        return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: saved id %u has no id now", head[0]);
+    if ((rc = hnsw_reserve(h, id, e))) return rc;
+    if (h->nodes[id]) return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: two saved nodes map to id %u", id);
+    hnsw_node *n = hnsw_node_alloc(h, id, (int)head[1]);
+    if (!n) return vs_fail(e, VS_ERR_NOMEM, "hnsw load: node %u", id);
     h->nodes[n->id] = n;   /* owned by the graph from here: freed with it on error */
     h->count++;
     n->scale = scale;
@@ -758,7 +772,21 @@ static vs_err hnsw_load_node(vs_hnsw *h, vs_hnsw_read_fn r, void *ctx, int64_t p
     }
     if ((rc = r(ctx, n->q, (size_t)h->dim, e))) return rc;
     if (h->own_v && (rc = r(ctx, n->v, (size_t)h->dim * sizeof(float), e))) return rc;
-    *id_out = n->id;
+    return VS_OK;
+}
+
+/* Turns every saved link id into the id it has now. */
+static vs_err hnsw_load_links(vs_hnsw *h, const hnsw_remap *m, vs_error *e) {
+    if (!m->fn) return VS_OK;
+    for (uint32_t i = 0; i < h->cap; i++) {
+        hnsw_node *n = h->nodes[i];
+        for (int l = 0; n && l <= n->level; l++) {
+            uint32_t *ln = hnsw_links(h, n, l);
+            for (int k = 0; k < n->cnt[l]; k++)
+                if ((ln[k] = m->fn(m->ctx, ln[k])) >= VS_HNSW_ID_MAX)
+                    return vs_fail(e, VS_ERR_CORRUPT, "hnsw load: node %u links to an unknown saved id", i);
+        }
+    }
     return VS_OK;
 }
 
@@ -785,7 +813,13 @@ static vs_err hnsw_load_check(vs_hnsw *h, uint32_t entry, vs_error *e) {
 }
 
 vs_err vs_hnsw_load(const vs_hnsw_cfg *cfg, vs_hnsw_read_fn r, void *ctx, vs_hnsw **out, vs_error *e) {
+    return vs_hnsw_load_remap(cfg, r, ctx, NULL, NULL, out, e);
+}
+
+vs_err vs_hnsw_load_remap(const vs_hnsw_cfg *cfg, vs_hnsw_read_fn r, void *ctx, vs_hnsw_remap_fn remap,
+                          void *remap_ctx, vs_hnsw **out, vs_error *e) {
     *out = NULL;
+    hnsw_remap m = {remap, remap_ctx};
     hnsw_hdr hd;
     vs_err rc = r(ctx, &hd, sizeof hd, e);
     if (rc) return rc;
@@ -804,16 +838,27 @@ vs_err vs_hnsw_load(const vs_hnsw_cfg *cfg, vs_hnsw_read_fn r, void *ctx, vs_hns
     int64_t prev = -1;
     for (uint64_t i = 0; i < hd.count && !rc; i++) {
         uint32_t id = 0;
-        rc = hnsw_load_node(h, r, ctx, prev, &id, e);
+        rc = hnsw_load_node(h, r, ctx, &m, prev, &id, e);
         prev = id;
     }
-    if (!rc) rc = hnsw_load_check(h, hd.entry, e);
+    if (!rc) rc = hnsw_load_links(h, &m, e);
+    uint32_t entry = hd.entry == UINT32_MAX ? UINT32_MAX : hnsw_map(&m, hd.entry);
+    if (!rc) rc = hnsw_load_check(h, entry, e);
     if (rc) {
         vs_hnsw_free(h);
         return rc;
     }
     *out = h;
     return VS_OK;
+}
+
+int vs_hnsw_same_vector(vs_hnsw *h, uint32_t id, const float *vec) {
+    int8_t q[VS_HNSW_DIM_MAX];
+    pthread_rwlock_rdlock(&h->lock);
+    const hnsw_node *n = id < h->cap ? h->nodes[id] : NULL;
+    int same = n && hnsw_quantise(h, vec, q) == n->scale && memcmp(q, n->q, (size_t)h->dim) == 0;
+    pthread_rwlock_unlock(&h->lock);
+    return same;
 }
 
 void vs_hnsw_foreach(vs_hnsw *h, int (*cb)(void *ctx, uint32_t id), void *ctx) {

@@ -109,6 +109,20 @@ vs_err vs_hnsw_save(vs_hnsw *h, vs_hnsw_write_fn w, void *ctx, vs_error *e);
  * out-of-range access. */
 vs_err vs_hnsw_load(const vs_hnsw_cfg *cfg, vs_hnsw_read_fn r, void *ctx, vs_hnsw **out, vs_error *e);
 
+/* Maps a saved id to the id it has now (UINT32_MAX: unknown, the stream is
+ * corrupt). Lets a caller whose ids are positions in its own table (which
+ * can change across a restart) reload a graph saved under the old ones. */
+typedef uint32_t (*vs_hnsw_remap_fn)(void *ctx, uint32_t saved_id);
+
+/* vs_hnsw_load with every node and link id passed through remap (NULL:
+ * unchanged). Two saved ids mapped to one id are VS_ERR_CORRUPT. */
+vs_err vs_hnsw_load_remap(const vs_hnsw_cfg *cfg, vs_hnsw_read_fn r, void *ctx, vs_hnsw_remap_fn remap,
+                          void *remap_ctx, vs_hnsw **out, vs_error *e);
+
+/* 1 when id is stored with the int8 copy vec quantises to (its vector is
+ * unchanged as far as the graph can tell), 0 otherwise. */
+int vs_hnsw_same_vector(vs_hnsw *h, uint32_t id, const float *vec);
+
 /* Calls cb for every stored id in increasing order; stops on non-zero. Read
  * lock held: cb must not call the graph's writers. */
 void vs_hnsw_foreach(vs_hnsw *h, int (*cb)(void *ctx, uint32_t id), void *ctx);

@@ -69,6 +69,7 @@
 typedef struct coll {
     char name[COLL_NAME_MAX + 1];
     char path[PATH_CAP];          /* the log file */
+    char snap[PATH_CAP];          /* the graphs' snapshot beside it */
     int dim;
     vs_log *log;
     vs_flat *flat;
@@ -95,6 +96,13 @@ typedef struct emb {
  * cannot pull the memory bandwidth that two can (15-20 vs ~37 GB/s here),
  * and below it the hand-off costs more than it saves. */
 #define SPLIT_MIN_ROWS 16384
+
+/* The graphs' snapshot, beside the log. It is written again once this many
+ * graph changes (or a tenth of the graphs' points, if more) are unsaved,
+ * and at close: a crash loses at most that much graph work, which open
+ * redoes from the log (slower, never wrong). */
+#define ANN_SNAP_FILE "graphs.snap"
+#define ANN_SAVE_MIN_CHANGES 20000
 #define SPLIT_MAX_PARTS 8
 
 static const vs_index_ops emb_ops;
@@ -157,7 +165,8 @@ static coll *coll_new(const emb *e, const char *name) {
     coll *c = vs_calloc(1, sizeof *c);
     if (!c) return NULL;
     snprintf(c->name, sizeof c->name, "%s", name);
-    if ((size_t)snprintf(c->path, sizeof c->path, "%s/%s/%s", e->dir, name, VS_LOG_FILE) >= sizeof c->path) {
+    if ((size_t)snprintf(c->path, sizeof c->path, "%s/%s/%s", e->dir, name, VS_LOG_FILE) >= sizeof c->path ||
+        (size_t)snprintf(c->snap, sizeof c->snap, "%s/%s/%s", e->dir, name, ANN_SNAP_FILE) >= sizeof c->snap) {
         vs_free(c);
         return NULL;
     }
@@ -300,12 +309,37 @@ static int ann_open_one(void *ctx, const char *tenant, size_t n) {
     return vs_ann_refresh(c->ann, tenant, p[1]) != VS_OK;
 }
 
-/* Gives a loaded collection its graphs: one per tenant past the bound. */
+/* Saves the graphs when enough changed since the last save (or `force`
+ * and anything did). A failed save costs only the next open's time, so it
+ * is reported to stderr, not to the write that triggered it. Caller is the
+ * collection's writer (or close). */
+static void ann_checkpoint(coll *c, int force) {
+    uint64_t unsaved = vs_ann_unsaved(c->ann);
+    vs_ann_stats st;
+    vs_ann_get_stats(c->ann, &st);
+    uint64_t due = st.points / 10 > ANN_SAVE_MIN_CHANGES ? st.points / 10 : ANN_SAVE_MIN_CHANGES;
+    if (!unsaved || (!force && unsaved < due)) return;
+    vs_error e = {0};
+    if (st.graphs == 0) {   /* nothing to keep: an old file would only be reconciled away */
+        if (unlink(c->snap) == 0 || errno == ENOENT) return;
+    }
+    if (vs_ann_save(c->ann, c->snap, &e) != VS_OK) fprintf(stderr, "visage: index: %s (graphs rebuilt at next open)\n", e.msg);
+}
+
+/* Gives a loaded collection its graphs: the snapshot's, brought in step
+ * with the log, plus a build for any tenant past the bound still without
+ * one; a snapshot that was missing, damaged or stale is written anew. */
 static vs_err ann_open(const emb *e, coll *c, vs_error *err) {
     if (!(c->ann = vs_ann_new(&e->ann_cfg, c->flat)))
         return vs_fail(err, VS_ERR_NOMEM, "index %s: out of memory for its graphs", c->path);
+    vs_error le = {0};
+    vs_err lrc = vs_ann_load(c->ann, c->snap, &le);
+    if (lrc != VS_OK && lrc != VS_ERR_NOT_FOUND)
+        fprintf(stderr, "visage: index: %s; rebuilding the graphs from the log\n", le.msg);
     void *ctx[2] = {c, err};
-    return vs_flat_tenants(c->flat, ann_open_one, ctx) ? (err ? err->code : VS_ERR_INTERNAL) : VS_OK;
+    if (vs_flat_tenants(c->flat, ann_open_one, ctx)) return err ? err->code : VS_ERR_INTERNAL;
+    ann_checkpoint(c, 1);
+    return VS_OK;
 }
 
 /* Opens, replays and (when due) compacts the collection stored under name. */
@@ -539,6 +573,7 @@ static vs_err emb_upsert(vs_index *ix, const char *name, const vs_point *pts, in
     pthread_rwlock_unlock(&c->rw);
     ann_note_ids(c, ents, n);   /* on failure: the old points go back */
     if (rc == VS_OK) rc = ann_refresh_ids(c, ents, n, err);
+    ann_checkpoint(c, 0);
     if (rc != VS_OK) { /* only reserve can fail: nothing was applied */
         vs_error rb;
         if (vs_log_rollback(c->log, &b, &rb) != VS_OK) { /* the log is now marked broken */
@@ -614,6 +649,7 @@ static vs_err delete_logged(coll *c, const char *op, const char *const *ids, siz
     for (size_t i = 0; i < n; i++) *deleted += vs_flat_remove(c->flat, ids[i], tenant);
     pthread_rwlock_unlock(&c->rw);
     vs_ann_refresh(c->ann, tenant, NULL);   /* rebuilds after a bulk drop; failure: exact search */
+    ann_checkpoint(c, 0);
     return VS_OK;
 }
 
@@ -969,6 +1005,10 @@ static vs_err remove_files(emb *e, const char *name, vs_error *err) {
         return vs_fail(err, VS_ERR_IO, "drop_collection %s: unlink %s: %s", name, path, strerror(errno));
     snprintf(path, sizeof path, "%s/%s.tmp", dir, VS_LOG_FILE);
     unlink(path);
+    snprintf(path, sizeof path, "%s/%s", dir, ANN_SNAP_FILE);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/%s.tmp", dir, ANN_SNAP_FILE);
+    unlink(path);
     if (rmdir(dir) != 0 && errno != ENOENT)
         return vs_fail(err, VS_ERR_IO, "drop_collection %s: rmdir %s: %s", name, dir, strerror(errno));
     int e2 = fsync_dir(e->dir);
@@ -1033,6 +1073,8 @@ static void emb_close(vs_index *ix) {
     emb *e = (emb *)ix;
     if (!e) return;
     vs_pool_free(e->scan);
+    for (int i = 0; i < e->n_colls; i++)
+        if (e->colls[i]->ann) ann_checkpoint(e->colls[i], 1);
     for (int i = 0; i < e->n_colls; i++) coll_free(e->colls[i]);
     for (int i = 0; i < e->n_gone; i++) coll_free(e->gone[i]);
     vs_free(e->colls);
@@ -1066,6 +1108,15 @@ vs_err vs_index_embedded_ann_stats(vs_index *ix, const char *name, vs_ann_stats 
     coll *c;
     vs_err rc = coll_get((emb *)ix, name, "ann_stats", &c, err);
     if (rc == VS_OK) vs_ann_get_stats(c->ann, st);
+    return rc;
+}
+
+vs_err vs_index_embedded_checkpoint(vs_index *ix, const char *name, vs_error *err) {
+    coll *c;
+    vs_err rc = coll_get((emb *)ix, name, "checkpoint", &c, err);
+    if (rc != VS_OK || (rc = writer_lock(c, "checkpoint", err)) != VS_OK) return rc;
+    rc = vs_ann_save(c->ann, c->snap, err);
+    pthread_mutex_unlock(&c->wmu);
     return rc;
 }
 
@@ -1137,6 +1188,8 @@ vs_err vs_index_embedded_open_with(const char *data_dir, const vs_index_opts *op
         struct stat st;
         if ((size_t)snprintf(path, sizeof path, "%s/%s/%s.tmp", e->dir, de->d_name, VS_LOG_FILE) < sizeof path)
             unlink(path); /* leftover of a crash during create or compaction */
+        if ((size_t)snprintf(path, sizeof path, "%s/%s/%s.tmp", e->dir, de->d_name, ANN_SNAP_FILE) < sizeof path)
+            unlink(path); /* leftover of a crash during a graph save */
         if ((size_t)snprintf(path, sizeof path, "%s/%s/%s", e->dir, de->d_name, VS_LOG_FILE) >= sizeof path ||
             stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;

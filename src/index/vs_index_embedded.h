@@ -26,6 +26,10 @@ vs_err vs_index_embedded_validate(vs_index *ix, const char *coll, vs_error *err)
 typedef struct vs_ann_stats vs_ann_stats;
 vs_err vs_index_embedded_ann_stats(vs_index *ix, const char *coll, vs_ann_stats *st, vs_error *err);
 
+/* Writes collection coll's graph snapshot now (it is otherwise written at
+ * close and after enough changes). For tests, tools and benchmarks. */
+vs_err vs_index_embedded_checkpoint(vs_index *ix, const char *coll, vs_error *err);
+
 /* Compaction runs at open when the log exceeds this many bytes (default
  * 64 MiB) and more than half of it is dead records. Test hook; process-wide. */
 void vs_index_embedded_set_compact_min(uint64_t bytes);
