@@ -108,14 +108,17 @@ static float hnsw_quantise(const vs_hnsw *h, const float *v, int8_t *q) {
     float m = h->clip;
     if (m <= 0) {
         m = 0;
-        for (int i = 0; i < h->dim; i++) m = fmaxf(m, fabsf(v[i]));
+        for (int i = 0; i < h->dim; i++) {   /* not fmaxf: a libm call per component at -O2 */
+            float x = fabsf(v[i]);
+            m = x > m ? x : m;
+        }
         if (m == 0) m = 1;
     }
     float inv = 127.0f / m;
     for (int i = 0; i < h->dim; i++) {
         float x = v[i] * inv;
         x = x > 127 ? 127 : x < -127 ? -127 : x;
-        q[i] = (int8_t)lrintf(x);
+        q[i] = (int8_t)(x >= 0 ? x + 0.5f : x - 0.5f);   /* not lrintf: a libm call per component */
     }
     return m / 127.0f;
 }
