@@ -178,6 +178,17 @@ void vs_route_metrics(vs_req *r) {
             (long long)cs.total.images_duplicate, (long long)cs.total.images_skipped, (long long)cs.total.errors,
             (long long)cs.total.bytes);
     }
+    vs_ann_stats as;
+    if (vs_index_ann_stats(a->index, vs_app_pipeline(a)->coll.faces, &as, &err) == VS_OK)   /* public route: no r->p */
+        put(&b, &len, &cap, "# TYPE visage_index_graphs gauge\nvisage_index_graphs %d\n"
+                            "# TYPE visage_index_graph_points gauge\nvisage_index_graph_points %llu\n"
+                            "# TYPE visage_index_graph_bytes gauge\nvisage_index_graph_bytes %llu\n"
+                            "# TYPE visage_index_searches_total counter\n"
+                            "visage_index_searches_total{path=\"graph\"} %llu\n"
+                            "visage_index_searches_total{path=\"exact_fallback\"} %llu\n"
+                            "# TYPE visage_index_graph_builds_total counter\nvisage_index_graph_builds_total %llu\n",
+            as.graphs, (unsigned long long)as.points, (unsigned long long)as.bytes, (unsigned long long)as.searches,
+            (unsigned long long)as.exact_fallbacks, (unsigned long long)as.builds);
     static const char *le_s[8] = {"1", "5", "10", "25", "50", "100", "250", "+Inf"};
     long long cum = 0;
     put(&b, &len, &cap, "# TYPE visage_search_latency_ms histogram\n");

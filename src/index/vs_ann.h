@@ -80,15 +80,7 @@ void vs_ann_clear(vs_ann *a);
 vs_err vs_ann_search(vs_ann *a, const float *query, const vs_filter *flt, int k, vs_flat_hit *out, int *n,
                      int *used, vs_error *err);
 
-/* What the graphs hold and did, for /metrics and tests. */
-typedef struct vs_ann_stats {
-    int graphs;               /* tenants with a graph */
-    uint64_t points, bytes;   /* nodes in graphs, heap they hold */
-    uint64_t searches;        /* searches the graphs answered */
-    uint64_t exact_fallbacks; /* filtered searches handed back to the exact scan */
-    uint64_t builds;          /* graphs built (a tenant crossing the bound, a bulk delete, open) */
-} vs_ann_stats;
-
+/* vs_ann_stats is declared in vs_index.h (vs_index_ann_stats). */
 void vs_ann_get_stats(vs_ann *a, vs_ann_stats *st);
 
 /* Persistence (the graphs are a cache of what the log holds; see vs_ann.c

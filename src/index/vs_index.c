@@ -48,6 +48,12 @@ vs_err vs_index_scroll_all(vs_index *ix, const char *coll, const vs_filter *f, i
     return rc == VS_ERR_NOT_FOUND ? VS_OK : rc;
 }
 
+vs_err vs_index_ann_stats(vs_index *ix, const char *coll, vs_ann_stats *st, vs_error *err) {
+    if (!ix || !coll || !st) return vs_fail(err, VS_ERR_INVALID_ARG, "index ann stats: no index or collection");
+    if (vs_index_is_embedded(ix)) return vs_index_embedded_ann_stats(ix, coll, st, err);
+    return vs_fail(err, VS_ERR_UNSUPPORTED, "index ann stats %s: the backend keeps its own graphs", coll);
+}
+
 vs_err vs_index_validate(vs_index *ix, const char *coll, vs_error *err) {
     if (!ix || !coll) return vs_fail(err, VS_ERR_INVALID_ARG, "index validate: no index or collection");
     if (vs_index_is_embedded(ix)) return vs_index_embedded_validate(ix, coll, err);

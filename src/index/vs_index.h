@@ -110,6 +110,20 @@ void vs_hits_free(vs_hit *hits, int n);
 vs_err vs_index_scroll_all(vs_index *ix, const char *coll, const vs_filter *f, int page, vs_point_cb cb, void *ctx,
                            vs_error *err);
 
+/* What the embedded backend's approximate index (vs_ann.c) holds and did
+ * for one collection, for /metrics and tests. */
+typedef struct vs_ann_stats {
+    int graphs;               /* tenants with a graph */
+    uint64_t points, bytes;   /* nodes in graphs, heap they hold */
+    uint64_t searches;        /* searches the graphs answered */
+    uint64_t exact_fallbacks; /* filtered searches handed back to the exact scan */
+    uint64_t builds;          /* graphs built in this process (a tenant crossing the
+                               * bound, a bulk delete, an open without a snapshot) */
+} vs_ann_stats;
+
+/* VS_ERR_UNSUPPORTED for backends without one (Qdrant keeps its own). */
+vs_err vs_index_ann_stats(vs_index *ix, const char *coll, vs_ann_stats *st, vs_error *err);
+
 /* Checks the internal invariants of one collection (embedded backend: every
  * id maps to its tenant block and row and back, counts agree, no duplicate
  * ids, finite vectors, log size matches the file). VS_ERR_INTERNAL naming the

@@ -23,7 +23,6 @@ vs_err vs_index_embedded_validate(vs_index *ix, const char *coll, vs_error *err)
 
 /* What the approximate index of collection coll holds and did (see
  * vs_ann_stats in vs_ann.h); VS_ERR_NOT_FOUND without such a collection. */
-typedef struct vs_ann_stats vs_ann_stats;
 vs_err vs_index_embedded_ann_stats(vs_index *ix, const char *coll, vs_ann_stats *st, vs_error *err);
 
 /* Writes collection coll's graph snapshot now (it is otherwise written at
