@@ -333,7 +333,7 @@ static vs_err ann_open(const emb *e, coll *c, vs_error *err) {
     if (!(c->ann = vs_ann_new(&e->ann_cfg, c->flat)))
         return vs_fail(err, VS_ERR_NOMEM, "index %s: out of memory for its graphs", c->path);
     vs_error le = {0};
-    vs_err lrc = vs_ann_load(c->ann, c->snap, &le);
+    vs_err lrc = e->ann_cfg.min_points < 0 ? VS_ERR_NOT_FOUND : vs_ann_load(c->ann, c->snap, &le);
     if (lrc != VS_OK && lrc != VS_ERR_NOT_FOUND)
         fprintf(stderr, "visage: index: %s; rebuilding the graphs from the log\n", le.msg);
     void *ctx[2] = {c, err};
