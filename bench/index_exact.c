@@ -1,8 +1,8 @@
-/* index_search.c - the embedded vector index at face scale: dim 1024, one
+/* index_exact.c - the embedded vector index (exact scan) at face scale: dim 1024, one
  * tenant of 10k then 100k random unit vectors beside two tenants of 10k.
  * Prints JSON lines (never asserts timings): upsert rate, exact top-10
  * search latency p50/p99 and the bandwidth it implies, the dot kernel alone,
- * reopen time of the 100k log, RSS. Usage: bench_index_search [DATA_DIR]
+ * reopen time of the 100k log, RSS. Usage: bench_index_exact [DATA_DIR]
  * (default: a fresh /tmp dir, removed at the end). */
 #include <fcntl.h>
 #include <ftw.h>
@@ -28,7 +28,7 @@ static uint64_t rng = 0x243F6A8885A308D3ull;
 
 static double now_ms(void) { return bench_now_ms(); }
 static void rand_unit(float *v) { bench_rand_unit(&rng, v, DIM); }
-static void die(const char *what, const vs_error *e) { bench_die("bench_index_search", what, e); }
+static void die(const char *what, const vs_error *e) { bench_die("bench_index_exact", what, e); }
 
 /* Upserts n points of tenant in batches; returns the elapsed ms. */
 static double load(vs_index *ix, const char *tenant, int first, int n) {
