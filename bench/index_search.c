@@ -312,6 +312,8 @@ static search_res measure(bench_data *d, vs_hnsw *h, int ef, int with_qps) {
 /* The build line: times, rate, memory of the graph against the floats. */
 static void print_build(bench_data *d, vs_hnsw *h, double b1, double b2, double rss_before) {
     double bytes = (double)vs_hnsw_bytes(h), fbytes = (double)d->o->n * d->o->dim * 4.0;
+    vs_error e = {0};
+    vs_err vr = vs_hnsw_validate(h, &e);   /* symmetric links, every node reachable on level 0 */
     printf("{\"bench\":\"build\",\"index\":\"hnsw\",\"points\":%lld,\"dim\":%d,\"m\":%d,\"ef_construction\":%d,"
            "\"build_s_1_thread\":%.2f,\"inserts_per_s_1_thread\":%.0f,",
            (long long)d->o->n, d->o->dim, d->o->m, d->o->efc, b1, d->o->n / b1);
@@ -320,9 +322,9 @@ static void print_build(bench_data *d, vs_hnsw *h, double b1, double b2, double 
                "vs_hnsw serialises writes under its rwlock, so this measures lock handover, not parallel build\",",
                b2, d->o->n / b2);
     printf("\"graph_bytes\":%.0f,\"graph_bytes_per_point\":%.1f,\"float32_bytes_per_point\":%d,"
-           "\"graph_to_float32_ratio\":%.3f,\"rss_mb\":%.0f,\"rss_mb_before_build\":%.0f,"
+           "\"graph_to_float32_ratio\":%.3f,\"rss_mb\":%.0f,\"rss_mb_before_build\":%.0f,\"validate\":\"%s\","
            "\"note\":\"rss includes the caller's float32 matrix (vector_of), which the server keeps anyway\"}\n",
-           bytes, bytes / d->o->n, d->o->dim * 4, bytes / fbytes, rss_mb(), rss_before);
+           bytes, bytes / d->o->n, d->o->dim * 4, bytes / fbytes, rss_mb(), rss_before, vr ? e.msg : "ok");
     fflush(stdout);
 }
 
