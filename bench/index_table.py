@@ -61,7 +61,8 @@ def print_other(rows):
                   + (f", {r['build_s_2_threads']} s with 2 inserter threads ({r['inserts_per_s_2_threads']}/s; writes are serialised)"
                      if r.get("build_s_2_threads") else "")
                   + f"; graph {r['graph_bytes_per_point']} B/point = {r['graph_to_float32_ratio']}x the float32 vectors "
-                    f"({r['float32_bytes_per_point']} B/point); RSS {r['rss_mb']} MB incl. the float matrix")
+                    f"({r['float32_bytes_per_point']} B/point); RSS {r['rss_mb']} MB incl. the float matrix"
+                  + (f"; validate: {r['validate']}" if "validate" in r else ""))
         elif r.get("bench") == "open":
             print(f"- open (hnsw): {r['open_s']} s for a {r['file_mb']} MB file (save {r['save_s']} s); "
                   f"same top-10 after reload: {r['same_top10']}/{r['checked']}")
