@@ -10,7 +10,9 @@ and FAISS IndexHNSWFlat / IndexHNSWSQ (8-bit) from Debian's packages
 
 Prints one JSON line per measured configuration, in the issue 11 contract:
 {"bench":"search","index","points","ef_search","recall_at_10","p50_ms","p99_ms",
-"qps_2_threads","build_s","rss_mb"} plus build_s_1_thread / build_s_2_threads.
+"qps_2_threads","build_s","rss_mb"} plus build_s_1_thread / build_s_2_threads;
+the after-delete lines are {"bench":"delete","phase":"after_delete_30pct",...}.
+build/bench_index_search --peers runs this script on its own data in the same run.
 recall_at_10 is against numpy's exact inner product over the same points.
 p50/p99 are one query at a time on one thread, timed around the library call
 (Python's call overhead, a few microseconds, is in them). rss_mb is the
