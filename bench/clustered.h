@@ -16,13 +16,13 @@
  *
  * Deterministic: everything derives from the seed by splitmix64, so the C
  * benchmark and bench_clustered's file (read by bench/peers.py) hold the same
- * numbers. Header-only; no allocation except in bench_clustered_gen's
- * caller-visible output arrays (the caller owns them). */
+ * numbers. Header-only; the output arrays are the caller's. */
 #ifndef VS_BENCH_CLUSTERED_H
 #define VS_BENCH_CLUSTERED_H
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct bench_clustered_params {
@@ -136,6 +136,87 @@ static inline void bench_clustered_queries(const bench_clustered_params *p, cons
         qperson[j] = person[bench_cl_next(&s) % (uint64_t)n];
         bench_clustered_face(p, qperson[j], (uint64_t)(n + j) | (1ull << 62), out + j * p->dim);
     }
+}
+
+/* ---- shared by bench_clustered and bench_index_search -------------------- */
+
+static inline int bench_cl_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static inline double bench_cl_dotf(const float *a, const float *b, int dim) {
+    double s = 0;
+    for (int d = 0; d < dim; d++) s += (double)a[d] * b[d];
+    return s;
+}
+
+/* Prints mean, sd and percentiles of x[n] (sorted here) as a JSON object. */
+static inline void bench_cl_print_stats(const char *name, double *x, int64_t n) {
+    if (n == 0) {
+        printf("\"%s\":{\"n\":0}", name);
+        return;
+    }
+    qsort(x, (size_t)n, sizeof *x, bench_cl_cmp_double);
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < n; i++) m += x[i];
+    m /= (double)n;
+    for (int64_t i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+#define PCT(p) x[(int64_t)((p) / 100.0 * (double)(n - 1))]
+    printf("\"%s\":{\"n\":%lld,\"mean\":%.4f,\"sd\":%.4f,\"p1\":%.4f,\"p5\":%.4f,\"p50\":%.4f,\"p95\":%.4f,\"p99\":%.4f}",
+           name, (long long)n, m, sqrt(v / (double)n), PCT(1), PCT(5), PCT(50), PCT(95), PCT(99));
+#undef PCT
+}
+
+/* Prints the {"bench":"clustered",...} line: same-person cosines (pairs
+ * within a window of the first points) and different-person cosines of
+ * random pairs; bounded counts so 1M points stay quick. Returns -1 on NOMEM. */
+static inline int bench_clustered_print_dist(const bench_clustered_params *p, const float *v, const int32_t *who,
+                                             int64_t n, int32_t people) {
+    enum { CAP = 200000 };
+    double *same = malloc(CAP * sizeof *same), *diff = malloc(CAP * sizeof *diff);
+    if (!same || !diff) {
+        free(same);
+        free(diff);
+        return -1;
+    }
+    int64_t ns = 0, nd = 0;
+    uint64_t s = 12345;
+    int64_t window = n < 20000 ? n : 20000; /* pairs within the first points: O(window^2) bounded */
+    for (int64_t i = 0; i < window && ns < CAP; i++)
+        for (int64_t j = i + 1; j < window && ns < CAP; j++)
+            if (who[i] == who[j]) same[ns++] = bench_cl_dotf(v + i * p->dim, v + j * p->dim, p->dim);
+    for (int tries = 0; nd < CAP && tries < 4 * CAP; tries++) {
+        int64_t i = (int64_t)(bench_cl_next(&s) % (uint64_t)n), j = (int64_t)(bench_cl_next(&s) % (uint64_t)n);
+        if (who[i] != who[j]) diff[nd++] = bench_cl_dotf(v + i * p->dim, v + j * p->dim, p->dim);
+    }
+    printf("{\"bench\":\"clustered\",\"points\":%lld,\"dim\":%d,\"people\":%d,\"w_global\":%.3f,\"w_person\":%.3f,"
+           "\"w_noise\":%.3f,\"alpha\":%.3f,\"noise_spread\":%.3f,\"max_faces\":%d,",
+           (long long)n, p->dim, people, p->w_global, p->w_person, p->w_noise, p->alpha, p->noise_spread, p->max_faces);
+    bench_cl_print_stats("same", same, ns);
+    putchar(',');
+    bench_cl_print_stats("diff", diff, nd);
+    printf("}\n");
+    fflush(stdout);
+    free(same);
+    free(diff);
+    return 0;
+}
+
+/* Writes the "VSCL" file bench/peers.py reads (layout in clustered.c's
+ * header comment); 0 or -1 on any I/O failure. */
+static inline int bench_clustered_write(const char *path, const bench_clustered_params *p, const float *v,
+                                        const int32_t *who, int64_t n, const float *qv, const int32_t *qwho,
+                                        int64_t q, int32_t people) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    uint32_t h[5] = {1, (uint32_t)n, (uint32_t)q, (uint32_t)p->dim, (uint32_t)people};
+    int ok = fwrite("VSCL", 1, 4, f) == 4 && fwrite(h, sizeof h, 1, f) == 1 &&
+             fwrite(v, sizeof *v * (size_t)p->dim, (size_t)n, f) == (size_t)n &&
+             fwrite(who, sizeof *who, (size_t)n, f) == (size_t)n &&
+             fwrite(qv, sizeof *qv * (size_t)p->dim, (size_t)q, f) == (size_t)q &&
+             fwrite(qwho, sizeof *qwho, (size_t)q, f) == (size_t)q;
+    return fclose(f) != 0 || !ok ? -1 : 0;
 }
 
 #endif

@@ -10,7 +10,9 @@ and FAISS IndexHNSWFlat / IndexHNSWSQ (8-bit) from Debian's packages
 
 Prints one JSON line per measured configuration, in the issue 11 contract:
 {"bench":"search","index","points","ef_search","recall_at_10","p50_ms","p99_ms",
-"qps_2_threads","build_s","rss_mb"} plus build_s_1_thread / build_s_2_threads.
+"qps_2_threads","build_s","rss_mb"} plus build_s_1_thread / build_s_2_threads;
+the after-delete lines are {"bench":"delete","phase":"after_delete_30pct",...}.
+build/bench_index_search --peers runs this script on its own data in the same run.
 recall_at_10 is against numpy's exact inner product over the same points.
 p50/p99 are one query at a time on one thread, timed around the library call
 (Python's call overhead, a few microseconds, is in them). rss_mb is the
@@ -76,8 +78,9 @@ def timed_queries(search_one, queries):
     return float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), np.vstack(res)
 
 
-def emit(**kw):
-    kw = {"bench": "search", **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in kw.items()}}
+def emit(bench="search", **kw):
+    """One JSON line; "search" lines are the contract's fresh-index configurations, "delete" the after-delete ones."""
+    kw = {"bench": bench, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in kw.items()}}
     print(json.dumps(kw), flush=True)
 
 
@@ -134,10 +137,10 @@ def bench_hnswlib(a, base, queries, truth):
     truth_k = exact_topk(base[keep], queries, ids=keep)
     fresh, bf = build_hnswlib(base[keep], a.m, a.ef_construction, 2, ids=keep)
     for ef in a.ef:
-        _, _, found = timed_queries(lambda q: hnswlib_search(ix, q, ef, 1), queries[:300])
-        _, _, ffound = timed_queries(lambda q: hnswlib_search(fresh, q, ef, 1), queries[:300])
-        emit(index="hnswlib", phase="after_delete_30pct", points=len(keep), ef_search=ef,
-             recall_at_10=recall(found, truth_k[:300]), recall_at_10_fresh_build=recall(ffound, truth_k[:300]),
+        _, _, found = timed_queries(lambda q: hnswlib_search(ix, q, ef, 1), queries)
+        _, _, ffound = timed_queries(lambda q: hnswlib_search(fresh, q, ef, 1), queries)
+        emit(bench="delete", index="hnswlib", phase="after_delete_30pct", points=len(keep), ef_search=ef,
+             recall_at_10=recall(found, truth_k), recall_at_10_fresh_build=recall(ffound, truth_k),
              deleted_returned=int(np.isin(found, gone).sum()), p50_ms=None, rss_mb=rss_mb(), fresh_build_s=bf,
              note="mark_deleted (soft): points stay in the graph")
 
@@ -178,7 +181,7 @@ def bench_faiss(kind, a, base, queries, truth):
         emit(index=kind, points=len(base), ef_search=ef, recall_at_10=recall(found, truth), p50_ms=p50, p99_ms=p99,
              qps_2_threads=qps, build_s=b2, build_s_1_thread=b1, build_s_2_threads=b2, rss_mb=mem, m=a.m,
              ef_construction=a.ef_construction)
-    emit(index=kind, phase="after_delete_30pct", points=len(base), ef_search=None, recall_at_10=None, p50_ms=None,
+    emit(bench="delete", index=kind, phase="after_delete_30pct", points=len(base), ef_search=None, recall_at_10=None, p50_ms=None,
          rss_mb=mem, note="FAISS IndexHNSW has no delete (remove_ids not implemented): rebuild is the only way")
 
 

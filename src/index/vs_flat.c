@@ -175,7 +175,7 @@ float vs_flat_dot(const float *a, const float *b, size_t dim) {
     /* Sixteen independent accumulators: GCC's SLP pass turns them into four
      * SSE registers at -O2 -march=x86-64-v2 (checked with -fopt-info-vec and
      * objdump), so the loop issues four independent multiply-adds per 16
-     * floats instead of one serial chain. Measured (bench_index_search,
+     * floats instead of one serial chain. Measured (bench_index_exact,
      * dim 1024): ~110 ns/row cache-resident vs ~820 ns for the one-accumulator
      * loop; the 100k scan then runs at DRAM speed (~20-24 GB/s). A kernel
      * scoring 4 rows per pass (shared query loads, 8 vector accumulators) was
