@@ -234,12 +234,12 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"delete\",\"index\":\"hnsw\",\"points\":%d,\"deleted\":%d,\"deletes_per_s\":%.0f}\n", n, del,
            del / (del_ms / 1e3));
     truth_all(x, n, live, q, truth);
-    for (size_t i = 0; i < 3; i++) measure(h, q, truth, n - del, efs[i], del_phase);
+    for (size_t i = 0; i < 4; i++) measure(h, q, truth, n - del, efs[i], del_phase);
     vs_hnsw_free(h);
     if (vs_hnsw_new(&hc, &h, &e)) bench_die("bench_hnsw", "new", &e);
     for (int i = 0; i < n; i++)
         if (live[i] && vs_hnsw_insert(h, (uint32_t)i, x + (size_t)i * g_dim, &e)) bench_die("bench_hnsw", "insert", &e);
-    for (size_t i = 0; i < 3; i++) measure(h, q, truth, n - del, efs[i], "fresh_build_of_remaining");
+    for (size_t i = 0; i < 4; i++) measure(h, q, truth, n - del, efs[i], "fresh_build_of_remaining");
     vs_hnsw_free(h);
     hd_free(&g);
     free(x), free(q), free(truth), free(live);
