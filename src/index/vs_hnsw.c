@@ -570,19 +570,23 @@ vs_err vs_hnsw_insert(vs_hnsw *h, uint32_t id, const float *vec, vs_error *e) {
 #define HNSW_REPAIR_TRIES 3   /* fallback offers to the closest candidates */
 
 /* Reconnects node a at level l after it lost links: candidates are the other
- * orphans (the deleted node's neighbours) and a's 2-hop set, chosen with the
- * heuristic seeded by a's current links; if the heuristic takes none, the
- * closest candidate that accepts is linked so a never ends up poorer. Then a
- * keeps a direct link to its closest fellow orphan. os[j] is a's similarity
- * to orph[j] (computed once per delete for all pairs).
+ * orphans (the deleted node's neighbours) and, when a is left with fewer
+ * than M links, a's 2-hop set, chosen with the heuristic seeded by a's
+ * current links; if the heuristic takes none and a has fewer than M links,
+ * the closest candidate that accepts is linked so a never ends up poor.
+ * Then a keeps a direct link to its closest fellow orphan. os[j] is a's
+ * similarity to orph[j] (computed once per delete for all pairs).
  * Measured at 50k points (easy data), 30 % deleted, recall@10 at ef 32/64
  * against a fresh build of the rest (0.9376/0.9806): heuristic only
  * 0.9320/0.9610; + closest orphan 0.9422/0.9646; picking without the seed
  * 0.910/0.939; refusing to cut links of full candidates 0.923/0.955.
- * Cost: the fallback used to offer a link to every candidate in turn until
- * one accepted (6 offers a repair, 80 % of a delete's similarities on
- * clustered data); it now makes HNSW_REPAIR_TRIES offers, then links the
- * closest candidate with a free slot, which accepts without a heuristic. */
+ * Cost (clustered data, 30k points, M 16): the fallback used to offer a
+ * link to every candidate in turn until one accepted (6 offers a repair,
+ * 80 % of a delete's similarities); it now makes HNSW_REPAIR_TRIES offers,
+ * then links the closest candidate with a free slot, which accepts without
+ * a heuristic. A node still holding M links (most: level-0 lists hold up to
+ * 2M) skips the 2-hop set and the fallback: 1.7x and 1.5x faster deletes,
+ * recall@10 after 30 % deletes unchanged at ef 16-128 (within 0.001). */
 static void hnsw_repair(vs_hnsw *h, hnsw_node *a, int l, const uint32_t *orph, const float *os, int no,
                         hnsw_visit *vis) {
     hnsw_cand c[4 * VS_HNSW_M_MAX];
@@ -598,7 +602,8 @@ static void hnsw_repair(vs_hnsw *h, hnsw_node *a, int l, const uint32_t *orph, c
     for (int i = 0; i < a->cnt[l]; i++) visit_seen(vis, ln[i]);
     for (int i = 0; i < no && nc < max_c; i++)
         if (!visit_seen(vis, orph[i])) c[nc++] = (hnsw_cand){os[i], orph[i]};
-    for (int i = 0; i < a->cnt[l] && nc < max_c; i++) {
+    int poor = a->cnt[l] < h->M;   /* only then is the 2-hop set worth its cost */
+    for (int i = 0; poor && i < a->cnt[l] && nc < max_c; i++) {
         const hnsw_node *nb = h->nodes[ln[i]];
         const uint32_t *l2 = hnsw_links(h, nb, l);
         for (int j = 0; j < nb->cnt[l] && nc < max_c; j++)
@@ -615,6 +620,7 @@ static void hnsw_repair(vs_hnsw *h, hnsw_node *a, int l, const uint32_t *orph, c
     int ns = hnsw_select(h, c, nc, want, sel, pre);
     int linked = 0;
     for (int i = pre; i < ns; i++) linked += hnsw_link(h, a, h->nodes[sel[i]], l);
+    if (!poor) linked = 1;   /* rich enough: no fallback */
     for (size_t i = 0; !linked && i < nc && i < HNSW_REPAIR_TRIES; i++) linked = hnsw_link(h, a, h->nodes[c[i].id], l);
     for (size_t i = HNSW_REPAIR_TRIES; !linked && i < nc; i++)
         if (h->nodes[c[i].id]->cnt[l] < cap) linked = hnsw_link(h, a, h->nodes[c[i].id], l);
