@@ -28,17 +28,21 @@
 
 #define HNSW_LEVEL_MAX 16
 
-/* One point. One allocation: this header, then v (dim float32, only when
- * the graph keeps its own copies), then links (level 0: M0 slots, each upper
- * level: M slots), then cnt (level + 1), then q (dim int8). */
+/* One point. One allocation: this header, then q (dim int8, padded to 8),
+ * then links (level 0: M0 slots, each upper level: M slots), then v (dim
+ * float32, only when the graph keeps its own copies), then cnt (level + 1).
+ * q comes first because traversal reads nothing else of most nodes it
+ * scores: at 128-d the header and q share three cache lines, which
+ * hnsw_search_level prefetches (q used to sit behind v and the links, a
+ * separate miss after the header's). */
 typedef struct hnsw_node {
     uint32_t id;
     int level;
     float scale;        /* real component ~= q[i] * scale */
     uint16_t *cnt;      /* links used per level */
     uint32_t *links;    /* neighbour ids */
-    int8_t *q;
-    float v[];
+    float *v;           /* own float32 copy, NULL with vector_of */
+    int8_t q[];
 } hnsw_node;
 
 /* A visited table: tag[id] == epoch means seen in the current search. */
@@ -231,22 +235,25 @@ static uint32_t *hnsw_links(const vs_hnsw *h, const hnsw_node *n, int l) {
     return l == 0 ? n->links : n->links + h->M0 + (size_t)(l - 1) * h->M;
 }
 
+/* Bytes of q padded so the links after it stay aligned. */
+static size_t hnsw_q_bytes(const vs_hnsw *h) { return ((size_t)h->dim + 7) & ~(size_t)7; }
+
 /* Bytes of one node of the given level. */
 static size_t hnsw_node_size(const vs_hnsw *h, int level) {
     size_t links = (size_t)h->M0 + (size_t)level * h->M;
-    return sizeof(hnsw_node) + (h->own_v ? (size_t)h->dim * sizeof(float) : 0) + links * sizeof(uint32_t) +
-           (size_t)(level + 1) * sizeof(uint16_t) + (size_t)h->dim;
+    return sizeof(hnsw_node) + hnsw_q_bytes(h) + links * sizeof(uint32_t) +
+           (h->own_v ? (size_t)h->dim * sizeof(float) : 0) + (size_t)(level + 1) * sizeof(uint16_t);
 }
 
 /* Allocates an empty node for id at level (links, counts and q zeroed). */
 static hnsw_node *hnsw_node_alloc(vs_hnsw *h, uint32_t id, int level) {
-    size_t sz = hnsw_node_size(h, level);
+    size_t sz = hnsw_node_size(h, level), links = (size_t)h->M0 + (size_t)level * h->M;
     hnsw_node *n = vs_calloc(1, sz);
     if (!n) return NULL;
     n->id = id, n->level = level;
-    n->links = (uint32_t *)(n->v + (h->own_v ? h->dim : 0));
-    n->cnt = (uint16_t *)(n->links + h->M0 + (size_t)level * h->M);
-    n->q = (int8_t *)(n->cnt + level + 1);
+    n->links = (uint32_t *)(void *)(n->q + hnsw_q_bytes(h));
+    n->v = h->own_v ? (float *)(n->links + links) : NULL;
+    n->cnt = (uint16_t *)(void *)(h->own_v ? (void *)(n->v + h->dim) : (void *)(n->links + links));
     h->bytes += sz;
     return n;
 }
@@ -313,10 +320,18 @@ static int hnsw_search_level(vs_hnsw *h, const int8_t *q, float qs, int ef, int 
         if (res->n >= (size_t)ef && c.s < res->a[0].s) break;
         const hnsw_node *cn = h->nodes[c.id];
         const uint32_t *ln = hnsw_links(h, cn, l);
+        /* first the unvisited neighbours, with their header and q fetched all
+         * at once, so the misses overlap instead of costing one each */
+        uint32_t todo[2 * VS_HNSW_M_MAX];
+        int nt = 0;
         for (int i = 0; i < cn->cnt[l]; i++) {
-            uint32_t nb = ln[i];
-            if (visit_seen(vis, nb)) continue;
-            __builtin_prefetch(h->nodes[nb]);
+            if (visit_seen(vis, ln[i])) continue;
+            const char *p = (const char *)h->nodes[ln[i]];
+            __builtin_prefetch(p), __builtin_prefetch(p + 64), __builtin_prefetch(p + 128);
+            todo[nt++] = ln[i];
+        }
+        for (int i = 0; i < nt; i++) {
+            uint32_t nb = todo[i];
             hnsw_cand x = {hnsw_sim_q(h, q, qs, h->nodes[nb]), nb};
             if (res->n < (size_t)ef || x.s > res->a[0].s) {
                 if (heap_push(&cand, x) < 0) goto out_seeds;
