@@ -16,7 +16,11 @@
  * neighbour, the HNSW selection heuristic is run over its links plus the
  * newcomer; the newcomer is refused if the heuristic drops it, otherwise the
  * weakest dropped link is cut on both sides. Symmetry is what lets a delete
- * find every node pointing at the deleted one without a reverse index. */
+ * find every node pointing at the deleted one without a reverse index.
+ * Reachability is kept by hand where the heuristic alone would lose it: a
+ * node left with no link is linked by force, and a delete keeps the deleted
+ * node's former neighbours connected to each other (near-duplicate faces,
+ * common in crawls, otherwise cut whole groups off). */
 #include "vs_hnsw.h"
 
 #include <math.h>
