@@ -1,7 +1,9 @@
 /* test_hnsw.c - the HNSW graph (src/index/vs_hnsw.c) on clustered synthetic
  * face embeddings (bench/hnsw_data.h): recall@10 against brute force, true
  * deletes (never returned, graph valid, recall within 0.02 of a fresh build
- * after deleting 30 %), filters selective and not, empty and one-point
+ * after deleting 30 %; on bench/clustered.h's dlib-fitted data within 0.01
+ * after two rounds of 30 % deletes with re-inserts between, a whole person
+ * erased), filters selective and not, empty and one-point
  * graphs, replace, dim 1024, readers beside a writer, argument checks.
  * Sized to finish in seconds in the release build and ~20 s under ASan
  * (smaller data there). Figures are printed, never asserted as timings. */
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../bench/clustered.h"
 #include "../../bench/hnsw_data.h"
 #include "vs_hnsw.h"
 
@@ -186,7 +189,8 @@ static void test_recall(void **state) {
 }
 
 /* Deletes 30 % at random: deleted ids never come back, the graph stays valid
- * (symmetric, reachable), recall stays within 0.02 of a fresh build. */
+ * (symmetric, reachable), recall stays within 0.01 of a fresh build (the
+ * issue's bound; 0.02 until the repair was reworked). */
 static void test_delete_recall(void **state) {
     (void)state;
     data d = make_data(N_POINTS, N_QUERIES, DIM, 13);
@@ -223,7 +227,7 @@ static void test_delete_recall(void **state) {
     vs_hnsw *fresh = build(&d, live, 2);
     double rf = recall(fresh, &d, live, ef, NULL, NULL);
     printf("# ef %d recall@10 after 30%% deletes %.4f, fresh build %.4f\n", ef, rd, rf);
-    assert_true(rd >= rf - 0.02);
+    assert_true(rd >= rf - 0.01);
     vs_hnsw_free(fresh);
     vs_hnsw_free(h);
     free(live);
@@ -232,6 +236,121 @@ static void test_delete_recall(void **state) {
 
 /* Keep ids divisible by *(int *)ctx. */
 static int keep_mod(void *ctx, uint32_t id) { return id % (uint32_t)*(int *)ctx == 0; }
+
+/* n faces of bench/clustered.h's dlib-fitted data and nq queries that are
+ * new photos of people in it; person[n] (caller frees) says whose each is.
+ * w_noise > 0 replaces the spread of a person's faces (0: fitted value). */
+static data make_clustered(int n, int nq, int dim, double w_noise, int32_t **person) {
+    data d = {n, nq, dim, malloc(sizeof(float) * (size_t)n * dim), malloc(sizeof(float) * (size_t)nq * dim)};
+    int32_t *qp = malloc(sizeof *qp * (size_t)nq);
+    *person = malloc(sizeof **person * (size_t)n);
+    assert_true(d.x && d.q && qp && *person);
+    bench_clustered_params p = bench_clustered_defaults(dim);
+    if (w_noise > 0) p.w_noise = w_noise;
+    bench_clustered_gen(&p, n, d.x, *person);
+    bench_clustered_queries(&p, *person, n, nq, d.q, qp);
+    free(qp);
+    return d;
+}
+
+/* Deletes ids until `target` of d's rows are gone (live[] tracks them). */
+static void delete_random(vs_hnsw *h, const data *d, unsigned char *live, int target, uint64_t seed) {
+    vs_error e = {0};
+    int gone = 0;
+    for (int i = 0; i < d->n; i++) gone += !live[i];
+    double t0 = now_ms();
+    int del = 0;
+    for (uint64_t r = seed; gone < target;) {
+        uint32_t id = (uint32_t)(bench_cl_next(&r) % (uint64_t)d->n);
+        if (!live[id]) continue;
+        assert_ok(vs_hnsw_delete(h, id, &e), e);
+        live[id] = 0, gone++, del++;
+    }
+    printf("# deleted %d in %.0f ms\n", del, now_ms() - t0);
+    assert_ok(vs_hnsw_validate(h, &e), e);
+}
+
+/* Recall at ef 16 and 32 of h and of a fresh build over the live rows: h
+ * within 0.01 of the fresh build (the issue's bound for deletes). */
+static void assert_recall_like_fresh(vs_hnsw *h, const data *d, const unsigned char *live, const char *what) {
+    vs_hnsw *fresh = build(d, live, 2);
+    for (int ef = 16; ef <= 32; ef *= 2) {
+        double rd = recall(h, d, live, ef, NULL, NULL), rf = recall(fresh, d, live, ef, NULL, NULL);
+        printf("# clustered, %s: ef %d recall@10 %.4f, fresh build %.4f\n", what, ef, rd, rf);
+        assert_true(rd >= rf - 0.01);
+    }
+    vs_hnsw_free(fresh);
+}
+
+/* Erasure on face-like data: 30 % deleted, then those re-inserted and
+ * another 30 % deleted (churn must not wear the graph down), then every
+ * face of one person erased: the graph stays valid, recall stays within
+ * 0.01 of a fresh build each time, and the erased person never comes back
+ * even when searched with their own faces. */
+static void test_delete_churn_clustered(void **state) {
+    (void)state;
+    int32_t *person;
+    data d = make_clustered(N_POINTS, N_QUERIES, DIM, 0, &person);
+    vs_hnsw *h = build(&d, NULL, 3);
+    unsigned char *live = malloc((size_t)d.n);
+    assert_non_null(live);
+    memset(live, 1, (size_t)d.n);
+    vs_error e = {0};
+    delete_random(h, &d, live, d.n * 3 / 10, 5);
+    assert_recall_like_fresh(h, &d, live, "30% deleted");
+    for (int i = 0; i < d.n; i++)
+        if (!live[i]) {
+            assert_ok(vs_hnsw_insert(h, (uint32_t)i, d.x + (size_t)i * d.dim, &e), e);
+            live[i] = 1;
+        }
+    delete_random(h, &d, live, d.n * 3 / 10, 6);
+    assert_recall_like_fresh(h, &d, live, "re-inserted, 30% deleted again");
+    int32_t who = 0;   /* the person with the most faces */
+    int *per = calloc((size_t)d.n, sizeof *per), faces = 0;
+    assert_non_null(per);
+    for (int i = 0; i < d.n; i++)
+        if (++per[person[i]] > per[who]) who = person[i];
+    free(per);
+    for (int i = 0; i < d.n; i++)
+        if (person[i] == who && live[i]) {
+            assert_ok(vs_hnsw_delete(h, (uint32_t)i, &e), e);
+            live[i] = 0, faces++;
+        }
+    assert_ok(vs_hnsw_validate(h, &e), e);
+    for (int i = 0; i < d.n; i++) {
+        if (person[i] != who) continue;
+        vs_hnsw_hit hits[K];
+        size_t nh;
+        assert_ok(vs_hnsw_search(h, d.x + (size_t)i * d.dim, K, 128, NULL, NULL, hits, &nh, &e), e);
+        for (size_t j = 0; j < nh; j++) assert_int_not_equal(person[hits[j].id], who);
+    }
+    printf("# erased person %d (%d faces in the graph)\n", who, faces);
+    assert_true(faces > 1);
+    vs_hnsw_free(h);
+    free(live);
+    free(person);
+    free_data(&d);
+}
+
+/* Near-duplicate faces (a person's photos 40x closer than fitted: the same
+ * picture crawled again): full neighbours refuse newcomers that look like
+ * their links, which once left whole groups with no link in (3 % of the
+ * nodes unreachable after a plain build). Every node stays reachable after
+ * the build and after deleting 80 %. */
+static void test_near_duplicates(void **state) {
+    (void)state;
+    int32_t *person;
+    data d = make_clustered(N_CONC, 10, DIM, 0.005, &person);
+    vs_hnsw *h = build(&d, NULL, 4);   /* validates: symmetric, all reachable */
+    unsigned char *live = malloc((size_t)d.n);
+    assert_non_null(live);
+    memset(live, 1, (size_t)d.n);
+    delete_random(h, &d, live, d.n * 8 / 10, 9);   /* validates again */
+    vs_hnsw_free(h);
+    free(live);
+    free(person);
+    free_data(&d);
+}
 
 /* Filters: only passing ids come back; recall against exact search over the
  * filtered set stays high whether 1 in 2 or 1 in 100 pass. */
@@ -484,6 +603,7 @@ int main(void) {
         cmocka_unit_test(test_recall),     cmocka_unit_test(test_delete_recall),
         cmocka_unit_test(test_filters),    cmocka_unit_test(test_dim_1024),
         cmocka_unit_test(test_concurrent), cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_delete_churn_clustered), cmocka_unit_test(test_near_duplicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
