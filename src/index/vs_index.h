@@ -95,8 +95,8 @@ typedef struct vs_index_opts {
     int64_t ann_min_points;   /* a tenant with at least this many points is searched
                                * through its HNSW graph (default 20000); < 0: never */
     int ann_m;                /* graph links per node (default 16, level 0 has twice) */
-    int ann_ef_construction;  /* candidates kept while linking an insert (default 128) */
-    int ann_ef_search;        /* candidates kept while searching (default 96, at least top_k) */
+    int ann_ef_construction;  /* candidates kept while linking an insert (default 200) */
+    int ann_ef_search;        /* candidates kept while searching (default 128, at least top_k) */
 } vs_index_opts;
 
 /* vs_index_open with tuning; opts may be NULL (defaults). */
