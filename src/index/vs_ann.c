@@ -30,7 +30,7 @@ struct vs_ann {
     pthread_rwlock_t map;     /* guards graphs[] / n (not the graphs' contents) */
     ann_graph *graphs;
     int n, cap;
-    _Atomic uint64_t searches, fallbacks, builds;
+    _Atomic uint64_t searches, fallbacks, builds, reconnected;
     uint64_t changes;         /* graph writes since the last save (writer only) */
 };
 
@@ -239,6 +239,7 @@ void vs_ann_get_stats(vs_ann *a, vs_ann_stats *st) {
     st->searches = atomic_load(&a->searches);
     st->exact_fallbacks = atomic_load(&a->fallbacks);
     st->builds = atomic_load(&a->builds);
+    st->reconnected = atomic_load(&a->reconnected);
 }
 
 typedef struct ann_check {
@@ -366,7 +367,11 @@ vs_err vs_ann_save(vs_ann *a, const char *path, vs_error *err) {
     head[1] = (uint32_t)a->n;
     vs_err rc = snap_write(&w, SNAP_MAGIC, 4, err);
     if (!rc) rc = snap_write(&w, head, sizeof head, err);
-    for (int i = 0; i < a->n && !rc; i++) rc = snap_graph(a, &a->graphs[i], &w, err);
+    for (int i = 0; i < a->n && !rc; i++) {
+        size_t relinked = 0;   /* a node no walk reaches is lost to every search: fix before keeping */
+        if (vs_hnsw_reconnect(a->graphs[i].h, &relinked, NULL) == VS_OK) atomic_fetch_add(&a->reconnected, relinked);
+        rc = snap_graph(a, &a->graphs[i], &w, err);
+    }
     pthread_rwlock_unlock(&a->map);
     uint32_t crc = w.crc;
     if (!rc) rc = snap_write(&w, &crc, sizeof crc, err);

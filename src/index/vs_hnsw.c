@@ -1099,7 +1099,22 @@ static vs_err hnsw_validate_node(vs_hnsw *h, const hnsw_node *n, vs_error *e) {
     return VS_OK;
 }
 
-/* Counts nodes reachable on level 0 from the entry point (iterative DFS). */
+/* Marks in vis every node reachable on level 0 from the entry point
+ * (iterative DFS; stack holds count + 1 ids) and returns how many. */
+static size_t hnsw_mark_reachable(vs_hnsw *h, hnsw_visit *vis, uint32_t *stack) {
+    size_t sp = 0, seen = 0;
+    stack[sp++] = h->entry->id;
+    visit_seen(vis, h->entry->id);
+    while (sp) {
+        const hnsw_node *n = h->nodes[stack[--sp]];
+        seen++;
+        for (int i = 0; i < n->cnt[0]; i++)
+            if (!visit_seen(vis, n->links[i])) stack[sp++] = n->links[i];
+    }
+    return seen;
+}
+
+/* Counts nodes reachable on level 0 from the entry point. */
 static vs_err hnsw_reachable(vs_hnsw *h, size_t *seen, vs_error *e) {
     *seen = 0;
     if (!h->entry) return VS_OK;
@@ -1110,18 +1125,36 @@ static vs_err hnsw_reachable(vs_hnsw *h, size_t *seen, vs_error *e) {
         vs_free(stack);
         return vs_fail(e, VS_ERR_NOMEM, "hnsw validate: reachability buffers");
     }
-    size_t sp = 0;
-    stack[sp++] = h->entry->id;
-    visit_seen(vis, h->entry->id);
-    while (sp) {
-        const hnsw_node *n = h->nodes[stack[--sp]];
-        (*seen)++;
-        for (int i = 0; i < n->cnt[0]; i++)
-            if (!visit_seen(vis, n->links[i])) stack[sp++] = n->links[i];
-    }
+    *seen = hnsw_mark_reachable(h, vis, stack);
     visit_give(h, vis);
     vs_free(stack);
     return VS_OK;
+}
+
+vs_err vs_hnsw_reconnect(vs_hnsw *h, size_t *relinked, vs_error *e) {
+    *relinked = 0;
+    pthread_rwlock_wrlock(&h->lock);
+    vs_err rc = VS_OK;
+    hnsw_visit *vis = h->entry ? visit_take(h) : NULL;
+    uint32_t *stack = h->entry ? vs_malloc((h->count + 1) * sizeof *stack) : NULL;
+    float *vec = h->entry ? vs_malloc((size_t)h->dim * sizeof *vec) : NULL;
+    if (h->entry && (!vis || !stack || !vec)) rc = vs_fail(e, VS_ERR_NOMEM, "hnsw reconnect: buffers");
+    size_t seen = rc || !h->entry ? h->count : hnsw_mark_reachable(h, vis, stack);
+    size_t n = 0;
+    /* the marks stay valid: re-inserts use their own visited tables */
+    for (uint32_t i = 0; seen < h->count && i < h->cap && !rc; i++)
+        if (h->nodes[i] && vis->tag[i] != vis->epoch) stack[n++] = i;   /* stack is free again */
+    for (size_t k = 0; k < n && !rc; k++) {
+        /* re-inserting searches from the entry point, so it links to reachable nodes */
+        memcpy(vec, hnsw_vec(h, h->nodes[stack[k]]), (size_t)h->dim * sizeof *vec);
+        rc = hnsw_insert_locked(h, stack[k], vec, e);
+    }
+    if (!rc) *relinked = n;
+    if (vis) visit_give(h, vis);
+    vs_free(stack);
+    vs_free(vec);
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
 }
 
 vs_err vs_hnsw_validate(vs_hnsw *h, vs_error *e) {

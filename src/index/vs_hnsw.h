@@ -127,6 +127,13 @@ int vs_hnsw_same_vector(vs_hnsw *h, uint32_t id, const float *vec);
  * lock held: cb must not call the graph's writers. */
 void vs_hnsw_foreach(vs_hnsw *h, int (*cb)(void *ctx, uint32_t id), void *ctx);
 
+/* Finds the nodes no walk from the entry point can reach on level 0 (rare:
+ * a cut link that was a small group's only way in) and re-inserts each, so
+ * it is linked to the reachable graph again; *relinked counts them. A node
+ * that cannot be reached can never be returned, so vs_ann runs this before
+ * every snapshot. O(points * M) for the walk, plus one insert per node. */
+vs_err vs_hnsw_reconnect(vs_hnsw *h, size_t *relinked, vs_error *e);
+
 /* Checks the invariants: every link names a live node, links are symmetric,
  * no self or duplicate links, counts within caps, the entry point has the top
  * level, and every node is reachable on level 0 from the entry point.

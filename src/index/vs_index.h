@@ -119,6 +119,7 @@ typedef struct vs_ann_stats {
     uint64_t exact_fallbacks; /* filtered searches handed back to the exact scan */
     uint64_t builds;          /* graphs built in this process (a tenant crossing the
                                * bound, a bulk delete, an open without a snapshot) */
+    uint64_t reconnected;     /* nodes found unreachable and re-linked (at each snapshot) */
 } vs_ann_stats;
 
 /* VS_ERR_UNSUPPORTED for backends without one (Qdrant keeps its own). */

@@ -597,12 +597,68 @@ static void test_save_load(void **state) {
     free_data(&d);
 }
 
+static uint32_t plus_1000(void *ctx, uint32_t id) {
+    (void)ctx;
+    return id + 1000;
+}
+
+/* A graph with a part no walk reaches (two graphs' streams spliced into
+ * one: the second group links only to itself) fails validation; reconnect
+ * re-inserts exactly that part, after which the graph validates and the
+ * lost points are found again. */
+static void test_reconnect(void **state) {
+    (void)state;
+    data d = make_data(260, 10, DIM, 41);
+    vs_error e = {0};
+    vs_hnsw_cfg c = {.dim = DIM, .M = 8, .ef_construction = 64, .seed = 9};
+    vs_hnsw *a, *b, *b2;
+    assert_ok(vs_hnsw_new(&c, &a, &e), e);
+    assert_ok(vs_hnsw_new(&c, &b, &e), e);
+    for (int i = 0; i < 240; i++) assert_ok(vs_hnsw_insert(a, (uint32_t)i, d.x + (size_t)i * DIM, &e), e);
+    for (int i = 0; i < 20; i++) assert_ok(vs_hnsw_insert(b, (uint32_t)i, d.x + (size_t)(240 + i) * DIM, &e), e);
+    stream sa = {0}, sb = {0}, sb2 = {0};
+    assert_ok(vs_hnsw_save(a, stream_write, &sa, &e), e);
+    assert_ok(vs_hnsw_save(b, stream_write, &sb, &e), e);
+    sb.limit = SIZE_MAX;
+    assert_ok(vs_hnsw_load_remap(&c, stream_read, &sb, plus_1000, NULL, &b2, &e), e);   /* ids 1000.. */
+    assert_ok(vs_hnsw_save(b2, stream_write, &sb2, &e), e);
+    const size_t hdr = 48;   /* the stream's header: magic .. entry id, padded */
+    stream all = {0};
+    stream_write(&all, sa.b, sa.n, &e);
+    stream_write(&all, sb2.b + hdr, sb2.n - hdr, &e);
+    uint64_t count = 260;
+    memcpy(all.b + 32, &count, sizeof count);
+    all.limit = SIZE_MAX;
+    vs_hnsw *g = NULL;
+    vs_err rc = vs_hnsw_load(&c, stream_read, &all, &g, &e);
+    if (rc) fail_msg("splice: %s (the second group outranks the first's entry: pick other seeds)", e.msg);
+    assert_int_equal(vs_hnsw_count(g), 260);
+    assert_int_equal(vs_hnsw_validate(g, &e), VS_ERR_INTERNAL);
+    assert_non_null(strstr(e.msg, "240 of 260"));
+    size_t relinked = 0;
+    assert_ok(vs_hnsw_reconnect(g, &relinked, &e), e);
+    assert_int_equal(relinked, 20);
+    assert_ok(vs_hnsw_validate(g, &e), e);
+    vs_hnsw_hit hit;
+    size_t nh;
+    for (int i = 0; i < 20; i++) {   /* each lost point is its own nearest neighbour again */
+        assert_ok(vs_hnsw_search(g, d.x + (size_t)(240 + i) * DIM, 1, 32, NULL, NULL, &hit, &nh, &e), e);
+        assert_int_equal(hit.id, 1000 + i);
+    }
+    assert_ok(vs_hnsw_reconnect(g, &relinked, &e), e);
+    assert_int_equal(relinked, 0);
+    vs_hnsw_free(a), vs_hnsw_free(b), vs_hnsw_free(b2), vs_hnsw_free(g);
+    free(sa.b), free(sb.b), free(sb2.b), free(all.b);
+    free_data(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_shape), cmocka_unit_test(test_small),
         cmocka_unit_test(test_recall),     cmocka_unit_test(test_delete_recall),
         cmocka_unit_test(test_filters),    cmocka_unit_test(test_dim_1024),
         cmocka_unit_test(test_concurrent), cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_delete_churn_clustered), cmocka_unit_test(test_near_duplicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
