@@ -24,22 +24,6 @@
 
 static int g_dim = 128;
 
-/* Resident set size in MB from /proc/self/statm. */
-static double rss_mb(void) {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
-    }
-    return rss * 4096.0 / 1048576.0;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmp_hit(const void *a, const void *b) {
     float x = ((const vs_hnsw_hit *)a)->score, y = ((const vs_hnsw_hit *)b)->score;
     return (x < y) - (x > y);
@@ -96,7 +80,7 @@ static void measure(vs_hnsw *h, const float *q, uint32_t (*truth)[K], int n, int
             for (size_t b = 0; b < nh; b++) f += truth[i][a] == hits[b].id;
         rec += f / (double)K;
     }
-    qsort(lat, NQ, sizeof lat[0], cmp_double);
+    qsort(lat, NQ, sizeof lat[0], bench_cmp_double);
     qjob j[2] = {{h, q, ef, 0, NQ / 2}, {h, q, ef, NQ / 2, NQ}};
     pthread_t t[2];
     double t0 = bench_now_ms();
@@ -105,7 +89,7 @@ static void measure(vs_hnsw *h, const float *q, uint32_t (*truth)[K], int n, int
     double qps = 4.0 * NQ / ((bench_now_ms() - t0) / 1e3);
     printf("{\"bench\":\"search\",\"index\":\"hnsw\",\"phase\":\"%s\",\"points\":%d,\"dim\":%d,\"ef_search\":%d,"
            "\"recall_at_10\":%.4f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"qps_2_threads\":%.0f,\"rss_mb\":%.0f}\n",
-           phase, n, g_dim, ef, rec / NQ, lat[NQ / 2], lat[NQ * 99 / 100], qps, rss_mb());
+           phase, n, g_dim, ef, rec / NQ, lat[NQ / 2], lat[NQ * 99 / 100], qps, bench_rss_mb());
     fflush(stdout);
 }
 
@@ -199,7 +183,7 @@ int main(int argc, char **argv) {
     else gen_clustered(x, q, n);
     double exact_ms = truth_all(x, n, NULL, q, truth);
     printf("{\"bench\":\"search\",\"index\":\"exact\",\"points\":%d,\"dim\":%d,\"ef_search\":0,\"recall_at_10\":1,"
-           "\"p50_ms\":%.3f,\"rss_mb\":%.0f}\n", n, g_dim, exact_ms, rss_mb());
+           "\"p50_ms\":%.3f,\"rss_mb\":%.0f}\n", n, g_dim, exact_ms, bench_rss_mb());
     fflush(stdout);
 
     vs_hnsw *h = NULL;
@@ -213,7 +197,7 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"build\",\"index\":\"hnsw\",\"points\":%d,\"dim\":%d,\"m\":%d,\"ef_construction\":%d,"
            "\"quant\":\"%s\",\"build_s\":%.2f,\"inserts_per_s\":%.0f,\"bytes_per_point\":%.0f,\"rss_mb\":%.0f}\n",
            n, g_dim, m, efc, clip > 0 ? "global" : "per_vector", build_ms / 1e3, n / (build_ms / 1e3),
-           (double)vs_hnsw_bytes(h) / n, rss_mb());
+           (double)vs_hnsw_bytes(h) / n, bench_rss_mb());
     fflush(stdout);
     int efs[] = {16, 32, 64, 128, 256};
     for (size_t i = 0; i < sizeof efs / sizeof efs[0]; i++) measure(h, q, truth, n, efs[i], "fresh");

@@ -23,26 +23,11 @@
 #define COLL "faces_v1"
 #define K 10
 
-static double rss_mb(void) {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
-    }
-    return rss * 4096.0 / 1048576.0;
-}
-
 static double file_mb(const char *dir, const char *name) {
     char p[1024];
     struct stat st;
     snprintf(p, sizeof p, "%s/index/%s/%s", dir, COLL, name);
     return stat(p, &st) == 0 ? st.st_size / 1048576.0 : 0;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void die(const char *what, const vs_error *e) { bench_die("bench_index_open", what, e); }
@@ -102,10 +87,10 @@ static void report(const char *index, int points, int ef, int nq, double *lat, c
     for (int i = 0; i < nq; i++)
         for (int a = 0; a < K; a++)
             for (int b = 0; b < K && truth[i][a][0]; b++) rec += strcmp(truth[i][a], got[i][b]) == 0 ? 1.0 / K : 0;
-    qsort(lat, (size_t)nq, sizeof *lat, cmp_double);
+    qsort(lat, (size_t)nq, sizeof *lat, bench_cmp_double);
     printf("{\"bench\":\"search\",\"path\":\"vs_index\",\"index\":\"%s\",\"points\":%d,\"ef_search\":%d,"
            "\"recall_at_10\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"rss_mb\":%.0f}\n",
-           index, points, ef, rec / nq, lat[nq / 2], lat[nq * 99 / 100], rss_mb());
+           index, points, ef, rec / nq, lat[nq / 2], lat[nq * 99 / 100], bench_rss_mb());
     fflush(stdout);
 }
 
@@ -140,7 +125,7 @@ int main(int argc, char **argv) {
            "\"points_per_s\":%.0f,\"graphs\":%d,\"graph_points\":%llu,\"graph_bytes_per_point\":%.0f,"
            "\"float32_bytes_per_point\":%d,\"rss_mb\":%.0f}\n",
            n, dim, batch, up_s, n / up_s, st.graphs, (unsigned long long)st.points,
-           st.points ? (double)st.bytes / st.points : 0, dim * 4, rss_mb());
+           st.points ? (double)st.bytes / st.points : 0, dim * 4, bench_rss_mb());
     fflush(stdout);
     run(ix, q, nq, dim, 1, lat, truth);
     report("exact", n, 0, nq, lat, truth, truth);
@@ -163,7 +148,7 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"open\",\"path\":\"vs_index\",\"points\":%d,\"close_s\":%.2f,\"open_s\":%.2f,\"log_replay_s\":%.2f,"
            "\"graphs_rebuilt\":%llu,\"log_mb\":%.0f,\"snapshot_mb\":%.0f,\"rss_mb\":%.0f}\n",
            n, close_s, open_s, replay_s, (unsigned long long)st.builds, file_mb(dir, "points.log"),
-           file_mb(dir, "graphs.snap"), rss_mb());
+           file_mb(dir, "graphs.snap"), bench_rss_mb());
     fflush(stdout);
     run(ix, q, nq, dim, 0, lat, got);
     report(st.graphs ? "hnsw_reopened" : "exact", n, VS_ANN_EF_SEARCH_DEFAULT, nq, lat, got, truth);

@@ -63,17 +63,6 @@ static void die(const char *msg) {
 
 static void die_e(const char *what, const vs_error *e) { bench_die("bench_index_search", what, e); }
 
-/* Resident set size in MB from /proc/self/statm. */
-static double rss_mb(void) {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
-    }
-    return rss * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
-}
-
 /* Parses "16,32,64" into out (at most EF_LIST_MAX); returns the count. */
 static int parse_list(const char *s, int *out) {
     int n = 0;
@@ -184,7 +173,7 @@ static void bench_exact(bench_data *d) {
     printf("{\"bench\":\"search\",\"index\":\"exact\",\"points\":%lld,\"dim\":%d,\"ef_search\":0,\"recall_at_10\":1,"
            "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"qps_2_threads\":%.1f,\"rss_mb\":%.0f,\"queries_timed\":%d,"
            "\"note\":\"vs_flat_dot over a contiguous float matrix\"}\n",
-           (long long)d->o->n, d->o->dim, lat[nt / 2], lat[nt * 99 / 100], d->o->nq / secs, rss_mb(), nt);
+           (long long)d->o->n, d->o->dim, lat[nt / 2], lat[nt * 99 / 100], d->o->nq / secs, bench_rss_mb(), nt);
     fflush(stdout);
     free(lat);
 }
@@ -324,7 +313,7 @@ static void print_build(bench_data *d, vs_hnsw *h, double b1, double b2, double 
     printf("\"graph_bytes\":%.0f,\"graph_bytes_per_point\":%.1f,\"float32_bytes_per_point\":%d,"
            "\"graph_to_float32_ratio\":%.3f,\"rss_mb\":%.0f,\"rss_mb_before_build\":%.0f,\"validate\":\"%s\","
            "\"note\":\"rss includes the caller's float32 matrix (vector_of), which the server keeps anyway\"}\n",
-           bytes, bytes / d->o->n, d->o->dim * 4, bytes / fbytes, rss_mb(), rss_before, vr ? e.msg : "ok");
+           bytes, bytes / d->o->n, d->o->dim * 4, bytes / fbytes, bench_rss_mb(), rss_before, vr ? e.msg : "ok");
     fflush(stdout);
 }
 
@@ -333,7 +322,7 @@ static void print_search(bench_data *d, int ef, const search_res *r, double b1, 
     printf("{\"bench\":\"search\",\"index\":\"hnsw\",\"points\":%lld,\"dim\":%d,\"m\":%d,\"ef_construction\":%d,"
            "\"ef_search\":%d,\"recall_at_10\":%.4f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"qps_2_threads\":%.0f,"
            "\"build_s_1_thread\":%.2f,\"build_s_2_threads\":%.2f,\"rss_mb\":%.0f}\n",
-           (long long)d->o->n, d->o->dim, d->o->m, d->o->efc, ef, r->recall, r->p50, r->p99, r->qps, b1, b2, rss_mb());
+           (long long)d->o->n, d->o->dim, d->o->m, d->o->efc, ef, r->recall, r->p50, r->p99, r->qps, b1, b2, bench_rss_mb());
     fflush(stdout);
 }
 
@@ -491,7 +480,7 @@ int main(int argc, char **argv) {
     if (bench_clustered_print_dist(&d.p, d.x, d.who, o.n, d.people)) die("out of memory for the distributions");
     bench_exact(&d);
     for (int64_t i = 0; i < o.n; i++) ids[i] = (uint32_t)i;
-    double rss0 = rss_mb(), b1, b2 = 0;
+    double rss0 = bench_rss_mb(), b1, b2 = 0;
     vs_hnsw *h = graph_build(&d, ids, o.n, 1, &b1);
     if (o.build_2) vs_hnsw_free(graph_build(&d, ids, o.n, 2, &b2));
     print_build(&d, h, b1, b2, rss0);
