@@ -143,6 +143,9 @@ static vs_err ann_build(vs_ann *a, const char *tenant, vs_hnsw **out, vs_error *
     vs_err rc = vs_hnsw_new(&hc, out, err);
     if (!rc) rc = vs_flat_select(a->flat, &f, &slots, &n, err);
     for (size_t i = 0; i < n && !rc; i++) rc = vs_hnsw_insert(*out, slots[i], vs_flat_vector(a->flat, slots[i]), err);
+    size_t relinked = 0;   /* a build can strand a few nodes (1 in ~100k measured): link them now */
+    if (!rc) rc = vs_hnsw_reconnect(*out, &relinked, err);
+    atomic_fetch_add(&a->reconnected, relinked);
     vs_free(slots);
     if (rc) {
         vs_hnsw_free(*out);
