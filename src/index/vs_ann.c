@@ -185,7 +185,10 @@ vs_err vs_ann_refresh(vs_ann *a, const char *tenant, vs_error *err) {
     if (at >= 0 || n < a->cfg.min_points) return VS_OK;
     vs_hnsw *h;
     vs_err rc = ann_build(a, tenant, &h, err);
-    if (!rc) atomic_fetch_add(&a->builds, 1), a->changes += n;
+    if (!rc) {
+        atomic_fetch_add(&a->builds, 1);
+        a->changes += (uint64_t)n;
+    }
     if (!rc && (rc = ann_install(a, tenant, h, err))) vs_hnsw_free(h);
     return rc;
 }
