@@ -301,12 +301,16 @@ static vs_err maybe_compact(coll *c, vs_error *err) {
     return vs_log_compact(c->log, compact_each, c, err);
 }
 
-/* vs_flat_tenants callback: builds the graph of a tenant past the bound. */
+/* vs_flat_tenants callback: builds the graph of a tenant past the bound. A
+ * build that fails (out of memory) leaves that tenant on the exact scan
+ * rather than failing the open: the data is all there either way. */
 static int ann_open_one(void *ctx, const char *tenant, size_t n) {
-    void **p = ctx;
-    coll *c = p[0];
+    coll *c = ctx;
+    vs_error e = {0};
     (void)n;
-    return vs_ann_refresh(c->ann, tenant, p[1]) != VS_OK;
+    if (vs_ann_refresh(c->ann, tenant, &e) != VS_OK)
+        fprintf(stderr, "visage: index %s: tenant %s stays on exact search: %s\n", c->name, tenant, e.msg);
+    return 0;
 }
 
 /* Saves the graphs when enough changed since the last save (or `force`
@@ -336,8 +340,7 @@ static vs_err ann_open(const emb *e, coll *c, vs_error *err) {
     vs_err lrc = e->ann_cfg.min_points < 0 ? VS_ERR_NOT_FOUND : vs_ann_load(c->ann, c->snap, &le);
     if (lrc != VS_OK && lrc != VS_ERR_NOT_FOUND)
         fprintf(stderr, "visage: index: %s; rebuilding the graphs from the log\n", le.msg);
-    void *ctx[2] = {c, err};
-    if (vs_flat_tenants(c->flat, ann_open_one, ctx)) return err ? err->code : VS_ERR_INTERNAL;
+    vs_flat_tenants(c->flat, ann_open_one, c);
     ann_checkpoint(c, 1);
     return VS_OK;
 }
