@@ -92,7 +92,7 @@ static vs_hnsw *ann_graph_of_slot(const vs_ann *a, uint32_t slot) {
 
 void vs_ann_forget(vs_ann *a, uint32_t slot) {
     vs_hnsw *h = a->n ? ann_graph_of_slot(a, slot) : NULL;
-    if (h && vs_hnsw_contains(h, slot) && vs_hnsw_delete(h, slot, NULL) == VS_OK) a->changes++;
+    if (h && vs_hnsw_delete(h, slot, NULL) == VS_OK) a->changes++;   /* NOT_FOUND: it was not in the graph */
 }
 
 /* Takes tenant's graph out of the map and frees it. */
@@ -346,16 +346,6 @@ static vs_err snap_graph(const vs_ann *a, const ann_graph *g, snap_w *w, vs_erro
     return rc ? rc : vs_hnsw_save(g->h, snap_write, w, err);
 }
 
-/* fsync of the directory holding path, so a rename in it is durable. */
-static void snap_sync_dir(const char *path) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) fsync(fd), close(fd);
-}
-
 vs_err vs_ann_save(vs_ann *a, const char *path, vs_error *err) {
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
@@ -390,7 +380,8 @@ vs_err vs_ann_save(vs_ann *a, const char *path, vs_error *err) {
         unlink(tmp);
         return rc;
     }
-    snap_sync_dir(path);
+    int de = vs_fsync_parent(path);
+    if (de) return vs_fail(err, VS_ERR_IO, "ann save %s: fsync of its directory: %s", path, strerror(de));
     a->changes = 0;
     return VS_OK;
 }

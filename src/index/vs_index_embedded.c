@@ -319,10 +319,11 @@ static int ann_open_one(void *ctx, const char *tenant, size_t n) {
  * collection's writer (or close). */
 static void ann_checkpoint(coll *c, int force) {
     uint64_t unsaved = vs_ann_unsaved(c->ann);
+    if (!unsaved || (!force && unsaved < ANN_SAVE_MIN_CHANGES)) return;   /* every write asks: answer cheaply */
     vs_ann_stats st;
     vs_ann_get_stats(c->ann, &st);
     uint64_t due = st.points / 10 > ANN_SAVE_MIN_CHANGES ? st.points / 10 : ANN_SAVE_MIN_CHANGES;
-    if (!unsaved || (!force && unsaved < due)) return;
+    if (!force && unsaved < due) return;
     vs_error e = {0};
     if (st.graphs == 0) {   /* nothing to keep: an old file would only be reconciled away */
         if (unlink(c->snap) == 0 || errno == ENOENT) return;

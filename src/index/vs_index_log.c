@@ -149,8 +149,7 @@ static int write_all(int fd, uint64_t off, const void *buf, size_t n) {
     return 0;
 }
 
-/* fsync of the directory holding path, so a create/rename survives a crash. */
-static int fsync_parent(const char *path) {
+int vs_fsync_parent(const char *path) {
     char dir[4096];
     const char *slash = strrchr(path, '/');
     size_t n = slash ? (size_t)(slash - path) : 1;
@@ -224,7 +223,7 @@ vs_err vs_log_create(const char *path, int dim, const char *model, vs_error *err
         unlink(tmp);
         return vs_fail(err, VS_ERR_IO, "index log %s: rename: %s", path, strerror(e));
     }
-    int e = fsync_parent(path);
+    int e = vs_fsync_parent(path);
     if (e) return vs_fail(err, VS_ERR_IO, "index log %s: fsync directory: %s", path, strerror(e));
     return VS_OK;
 }
@@ -752,7 +751,7 @@ vs_err vs_log_compact(vs_log *lg, vs_err (*each)(void *ctx, vs_log_emit_fn emit,
         unlink(tmp);
         return rc;
     }
-    int e = fsync_parent(lg->path);
+    int e = vs_fsync_parent(lg->path);
     close(lg->fd);
     lg->fd = nl.fd;
     lg->end = nl.end;

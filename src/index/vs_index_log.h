@@ -74,6 +74,10 @@ typedef struct vs_log_batch {
  * continue. SSE4.2 instruction when compiled for it, else slicing-by-8. */
 uint32_t vs_crc32c(uint32_t crc, const void *data, size_t n);
 
+/* fsync of the directory holding path, so a create or rename in it
+ * survives a crash (the log's and the graph snapshot's). 0 or an errno. */
+int vs_fsync_parent(const char *path);
+
 /* Creates a log holding only the header (written to path.tmp, fsynced and
  * renamed, so a crash never leaves a half header). Fails if path exists. */
 vs_err vs_log_create(const char *path, int dim, const char *model, vs_error *err);
