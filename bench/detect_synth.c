@@ -575,7 +575,7 @@ static int parse_config(const char *spec, config *cf) {
         else return -1;
     }
     const vs_detect_cfg *c = &cf->cfg;
-    int n = snprintf(cf->label, sizeof cf->label, "%s (pyramid <= %d passes, rotations %s", name, c->max_passes,
+    int n = snprintf(cf->label, sizeof cf->label, "%s (pyramid <= %d passes (0: its default), rotations %s", name, c->max_passes,
                      c->try_rotations ? "on" : "off");
     if (c->detector != VS_DETECTOR_BLAZEFACE)
         snprintf(cf->label + n, sizeof cf->label - (size_t)n,

@@ -31,5 +31,7 @@ int vs_random_bytes(void *buf, size_t n);
 /* Milliseconds since an arbitrary fixed point (monotonic) and since the epoch. */
 int64_t vs_now_ms(void);
 int64_t vs_wall_ms(void);
+/* Nanoseconds on the same monotonic clock (stage timings). */
+int64_t vs_now_ns(void);
 
 #endif

@@ -51,7 +51,7 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     c->max_faces = 64;
     c->use_tiles = 1;
     c->try_rotations = 1;
-    c->max_passes = VS_DETECT_PASSES;
+    c->max_passes = 0; /* the detector's own budget */
     c->rotate_below = 0.85f;
     c->fb_side = VS_FACEBOXES_SIDE;
     c->fb_threshold = 0.4f;
@@ -293,11 +293,44 @@ static int filter_geometry(vs_face_det *d, int n, float min_side) {
     return k;
 }
 
+/* Quarter turns clockwise that would bring d's eye line level: 0 for an
+ * upright face (roll within +-45 degrees), 2 for one upside down. */
+static int turns_to_level(const vs_face_det *d) {
+    float deg = atan2f(d->kp[1][1] - d->kp[0][1], d->kp[1][0] - d->kp[0][0]) * (180.0f / (float)M_PI);
+    int q = (int)lroundf(-deg / 90.0f);
+    return ((q % 4) + 4) % 4;
+}
+
+/* BlazeFace can score a turned face as high as an upright one (an upside-down
+ * portrait at 0.94 at level 0), keypoints in the right order but placed tens
+ * of pixels off, so the rotation retry never runs. When the best face's eye
+ * line says it is turned, the photo is searched once more turned so that face
+ * stands upright, and those faces replace cand[0..*n) if their best is the same
+ * face, now level. alt has MAX_CANDIDATES room. */
+static vs_err upright_turned(vs_runtime *rt, const vs_image *img, const vs_detect_cfg *cfg, vs_face_det *cand, int *n,
+                             vs_face_det *alt, vs_error *err) {
+    int q = turns_to_level(&cand[0]), m = 0;
+    if (q == 0) return VS_OK;
+    vs_image rot = {0};
+    vs_err rc = vs_image_rotate(img, q, &rot, err);
+    if (rc == VS_OK) rc = detect_upright(rt, &rot, cfg, alt, &m, err);
+    vs_image_free(&rot);
+    if (rc != VS_OK) return rc;
+    m = filter_geometry(alt, m, 0.75f * cfg->min_face_px);
+    if (m == 0 || turns_to_level(&alt[0]) != 0) return VS_OK;
+    for (int i = 0; i < m; i++) unrotate_det(&alt[i], q, img->width, img->height);
+    if (vs_box_iou(&alt[0], &cand[0]) <= 0.3f) return VS_OK;
+    memcpy(cand, alt, sizeof *alt * (size_t)m);
+    *n = m;
+    return VS_OK;
+}
+
 vs_err vs_detect_faces(vs_runtime *rt, const vs_image *img, const vs_detect_cfg *cfg_in, vs_face_det *out, int cap,
                        int *n_out, vs_error *err) {
     vs_detect_cfg cfg;
     if (cfg_in) cfg = *cfg_in;
     else vs_detect_cfg_default(&cfg);
+    if (cfg.max_passes <= 0) cfg.max_passes = VS_DETECT_PASSES;
     *n_out = 0;
     if (!img || !img->data || img->channels != 3 || img->width < 1 || img->height < 1)
         return vs_fail(err, VS_ERR_INVALID_ARG, "detect: need a non-empty RGB image");
@@ -336,6 +369,7 @@ vs_err vs_detect_faces(vs_runtime *rt, const vs_image *img, const vs_detect_cfg 
             best = alt[0].score;
         }
     }
+    if (rc == VS_OK && cfg.try_rotations && n > 0) rc = upright_turned(rt, img, &cfg, cand, &n, alt, err);
     vs_free(alt);
     if (rc == VS_OK) {
         int lim = cfg.max_faces < cap ? cfg.max_faces : cap;
@@ -561,6 +595,10 @@ vs_err vs_detect_run(vs_runtime *blaze, vs_runtime *faceboxes, const vs_image *i
     else vs_detect_cfg_default(&cfg);
     *n_out = 0;
     if (cfg.detector == VS_DETECTOR_BLAZEFACE) return vs_detect_faces(blaze, img, &cfg, out, cap, n_out, err);
+    /* Beside FaceBoxes the pyramid's tiles find nothing it does not (at 1024
+     * px it sees the faces of 50 px and more in a 1600-px photo that the
+     * first tile level was for), so union runs level 0 only by default. */
+    if (cfg.max_passes <= 0) cfg.max_passes = cfg.detector == VS_DETECTOR_UNION ? VS_UNION_PASSES : VS_DETECT_PASSES;
     if (!vs_detector_name(cfg.detector))
         return vs_fail(err, VS_ERR_INVALID_ARG, "detect: unknown detector %d", (int)cfg.detector);
     if (!faceboxes)

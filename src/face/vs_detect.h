@@ -14,7 +14,9 @@
 
 #define VS_BLAZE_INPUT 256
 #define VS_BLAZE_ANCHORS 896
-#define VS_DETECT_PASSES 8 /* default budget of the BlazeFace pyramid (vs_detect_cfg.max_passes) */
+#define VS_DETECT_PASSES 8 /* budget of the BlazeFace pyramid when it is the only finder */
+#define VS_UNION_PASSES 1  /* ... and beside FaceBoxes (union): level 0 only; FaceBoxes finds the
+                            * smaller faces the tiles were for (docs/models.md, "Speed") */
 
 /* Output node names of blazeface-back.json, in the order the decoder wants:
  * scores 16x16x2, scores 8x8x6, regressors 16x16x2, regressors 8x8x6. */
@@ -46,10 +48,12 @@ typedef struct vs_detect_cfg {
                                  * faces under 3/4 of it are dropped */
     int max_faces;              /* most faces returned, best first (64) */
     int use_tiles;              /* 1 = scale pyramid for small faces */
-    int max_passes;             /* network runs per orientation, level 0 included (VS_DETECT_PASSES);
-                                 * the faceboxes detector runs the pyramid too only when this is
-                                 * raised above the default: a thorough search for faces
-                                 * smaller than FaceBoxes sees (~40 px in a 1600-px photo) */
+    int max_passes;             /* pyramid network runs per orientation, level 0 included;
+                                 * 0 (default) = the detector's own budget: VS_DETECT_PASSES for
+                                 * blazeface, VS_UNION_PASSES for union; the faceboxes detector
+                                 * runs the pyramid too only when this is raised above
+                                 * VS_DETECT_PASSES: a thorough search for faces smaller than
+                                 * FaceBoxes sees (~40 px in a 1600-px photo) */
     int try_rotations;          /* 1 = retry at 90/180/270 when unsure */
     float rotate_below;         /* ... i.e. when the best face scores below (0.85) */
     /* FaceBoxes, for VS_DETECTOR_FACEBOXES and VS_DETECTOR_UNION */

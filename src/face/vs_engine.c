@@ -18,6 +18,7 @@
 #include "vs_alloc.h"
 #include "vs_dlib_resnet.h"
 #include "vs_faceboxes.h"
+#include "vs_hash.h"
 #include "vs_nn.h"
 #include "vs_phash.h"
 #include "vs_similarity.h"
@@ -60,7 +61,34 @@ struct vs_engine_worker {
     vs_runtime *fb_rt;      /* of e->faceboxes, or NULL */
     vs_runtime *emb_rt;
     vs_image chip, big;  /* embedder input, and its supersampled version */
+    vs_engine_profile prof;
 };
+
+static const char *const stage_names[VS_STAGE_COUNT] = {
+    "decode", "detect_prep", "blazeface", "faceboxes", "align", "quality",
+    "phash", "embed_chip", "embed", "dedup", "store", "commit"};
+
+const char *vs_stage_name(vs_stage s) { return (unsigned)s < VS_STAGE_COUNT ? stage_names[s] : NULL; }
+
+const vs_engine_profile *vs_engine_worker_profile(const vs_engine_worker *w) { return &w->prof; }
+
+void vs_engine_profile_add(vs_engine_worker *w, vs_stage s, int64_t ns) {
+    if ((unsigned)s >= VS_STAGE_COUNT) return;
+    w->prof.calls[s]++;
+    w->prof.ns[s] += ns;
+}
+
+/* Adds what runtime rt spent since its clock read (runs0, ns0) to stage s;
+ * returns those nanoseconds. */
+static int64_t charge_runtime(vs_engine_worker *w, vs_stage s, const vs_runtime *rt, uint64_t runs0, int64_t ns0) {
+    if (!rt) return 0;
+    uint64_t runs;
+    int64_t ns;
+    vs_runtime_clock(rt, &runs, &ns);
+    w->prof.calls[s] += runs - runs0;
+    w->prof.ns[s] += ns - ns0;
+    return ns - ns0;
+}
 
 void vs_engine_cfg_default(vs_engine_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -224,12 +252,17 @@ vs_err vs_engine_embed_face(vs_engine_worker *w, const vs_image *img, const floa
     float m[6];
     vs_err rc = e->cfg.embedder == VS_EMBEDDER_DLIB ? vs_align_dlib_matrix(kp, e->chip, DLIB_PADDING, m, err)
                                                     : vs_align_matrix(kp, e->chip, m, err);
+    int64_t t0 = vs_now_ns();
     if (rc == VS_OK) rc = warp_chip(w, img, m, err);
     if (rc != VS_OK) return rc;
     float *in = vs_runtime_input(w->emb_rt);
     size_t n = (size_t)e->chip * e->chip * 3;
     for (size_t i = 0; i < n; i++) in[i] = w->chip.data[i];
-    if ((rc = vs_runtime_run(w->emb_rt, err)) != VS_OK) return rc;
+    vs_engine_profile_add(w, VS_STAGE_EMBED_CHIP, vs_now_ns() - t0);
+    t0 = vs_now_ns();
+    rc = vs_runtime_run(w->emb_rt, err);
+    vs_engine_profile_add(w, VS_STAGE_EMBED, vs_now_ns() - t0);
+    if (rc != VS_OK) return rc;
     memcpy(emb, vs_runtime_output(w->emb_rt, 0), sizeof(float) * (size_t)e->dim);
     vs_l2_normalize(emb, e->dim);
     return VS_OK;
@@ -242,10 +275,16 @@ static vs_err describe_face(vs_engine_worker *w, const vs_image *img, const vs_f
     f->det = *d;
     vs_err rc = vs_align_matrix((const float(*)[2])d->kp, VS_EMBED_INPUT, m, err);
     if (rc != VS_OK) return rc;
+    int64_t t0 = vs_now_ns();
     if ((rc = vs_image_alloc(&f->crop, VS_EMBED_INPUT, VS_EMBED_INPUT, 3, err)) != VS_OK) return rc;
     vs_image_warp_affine(img, m, &f->crop, 0);
+    int64_t t1 = vs_now_ns();
     vs_quality_assess(&w->e->cfg.quality, d, &f->crop, &f->quality);
+    int64_t t2 = vs_now_ns();
     f->phash = vs_phash(&f->crop);
+    vs_engine_profile_add(w, VS_STAGE_ALIGN, t1 - t0);
+    vs_engine_profile_add(w, VS_STAGE_QUALITY, t2 - t1);
+    vs_engine_profile_add(w, VS_STAGE_PHASH, vs_now_ns() - t2);
     if (flags & VS_ANALYZE_EMBED) {
         f->embedding = vs_malloc(sizeof(float) * (size_t)w->e->dim);
         if (!f->embedding) return vs_fail(err, VS_ERR_NOMEM, "embedding");
@@ -261,7 +300,16 @@ vs_err vs_engine_analyze(vs_engine_worker *w, const vs_image *img, unsigned flag
     vs_face_det *dets = vs_malloc(sizeof *dets * (size_t)cap);
     if (!dets) return vs_fail(err, VS_ERR_NOMEM, "detections");
     int n = 0;
+    uint64_t br = 0, fr = 0;
+    int64_t bns = 0, fns = 0, t0 = vs_now_ns();
+    vs_runtime_clock(w->det_rt, &br, &bns);
+    if (w->fb_rt) vs_runtime_clock(w->fb_rt, &fr, &fns);
     vs_err rc = vs_detect_run(w->det_rt, w->fb_rt, img, &w->e->cfg.detect, dets, cap, &n, err);
+    int64_t nets = charge_runtime(w, VS_STAGE_BLAZEFACE, w->det_rt, br, bns) +
+                   charge_runtime(w, VS_STAGE_FACEBOXES, w->fb_rt, fr, fns);
+    vs_engine_profile_add(w, VS_STAGE_DETECT_PREP, vs_now_ns() - t0 - nets);
+    w->prof.images++;
+    w->prof.faces += (uint64_t)(n > 0 ? n : 0);
     if (rc == VS_OK && n > 0) {
         out->faces = vs_calloc((size_t)n, sizeof *out->faces);
         if (!out->faces) rc = vs_fail(err, VS_ERR_NOMEM, "faces");

@@ -90,6 +90,39 @@ const vs_embedder_info *vs_engine_embedder(const vs_engine *e);
 const char *vs_engine_band(const vs_engine *e, float similarity);
 const vs_engine_cfg *vs_engine_config(const vs_engine *e);
 
+/* Where a worker's time goes, stage by stage. The engine times detection and
+ * the per-face work; whoever decodes and stores around it (vs_pipeline, the
+ * benchmarks) adds those stages with vs_engine_profile_add. Network stages
+ * count passes, the others calls. */
+typedef enum vs_stage {
+    VS_STAGE_DECODE = 0,    /* compressed bytes to pixels */
+    VS_STAGE_DETECT_PREP,   /* detection minus its networks: resizing, tiles, anchors, NMS */
+    VS_STAGE_BLAZEFACE,     /* BlazeFace passes (pyramid, crops, rotations) */
+    VS_STAGE_FACEBOXES,     /* FaceBoxes passes */
+    VS_STAGE_ALIGN,         /* the 224-px aligned crop */
+    VS_STAGE_QUALITY,
+    VS_STAGE_PHASH,
+    VS_STAGE_EMBED_CHIP,    /* the embedder's own aligned chip */
+    VS_STAGE_EMBED,         /* embedder passes */
+    VS_STAGE_DEDUP,         /* near-duplicate search in the index */
+    VS_STAGE_STORE,         /* thumbnails and crops: encode and write */
+    VS_STAGE_COMMIT,        /* catalog record and index upsert */
+    VS_STAGE_COUNT
+} vs_stage;
+
+typedef struct vs_engine_profile {
+    uint64_t images, faces;         /* analysed by vs_engine_analyze */
+    uint64_t calls[VS_STAGE_COUNT];
+    int64_t ns[VS_STAGE_COUNT];
+} vs_engine_profile;
+
+/* "decode", "detect_prep", "blazeface", ...: metric and JSON names. */
+const char *vs_stage_name(vs_stage s);
+/* w's profile, summed since w was made. */
+const vs_engine_profile *vs_engine_worker_profile(const vs_engine_worker *w);
+/* Adds one call of ns nanoseconds to stage s of w's profile. */
+void vs_engine_profile_add(vs_engine_worker *w, vs_stage s, int64_t ns);
+
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err);
 void vs_engine_worker_free(vs_engine_worker *w);
 

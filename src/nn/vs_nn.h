@@ -11,6 +11,7 @@
 #define VS_NN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vs_err.h"
 
@@ -73,6 +74,9 @@ float *vs_runtime_input(vs_runtime *rt);
 vs_err vs_runtime_run(vs_runtime *rt, vs_error *err);
 /* Output i of the last run (valid until the next run or free). */
 const float *vs_runtime_output(const vs_runtime *rt, int i);
+/* How many times rt ran and the nanoseconds it spent running, since it was
+ * made: the engine's per-stage profile reads these around each stage. */
+void vs_runtime_clock(const vs_runtime *rt, uint64_t *runs, int64_t *ns);
 
 /* ---- graphs written in C (vs_nn_build.c) ----
  * For networks shipped as a TF.js weights manifest without a graph (face-api):

@@ -17,6 +17,7 @@
 #include <xnnpack.h>
 
 #include "vs_alloc.h"
+#include "vs_hash.h"
 #include "vs_image.h"
 #include "vs_nn_internal.h"
 
@@ -33,6 +34,8 @@ struct vs_runtime {
     float *input;
     float *outputs[VS_NN_MAX_OUTPUTS];
     struct xnn_external_value ext[VS_NN_MAX_OUTPUTS + 1];
+    uint64_t runs;  /* vs_runtime_clock */
+    int64_t ns;
 };
 
 static size_t shape_count(const vs_shape *s) {
@@ -298,9 +301,17 @@ const vs_model *vs_runtime_model(const vs_runtime *r) { return r->m; }
 float *vs_runtime_input(vs_runtime *r) { return r->input; }
 
 vs_err vs_runtime_run(vs_runtime *r, vs_error *err) {
+    int64_t t0 = vs_now_ns();
     enum xnn_status st = xnn_invoke_runtime(r->rt);
+    r->ns += vs_now_ns() - t0;
+    r->runs++;
     if (st != xnn_status_success) return vs_fail(err, VS_ERR_BACKEND, "xnn_invoke_runtime: status %d", st);
     return VS_OK;
+}
+
+void vs_runtime_clock(const vs_runtime *r, uint64_t *runs, int64_t *ns) {
+    *runs = r->runs;
+    *ns = r->ns;
 }
 
 const float *vs_runtime_output(const vs_runtime *r, int i) {

@@ -478,7 +478,9 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     }
     vs_image img = {0}; /* step 2: decode, EXIF-oriented */
     vs_decode_opts dopt = {.max_pixels = p->cfg.max_pixels};
+    int64_t t0 = vs_now_ns();
     rc = vs_image_decode(buf, len, &dopt, &img, &why);
+    vs_engine_profile_add(w, VS_STAGE_DECODE, vs_now_ns() - t0);
     vs_free(buf);
     if (rc != VS_OK) return reject(p, m, vs_err_name(rc), &why, result, err);
 
@@ -498,7 +500,10 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     if (rc == VS_OK && (!(plan = vs_calloc(nf, sizeof *plan)) || !(pts = vs_calloc(nf, sizeof *pts)) ||
                         !(payloads = vs_calloc(nf, sizeof *payloads))))
         rc = vs_fail(err, VS_ERR_NOMEM, "process: plan");
+    t0 = vs_now_ns();
     if (rc == VS_OK) rc = plan_faces(p, m, &faces, deleted, plan, err);
+    vs_engine_profile_add(w, VS_STAGE_DEDUP, vs_now_ns() - t0);
+    t0 = vs_now_ns();
     blob_set *bs = rc == VS_OK ? vs_calloc(1, sizeof *bs) : NULL;
     if (rc == VS_OK && !bs) rc = vs_fail(err, VS_ERR_NOMEM, "process: files");
     if (rc == VS_OK) { /* step 8: image thumbnail */
@@ -507,6 +512,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         rc = add_thumb(bs, &img, p->cfg.thumb_px, "thumbnails", tk, err);
     }
     if (rc == VS_OK) rc = index_faces(p, m, &faces, plan, bs, indexed, not_indexed, pts, payloads, &n_pts, err); /* 8-9 */
+    vs_engine_profile_add(w, VS_STAGE_STORE, vs_now_ns() - t0);
     if (bs) blob_set_free(bs);
     vs_free(bs);
     if (rc == VS_OK) {
@@ -520,7 +526,9 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         if (m->external_id[0]) json_object_set_new(rec, "external_image_id", json_string(m->external_id));
         if (deleted) json_object_set(rec, "faces_deleted", deleted);
         int blocked = 0;
+        t0 = vs_now_ns();
         rc = commit(p, m, VS_IMG_DONE, rec, pts, n_pts, &blocked, err); /* step 10 */
+        vs_engine_profile_add(w, VS_STAGE_COMMIT, vs_now_ns() - t0);
         json_decref(rec);
         if (blocked) *result = VS_PROCESS_BLOCKED;
         else if (faces_indexed) *faces_indexed = (int)json_array_size(indexed);
