@@ -3,7 +3,8 @@
 // bench/serve.js - `visage serve` speed on this machine, over HTTP on loopback:
 //   ingest throughput (images/s, faces/s, both cores) of ~1 MP one-face JPEGs,
 //   batch-ingest API acceptance rate (items/s), search-by-image and
-//   search-by-vector latency (p50/p99), server RSS. Prints JSON lines; asserts nothing.
+//   search-by-vector latency (p50/p99), search by image during a saturating
+//   ingest, server RSS. Prints JSON lines; asserts nothing.
 //   node bench/serve.js [N_IMAGES]
 // The N images are obama.jpg (910x1137) with N different byte strings appended
 // after the JPEG end marker: distinct sha256, identical pixels, so every one
@@ -67,7 +68,7 @@ function hwmMb(pid) {
         batches.push(JSON.stringify({ items: it }));
       }
       // (b) bucket+key items: objects already in the tenant's store (file:// layout)
-      const up = path.join(accDir, 'blobs', 'uploads', 'default');
+      const up = path.join(accDir, 'blobs', 'raw-images', 'default');
       fs.mkdirSync(up, { recursive: true });
       const kb = [];
       for (let b = 0; b < M / per; b++) {
@@ -75,7 +76,7 @@ function hwmMb(pid) {
         for (let i = 0; i < per; i++) {
           const name = 'k-' + b + '-' + i + '.jpg';
           fs.writeFileSync(path.join(up, name), Buffer.concat([small, Buffer.from(name)]));
-          it.push({ bucket: 'uploads', key: 'default/' + name });
+          it.push({ bucket: 'raw-images', key: 'default/' + name });
         }
         kb.push(JSON.stringify({ items: it }));
       }
@@ -117,6 +118,26 @@ function hwmMb(pid) {
     }
     const points = N;
     console.log(JSON.stringify({ bench: 'search_by_image', requests: lat.length, p50_ms: +pct(lat, 0.5).toFixed(1), p99_ms: +pct(lat, 0.99).toFixed(1) }));
+    // 4. search by image while the workers are saturated: N more photos
+    //    queued at once, then the same searches one after another as long as
+    //    the queue is not empty (at most 60)
+    const more = [];
+    for (let i = 0; i < N; i++) more.push({ image_b64: Buffer.concat([jpg, Buffer.from('visage-bench-busy-' + i)]).toString('base64') });
+    for (let i = 0; i < N; i += 50) await L.api(s, 'POST', '/api/v1/ingest/batch', { json: { items: more.slice(i, i + 50) } });
+    const busy = [];
+    const p0 = await metric(s, 'visage_images_total{result="processed"}'), b0 = Date.now();
+    while (busy.length < 60 && (await metric(s, 'visage_queue_ready')) > 0) {
+      const f = new FormData();
+      f.append('image', new Blob([q]), 'q.jpg');
+      f.append('top_k', '10');
+      const t = process.hrtime.bigint();
+      await (await fetch(s.base + '/api/v1/search', { method: 'POST', body: f })).json();
+      busy.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    const p1 = await metric(s, 'visage_images_total{result="processed"}'), b1 = Date.now();
+    console.log(JSON.stringify({ bench: 'search_by_image_during_ingest', requests: busy.length, p50_ms: +pct(busy, 0.5).toFixed(1),
+      p99_ms: +pct(busy, 0.99).toFixed(1), ingest_images_per_s_meanwhile: +((p1 - p0) / ((b1 - b0) / 1000)).toFixed(1) }));
+    while ((await metric(s, 'visage_queue_ready')) > 0 || (await metric(s, 'visage_queue_in_flight')) > 0) await new Promise((r) => setTimeout(r, 200));
     console.log(JSON.stringify({ bench: 'search_by_face_id_http', faces_in_tenant: points, requests: vlat.length,
       p50_ms: +pct(vlat, 0.5).toFixed(2), p99_ms: +pct(vlat, 0.99).toFixed(2) }));
     console.log(JSON.stringify({ bench: 'server_memory', faces: points, rss_mb: +rssMb(s.proc.pid).toFixed(0), peak_rss_mb: +hwmMb(s.proc.pid).toFixed(0) }));

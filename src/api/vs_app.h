@@ -35,6 +35,8 @@ typedef struct vs_app_cfg {
     int open_mode;               /* 1 = no tenants yet: tenant "default", loopback only */
     const char *admin_key;       /* $VISAGE_ADMIN_KEY: operator routes (reindex) with tenants; NULL: none */
     int threads;                 /* cores the process may use (a reindex's engine workers) */
+    int query_threads;           /* threads each query engine worker's networks run on (0 = 1;
+                                  * $VISAGE_QUERY_THREADS) */
     /* /readyz (vs_route_readyz) */
     const char *data_dir;        /* probed for writes and free space; NULL: not checked */
     uint64_t min_free_bytes;     /* $VISAGE_MIN_FREE_MB: not ready below (default 100 MB; 0 = no floor) */

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "vs_engine.h"
+#include "vs_workers.h"
 
 /* Resolves the models folder: --models, $VISAGE_MODELS, ./models, then
  * <binary>/../models. Writes into buf and returns it. */
@@ -25,6 +26,8 @@ void cli_error(const char *what, const vs_error *err);
 
 /* Worker threads for a batch: $VISAGE_WORKERS, else the number of cores. */
 int cli_worker_count(void);
+/* $VISAGE_WORKER_NICE (0..19), else VS_WORKERS_NICE: ingest threads yield to requests. */
+int cli_worker_nice(void);
 
 /* 1 when t is a valid tenant id ([A-Za-z0-9_.-]{1,63}); else prints why. */
 int cli_tenant_ok(const char *t);

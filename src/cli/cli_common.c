@@ -95,6 +95,13 @@ void cli_error(const char *what, const vs_error *err) {
     fprintf(stderr, "%s\n", vs_redact(line, shown, sizeof shown));
 }
 
+int cli_worker_nice(void) {
+    const char *env = getenv("VISAGE_WORKER_NICE");
+    if (!env || !*env) return VS_WORKERS_NICE;
+    long n = strtol(env, NULL, 10);
+    return n < 0 ? 0 : n > 19 ? 19 : (int)n;
+}
+
 int cli_worker_count(void) {
     const char *env = getenv("VISAGE_WORKERS");
     long n = env ? strtol(env, NULL, 10) : 0;

@@ -160,6 +160,11 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     a->cfg.open_mode = 1;
     a->cfg.admin_key = env_or("VISAGE_ADMIN_KEY", NULL);
     a->cfg.threads = cli_worker_count();
+    /* 1 by default: two threads halve a FaceBoxes pass alone, but measured
+     * inside the server (bench/serve.js) they gave no shorter searches */
+    a->cfg.query_threads = 1;
+    const char *qt = getenv("VISAGE_QUERY_THREADS");
+    if (qt && atoi(qt) > 0) a->cfg.query_threads = atoi(qt) > 16 ? 16 : atoi(qt);
     ready_cfg(&a->cfg, worker ? NULL : s->data_dir);
     a->started_ms = vs_wall_ms();
     pthread_mutex_init(&a->mu, NULL);
@@ -232,7 +237,8 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     atomic_store(&a->cur, &a->pipeline);
     if (!worker) resume_erasures(a);
     if (vs_app_engine_add(a, a->engine, o->engine_pool, &err) != VS_OK) goto fail_err;
-    if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, o->workers, &a->workers, &err) != VS_OK) goto fail_err;
+    vs_workers_opts wo = {.threads = o->workers, .nice = cli_worker_nice()};
+    if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, &wo, &a->workers, &err) != VS_OK) goto fail_err;
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:

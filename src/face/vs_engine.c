@@ -192,13 +192,17 @@ const char *vs_engine_band(const vs_engine *e, float sim) {
 const vs_engine_cfg *vs_engine_config(const vs_engine *e) { return &e->cfg; }
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err) {
+    return vs_engine_worker_new_threaded(e, 1, out, err);
+}
+
+vs_err vs_engine_worker_new_threaded(const vs_engine *e, int threads, vs_engine_worker **out, vs_error *err) {
     *out = NULL;
     vs_engine_worker *w = vs_calloc(1, sizeof *w);
     if (!w) return vs_fail(err, VS_ERR_NOMEM, "engine worker");
     w->e = e;
-    vs_err rc = vs_runtime_new(e->detector, 1, &w->det_rt, err);
-    if (rc == VS_OK && e->faceboxes) rc = vs_runtime_new(e->faceboxes, 1, &w->fb_rt, err);
-    if (rc == VS_OK) rc = vs_runtime_new(e->embedder, 1, &w->emb_rt, err);
+    vs_err rc = vs_runtime_new(e->detector, threads, &w->det_rt, err);
+    if (rc == VS_OK && e->faceboxes) rc = vs_runtime_new(e->faceboxes, threads, &w->fb_rt, err);
+    if (rc == VS_OK) rc = vs_runtime_new(e->embedder, threads, &w->emb_rt, err);
     if (rc == VS_OK) rc = vs_image_alloc(&w->chip, e->chip, e->chip, 3, err);
     if (rc != VS_OK) {
         vs_engine_worker_free(w);

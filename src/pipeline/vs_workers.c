@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "vs_alloc.h"
@@ -42,6 +43,7 @@ struct vs_workers {
     vs_queue *q;
     int n;
     int apply;    /* 1 = apply result messages instead of processing images */
+    int nice;     /* of every thread (vs_workers_opts) */
     pthread_t threads[MAX_WORKERS];
     vs_engine_worker *engines[MAX_WORKERS];
     const vs_engine *engine_of[MAX_WORKERS];  /* what engines[i] was made for */
@@ -175,6 +177,10 @@ static void *worker_main(void *arg) {
     vs_workers *w = ((thread_arg *)arg)->w;
     int i = ((thread_arg *)arg)->i;
     vs_free(arg);
+    /* Linux nices threads one by one (a tid is a process id to setpriority);
+     * raising one's own niceness needs no privilege. */
+    if (w->nice > 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), w->nice) != 0)
+        log_error(w, "nice", "visage: worker: cannot lower this thread's priority; ingest competes with search");
     while (!atomic_load(&w->stopping)) {
         vs_msg msg = {0};
         vs_error err = {0};
@@ -200,7 +206,7 @@ static void *worker_main(void *arg) {
 }
 
 /* Common start: n threads, each with an engine worker unless applying. */
-static vs_err start(const vs_pipeline *p, vs_queue *q, int n, int apply, vs_workers **out, vs_error *err) {
+static vs_err start(const vs_pipeline *p, vs_queue *q, int n, int apply, int nice, vs_workers **out, vs_error *err) {
     *out = NULL;
     if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
@@ -210,6 +216,7 @@ static vs_err start(const vs_pipeline *p, vs_queue *q, int n, int apply, vs_work
     atomic_store(&w->p, p);
     w->q = q;
     w->apply = apply;
+    w->nice = nice < 0 ? 0 : nice > 19 ? 19 : nice;
     pthread_mutex_init(&w->mu, NULL);
     vs_ratelog_init(&w->log, 10000, "visage: worker: ", NULL, NULL);
     vs_err rc = VS_OK;
@@ -236,12 +243,12 @@ static vs_err start(const vs_pipeline *p, vs_queue *q, int n, int apply, vs_work
     return VS_OK;
 }
 
-vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err) {
-    return start(p, q, n, 0, out, err);
+vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, const vs_workers_opts *o, vs_workers **out, vs_error *err) {
+    return start(p, q, o ? o->threads : 0, 0, o ? o->nice : 0, out, err);
 }
 
 vs_err vs_appliers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err) {
-    return start(p, q, n <= 0 ? 1 : n, 1, out, err);
+    return start(p, q, n <= 0 ? 1 : n, 1, 0, out, err);
 }
 
 void vs_workers_stop(vs_workers *w) {

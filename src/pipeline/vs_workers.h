@@ -23,9 +23,20 @@ typedef struct vs_worker_stats {
     char last_storage_error[160];
 } vs_worker_stats;
 
-/* Starts n threads (n <= 0: one per core). The pipeline and queue are
- * borrowed and must outlive the pool. */
-vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, int n, vs_workers **out, vs_error *err);
+typedef struct vs_workers_opts {
+    int threads;    /* <= 0: one per core */
+    /* Scheduling niceness of the threads (0..19; 0 = as the process). Ingest
+     * is batch work: at 10, a search request's thread (nice 0) gets ~90 % of
+     * a core it shares with a busy worker, so search stays interactive
+     * while the queue drains at full speed on otherwise idle cores. */
+    int nice;
+} vs_workers_opts;
+
+#define VS_WORKERS_NICE 10
+
+/* Starts the threads of o. The pipeline and queue are borrowed and must
+ * outlive the pool. */
+vs_err vs_workers_start(const vs_pipeline *p, vs_queue *q, const vs_workers_opts *o, vs_workers **out, vs_error *err);
 
 /* Starts n threads that take result messages (from distributed workers)
  * from q and apply them to the local index and catalog (vs_apply_result):
