@@ -6,7 +6,7 @@
  *
  * SPEC is blazeface, faceboxes or union (vs_detect_run), optionally with
  * settings: faceboxes:side=1280,thr=0.6,confirm=0.7,sure=0.9,sureconfirm=0.3,
- * context=2.5,passes=8,rot=1.
+ * context=2.5,passes=8,rot=1,shapes=1 (shapes=0: FaceBoxes on a square input, as before 2026-12-03).
  * Every photo goes through every detector in turn, so machine load weighs on
  * all alike; default: blazeface, faceboxes and union with their defaults.
  * --proposals runs no detector: it tells, for every FaceBoxes box of score
@@ -117,8 +117,11 @@ typedef struct prop_table {
 typedef struct config {
     char label[200];
     vs_detect_cfg cfg;
-    vs_model *fb;
+    vs_model *fb;                  /* shapes=0: the square input only */
     vs_runtime *fb_rt;
+    int shapes;                    /* 1 (default): the input shape that fits each photo, as the engine */
+    vs_faceboxes_models *fbm;
+    vs_faceboxes_runtimes *fbr;
 } config;
 
 typedef struct bench {
@@ -224,13 +227,21 @@ static void save_photo(bench *b, const char *kind, int c, const photo *p, const 
 
 /* ---- running the detector ---- */
 
+/* The FaceBoxes runtime of cf for photo img: its shape's, or the square one. */
+static vs_runtime *fb_runtime(config *cf, const vs_image *img) {
+    vs_runtime *rt = cf->fb_rt;
+    vs_error err = {0};
+    if (cf->fbr && vs_faceboxes_runtime_for(cf->fbr, img->width, img->height, &rt, &err) != VS_OK) die("runtime", &err);
+    return rt;
+}
+
 /* --proposals: classifies every FaceBoxes box of p. */
 static void tabulate_proposals(bench *b, photo *p) {
     static vs_face_det props[MAX_DETS];
-    const config *cf = &b->configs[0];
+    config *cf = &b->configs[0];
     vs_error err = {0};
     int n = 0;
-    if (vs_faceboxes_detect(cf->fb_rt, &p->img, 0.2f, cf->cfg.nms_iou, props, MAX_DETS, &n, &err) != VS_OK)
+    if (vs_faceboxes_detect(fb_runtime(cf, &p->img), &p->img, 0.2f, cf->cfg.nms_iou, props, MAX_DETS, &n, &err) != VS_OK)
         die("faceboxes", &err);
     for (int i = 0; i < n; i++) {
         vs_face_det d;
@@ -276,7 +287,7 @@ static void run(bench *b, tally *t, photo *p, const char *label) {
         vs_error err = {0};
         int n = 0, found, invented;
         double t0 = bench_now_ms();
-        if (vs_detect_run(b->blaze_rt, cf->fb_rt, &p->img, &cf->cfg, dets, MAX_DETS, &n, &err) != VS_OK)
+        if (vs_detect_run(b->blaze_rt, fb_runtime(cf, &p->img), &p->img, &cf->cfg, dets, MAX_DETS, &n, &err) != VS_OK)
             die("detect", &err);
         double ms = bench_now_ms() - t0;
         score(p, dets, n, &found, &invented);
@@ -544,6 +555,12 @@ static void load(bench *b, const char *models) {
         config *cf = &b->configs[c];
         if (cf->cfg.detector == VS_DETECTOR_BLAZEFACE) continue;
         int side = cf->cfg.fb_side;
+        if (cf->shapes) {
+            if (vs_faceboxes_models_load(path, side, &cf->fbm, &err) != VS_OK ||
+                vs_faceboxes_runtimes_new(cf->fbm, 1, &cf->fbr, &err) != VS_OK)
+                die("model", &err);
+            continue;
+        }
         if (vs_faceboxes_load(path, side, side, &cf->fb, &err) != VS_OK) die("model", &err);
         if (vs_runtime_new(cf->fb, 1, &cf->fb_rt, &err) != VS_OK) die("runtime", &err);
     }
@@ -559,6 +576,7 @@ static int parse_config(const char *spec, config *cf) {
     if (d < 0) return -1;
     vs_detect_cfg_default(&cf->cfg);
     cf->cfg.detector = (vs_detector)d;
+    cf->shapes = 1;
     for (char *save = NULL, *kv = strtok_r(opts, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
         if (!eq) return -1;
@@ -572,6 +590,7 @@ static int parse_config(const char *spec, config *cf) {
         else if (!strcmp(kv, "context")) cf->cfg.fb_context = (float)v;
         else if (!strcmp(kv, "passes")) cf->cfg.max_passes = (int)v;
         else if (!strcmp(kv, "rot")) cf->cfg.try_rotations = (int)v;
+        else if (!strcmp(kv, "shapes")) cf->shapes = (int)v;
         else return -1;
     }
     const vs_detect_cfg *c = &cf->cfg;
@@ -579,8 +598,8 @@ static int parse_config(const char *spec, config *cf) {
                      c->try_rotations ? "on" : "off");
     if (c->detector != VS_DETECTOR_BLAZEFACE)
         snprintf(cf->label + n, sizeof cf->label - (size_t)n,
-                 "; faceboxes %d px >= %.2f, BlazeFace on a %.1fx crop >= %.2f, >= %.2f where faceboxes >= %.2f)",
-                 c->fb_side, c->fb_threshold, c->fb_context, c->fb_confirm, c->fb_sure_confirm, c->fb_sure);
+                 "; faceboxes %d px%s >= %.2f, BlazeFace on a %.1fx crop >= %.2f, >= %.2f where faceboxes >= %.2f)",
+                 c->fb_side, cf->shapes ? " fitted" : " square", c->fb_threshold, c->fb_context, c->fb_confirm, c->fb_sure_confirm, c->fb_sure);
     else
         snprintf(cf->label + n, sizeof cf->label - (size_t)n, ")");
     return 0;
@@ -652,6 +671,8 @@ out:
     for (int i = 0; i < N_SHARED; i++) vs_image_free(&b.src[i]);
     for (int c = 0; c < b.n_configs; c++) {
         vs_runtime_free(b.configs[c].fb_rt);
+        vs_faceboxes_runtimes_free(b.configs[c].fbr);
+        vs_faceboxes_models_free(b.configs[c].fbm);
         vs_model_free(b.configs[c].fb);
     }
     vs_runtime_free(b.blaze_rt);

@@ -49,7 +49,7 @@ struct vs_engine {
     char models_dir[1024];
     const vs_embedder_info *info;
     vs_model *detector;
-    vs_model *faceboxes;    /* NULL when cfg.detect.detector is BlazeFace alone */
+    vs_faceboxes_models *faceboxes; /* NULL when cfg.detect.detector is BlazeFace alone */
     vs_model *embedder;
     int chip;           /* embedder input side */
     int dim;
@@ -58,7 +58,7 @@ struct vs_engine {
 struct vs_engine_worker {
     const vs_engine *e;
     vs_runtime *det_rt;
-    vs_runtime *fb_rt;      /* of e->faceboxes, or NULL */
+    vs_faceboxes_runtimes *fb;      /* of e->faceboxes, or NULL */
     vs_runtime *emb_rt;
     vs_image chip, big;  /* embedder input, and its supersampled version */
     vs_engine_profile prof;
@@ -78,13 +78,9 @@ void vs_engine_profile_add(vs_engine_worker *w, vs_stage s, int64_t ns) {
     w->prof.ns[s] += ns;
 }
 
-/* Adds what runtime rt spent since its clock read (runs0, ns0) to stage s;
- * returns those nanoseconds. */
-static int64_t charge_runtime(vs_engine_worker *w, vs_stage s, const vs_runtime *rt, uint64_t runs0, int64_t ns0) {
-    if (!rt) return 0;
-    uint64_t runs;
-    int64_t ns;
-    vs_runtime_clock(rt, &runs, &ns);
+/* Adds to stage s the passes and time a network made since the clock read
+ * (runs0, ns0), now at (runs, ns); returns those nanoseconds. */
+static int64_t charge(vs_engine_worker *w, vs_stage s, uint64_t runs0, int64_t ns0, uint64_t runs, int64_t ns) {
     w->prof.calls[s] += runs - runs0;
     w->prof.ns[s] += ns - ns0;
     return ns - ns0;
@@ -148,7 +144,7 @@ vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) 
     if (rc == VS_OK && e->cfg.detect.detector != VS_DETECTOR_BLAZEFACE) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", e->models_dir, VS_FACEBOXES_MODEL);
-        rc = vs_faceboxes_load(path, e->cfg.detect.fb_side, e->cfg.detect.fb_side, &e->faceboxes, err);
+        rc = vs_faceboxes_models_load(path, e->cfg.detect.fb_side, &e->faceboxes, err);
     }
     if (rc == VS_OK) rc = load_embedder(e, err);
     if (rc == VS_OK) {
@@ -176,7 +172,7 @@ vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) 
 void vs_engine_free(vs_engine *e) {
     if (!e) return;
     vs_model_free(e->detector);
-    vs_model_free(e->faceboxes);
+    vs_faceboxes_models_free(e->faceboxes);
     vs_model_free(e->embedder);
     vs_free(e);
 }
@@ -201,7 +197,7 @@ vs_err vs_engine_worker_new_threaded(const vs_engine *e, int threads, vs_engine_
     if (!w) return vs_fail(err, VS_ERR_NOMEM, "engine worker");
     w->e = e;
     vs_err rc = vs_runtime_new(e->detector, threads, &w->det_rt, err);
-    if (rc == VS_OK && e->faceboxes) rc = vs_runtime_new(e->faceboxes, threads, &w->fb_rt, err);
+    if (rc == VS_OK && e->faceboxes) rc = vs_faceboxes_runtimes_new(e->faceboxes, threads, &w->fb, err);
     if (rc == VS_OK) rc = vs_runtime_new(e->embedder, threads, &w->emb_rt, err);
     if (rc == VS_OK) rc = vs_image_alloc(&w->chip, e->chip, e->chip, 3, err);
     if (rc != VS_OK) {
@@ -215,7 +211,7 @@ vs_err vs_engine_worker_new_threaded(const vs_engine *e, int threads, vs_engine_
 void vs_engine_worker_free(vs_engine_worker *w) {
     if (!w) return;
     vs_runtime_free(w->det_rt);
-    vs_runtime_free(w->fb_rt);
+    vs_faceboxes_runtimes_free(w->fb);
     vs_runtime_free(w->emb_rt);
     vs_image_free(&w->chip);
     vs_image_free(&w->big);
@@ -304,13 +300,19 @@ vs_err vs_engine_analyze(vs_engine_worker *w, const vs_image *img, unsigned flag
     vs_face_det *dets = vs_malloc(sizeof *dets * (size_t)cap);
     if (!dets) return vs_fail(err, VS_ERR_NOMEM, "detections");
     int n = 0;
-    uint64_t br = 0, fr = 0;
-    int64_t bns = 0, fns = 0, t0 = vs_now_ns();
-    vs_runtime_clock(w->det_rt, &br, &bns);
-    if (w->fb_rt) vs_runtime_clock(w->fb_rt, &fr, &fns);
-    vs_err rc = vs_detect_run(w->det_rt, w->fb_rt, img, &w->e->cfg.detect, dets, cap, &n, err);
-    int64_t nets = charge_runtime(w, VS_STAGE_BLAZEFACE, w->det_rt, br, bns) +
-                   charge_runtime(w, VS_STAGE_FACEBOXES, w->fb_rt, fr, fns);
+    uint64_t br0, br1, fr0 = 0, fr1 = 0;
+    int64_t bns0, bns1, fns0 = 0, fns1 = 0, t0 = vs_now_ns();
+    vs_runtime *fb_rt = NULL;
+    vs_err rc = VS_OK;
+    if (w->fb) {
+        vs_faceboxes_runtimes_clock(w->fb, &fr0, &fns0);
+        rc = vs_faceboxes_runtime_for(w->fb, img->width, img->height, &fb_rt, err);
+    }
+    vs_runtime_clock(w->det_rt, &br0, &bns0);
+    if (rc == VS_OK) rc = vs_detect_run(w->det_rt, fb_rt, img, &w->e->cfg.detect, dets, cap, &n, err);
+    vs_runtime_clock(w->det_rt, &br1, &bns1);
+    if (w->fb) vs_faceboxes_runtimes_clock(w->fb, &fr1, &fns1);
+    int64_t nets = charge(w, VS_STAGE_BLAZEFACE, br0, bns0, br1, bns1) + charge(w, VS_STAGE_FACEBOXES, fr0, fns0, fr1, fns1);
     vs_engine_profile_add(w, VS_STAGE_DETECT_PREP, vs_now_ns() - t0 - nets);
     w->prof.images++;
     w->prof.faces += (uint64_t)(n > 0 ? n : 0);

@@ -179,3 +179,84 @@ vs_err vs_faceboxes_detect(vs_runtime *rt, const vs_image *img, float threshold,
     *n_out = n;
     return VS_OK;
 }
+
+/* ---- one input shape per photo shape ---- */
+
+struct vs_faceboxes_models {
+    int side, short_side;
+    vs_model *m[VS_FACEBOXES_SHAPES]; /* square, wide (short_side high), tall (short_side wide) */
+};
+
+struct vs_faceboxes_runtimes {
+    const vs_faceboxes_models *m;
+    int threads;
+    vs_runtime *rt[VS_FACEBOXES_SHAPES];
+};
+
+vs_err vs_faceboxes_models_load(const char *json_path, int side, vs_faceboxes_models **out, vs_error *err) {
+    *out = NULL;
+    vs_faceboxes_models *m = vs_calloc(1, sizeof *m);
+    if (!m) return vs_fail(err, VS_ERR_NOMEM, "faceboxes: models");
+    m->side = side;
+    /* 3/4 of the side, rounded up to the graph's alignment */
+    m->short_side = (side * 3 / 4 + VS_FACEBOXES_ALIGN - 1) / VS_FACEBOXES_ALIGN * VS_FACEBOXES_ALIGN;
+    vs_err rc = vs_faceboxes_load(json_path, side, side, &m->m[0], err);
+    if (rc == VS_OK && m->short_side < side) {
+        rc = vs_faceboxes_load(json_path, m->short_side, side, &m->m[1], err);
+        if (rc == VS_OK) rc = vs_faceboxes_load(json_path, side, m->short_side, &m->m[2], err);
+    }
+    if (rc != VS_OK) {
+        vs_faceboxes_models_free(m);
+        return rc;
+    }
+    *out = m;
+    return VS_OK;
+}
+
+void vs_faceboxes_models_free(vs_faceboxes_models *m) {
+    if (!m) return;
+    for (int i = 0; i < VS_FACEBOXES_SHAPES; i++) vs_model_free(m->m[i]);
+    vs_free(m);
+}
+
+vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, vs_faceboxes_runtimes **out,
+                                 vs_error *err) {
+    *out = vs_calloc(1, sizeof **out);
+    if (!*out) return vs_fail(err, VS_ERR_NOMEM, "faceboxes: runtimes");
+    (*out)->m = m;
+    (*out)->threads = threads;
+    return VS_OK;
+}
+
+void vs_faceboxes_runtimes_free(vs_faceboxes_runtimes *r) {
+    if (!r) return;
+    for (int i = 0; i < VS_FACEBOXES_SHAPES; i++) vs_runtime_free(r->rt[i]);
+    vs_free(r);
+}
+
+vs_err vs_faceboxes_runtime_for(vs_faceboxes_runtimes *r, int w, int h, vs_runtime **out, vs_error *err) {
+    const vs_faceboxes_models *m = r->m;
+    int shape = 0;
+    /* the short side once the long side is scaled to m->side */
+    double scaled_short = w > 0 && h > 0 ? (double)m->side * (w < h ? w : h) / (w > h ? w : h) : m->side;
+    if (m->m[1] && scaled_short <= m->short_side) shape = w >= h ? 1 : 2;
+    if (!r->rt[shape]) {
+        vs_err rc = vs_runtime_new(m->m[shape], r->threads, &r->rt[shape], err);
+        if (rc != VS_OK) return rc;
+    }
+    *out = r->rt[shape];
+    return VS_OK;
+}
+
+void vs_faceboxes_runtimes_clock(const vs_faceboxes_runtimes *r, uint64_t *runs, int64_t *ns) {
+    *runs = 0;
+    *ns = 0;
+    for (int i = 0; i < VS_FACEBOXES_SHAPES; i++)
+        if (r->rt[i]) {
+            uint64_t a;
+            int64_t b;
+            vs_runtime_clock(r->rt[i], &a, &b);
+            *runs += a;
+            *ns += b;
+        }
+}

@@ -51,4 +51,27 @@ int vs_faceboxes_decode(const float *const outs[6], int h, int w, float threshol
 vs_err vs_faceboxes_detect(vs_runtime *rt, const vs_image *img, float threshold, float nms_iou, vs_face_det *out,
                            int cap, int *n, vs_error *err);
 
+/* ---- one input shape per photo shape ----
+ * A photo's long side is scaled to `side`; a 4:3 or wider photo (either
+ * way up) then fills a side x 3/4 side input, and only squarer photos need
+ * the square one, so most photos cost FaceBoxes a third less than a square
+ * input padded out (measured: docs/models.md, "Speed"). */
+#define VS_FACEBOXES_SHAPES 3 /* square, landscape (wide), portrait (tall) */
+
+/* The model cut for each shape: immutable, shared by threads. */
+typedef struct vs_faceboxes_models vs_faceboxes_models;
+vs_err vs_faceboxes_models_load(const char *json_path, int side, vs_faceboxes_models **out, vs_error *err);
+void vs_faceboxes_models_free(vs_faceboxes_models *m);
+
+/* One thread's runtimes of those models, each made when the first photo of
+ * its shape comes (an XNNPACK runtime at 1024 px holds ~40-70 MB). */
+typedef struct vs_faceboxes_runtimes vs_faceboxes_runtimes;
+vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, vs_faceboxes_runtimes **out,
+                                 vs_error *err);
+void vs_faceboxes_runtimes_free(vs_faceboxes_runtimes *r);
+/* The runtime whose input fits a w x h photo best (made now if need be). */
+vs_err vs_faceboxes_runtime_for(vs_faceboxes_runtimes *r, int w, int h, vs_runtime **out, vs_error *err);
+/* Passes and nanoseconds of all of r's runtimes (vs_runtime_clock). */
+void vs_faceboxes_runtimes_clock(const vs_faceboxes_runtimes *r, uint64_t *runs, int64_t *ns);
+
 #endif
