@@ -556,8 +556,8 @@ static void load(bench *b, const char *models) {
         if (cf->cfg.detector == VS_DETECTOR_BLAZEFACE) continue;
         int side = cf->cfg.fb_side;
         if (cf->shapes) {
-            if (vs_faceboxes_models_load(path, side, &cf->fbm, &err) != VS_OK ||
-                vs_faceboxes_runtimes_new(cf->fbm, 1, &cf->fbr, &err) != VS_OK)
+            if (vs_faceboxes_models_load(path, side, 1, &cf->fbm, &err) != VS_OK ||
+                vs_faceboxes_runtimes_new(cf->fbm, 1, 0, &cf->fbr, &err) != VS_OK)
                 die("model", &err);
             continue;
         }

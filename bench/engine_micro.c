@@ -1,5 +1,6 @@
 /* engine_micro.c - single-thread timings of the face engine's parts: one
- * blazeface-back pass (256 px), one embedding by each embedder (dlib 150 px,
+ * blazeface-back pass (256 px), one FaceBoxes pass (1024x1024 and 1024x768
+ * inputs), one embedding by each embedder (dlib 150 px,
  * faceres 224 px), and a whole image (decode + detect + align + quality +
  * embed) of a ~1 MP photo with each; peak RSS. Prints JSON; bench/engine runs
  * it beside the tfjs-wasm reference. */
@@ -12,6 +13,7 @@
 #include "bench_util.h"
 #include "vs_dlib_resnet.h"
 #include "vs_engine.h"
+#include "vs_faceboxes.h"
 #include "vs_nn.h"
 
 static double now_ms(void) { return bench_now_ms(); }
@@ -72,6 +74,23 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < 224 * 224 * 3; i++) vs_runtime_input(ert)[i] = (float)(i % 255);
     for (size_t i = 0; i < 150 * 150 * 3; i++) vs_runtime_input(lrt)[i] = (float)(i % 255);
     double det_ms = time_runtime(drt, iters), emb_ms = time_runtime(ert, iters), dlib_ms = time_runtime(lrt, iters);
+    /* FaceBoxes at the square input and at the 4:3 one the engine fits to wide photos */
+    double fb_ms[2];
+    for (int k = 0; k < 2; k++) {
+        vs_model *fm = NULL;
+        vs_runtime *frt = NULL;
+        char fpath[1200];
+        snprintf(fpath, sizeof fpath, "%s/%s", cfg.models_dir, VS_FACEBOXES_MODEL);
+        if (vs_faceboxes_load(fpath, k ? 768 : 1024, 1024, &fm, &err) != VS_OK || vs_runtime_new(fm, 1, &frt, &err) != VS_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            return 1;
+        }
+        float *in = vs_runtime_input(frt);
+        for (size_t i = 0, n = (size_t)(k ? 768 : 1024) * 1024 * 3; i < n; i++) in[i] = (float)(i % 255) / 127.5f - 1;
+        fb_ms[k] = time_runtime(frt, iters < 20 ? iters : 20);
+        vs_runtime_free(frt);
+        vs_model_free(fm);
+    }
     double per_image[VS_EMBEDDER_COUNT];
     int faces = 0, width = 0, height = 0;
     for (int k = 0; k < VS_EMBEDDER_COUNT; k++) {
@@ -106,10 +125,11 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"threads\":1,\"blazeface_ms\":%.3f,\"faceres_ms\":%.3f,\"dlib_ms\":%.3f,\"image\":\"%s\","
+    printf("{\"threads\":1,\"blazeface_ms\":%.3f,\"faceboxes_ms\":%.3f,\"faceboxes_1024x768_ms\":%.3f,"
+           "\"faceres_ms\":%.3f,\"dlib_ms\":%.3f,\"image\":\"%s\","
            "\"image_px\":[%d,%d],\"faces\":%d,\"detector_max_passes\":%d,\"per_image_ms\":%.3f,"
            "\"per_image_faceres_ms\":%.3f,\"peak_rss_mb\":%.1f}\n",
-           det_ms, emb_ms, dlib_ms, image, width, height, faces, cfg.detect.max_passes, per_image[VS_EMBEDDER_DLIB],
+           det_ms, fb_ms[0], fb_ms[1], emb_ms, dlib_ms, image, width, height, faces, cfg.detect.max_passes, per_image[VS_EMBEDDER_DLIB],
            per_image[VS_EMBEDDER_FACERES], ru.ru_maxrss / 1024.0);
     vs_runtime_free(drt);
     vs_runtime_free(ert);

@@ -58,6 +58,12 @@ static void *worker(void *arg) {
     thread_arg *a = arg;
     job *j = a->j;
     vs_error e = {0};
+    if (getenv("VS_BENCH_PIN")) { /* one core per thread: does pinning pay? */
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(a->t % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
     for (int i; (i = atomic_fetch_add(&j->next, 1)) < j->n_msgs;) {
         vs_process_result res;
         int nf = 0;

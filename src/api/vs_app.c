@@ -27,7 +27,8 @@ vs_err vs_app_engine_add(vs_app *a, const vs_engine *e, int n, vs_error *err) {
     vs_engine_worker *w[VS_APP_ENGINE_POOL] = {0};
     if (n > VS_APP_ENGINE_POOL) n = VS_APP_ENGINE_POOL;
     vs_err rc = VS_OK;
-    for (int i = 0; i < n && rc == VS_OK; i++) rc = vs_engine_worker_new_threaded(e, a->cfg.query_threads, &w[i], err);
+    vs_engine_worker_opts wo = {.threads = a->cfg.query_threads, .square_only = 1};
+    for (int i = 0; i < n && rc == VS_OK; i++) rc = vs_engine_worker_new_with(e, &wo, &w[i], err);
     pthread_mutex_lock(&a->mu);
     if (rc == VS_OK && a->pool_n + n > VS_APP_ENGINE_POOL * VS_APP_ENGINES)
         rc = vs_fail(err, VS_ERR_TOO_LARGE, "engine pool: this process holds %d engines already; restart it",

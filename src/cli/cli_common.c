@@ -55,6 +55,8 @@ vs_engine *cli_engine_load(const char *models_flag, int thorough, int embedder) 
     const char *passes = getenv("VISAGE_DETECT_PASSES");
     if (passes && atoi(passes) > 0) cfg.detect.max_passes = atoi(passes);
     if (thorough) cfg.detect.max_passes = 4096;
+    const char *fitted = getenv("VISAGE_DETECT_FITTED");
+    if (fitted && *fitted) cfg.detect.fb_fitted = atoi(fitted) != 0;
     vs_engine *e = NULL;
     vs_error err = {0};
     if (vs_engine_load(&cfg, &e, &err) != VS_OK) {

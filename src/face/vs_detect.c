@@ -54,6 +54,7 @@ void vs_detect_cfg_default(vs_detect_cfg *c) {
     c->max_passes = 0; /* the detector's own budget */
     c->rotate_below = 0.85f;
     c->fb_side = VS_FACEBOXES_SIDE;
+    c->fb_fitted = 1;
     c->fb_threshold = 0.4f;
     c->fb_confirm = 0.7f;
     c->fb_sure = 0.9f;

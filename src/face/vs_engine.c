@@ -144,7 +144,7 @@ vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err) 
     if (rc == VS_OK && e->cfg.detect.detector != VS_DETECTOR_BLAZEFACE) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", e->models_dir, VS_FACEBOXES_MODEL);
-        rc = vs_faceboxes_models_load(path, e->cfg.detect.fb_side, &e->faceboxes, err);
+        rc = vs_faceboxes_models_load(path, e->cfg.detect.fb_side, e->cfg.detect.fb_fitted, &e->faceboxes, err);
     }
     if (rc == VS_OK) rc = load_embedder(e, err);
     if (rc == VS_OK) {
@@ -188,16 +188,19 @@ const char *vs_engine_band(const vs_engine *e, float sim) {
 const vs_engine_cfg *vs_engine_config(const vs_engine *e) { return &e->cfg; }
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err) {
-    return vs_engine_worker_new_threaded(e, 1, out, err);
+    return vs_engine_worker_new_with(e, NULL, out, err);
 }
 
-vs_err vs_engine_worker_new_threaded(const vs_engine *e, int threads, vs_engine_worker **out, vs_error *err) {
+vs_err vs_engine_worker_new_with(const vs_engine *e, const vs_engine_worker_opts *o, vs_engine_worker **out,
+                                 vs_error *err) {
+    int threads = o && o->threads > 1 ? o->threads : 1;
     *out = NULL;
     vs_engine_worker *w = vs_calloc(1, sizeof *w);
     if (!w) return vs_fail(err, VS_ERR_NOMEM, "engine worker");
     w->e = e;
     vs_err rc = vs_runtime_new(e->detector, threads, &w->det_rt, err);
-    if (rc == VS_OK && e->faceboxes) rc = vs_faceboxes_runtimes_new(e->faceboxes, threads, &w->fb, err);
+    if (rc == VS_OK && e->faceboxes)
+        rc = vs_faceboxes_runtimes_new(e->faceboxes, threads, o && o->square_only, &w->fb, err);
     if (rc == VS_OK) rc = vs_runtime_new(e->embedder, threads, &w->emb_rt, err);
     if (rc == VS_OK) rc = vs_image_alloc(&w->chip, e->chip, e->chip, 3, err);
     if (rc != VS_OK) {

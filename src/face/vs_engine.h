@@ -124,10 +124,16 @@ const vs_engine_profile *vs_engine_worker_profile(const vs_engine_worker *w);
 void vs_engine_profile_add(vs_engine_worker *w, vs_stage s, int64_t ns);
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err);
-/* Same, its networks running on `threads` threads (XNNPACK's pool): for an
- * interactive request, which wants the answer soon rather than the most
- * photos per core. threads <= 1 is vs_engine_worker_new. */
-vs_err vs_engine_worker_new_threaded(const vs_engine *e, int threads, vs_engine_worker **out, vs_error *err);
+typedef struct vs_engine_worker_opts {
+    int threads;        /* XNNPACK threads per network run (<= 1: the calling thread only) */
+    int square_only;    /* 1: FaceBoxes on its square input only, one runtime instead of up
+                         * to three (vs_faceboxes.h): for query workers, whose memory
+                         * matters more than a few ms on wide photos */
+} vs_engine_worker_opts;
+
+/* vs_engine_worker_new with options (NULL: the defaults, all 0). */
+vs_err vs_engine_worker_new_with(const vs_engine *e, const vs_engine_worker_opts *o, vs_engine_worker **out,
+                                 vs_error *err);
 void vs_engine_worker_free(vs_engine_worker *w);
 
 /* Finds and describes every face of img. *out is filled (release with

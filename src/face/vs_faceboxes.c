@@ -190,10 +190,12 @@ struct vs_faceboxes_models {
 struct vs_faceboxes_runtimes {
     const vs_faceboxes_models *m;
     int threads;
+    int square_only;
     vs_runtime *rt[VS_FACEBOXES_SHAPES];
 };
 
-vs_err vs_faceboxes_models_load(const char *json_path, int side, vs_faceboxes_models **out, vs_error *err) {
+vs_err vs_faceboxes_models_load(const char *json_path, int side, int fitted, vs_faceboxes_models **out,
+                                vs_error *err) {
     *out = NULL;
     vs_faceboxes_models *m = vs_calloc(1, sizeof *m);
     if (!m) return vs_fail(err, VS_ERR_NOMEM, "faceboxes: models");
@@ -201,7 +203,7 @@ vs_err vs_faceboxes_models_load(const char *json_path, int side, vs_faceboxes_mo
     /* 3/4 of the side, rounded up to the graph's alignment */
     m->short_side = (side * 3 / 4 + VS_FACEBOXES_ALIGN - 1) / VS_FACEBOXES_ALIGN * VS_FACEBOXES_ALIGN;
     vs_err rc = vs_faceboxes_load(json_path, side, side, &m->m[0], err);
-    if (rc == VS_OK && m->short_side < side) {
+    if (rc == VS_OK && fitted && m->short_side < side) {
         rc = vs_faceboxes_load(json_path, m->short_side, side, &m->m[1], err);
         if (rc == VS_OK) rc = vs_faceboxes_load(json_path, side, m->short_side, &m->m[2], err);
     }
@@ -219,12 +221,13 @@ void vs_faceboxes_models_free(vs_faceboxes_models *m) {
     vs_free(m);
 }
 
-vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, vs_faceboxes_runtimes **out,
-                                 vs_error *err) {
+vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, int square_only,
+                                 vs_faceboxes_runtimes **out, vs_error *err) {
     *out = vs_calloc(1, sizeof **out);
     if (!*out) return vs_fail(err, VS_ERR_NOMEM, "faceboxes: runtimes");
     (*out)->m = m;
     (*out)->threads = threads;
+    (*out)->square_only = square_only;
     return VS_OK;
 }
 
@@ -239,7 +242,7 @@ vs_err vs_faceboxes_runtime_for(vs_faceboxes_runtimes *r, int w, int h, vs_runti
     int shape = 0;
     /* the short side once the long side is scaled to m->side */
     double scaled_short = w > 0 && h > 0 ? (double)m->side * (w < h ? w : h) / (w > h ? w : h) : m->side;
-    if (m->m[1] && scaled_short <= m->short_side) shape = w >= h ? 1 : 2;
+    if (m->m[1] && !r->square_only && scaled_short <= m->short_side) shape = w >= h ? 1 : 2;
     if (!r->rt[shape]) {
         vs_err rc = vs_runtime_new(m->m[shape], r->threads, &r->rt[shape], err);
         if (rc != VS_OK) return rc;

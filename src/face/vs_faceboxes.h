@@ -60,14 +60,18 @@ vs_err vs_faceboxes_detect(vs_runtime *rt, const vs_image *img, float threshold,
 
 /* The model cut for each shape: immutable, shared by threads. */
 typedef struct vs_faceboxes_models vs_faceboxes_models;
-vs_err vs_faceboxes_models_load(const char *json_path, int side, vs_faceboxes_models **out, vs_error *err);
+/* fitted = 0 loads the square model only. */
+vs_err vs_faceboxes_models_load(const char *json_path, int side, int fitted, vs_faceboxes_models **out,
+                                vs_error *err);
 void vs_faceboxes_models_free(vs_faceboxes_models *m);
 
 /* One thread's runtimes of those models, each made when the first photo of
- * its shape comes (an XNNPACK runtime at 1024 px holds ~40-70 MB). */
+ * its shape comes (an XNNPACK runtime at 1024 px holds ~40-70 MB, most of it
+ * the first convolution's indirection buffer). square_only: every photo
+ * goes through the square input, as before 2026-12-03. */
 typedef struct vs_faceboxes_runtimes vs_faceboxes_runtimes;
-vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, vs_faceboxes_runtimes **out,
-                                 vs_error *err);
+vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, int square_only,
+                                 vs_faceboxes_runtimes **out, vs_error *err);
 void vs_faceboxes_runtimes_free(vs_faceboxes_runtimes *r);
 /* The runtime whose input fits a w x h photo best (made now if need be). */
 vs_err vs_faceboxes_runtime_for(vs_faceboxes_runtimes *r, int w, int h, vs_runtime **out, vs_error *err);
