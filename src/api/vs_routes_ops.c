@@ -218,6 +218,15 @@ void vs_route_metrics(vs_req *r) {
         }
         put(&b, &len, &cap, "visage_process_latency_ms_sum %lld\nvisage_process_latency_ms_count %lld\n",
             (long long)ws.latency_ms_sum, cum);
+        /* where the workers' time goes, stage by stage (bench/engine prints the same per photo) */
+        put(&b, &len, &cap, "# TYPE visage_stage_seconds_total counter\n");
+        for (int i = 0; i < VS_STAGE_COUNT; i++)
+            put(&b, &len, &cap, "visage_stage_seconds_total{stage=\"%s\"} %.6f\n", vs_stage_name((vs_stage)i),
+                ws.stages.ns[i] / 1e9);
+        put(&b, &len, &cap, "# TYPE visage_stage_calls_total counter\n");
+        for (int i = 0; i < VS_STAGE_COUNT; i++)
+            put(&b, &len, &cap, "visage_stage_calls_total{stage=\"%s\"} %llu\n", vs_stage_name((vs_stage)i),
+                (unsigned long long)ws.stages.calls[i]);
     }
     if (!b) return vs_reply_error(r, 500, "internal", "out of memory");
     vs_reply_bytes(r, 200, "text/plain; version=0.0.4", b, len);

@@ -75,9 +75,22 @@ static void note_storage(vs_workers *w, vs_err rc, const char *msg) {
     pthread_mutex_unlock(&w->mu);
 }
 
-static void record(vs_workers *w, vs_process_result r, vs_err rc, int faces, int64_t ms) {
+/* Adds what an engine worker's profile gained since `before` to the pool's
+ * stats (the worker's own thread calls this; the pool lock guards the sum). */
+static void add_stages(vs_engine_profile *sum, const vs_engine_profile *now, const vs_engine_profile *before) {
+    sum->images += now->images - before->images;
+    sum->faces += now->faces - before->faces;
+    for (int s = 0; s < VS_STAGE_COUNT; s++) {
+        sum->calls[s] += now->calls[s] - before->calls[s];
+        sum->ns[s] += now->ns[s] - before->ns[s];
+    }
+}
+
+static void record(vs_workers *w, vs_process_result r, vs_err rc, int faces, int64_t ms, const vs_engine_worker *ew,
+                   const vs_engine_profile *before) {
     static const int64_t bounds[7] = {50, 100, 250, 500, 1000, 2500, 5000};
     pthread_mutex_lock(&w->mu);
+    if (ew) add_stages(&w->stats.stages, vs_engine_worker_profile(ew), before);
     if (rc != VS_OK) w->stats.failed++;
     else if (r == VS_PROCESS_DUPLICATE) w->stats.duplicates++;
     else if (r == VS_PROCESS_REJECTED) w->stats.rejected++;
@@ -120,6 +133,8 @@ static void handle(vs_workers *w, int i, const vs_msg *msg) {
     vs_process_result r = VS_PROCESSED;
     int faces = 0;
     int64_t t0 = vs_now_ms();
+    vs_engine_profile before = {0};
+    if (ew) before = *vs_engine_worker_profile(ew);
     pthread_mutex_lock(&w->mu);
     w->stats.busy++;
     pthread_mutex_unlock(&w->mu);
@@ -165,7 +180,7 @@ static void handle(vs_workers *w, int i, const vs_msg *msg) {
     pthread_mutex_lock(&w->mu);
     w->stats.busy--;
     pthread_mutex_unlock(&w->mu);
-    record(w, r, rc, faces, vs_now_ms() - t0);
+    record(w, r, rc, faces, vs_now_ms() - t0, w->apply ? NULL : ew, &before);
 }
 
 typedef struct thread_arg {

@@ -21,6 +21,7 @@ typedef struct vs_worker_stats {
     int64_t storage_errors;    /* since start */
     int64_t last_storage_error_ms, last_ok_ms; /* monotonic (vs_now_ms), 0 = never */
     char last_storage_error[160];
+    vs_engine_profile stages;  /* where the threads' time went, summed message by message */
 } vs_worker_stats;
 
 typedef struct vs_workers_opts {

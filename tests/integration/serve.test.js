@@ -103,6 +103,28 @@ describe('visage serve', () => {
     assert.equal(byExt.data.image_sha256, shaOf['two_people.jpg']);
   });
 
+  it('counts the workers\' time per stage in /metrics once photos are processed', async () => {
+    // runs after the ingest test (node:test runs a describe's tests in order)
+    const m = String((await L.api(s, 'GET', '/metrics')).data);
+    const num = (re) => Number((re.exec(m) || [])[1]);
+    const processed = num(/visage_images_total\{result="processed"\} (\d+)/);
+    assert.ok(processed >= photos.length, 'photos processed: ' + processed);
+    for (const st of ['decode', 'blazeface', 'faceboxes', 'embed', 'store', 'commit'])
+      assert.ok(num(new RegExp('visage_stage_seconds_total\\{stage="' + st + '"\\} ([0-9.]+)')) > 0, st);
+    // one FaceBoxes pass per photo analysed, at least one BlazeFace pass each
+    assert.equal(num(/visage_stage_calls_total\{stage="faceboxes"\} (\d+)/), processed);
+    assert.ok(num(/visage_stage_calls_total\{stage="blazeface"\} (\d+)/) >= processed);
+  });
+
+  it('runs its ingest workers at a lower priority than requests (nice 10)', () => {
+    const nice = fs.readdirSync('/proc/' + s.proc.pid + '/task').map((t) => {
+      const stat = fs.readFileSync('/proc/' + s.proc.pid + '/task/' + t + '/stat', 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19: nice
+    });
+    assert.equal(nice.filter((n) => n === 10).length, require('node:os').cpus().length, JSON.stringify(nice));
+    assert.ok(nice.filter((n) => n === 0).length >= 1, 'the request threads keep nice 0');
+  });
+
   it('finds the Obama photos first for obama1.jpg', async () => {
     const q = path.join(L.FACES, 'knn_examples/test/obama1.jpg');
     const r = await L.api(s, 'POST', '/api/v1/search', { key: keyA, json: { image_b64: L.b64(q), top_k: 50 } });
