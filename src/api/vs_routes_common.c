@@ -101,7 +101,6 @@ static int query_size_ok(vs_req *r, const uint8_t *data, size_t len) {
 }
 
 int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) {
-    vs_image img = {0};
     vs_error err = {0};
     vs_decode_opts o = {.max_pixels = r->app->cfg.max_pixels};
     if (len == 0) {
@@ -109,15 +108,9 @@ int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) 
         return -1;
     }
     if (query_size_ok(r, data, len) != 0) return -1;
-    vs_err rc = vs_image_decode(data, len, &o, &img, &err);
-    if (rc != VS_OK) {
-        vs_reply_vs_err(r, rc, &err);
-        return -1;
-    }
     vs_engine_worker *w = vs_app_engine_acquire(r->app, r->p->engine);
-    rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, faces, &err);
+    vs_err rc = vs_engine_analyze_bytes(w, data, len, &o, VS_ANALYZE_EMBED, faces, NULL, NULL, &err);
     vs_app_engine_release(r->app, w);
-    vs_image_free(&img);
     if (rc != VS_OK) {
         vs_reply_vs_err(r, rc, &err);
         return -1;

@@ -277,13 +277,10 @@ void cli_system_close(cli_system *s) {
 }
 
 int cli_system_analyze(cli_system *s, const char *image, vs_faces *faces) {
-    vs_image img = {0};
     vs_error err = {0};
     vs_engine_worker *w = vs_app_engine_acquire(&s->app, s->app.engine);
-    vs_err e = vs_image_load(image, NULL, &img, &err);
-    if (e == VS_OK) e = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, faces, &err);
+    vs_err e = vs_engine_analyze_file(w, image, VS_ANALYZE_EMBED, faces, NULL, NULL, &err);
     vs_app_engine_release(&s->app, w);
-    vs_image_free(&img);
     if (e == VS_OK) return 0;
     if (strncmp(err.msg, image, strlen(image)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
     else fprintf(stderr, "visage: %s: %s\n", image, err.msg);

@@ -10,11 +10,9 @@
 
 /* Loads path and embeds its best face into emb. Returns 0 on success. */
 static int best_face(vs_engine_worker *w, const char *path, float *emb, int dim) {
-    vs_image img = {0};
     vs_faces faces = {0};
     vs_error err = {0};
-    vs_err rc = vs_image_load(path, NULL, &img, &err);
-    if (rc == VS_OK) rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED, &faces, &err);
+    vs_err rc = vs_engine_analyze_file(w, path, VS_ANALYZE_EMBED, &faces, NULL, NULL, &err);
     int ok = 0;
     if (rc != VS_OK) {
         if (strncmp(err.msg, path, strlen(path)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
@@ -28,7 +26,6 @@ static int best_face(vs_engine_worker *w, const char *path, float *emb, int dim)
         }
     }
     vs_faces_free(&faces);
-    vs_image_free(&img);
     return ok ? 0 : 1;
 }
 

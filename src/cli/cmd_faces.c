@@ -53,25 +53,24 @@ static vs_err write_crops(const char *dir, const char *file, const vs_faces *fac
 
 /* Analyses one file into its JSON line or an error line. */
 static void process_file(batch *b, vs_engine_worker *w, int i, char **out, char **errline) {
-    vs_image img = {0};
     vs_faces faces = {0};
     vs_error err = {0};
     const char *file = b->files[i];
-    vs_err rc = vs_image_load(file, NULL, &img, &err);
+    int width = 0, height = 0;
     unsigned flags = (b->with_embedding ? VS_ANALYZE_EMBED : 0) | (b->crops_dir ? VS_ANALYZE_KEEP_CROPS : 0);
-    if (rc == VS_OK) rc = vs_engine_analyze(w, &img, flags, &faces, &err);
+    vs_err rc = vs_engine_analyze_file(w, file, flags, &faces, &width, &height, &err);
     if (rc == VS_OK && b->crops_dir) rc = write_crops(b->crops_dir, file, &faces, &err);
     if (rc != VS_OK) {
         char line[VS_ERROR_MSG_MAX + 256];
-        /* vs_image_load messages already start with the path */
+        /* vs_engine_analyze_file messages already start with the path */
         if (strncmp(err.msg, file, strlen(file)) == 0) snprintf(line, sizeof line, "visage: %s", err.msg);
         else snprintf(line, sizeof line, "visage: %s: %s", file, err.msg);
         *errline = strdup(line);
     } else {
         json_t *o = json_object();
         json_object_set_new(o, "file", json_string(file));
-        json_object_set_new(o, "width", json_integer(img.width));
-        json_object_set_new(o, "height", json_integer(img.height));
+        json_object_set_new(o, "width", json_integer(width));
+        json_object_set_new(o, "height", json_integer(height));
         json_t *arr = json_array();
         int dim = vs_engine_embedding_dim(b->engine);
         for (int k = 0; k < faces.n; k++) json_array_append_new(arr, cli_face_json(&faces.faces[k], dim, b->with_embedding));
@@ -81,7 +80,6 @@ static void process_file(batch *b, vs_engine_worker *w, int i, char **out, char 
         if (!*out) *errline = strdup("visage: out of memory formatting JSON");
     }
     vs_faces_free(&faces);
-    vs_image_free(&img);
 }
 
 static void *worker_main(void *arg) {

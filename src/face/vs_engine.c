@@ -297,12 +297,13 @@ static vs_err describe_face(vs_engine_worker *w, const vs_image *img, const vs_f
     return VS_OK;
 }
 
-vs_err vs_engine_analyze(vs_engine_worker *w, const vs_image *img, unsigned flags, vs_faces *out, vs_error *err) {
-    memset(out, 0, sizeof *out);
+/* Runs the detector on img: *dets (vs_malloc, the caller frees) receives
+ * *n detections in img's pixels, best first. */
+static vs_err detect(vs_engine_worker *w, const vs_image *img, vs_face_det **dets, int *n, vs_error *err) {
     int cap = w->e->cfg.detect.max_faces > 0 ? w->e->cfg.detect.max_faces : 64;
-    vs_face_det *dets = vs_malloc(sizeof *dets * (size_t)cap);
-    if (!dets) return vs_fail(err, VS_ERR_NOMEM, "detections");
-    int n = 0;
+    *n = 0;
+    *dets = vs_malloc(sizeof **dets * (size_t)cap);
+    if (!*dets) return vs_fail(err, VS_ERR_NOMEM, "detections");
     uint64_t br0, br1, fr0 = 0, fr1 = 0;
     int64_t bns0, bns1, fns0 = 0, fns1 = 0, t0 = vs_now_ns();
     vs_runtime *fb_rt = NULL;
@@ -312,23 +313,93 @@ vs_err vs_engine_analyze(vs_engine_worker *w, const vs_image *img, unsigned flag
         rc = vs_faceboxes_runtime_for(w->fb, img->width, img->height, &fb_rt, err);
     }
     vs_runtime_clock(w->det_rt, &br0, &bns0);
-    if (rc == VS_OK) rc = vs_detect_run(w->det_rt, fb_rt, img, &w->e->cfg.detect, dets, cap, &n, err);
+    if (rc == VS_OK) rc = vs_detect_run(w->det_rt, fb_rt, img, &w->e->cfg.detect, *dets, cap, n, err);
     vs_runtime_clock(w->det_rt, &br1, &bns1);
     if (w->fb) vs_faceboxes_runtimes_clock(w->fb, &fr1, &fns1);
     int64_t nets = charge(w, VS_STAGE_BLAZEFACE, br0, bns0, br1, bns1) + charge(w, VS_STAGE_FACEBOXES, fr0, fns0, fr1, fns1);
     vs_engine_profile_add(w, VS_STAGE_DETECT_PREP, vs_now_ns() - t0 - nets);
     w->prof.images++;
-    w->prof.faces += (uint64_t)(n > 0 ? n : 0);
+    w->prof.faces += (uint64_t)(*n > 0 ? *n : 0);
+    return rc;
+}
+
+vs_err vs_engine_analyze(vs_engine_worker *w, const vs_image *img, unsigned flags, vs_faces *out, vs_error *err) {
+    vs_decoded d = {.img = *img, .denom = 1, .width = img->width, .height = img->height};
+    return vs_engine_analyze_decoded(w, &d, NULL, 0, NULL, flags, out, err);
+}
+
+/* Multiplies a detection's box and keypoints by k (scaled image -> whole photo). */
+static void scale_det(vs_face_det *d, float k) {
+    d->x *= k, d->y *= k, d->w *= k, d->h *= k;
+    for (int i = 0; i < d->n_kp; i++) d->kp[i][0] *= k, d->kp[i][1] *= k;
+}
+
+vs_err vs_engine_analyze_decoded(vs_engine_worker *w, const vs_decoded *d, const uint8_t *buf, size_t len,
+                                 const vs_decode_opts *dopt, unsigned flags, vs_faces *out, vs_error *err) {
+    memset(out, 0, sizeof *out);
+    vs_face_det *dets = NULL;
+    vs_image full = {0};
+    int n = 0;
+    vs_err rc = detect(w, &d->img, &dets, &n, err);
     if (rc == VS_OK && n > 0) {
         out->faces = vs_calloc((size_t)n, sizeof *out->faces);
         if (!out->faces) rc = vs_fail(err, VS_ERR_NOMEM, "faces");
     }
+    float k = (float)d->denom;
     for (int i = 0; rc == VS_OK && i < n; i++) {
-        rc = describe_face(w, img, &dets[i], flags, &out->faces[i], err);
+        /* A face small in the scaled picture is cut from the whole photo,
+         * decoded (once) only now: the crop and the embedding get every pixel
+         * the photo has, as if it had been decoded whole. */
+        if (d->denom > 1 && dets[i].w < VS_ENGINE_FULL_RES_FACE_PX && buf) {
+            if (!full.data) {
+                int64_t t0 = vs_now_ns();
+                rc = vs_image_decode(buf, len, dopt, &full, err);
+                vs_engine_profile_add(w, VS_STAGE_DECODE, vs_now_ns() - t0);
+                if (rc != VS_OK) break;
+            }
+            vs_face_det whole = dets[i];
+            scale_det(&whole, k);
+            rc = describe_face(w, &full, &whole, flags, &out->faces[i], err);
+        } else {
+            rc = describe_face(w, &d->img, &dets[i], flags, &out->faces[i], err);
+            if (d->denom > 1) scale_det(&out->faces[i].det, k);
+        }
         out->n = i + 1;
     }
+    vs_image_free(&full);
     vs_free(dets);
     if (rc != VS_OK) vs_faces_free(out);
+    return rc;
+}
+
+vs_err vs_engine_analyze_bytes(vs_engine_worker *w, const uint8_t *buf, size_t len, const vs_decode_opts *dopt,
+                               unsigned flags, vs_faces *out, int *width, int *height, vs_error *err) {
+    vs_decoded d;
+    memset(out, 0, sizeof *out);
+    int64_t t0 = vs_now_ns();
+    vs_err rc = vs_image_decode_scaled(buf, len, dopt, VS_ENGINE_DECODE_SIDE, &d, err);
+    vs_engine_profile_add(w, VS_STAGE_DECODE, vs_now_ns() - t0);
+    if (rc != VS_OK) return rc;
+    if (width) *width = d.width;
+    if (height) *height = d.height;
+    rc = vs_engine_analyze_decoded(w, &d, buf, len, dopt, flags, out, err);
+    vs_image_free(&d.img);
+    return rc;
+}
+
+vs_err vs_engine_analyze_file(vs_engine_worker *w, const char *path, unsigned flags, vs_faces *out, int *width,
+                              int *height, vs_error *err) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    vs_error inner = {0};
+    memset(out, 0, sizeof *out);
+    vs_err rc = vs_read_file(path, VS_IMAGE_DEFAULT_MAX_BYTES, &buf, &len, err); /* names the path */
+    if (rc == VS_OK && len == 0) rc = vs_fail(err, VS_ERR_CORRUPT, "%s: empty file", path);
+    else if (rc == VS_OK) {
+        rc = vs_engine_analyze_bytes(w, buf, len, NULL, flags, out, width, height, &inner);
+        if (rc != VS_OK) vs_fail(err, rc, "%s: %s", path, inner.msg);
+    }
+    vs_free(buf);
     return rc;
 }
 

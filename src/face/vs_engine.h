@@ -142,6 +142,33 @@ vs_err vs_engine_analyze(vs_engine_worker *w, const vs_image *img, unsigned flag
                          vs_error *err);
 void vs_faces_free(vs_faces *f);
 
+/* Faces narrower than this in a picture decoded at reduced scale are cut
+ * and embedded from the whole photo (the 224-px crop and dlib's chip want
+ * ~110 px across the face). */
+#define VS_ENGINE_FULL_RES_FACE_PX 128
+/* Pixels to decode for analysis: a JPEG twice this long or more is decoded
+ * at 1/2, 1/4 or 1/8 scale for detection (vs_image_decode_scaled), 1.5x the
+ * side FaceBoxes looks at, so detection sees what it would on the whole. */
+#define VS_ENGINE_DECODE_SIDE 1536
+
+/* vs_engine_analyze for a photo decoded at reduced scale: detects on d->img,
+ * and a face narrower than VS_ENGINE_FULL_RES_FACE_PX there is aligned and
+ * embedded from the whole photo, decoded again from buf/len with dopt (once
+ * for all such faces; buf NULL: never, the scaled picture serves). Boxes and
+ * keypoints come back in the whole photo's pixels either way. */
+vs_err vs_engine_analyze_decoded(vs_engine_worker *w, const vs_decoded *d, const uint8_t *buf, size_t len,
+                                 const vs_decode_opts *dopt, unsigned flags, vs_faces *out, vs_error *err);
+
+/* What the server does with a photo's bytes: vs_image_decode_scaled at
+ * VS_ENGINE_DECODE_SIDE, then vs_engine_analyze_decoded. *width x *height
+ * receive the whole photo's size (NULL: not wanted). Decode errors as
+ * vs_image_decode. */
+vs_err vs_engine_analyze_bytes(vs_engine_worker *w, const uint8_t *buf, size_t len, const vs_decode_opts *dopt,
+                               unsigned flags, vs_faces *out, int *width, int *height, vs_error *err);
+/* The same for a file (the command-line tools); messages start with the path. */
+vs_err vs_engine_analyze_file(vs_engine_worker *w, const char *path, unsigned flags, vs_faces *out, int *width,
+                              int *height, vs_error *err);
+
 /* Index of "the" face of a query photo: highest det score x quality, not
  * merely the largest; -1 when there is none. */
 int vs_faces_best(const vs_faces *f);

@@ -116,8 +116,18 @@ void vs_rgba_over_white(uint8_t *px, size_t npix) {
  * (other formats carry it too rarely to matter). *out stays zeroed on error. */
 vs_err vs_image_decode(const uint8_t *buf, size_t len, const vs_decode_opts *opts,
                        vs_image *out, vs_error *err) {
+    if (!out) return vs_fail(err, VS_ERR_INVALID_ARG, "image decode: out is NULL");
+    vs_decoded d;
+    vs_err rc = vs_image_decode_scaled(buf, len, opts, 0, &d, err);
+    *out = d.img;
+    return rc;
+}
+
+vs_err vs_image_decode_scaled(const uint8_t *buf, size_t len, const vs_decode_opts *opts, int min_side,
+                              vs_decoded *out, vs_error *err) {
     vs_image img = {0}, turned = {0};
     vs_err rc = VS_OK;
+    int denom = 1, fw = 0, fh = 0;
     if (!out) return vs_fail(err, VS_ERR_INVALID_ARG, "image decode: out is NULL");
     memset(out, 0, sizeof *out);
     if (len == 0) return vs_fail(err, VS_ERR_CORRUPT, "image decode: empty input (0 bytes)");
@@ -126,7 +136,7 @@ vs_err vs_image_decode(const uint8_t *buf, size_t len, const vs_decode_opts *opt
 
     vs_image_format fmt = vs_image_sniff(buf, len);
     switch (fmt) {
-    case VS_FMT_JPEG: rc = vs_decode_jpeg(buf, len, max_pixels, &img, err); break;
+    case VS_FMT_JPEG: rc = vs_decode_jpeg_scaled(buf, len, max_pixels, min_side, &img, &denom, &fw, &fh, err); break;
     case VS_FMT_PNG: rc = vs_decode_png(buf, len, max_pixels, &img, err); break;
     case VS_FMT_WEBP: rc = vs_decode_webp(buf, len, max_pixels, &img, err); break;
     case VS_FMT_GIF: rc = vs_decode_gif(buf, len, max_pixels, &img, err); break;
@@ -149,8 +159,14 @@ vs_err vs_image_decode(const uint8_t *buf, size_t len, const vs_decode_opts *opt
     }
     if (rc != VS_OK) goto out;
 
+    if (fmt != VS_FMT_JPEG) fw = img.width, fh = img.height;
     if (fmt == VS_FMT_JPEG && !(opts && opts->ignore_exif)) {
         int orientation = vs_exif_jpeg_orientation(buf, len);
+        if (orientation >= 5) { /* the turns by a quarter swap the sides */
+            int t = fw;
+            fw = fh;
+            fh = t;
+        }
         if (orientation != 1) {
             rc = vs_image_orient(&img, orientation, &turned, err);
             if (rc != VS_OK) goto out;
@@ -159,7 +175,10 @@ vs_err vs_image_decode(const uint8_t *buf, size_t len, const vs_decode_opts *opt
             turned = (vs_image){0};
         }
     }
-    *out = img;
+    out->img = img;
+    out->denom = denom;
+    out->width = fw;
+    out->height = fh;
     img = (vs_image){0};
 out:
     vs_image_free(&img);

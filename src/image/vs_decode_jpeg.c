@@ -1,7 +1,10 @@
 /* vs_decode_jpeg.c - JPEG to RGB8 through the TurboJPEG (v2 "tj") API, the
  * format of nearly every uploaded photo. Strict: libjpeg warnings such as a
  * premature end of data are errors, so a truncated upload is never indexed
- * (stray bytes between segments are the one harmless warning let through). */
+ * (stray bytes between segments are the one harmless warning let through).
+ * A caller that only needs a smaller picture (detection on a 12 MP photo)
+ * can have it decoded at 1/2, 1/4 or 1/8 scale: libjpeg then skips most of
+ * the inverse DCT, 3-4x faster than decoding whole and shrinking. */
 #include <stdint.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -32,11 +35,27 @@ static void cmyk_to_rgb(uint8_t *px, size_t npix) {
     }
 }
 
-/* Decodes a JPEG; the EXIF orientation is applied by the caller. The header is
- * parsed and the budget checked before the pixel buffer is allocated. */
 vs_err vs_decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, vs_image *out,
                       vs_error *err) {
+    int denom, fw, fh;
+    return vs_decode_jpeg_scaled(buf, len, max_pixels, 0, out, &denom, &fw, &fh, err);
+}
+
+/* The DCT scale for a w x h image: halve while the longer side stays >= min_side. */
+static int scale_denom(int w, int h, int min_side) {
+    int side = w > h ? w : h, d = 1;
+    while (min_side > 0 && d < 8 && (side + 2 * d - 1) / (2 * d) >= min_side) d *= 2;
+    return d;
+}
+
+/* Decodes a JPEG, at 1/denom of its size; the EXIF orientation is applied by
+ * the caller. The header is parsed and the budget checked before the pixel
+ * buffer is allocated. */
+vs_err vs_decode_jpeg_scaled(const uint8_t *buf, size_t len, size_t max_pixels, int min_side, vs_image *out,
+                             int *denom, int *full_w, int *full_h, vs_error *err) {
     vs_err rc = VS_OK;
+    *denom = 1;
+    *full_w = *full_h = 0;
     tjhandle tj = NULL;
     uint8_t *px = NULL;
     memset(out, 0, sizeof *out);
@@ -55,6 +74,12 @@ vs_err vs_decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, vs_imag
     }
     rc = vs_image_check_dims("jpeg", w, h, max_pixels, err);
     if (rc != VS_OK) goto out;
+    *full_w = w;
+    *full_h = h;
+    *denom = scale_denom(w, h, min_side);
+    tjscalingfactor sf = {1, *denom};
+    w = TJSCALED(w, sf); /* libjpeg rounds the sides up */
+    h = TJSCALED(h, sf);
 
     /* libjpeg cannot convert CMYK/YCCK to RGB itself: take CMYK and convert. */
     int cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;

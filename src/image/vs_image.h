@@ -41,6 +41,21 @@ const char *vs_image_format_name(vs_image_format f);
 vs_err vs_image_decode(const uint8_t *buf, size_t len, const vs_decode_opts *opts,
                        vs_image *out, vs_error *err);
 
+/* A photo decoded for analysis, maybe smaller than it is (vs_image_decode_scaled). */
+typedef struct vs_decoded {
+    vs_image img;       /* the photo at 1/denom of its size (sides rounded up), upright */
+    int denom;          /* 1, 2, 4 or 8: whole-photo pixel = denom x img pixel */
+    int width, height;  /* the whole photo, upright */
+} vs_decoded;
+
+/* vs_image_decode, but a JPEG whose longer side is at least twice min_side
+ * is decoded at 1/2, 1/4 or 1/8 of its size (the smallest scale keeping the
+ * longer side >= min_side: libjpeg's DCT scaling, several times faster than
+ * decoding whole). Other formats and smaller JPEGs come whole (denom 1).
+ * Release out->img with vs_image_free. */
+vs_err vs_image_decode_scaled(const uint8_t *buf, size_t len, const vs_decode_opts *opts, int min_side,
+                              vs_decoded *out, vs_error *err);
+
 /* Format and size from the header only (no pixels decoded), with the same
  * pixel-budget check as vs_image_decode: VS_ERR_UNSUPPORTED, VS_ERR_CORRUPT
  * (unreadable header) or VS_ERR_TOO_LARGE. A truncated body is not seen. */

@@ -26,6 +26,12 @@ vs_err vs_image_check_dims(const char *what, long width, long height,
  * left zeroed and everything they took is released. */
 vs_err vs_decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels,
                       vs_image *out, vs_error *err);
+/* The same at 1/denom of the size (*denom 1, 2, 4 or 8: the largest whose
+ * longer side is still >= min_side; min_side <= 0: 1), through libjpeg's
+ * DCT scaling; *full_w x *full_h is the whole image. The pixel budget is
+ * checked on the whole image. */
+vs_err vs_decode_jpeg_scaled(const uint8_t *buf, size_t len, size_t max_pixels, int min_side, vs_image *out,
+                             int *denom, int *full_w, int *full_h, vs_error *err);
 vs_err vs_decode_png(const uint8_t *buf, size_t len, size_t max_pixels,
                      vs_image *out, vs_error *err);
 vs_err vs_decode_webp(const uint8_t *buf, size_t len, size_t max_pixels,

@@ -476,13 +476,18 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
         *err = why;
         return rc;
     }
-    vs_image img = {0}; /* step 2: decode, EXIF-oriented */
+    /* step 2: decode, EXIF-oriented; a big JPEG at reduced scale, its small
+     * faces from the whole photo decoded again (vs_engine_analyze_decoded) */
+    vs_decoded dec = {0};
     vs_decode_opts dopt = {.max_pixels = p->cfg.max_pixels};
     int64_t t0 = vs_now_ns();
-    rc = vs_image_decode(buf, len, &dopt, &img, &why);
+    rc = vs_image_decode_scaled(buf, len, &dopt, VS_ENGINE_DECODE_SIDE, &dec, &why);
     vs_engine_profile_add(w, VS_STAGE_DECODE, vs_now_ns() - t0);
-    vs_free(buf);
-    if (rc != VS_OK) return reject(p, m, vs_err_name(rc), &why, result, err);
+    if (rc != VS_OK) {
+        vs_free(buf);
+        return reject(p, m, vs_err_name(rc), &why, result, err);
+    }
+    const vs_image *img = &dec.img;
 
     vs_faces faces = {0}; /* steps 3-7: detect, align, quality, pHash, embed */
     face_plan *plan = NULL;
@@ -492,7 +497,9 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     int n_pts = 0;
     json_t *deleted = NULL; /* a reindex keeps the faces the tenant deleted deleted */
     rc = faces_deleted_of(p, m, &deleted, err);
-    if (rc == VS_OK) rc = vs_engine_analyze(w, &img, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
+    if (rc == VS_OK)
+        rc = vs_engine_analyze_decoded(w, &dec, buf, len, &dopt, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
+    vs_free(buf);
     if (rc == VS_OK && p->index)
         rc = p->index->ops->ensure_collection(p->index, p->coll.faces, vs_engine_embedding_dim(p->engine),
                                               vs_engine_model_id(p->engine), err);
@@ -509,7 +516,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     if (rc == VS_OK) { /* step 8: image thumbnail */
         char tk[512];
         snprintf(tk, sizeof tk, "%s/%s_thumb.jpg", m->tenant, m->sha256);
-        rc = add_thumb(bs, &img, p->cfg.thumb_px, "thumbnails", tk, err);
+        rc = add_thumb(bs, img, p->cfg.thumb_px, "thumbnails", tk, err);
     }
     if (rc == VS_OK) rc = index_faces(p, m, &faces, plan, bs, indexed, not_indexed, pts, payloads, &n_pts, err); /* 8-9 */
     vs_engine_profile_add(w, VS_STAGE_STORE, vs_now_ns() - t0);
@@ -517,7 +524,7 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     vs_free(bs);
     if (rc == VS_OK) {
         json_t *rec = json_pack("{s:s,s:s,s:i,s:i,s:i,s:O,s:O,s:s,s:I}", "image_sha256", m->sha256, "status", "done",
-                                "width", img.width, "height", img.height, "faces_found", faces.n, "faces_indexed", indexed,
+                                "width", dec.width, "height", dec.height, "faces_found", faces.n, "faces_indexed", indexed,
                                 "faces_not_indexed", not_indexed, "model", vs_engine_model_id(p->engine),
                                 "processed_at", (json_int_t)vs_wall_ms());
         if (m->site[0]) json_object_set_new(rec, "site", json_string(m->site));
@@ -541,6 +548,6 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     vs_free(pts);
     vs_free(plan);
     vs_faces_free(&faces);
-    vs_image_free(&img);
+    vs_image_free(&dec.img);
     return rc;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "vs_align.h"
+#include "vs_alloc.h"
 #include "vs_engine.h"
 #include "vs_faceboxes.h"
 #include "vs_similarity.h"
@@ -630,6 +631,91 @@ static void test_faceboxes_input_fits_the_photo(void **s) {
     assert_non_null(strstr(err.msg, "multiple of 128"));
 }
 
+/* Bytes of img encoded as JPEG (quality 92); caller frees with vs_free. */
+static uint8_t *jpeg_of(const vs_image *img, size_t *len) {
+    uint8_t *j = NULL;
+    vs_error err = {0};
+    if (vs_image_encode_jpeg(img, 92, &j, len, &err) != VS_OK) fail_msg("%s", err.msg);
+    return j;
+}
+
+/* The faces of a photo decoded whole: vs_engine_analyze on vs_image_decode. */
+static void analyze_whole(const uint8_t *j, size_t len, vs_faces *f) {
+    vs_image img = {0};
+    vs_error err = {0};
+    if (vs_image_decode(j, len, NULL, &img, &err) != VS_OK || vs_engine_analyze(worker, &img, VS_ANALYZE_EMBED, f, &err))
+        fail_msg("%s", err.msg);
+    vs_image_free(&img);
+}
+
+/* A big JPEG is analysed from a DCT-scaled decode: the same faces as from
+ * the whole photo, boxes in whole-photo pixels, the same identity; a face
+ * that is large there never needs the whole photo (one decode), small
+ * faces get it (a second decode) and embed as from the whole photo. */
+static void test_big_photo_decoded_scaled(void **s) {
+    (void)s;
+    vs_image src = {0}, big = {0}, small = {0}, canvas = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "test_images/obama3.jpg", NULL, &src, &err), VS_OK); /* 1434x2333 */
+    assert_int_equal(vs_image_resize(&src, src.width * 2, src.height * 2, &big, &err), VS_OK);
+    size_t len = 0;
+    uint8_t *j = jpeg_of(&big, &len);
+    vs_engine_worker *w = NULL;
+    assert_int_equal(vs_engine_worker_new(engine, &w, &err), VS_OK);
+    vs_faces f = {0}, ref = {0};
+    int width = 0, height = 0;
+    assert_int_equal(vs_engine_analyze_bytes(w, j, len, NULL, VS_ANALYZE_EMBED, &f, &width, &height, &err), VS_OK);
+    assert_int_equal(width, big.width);
+    assert_int_equal(height, big.height);
+    assert_int_equal(vs_engine_worker_profile(w)->calls[VS_STAGE_DECODE], 1); /* the face is big: no second decode */
+    analyze_whole(j, len, &ref);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(ref.n, 1);
+    assert_float_equal(f.faces[0].det.x, ref.faces[0].det.x, 0.03f * ref.faces[0].det.w);
+    assert_float_equal(f.faces[0].det.w, ref.faces[0].det.w, 0.03f * ref.faces[0].det.w);
+    assert_true(vs_cosine(f.faces[0].embedding, ref.faces[0].embedding, vs_engine_embedding_dim(engine)) > 0.99f);
+    vs_faces_free(&f);
+    vs_faces_free(&ref);
+    vs_free(j);
+    /* four ~115-px faces (~58 px at half scale, under 128) on a 3600x2400 canvas */
+    assert_int_equal(vs_image_resize(&src, src.width * 2 / 5, src.height * 2 / 5, &small, &err), VS_OK);
+    assert_int_equal(vs_image_alloc(&canvas, 3600, 2400, 3, &err), VS_OK);
+    memset(canvas.data, 120, (size_t)canvas.width * canvas.height * 3);
+    int pos[4][2] = {{200, 100}, {2800, 200}, {700, 1400}, {2000, 1300}}; /* each 573x933 */
+    for (int k = 0; k < 4; k++)
+        for (int y = 0; y < small.height; y++)
+            memcpy(canvas.data + ((size_t)(pos[k][1] + y) * canvas.width + pos[k][0]) * 3,
+                   small.data + (size_t)y * small.width * 3, (size_t)small.width * 3);
+    j = jpeg_of(&canvas, &len);
+    uint64_t decodes = vs_engine_worker_profile(w)->calls[VS_STAGE_DECODE];
+    assert_int_equal(vs_engine_analyze_bytes(w, j, len, NULL, VS_ANALYZE_EMBED, &f, NULL, NULL, &err), VS_OK);
+    assert_int_equal(vs_engine_worker_profile(w)->calls[VS_STAGE_DECODE], decodes + 2);
+    analyze_whole(j, len, &ref);
+    assert_int_equal(f.n, ref.n);
+    assert_true(f.n >= 3);
+    for (int i = 0; i < f.n; i++) {
+        int m = -1; /* the same face in ref: nearest box */
+        float bd = 1e30f;
+        for (int k = 0; k < ref.n; k++) {
+            float dd = fabsf(ref.faces[k].det.x - f.faces[i].det.x) + fabsf(ref.faces[k].det.y - f.faces[i].det.y);
+            if (dd < bd) bd = dd, m = k;
+        }
+        assert_true(bd < 0.1f * f.faces[i].det.w);
+        assert_true(vs_cosine(f.faces[i].embedding, ref.faces[m].embedding, vs_engine_embedding_dim(engine)) > 0.99f);
+    }
+    vs_faces_free(&f);
+    vs_faces_free(&ref);
+    vs_free(j);
+    /* a file that is not there, or empty, names itself */
+    assert_int_equal(vs_engine_analyze_file(w, "/nonexistent/photo.jpg", 0, &f, NULL, NULL, &err), VS_ERR_IO);
+    assert_non_null(strstr(err.msg, "/nonexistent/photo.jpg"));
+    vs_engine_worker_free(w);
+    vs_image_free(&src);
+    vs_image_free(&big);
+    vs_image_free(&small);
+    vs_image_free(&canvas);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_maps_anchor_to_region),
@@ -650,6 +736,7 @@ int main(void) {
         cmocka_unit_test(test_blank_image_has_no_face),
         cmocka_unit_test(test_profile_counts_the_default_work),
         cmocka_unit_test(test_faceboxes_input_fits_the_photo),
+        cmocka_unit_test(test_big_photo_decoded_scaled),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

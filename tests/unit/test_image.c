@@ -677,6 +677,70 @@ static void test_exif_orientations(void **state) {
     vs_image_free(&src);
 }
 
+/* DCT-scaled decoding: a JPEG twice min_side long or more comes at 1/2,
+ * 1/4 or 1/8 scale (the smallest keeping min_side), its whole size told;
+ * EXIF orientation turns the scaled picture and swaps the whole size; other
+ * formats and min_side 0 decode whole. */
+static void test_decode_scaled(void **state) {
+    (void)state;
+    vs_image src = {0}, whole = {0};
+    vs_error e;
+    assert_rc(vs_image_alloc(&src, 3200, 1800, 3, &e), VS_OK, e);
+    for (int y = 0; y < 1800; y++) /* smooth gradient: scaled pixels compare to averages */
+        for (int x = 0; x < 3200; x++) {
+            uint8_t *p = src.data + ((size_t)y * 3200 + x) * 3;
+            p[0] = (uint8_t)(x / 13), p[1] = (uint8_t)(y / 8), p[2] = 100;
+        }
+    membuf jpeg = encode_jpeg(&src, 92);
+    static const struct { int min_side, denom, w, h; } cases[] = {
+        {0, 1, 3200, 1800}, {1536, 2, 1600, 900}, {800, 4, 800, 450}, {400, 8, 400, 225},
+        {100, 8, 400, 225}, {1601, 1, 3200, 1800}, {1600, 2, 1600, 900}};
+    assert_rc(vs_image_decode(jpeg.p, jpeg.len, NULL, &whole, &e), VS_OK, e);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vs_decoded d;
+        assert_rc(vs_image_decode_scaled(jpeg.p, jpeg.len, NULL, cases[i].min_side, &d, &e), VS_OK, e);
+        assert_int_equal(d.denom, cases[i].denom);
+        assert_int_equal(d.img.width, cases[i].w);
+        assert_int_equal(d.img.height, cases[i].h);
+        assert_int_equal(d.width, 3200);
+        assert_int_equal(d.height, 1800);
+        /* a scaled pixel is the mean of the whole block it stands for (to JPEG's noise) */
+        int k = d.denom, x = d.img.width / 3, y = d.img.height / 2;
+        double sum = 0;
+        for (int dy = 0; dy < k; dy++)
+            for (int dx = 0; dx < k; dx++) sum += whole.data[((size_t)(y * k + dy) * 3200 + x * k + dx) * 3];
+        assert_true(fabs(d.img.data[((size_t)y * d.img.width + x) * 3] - sum / (k * k)) < 4);
+        vs_image_free(&d.img);
+    }
+    /* EXIF 6 (turned a quarter): the scaled picture and the whole size are upright */
+    membuf m = jpeg_with_exif(&jpeg, 6, 1);
+    vs_decoded d;
+    assert_rc(vs_image_decode_scaled(m.p, m.len, NULL, 1536, &d, &e), VS_OK, e);
+    assert_int_equal(d.denom, 2);
+    assert_int_equal(d.img.width, 900);
+    assert_int_equal(d.img.height, 1600);
+    assert_int_equal(d.width, 1800);
+    assert_int_equal(d.height, 3200);
+    vs_image_free(&d.img);
+    free(m.p);
+    /* a PNG decodes whole whatever min_side says */
+    membuf png = make_rgb_png(640, 480, 0);
+    assert_rc(vs_image_decode_scaled(png.p, png.len, NULL, 100, &d, &e), VS_OK, e);
+    assert_int_equal(d.denom, 1);
+    assert_int_equal(d.img.width, 640);
+    assert_int_equal(d.width, 640);
+    vs_image_free(&d.img);
+    free(png.p);
+    /* errors as vs_image_decode's, and out zeroed */
+    assert_int_equal(vs_image_decode_scaled(jpeg.p, 100, NULL, 1536, &d, &e), VS_ERR_CORRUPT);
+    assert_null(d.img.data);
+    vs_decode_opts small = {.max_pixels = 1000000};
+    assert_int_equal(vs_image_decode_scaled(jpeg.p, jpeg.len, &small, 1536, &d, &e), VS_ERR_TOO_LARGE);
+    free(jpeg.p);
+    vs_image_free(&whole);
+    vs_image_free(&src);
+}
+
 /* Heap copy of exactly n bytes so ASan flags any read past the end. */
 static int tiff_orient(const uint8_t *t, size_t n) {
     uint8_t *c = malloc(n ? n : 1);
@@ -1327,6 +1391,7 @@ int main(void) {
         cmocka_unit_test(test_rotate),
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_warp_affine),
+        cmocka_unit_test(test_decode_scaled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
