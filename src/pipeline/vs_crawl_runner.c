@@ -45,15 +45,11 @@ static void run_log(const job_run *jr, const char *fmt, const char *a, const cha
 /* 1 when the image shows at least one face (one detector run). Decoding or
  * detection failures count as "no face": the image is skipped, not fatal. */
 static int has_face(job_run *jr, const vs_crawl_image *img) {
-    vs_image im = {0};
     vs_faces f = {0};
     vs_decode_opts o = {.max_pixels = jr->env->max_pixels};
-    int yes = 0;
-    if (vs_image_decode(img->data, img->len, &o, &im, NULL) == VS_OK &&
-        vs_engine_analyze(jr->face, &im, 0, &f, NULL) == VS_OK)
-        yes = f.n > 0;
+    vs_error err = {0};
+    int yes = vs_engine_analyze_bytes(jr->face, img->data, img->len, &o, 0, &f, NULL, NULL, &err) == VS_OK && f.n > 0;
     vs_faces_free(&f);
-    vs_image_free(&im);
     return yes;
 }
 

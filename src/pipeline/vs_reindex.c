@@ -315,19 +315,20 @@ static vs_err embed_raw_best(const id_run *r, const char *sha, float *vec, int *
     if (rc == VS_OK) rc = vs_store_get(r->tp->store, "raw-images", key, r->tp->cfg.max_image_bytes, &buf, &len, err);
     if (rc == VS_ERR_NOT_FOUND || rc == VS_ERR_TOO_LARGE) return VS_OK;
     if (rc != VS_OK) return rc;
-    vs_image img = {0};
     vs_faces faces = {0};
     vs_decode_opts d = {.max_pixels = r->tp->cfg.max_pixels};
-    if (vs_image_decode(buf, len, &d, &img, &why) == VS_OK) {
-        rc = vs_engine_analyze(r->w, &img, VS_ANALYZE_EMBED, &faces, err);
-        int best = rc == VS_OK ? vs_faces_best(&faces) : -1;
-        if (best >= 0) {
-            memcpy(vec, faces.faces[best].embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(r->tp->engine));
-            *ok = 1;
-        }
+    vs_err drc = vs_engine_analyze_bytes(r->w, buf, len, &d, VS_ANALYZE_EMBED, &faces, NULL, NULL, &why);
+    int best = drc == VS_OK ? vs_faces_best(&faces) : -1;
+    if (best >= 0) {
+        memcpy(vec, faces.faces[best].embedding, sizeof(float) * (size_t)vs_engine_embedding_dim(r->tp->engine));
+        *ok = 1;
+    }
+    /* an unreadable image only loses its sample; anything else is retried */
+    if (drc != VS_OK && drc != VS_ERR_CORRUPT && drc != VS_ERR_UNSUPPORTED && drc != VS_ERR_TOO_LARGE) {
+        rc = drc;
+        *err = why;
     }
     vs_faces_free(&faces);
-    vs_image_free(&img);
     vs_free(buf);
     return rc;
 }
