@@ -288,7 +288,9 @@ static vs_err describe_face(vs_engine_worker *w, const vs_image *img, const vs_f
     vs_engine_profile_add(w, VS_STAGE_ALIGN, t1 - t0);
     vs_engine_profile_add(w, VS_STAGE_QUALITY, t2 - t1);
     vs_engine_profile_add(w, VS_STAGE_PHASH, vs_now_ns() - t2);
-    if (flags & VS_ANALYZE_EMBED) {
+    int searchable = !(flags & VS_ANALYZE_EMBED_SEARCHABLE) ||
+                     !vs_quality_reject_reason(&w->e->cfg.quality, &f->quality, d, VS_GATE_SEARCH);
+    if ((flags & VS_ANALYZE_EMBED) && searchable) {
         f->embedding = vs_malloc(sizeof(float) * (size_t)w->e->dim);
         if (!f->embedding) return vs_fail(err, VS_ERR_NOMEM, "embedding");
         if ((rc = vs_engine_embed_face(w, img, (const float(*)[2])d->kp, f->embedding, err)) != VS_OK) return rc;

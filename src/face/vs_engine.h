@@ -73,7 +73,11 @@ typedef struct vs_faces {
 
 enum {
     VS_ANALYZE_EMBED = 1,       /* compute embeddings */
-    VS_ANALYZE_KEEP_CROPS = 2   /* keep the aligned crops in vs_face.crop */
+    VS_ANALYZE_KEEP_CROPS = 2,  /* keep the aligned crops in vs_face.crop */
+    VS_ANALYZE_EMBED_SEARCHABLE = 4 /* with VS_ANALYZE_EMBED: embed only the faces the SEARCH quality
+                                     * gate passes (the pipeline indexes no other; the rest keep
+                                     * embedding NULL): a crowd's small, blurred faces cost no
+                                     * embedding run */
 };
 
 vs_err vs_engine_load(const vs_engine_cfg *cfg, vs_engine **out, vs_error *err);

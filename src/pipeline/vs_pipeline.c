@@ -498,7 +498,10 @@ vs_err vs_process_image(const vs_pipeline *p, vs_engine_worker *w, const vs_inge
     json_t *deleted = NULL; /* a reindex keeps the faces the tenant deleted deleted */
     rc = faces_deleted_of(p, m, &deleted, err);
     if (rc == VS_OK)
-        rc = vs_engine_analyze_decoded(w, &dec, buf, len, &dopt, VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS, &faces, err);
+        rc = vs_engine_analyze_decoded(w, &dec, buf, len, &dopt,
+                                       VS_ANALYZE_EMBED | VS_ANALYZE_KEEP_CROPS |
+                                           (p->cfg.index_gate == VS_GATE_SEARCH ? VS_ANALYZE_EMBED_SEARCHABLE : 0),
+                                       &faces, err);
     vs_free(buf);
     if (rc == VS_OK && p->index)
         rc = p->index->ops->ensure_collection(p->index, p->coll.faces, vs_engine_embedding_dim(p->engine),

@@ -716,6 +716,38 @@ static void test_big_photo_decoded_scaled(void **s) {
     vs_image_free(&canvas);
 }
 
+/* VS_ANALYZE_EMBED_SEARCHABLE embeds exactly the faces the SEARCH gate
+ * passes: the others (here a face shrunk to ~30 px, and whatever else the
+ * photos hold that the gate refuses) keep embedding NULL. */
+static void test_embed_only_searchable_faces(void **s) {
+    (void)s;
+    vs_image src = {0}, tiny = {0}, canvas = {0};
+    vs_error err = {0};
+    assert_int_equal(vs_image_load(FACES "two_people.jpg", NULL, &src, &err), VS_OK);
+    assert_int_equal(vs_image_resize(&src, src.width / 5, src.height / 5, &tiny, &err), VS_OK); /* faces ~30 px */
+    assert_int_equal(vs_image_alloc(&canvas, src.width, src.height + tiny.height, 3, &err), VS_OK);
+    memcpy(canvas.data, src.data, (size_t)src.width * src.height * 3);
+    memset(canvas.data + (size_t)src.width * src.height * 3, 90, (size_t)src.width * tiny.height * 3);
+    for (int y = 0; y < tiny.height; y++)
+        memcpy(canvas.data + ((size_t)(src.height + y) * canvas.width + 400) * 3, tiny.data + (size_t)y * tiny.width * 3,
+               (size_t)tiny.width * 3);
+    vs_faces f = {0};
+    assert_int_equal(vs_engine_analyze(worker, &canvas, VS_ANALYZE_EMBED | VS_ANALYZE_EMBED_SEARCHABLE, &f, &err), VS_OK);
+    int embedded = 0, skipped = 0;
+    const vs_quality_cfg *qc = &vs_engine_config(engine)->quality;
+    for (int i = 0; i < f.n; i++) {
+        int pass = vs_quality_reject_reason(qc, &f.faces[i].quality, &f.faces[i].det, VS_GATE_SEARCH) == NULL;
+        assert_int_equal(pass, f.faces[i].embedding != NULL);
+        embedded += pass, skipped += !pass;
+    }
+    assert_int_equal(embedded, 2); /* the two full-size faces */
+    assert_true(skipped >= 1);     /* at least one of the small ones was found, and not embedded */
+    vs_faces_free(&f);
+    vs_image_free(&src);
+    vs_image_free(&tiny);
+    vs_image_free(&canvas);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_maps_anchor_to_region),
@@ -737,6 +769,7 @@ int main(void) {
         cmocka_unit_test(test_profile_counts_the_default_work),
         cmocka_unit_test(test_faceboxes_input_fits_the_photo),
         cmocka_unit_test(test_big_photo_decoded_scaled),
+        cmocka_unit_test(test_embed_only_searchable_faces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
