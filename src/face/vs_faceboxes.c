@@ -228,7 +228,14 @@ vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, int 
     (*out)->m = m;
     (*out)->threads = threads;
     (*out)->square_only = square_only;
-    return VS_OK;
+    /* the square input serves every photo the others do not: made now, so
+     * no request pays for it; the fitted ones when first needed */
+    vs_err rc = vs_runtime_new(m->m[0], threads, &(*out)->rt[0], err);
+    if (rc != VS_OK) {
+        vs_faceboxes_runtimes_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void vs_faceboxes_runtimes_free(vs_faceboxes_runtimes *r) {

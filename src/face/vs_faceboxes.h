@@ -65,10 +65,11 @@ vs_err vs_faceboxes_models_load(const char *json_path, int side, int fitted, vs_
                                 vs_error *err);
 void vs_faceboxes_models_free(vs_faceboxes_models *m);
 
-/* One thread's runtimes of those models, each made when the first photo of
- * its shape comes (an XNNPACK runtime at 1024 px holds ~40-70 MB, most of it
- * the first convolution's indirection buffer). square_only: every photo
- * goes through the square input, as before 2026-12-03. */
+/* One thread's runtimes of those models: the square one made now, each
+ * fitted one when the first photo of its shape comes (an XNNPACK runtime at
+ * 1024 px holds ~40-70 MB, most of it the first convolution's indirection
+ * buffer). square_only: every photo goes through the square input, as
+ * before 2026-12-03. */
 typedef struct vs_faceboxes_runtimes vs_faceboxes_runtimes;
 vs_err vs_faceboxes_runtimes_new(const vs_faceboxes_models *m, int threads, int square_only,
                                  vs_faceboxes_runtimes **out, vs_error *err);
