@@ -8,7 +8,7 @@
  * an exact duplicate. Asserts nothing.
  *
  *   bench_pipeline [--threads T] [--rounds R] [--passes N] [--detector D] IMAGE...
- */
+ * VS_BENCH_PIN=1 pins thread t to core t (measured: no gain, docs/models.md). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,22 +32,6 @@ typedef struct job {
 } job;
 
 static void die(const char *what, const vs_error *e) { bench_die("bench_pipeline", what, e); }
-
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
 
 typedef struct thread_arg {
     job *j;
@@ -79,8 +63,8 @@ static vs_ingest_msg *stage_images(vs_pipeline *p, char **paths, int n, int roun
     vs_error e = {0};
     for (int i = 0; i < n; i++) {
         size_t len = 0;
-        uint8_t *buf = read_file(paths[i], &len);
-        if (!buf) fprintf(stderr, "bench_pipeline: cannot read %s\n", paths[i]), exit(1);
+        uint8_t *buf = NULL;
+        if (vs_read_file(paths[i], VS_IMAGE_DEFAULT_MAX_BYTES, &buf, &len, &e)) die("read", &e);
         for (int r = 0; r < rounds; r++) {
             vs_ingest_msg *m = &msgs[r * n + i];
             char seed[64];
@@ -91,7 +75,7 @@ static vs_ingest_msg *stage_images(vs_pipeline *p, char **paths, int n, int roun
             vs_raw_key(m->tenant, m->sha256, vs_image_sniff(buf, len), m->key, sizeof m->key);
             if (vs_store_put(p->store, m->bucket, m->key, buf, len, "application/octet-stream", &e)) die("store", &e);
         }
-        free(buf);
+        vs_free(buf);
     }
     return msgs;
 }
