@@ -589,6 +589,18 @@ static vs_err faceboxes_turned(vs_runtime *blaze, vs_runtime *fb, const vs_image
     return rc;
 }
 
+/* 1 when FaceBoxes found a face too small for the pyramid's level 0 (under
+ * TILE_MIN_NET_PX network pixels once the photo is shrunk to 256): a crowd or
+ * a distant group, where faces come in every size. Union then runs the
+ * pyramid's tiles as well; otherwise level 0 alone, since the tiles look for
+ * faces that FaceBoxes sees anyway (docs/detector-notes.md). */
+static int has_small_faces(const vs_face_det *p, int np, const vs_image *img) {
+    float side = (float)(img->width > img->height ? img->width : img->height);
+    for (int i = 0; i < np; i++)
+        if (fmaxf(p[i].w, p[i].h) < TILE_MIN_NET_PX * side / VS_BLAZE_INPUT) return 1;
+    return 0;
+}
+
 vs_err vs_detect_run(vs_runtime *blaze, vs_runtime *faceboxes, const vs_image *img, const vs_detect_cfg *cfg_in,
                      vs_face_det *out, int cap, int *n_out, vs_error *err) {
     vs_detect_cfg cfg;
@@ -596,10 +608,8 @@ vs_err vs_detect_run(vs_runtime *blaze, vs_runtime *faceboxes, const vs_image *i
     else vs_detect_cfg_default(&cfg);
     *n_out = 0;
     if (cfg.detector == VS_DETECTOR_BLAZEFACE) return vs_detect_faces(blaze, img, &cfg, out, cap, n_out, err);
-    /* Beside FaceBoxes the pyramid's tiles find nothing it does not (at 1024
-     * px it sees the faces of 50 px and more in a 1600-px photo that the
-     * first tile level was for), so union runs level 0 only by default. */
-    if (cfg.max_passes <= 0) cfg.max_passes = cfg.detector == VS_DETECTOR_UNION ? VS_UNION_PASSES : VS_DETECT_PASSES;
+    int auto_budget = cfg.max_passes <= 0;
+    if (auto_budget) cfg.max_passes = cfg.detector == VS_DETECTOR_UNION ? VS_UNION_PASSES : VS_DETECT_PASSES;
     if (!vs_detector_name(cfg.detector))
         return vs_fail(err, VS_ERR_INVALID_ARG, "detect: unknown detector %d", (int)cfg.detector);
     if (!faceboxes)
@@ -612,11 +622,18 @@ vs_err vs_detect_run(vs_runtime *blaze, vs_runtime *faceboxes, const vs_image *i
     vs_face_det *faces = vs_malloc(sizeof *faces * MAX_CANDIDATES);
     vs_face_det *props = vs_malloc(sizeof *props * MAX_PROPOSALS);
     vs_err rc = faces && props ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "detect: candidates");
+    /* FaceBoxes first: what it finds decides how deep the pyramid looks. */
+    int np = 0;
+    if (rc == VS_OK) rc = vs_faceboxes_detect(faceboxes, img, cfg.fb_threshold, cfg.nms_iou, props, MAX_PROPOSALS, &np, err);
+    if (rc == VS_OK && auto_budget && cfg.detector == VS_DETECTOR_UNION && has_small_faces(props, np, img))
+        cfg.max_passes = VS_DETECT_PASSES;
     /* A caller who raised the pyramid's budget wants faces smaller than
      * FaceBoxes sees (visage detect --thorough): the pyramid runs too. */
     if (rc == VS_OK && (cfg.detector == VS_DETECTOR_UNION || cfg.max_passes > VS_DETECT_PASSES))
         rc = vs_detect_faces(blaze, img, &cfg, faces, MAX_CANDIDATES, &n, err);
-    if (rc == VS_OK) rc = faceboxes_faces(blaze, faceboxes, img, &cfg, crop_turns, props, faces, &n, &sure, err);
+    if (rc == VS_OK)
+        rc = confirm_proposals(blaze, img, &cfg, crop_turns, props, np, faces, &n, MAX_CANDIDATES, &sure, err);
+    if (rc == VS_OK) n = drop_inner_faces(faces, vs_nms(faces, n, cfg.nms_iou, 0)); /* best first */
     if (rc == VS_OK && cfg.detector == VS_DETECTOR_FACEBOXES && cfg.max_passes <= VS_DETECT_PASSES &&
         cfg.try_rotations && !sure)
         rc = faceboxes_turned(blaze, faceboxes, img, &cfg, props, faces, &n, err);

@@ -249,7 +249,11 @@ vs_err vs_faceboxes_runtime_for(vs_faceboxes_runtimes *r, int w, int h, vs_runti
     int shape = 0;
     /* the short side once the long side is scaled to m->side */
     double scaled_short = w > 0 && h > 0 ? (double)m->side * (w < h ? w : h) / (w > h ? w : h) : m->side;
-    if (m->m[1] && !r->square_only && scaled_short <= m->short_side) shape = w >= h ? 1 : 2;
+    /* the graph was trained on photos padded with -1 (black) below and to
+     * the right; a photo that would fill the short input to its edge meets
+     * the convolutions' zero padding there instead, and lost a 40-px face
+     * at that edge (docs/detector-notes.md): it keeps the square input */
+    if (m->m[1] && !r->square_only && scaled_short <= m->short_side - VS_FACEBOXES_FIT_MARGIN) shape = w >= h ? 1 : 2;
     if (!r->rt[shape]) {
         vs_err rc = vs_runtime_new(m->m[shape], r->threads, &r->rt[shape], err);
         if (rc != VS_OK) return rc;

@@ -52,11 +52,12 @@ vs_err vs_faceboxes_detect(vs_runtime *rt, const vs_image *img, float threshold,
                            int cap, int *n, vs_error *err);
 
 /* ---- one input shape per photo shape ----
- * A photo's long side is scaled to `side`; a 4:3 or wider photo (either
- * way up) then fills a side x 3/4 side input, and only squarer photos need
- * the square one, so most photos cost FaceBoxes a third less than a square
- * input padded out (measured: docs/models.md, "Speed"). */
+ * A photo's long side is scaled to `side`; a photo wider than about 7:5
+ * (3:2, 16:9; either way up) then fits a side x 3/4 side input with some
+ * padding left, and only squarer photos need the square one: a quarter
+ * less FaceBoxes work on such photos (docs/models.md, "Speed"). */
 #define VS_FACEBOXES_SHAPES 3 /* square, landscape (wide), portrait (tall) */
+#define VS_FACEBOXES_FIT_MARGIN 64 /* rows (columns) of -1 padding a fitted input keeps at least */
 
 /* The model cut for each shape: immutable, shared by threads. */
 typedef struct vs_faceboxes_models vs_faceboxes_models;

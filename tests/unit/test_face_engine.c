@@ -195,6 +195,21 @@ static void test_small_faces_in_large_canvas(void **s) {
     assert_int_equal(f.n, 4);
     for (int i = 0; i < f.n; i++) assert_true(f.faces[i].det.w > 18 && f.faces[i].det.w < 50);
     vs_faces_free(&f);
+    /* ~60-px faces: FaceBoxes sees them, and a face that small for the
+     * photo makes union run the pyramid's tiles too (a portrait gets level
+     * 0 only: test_profile_counts_the_default_work) */
+    vs_image mid = {0};
+    assert_int_equal(vs_image_resize(&src, src.width / 8, src.height / 8, &mid, &err), VS_OK);
+    memset(canvas.data, 90, (size_t)canvas.width * canvas.height * 3);
+    for (int y = 0; y < mid.height; y++)
+        memcpy(canvas.data + ((size_t)(300 + y) * canvas.width + 500) * 3, mid.data + (size_t)y * mid.width * 3,
+               (size_t)mid.width * 3);
+    uint64_t passes0 = vs_engine_worker_profile(worker)->calls[VS_STAGE_BLAZEFACE];
+    assert_int_equal(vs_engine_analyze(worker, &canvas, 0, &f, &err), VS_OK);
+    assert_int_equal(f.n, 1);
+    assert_true(vs_engine_worker_profile(worker)->calls[VS_STAGE_BLAZEFACE] - passes0 >= 5);
+    vs_faces_free(&f);
+    vs_image_free(&mid);
     vs_image_free(&src);
     vs_image_free(&small);
     vs_image_free(&canvas);
@@ -572,9 +587,10 @@ static void test_profile_counts_the_default_work(void **s) {
     vs_engine_worker_free(w);
 }
 
-/* FaceBoxes's input follows the photo: 4:3 and wider photos (either way up)
- * get the side x 3/4 side input, squarer ones the square; one runtime per
- * shape, made once; square_only and fitted = 0 keep everything square. */
+/* FaceBoxes's input follows the photo: a photo that fits the side x 3/4
+ * side input with 64 rows of padding to spare (3:2, 16:9; either way up) gets
+ * it, squarer ones the square; one runtime per shape, made once;
+ * square_only and fitted = 0 keep everything square. */
 static void test_faceboxes_input_fits_the_photo(void **s) {
     (void)s;
     const char *dir = getenv("VISAGE_MODELS") ? getenv("VISAGE_MODELS") : VS_SOURCE_DIR "/models";
@@ -589,8 +605,10 @@ static void test_faceboxes_input_fits_the_photo(void **s) {
     assert_int_equal(vs_faceboxes_runtimes_new(m, 1, 1, &ro, &err), VS_OK);
     assert_int_equal(vs_faceboxes_runtimes_new(sq, 1, 0, &rs, &err), VS_OK);
     static const struct { int w, h, in_h, in_w; } cases[] = {
-        {1480, 832, 768, 1024}, {832, 1480, 1024, 768}, {1600, 1200, 768, 1024}, /* 4:3 exactly */
-        {910, 1137, 1024, 1024}, {1200, 1200, 1024, 1024}, {150, 150, 1024, 1024}, {1199, 900, 1024, 1024}, {1201, 900, 768, 1024}};
+        {1480, 832, 768, 1024}, {832, 1480, 1024, 768}, {1500, 1000, 768, 1024}, /* 3:2 */
+        {910, 1137, 1024, 1024}, {1200, 1200, 1024, 1024}, {150, 150, 1024, 1024},
+        {1600, 1200, 1024, 1024}, /* 4:3 would fill 768 to the edge: square (VS_FACEBOXES_FIT_MARGIN) */
+        {1024, 704, 768, 1024}, {1024, 705, 1024, 1024}};
     vs_runtime *first_wide = NULL;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vs_runtime *rt = NULL, *rt2 = NULL;
