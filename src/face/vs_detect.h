@@ -15,8 +15,9 @@
 #define VS_BLAZE_INPUT 256
 #define VS_BLAZE_ANCHORS 896
 #define VS_DETECT_PASSES 8 /* budget of the BlazeFace pyramid when it is the only finder */
-#define VS_UNION_PASSES 1  /* ... and beside FaceBoxes (union): level 0 only; FaceBoxes finds the
-                            * smaller faces the tiles were for (docs/models.md, "Speed") */
+#define VS_UNION_PASSES 1  /* ... and beside FaceBoxes (union): level 0 only, since FaceBoxes finds
+                            * the faces the tiles were for, unless it found faces too small for
+                            * level 0 (a crowd): then VS_DETECT_PASSES (docs/detector-notes.md) */
 
 /* Output node names of blazeface-back.json, in the order the decoder wants:
  * scores 16x16x2, scores 8x8x6, regressors 16x16x2, regressors 8x8x6. */
@@ -50,7 +51,8 @@ typedef struct vs_detect_cfg {
     int use_tiles;              /* 1 = scale pyramid for small faces */
     int max_passes;             /* pyramid network runs per orientation, level 0 included;
                                  * 0 (default) = the detector's own budget: VS_DETECT_PASSES for
-                                 * blazeface, VS_UNION_PASSES for union; the faceboxes detector
+                                 * blazeface, VS_UNION_PASSES for union (VS_DETECT_PASSES where
+                                 * FaceBoxes found faces too small for level 0); the faceboxes detector
                                  * runs the pyramid too only when this is raised above
                                  * VS_DETECT_PASSES: a thorough search for faces smaller than
                                  * FaceBoxes sees (~40 px in a 1600-px photo) */
