@@ -117,9 +117,8 @@ typedef struct prop_table {
 typedef struct config {
     char label[200];
     vs_detect_cfg cfg;
-    vs_model *fb;                  /* shapes=0: the square input only */
-    vs_runtime *fb_rt;
-    int shapes;                    /* 1 (default): the input shape that fits each photo, as the engine */
+    int shapes;                    /* 1 (default): the input shape that fits each photo, as the engine;
+                                    * 0: the square input only */
     vs_faceboxes_models *fbm;
     vs_faceboxes_runtimes *fbr;
 } config;
@@ -227,9 +226,10 @@ static void save_photo(bench *b, const char *kind, int c, const photo *p, const 
 
 /* ---- running the detector ---- */
 
-/* The FaceBoxes runtime of cf for photo img: its shape's, or the square one. */
+/* The FaceBoxes runtime of cf for photo img: its shape's, or the square one;
+ * NULL for the blazeface detector, which has none. */
 static vs_runtime *fb_runtime(config *cf, const vs_image *img) {
-    vs_runtime *rt = cf->fb_rt;
+    vs_runtime *rt = NULL;
     vs_error err = {0};
     if (cf->fbr && vs_faceboxes_runtime_for(cf->fbr, img->width, img->height, &rt, &err) != VS_OK) die("runtime", &err);
     return rt;
@@ -555,14 +555,9 @@ static void load(bench *b, const char *models) {
         config *cf = &b->configs[c];
         if (cf->cfg.detector == VS_DETECTOR_BLAZEFACE) continue;
         int side = cf->cfg.fb_side;
-        if (cf->shapes) {
-            if (vs_faceboxes_models_load(path, side, 1, &cf->fbm, &err) != VS_OK ||
-                vs_faceboxes_runtimes_new(cf->fbm, 1, 0, &cf->fbr, &err) != VS_OK)
-                die("model", &err);
-            continue;
-        }
-        if (vs_faceboxes_load(path, side, side, &cf->fb, &err) != VS_OK) die("model", &err);
-        if (vs_runtime_new(cf->fb, 1, &cf->fb_rt, &err) != VS_OK) die("runtime", &err);
+        if (vs_faceboxes_models_load(path, side, cf->shapes, &cf->fbm, &err) != VS_OK ||
+            vs_faceboxes_runtimes_new(cf->fbm, 1, !cf->shapes, &cf->fbr, &err) != VS_OK)
+            die("model", &err);
     }
 }
 
@@ -670,10 +665,8 @@ int main(int argc, char **argv) {
 out:
     for (int i = 0; i < N_SHARED; i++) vs_image_free(&b.src[i]);
     for (int c = 0; c < b.n_configs; c++) {
-        vs_runtime_free(b.configs[c].fb_rt);
         vs_faceboxes_runtimes_free(b.configs[c].fbr);
         vs_faceboxes_models_free(b.configs[c].fbm);
-        vs_model_free(b.configs[c].fb);
     }
     vs_runtime_free(b.blaze_rt);
     vs_model_free(b.blaze);

@@ -133,12 +133,9 @@ int main(int argc, char **argv) {
     vs_engine_profile base[MAX_THREADS];
     for (int t = 0; t < threads; t++) {
         for (int i = 0; i < n_files; i++) {
-            vs_image img = {0};
             vs_faces f = {0};
-            if (vs_image_load(argv[a + i], NULL, &img, &e) || vs_engine_analyze(j.w[t], &img, VS_ANALYZE_EMBED, &f, &e))
-                die("warm-up", &e);
+            if (vs_engine_analyze_file(j.w[t], argv[a + i], VS_ANALYZE_EMBED, &f, NULL, NULL, &e)) die("warm-up", &e);
             vs_faces_free(&f);
-            vs_image_free(&img);
         }
         base[t] = *vs_engine_worker_profile(j.w[t]);
     }
@@ -153,13 +150,7 @@ int main(int argc, char **argv) {
     double wall = bench_now_ms() - t0;
     vs_engine_profile sum = {0};
     for (int t = 0; t < threads; t++) {
-        const vs_engine_profile *pr = vs_engine_worker_profile(j.w[t]);
-        sum.images += pr->images - base[t].images;
-        sum.faces += pr->faces - base[t].faces;
-        for (int s = 0; s < VS_STAGE_COUNT; s++) {
-            sum.calls[s] += pr->calls[s] - base[t].calls[s];
-            sum.ns[s] += pr->ns[s] - base[t].ns[s];
-        }
+        vs_engine_profile_accumulate(&sum, vs_engine_worker_profile(j.w[t]), &base[t]);
     }
     char label[96];
     snprintf(label, sizeof label, "%s,passes=%d", vs_detector_name(cfg.detect.detector), cfg.detect.max_passes);

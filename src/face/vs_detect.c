@@ -546,6 +546,15 @@ static vs_err confirm_proposals(vs_runtime *blaze, const vs_image *img, const vs
     return VS_OK;
 }
 
+/* Confirms proposals p[0..np) into faces[0..*n) (confirm_proposals), then
+ * keeps them best first without duplicates or faces inside larger ones. */
+static vs_err merge_proposals(vs_runtime *blaze, const vs_image *img, const vs_detect_cfg *cfg, float rotate_below,
+                              const vs_face_det *p, int np, vs_face_det *faces, int *n, int *sure, vs_error *err) {
+    vs_err rc = confirm_proposals(blaze, img, cfg, rotate_below, p, np, faces, n, MAX_CANDIDATES, sure, err);
+    if (rc == VS_OK) *n = drop_inner_faces(faces, vs_nms(faces, *n, cfg->nms_iou, 0)); /* best first */
+    return rc;
+}
+
 /* FaceBoxes over one orientation of the photo, its boxes confirmed by
  * BlazeFace crops (turned when unsure if rotate_below > 0) and appended to
  * faces[0..*n) unless already there. props has MAX_PROPOSALS room. */
@@ -554,10 +563,7 @@ static vs_err faceboxes_faces(vs_runtime *blaze, vs_runtime *fb, const vs_image 
                               vs_error *err) {
     int np = 0;
     vs_err rc = vs_faceboxes_detect(fb, img, cfg->fb_threshold, cfg->nms_iou, props, MAX_PROPOSALS, &np, err);
-    if (rc == VS_OK)
-        rc = confirm_proposals(blaze, img, cfg, rotate_below, props, np, faces, n, MAX_CANDIDATES, sure, err);
-    if (rc == VS_OK) *n = drop_inner_faces(faces, vs_nms(faces, *n, cfg->nms_iou, 0)); /* best first */
-    return rc;
+    return rc == VS_OK ? merge_proposals(blaze, img, cfg, rotate_below, props, np, faces, n, sure, err) : rc;
 }
 
 /* FaceBoxes alone sees few sideways or upside-down faces: when the upright
@@ -631,9 +637,7 @@ vs_err vs_detect_run(vs_runtime *blaze, vs_runtime *faceboxes, const vs_image *i
      * FaceBoxes sees (visage detect --thorough): the pyramid runs too. */
     if (rc == VS_OK && (cfg.detector == VS_DETECTOR_UNION || cfg.max_passes > VS_DETECT_PASSES))
         rc = vs_detect_faces(blaze, img, &cfg, faces, MAX_CANDIDATES, &n, err);
-    if (rc == VS_OK)
-        rc = confirm_proposals(blaze, img, &cfg, crop_turns, props, np, faces, &n, MAX_CANDIDATES, &sure, err);
-    if (rc == VS_OK) n = drop_inner_faces(faces, vs_nms(faces, n, cfg.nms_iou, 0)); /* best first */
+    if (rc == VS_OK) rc = merge_proposals(blaze, img, &cfg, crop_turns, props, np, faces, &n, &sure, err);
     if (rc == VS_OK && cfg.detector == VS_DETECTOR_FACEBOXES && cfg.max_passes <= VS_DETECT_PASSES &&
         cfg.try_rotations && !sure)
         rc = faceboxes_turned(blaze, faceboxes, img, &cfg, props, faces, &n, err);

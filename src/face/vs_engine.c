@@ -78,6 +78,16 @@ void vs_engine_profile_add(vs_engine_worker *w, vs_stage s, int64_t ns) {
     w->prof.ns[s] += ns;
 }
 
+void vs_engine_profile_accumulate(vs_engine_profile *sum, const vs_engine_profile *now,
+                                  const vs_engine_profile *before) {
+    sum->images += now->images - before->images;
+    sum->faces += now->faces - before->faces;
+    for (int s = 0; s < VS_STAGE_COUNT; s++) {
+        sum->calls[s] += now->calls[s] - before->calls[s];
+        sum->ns[s] += now->ns[s] - before->ns[s];
+    }
+}
+
 /* Adds to stage s the passes and time a network made since the clock read
  * (runs0, ns0), now at (runs, ns); returns those nanoseconds. */
 static int64_t charge(vs_engine_worker *w, vs_stage s, uint64_t runs0, int64_t ns0, uint64_t runs, int64_t ns) {

@@ -126,6 +126,10 @@ const char *vs_stage_name(vs_stage s);
 const vs_engine_profile *vs_engine_worker_profile(const vs_engine_worker *w);
 /* Adds one call of ns nanoseconds to stage s of w's profile. */
 void vs_engine_profile_add(vs_engine_worker *w, vs_stage s, int64_t ns);
+/* Adds to *sum what a profile gained from `before` to `now` (snapshots of
+ * one worker's profile): how a pool or a benchmark totals its workers. */
+void vs_engine_profile_accumulate(vs_engine_profile *sum, const vs_engine_profile *now,
+                                  const vs_engine_profile *before);
 
 vs_err vs_engine_worker_new(const vs_engine *e, vs_engine_worker **out, vs_error *err);
 typedef struct vs_engine_worker_opts {

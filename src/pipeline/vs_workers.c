@@ -75,22 +75,11 @@ static void note_storage(vs_workers *w, vs_err rc, const char *msg) {
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Adds what an engine worker's profile gained since `before` to the pool's
- * stats (the worker's own thread calls this; the pool lock guards the sum). */
-static void add_stages(vs_engine_profile *sum, const vs_engine_profile *now, const vs_engine_profile *before) {
-    sum->images += now->images - before->images;
-    sum->faces += now->faces - before->faces;
-    for (int s = 0; s < VS_STAGE_COUNT; s++) {
-        sum->calls[s] += now->calls[s] - before->calls[s];
-        sum->ns[s] += now->ns[s] - before->ns[s];
-    }
-}
-
 static void record(vs_workers *w, vs_process_result r, vs_err rc, int faces, int64_t ms, const vs_engine_worker *ew,
                    const vs_engine_profile *before) {
     static const int64_t bounds[7] = {50, 100, 250, 500, 1000, 2500, 5000};
     pthread_mutex_lock(&w->mu);
-    if (ew) add_stages(&w->stats.stages, vs_engine_worker_profile(ew), before);
+    if (ew) vs_engine_profile_accumulate(&w->stats.stages, vs_engine_worker_profile(ew), before);
     if (rc != VS_OK) w->stats.failed++;
     else if (r == VS_PROCESS_DUPLICATE) w->stats.duplicates++;
     else if (r == VS_PROCESS_REJECTED) w->stats.rejected++;

@@ -582,6 +582,16 @@ static void test_profile_counts_the_default_work(void **s) {
         for (int j = 0; j < i; j++) assert_string_not_equal(vs_stage_name((vs_stage)i), vs_stage_name((vs_stage)j));
     }
     assert_null(vs_stage_name(VS_STAGE_COUNT));
+    /* totals of snapshots: what the two analyses added, on top of what sum held */
+    vs_engine_profile zero = {0}, sum = {.images = 5, .faces = 1};
+    sum.ns[VS_STAGE_EMBED] = 7;
+    vs_engine_profile_accumulate(&sum, p, &zero);
+    assert_int_equal(sum.images, 7);
+    assert_int_equal(sum.faces, 3);
+    assert_int_equal(sum.calls[VS_STAGE_BLAZEFACE], p->calls[VS_STAGE_BLAZEFACE]);
+    assert_int_equal(sum.ns[VS_STAGE_EMBED], 7 + p->ns[VS_STAGE_EMBED]);
+    vs_engine_profile_accumulate(&sum, p, p); /* nothing gained */
+    assert_int_equal(sum.images, 7);
     vs_faces_free(&f);
     vs_image_free(&img);
     vs_engine_worker_free(w);
