@@ -8,6 +8,7 @@
 #include "vs_alloc.h"
 #include "vs_hash.h"
 #include "vs_routes.h"
+#include "vs_web.h"
 
 void vs_route_healthz(vs_req *r) { vs_reply_json(r, 200, json_pack("{s:s}", "status", "ok")); }
 
@@ -259,12 +260,13 @@ void vs_route_dead_letters(vs_req *r) {
     vs_reply_json(r, 200, json_pack("{s:o}", "dead_letters", mine));
 }
 
-/* The web UI: web/index.html, compiled into the binary by the build
- * (CMake turns it into vs_web_index_html), so `visage serve` needs no files. */
-extern const char vs_web_index_html[];
-
+/* The web app: its files are compiled into the binary (vs_web.h), so
+ * `visage serve` needs no files at run time. */
 void vs_route_web(vs_req *r) {
-    char *page = strdup(vs_web_index_html);
-    if (!page) return vs_reply_error(r, 500, "internal", "out of memory");
-    vs_reply_bytes(r, 200, "text/html; charset=utf-8", page, strlen(page));
+    const vs_web_file *f = vs_web_find(r->path);
+    if (!f) return vs_reply_error(r, 404, "not_found", "no web file %.128s", r->path);
+    char *copy = malloc(f->len + 1);
+    if (!copy) return vs_reply_error(r, 500, "internal", "out of memory");
+    memcpy(copy, f->data, f->len + 1);
+    vs_reply_bytes(r, 200, vs_web_content_type(f->name), copy, f->len);
 }

@@ -181,6 +181,12 @@ static void send_reply(srv_req *sr) {
     MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    /* the web app loads only its own files: an injected script or a
+     * foreign image host would not run or load */
+    if (r->content_type && !strncmp(r->content_type, "text/html", 9))
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
+                                "frame-ancestors 'none'; form-action 'self'");
     if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
     int retry = r->retry_after > 0 ? r->retry_after : r->status == 503 ? VS_RETRY_AFTER_S : 0; /* every 503 says when */
     if (retry > 0) {

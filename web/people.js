@@ -1,0 +1,152 @@
+// people.js - identities: the list with a face and a sample count, "who is
+// this?" (identify), a new person; a person's page with its samples
+// (remove one), enrolment from photos (choosing the face when there are
+// several), verification of a photo with a plain yes/no and its score, and
+// the way to erase the person's images.
+import { api, fileB64 } from './api.js';
+import { el, loading, empty, failed, setStatus, dropZone, boxedPhoto, faceCard, when } from './ui.js';
+
+export function render(main, { arg }) {
+  return arg ? person(main, arg) : list(main);
+}
+
+function cover(p) {
+  return p.cover_url ? el('img', { src: p.cover_url, alt: p.name, loading: 'lazy' }) : el('div.noimg', (p.name || '?').slice(0, 1).toUpperCase());
+}
+
+function list(main) {
+  const grid = el('div#people', loading());
+  const name = el('input#newname', { type: 'text', placeholder: 'Name', 'aria-label': 'name of the new person', required: true });
+  const status = el('p.status', { role: 'status' });
+  const who = el('div#identify');
+  const create = el('form.row', { onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const j = await api('/api/v1/identities', { json: { name: name.value.trim() } });
+      location.hash = '#/people/' + j.identity_id;
+    } catch (err) { setStatus(status, err.message, true); }
+  } }, name, el('button', { type: 'submit' }, 'New person'));
+  main.append(el('div.layout',
+    el('section.panel.stack', el('h1', 'People'),
+      el('p.small.muted', 'A person is a name and a few enrolled photos of the face. Verify a photo against a person, or ask who is in a photo.'),
+      create, status,
+      el('h2', 'Who is this?'), dropZone(identify, 'Drop a photo to identify its best face'), who),
+    el('section.panel', grid)));
+
+  async function identify(f) {
+    who.replaceChildren(loading('Comparing with every person…'));
+    try {
+      const fd = new FormData(); fd.append('image', f);
+      const j = await api('/api/v1/identities/identify', { form: fd });
+      who.replaceChildren(j.result === 'match'
+        ? el('div.verdict.yes', 'This is ', el('a', { href: '#/people/' + j.identity.identity_id }, j.identity.name), ' (similarity ' + j.identity.similarity.toFixed(3) + ')')
+        : el('div.verdict.unknown', 'Unknown: nobody enrolled scores above ' + j.threshold.toFixed(3) + '.'));
+    } catch (e) { who.replaceChildren(failed(e)); }
+  }
+
+  (async () => {
+    try {
+      const j = await api('/api/v1/identities');
+      if (!j.identities.length) return grid.replaceChildren(empty('No person yet.', 'Create one with a name, then add photos of the face, or use "Add to person" on any search result.'));
+      grid.replaceChildren(el('div.grid', j.identities.map((p) => el('a.card.person', { href: '#/people/' + p.identity_id, dataset: { id: p.identity_id } },
+        cover(p), el('div.meta', el('b', p.name), el('span.muted', p.n_samples + ' sample' + (p.n_samples === 1 ? '' : 's')))))));
+    } catch (e) { grid.replaceChildren(failed(e)); }
+  })();
+}
+
+// Which face of a photo: 0 when it has one, else the one clicked in a
+// dialog; null when cancelled or no face.
+async function chooseFace(file) {
+  const fd = new FormData(); fd.append('image', file); fd.append('top_k', '1');
+  const j = await api('/api/v1/search', { form: fd });
+  const qf = j.query_faces || [];
+  if (qf.length <= 1) return qf.length ? 0 : null;
+  const d = document.getElementById('picker');
+  const url = URL.createObjectURL(file);
+  return new Promise((resolve) => {
+    let picked = null;
+    const boxes = qf.map((q, i) => ({ bbox: q.bbox, label: String(i + 1), title: 'Face ' + (i + 1), onclick: (k) => { picked = k; d.close(); } }));
+    d.replaceChildren(el('div.dlg.stack', el('h2', { id: 'pickertitle' }, file.name + ' shows ' + qf.length + ' faces: click the one to add'),
+      el('div.center', boxedPhoto(url, boxes, null, file.name)),
+      el('div.row.end', el('button.secondary', { type: 'button', onclick: () => d.close() }, 'Skip this photo'))));
+    d.addEventListener('close', () => { URL.revokeObjectURL(url); resolve(picked); }, { once: true });
+    d.showModal();
+  });
+}
+
+async function person(main, id) {
+  main.append(loading());
+  let p;
+  try { p = await api('/api/v1/identities/' + encodeURIComponent(id)); } catch (e) {
+    main.replaceChildren(el('p', el('a', { href: '#/people' }, '← People')), failed(e));
+    return;
+  }
+  const status = el('p.status#personstatus', { role: 'status' });
+  const verdict = el('div#verdict');
+  const samples = el('div#samples');
+  const withFace = (p.samples || []).find((s) => s.face_id);
+  const del = el('button.danger', { type: 'button', onclick: async () => {
+    if (!confirm('Delete ' + p.name + '? Their photos stay indexed; only the person and the samples go.')) return;
+    try { await api('/api/v1/identities/' + id, { method: 'DELETE' }); location.hash = '#/people'; } catch (e) { setStatus(status, e.message, true); }
+  } }, 'Delete person');
+  const addZone = dropZone(addPhotos, 'Add photos of ' + p.name + ' (drop or click; several at once)', { multiple: true });
+  addZone.input.id = 'enrollfiles';
+  main.replaceChildren(el('p', el('a', { href: '#/people' }, '← People')),
+    el('div.layout',
+      el('section.panel.stack', el('div.row', cover(p), el('div', el('h1#personname', p.name), el('p.muted.small', 'since ' + when(p.created_at)))),
+        addZone, status,
+        el('h2', 'Verify a photo'), dropZone(verify, 'Is this ' + p.name + '? Drop a photo'), verdict,
+        el('h2', 'Erase'),
+        withFace ? el('a.button.danger', { href: '#/erasure?face=' + encodeURIComponent(withFace.face_id) }, 'Erase every image of ' + p.name + '…')
+          : el('p.small.muted', 'To erase every image of this person, use one of their photos in the Erasure view.'),
+        el('div.row', del)),
+      el('section.panel', el('h2#samplestitle', ''), samples)));
+  drawSamples();
+
+  async function addPhotos(files) {
+    let added = 0;
+    for (const f of files) {
+      setStatus(status, 'Adding ' + f.name + '…');
+      try {
+        const face = await chooseFace(f);
+        if (face === null) { setStatus(status, f.name + ': no face chosen or found; skipped.', true); continue; }
+        await api('/api/v1/identities/' + id + '/enroll', { json: { image_b64: await fileB64(f), face_index: face } });
+        added++;
+      } catch (e) { setStatus(status, f.name + ': ' + e.message, true); await reload(); return; }
+    }
+    await reload();
+    setStatus(status, 'Added ' + added + ' photo' + (added === 1 ? '' : 's') + '.');
+  }
+
+  async function verify(f) {
+    verdict.replaceChildren(loading('Comparing…'));
+    try {
+      const fd = new FormData(); fd.append('image', f);
+      const j = await api('/api/v1/identities/' + id + '/verify', { form: fd });
+      verdict.replaceChildren(j.match
+        ? el('div.verdict.yes', 'Yes — this is ' + p.name + ' (similarity ' + j.similarity.toFixed(3) + ', threshold ' + j.threshold.toFixed(3) + ')')
+        : el('div.verdict.no', 'No — not ' + p.name + ' (similarity ' + j.similarity.toFixed(3) + ', below ' + j.threshold.toFixed(3) + ')'));
+    } catch (e) { verdict.replaceChildren(failed(e)); }
+  }
+
+  async function reload() {
+    try { p = await api('/api/v1/identities/' + encodeURIComponent(id)); drawSamples(); } catch (e) { setStatus(status, e.message, true); }
+  }
+
+  function drawSamples() {
+    const ss = p.samples || [];
+    document.getElementById('samplestitle').textContent = ss.length + ' sample' + (ss.length === 1 ? '' : 's');
+    if (!ss.length) return samples.replaceChildren(empty('No photo enrolled yet.', 'Add two or three clear photos of the face; verification needs at least one.'));
+    samples.replaceChildren(el('div.grid', ss.map((s) => {
+      const rm = el('button.small.danger', { type: 'button', onclick: async () => {
+        rm.disabled = true;
+        try { await api('/api/v1/identities/' + id + '/samples/' + encodeURIComponent(s.sample_id), { method: 'DELETE' }); await reload(); setStatus(status, 'Sample removed.'); }
+        catch (e) { setStatus(status, e.message, true); rm.disabled = false; }
+      } }, 'Remove');
+      const c = faceCard({ ...s, face_id: null }, { actions: [rm] });
+      c.dataset.sample = s.sample_id;
+      if (s.face_id) c.querySelector('.actions').prepend(el('a.button.small.secondary', { href: '#/search?face=' + encodeURIComponent(s.face_id) }, 'Find'));
+      return c;
+    })));
+  }
+}
