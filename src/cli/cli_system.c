@@ -149,8 +149,14 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     s->lock_fd = -1;
     snprintf(s->data_dir, sizeof s->data_dir, "%s", o->data_dir ? o->data_dir : env_or("VISAGE_DATA", "./visage-data"));
     int worker = o->role == CLI_ROLE_WORKER;
+    const char *op = o->op ? o->op : "visage";
     if (!worker) {
-        if (cli_mkdir(s->data_dir) != 0 || lock_data_dir(s) != 0) return -1;
+        /* a new data dir has no tenant but "default": say so before making it */
+        if (o->create_data && o->tenant && !cli_data_dir_exists(s->data_dir) && !cli_tenant_known(op, NULL, o->tenant))
+            return -1;
+        if (cli_data_dir(op, o->data_dir, o->create_data, s->data_dir, sizeof s->data_dir) != 0 ||
+            lock_data_dir(s) != 0)
+            return -1;
     }
     vs_app *a = &s->app;
     a->cfg.max_body_bytes = 32u << 20;
@@ -203,6 +209,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     }
     if (!worker && load_secret(s->data_dir, a->secret) != 0) goto fail;
     if (!worker && vs_catalog_open(s->data_dir, &a->catalog, &err) != VS_OK) goto fail_err;
+    if (!worker && o->tenant && !cli_tenant_known(op, a->catalog, o->tenant)) goto fail;
     /* before any worker starts: erasure (pipeline) forgets crawl.db rows too */
     if (!worker && vs_crawl_db_open(s->data_dir, &a->crawl.db, &err) != VS_OK) goto fail_err;
     if (vs_store_open(env_or("VISAGE_STORE", store_url), &a->store, &err) != VS_OK) goto fail_err;

@@ -13,7 +13,7 @@
 
 static int search_local(const char *image, const char *data, const char *models, const char *tenant, int top_k) {
     cli_system s;
-    cli_system_opts o = {.data_dir = data, .models = models, .engine_pool = 1};
+    cli_system_opts o = {.op = "search", .data_dir = data, .tenant = tenant, .models = models, .engine_pool = 1};
     if (cli_system_open(&o, &s) != 0) return 1;
     vs_app *a = &s.app;
     vs_faces faces = {0};
@@ -80,9 +80,10 @@ int cmd_search(int argc, char **argv) {
         else if (!image && argv[i][0] != '-') image = argv[i];
         else image = NULL, argc = 0;
     }
-    if (!image || top_k < 1 || top_k > 1000) {
-        fprintf(stderr, "usage: visage search IMAGE [--data DIR] [--tenant T] [--top-k 1..1000] | [--server URL --key K]\n");
-        return 2;
+    if (!image) return cli_usage("search");
+    if (top_k < 1 || top_k > 1000) {
+        cli_errorf("search", "--top-k must be a whole number from 1 to 1000");
+        return cli_usage("search");
     }
     if (!cli_tenant_ok(tenant)) return 2;
     return server ? cli_post_image(server, "/api/v1/search", key, image, json_pack("{s:i}", "top_k", top_k))
