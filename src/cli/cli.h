@@ -49,6 +49,7 @@ typedef struct cli_cmd {
     const char *env;          /* environment it reads, or NULL */
     const char *example;
     int (*run)(int argc, char **argv);
+    const char *notes;        /* what else to know (data dir, tenants), or NULL */
 } cli_cmd;
 /* The command called name, or NULL. */
 const cli_cmd *cli_cmd_find(const char *name);

@@ -59,7 +59,7 @@ static const cli_opt o_crawl[] = {
     {"--timeout SECONDS", "per request, 0.1..3600", "15"},
     {"--max-image-mb N", "larger images are skipped, 1..1024", "16"},
     {"--allow-hosts H1,H2", "other hosts whose pages and images may be fetched", "the seed's host only"},
-    {"--user-agent UA", "the User-Agent header", "visage's own"},
+    {"--user-agent UA", "the User-Agent header", "visage/0.1 (+https://github.com/visage/visage)"},
     {"--require-face", "keep only images with a face", "off"},
     {"--server URL", "start the crawl on a running server (needs --key)", "none: local"},
     {"--key K", "the API key for --server", "none"},
@@ -87,59 +87,70 @@ static const cli_opt o_none[] = {OPT_END};
 
 static int cmd_help(int argc, char **argv);
 
+#define LOCAL_READ                                                                                                 \
+    "needs an existing data dir (refused, not made, when missing); with a local data dir, --tenant must be "      \
+    "default or a tenant of 'visage tenant list'"
+
 static const cli_cmd k_cmds[] = {
-    {"detect", "faces, boxes, landmarks, quality (one JSON line per image)",
-     "visage detect [--models DIR] [--crops DIR] [--thorough] IMAGE...", o_faces,
-     "$VISAGE_WORKERS threads (default: one per core); $VISAGE_EMBEDDER; $VISAGE_DETECT_PASSES",
-     "visage detect --crops faces/ photo.jpg", cmd_detect},
-    {"embed", "as detect, plus the L2-normalised embedding of each face",
-     "visage embed [--models DIR] [--crops DIR] [--thorough] IMAGE...", o_faces,
-     "$VISAGE_WORKERS threads (default: one per core); $VISAGE_EMBEDDER (dlib|faceres, default dlib)",
-     "visage embed photo.jpg", cmd_embed},
-    {"compare", "similarity of the best face of each image, same_person verdict",
-     "visage compare [--models DIR] IMAGE_A IMAGE_B", o_compare, "$VISAGE_EMBEDDER (dlib|faceres, default dlib)",
-     "visage compare a.jpg b.jpg", cmd_compare},
-    {"serve", "API + web UI + ingest workers in one process (creates the data dir)",
-     "visage serve [--data DIR] [--listen HOST:PORT] [--workers N] [--models DIR]", o_serve,
-     "server limits: $VISAGE_MAX_CONNECTIONS, $VISAGE_RATE_LIMIT, ... (docs/deploy.md)",
-     "visage serve --data ./visage-data --listen 127.0.0.1:8080", cmd_serve},
-    {"api", "the API half of distributed mode: owns catalog and index (creates the data dir)",
-     "visage api [--data DIR] [--listen HOST:PORT] [--workers N] [--models DIR]", o_api,
-     "$VISAGE_QUEUE, $VISAGE_STORE, $VISAGE_INDEX (default: embedded)",
-     "VISAGE_QUEUE=redis://127.0.0.1:6379/0 visage api --listen 0.0.0.0:8080", cmd_api},
-    {"worker", "the worker half of distributed mode: processes the shared queue",
-     "visage worker [--workers N] [--models DIR]", o_worker,
-     "$VISAGE_QUEUE (required: redis://host:port/db), $VISAGE_STORE, $VISAGE_INDEX",
-     "VISAGE_QUEUE=redis://127.0.0.1:6379/0 VISAGE_STORE=s3://bucket visage worker", cmd_worker},
-    {"ingest", "import files and folders, return when they are processed (creates the data dir)",
-     "visage ingest PATH... [--data DIR] [--tenant T] [--models DIR] | [--server URL --key K [--wait|--no-wait]]",
-     o_ingest, "$VISAGE_WORKERS threads (default: one per core)", "visage ingest ~/Photos --tenant acme", cmd_ingest},
-    {"search", "where else does the best face of IMAGE appear",
-     "visage search IMAGE [--data DIR] [--tenant T] [--top-k K] [--models DIR] | [--server URL --key K]", o_search,
-     NULL, "visage search me.jpg --top-k 5", cmd_search},
-    {"crawl", "crawl a site's images into the index, return when they are processed",
-     "visage crawl URL [--depth N] [--max-pages N] [--max-images N] [--delay S] [--timeout S] [--max-image-mb N]\n"
-     "                 [--allow-hosts H1,H2] [--user-agent UA] [--require-face] [--data DIR] [--tenant T]\n"
-     "                 [--models DIR] | [--server URL --key K]",
-     o_crawl, "$VISAGE_WORKERS threads (default: one per core)", "visage crawl https://example.com/ --depth 2 --delay 0.5",
-     cmd_crawl},
-    {"erase", "erase every image of the person in IMAGE (--dry-run: list them)",
-     "visage erase IMAGE [--face-index N] [--threshold T] [--max-images N] [--dry-run] [--block [--note TEXT]]\n"
-     "                   [--data DIR] [--tenant T] [--models DIR] | [--server URL --key K]",
-     o_erase, NULL, "visage erase me.jpg --dry-run", cmd_erase},
-    {"reindex", "re-embed every stored image with another model, then switch (server stopped)",
-     "visage reindex [--data DIR] [--embedder dlib|faceres] [--drop-blocks] [--workers N] [--models DIR]", o_reindex,
-     NULL, "visage reindex --embedder faceres", cmd_reindex},
-    {"tenant", "create a tenant / rotate its API key / list the tenants",
-     "visage tenant create NAME [--data DIR]\n"
-     "       visage tenant rotate-key NAME [--data DIR]\n"
-     "       visage tenant list [--data DIR]",
-     o_tenant,
-     "create makes the data dir if needed and prints the tenant's API key once; rotate-key prints a new key and "
-     "revokes every old one at once",
-     "visage tenant create acme", cmd_tenant},
-    {"help", "this overview, or the options of one command", "visage help [COMMAND]", o_none, NULL,
-     "visage help search", cmd_help},
+    {.name = "detect", .summary = "faces, boxes, landmarks, quality (one JSON line per image)",
+     .usage = "visage detect [--models DIR] [--crops DIR] [--thorough] IMAGE...", .opts = o_faces,
+     .env = "$VISAGE_WORKERS threads (default: one per core); $VISAGE_EMBEDDER; $VISAGE_DETECT_PASSES",
+     .example = "visage detect --crops faces/ photo.jpg", .run = cmd_detect},
+    {.name = "embed", .summary = "as detect, plus the L2-normalised embedding of each face",
+     .usage = "visage embed [--models DIR] [--crops DIR] [--thorough] IMAGE...", .opts = o_faces,
+     .env = "$VISAGE_WORKERS threads (default: one per core); $VISAGE_EMBEDDER (dlib|faceres, default dlib)",
+     .example = "visage embed photo.jpg", .run = cmd_embed},
+    {.name = "compare", .summary = "similarity of the best face of each image, same_person verdict",
+     .usage = "visage compare [--models DIR] IMAGE_A IMAGE_B", .opts = o_compare,
+     .env = "$VISAGE_EMBEDDER (dlib|faceres, default dlib)", .example = "visage compare a.jpg b.jpg",
+     .run = cmd_compare},
+    {.name = "serve", .summary = "API + web UI + ingest workers in one process",
+     .usage = "visage serve [--data DIR] [--listen HOST:PORT] [--workers N] [--models DIR]", .opts = o_serve,
+     .env = "server limits: $VISAGE_MAX_CONNECTIONS, $VISAGE_RATE_LIMIT, ... (docs/deploy.md)",
+     .example = "visage serve --data ./visage-data --listen 127.0.0.1:8080", .run = cmd_serve,
+     .notes = "makes a missing data dir (saying so once)"},
+    {.name = "api", .summary = "the API half of distributed mode: owns catalog and index",
+     .usage = "visage api [--data DIR] [--listen HOST:PORT] [--workers N] [--models DIR]", .opts = o_api,
+     .env = "$VISAGE_QUEUE, $VISAGE_STORE, $VISAGE_INDEX (default: embedded)",
+     .example = "VISAGE_QUEUE=redis://127.0.0.1:6379/0 visage api --listen 0.0.0.0:8080", .run = cmd_api,
+     .notes = "makes a missing data dir (saying so once)"},
+    {.name = "worker", .summary = "the worker half of distributed mode: processes the shared queue",
+     .usage = "visage worker [--workers N] [--models DIR]", .opts = o_worker,
+     .env = "$VISAGE_QUEUE (required: redis://host:port/db), $VISAGE_STORE, $VISAGE_INDEX",
+     .example = "VISAGE_QUEUE=redis://127.0.0.1:6379/0 VISAGE_STORE=s3://bucket visage worker", .run = cmd_worker,
+     .notes = "has no data dir: everything it touches is shared"},
+    {.name = "ingest", .summary = "import files and folders, return when they are processed",
+     .usage = "visage ingest PATH... [--data DIR] [--tenant T] [--models DIR] | [--server URL --key K [--wait|--no-wait]]",
+     .opts = o_ingest, .env = "$VISAGE_WORKERS threads (default: one per core)",
+     .example = "visage ingest ~/Photos --tenant acme", .run = cmd_ingest,
+     .notes = "makes a missing data dir (saying so once); with a local data dir, --tenant must be default or a "
+              "tenant of 'visage tenant list', checked before anything is stored"},
+    {.name = "search", .summary = "where else does the best face of IMAGE appear",
+     .usage = "visage search IMAGE [--data DIR] [--tenant T] [--top-k K] [--models DIR] | [--server URL --key K]",
+     .opts = o_search, .example = "visage search me.jpg --top-k 5", .run = cmd_search, .notes = LOCAL_READ},
+    {.name = "crawl", .summary = "crawl a site's images into the index, return when they are processed",
+     .usage = "visage crawl URL [--depth N] [--max-pages N] [--max-images N] [--delay S] [--timeout S] [--max-image-mb N]\n"
+              "                 [--allow-hosts H1,H2] [--user-agent UA] [--require-face] [--data DIR] [--tenant T]\n"
+              "                 [--models DIR] | [--server URL --key K]",
+     .opts = o_crawl, .env = "$VISAGE_WORKERS threads (default: one per core)",
+     .example = "visage crawl https://example.com/ --depth 2 --delay 0.5", .run = cmd_crawl, .notes = LOCAL_READ},
+    {.name = "erase", .summary = "erase every image of the person in IMAGE (--dry-run: list them)",
+     .usage = "visage erase IMAGE [--face-index N] [--threshold T] [--max-images N] [--dry-run] [--block [--note TEXT]]\n"
+              "                   [--data DIR] [--tenant T] [--models DIR] | [--server URL --key K]",
+     .opts = o_erase, .example = "visage erase me.jpg --dry-run", .run = cmd_erase, .notes = LOCAL_READ},
+    {.name = "reindex", .summary = "re-embed every stored image with another model, then switch (server stopped)",
+     .usage = "visage reindex [--data DIR] [--embedder dlib|faceres] [--drop-blocks] [--workers N] [--models DIR]",
+     .opts = o_reindex, .example = "visage reindex --embedder faceres", .run = cmd_reindex,
+     .notes = "needs an existing data dir (refused, not made, when missing)"},
+    {.name = "tenant", .summary = "create a tenant / rotate its API key / list the tenants",
+     .usage = "visage tenant create NAME [--data DIR]\n"
+              "       visage tenant rotate-key NAME [--data DIR]\n"
+              "       visage tenant list [--data DIR]",
+     .opts = o_tenant, .example = "visage tenant create acme", .run = cmd_tenant,
+     .notes = "create makes a missing data dir (saying so once) and prints the tenant's API key once; rotate-key "
+              "prints a new key and revokes every old one at once; rotate-key and list need an existing data dir"},
+    {.name = "help", .summary = "this overview, or the options of one command", .usage = "visage help [COMMAND]",
+     .opts = o_none, .example = "visage help search", .run = cmd_help},
 };
 #define N_CMDS (sizeof k_cmds / sizeof k_cmds[0])
 
@@ -165,6 +176,7 @@ void cli_help_cmd(FILE *f, const cli_cmd *c) {
     for (const cli_opt *o = c->opts; o->flag; o++)
         fprintf(f, "  %-20s %s (default: %s)\n", o->flag, o->help, o->def);
     if (c->env) fprintf(f, "\nenvironment: %s\n", c->env);
+    if (c->notes) fprintf(f, "\nnotes: %s\n", c->notes);
     fprintf(f, "\nexample:\n  %s\n", c->example);
 }
 
