@@ -136,6 +136,10 @@ cmds="detect embed compare serve api worker ingest search crawl erase reindex te
 check "visage help exits 0 with stdout only" test $rc = 0 -a -s "$tmp/help.out" -a ! -s "$tmp/help.err"
 missing=""; for c in $cmds; do grep -qE "^  $c +[a-zA-Z]" "$tmp/help.out" || missing="$missing $c"; done
 check "visage help lists every command (missing:$missing)" test -z "$missing"
+check "docs/cli.md has the visage help overview verbatim" node -e '
+const fs = require("fs");
+process.exit(fs.readFileSync(process.argv[1], "utf8").includes(fs.readFileSync(process.argv[2], "utf8")) ? 0 : 1);' \
+  "$here/docs/cli.md" "$tmp/help.out"
 "$bin" --help >"$tmp/help2.out" 2>/dev/null; rc=$?
 check "visage --help exits 0 and prints the same overview" cmp -s "$tmp/help.out" "$tmp/help2.out"
 "$bin" search --help >"$tmp/sh.out" 2>"$tmp/sh.err"; rc=$?
@@ -153,6 +157,10 @@ for c in $cmds; do
   "$bin" $c --help >"$tmp/h.out" 2>"$tmp/h.err"; rc=$?
   check "$c --help exits 0 on stdout with usage and example" \
     test $rc = 0 -a ! -s "$tmp/h.err" -a -n "$(grep "^usage: visage $c" "$tmp/h.out")" -a -n "$(grep -A1 '^example:' "$tmp/h.out" | grep "visage")"
+  check "docs/cli.md has the $c --help text verbatim" node -e '
+const fs = require("fs");
+process.exit(fs.readFileSync(process.argv[1], "utf8").includes(fs.readFileSync(process.argv[2], "utf8")) ? 0 : 1);' \
+    "$here/docs/cli.md" "$tmp/h.out"
   case $c in detect|embed) f=cmd_faces.c;; api) f=cmd_serve.c;; help) f=;; *) f=cmd_$c.c;; esac
   undocumented=""
   if [ -n "$f" ]; then
