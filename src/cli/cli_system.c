@@ -249,7 +249,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
-    cli_error(worker ? "worker" : s->data_dir, &err);
+    cli_error(op, &err);
 fail:
     cli_system_close(s);
     return -1;
@@ -289,8 +289,7 @@ int cli_system_analyze(cli_system *s, const char *image, vs_faces *faces) {
     vs_err e = vs_engine_analyze_file(w, image, VS_ANALYZE_EMBED, faces, NULL, NULL, &err);
     vs_app_engine_release(&s->app, w);
     if (e == VS_OK) return 0;
-    if (strncmp(err.msg, image, strlen(image)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
-    else fprintf(stderr, "visage: %s: %s\n", image, err.msg);
+    cli_error(image, &err);
     return -1;
 }
 

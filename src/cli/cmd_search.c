@@ -70,10 +70,14 @@ out:
 int cmd_search(int argc, char **argv) {
     const char *data = NULL, *tenant = "default", *server = NULL, *key = getenv("VISAGE_API_KEY"), *models = NULL, *image = NULL;
     int top_k = 10;
+    double d;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else if (!strcmp(argv[i], "--tenant") && i + 1 < argc) tenant = argv[++i];
-        else if (!strcmp(argv[i], "--top-k") && i + 1 < argc) top_k = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--top-k") && i + 1 < argc) {
+            if (cli_num_arg("search", "--top-k", argv[++i], 1, 1000, 1, &d) != 0) return 2;
+            top_k = (int)d;
+        }
         else if (!strcmp(argv[i], "--server") && i + 1 < argc) server = argv[++i];
         else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
         else if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
@@ -81,10 +85,6 @@ int cmd_search(int argc, char **argv) {
         else image = NULL, argc = 0;
     }
     if (!image) return cli_usage("search");
-    if (top_k < 1 || top_k > 1000) {
-        cli_errorf("search", "--top-k must be a whole number from 1 to 1000");
-        return cli_usage("search");
-    }
     if (!cli_tenant_ok(tenant)) return 2;
     return server ? cli_post_image(server, "/api/v1/search", key, image, json_pack("{s:i}", "top_k", top_k))
                   : search_local(image, data, models, tenant, top_k);

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 
+/* -h and --help, the two spellings of a request for help. */
 static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
 /* `visage CMD ... --help` anywhere among the arguments is a request for
