@@ -91,7 +91,8 @@ int cli_http(const char *method, const char *url, const char *key, const char *c
 int cli_post_image(const char *server, const char *route, const char *key, const char *image, json_t *req);
 
 /* Parses option `name` of command `cmd` as a number in [lo, hi] (a whole
- * number when whole is set); prints why and returns -1 when it is not. */
+ * number when whole is set); prints why (and "see 'visage CMD --help'")
+ * and returns -1 when it is not: the caller exits 2. */
 int cli_num_arg(const char *cmd, const char *name, const char *v, double lo, double hi, int whole, double *out);
 
 int cmd_detect(int argc, char **argv);

@@ -124,7 +124,12 @@ int cli_data_dir_exists(const char *dir) {
 int cli_data_dir(const char *op, const char *flag, int create, char *buf, size_t cap) {
     const char *env = getenv("VISAGE_DATA");
     snprintf(buf, cap, "%s", flag && *flag ? flag : env && *env ? env : "./visage-data");
+    struct stat st;
     if (cli_data_dir_exists(buf)) return 0;
+    if (stat(buf, &st) == 0) {
+        cli_errorf(op, "data dir %s is not a directory", buf);
+        return -1;
+    }
     if (!create) {
         cli_errorf(op, "no data dir at %s (create one with 'visage serve', 'visage ingest' or 'visage tenant create')",
                    buf);
