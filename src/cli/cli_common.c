@@ -1,6 +1,7 @@
 /* cli_common.c - helpers shared by the sub-commands. */
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +92,85 @@ json_t *cli_face_json(const vs_face *f, int dim, int with_embedding) {
 
 /* Through vs_redact: `what` may be a URL, and a message may have been
  * written without vs_fail. */
-void cli_error(const char *what, const vs_error *err) {
-    char line[1024], shown[1200];
-    snprintf(line, sizeof line, "visage: %s: %s", what, err && err->msg[0] ? err->msg : "failed");
+static void print_error(const char *what, const char *msg) {
+    char line[1400], shown[1600];
+    size_t n = strlen(what);
+    int named = n && !strncmp(msg, what, n) && (msg[n] == ':' || msg[n] == ' ' || msg[n] == '\0');
+    if (named || !*what) snprintf(line, sizeof line, "visage: %s", msg);
+    else snprintf(line, sizeof line, "visage: %s: %s", what, msg);
     fprintf(stderr, "%s\n", vs_redact(line, shown, sizeof shown));
+}
+
+void cli_error(const char *what, const vs_error *err) {
+    print_error(what ? what : "", err && err->msg[0] ? err->msg : "failed");
+}
+
+void cli_errorf(const char *what, const char *fmt, ...) {
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    print_error(what ? what : "", msg);
+}
+
+int cli_data_dir_exists(const char *dir) {
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Only the commands that put data in make a data dir: a typo in --data for
+ * a search must not leave an empty store behind and answer "no results". */
+int cli_data_dir(const char *op, const char *flag, int create, char *buf, size_t cap) {
+    const char *env = getenv("VISAGE_DATA");
+    snprintf(buf, cap, "%s", flag && *flag ? flag : env && *env ? env : "./visage-data");
+    struct stat st;
+    if (cli_data_dir_exists(buf)) return 0;
+    if (stat(buf, &st) == 0) {
+        cli_errorf(op, "data dir %s is not a directory", buf);
+        return -1;
+    }
+    if (!create) {
+        cli_errorf(op, "no data dir at %s (create one with 'visage serve', 'visage ingest' or 'visage tenant create')",
+                   buf);
+        return -1;
+    }
+    if (cli_mkdir(buf) != 0) return -1;
+    fprintf(stderr, "visage: created data dir %s\n", buf);
+    return 0;
+}
+
+typedef struct tenant_names {
+    const char *want;
+    int found;
+    char list[900];
+} tenant_names;
+
+/* vs_tenant_list callback: notes whether the wanted tenant is there and
+ * collects the names for the message (a long list ends in "..."). */
+static int note_tenant(void *ctx, const char *name, int64_t created_ms, int64_t n_keys) {
+    (void)created_ms;
+    (void)n_keys;
+    tenant_names *t = ctx;
+    if (!strcmp(name, t->want)) t->found = 1;
+    if (!strcmp(name, "default")) return 0; /* added at the end */
+    size_t used = strlen(t->list);
+    if (used + strlen(name) + 8 < sizeof t->list) snprintf(t->list + used, sizeof t->list - used, "%s, ", name);
+    else if (!strstr(t->list, "...")) snprintf(t->list + used, sizeof t->list - used, "..., ");
+    return 0;
+}
+
+int cli_tenant_known(const char *op, vs_catalog *c, const char *tenant) {
+    if (!strcmp(tenant, "default")) return 1;
+    tenant_names t = {.want = tenant};
+    vs_error err = {0};
+    if (c && vs_tenant_list(c, note_tenant, &t, &err) != VS_OK) {
+        cli_error(op, &err);
+        return 0;
+    }
+    if (t.found) return 1;
+    cli_errorf(op, "no tenant '%s' (tenants: %sdefault)", tenant, t.list);
+    return 0;
 }
 
 int cli_worker_nice(void) {

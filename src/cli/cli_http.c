@@ -117,8 +117,8 @@ int cli_num_arg(const char *cmd, const char *name, const char *v, double lo, dou
     char *end = NULL;
     double d = v ? strtod(v, &end) : 0;
     if (!v || !end || *end || end == v || !(d >= lo && d <= hi) || (whole && d != (double)(long long)d)) {
-        fprintf(stderr, "visage: %s: %s must be %s from %g to %g, not '%s'\n", cmd, name, whole ? "a whole number" : "a number",
-                lo, hi, v ? v : "");
+        fprintf(stderr, "visage: %s: %s must be %s from %g to %g, not '%s'\nsee 'visage %s --help'\n", cmd, name,
+                whole ? "a whole number" : "a number", lo, hi, v ? v : "", cmd);
         return -1;
     }
     *out = d;

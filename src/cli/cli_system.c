@@ -149,8 +149,14 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     s->lock_fd = -1;
     snprintf(s->data_dir, sizeof s->data_dir, "%s", o->data_dir ? o->data_dir : env_or("VISAGE_DATA", "./visage-data"));
     int worker = o->role == CLI_ROLE_WORKER;
+    const char *op = o->op ? o->op : "visage";
     if (!worker) {
-        if (cli_mkdir(s->data_dir) != 0 || lock_data_dir(s) != 0) return -1;
+        /* a new data dir has no tenant but "default": say so before making it */
+        if (o->create_data && o->tenant && !cli_data_dir_exists(s->data_dir) && !cli_tenant_known(op, NULL, o->tenant))
+            return -1;
+        if (cli_data_dir(op, o->data_dir, o->create_data, s->data_dir, sizeof s->data_dir) != 0 ||
+            lock_data_dir(s) != 0)
+            return -1;
     }
     vs_app *a = &s->app;
     a->cfg.max_body_bytes = 32u << 20;
@@ -203,6 +209,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     }
     if (!worker && load_secret(s->data_dir, a->secret) != 0) goto fail;
     if (!worker && vs_catalog_open(s->data_dir, &a->catalog, &err) != VS_OK) goto fail_err;
+    if (!worker && o->tenant && !cli_tenant_known(op, a->catalog, o->tenant)) goto fail;
     /* before any worker starts: erasure (pipeline) forgets crawl.db rows too */
     if (!worker && vs_crawl_db_open(s->data_dir, &a->crawl.db, &err) != VS_OK) goto fail_err;
     if (vs_store_open(env_or("VISAGE_STORE", store_url), &a->store, &err) != VS_OK) goto fail_err;
@@ -242,7 +249,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
-    cli_error(worker ? "worker" : s->data_dir, &err);
+    cli_error(op, &err);
 fail:
     cli_system_close(s);
     return -1;
@@ -282,8 +289,7 @@ int cli_system_analyze(cli_system *s, const char *image, vs_faces *faces) {
     vs_err e = vs_engine_analyze_file(w, image, VS_ANALYZE_EMBED, faces, NULL, NULL, &err);
     vs_app_engine_release(&s->app, w);
     if (e == VS_OK) return 0;
-    if (strncmp(err.msg, image, strlen(image)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
-    else fprintf(stderr, "visage: %s: %s\n", image, err.msg);
+    cli_error(image, &err);
     return -1;
 }
 

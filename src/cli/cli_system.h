@@ -22,7 +22,10 @@ typedef struct cli_system {
 
 typedef struct cli_system_opts {
     cli_role role;
+    const char *op;           /* the command, for error lines ("search") */
     const char *data_dir;     /* --data, else $VISAGE_DATA, else ./visage-data */
+    int create_data;          /* 1: make a missing data dir (serve, api, ingest); 0: refuse it */
+    const char *tenant;       /* local mode: must be "default" or in the catalog (NULL: no check) */
     const char *models;       /* --models */
     int workers;              /* 0 = none, <0 = one per core */
     int engine_pool;          /* engine workers for queries (search by image) */
@@ -31,7 +34,9 @@ typedef struct cli_system_opts {
                                * "" = the default (reindex names its own target) */
 } cli_system_opts;
 
-/* Opens (creating if needed) everything under the data dir; takes an
+/* Opens everything under the data dir (the dir itself made only when
+ * create_data says so; a tenant not in its catalog refused before anything
+ * is written for it); takes an
  * exclusive lock on it so two processes never write the same embedded index.
  * Prints one error line and returns -1 on failure. */
 int cli_system_open(const cli_system_opts *o, cli_system *s);

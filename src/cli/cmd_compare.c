@@ -15,8 +15,7 @@ static int best_face(vs_engine_worker *w, const char *path, float *emb, int dim)
     vs_err rc = vs_engine_analyze_file(w, path, VS_ANALYZE_EMBED, &faces, NULL, NULL, &err);
     int ok = 0;
     if (rc != VS_OK) {
-        if (strncmp(err.msg, path, strlen(path)) == 0) fprintf(stderr, "visage: %s\n", err.msg);
-        else cli_error(path, &err);
+        cli_error(path, &err);
     } else {
         int b = vs_faces_best(&faces);
         if (b < 0) fprintf(stderr, "visage: %s: no face found\n", path);
@@ -37,10 +36,7 @@ int cmd_compare(int argc, char **argv) {
         else if (n < 2) files[n++] = argv[i];
         else n = 3;
     }
-    if (n != 2) {
-        fprintf(stderr, "usage: visage compare [--models DIR] IMAGE_A IMAGE_B\n");
-        return 2;
-    }
+    if (n != 2) return cli_usage("compare");
     vs_engine *e = cli_engine_load(models, 0, -1);
     if (!e) return 1;
     vs_engine_worker *w = NULL;

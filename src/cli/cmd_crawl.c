@@ -32,13 +32,7 @@ static void on_signal(int sig) {
     atomic_store(&g_stop, 1);
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: visage crawl URL [--data DIR] [--depth N] [--max-pages N] [--max-images N] [--tenant T]\n"
-                    "                        [--delay SECONDS] [--timeout SECONDS] [--max-image-mb N]\n"
-                    "                        [--allow-hosts H1,H2] [--user-agent UA] [--require-face] [--models DIR]\n"
-                    "                        [--server URL --key K]\n");
-    return 2;
-}
+static int usage(void) { return cli_usage("crawl"); }
 
 /* Fills a from argv; 0, or the exit status after an error. */
 static int parse_args(int argc, char **argv, crawl_args *a) {
@@ -121,7 +115,7 @@ static void crawl_log_line(void *ctx, const char *line) {
 /* Runs the crawl in this process, then waits for its images. */
 static int crawl_local(crawl_args *a) {
     cli_system s;
-    cli_system_opts o = {.role = CLI_ROLE_LOCAL, .data_dir = a->data_dir, .models = a->models, .workers = -1};
+    cli_system_opts o = {.role = CLI_ROLE_LOCAL, .op = "crawl", .tenant = a->tenant, .data_dir = a->data_dir, .models = a->models, .workers = -1};
     const char *ni = getenv("VISAGE_CRAWL_NO_INGEST");
     if (ni && !strcmp(ni, "1")) o.workers = 0;
     else if (getenv("VISAGE_WORKERS")) o.workers = atoi(getenv("VISAGE_WORKERS"));
@@ -228,7 +222,7 @@ int cmd_crawl(int argc, char **argv) {
     if (rc != 0) return rc;
     if (!a.server != !a.key) {
         fprintf(stderr, "visage: crawl: --server and --key go together\n");
-        return 2;
+        return cli_usage("crawl");
     }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

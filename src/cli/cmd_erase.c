@@ -54,7 +54,7 @@ static int pick_face(const erase_args *a, const vs_faces *faces) {
 
 static int erase_local(const erase_args *a) {
     cli_system s;
-    cli_system_opts so = {.data_dir = a->data, .models = a->models, .engine_pool = 1};
+    cli_system_opts so = {.op = "erase", .data_dir = a->data, .tenant = a->tenant, .models = a->models, .engine_pool = 1};
     if (cli_system_open(&so, &s) != 0) return 1;
     vs_app *app = &s.app;
     vs_faces faces = {0};
@@ -118,11 +118,7 @@ int cmd_erase(int argc, char **argv) {
         else if (!a.image && argv[i][0] != '-') a.image = argv[i];
         else bad = 1;
     }
-    if (bad || !a.image) {
-        fprintf(stderr, "usage: visage erase IMAGE [--face-index N] [--threshold 0.3..1] [--max-images N] [--dry-run]\n"
-                        "                    [--block [--note TEXT]] [--data DIR] [--tenant T] | [--server URL --key K]\n");
-        return 2;
-    }
+    if (bad || !a.image) return cli_usage("erase");
     if (!cli_tenant_ok(a.tenant)) return 2;
     return a.server ? erase_remote(&a) : erase_local(&a);
 }

@@ -110,10 +110,7 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static int usage(const char *cmd) {
-    fprintf(stderr, "usage: visage %s [--models DIR] [--crops DIR] [--thorough] IMAGE...\n", cmd);
-    return 2;
-}
+static int usage(const char *cmd) { return cli_usage(cmd); }
 
 static int run_faces(int argc, char **argv, int with_embedding) {
     const char *cmd = with_embedding ? "embed" : "detect", *models = NULL, *crops = NULL;
@@ -124,7 +121,7 @@ static int run_faces(int argc, char **argv, int with_embedding) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
         else if (!strcmp(argv[i], "--crops") && i + 1 < argc) crops = argv[++i];
         else if (!strcmp(argv[i], "--thorough")) thorough = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { free(files); return usage(cmd); }
+        else if (argv[i][0] == '-' && argv[i][1]) { free(files); return usage(cmd); }
         else files[n++] = argv[i];
     }
     if (n == 0) { free(files); return usage(cmd); }

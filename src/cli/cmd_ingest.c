@@ -2,7 +2,8 @@
  * files and folders into the embedded system and returns when they are
  * processed, with a live progress line on a terminal. With --server URL
  * --key K the images are sent to a running server instead (batch API) and
- * the command waits for the server to finish them. */
+ * the command waits for the server to finish them (--wait), or returns
+ * once they are accepted (--no-wait), printing their sha256. */
 #include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
@@ -140,7 +141,7 @@ static int stage_file(cli_system *s, const char *tenant, const char *path, char 
 
 static int ingest_local(file_list *files, const char *data_dir, const char *models, const char *tenant) {
     cli_system s;
-    cli_system_opts o = {.data_dir = data_dir, .models = models, .workers = -1};
+    cli_system_opts o = {.op = "ingest", .data_dir = data_dir, .create_data = 1, .tenant = tenant, .models = models, .workers = -1};
     if (getenv("VISAGE_WORKERS")) o.workers = atoi(getenv("VISAGE_WORKERS"));
     if (cli_system_open(&o, &s) != 0) return 1;
     progress p = {&s, files->n, 0, vs_now_ms(), isatty(2)};
@@ -177,8 +178,10 @@ static int ingest_local(file_list *files, const char *data_dir, const char *mode
     return rc;
 }
 
-/* Sends the files to a server in batches of 16, then waits for each. */
-static int ingest_remote(file_list *files, const char *server, const char *key) {
+/* Sends the files to a server in batches of 16, then (wait) waits for
+ * each; without wait the summary lists the accepted images' sha256 so they
+ * can be followed with GET /api/v1/images/SHA256. */
+static int ingest_remote(file_list *files, const char *server, const char *key, int wait) {
     json_t *shas = json_array();
     int failed = 0;
     char url[1200];
@@ -228,6 +231,16 @@ static int ingest_remote(file_list *files, const char *server, const char *key) 
     size_t j;
     json_t *x;
     int done = 0;
+    if (!wait) {
+        json_t *out = json_pack("{s:i,s:i,s:i,s:O}", "images", files->n, "accepted", (int)json_array_size(shas), "failed",
+                                failed, "image_sha256", shas);
+        char *txt = out ? json_dumps(out, JSON_COMPACT) : NULL;
+        if (txt) printf("%s\n", txt);
+        free(txt);
+        json_decref(out);
+        json_decref(shas);
+        return failed ? 1 : 0;
+    }
     json_array_foreach(shas, j, x) { /* wait for each accepted image */
         for (int tries = 0; tries < 1200; tries++) {
             char *resp = NULL;
@@ -255,25 +268,30 @@ static int ingest_remote(file_list *files, const char *server, const char *key) 
 int cmd_ingest(int argc, char **argv) {
     const char *data = NULL, *tenant = "default", *server = NULL, *key = getenv("VISAGE_API_KEY"), *models = NULL;
     file_list files = {0};
+    int wait = 1, bad = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else if (!strcmp(argv[i], "--tenant") && i + 1 < argc) tenant = argv[++i];
         else if (!strcmp(argv[i], "--server") && i + 1 < argc) server = argv[++i];
         else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
         else if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
+        else if (!strcmp(argv[i], "--wait") || !strcmp(argv[i], "--no-wait")) wait = argv[i][2] == 'w';
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: visage ingest PATH... [--data DIR] [--tenant T] | [--server URL --key K]\n");
-            return 2;
+            bad = 1;
+            break;
         } else walk(&files, argv[i], 1);
     }
-    if (files.n == 0 && files.skipped == 0) {
-        fprintf(stderr, "usage: visage ingest PATH... [--data DIR] [--tenant T] | [--server URL --key K]\n");
-        return 2;
+    if (bad || (files.n == 0 && files.skipped == 0) || (!wait && !server)) {
+        if (!bad && !wait && !server)
+            cli_errorf("ingest", "--no-wait goes with --server (a local ingest processes the images itself)");
+        for (int i = 0; i < files.n; i++) free(files.v[i]);
+        free(files.v);
+        return cli_usage("ingest");
     }
     if (!cli_tenant_ok(tenant)) return 2;
     if (files.skipped) fprintf(stderr, "visage: skipped %d file(s) in the folders that are not images\n", files.skipped);
     qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str);
-    int rc = server ? ingest_remote(&files, server, key) : ingest_local(&files, data, models, tenant);
+    int rc = server ? ingest_remote(&files, server, key, wait) : ingest_local(&files, data, models, tenant);
     for (int i = 0; i < files.n; i++) free(files.v[i]);
     free(files.v);
     return rc;

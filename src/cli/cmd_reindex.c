@@ -41,11 +41,7 @@ static void show(void *ctx, const char *phase, int64_t done, int64_t total) {
     else fprintf(stderr, "%svisage: reindex: %s %lld%s", p->tty ? "\r" : "", phase, (long long)done, p->tty ? "   " : "\n");
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: visage reindex [--data DIR] [--embedder dlib|faceres] [--drop-blocks] [--workers N] "
-                    "[--models DIR]\n");
-    return 2;
-}
+static int usage(void) { return cli_usage("reindex"); }
 
 static int run(const char *data, const char *models, const char *embedder, int drop_blocks, int threads) {
     int target = vs_embedder_find(embedder);
@@ -54,7 +50,7 @@ static int run(const char *data, const char *models, const char *embedder, int d
         return 2;
     }
     cli_system s;
-    cli_system_opts so = {.role = CLI_ROLE_LOCAL, .data_dir = data, .models = models, .embedder = ""};
+    cli_system_opts so = {.role = CLI_ROLE_LOCAL, .op = "reindex", .data_dir = data, .models = models, .embedder = ""};
     if (cli_system_open(&so, &s) != 0) return 1;
     vs_engine *e = cli_engine_load(models, 0, target);
     int rc = 1;

@@ -13,7 +13,7 @@
 
 static int search_local(const char *image, const char *data, const char *models, const char *tenant, int top_k) {
     cli_system s;
-    cli_system_opts o = {.data_dir = data, .models = models, .engine_pool = 1};
+    cli_system_opts o = {.op = "search", .data_dir = data, .tenant = tenant, .models = models, .engine_pool = 1};
     if (cli_system_open(&o, &s) != 0) return 1;
     vs_app *a = &s.app;
     vs_faces faces = {0};
@@ -70,20 +70,21 @@ out:
 int cmd_search(int argc, char **argv) {
     const char *data = NULL, *tenant = "default", *server = NULL, *key = getenv("VISAGE_API_KEY"), *models = NULL, *image = NULL;
     int top_k = 10;
+    double d;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else if (!strcmp(argv[i], "--tenant") && i + 1 < argc) tenant = argv[++i];
-        else if (!strcmp(argv[i], "--top-k") && i + 1 < argc) top_k = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--top-k") && i + 1 < argc) {
+            if (cli_num_arg("search", "--top-k", argv[++i], 1, 1000, 1, &d) != 0) return 2;
+            top_k = (int)d;
+        }
         else if (!strcmp(argv[i], "--server") && i + 1 < argc) server = argv[++i];
         else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
         else if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
         else if (!image && argv[i][0] != '-') image = argv[i];
         else image = NULL, argc = 0;
     }
-    if (!image || top_k < 1 || top_k > 1000) {
-        fprintf(stderr, "usage: visage search IMAGE [--data DIR] [--tenant T] [--top-k 1..1000] | [--server URL --key K]\n");
-        return 2;
-    }
+    if (!image) return cli_usage("search");
     if (!cli_tenant_ok(tenant)) return 2;
     return server ? cli_post_image(server, "/api/v1/search", key, image, json_pack("{s:i}", "top_k", top_k))
                   : search_local(image, data, models, tenant, top_k);

@@ -66,15 +66,14 @@ static int run_server(int argc, char **argv, cli_role role) {
     cli_system_opts o = {.role = role, .workers = role == CLI_ROLE_SERVE ? -1 : 0, .engine_pool = 2, .crawl_runner = 1};
     const char *cmd = role == CLI_ROLE_SERVE ? "serve" : "api";
     const char *listen = getenv("VISAGE_LISTEN");
+    o.op = cmd;
+    o.create_data = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc) o.data_dir = argv[++i];
         else if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen = argv[++i];
         else if (!strcmp(argv[i], "--models") && i + 1 < argc) o.models = argv[++i];
         else if (!strcmp(argv[i], "--workers") && i + 1 < argc) o.workers = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: visage %s [--data DIR] [--listen HOST:PORT] [--workers N] [--models DIR]\n", cmd);
-            return 2;
-        }
+        else return cli_usage(cmd);
     }
     if (getenv("VISAGE_WORKERS") && *getenv("VISAGE_WORKERS")) o.workers = atoi(getenv("VISAGE_WORKERS"));
     sigset_t set;

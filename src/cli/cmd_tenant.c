@@ -11,12 +11,7 @@
 #include "cli.h"
 #include "vs_catalog.h"
 
-static int usage(void) {
-    fprintf(stderr, "usage: visage tenant create NAME [--data DIR]\n"
-                    "       visage tenant rotate-key NAME [--data DIR]   new key, every old key of NAME revoked\n"
-                    "       visage tenant list [--data DIR]\n");
-    return 2;
-}
+static int usage(void) { return cli_usage("tenant"); }
 
 static int print_tenant(void *ctx, const char *name, int64_t created_ms, int64_t n_keys) {
     (void)ctx;
@@ -40,27 +35,24 @@ int cmd_tenant(int argc, char **argv) {
         else return usage();
     }
     if (!list && !name) return usage();
-    if (!data || !*data) data = "./visage-data";
     if (create && !vs_tenant_new_name_ok(name)) { /* before the data dir is made */
         fprintf(stderr, "visage: tenant create: not a valid tenant name: use 1 to 63 of A-Z a-z 0-9 _ . - starting "
                         "with a letter or a digit\n");
         return 1;
     }
-    if (create) {
-        char mk[1100];
-        snprintf(mk, sizeof mk, "%s", data);
-        if (cli_mkdir(mk) != 0) return 1;
-    }
+    const char *op = create ? "tenant create" : rotate ? "tenant rotate-key" : "tenant list";
+    char dir[1100];
+    if (cli_data_dir(op, data, create, dir, sizeof dir) != 0) return 1;
     vs_catalog *c = NULL;
     vs_error err = {0};
     char key[VS_API_KEY_MAX];
-    vs_err rc = vs_catalog_open(data, &c, &err);
+    vs_err rc = vs_catalog_open(dir, &c, &err);
     if (rc == VS_OK)
         rc = create ? vs_tenant_create(c, name, key, &err)
                     : rotate ? vs_tenant_rotate_key(c, name, key, &err) : vs_tenant_list(c, print_tenant, NULL, &err);
     if (c) vs_catalog_close(c);
     if (rc != VS_OK) {
-        cli_error(create ? "tenant create" : rotate ? "tenant rotate-key" : "tenant list", &err);
+        cli_error(op, &err);
         return 1;
     }
     if (list) return 0;

@@ -14,14 +14,11 @@
 #include "vs_redact.h"
 
 int cmd_worker(int argc, char **argv) {
-    cli_system_opts o = {.role = CLI_ROLE_WORKER, .workers = -1};
+    cli_system_opts o = {.role = CLI_ROLE_WORKER, .op = "worker", .workers = -1};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) o.models = argv[++i];
         else if (!strcmp(argv[i], "--workers") && i + 1 < argc) o.workers = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: visage worker [--workers N] [--models DIR]  (configured by VISAGE_QUEUE, VISAGE_STORE, VISAGE_INDEX)\n");
-            return 2;
-        }
+        else return cli_usage("worker");
     }
     if (getenv("VISAGE_WORKERS") && *getenv("VISAGE_WORKERS")) o.workers = atoi(getenv("VISAGE_WORKERS"));
     if (o.workers == 0) o.workers = -1;

@@ -123,11 +123,136 @@ check "crawl of a non-http URL is a usage error naming it" test $rc = 2 -a -n "$
 "$bin" crawl http://127.0.0.1:1/ --depth -1 >/dev/null 2>"$tmp/crawl.err"; rc=$?
 check "crawl --depth -1 is refused naming the option" test $rc = 2 -a -n "$(grep -- '--depth' "$tmp/crawl.err")"
 # nothing listens on 127.0.0.1 port 1: the job fails with the seed's error, exit 1
+mkdir -p "$tmp/c"   # crawl reads an existing data dir; it does not make one
 "$bin" crawl http://127.0.0.1:1/ --data "$tmp/c" --timeout 2 >"$tmp/crawl.json" 2>"$tmp/crawl.err"; rc=$?
 check "crawl of an unreachable seed exits 1 and reports a failed job" json '
 const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 process.exit(j.state === "failed" && /seed URL failed/.test(j.error) && j.pages_fetched === 0 ? 0 : 1);' "$tmp/crawl.json"
 check "crawl exit status 1" test $rc = 1
+
+# 7. help: on stdout, exit 0, from one table; usage errors on stderr, exit 2
+cmds="detect embed compare serve api worker ingest search crawl erase reindex tenant help"
+"$bin" help >"$tmp/help.out" 2>"$tmp/help.err"; rc=$?
+check "visage help exits 0 with stdout only" test $rc = 0 -a -s "$tmp/help.out" -a ! -s "$tmp/help.err"
+missing=""; for c in $cmds; do grep -qE "^  $c +[a-zA-Z]" "$tmp/help.out" || missing="$missing $c"; done
+check "visage help lists every command (missing:$missing)" test -z "$missing"
+check "docs/cli.md has the visage help overview verbatim" node -e '
+const fs = require("fs");
+process.exit(fs.readFileSync(process.argv[1], "utf8").includes(fs.readFileSync(process.argv[2], "utf8")) ? 0 : 1);' \
+  "$here/docs/cli.md" "$tmp/help.out"
+"$bin" --help >"$tmp/help2.out" 2>/dev/null; rc=$?
+check "visage --help exits 0 and prints the same overview" cmp -s "$tmp/help.out" "$tmp/help2.out"
+"$bin" search --help >"$tmp/sh.out" 2>"$tmp/sh.err"; rc=$?
+check "search --help exits 0 on stdout" test $rc = 0 -a ! -s "$tmp/sh.err"
+check "search --help shows --top-k with its default 10" grep -qE -- '--top-k .*default: 10\)' "$tmp/sh.out"
+check "search --help has an example line" grep -qE '^  visage search ' "$tmp/sh.out"
+"$bin" help search >"$tmp/sh2.out" 2>/dev/null
+check "visage help search = visage search --help" cmp -s "$tmp/sh.out" "$tmp/sh2.out"
+"$bin" search -h >"$tmp/sh3.out" 2>/dev/null
+check "search -h = search --help" cmp -s "$tmp/sh.out" "$tmp/sh3.out"
+# every command: --help exits 0 on stdout, with usage, an example, and every
+# option its source parses (a flag added to a cmd_*.c but not to the table fails here)
+src="$here/src/cli"
+for c in $cmds; do
+  "$bin" $c --help >"$tmp/h.out" 2>"$tmp/h.err"; rc=$?
+  check "$c --help exits 0 on stdout with usage and example" \
+    test $rc = 0 -a ! -s "$tmp/h.err" -a -n "$(grep "^usage: visage $c" "$tmp/h.out")" -a -n "$(grep -A1 '^example:' "$tmp/h.out" | grep "visage")"
+  check "docs/cli.md has the $c --help text verbatim" node -e '
+const fs = require("fs");
+process.exit(fs.readFileSync(process.argv[1], "utf8").includes(fs.readFileSync(process.argv[2], "utf8")) ? 0 : 1);' \
+    "$here/docs/cli.md" "$tmp/h.out"
+  case $c in detect|embed) f=cmd_faces.c;; api) f=cmd_serve.c;; help) f=;; *) f=cmd_$c.c;; esac
+  undocumented=""
+  if [ -n "$f" ]; then
+    for o in $(grep -oE '"--[a-z-]+"' "$src/$f" | tr -d '"' | sort -u); do
+      [ "$o" = --help ] && continue
+      grep -qE -- "^  $o( |$)" "$tmp/h.out" || undocumented="$undocumented $o"
+    done
+  fi
+  check "$c --help lists every option its source parses, each with a default (missing:$undocumented)" \
+    test -z "$undocumented" -a "$(grep -cE '^  --' "$tmp/h.out")" = "$(grep -cE '^  --.*\(default: .+\)$' "$tmp/h.out")"
+done
+"$bin" search >"$tmp/u.out" 2>"$tmp/u.err"; rc=$?
+check "search without an image: exit 2, usage on stderr pointing to --help, nothing on stdout" \
+  test $rc = 2 -a ! -s "$tmp/u.out" -a -n "$(grep "see 'visage search --help'" "$tmp/u.err")" -a -n "$(grep '^usage: visage search' "$tmp/u.err")"
+"$bin" tenant frobnicate >/dev/null 2>"$tmp/u.err"; rc=$?
+check "tenant with an unknown verb: exit 2 pointing to --help" test $rc = 2 -a -n "$(grep "see 'visage tenant --help'" "$tmp/u.err")"
+"$bin" erase --bogus x.jpg >/dev/null 2>"$tmp/u.err"; rc=$?
+check "erase with an unknown option: exit 2 pointing to --help" test $rc = 2 -a -n "$(grep "see 'visage erase --help'" "$tmp/u.err")"
+"$bin" bogus >"$tmp/u.out" 2>"$tmp/u.err"; rc=$?
+check "unknown command: exit 2 on stderr naming it" test $rc = 2 -a ! -s "$tmp/u.out" -a -n "$(grep "unknown command 'bogus'" "$tmp/u.err")"
+"$bin" help bogus >/dev/null 2>&1; check "help of an unknown command is a usage error (2)" test $? = 2
+"$bin" ingest --no-wait "$faces/obama_small.jpg" --data "$tmp/nw" >/dev/null 2>"$tmp/u.err"; rc=$?
+check "ingest --no-wait without --server: exit 2 saying why, no data dir made" \
+  test $rc = 2 -a -n "$(grep -- '--no-wait goes with --server' "$tmp/u.err")" -a ! -e "$tmp/nw"
+
+# 8. error lines name their op once
+t8="$tmp/t8"
+"$bin" tenant create alpha --data "$t8" >/dev/null 2>"$tmp/tc1.err"; rc=$?
+check "tenant create in a new dir: exit 0, says it made the data dir once" \
+  test $rc = 0 -a "$(grep -c "^visage: created data dir $t8\$" "$tmp/tc1.err")" = 1
+"$bin" tenant create alpha --data "$t8" >/dev/null 2>"$tmp/tc2.err"; rc=$?
+check "tenant create twice: exit 1, one line, 'tenant create:' exactly once" \
+  test $rc = 1 -a "$(wc -l <"$tmp/tc2.err")" = 1 -a "$(grep -o 'tenant create:' "$tmp/tc2.err" | wc -l)" = 1 \
+  -a -n "$(grep "^visage: tenant create: tenant 'alpha' already exists" "$tmp/tc2.err")"
+"$bin" tenant create alpha --data "$t8" >/dev/null 2>"$tmp/tc3.err"
+check "tenant create again does not say it made the data dir" test -z "$(grep 'created data dir' "$tmp/tc3.err")"
+
+# 9. commands that read a data dir refuse a missing one and do not make it
+"$bin" search "$faces/obama_small.jpg" --data "$tmp/nonexistent" >"$tmp/nd.out" 2>"$tmp/nd.err"; rc=$?
+check "search on a missing data dir: exit 1 naming it" \
+  test $rc = 1 -a -n "$(grep "^visage: search: no data dir at $tmp/nonexistent (create one with 'visage serve', 'visage ingest' or 'visage tenant create')\$" "$tmp/nd.err")"
+check "search on a missing data dir does not create it" test ! -e "$tmp/nonexistent"
+for args in "erase $faces/obama_small.jpg" "crawl http://127.0.0.1:1/" "reindex" "tenant list" "tenant rotate-key alpha"; do
+  op=$(echo "$args" | awk '{print ($1=="tenant") ? $1" "$2 : $1}')
+  "$bin" $args --data "$tmp/nonexistent" >/dev/null 2>"$tmp/nd.err"; rc=$?
+  check "$op on a missing data dir: exit 1 naming it, not created" \
+    test $rc = 1 -a -n "$(grep "^visage: $op: no data dir at $tmp/nonexistent " "$tmp/nd.err")" -a ! -e "$tmp/nonexistent"
+done
+(cd "$tmp" && VISAGE_DATA= "$bin" tenant list >/dev/null 2>"$tmp/nd.err"); rc=$?
+check "tenant list with the default data dir missing: exit 1 naming ./visage-data" \
+  test $rc = 1 -a -n "$(grep "no data dir at ./visage-data" "$tmp/nd.err")" -a ! -e "$tmp/visage-data"
+VISAGE_DATA="$tmp/envdata" "$bin" tenant list >/dev/null 2>"$tmp/nd.err"; rc=$?
+check "tenant list with \$VISAGE_DATA missing: exit 1 naming it" \
+  test $rc = 1 -a -n "$(grep "no data dir at $tmp/envdata" "$tmp/nd.err")" -a ! -e "$tmp/envdata"
+
+# 10. --tenant (local mode) names a tenant of the catalog, or default
+t10="$tmp/t10"
+"$bin" tenant create acme --data "$t10" >/dev/null 2>&1
+"$bin" ingest --tenant nosuch --data "$t10" "$faces/obama_small.jpg" >"$tmp/nt.out" 2>"$tmp/nt.err"; rc=$?
+check "ingest --tenant nosuch: exit 1 listing the tenants" \
+  test $rc = 1 -a -n "$(grep "^visage: ingest: no tenant 'nosuch' (tenants: acme, default)\$" "$tmp/nt.err")"
+check "ingest --tenant nosuch leaves no blob for it" test -z "$(find "$t10" -name '*nosuch*')"
+if command -v sqlite3 >/dev/null; then
+  check "ingest --tenant nosuch leaves no image record for it" \
+    test "$(sqlite3 "$t10/catalog.db" "SELECT count(*) FROM images WHERE tenant_id = 'nosuch'")" = 0
+fi
+"$bin" search --tenant nosuch --data "$t10" "$faces/obama_small.jpg" >/dev/null 2>"$tmp/nt.err"; rc=$?
+check "search --tenant nosuch: exit 1 listing the tenants" \
+  test $rc = 1 -a -n "$(grep "^visage: search: no tenant 'nosuch' (tenants: acme, default)\$" "$tmp/nt.err")"
+"$bin" ingest --tenant nosuch --data "$tmp/t10new" "$faces/obama_small.jpg" >/dev/null 2>"$tmp/nt.err"; rc=$?
+check "ingest --tenant nosuch into a new dir: exit 1, dir not made" \
+  test $rc = 1 -a -n "$(grep "no tenant 'nosuch' (tenants: default)" "$tmp/nt.err")" -a ! -e "$tmp/t10new"
+"$bin" ingest --tenant acme --data "$t10" "$faces/obama_small.jpg" >"$tmp/nt.out" 2>/dev/null; rc=$?
+check "ingest --tenant acme (an existing tenant) works" test $rc = 0
+"$bin" search --data "$t10" "$faces/obama_small.jpg" >"$tmp/nt.out" 2>/dev/null; rc=$?
+check "search in tenant default (always valid) works" test $rc = 0
+
+# 11. ingest --server: --wait (the default) follows the images; --no-wait returns with their sha256
+"$bin" serve --data "$tmp/srv" --listen 127.0.0.1:0 >/dev/null 2>"$tmp/srv.err" &
+spid=$!
+for i in $(seq 1 100); do grep -q '^visage: port ' "$tmp/srv.err" && break; sleep 0.1; done
+port=$(sed -n 's/^visage: port //p' "$tmp/srv.err")
+check "serve makes its data dir and says so once" test "$(grep -c "^visage: created data dir $tmp/srv\$" "$tmp/srv.err")" = 1
+"$bin" ingest --server "http://127.0.0.1:$port" --no-wait "$faces/obama_small.jpg" >"$tmp/nw.json" 2>/dev/null; rc=$?
+check "ingest --no-wait: exit 0, prints the sha256 of the accepted image, does not wait" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.accepted === 1 && j.image_sha256.length === 1 && /^[0-9a-f]{64}$/.test(j.image_sha256[0]) && !("finished" in j) ? 0 : 1);' "$tmp/nw.json"
+"$bin" ingest --server "http://127.0.0.1:$port" --wait "$faces/two_people.jpg" >"$tmp/w.json" 2>/dev/null; rc=$?
+check "ingest --wait: exit 0 once the server finished the image" json '
+const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+process.exit(j.accepted === 1 && j.finished === 1 && j.failed === 0 ? 0 : 1);' "$tmp/w.json"
+kill $spid 2>/dev/null; wait $spid 2>/dev/null
 
 echo "cli: $((n - fails)) passed, $fails failed"
 [ $fails = 0 ]
