@@ -308,12 +308,17 @@ void vs_route_face_list(vs_req *r) {
     vs_reply_json(r, 200, out);
 }
 
+typedef struct dead_count {
+    const char *tenant;
+    int64_t n;
+} dead_count;
+
 /* Counts the caller's dead letters (the queue is shared by every tenant). */
 static int count_dead(void *ctx, const vs_dead_msg *m) {
-    void **c = ctx;
+    dead_count *c = ctx;
     json_t *body = json_loads(m->body, 0, NULL);
     const char *t = json_string_value(json_object_get(body, "tenant_id"));
-    if (t && !strcmp(t, (const char *)c[0])) (*(int64_t *)c[1])++;
+    if (t && !strcmp(t, c->tenant)) c->n++;
     json_decref(body);
     return 0;
 }
@@ -337,12 +342,12 @@ static int64_t crawls_running(vs_req *r) {
  * waiting (queued or processing), dead letters, images done in the last
  * minute. */
 void vs_route_stats(vs_req *r) {
-    int64_t st[VS_IMG_ERASED + 1], last_min = 0, faces = 0, dead = 0;
+    int64_t st[VS_IMG_ERASED + 1], last_min = 0, faces = 0;
     vs_error err = {0};
     vs_err rc = vs_image_record_counts(r->app->catalog, r->tenant, st, &last_min, &faces, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
-    void *dc[2] = {(void *)r->tenant, &dead};
-    rc = r->app->queue->ops->list_dead(r->app->queue, 1000, count_dead, dc, &err);
+    dead_count dead = {r->tenant, 0};
+    rc = r->app->queue->ops->list_dead(r->app->queue, 1000, count_dead, &dead, &err);
     if (rc != VS_OK) return vs_reply_vs_err(r, rc, &err);
     json_t *ids = json_array();
     rc = vs_identity_list(r->p, r->tenant, ids, &err);
@@ -356,7 +361,7 @@ void vs_route_stats(vs_req *r) {
                             (json_int_t)st[VS_IMG_DONE], "failed", (json_int_t)st[VS_IMG_FAILED], "faces_indexed",
                             (json_int_t)faces, "identities", (json_int_t)json_array_size(ids), "crawl_jobs_running",
                             (json_int_t)crawls_running(r), "queue_depth",
-                            (json_int_t)(st[VS_IMG_QUEUED] + st[VS_IMG_PROCESSING]), "dead_letters", (json_int_t)dead,
+                            (json_int_t)(st[VS_IMG_QUEUED] + st[VS_IMG_PROCESSING]), "dead_letters", (json_int_t)dead.n,
                             "processed_last_minute", (json_int_t)last_min);
     json_decref(ids);
     vs_reply_json(r, 200, out);
