@@ -108,19 +108,6 @@ static int read_opts(vs_req *r, json_t *b, search_opts *so) {
     return 0;
 }
 
-/* The group (index in groups) one of whose faces is face_id, or that
- * holds a face whose near_duplicate_of is face_id; -1 when none. */
-static int group_linked(json_t *groups, const char *face_id, const char *dup_of) {
-    size_t g, i;
-    json_t *grp, *f;
-    json_array_foreach(groups, g, grp) json_array_foreach(json_object_get(grp, "faces"), i, f) {
-        const char *id = json_string_value(json_object_get(f, "face_id"));
-        const char *d = json_string_value(json_object_get(f, "near_duplicate_of"));
-        if ((dup_of && id && !strcmp(id, dup_of)) || (d && face_id && !strcmp(d, face_id))) return (int)g;
-    }
-    return -1;
-}
-
 /* A new group of one image, from its best result. */
 static json_t *new_group(json_t *res) {
     static const char *const keep[] = {"image_sha256", "score", "same_person", "band", "source_url", "page_url", "site"};
@@ -139,35 +126,61 @@ static json_t *near_dup(json_t *res) {
     return d;
 }
 
+/* The face ids a grouping has seen, each with its group: `owner` maps a
+ * result's face_id, `wanted` the face its near_duplicate_of names. */
+typedef struct face_links {
+    json_t *owner, *wanted;
+} face_links;
+
+/* The earlier group res is a near duplicate of (its near_duplicate_of is a
+ * face seen there, or a face seen there names res's face), else -1. */
+static int linked_group(const face_links *fl, json_t *res) {
+    const char *id = json_string_value(json_object_get(res, "face_id"));
+    const char *dup = json_string_value(json_object_get(res, "near_duplicate_of"));
+    json_t *g = dup ? json_object_get(fl->owner, dup) : NULL;
+    if (!g && id) g = json_object_get(fl->wanted, id);
+    return g ? (int)json_integer_value(g) : -1;
+}
+
+/* Remembers res as seen in group g. */
+static void link_face(face_links *fl, json_t *res, int g) {
+    const char *id = json_string_value(json_object_get(res, "face_id"));
+    const char *dup = json_string_value(json_object_get(res, "near_duplicate_of"));
+    if (id) json_object_set_new(fl->owner, id, json_integer(g));
+    if (dup && !json_object_get(fl->wanted, dup)) json_object_set_new(fl->wanted, dup, json_integer(g));
+}
+
 /* Results (best first) grouped by image, groups in the order of their best
- * score. An image whose face is a near duplicate of a face of an earlier
- * group (near_duplicate_of names a face id, either way round) is listed in
- * that group's near_duplicates, not as a group of its own: a photo posted
- * at three sizes is one hit to look at, not three. */
+ * score. An image whose face is a near duplicate of a face seen in an
+ * earlier group (near_duplicate_of names a face id, either way round, and
+ * through images folded there before) is listed in that group's
+ * near_duplicates, not as a group of its own: a photo posted at three sizes
+ * is one hit to look at, not three. */
 static json_t *group_by_image(json_t *results) {
-    json_t *groups = json_array(), *where = json_object(); /* sha256 -> group index, or -1: folded */
+    json_t *groups = json_array(), *where = json_object(); /* sha256 -> group index */
+    face_links fl = {json_object(), json_object()};
     size_t i;
     json_t *res;
     json_array_foreach(results, i, res) {
         const char *sha = json_string_value(json_object_get(res, "image_sha256"));
-        if (!sha || !groups || !where) continue;
+        if (!sha || !groups || !where || !fl.owner || !fl.wanted) continue;
         json_t *at = json_object_get(where, sha);
-        if (at) {
-            json_int_t g = json_integer_value(at);
-            if (g >= 0) json_array_append(json_object_get(json_array_get(groups, (size_t)g), "faces"), res);
-            continue;
+        int g = at ? (int)json_integer_value(at) : linked_group(&fl, res);
+        json_t *grp = g >= 0 ? json_array_get(groups, (size_t)g) : NULL;
+        if (!grp) { /* an image of its own */
+            g = (int)json_array_size(groups);
+            json_array_append_new(groups, new_group(res));
+        } else if (at && !strcmp(json_string_value(json_object_get(grp, "image_sha256")), sha)) {
+            json_array_append(json_object_get(grp, "faces"), res); /* another face of the group's image */
+        } else if (!at) { /* first seen: folded in as a near duplicate */
+            json_array_append_new(json_object_get(grp, "near_duplicates"), near_dup(res));
         }
-        int g = group_linked(groups, json_string_value(json_object_get(res, "face_id")),
-                             json_string_value(json_object_get(res, "near_duplicate_of")));
-        if (g >= 0) {
-            json_array_append_new(json_object_get(json_array_get(groups, (size_t)g), "near_duplicates"), near_dup(res));
-            json_object_set_new(where, sha, json_integer(-1));
-            continue;
-        }
-        json_object_set_new(where, sha, json_integer((json_int_t)json_array_size(groups)));
-        json_array_append_new(groups, new_group(res));
+        json_object_set_new(where, sha, json_integer(g));
+        link_face(&fl, res, g);
     }
     json_decref(where);
+    json_decref(fl.owner);
+    json_decref(fl.wanted);
     return groups;
 }
 
