@@ -141,6 +141,11 @@ static vs_err put_sample(const vs_pipeline *p, const char *tenant, const char *i
     vs_point pt = {sid, s->vector, pls};
     vs_err rc = pls ? p->index->ops->upsert(p->index, p->coll.samples, &pt, 1, err) : vs_fail(err, VS_ERR_NOMEM, "sample");
     free(pls);
+    if (rc != VS_OK && s->crop_jpeg) { /* no point names the crop just written: it goes */
+        vs_error ignored = {0};
+        const char *self[1] = {sid};
+        drop_crops(p, tenant, self, 1, &ignored);
+    }
     return rc;
 }
 
