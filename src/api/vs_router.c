@@ -9,53 +9,57 @@
 
 #include "vs_routes.h"
 
-/* GET /api/v1/images?external_image_id=: the record by the caller's id. */
-static void image_by_external(vs_req *r) { vs_route_image_get(r, NULL); }
-
 typedef struct route {
     const char *method;
     const char *prefix;            /* the whole path when there is no {id} */
     const char *suffix;            /* after {id}; NULL: no {id} */
     void (*plain)(vs_req *r);
     void (*with_id)(vs_req *r, const char *id);
+    /* prefix{id}suffix{id2}: the one path with two ids (a sample of an
+     * identity); its ids are matched as "id/id2" */
+    void (*with_ids)(vs_req *r, const char *id, const char *id2);
 } route;
 
 /* Paths served before the router (vs_server.c: public and operator
  * routes) are listed without a handler, for their Allow header only. */
 static const route routes[] = {
-    {"POST", "/api/v1/ingest", NULL, vs_route_ingest, NULL},
-    {"POST", "/api/v1/ingest/batch", NULL, vs_route_ingest_batch, NULL},
-    {"POST", "/api/v1/search", NULL, vs_route_search, NULL},
-    {"GET", "/api/v1/faces/", "", NULL, vs_route_face_get},
-    {"DELETE", "/api/v1/faces/", "", NULL, vs_route_face_delete},
-    {"GET", "/api/v1/images", NULL, image_by_external, NULL},
-    {"GET", "/api/v1/images/", "", NULL, vs_route_image_get},
-    {"DELETE", "/api/v1/images/", "", NULL, vs_route_image_delete},
-    {"GET", "/api/v1/identities", NULL, vs_route_identity_list, NULL},
-    {"POST", "/api/v1/identities", NULL, vs_route_identity_create, NULL},
-    {"POST", "/api/v1/identities/identify", NULL, vs_route_identify, NULL},
-    {"DELETE", "/api/v1/identities/", "", NULL, vs_route_identity_delete},
-    {"POST", "/api/v1/identities/", "/enroll", NULL, vs_route_identity_enroll},
-    {"POST", "/api/v1/identities/", "/verify", NULL, vs_route_identity_verify},
-    {"POST", "/api/v1/erase", NULL, vs_route_erase, NULL},
-    {"GET", "/api/v1/erase/blocks", NULL, vs_route_blocks_list, NULL},
-    {"DELETE", "/api/v1/erase/blocks/", "", NULL, vs_route_block_delete},
-    {"GET", "/api/v1/erase/log", NULL, vs_route_erase_log, NULL},
-    {"GET", "/api/v1/dead-letters", NULL, vs_route_dead_letters, NULL},
-    {"GET", "/api/v1/crawl", NULL, vs_route_crawl_list, NULL},
-    {"POST", "/api/v1/crawl", NULL, vs_route_crawl_create, NULL},
-    {"GET", "/api/v1/crawl/", "", NULL, vs_route_crawl_get},
-    {"DELETE", "/api/v1/crawl/", "", NULL, vs_route_crawl_cancel},
-    {"GET", "/api/v1/reindex", NULL, NULL, NULL},
-    {"POST", "/api/v1/reindex", NULL, NULL, NULL},
-    {"GET", "/healthz", NULL, NULL, NULL},
-    {"HEAD", "/healthz", NULL, NULL, NULL},
-    {"GET", "/readyz", NULL, NULL, NULL},
-    {"HEAD", "/readyz", NULL, NULL, NULL},
-    {"GET", "/metrics", NULL, NULL, NULL},
-    {"HEAD", "/metrics", NULL, NULL, NULL},
-    {"GET", "/", NULL, NULL, NULL},
-    {"HEAD", "/", NULL, NULL, NULL},
+    {"POST", "/api/v1/ingest", NULL, vs_route_ingest, NULL, NULL},
+    {"POST", "/api/v1/ingest/batch", NULL, vs_route_ingest_batch, NULL, NULL},
+    {"POST", "/api/v1/search", NULL, vs_route_search, NULL, NULL},
+    {"GET", "/api/v1/faces/", "", NULL, vs_route_face_get, NULL},
+    {"DELETE", "/api/v1/faces/", "", NULL, vs_route_face_delete, NULL},
+    {"GET", "/api/v1/images", NULL, vs_route_image_list, NULL, NULL},
+    {"GET", "/api/v1/faces", NULL, vs_route_face_list, NULL, NULL},
+    {"GET", "/api/v1/stats", NULL, vs_route_stats, NULL, NULL},
+    {"GET", "/api/v1/images/", "", NULL, vs_route_image_get, NULL},
+    {"DELETE", "/api/v1/images/", "", NULL, vs_route_image_delete, NULL},
+    {"GET", "/api/v1/identities", NULL, vs_route_identity_list, NULL, NULL},
+    {"POST", "/api/v1/identities", NULL, vs_route_identity_create, NULL, NULL},
+    {"POST", "/api/v1/identities/identify", NULL, vs_route_identify, NULL, NULL},
+    {"GET", "/api/v1/identities/", "", NULL, vs_route_identity_get, NULL},
+    {"DELETE", "/api/v1/identities/", "", NULL, vs_route_identity_delete, NULL},
+    {"DELETE", "/api/v1/identities/", "/samples/", NULL, NULL, vs_route_identity_sample_delete},
+    {"POST", "/api/v1/identities/", "/enroll", NULL, vs_route_identity_enroll, NULL},
+    {"POST", "/api/v1/identities/", "/verify", NULL, vs_route_identity_verify, NULL},
+    {"POST", "/api/v1/erase", NULL, vs_route_erase, NULL, NULL},
+    {"GET", "/api/v1/erase/blocks", NULL, vs_route_blocks_list, NULL, NULL},
+    {"DELETE", "/api/v1/erase/blocks/", "", NULL, vs_route_block_delete, NULL},
+    {"GET", "/api/v1/erase/log", NULL, vs_route_erase_log, NULL, NULL},
+    {"GET", "/api/v1/dead-letters", NULL, vs_route_dead_letters, NULL, NULL},
+    {"GET", "/api/v1/crawl", NULL, vs_route_crawl_list, NULL, NULL},
+    {"POST", "/api/v1/crawl", NULL, vs_route_crawl_create, NULL, NULL},
+    {"GET", "/api/v1/crawl/", "", NULL, vs_route_crawl_get, NULL},
+    {"DELETE", "/api/v1/crawl/", "", NULL, vs_route_crawl_cancel, NULL},
+    {"GET", "/api/v1/reindex", NULL, NULL, NULL, NULL},
+    {"POST", "/api/v1/reindex", NULL, NULL, NULL, NULL},
+    {"GET", "/healthz", NULL, NULL, NULL, NULL},
+    {"HEAD", "/healthz", NULL, NULL, NULL, NULL},
+    {"GET", "/readyz", NULL, NULL, NULL, NULL},
+    {"HEAD", "/readyz", NULL, NULL, NULL, NULL},
+    {"GET", "/metrics", NULL, NULL, NULL, NULL},
+    {"HEAD", "/metrics", NULL, NULL, NULL, NULL},
+    {"GET", "/", NULL, NULL, NULL, NULL},
+    {"HEAD", "/", NULL, NULL, NULL, NULL},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -71,9 +75,23 @@ static int match_id(const char *path, const char *prefix, const char *suffix, ch
     return 1;
 }
 
+/* 1 when path is prefix{id}mid{id2}, neither id empty nor holding a '/';
+ * copies "id/id2" into id. */
+static int match_two(const char *path, const char *prefix, const char *mid, char *id, size_t cap) {
+    size_t pl = strlen(prefix), ml = strlen(mid);
+    if (strncmp(path, prefix, pl) != 0) return 0;
+    const char *a = path + pl, *slash = strchr(a, '/');
+    if (!slash || slash == a || strncmp(slash, mid, ml) != 0) return 0;
+    const char *b = slash + ml;
+    if (!*b || strchr(b, '/') || strlen(a) >= cap) return 0;
+    snprintf(id, cap, "%.*s/%s", (int)(slash - a), a, b);
+    return 1;
+}
+
 /* 1 when row t has this path; exact rows only, or {id} rows only. */
 static int row_matches(const route *t, const char *path, int exact, char *id, size_t cap) {
     if (exact) return !t->suffix && !strcmp(t->prefix, path);
+    if (t->with_ids) return match_two(path, t->prefix, t->suffix, id, cap);
     return t->suffix && match_id(path, t->prefix, t->suffix, id, cap);
 }
 
@@ -91,7 +109,7 @@ static const route *find(const char *method, const char *path, char *id, size_t 
             const route *t = &routes[i];
             if (!row_matches(t, path, exact, id, id_cap)) continue;
             *exists = 1;
-            if (!strcmp(t->method, method) && (t->plain || t->with_id)) return t;
+            if (!strcmp(t->method, method) && (t->plain || t->with_id || t->with_ids)) return t;
             if (n < cap && !strstr(allow, t->method)) n += (size_t)snprintf(allow + n, cap - n, "%s%s", n ? ", " : "", t->method);
         }
         if (*exists) return NULL;
@@ -111,6 +129,11 @@ void vs_router_dispatch(vs_req *r) {
     int exists = 0;
     const route *t = find(r->method, r->path, id, sizeof id, allow, sizeof allow, &exists);
     if (t && t->plain) return t->plain(r);
+    if (t && t->with_ids) {
+        char *slash = strchr(id, '/');
+        *slash = '\0';
+        return t->with_ids(r, id, slash + 1);
+    }
     if (t) return t->with_id(r, id);
     if (!exists) return vs_reply_error(r, 404, "not_found", "no route %s %s", r->method, r->path);
     snprintf(r->allow, sizeof r->allow, "%s", allow);

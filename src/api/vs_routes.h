@@ -16,7 +16,13 @@ void vs_route_face_delete(vs_req *r, const char *id);
 void vs_route_image_get(vs_req *r, const char *sha256);
 void vs_route_image_delete(vs_req *r, const char *sha256);
 void vs_route_blob(vs_req *r, const char *bucket_and_key);
+/* vs_routes_lists.c */
+void vs_route_image_list(vs_req *r);
+void vs_route_face_list(vs_req *r);
+void vs_route_stats(vs_req *r);
 /* vs_routes_identities.c */
+void vs_route_identity_get(vs_req *r, const char *id);
+void vs_route_identity_sample_delete(vs_req *r, const char *id, const char *sample_id);
 void vs_route_identity_create(vs_req *r);
 void vs_route_identity_list(vs_req *r);
 void vs_route_identity_delete(vs_req *r, const char *id);
@@ -60,6 +66,9 @@ void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, 
 /* Decodes and analyses an image for a query (search, verify, enroll): one
  * reply on failure (415/413/400) and returns -1. */
 int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces);
+/* The same with the engine's flags (VS_ANALYZE_KEEP_CROPS for enrolment,
+ * which keeps a picture of the sample). */
+int vs_req_analyze_flags(vs_req *r, const uint8_t *data, size_t len, unsigned flags, vs_faces *faces);
 
 /* A query vector given as JSON (an array of the embedding's dim numbers)
  * into vec, L2-normalised; -1 after replying 400 when it is not one. */

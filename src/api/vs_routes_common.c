@@ -101,6 +101,10 @@ static int query_size_ok(vs_req *r, const uint8_t *data, size_t len) {
 }
 
 int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) {
+    return vs_req_analyze_flags(r, data, len, VS_ANALYZE_EMBED, faces);
+}
+
+int vs_req_analyze_flags(vs_req *r, const uint8_t *data, size_t len, unsigned flags, vs_faces *faces) {
     vs_error err = {0};
     vs_decode_opts o = {.max_pixels = r->app->cfg.max_pixels};
     if (len == 0) {
@@ -109,7 +113,7 @@ int vs_req_analyze(vs_req *r, const uint8_t *data, size_t len, vs_faces *faces) 
     }
     if (query_size_ok(r, data, len) != 0) return -1;
     vs_engine_worker *w = vs_app_engine_acquire(r->app, r->p->engine);
-    vs_err rc = vs_engine_analyze_bytes(w, data, len, &o, VS_ANALYZE_EMBED, faces, NULL, NULL, &err);
+    vs_err rc = vs_engine_analyze_bytes(w, data, len, &o, flags, faces, NULL, NULL, &err);
     vs_app_engine_release(r->app, w);
     if (rc != VS_OK) {
         vs_reply_vs_err(r, rc, &err);

@@ -52,6 +52,38 @@ void vs_route_face_delete(vs_req *r, const char *id) {
     vs_reply_json(r, 200, json_pack("{s:s,s:b}", "face_id", id, "deleted", n > 0));
 }
 
+/* The row's created_at into o (the record itself does not hold it). */
+static int created_of(void *ctx, const vs_image_row *row) {
+    json_object_set_new((json_t *)ctx, "created_at", json_integer((json_int_t)row->created_ms));
+    return 1;
+}
+
+/* What a page needs to draw the photo with its faces boxed: created_at,
+ * image_url (the stored raw image, absent when none is stored) and each
+ * indexed face's crop_url and thumb_url (the pipeline's keys). */
+static void add_image_files(vs_req *r, const char *sha, json_t *o) {
+    vs_error err = {0};
+    vs_image_query q = {.tenant = r->tenant, .status = -1, .sha256 = sha, .since_ms = INT64_MIN,
+                        .until_ms = INT64_MAX, .limit = 1};
+    vs_image_record_list(r->app->catalog, &q, created_of, o, &err);
+    char key[512], url[1024];
+    if (vs_raw_find(r->app->store, r->tenant, sha, key, sizeof key, &err) == VS_OK) {
+        vs_app_blob_url(r->app, "raw-images", key, url, sizeof url);
+        json_object_set_new(o, "image_url", json_string(url));
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(o, "faces_indexed"), i, f) {
+        int idx = (int)json_integer_value(json_object_get(f, "face_index"));
+        snprintf(key, sizeof key, "%s/%s_face_%d.jpg", r->tenant, sha, idx);
+        vs_app_blob_url(r->app, "face-crops", key, url, sizeof url);
+        json_object_set_new(f, "crop_url", json_string(url));
+        snprintf(key, sizeof key, "%s/%s_face_%d_thumb.jpg", r->tenant, sha, idx);
+        vs_app_blob_url(r->app, "face-thumbs", key, url, sizeof url);
+        json_object_set_new(f, "thumb_url", json_string(url));
+    }
+}
+
 void vs_route_image_get(vs_req *r, const char *sha256) {
     const char *ext = vs_req_query(r, "external_image_id");
     if (!sha256 && !ext) return vs_reply_error(r, 400, "bad_request", "give /images/{sha256} or ?external_image_id=");
@@ -77,6 +109,7 @@ void vs_route_image_get(vs_req *r, const char *sha256) {
         vs_app_blob_url(r->app, "thumbnails", key, url, sizeof url);
         json_object_set_new(o, "thumbnail_url", json_string(url));
     }
+    add_image_files(r, sha, o);
     vs_reply_json(r, 200, o);
 }
 

@@ -14,6 +14,7 @@ typedef struct search_opts {
     float threshold;
     vs_filter filter;
     int all_faces;
+    int by_image;             /* group_by "image": groups beside the flat results */
     const char *exclude_id;   /* the query face itself, when searching by face_id */
 } search_opts;
 
@@ -103,7 +104,89 @@ static int read_opts(vs_req *r, json_t *b, search_opts *so) {
     so->filter.exact = json_is_true(json_object_get(b, "exact"));
     const char *faces = json_string_value(json_object_get(b, "faces"));
     so->all_faces = faces && !strcmp(faces, "all");
+    so->by_image = json_object_get(b, "group_by") != NULL; /* the schema allows "image" only */
     return 0;
+}
+
+/* A new group of one image, from its best result. */
+static json_t *new_group(json_t *res) {
+    static const char *const keep[] = {"image_sha256", "score", "same_person", "band", "source_url", "page_url", "site"};
+    json_t *g = json_pack("{s:[O],s:[]}", "faces", res, "near_duplicates");
+    for (size_t k = 0; g && k < sizeof keep / sizeof keep[0]; k++)
+        if (json_object_get(res, keep[k])) json_object_set(g, keep[k], json_object_get(res, keep[k]));
+    return g;
+}
+
+/* The entry of an image folded into an earlier group as its near duplicate. */
+static json_t *near_dup(json_t *res) {
+    static const char *const keep[] = {"image_sha256", "score", "face_id", "source_url", "page_url", "site", "thumb_url"};
+    json_t *d = json_object();
+    for (size_t k = 0; d && k < sizeof keep / sizeof keep[0]; k++)
+        if (json_object_get(res, keep[k])) json_object_set(d, keep[k], json_object_get(res, keep[k]));
+    return d;
+}
+
+/* The face ids a grouping has seen, each with its group: `owner` maps a
+ * result's face_id, `wanted` the face its near_duplicate_of names. */
+typedef struct face_links {
+    json_t *owner, *wanted;
+} face_links;
+
+/* The earlier group res is a near duplicate of (its near_duplicate_of is a
+ * face seen there, or a face seen there names res's face), else -1. */
+static int linked_group(const face_links *fl, json_t *res) {
+    const char *id = json_string_value(json_object_get(res, "face_id"));
+    const char *dup = json_string_value(json_object_get(res, "near_duplicate_of"));
+    json_t *g = dup ? json_object_get(fl->owner, dup) : NULL;
+    if (!g && id) g = json_object_get(fl->wanted, id);
+    return g ? (int)json_integer_value(g) : -1;
+}
+
+/* Remembers res as seen in group g. */
+static void link_face(face_links *fl, json_t *res, int g) {
+    const char *id = json_string_value(json_object_get(res, "face_id"));
+    const char *dup = json_string_value(json_object_get(res, "near_duplicate_of"));
+    if (id) json_object_set_new(fl->owner, id, json_integer(g));
+    if (dup && !json_object_get(fl->wanted, dup)) json_object_set_new(fl->wanted, dup, json_integer(g));
+}
+
+/* Results (best first) grouped by image, groups in the order of their best
+ * score. An image whose face is a near duplicate of a face seen in an
+ * earlier group (near_duplicate_of names a face id, either way round, and
+ * through images folded there before) is listed in that group's
+ * near_duplicates, not as a group of its own: a photo posted at three sizes
+ * is one hit to look at, not three. */
+static json_t *group_by_image(json_t *results) {
+    json_t *groups = json_array(), *where = json_object(); /* sha256 -> group index */
+    face_links fl = {json_object(), json_object()};
+    size_t i;
+    json_t *res;
+    json_array_foreach(results, i, res) {
+        const char *sha = json_string_value(json_object_get(res, "image_sha256"));
+        if (!sha || !groups || !where || !fl.owner || !fl.wanted) continue;
+        json_t *at = json_object_get(where, sha);
+        int g = at ? (int)json_integer_value(at) : linked_group(&fl, res);
+        json_t *grp = g >= 0 ? json_array_get(groups, (size_t)g) : NULL;
+        if (!grp) { /* an image of its own */
+            g = (int)json_array_size(groups);
+            json_array_append_new(groups, new_group(res));
+        } else if (at && !strcmp(json_string_value(json_object_get(grp, "image_sha256")), sha)) {
+            json_array_append(json_object_get(grp, "faces"), res); /* another face of the group's image */
+        } else if (!at) { /* first seen: folded in as a near duplicate */
+            json_array_append_new(json_object_get(grp, "near_duplicates"), near_dup(res));
+        }
+        json_object_set_new(where, sha, json_integer(g));
+        link_face(&fl, res, g);
+    }
+    json_decref(where);
+    json_decref(fl.owner);
+    json_decref(fl.wanted);
+    return groups;
+}
+
+/* Adds "groups" to o from its "results" when the request asked for them. */
+static void add_groups(const search_opts *so, json_t *o) {
+    if (so->by_image && o) json_object_set_new(o, "groups", group_by_image(json_object_get(o, "results")));
 }
 
 /* Search by the faces of an image. */
@@ -126,6 +209,7 @@ static void search_image(vs_req *r, const uint8_t *data, size_t len, const searc
             }
             if (i == best) results = json_incref(res);
             if (so->all_faces) json_object_set(f, "results", res);
+            if (so->all_faces) add_groups(so, f);
             json_decref(res);
         }
         json_array_append_new(qf, f);
@@ -133,6 +217,7 @@ static void search_image(vs_req *r, const uint8_t *data, size_t len, const searc
     vs_faces_free(&faces);
     json_t *out = json_pack("{s:o,s:o}", "query_faces", qf, "results", results ? results : json_array());
     if (best < 0) json_object_set_new(out, "message", json_string("no face found in the query image"));
+    add_groups(so, out);
     vs_reply_json(r, 200, out);
 }
 
@@ -153,7 +238,9 @@ void vs_route_search(vs_req *r) {
         else if (vec ? vs_req_vector(r, vec, v) == 0 : vs_req_face_vector(r, face_id, v) == 0) {
             if (!vec) so.exclude_id = face_id;
             json_t *res = query(r, v, &so);
-            if (res) vs_reply_json(r, 200, json_pack("{s:[],s:o}", "query_faces", "results", res));
+            json_t *out = res ? json_pack("{s:[],s:o}", "query_faces", "results", res) : NULL;
+            add_groups(&so, out);
+            if (out) vs_reply_json(r, 200, out);
         }
         vs_free(v);
     } else {

@@ -220,6 +220,7 @@ const vs_schema_field *vs_schema_find(const vs_schema *s, const char *name) {
 
 static const char *const raw_bucket[] = {"raw-images", NULL};
 static const char *const faces_enum[] = {"best", "all", NULL};
+static const char *const group_enum[] = {"image", NULL};
 
 static const vs_schema_field ingest_item_f[] = {
     IMAGE_B64,
@@ -254,6 +255,7 @@ static const vs_schema_field search_f[] = {
     NUM("threshold", -1, 1),
     {.name = "faces", .type = VS_SCHEMA_STRING, .enums = faces_enum},
     {.name = "filters", .type = VS_SCHEMA_OBJECT, .object = &filters_s},
+    {.name = "group_by", .type = VS_SCHEMA_STRING, .enums = group_enum},
     BOOL("exact"),
     IMAGE_B64,
     VECTOR,
@@ -261,7 +263,8 @@ static const vs_schema_field search_f[] = {
 };
 static const char *const query_sources[] = {"image_b64", "vector", "face_id", NULL};
 const vs_schema vs_schema_search = {"search", search_f, N(search_f), query_sources};
-const vs_schema vs_schema_search_form = {"multipart search", search_f, 4, NULL};
+/* the form takes the options before "exact" (the image is its own part) */
+const vs_schema vs_schema_search_form = {"multipart search", search_f, 5, NULL};
 
 static const vs_schema_field erase_f[] = {
     IMAGE_B64,

@@ -22,8 +22,9 @@
 
 /* Bump when the schema changes (and add the step to k_upgrades); open
  * refuses files from a newer build. 2: settings, reindex_images. 3: an
- * erasure in progress (erasures.state) and the images it names. */
-#define VS_CATALOG_SCHEMA_VERSION 3
+ * erasure in progress (erasures.state) and the images it names. 4: images by
+ * (tenant, created_at), for the newest-first listings. */
+#define VS_CATALOG_SCHEMA_VERSION 4
 
 struct vs_catalog {
     vs_sqlite_db sq;
@@ -36,6 +37,7 @@ static const char *k_schema =
     "CREATE TABLE IF NOT EXISTS images(tenant_id TEXT, sha256 TEXT, external_id TEXT, status INT,"
     " record_json TEXT, created_at INT, updated_at INT, PRIMARY KEY(tenant_id, sha256));"
     "CREATE INDEX IF NOT EXISTS images_external ON images(tenant_id, external_id);"
+    "CREATE INDEX IF NOT EXISTS images_created ON images(tenant_id, created_at);"
     "CREATE TABLE IF NOT EXISTS erasures(id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,"
     " at INT NOT NULL, what TEXT NOT NULL, detail_json TEXT NOT NULL, state INT NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS erasures_tenant ON erasures(tenant_id, id);"
@@ -57,6 +59,8 @@ static const char *const k_upgrades[] = {
     "CREATE TABLE erasure_images(erasure_id INT NOT NULL, sha256 TEXT NOT NULL, done INT NOT NULL DEFAULT 0,"
     " PRIMARY KEY(erasure_id, sha256));"
     "CREATE INDEX erasures_open ON erasures(state) WHERE state = 1;",
+    /* 3 -> 4 */
+    "CREATE INDEX images_created ON images(tenant_id, created_at);",
 };
 
 /* Reads a single integer result (a count). */
@@ -1019,6 +1023,94 @@ vs_err vs_reindex_switch(vs_catalog *c, const vs_setting *set, int n_set, const 
         rc = switch_locked(c, set, n_set, log, n_log, err);
         if (rc == VS_OK) rc = vs_sqlite_exec(&c->sq, "COMMIT", "commit reindex switch", err);
         if (rc != VS_OK) vs_sqlite_rollback(&c->sq);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* Binds the filters of q to the listing statement (numbered as in its SQL). */
+static void bind_image_query(sqlite3_stmt *st, const vs_image_query *q) {
+    vs_sqlite_bind_text(st, 1, q->tenant);
+    sqlite3_bind_int(st, 2, q->status);
+    vs_sqlite_bind_text(st, 3, q->site);
+    vs_sqlite_bind_text(st, 4, q->sha256);
+    sqlite3_bind_int64(st, 5, q->since_ms);
+    sqlite3_bind_int64(st, 6, q->until_ms);
+    vs_sqlite_bind_text(st, 7, q->after_sha256);
+    sqlite3_bind_int64(st, 8, q->after_created_ms);
+    sqlite3_bind_int(st, 9, q->limit);
+}
+
+/* One SQL for every filter combination: a NULL or negative parameter turns
+ * its condition off, so there is no SQL text assembled at run time. The
+ * cursor is the (created_at, sha256) of the last row the caller saw; rows
+ * come strictly after it in (created_at DESC, sha256 DESC) order. */
+vs_err vs_image_record_list(vs_catalog *c, const vs_image_query *q, vs_image_row_cb cb, void *ctx, vs_error *err) {
+    vs_err rc = vs_tenant_check(q->tenant, "image record list", err);
+    if (rc != VS_OK) return rc;
+    if (q->limit < 1) return vs_fail(err, VS_ERR_INVALID_ARG, "image record list: limit must be at least 1");
+    if (q->after_sha256 && !vs_sha256_hex_ok(q->after_sha256))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "image record list: cursor sha256 must be 64 lower-case hex digits");
+    static const char *sql =
+        "SELECT sha256, status, external_id, record_json, created_at, updated_at FROM images"
+        " WHERE tenant_id = ?1 AND status != 4 AND (?2 < 0 OR status = ?2)"
+        " AND (?3 IS NULL OR json_extract(record_json, '$.site') = ?3) AND (?4 IS NULL OR sha256 = ?4)"
+        " AND created_at >= ?5 AND created_at < ?6"
+        " AND (?7 IS NULL OR created_at < ?8 OR (created_at = ?8 AND sha256 < ?7))"
+        " ORDER BY created_at DESC, sha256 DESC LIMIT ?9";
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&c->sq, sql, "image record list", &st, err);
+    if (rc == VS_OK) {
+        bind_image_query(st, q);
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            vs_image_row row = {(const char *)sqlite3_column_text(st, 0), (vs_image_status)sqlite3_column_int(st, 1),
+                                (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+                                sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5)};
+            if (!vs_sha256_hex_ok(row.sha256)) {
+                rc = vs_fail(err, VS_ERR_CORRUPT, "catalog %s: image row with a bad sha256", c->sq.path);
+                break;
+            }
+            if (cb(ctx, &row) != 0) break;
+        }
+        if (rc == VS_OK && s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "image record list");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+/* One grouped scan of the tenant's rows (the (tenant, created_at) index
+ * covers the tenant prefix), plus the DONE ones updated in the last minute. */
+vs_err vs_image_record_counts(vs_catalog *c, const char *tenant, int64_t counts[VS_IMG_ERASED + 1],
+                              int64_t *done_last_minute, int64_t *faces_indexed, vs_error *err) {
+    vs_err rc = vs_tenant_check(tenant, "image record counts", err);
+    if (rc != VS_OK) return rc;
+    for (int i = 0; i <= VS_IMG_ERASED; i++) counts[i] = 0;
+    *done_last_minute = *faces_indexed = 0;
+    static const char *sql =
+        "SELECT status, count(*), sum(CASE WHEN updated_at >= ?2 THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN status = 2 THEN coalesce(json_array_length(record_json, '$.faces_indexed'), 0) ELSE 0 END)"
+        " FROM images WHERE tenant_id = ?1 GROUP BY status";
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&c->sq, sql, "image record counts", &st, err);
+    if (rc == VS_OK) {
+        vs_sqlite_bind_text(st, 1, tenant);
+        sqlite3_bind_int64(st, 2, vs_wall_ms() - 60000);
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            int k = sqlite3_column_int(st, 0);
+            if (k < 0 || k > VS_IMG_ERASED) continue;
+            counts[k] = sqlite3_column_int64(st, 1);
+            if (k == VS_IMG_DONE) {
+                *done_last_minute = sqlite3_column_int64(st, 2);
+                *faces_indexed = sqlite3_column_int64(st, 3);
+            }
+        }
+        if (s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "image record counts");
+        sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&c->sq.mu);
     return rc;

@@ -101,6 +101,42 @@ vs_err vs_image_records_summary(vs_catalog *c, const char *tenant, const char *c
  * as it is (VS_OK). */
 vs_err vs_image_record_drop_face(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id,
                                  vs_error *err);
+/* A listing of the tenant's records (GET /api/v1/images and /faces), never
+ * ERASED ones, newest first: created_at DESC, then sha256 DESC. Filters
+ * left at their "off" value (NULL, status -1, since INT64_MIN, until
+ * INT64_MAX) do not apply. after_sha256 (with after_created_ms) is the
+ * cursor: only rows strictly after that one in the order are listed. */
+typedef struct vs_image_query {
+    const char *tenant;
+    int status;                    /* a vs_image_status, or -1: any */
+    const char *site;              /* exact match on the record's "site" */
+    const char *sha256;            /* one image only */
+    int64_t since_ms, until_ms;    /* created_at in [since, until) */
+    const char *after_sha256;
+    int64_t after_created_ms;
+    int limit;                     /* at most this many rows (>= 1) */
+} vs_image_query;
+
+/* One row of a listing; the strings live until the callback returns
+ * (external_id and record_json may be NULL). */
+typedef struct vs_image_row {
+    const char *sha256;
+    vs_image_status status;
+    const char *external_id, *record_json;
+    int64_t created_ms, updated_ms;
+} vs_image_row;
+
+/* Non-zero stops the listing. Runs under the catalog lock: it must not
+ * call the catalog. */
+typedef int (*vs_image_row_cb)(void *ctx, const vs_image_row *row);
+vs_err vs_image_record_list(vs_catalog *c, const vs_image_query *q, vs_image_row_cb cb, void *ctx, vs_error *err);
+
+/* The tenant's images by status (counts[VS_IMG_QUEUED..VS_IMG_ERASED]),
+ * the DONE ones updated in the last 60 s and the faces their records list
+ * as indexed. */
+vs_err vs_image_record_counts(vs_catalog *c, const char *tenant, int64_t counts[VS_IMG_ERASED + 1],
+                              int64_t *done_last_minute, int64_t *faces_indexed, vs_error *err);
+
 /* Removes the record of (tenant, sha256); none -> VS_ERR_NOT_FOUND. */
 vs_err vs_image_record_delete(vs_catalog *c, const char *tenant, const char *sha256, vs_error *err);
 

@@ -96,17 +96,56 @@ static vs_err recompute(const vs_pipeline *p, const char *tenant, const char *id
     return rc;
 }
 
-/* Writes sample s of identity id under point id sid. */
+/* Where the crop of sample sid is kept (bucket face-crops). */
+static void crop_key(const char *tenant, const char *sid, char *key, size_t cap) {
+    snprintf(key, cap, "%s/sample_%s.jpg", tenant, sid);
+}
+
+/* Deletes the crops of n samples: every sample's key, whether or not it
+ * had one (deleting a missing object is no error), so no path that drops
+ * a sample point can leave its picture behind. */
+static vs_err drop_crops(const vs_pipeline *p, const char *tenant, const char *const *sids, size_t n, vs_error *err) {
+    vs_err rc = VS_OK;
+    for (size_t i = 0; i < n && rc == VS_OK; i++) {
+        char key[VS_TENANT_MAX + VS_POINT_ID_MAX + 16];
+        if (!sids[i]) continue;
+        crop_key(tenant, sids[i], key, sizeof key);
+        rc = p->store->ops->del(p->store, "face-crops", key, err);
+    }
+    return rc;
+}
+
+/* Writes sample s of identity id under point id sid; its crop first, so a
+ * point never names a file that is not there. */
 static vs_err put_sample(const vs_pipeline *p, const char *tenant, const char *id, const char *sid,
                          const vs_identity_sample *s, vs_error *err) {
     json_t *pl = json_pack("{s:s,s:s,s:f}", "tenant_id", tenant, "identity_id", id, "quality_score", (double)s->quality);
     if (pl && s->face_id) json_object_set_new(pl, "face_id", json_string(s->face_id));
     if (pl && s->image_sha256) json_object_set_new(pl, "image_sha256", json_string(s->image_sha256));
+    if (pl && s->crop_jpeg) {
+        char key[VS_TENANT_MAX + VS_POINT_ID_MAX + 16];
+        crop_key(tenant, sid, key, sizeof key);
+        vs_err c = p->store->ops->put(p->store, "face-crops", key, s->crop_jpeg, s->crop_len, "image/jpeg", err);
+        if (c != VS_OK) {
+            json_decref(pl);
+            return c;
+        }
+        json_object_set_new(pl, "crop_key", json_string(key));
+    } else if (pl && s->crop_stored) {
+        char key[VS_TENANT_MAX + VS_POINT_ID_MAX + 16];
+        crop_key(tenant, sid, key, sizeof key);
+        json_object_set_new(pl, "crop_key", json_string(key));
+    }
     char *pls = pl ? json_dumps(pl, JSON_COMPACT) : NULL;
     json_decref(pl);
     vs_point pt = {sid, s->vector, pls};
     vs_err rc = pls ? p->index->ops->upsert(p->index, p->coll.samples, &pt, 1, err) : vs_fail(err, VS_ERR_NOMEM, "sample");
     free(pls);
+    if (rc != VS_OK && s->crop_jpeg) { /* no point names the crop just written: it goes */
+        vs_error ignored = {0};
+        const char *self[1] = {sid};
+        drop_crops(p, tenant, self, 1, &ignored);
+    }
     return rc;
 }
 
@@ -180,10 +219,62 @@ vs_err vs_identity_delete(const vs_pipeline *p, const char *tenant, const char *
     for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_array_get(members, i));
     int64_t deleted = 0;
     rc = ids ? VS_OK : vs_fail(err, VS_ERR_NOMEM, "identity delete");
+    if (rc == VS_OK && n) rc = drop_crops(p, tenant, ids, n, err);
     if (rc == VS_OK && n) rc = p->index->ops->delete_ids(p->index, p->coll.samples, tenant, ids, (int)n, &deleted, err);
     const char *self[1] = {id};
     if (rc == VS_OK) rc = p->index->ops->delete_ids(p->index, p->coll.identities, tenant, self, 1, &deleted, err);
     vs_free(ids);
+    json_decref(info);
+    return rc;
+}
+
+vs_err vs_identity_samples(const vs_pipeline *p, const char *tenant, const char *id, json_t *arr, vs_error *err) {
+    json_t *info = NULL;
+    vs_err rc = vs_identity_get(p, tenant, id, &info, NULL, err);
+    size_t i;
+    json_t *m;
+    json_array_foreach(rc == VS_OK ? json_object_get(info, "members") : NULL, i, m) {
+        char *pl = NULL;
+        const char *sid = json_string_value(m);
+        vs_err g = sid ? p->index->ops->get(p->index, p->coll.samples, tenant, sid, NULL, &pl, err) : VS_ERR_NOT_FOUND;
+        if (g == VS_ERR_NOT_FOUND) continue; /* erased, centroid not yet recomputed */
+        if (g != VS_OK) { rc = g; break; }
+        json_t *o = json_loads(pl, 0, NULL);
+        vs_free(pl);
+        if (!o) continue;
+        json_t *s = json_pack("{s:s,s:O}", "sample_id", sid, "quality_score", json_object_get(o, "quality_score"));
+        static const char *const keep[] = {"face_id", "image_sha256", "crop_key"};
+        for (size_t k = 0; s && k < sizeof keep / sizeof keep[0]; k++)
+            if (json_object_get(o, keep[k])) json_object_set(s, keep[k], json_object_get(o, keep[k]));
+        if (s) json_array_append_new(arr, s);
+        json_decref(o);
+    }
+    json_decref(info);
+    return rc;
+}
+
+vs_err vs_identity_remove_sample(const vs_pipeline *p, const char *tenant, const char *id, const char *sample_id,
+                                 int *n_samples, vs_error *err) {
+    json_t *info = NULL;
+    vs_err rc = vs_identity_get(p, tenant, id, &info, NULL, err);
+    if (rc != VS_OK) return rc;
+    json_t *members = json_object_get(info, "members");
+    size_t i, at = json_array_size(members);
+    json_t *m;
+    json_array_foreach(members, i, m) if (json_string_value(m) && !strcmp(json_string_value(m), sample_id)) at = i;
+    if (at == json_array_size(members)) {
+        json_decref(info);
+        return vs_fail(err, VS_ERR_NOT_FOUND, "identity %s has no sample %.64s", id, sample_id);
+    }
+    const char *ids[1] = {sample_id};
+    int64_t deleted = 0;
+    rc = drop_crops(p, tenant, ids, 1, err);
+    if (rc == VS_OK) rc = p->index->ops->delete_ids(p->index, p->coll.samples, tenant, ids, 1, &deleted, err);
+    if (rc == VS_OK) {
+        json_array_remove(members, at);
+        rc = recompute(p, tenant, id, info, err);
+    }
+    if (rc == VS_OK && n_samples) *n_samples = (int)json_integer_value(json_object_get(info, "n_samples"));
     json_decref(info);
     return rc;
 }
@@ -257,8 +348,8 @@ vs_err vs_identity_forget(const vs_pipeline *p, const char *tenant, const char *
         const char **ids = vs_calloc(n, sizeof *ids);
         int64_t deleted = 0;
         for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_array_get(c.sample_ids, i));
-        rc = ids ? p->index->ops->delete_ids(p->index, p->coll.samples, tenant, ids, (int)n, &deleted, err)
-                 : vs_fail(err, VS_ERR_NOMEM, "forget");
+        rc = ids ? drop_crops(p, tenant, ids, n, err) : vs_fail(err, VS_ERR_NOMEM, "forget");
+        if (rc == VS_OK) rc = p->index->ops->delete_ids(p->index, p->coll.samples, tenant, ids, (int)n, &deleted, err);
         vs_free(ids);
         const char *iid;
         json_t *v;

@@ -19,6 +19,13 @@ typedef struct vs_identity_sample {
     const char *face_id;        /* indexed face it came from, or NULL */
     const char *image_sha256;   /* image it came from, or NULL */
     float quality;
+    /* A JPEG of the face, for samples from an uploaded image (no indexed
+     * face to show): stored as face-crops/{tenant}/sample_{sample_id}.jpg,
+     * named in the sample's payload as crop_key and deleted with the
+     * sample. NULL: none. Borrowed for the call. */
+    const uint8_t *crop_jpeg;
+    size_t crop_len;
+    int crop_stored;            /* 1: the crop is stored already (a reindex rebuilding the sample) */
 } vs_identity_sample;
 
 vs_err vs_identity_create(const vs_pipeline *p, const char *tenant, const char *name, char id_out[VS_UUID_STR],
@@ -34,6 +41,15 @@ vs_err vs_identity_enroll(const vs_pipeline *p, const char *tenant, const char *
 vs_err vs_identity_get(const vs_pipeline *p, const char *tenant, const char *id, json_t **info, float *centroid,
                        vs_error *err);
 vs_err vs_identity_delete(const vs_pipeline *p, const char *tenant, const char *id, vs_error *err);
+/* The identity's samples, in enrolment order, appended to arr as
+ * {sample_id, face_id?, image_sha256?, quality_score, crop_key?}; unknown
+ * identity -> VS_ERR_NOT_FOUND. */
+vs_err vs_identity_samples(const vs_pipeline *p, const char *tenant, const char *id, json_t *arr, vs_error *err);
+/* Removes one sample (its point and its crop) and recomputes the centroid
+ * from the others; *n_samples gets the count left. An identity or sample
+ * the tenant does not have -> VS_ERR_NOT_FOUND. */
+vs_err vs_identity_remove_sample(const vs_pipeline *p, const char *tenant, const char *id, const char *sample_id,
+                                 int *n_samples, vs_error *err);
 /* Appends {identity_id, name, n_samples} of every identity to arr. */
 vs_err vs_identity_list(const vs_pipeline *p, const char *tenant, json_t *arr, vs_error *err);
 /* The closest identity with at least one sample: id, name, similarity. *found = 0 when none. */

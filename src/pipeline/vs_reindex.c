@@ -377,7 +377,8 @@ static vs_err rebuild_identity(id_run *r, const char *id, json_t *info, vs_error
         }
         s[k] = (vs_identity_sample){v, json_string_value(json_object_get(pls[k], "face_id")),
                                     json_string_value(json_object_get(pls[k], "image_sha256")),
-                                    (float)json_number_value(json_object_get(pls[k], "quality_score"))};
+                                    (float)json_number_value(json_object_get(pls[k], "quality_score")), NULL, 0,
+                                    json_object_get(pls[k], "crop_key") != NULL};
         sids[k++] = sid;
     }
     if (rc == VS_OK) rc = vs_identity_rebuild(r->tp, r->tenant, id, info, sids, s, k, err);

@@ -557,6 +557,71 @@ static void test_upgrade_from_version_1(void **state) {
     vs_free(v);
 }
 
+/* Collects the sha256s a listing gives, in order, and the last row's cursor. */
+typedef struct listed {
+    char shas[8][65];
+    int n;
+    int64_t last_created;
+} listed;
+
+static int collect_row(void *ctx, const vs_image_row *row) {
+    listed *l = ctx;
+    if (l->n < 8) memcpy(l->shas[l->n++], row->sha256, 65);
+    l->last_created = row->created_ms;
+    return 0;
+}
+
+#define SHA_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define SHA_D "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+static void test_image_listing(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_A, NULL, VS_IMG_DONE, "{\"site\":\"news\",\"faces_indexed\":[{},{}]}", &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_B, "ext-b", VS_IMG_DONE, "{\"site\":\"blog\",\"faces_indexed\":[{}]}", &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_C, NULL, VS_IMG_QUEUED, NULL, &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "acme", SHA_D, NULL, VS_IMG_DONE, "{}", &e), VS_OK);
+    assert_int_equal(vs_image_record_mark_erased(f->c, "acme", SHA_D, &e), VS_OK);
+    assert_int_equal(vs_image_record_put(f->c, "other", SHA_A, NULL, VS_IMG_DONE, "{}", &e), VS_OK);
+    raw_exec(f, "UPDATE images SET created_at = 100 WHERE sha256 = '" SHA_A "';"
+                "UPDATE images SET created_at = 200 WHERE sha256 IN ('" SHA_B "', '" SHA_C "');");
+    /* newest first, sha256 descending on a tie; the erased one and the other tenant's never */
+    vs_image_query q = {.tenant = "acme", .status = -1, .since_ms = INT64_MIN, .until_ms = INT64_MAX, .limit = 2};
+    listed l = {0};
+    assert_int_equal(vs_image_record_list(f->c, &q, collect_row, &l, &e), VS_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.shas[0], SHA_C);
+    assert_string_equal(l.shas[1], SHA_B);
+    q.after_sha256 = SHA_B; /* the cursor: strictly after (200, B) */
+    q.after_created_ms = l.last_created;
+    l = (listed){0};
+    assert_int_equal(vs_image_record_list(f->c, &q, collect_row, &l, &e), VS_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.shas[0], SHA_A);
+    /* filters */
+    vs_image_query site = {.tenant = "acme", .status = -1, .site = "blog", .since_ms = INT64_MIN, .until_ms = INT64_MAX,
+                           .limit = 10};
+    l = (listed){0};
+    assert_int_equal(vs_image_record_list(f->c, &site, collect_row, &l, &e), VS_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.shas[0], SHA_B);
+    vs_image_query range = {.tenant = "acme", .status = VS_IMG_DONE, .since_ms = 100, .until_ms = 200, .limit = 10};
+    l = (listed){0};
+    assert_int_equal(vs_image_record_list(f->c, &range, collect_row, &l, &e), VS_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.shas[0], SHA_A);
+    /* counts: by status, and the faces the DONE records list */
+    int64_t counts[VS_IMG_ERASED + 1], last_min = 0, faces = 0;
+    assert_int_equal(vs_image_record_counts(f->c, "acme", counts, &last_min, &faces, &e), VS_OK);
+    assert_int_equal(counts[VS_IMG_DONE], 2);
+    assert_int_equal(counts[VS_IMG_QUEUED], 1);
+    assert_int_equal(counts[VS_IMG_ERASED], 1);
+    assert_int_equal(faces, 3);
+    assert_int_equal(last_min, 2);
+    q.after_sha256 = "nothex";
+    assert_int_equal(vs_image_record_list(f->c, &q, collect_row, &l, &e), VS_ERR_INVALID_ARG);
+}
+
 static void test_settings(void **state) {
     fixture *f = *state;
     vs_error e = {0};
@@ -665,6 +730,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),

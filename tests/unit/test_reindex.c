@@ -195,7 +195,7 @@ static void test_stopped_run_erasure_and_resume(void **state) {
     assert_int_equal(f->p.index->ops->get(f->p.index, "faces_v1", "acme", fid2, v + dim, NULL, &e), VS_OK);
     memcpy(v + 2 * dim, v, sizeof(float) * (size_t)dim);
     vs_sha256_hex("never stored", 12, gone);
-    vs_identity_sample s[3] = {{v, fid, f->sha[0], 0.9f}, {v + dim, NULL, f->sha[1], 0.8f}, {v + 2 * dim, NULL, gone, 0.7f}};
+    vs_identity_sample s[3] = {{v, fid, f->sha[0], 0.9f, NULL, 0, 0}, {v + dim, NULL, f->sha[1], 0.8f, NULL, 0, 0}, {v + 2 * dim, NULL, gone, 0.7f, NULL, 0, 0}};
     assert_int_equal(vs_identity_create(&f->p, "acme", "Barack", id, &e), VS_OK);
     assert_int_equal(vs_identity_enroll(&f->p, "acme", id, s, 3, &n, NULL, &e), VS_OK);
     vs_free(v);

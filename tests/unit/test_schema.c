@@ -98,6 +98,17 @@ static void test_router_405_and_404(void **state) {
     assert_string_equal(allow, "POST");
     assert_int_equal(vs_router_lookup("POST", "/api/v1/identities/x1/enroll", id, allow, sizeof id), 1);
     assert_string_equal(id, "x1");
+    /* the one path with two ids: both come back, as "id/id2" */
+    assert_int_equal(vs_router_lookup("DELETE", "/api/v1/identities/x1/samples/s2", id, allow, sizeof id), 1);
+    assert_string_equal(id, "x1/s2");
+    assert_int_equal(vs_router_lookup("GET", "/api/v1/identities/x1/samples/s2", id, allow, sizeof allow), 0);
+    assert_string_equal(allow, "DELETE");
+    assert_int_equal(vs_router_lookup("DELETE", "/api/v1/identities/x1/samples/", id, allow, sizeof allow), -1);
+    assert_int_equal(vs_router_lookup("DELETE", "/api/v1/identities//samples/s2", id, allow, sizeof allow), -1);
+    assert_int_equal(vs_router_lookup("DELETE", "/api/v1/identities/x1/samples/s2/x", id, allow, sizeof allow), -1);
+    assert_int_equal(vs_router_lookup("GET", "/api/v1/identities/x1", id, allow, sizeof id), 1);
+    assert_int_equal(vs_router_lookup("GET", "/api/v1/stats", id, allow, sizeof id), 1);
+    assert_int_equal(vs_router_lookup("GET", "/api/v1/faces", id, allow, sizeof id), 1);
     assert_int_equal(vs_router_lookup("GET", "/api/v1/nothing", id, allow, sizeof allow), -1);
     assert_int_equal(vs_router_lookup("GET", "/api/v1/faces/", id, allow, sizeof allow), -1);
     assert_int_equal(vs_router_lookup("GET", "/api/v1/faces/a/b", id, allow, sizeof allow), -1);
