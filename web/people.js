@@ -82,6 +82,7 @@ async function person(main, id) {
     return;
   }
   const status = el('p.status#personstatus', { role: 'status' });
+  const avatar = el('div.avatar', cover(p));
   const verdict = el('div#verdict');
   const samples = el('div#samples');
   const withFace = (p.samples || []).find((s) => s.face_id);
@@ -93,7 +94,7 @@ async function person(main, id) {
   addZone.input.id = 'enrollfiles';
   main.replaceChildren(el('p', el('a', { href: '#/people' }, '← People')),
     el('div.layout',
-      el('section.panel.stack', el('div.row', cover(p), el('div', el('h1#personname', p.name), el('p.muted.small', 'since ' + when(p.created_at)))),
+      el('section.panel.stack', el('div.row', avatar, el('div', el('h1#personname', p.name), el('p.muted.small', 'since ' + when(p.created_at)))),
         addZone, status,
         el('h2', 'Verify a photo'), dropZone(verify, 'Is this ' + p.name + '? Drop a photo'), verdict,
         el('h2', 'Erase'),
@@ -130,7 +131,7 @@ async function person(main, id) {
   }
 
   async function reload() {
-    try { p = await api('/api/v1/identities/' + encodeURIComponent(id)); drawSamples(); } catch (e) { setStatus(status, e.message, true); }
+    try { p = await api('/api/v1/identities/' + encodeURIComponent(id)); avatar.replaceChildren(cover(p)); drawSamples(); } catch (e) { setStatus(status, e.message, true); }
   }
 
   function drawSamples() {

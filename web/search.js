@@ -3,7 +3,7 @@
 // shows that face's matches; results grouped by photo; or the matches of
 // an indexed face (#/search?face=ID).
 import { api, fileB64, waitProcessed } from './api.js';
-import { el, loading, empty, failed, setStatus, boxedPhoto, dropZone, onPaste, groupCard, bandOf, addToPerson, openImage } from './ui.js';
+import { el, loading, empty, failed, setStatus, boxedPhoto, dropZone, onPaste, groupCard, bandOf, addToPerson, openImage, reasonText } from './ui.js';
 import { setPendingErase } from './erasure.js';
 
 const TOP_K = 24;
@@ -131,7 +131,8 @@ export function render(main, { params }) {
     for (const [i, q] of faces) {
       const all = groupsOf(q), gs = all.filter(keep);
       hidden += all.length - gs.length;
-      if ((q.results || []).length >= st.topK) more = true;
+      // more can only bring weaker results: worth asking when the weakest shown passes
+      if ((q.results || []).length >= st.topK && all.length && keep(all[all.length - 1])) more = true;
       gs.forEach((g) => counts[bandOf(g)]++);
       const grid = el('div.grid', gs.map(groupCard));
       if (faces.length > 1) out.push(el('h3.facegroup', { dataset: { face: String(i) } }, 'Face ' + (i + 1) + ' · ' + gs.length + ' photo' + (gs.length === 1 ? '' : 's')));
@@ -158,7 +159,7 @@ export function render(main, { params }) {
       setStatus(status, 'Queued; finding and indexing its faces…');
       const rec = await waitProcessed(j.image_sha256);
       const n = (rec.faces_indexed || []).length, skipped = rec.faces_not_indexed || [];
-      const why = skipped.map((s) => s.reason).filter(Boolean);
+      const why = skipped.map(reasonText);
       const msg = rec.status === 'failed' ? 'Could not process it: ' + (rec.error || 'see the Dashboard')
         : 'Indexed ' + n + ' face' + (n === 1 ? '' : 's') + (skipped.length ? '; ' + skipped.length + ' not indexed (' + [...new Set(why)].join(', ') + ')' : '') + '.';
       setStatus(status, msg, rec.status === 'failed');

@@ -6,10 +6,9 @@ import { api, query } from './api.js';
 // el('tag#id.class1.class2', {attr: v, onclick: fn}, child, 'text', ...): an
 // element; children may be nodes, strings, arrays, or null (skipped).
 export function el(spec, attrs, ...kids) {
-  const [head, ...classes] = spec.split('.');
-  const [tag, id] = head.split('#');
+  const tag = /^[a-z0-9]*/.exec(spec)[0], id = /#([\w-]+)/.exec(spec), classes = [...spec.matchAll(/\.([\w-]+)/g)].map((m) => m[1]);
   const e = document.createElement(tag || 'div');
-  if (id) e.id = id;
+  if (id) e.id = id[1];
   if (classes.length) e.className = classes.join(' ');
   if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) { kids.unshift(attrs); attrs = null; }
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -140,7 +139,8 @@ export function groupCard(g) {
       ...g.near_duplicates.map((d) => el('div', fmtScore(d.score) + ' ', urlLink(d.source_url, null) || el('span.mono', d.image_sha256.slice(0, 12)),
         ' ', el('button.link.small', { type: 'button', onclick: () => openImage(d.image_sha256, { match: d.face_id }) }, 'open')))));
   }
-  if (g.faces && g.faces.length > 1) meta.append(el('span.small.muted', g.faces.length + ' faces of this photo match'));
+  const alike = (g.faces || []).filter((f) => bandOf(f) !== 'different').length;
+  if (alike > 1) meta.append(el('span.small.muted', alike + ' faces of this photo match'));
   const c = el('div.card.result', { dataset: { sha: g.image_sha256, band: bandOf(g) } }, open, meta, el('div.actions', faceActions(best.face_id)));
   return c;
 }
@@ -174,7 +174,7 @@ export async function openImage(sha, { match, onChange } = {}) {
   const indexed = rec.faces_indexed || [], skipped = rec.faces_not_indexed || [];
   const boxes = indexed.map((f, i) => ({ bbox: f.bbox, label: String(i + 1), cls: f.face_id === match ? 'match' : '',
     title: 'face ' + (i + 1) + (f.face_id === match ? ' (the match)' : '') }))
-    .concat(skipped.map((f) => ({ bbox: f.bbox, label: '×', cls: 'notindexed', title: 'not indexed: ' + (f.reason || 'unknown') })));
+    .concat(skipped.map((f) => ({ bbox: f.bbox, label: '×', cls: 'notindexed', title: 'not indexed: ' + reasonText(f) })));
   const src = rec.image_url || rec.thumbnail_url;
   // boxes are in the original's pixels; a thumbnail keeps its proportions
   const photo = src ? boxedPhoto(src, boxes, rec.width && rec.height ? [rec.width, rec.height] : null, 'the whole photo')
@@ -190,12 +190,18 @@ export async function openImage(sha, { match, onChange } = {}) {
     el('div.center', photo),
     el('h3', indexed.length + ' face' + (indexed.length === 1 ? '' : 's') + ' indexed' + (skipped.length ? ', ' + skipped.length + ' not indexed' : '')),
     indexed.length ? el('div.facelist', indexed.map((f, i) => faceCard(f, { caption: el('b', 'Face ' + (i + 1) + (f.face_id === match ? ' · the match' : '')), del: true, onDeleted: reload }))) : null,
-    skipped.length ? el('ul.small', skipped.map((f) => el('li', 'Not indexed: ' + (f.reason || 'no reason given') + (f.quality_score !== undefined ? ' (quality ' + Number(f.quality_score).toFixed(2) + ')' : '')))) : null);
+    skipped.length ? el('ul.small.notindexed', skipped.map((f) => el('li', 'Not indexed: ' + reasonText(f) + (f.quality_score !== undefined ? ' (quality ' + Number(f.quality_score).toFixed(2) + ')' : '')))) : null);
+}
+
+// Why a face was not indexed, in words ("EXTREME_POSE" -> "extreme pose").
+export function reasonText(f) {
+  const rs = f.reasons || (f.reason ? [f.reason] : []);
+  return rs.length ? rs.map((r) => String(r).toLowerCase().replace(/_/g, ' ')).join(', ') : 'no reason given';
 }
 
 function dlgHead(title, ...extra) {
   return el('div.dlghead', el('h2', { id: 'viewertitle' }, title), ...extra,
-    el('button.secondary', { type: 'button', onclick: (e) => e.target.closest('dialog').close(), 'aria-label': 'Close' }, 'Close'));
+    el('button.secondary.close', { type: 'button', onclick: (e) => e.target.closest('dialog').close() }, 'Close'));
 }
 
 // ---- add a face to a person (identity), chosen or created here ---------
