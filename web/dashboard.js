@@ -18,8 +18,8 @@ export function render(main) {
       const im = s.images || {};
       stats.replaceChildren(
         stat(s.faces_indexed, 'faces indexed', 'faces_indexed'), stat(im.done, 'images indexed', 'images_done'),
-        stat((im.queued || 0) + (im.processing || 0), 'images waiting', 'images_waiting'), stat(im.failed, 'images failed', 'images_failed'),
-        stat(s.identities, 'people', 'identities'), stat(s.queue_depth, 'queue depth (all tenants)', 'queue_depth'),
+        stat(im.failed, 'images failed', 'images_failed'),
+        stat(s.identities, 'people', 'identities'), stat(s.queue_depth, 'queue depth (queued + processing)', 'queue_depth'),
         stat(s.processed_last_minute, 'processed in the last minute', 'rate'), stat(s.crawl_jobs_running, 'crawls running', 'crawls'),
         stat(s.dead_letters, 'dead letters', 'dead_letters'));
       const list = d.dead_letters || [];

@@ -57,6 +57,19 @@ describe('web app', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('the page is served with a strict CSP, its files from the binary', async () => {
+    const r = await fetch(s.base + '/');
+    const csp = r.headers.get('content-security-policy') || '';
+    assert.match(csp, /default-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    const js = await fetch(s.base + '/web/app.js');
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type'), /^text\/javascript/);
+    assert.equal((await fetch(s.base + '/web/nope.js')).status, 404);
+    assert.equal((await fetch(s.base + '/web/..%2fcatalog.db')).status, 404);
+  });
+
   it('search: a two-face photo shows two boxes; the best is chosen, a click searches the other (its own match first)', async () => {
     await go('#/search');
     assert.equal(await page.title(), 'visage — Search');
