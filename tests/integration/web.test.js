@@ -20,10 +20,12 @@ const SHOTS = path.join(__dirname, '..', '..', 'docs', 'screenshots');
 const F = (p) => path.join(L.FACES, p);
 const sha = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
-// The photos indexed before the browser starts: 16, on two sites.
+// The photos indexed before the browser starts: 16, on two sites
+// (obama-240p.jpg after the others: a near-duplicate is linked to a face
+// indexed before it, not to one processed at the same time).
 const INDEXED = ['knn_examples/train/obama/obama.jpg', 'knn_examples/train/obama/obama2.jpg', 'knn_examples/train/biden/biden.jpg',
   'knn_examples/train/kit_harington/john2.jpeg', 'knn_examples/train/rose_leslie/img1.jpg', 'knn_examples/train/rose_leslie/img2.jpg',
-  'knn_examples/train/alex_lacamoire/img1.jpg', 'two_people.jpg', 'obama-1080p.jpg', 'obama-240p.jpg', 'obama_small.jpg',
+  'knn_examples/train/alex_lacamoire/img1.jpg', 'two_people.jpg', 'obama-1080p.jpg', 'obama_small.jpg',
   'test_images/obama3.jpg', 'knn_examples/test/kit_with_rose.jpg', 'knn_examples/test/obama_and_biden.jpg',
   'test_images/32bit.png', 'knn_examples/test/johnsnow_test1.jpg'];
 
@@ -43,6 +45,9 @@ describe('web app', () => {
     const r = await L.api(s, 'POST', '/api/v1/ingest/batch', { json: { items } });
     assert.equal(r.status, 202, JSON.stringify(r.data));
     await L.waitDone(s, undefined, r.data.accepted.map((a) => a.image_sha256));
+    const late = await L.api(s, 'POST', '/api/v1/ingest/batch', { json: { items: [{ image_b64: L.b64(F('obama-240p.jpg')),
+      source_url: 'https://photos.test/obama-240p.jpg', site: 'photos.test' }] } });
+    await L.waitDone(s, undefined, late.data.accepted.map((a) => a.image_sha256));
     const { chromium } = require('playwright-core');
     assert.ok(fs.existsSync(CHROMIUM), 'chromium is installed at ' + CHROMIUM + ' (apt-get install chromium)');
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
