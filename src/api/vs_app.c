@@ -11,6 +11,7 @@
 #include "vs_app.h"
 
 #include "vs_alloc.h"
+#include "vs_people.h"
 
 const vs_pipeline *vs_app_pipeline(vs_app *a) {
     const vs_pipeline *p = atomic_load(&a->cur);
@@ -21,6 +22,7 @@ void vs_app_install(vs_app *a, const vs_pipeline *p) {
     atomic_store(&a->cur, p);
     vs_workers_set_pipeline(a->workers, p);
     vs_workers_set_pipeline(a->appliers, p);
+    if (a->people) vs_people_set_pipeline(a->people, p);
 }
 
 vs_err vs_app_engine_add(vs_app *a, const vs_engine *e, int n, vs_error *err) {

@@ -94,6 +94,7 @@ typedef struct vs_app {
     vs_workers *appliers;        /* API: applies distributed workers' results; may be NULL */
     vs_crawl_env crawl;          /* crawl jobs: crawl.db and what the runner borrows */
     vs_crawl_runner *crawler;    /* runs the API's crawl jobs; NULL in CLI tools */
+    struct vs_people *people;    /* faces grouped into people (people.db + runner); NULL in CLI tools */
     vs_app_reindex *reindex;     /* the server's background reindex; NULL until one is asked */
     uint8_t secret[32];          /* signs blob URLs; from {data}/secret */
     /* engine workers for queries, each for one engine: checked out under mu */

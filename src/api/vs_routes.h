@@ -29,6 +29,12 @@ void vs_route_identity_delete(vs_req *r, const char *id);
 void vs_route_identity_enroll(vs_req *r, const char *id);
 void vs_route_identity_verify(vs_req *r, const char *id);
 void vs_route_identify(vs_req *r);
+/* vs_routes_people.c */
+void vs_route_people_list(vs_req *r);
+void vs_route_person_get(vs_req *r, const char *id);
+void vs_route_person_action(vs_req *r, const char *id, const char *action);
+/* Adds person_id to each result (a face with "face_id") whose face has a person. */
+void vs_route_people_annotate(vs_req *r, json_t *results);
 /* vs_routes_crawl.c */
 void vs_route_crawl_create(vs_req *r);
 void vs_route_crawl_get(vs_req *r, const char *id);

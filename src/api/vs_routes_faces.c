@@ -33,6 +33,11 @@ void vs_route_face_get(vs_req *r, const char *id) {
     if (!pl) return;
     json_object_set_new(pl, "face_id", json_string(id));
     vs_add_face_urls(r->app, pl, pl);
+    json_t *one = json_pack("[{s:s}]", "face_id", id);
+    vs_route_people_annotate(r, one);
+    json_t *pid = json_object_get(json_array_get(one, 0), "person_id");
+    if (pid) json_object_set(pl, "person_id", pid);
+    json_decref(one);
     vs_reply_json(r, 200, pl);
 }
 

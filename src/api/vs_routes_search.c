@@ -66,6 +66,7 @@ static json_t *query(vs_req *r, const float *vec, const search_opts *so) {
         kept++;
     }
     vs_hits_free(hits, n);
+    vs_route_people_annotate(r, arr);
     return arr;
 }
 

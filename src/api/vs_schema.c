@@ -320,9 +320,35 @@ static const vs_schema_field reindex_f[] = {
 };
 const vs_schema vs_schema_reindex = {"reindex", reindex_f, N(reindex_f), NULL};
 
+static const vs_schema_field person_name_f[] = {
+    {.name = "name", .type = VS_SCHEMA_STRING, .required = 1, .ranged = 1, .lo = 1, .hi = 200},
+};
+const vs_schema vs_schema_person_name = {"person name", person_name_f, N(person_name_f), NULL};
+
+static const vs_schema_field person_merge_f[] = {
+    {.name = "person_id", .type = VS_SCHEMA_STRING, .required = 1, .ranged = 1, .lo = 1, .hi = 63},
+};
+const vs_schema vs_schema_person_merge = {"person merge", person_merge_f, N(person_merge_f), NULL};
+
+static const vs_schema_field person_split_f[] = {
+    {.name = "face_ids", .type = VS_SCHEMA_ARRAY, .required = 1, .ranged = 1, .lo = 1, .hi = 1000, .items = VS_SCHEMA_STRING},
+};
+const vs_schema vs_schema_person_split = {"person split", person_split_f, N(person_split_f), NULL};
+
+static const vs_schema_field person_watch_f[] = {
+    {.name = "watched", .type = VS_SCHEMA_BOOLEAN, .required = 1},
+};
+const vs_schema vs_schema_person_watch = {"person watch", person_watch_f, N(person_watch_f), NULL};
+
+static const vs_schema_field person_ignore_f[] = {
+    {.name = "ignored", .type = VS_SCHEMA_BOOLEAN, .required = 1},
+};
+const vs_schema vs_schema_person_ignore = {"person ignore", person_ignore_f, N(person_ignore_f), NULL};
+
 const vs_schema *const vs_schemas_all[] = {
     &vs_schema_ingest_item, &vs_schema_ingest_form, &vs_schema_ingest_batch, &vs_schema_search,
     &vs_schema_search_form, &vs_schema_erase,       &vs_schema_identity_create, &vs_schema_enroll,
     &vs_schema_enroll_form, &vs_schema_probe,       &vs_schema_probe_form,      &vs_schema_crawl,
-    &vs_schema_reindex,     NULL,
+    &vs_schema_reindex,     &vs_schema_person_name, &vs_schema_person_merge, &vs_schema_person_split,
+    &vs_schema_person_watch, &vs_schema_person_ignore, NULL,
 };

@@ -69,6 +69,8 @@ extern const vs_schema vs_schema_identity_create;
 extern const vs_schema vs_schema_enroll;        /* POST /api/v1/identities/{id}/enroll */
 extern const vs_schema vs_schema_enroll_form;
 extern const vs_schema vs_schema_probe;         /* verify and identify */
+extern const vs_schema vs_schema_person_name, vs_schema_person_merge, vs_schema_person_split, vs_schema_person_watch,
+    vs_schema_person_ignore;                       /* the people decisions */
 extern const vs_schema vs_schema_probe_form;
 extern const vs_schema vs_schema_crawl;         /* POST /api/v1/crawl */
 extern const vs_schema vs_schema_reindex;       /* POST /api/v1/reindex */

@@ -24,7 +24,7 @@
  * refuses files from a newer build. 2: settings, reindex_images. 3: an
  * erasure in progress (erasures.state) and the images it names. 4: images by
  * (tenant, created_at), for the newest-first listings. */
-#define VS_CATALOG_SCHEMA_VERSION 4
+#define VS_CATALOG_SCHEMA_VERSION 5
 
 struct vs_catalog {
     vs_sqlite_db sq;
@@ -38,6 +38,7 @@ static const char *k_schema =
     " record_json TEXT, created_at INT, updated_at INT, PRIMARY KEY(tenant_id, sha256));"
     "CREATE INDEX IF NOT EXISTS images_external ON images(tenant_id, external_id);"
     "CREATE INDEX IF NOT EXISTS images_created ON images(tenant_id, created_at);"
+    "CREATE INDEX IF NOT EXISTS images_updated ON images(tenant_id, updated_at, sha256);"
     "CREATE TABLE IF NOT EXISTS erasures(id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,"
     " at INT NOT NULL, what TEXT NOT NULL, detail_json TEXT NOT NULL, state INT NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS erasures_tenant ON erasures(tenant_id, id);"
@@ -61,6 +62,8 @@ static const char *const k_upgrades[] = {
     "CREATE INDEX erasures_open ON erasures(state) WHERE state = 1;",
     /* 3 -> 4 */
     "CREATE INDEX images_created ON images(tenant_id, created_at);",
+    /* 4 -> 5 */
+    "CREATE INDEX images_updated ON images(tenant_id, updated_at, sha256);",
 };
 
 /* Reads a single integer result (a count). */
@@ -1075,6 +1078,37 @@ vs_err vs_image_record_list(vs_catalog *c, const vs_image_query *q, vs_image_row
             if (cb(ctx, &row) != 0) break;
         }
         if (rc == VS_OK && s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "image record list");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->sq.mu);
+    return rc;
+}
+
+vs_err vs_image_records_changed(vs_catalog *c, const char *tenant, int64_t after_ms, const char *after_sha, int limit,
+                                vs_image_row_cb cb, void *ctx, vs_error *err) {
+    vs_err rc = vs_tenant_check(tenant, "image records changed", err);
+    if (rc != VS_OK) return rc;
+    if (limit < 1) return vs_fail(err, VS_ERR_INVALID_ARG, "image records changed: limit must be at least 1");
+    static const char *sql =
+        "SELECT sha256, status, external_id, record_json, created_at, updated_at FROM images"
+        " WHERE tenant_id = ?1 AND (updated_at > ?2 OR (updated_at = ?2 AND sha256 > ?3))"
+        " ORDER BY updated_at, sha256 LIMIT ?4";
+    pthread_mutex_lock(&c->sq.mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&c->sq, sql, "image records changed", &st, err);
+    if (rc == VS_OK) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, after_ms);
+        sqlite3_bind_text(st, 3, after_sha ? after_sha : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, limit);
+        int s;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            vs_image_row row = {(const char *)sqlite3_column_text(st, 0), (vs_image_status)sqlite3_column_int(st, 1),
+                                (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+                                sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5)};
+            if (!row.sha256 || cb(ctx, &row) != 0) break;
+        }
+        if (s != SQLITE_ROW && s != SQLITE_DONE) rc = vs_sqlite_fail(&c->sq, err, "image records changed");
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&c->sq.mu);

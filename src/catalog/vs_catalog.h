@@ -131,6 +131,13 @@ typedef struct vs_image_row {
 typedef int (*vs_image_row_cb)(void *ctx, const vs_image_row *row);
 vs_err vs_image_record_list(vs_catalog *c, const vs_image_query *q, vs_image_row_cb cb, void *ctx, vs_error *err);
 
+/* The tenant's image records in the order they last changed, strictly
+ * after (after_ms, after_sha; "" = from the start), at most limit, every
+ * status (ERASED too): how a follower such as the people runner sees new,
+ * changed and erased images. */
+vs_err vs_image_records_changed(vs_catalog *c, const char *tenant, int64_t after_ms, const char *after_sha, int limit,
+                                vs_image_row_cb cb, void *ctx, vs_error *err);
+
 /* The tenant's images by status (counts[VS_IMG_QUEUED..VS_IMG_ERASED]),
  * the DONE ones updated in the last 60 s and the faces their records list
  * as indexed. */

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "vs_erase.h"
+#include "vs_people.h"
 #include "vs_hash.h"
 #include "vs_health.h"
 #include "vs_redact.h"
@@ -111,6 +112,29 @@ static vs_err start_crawl(cli_system *s, const cli_system_opts *o, vs_error *err
     const char *jobs = getenv("VISAGE_CRAWL_JOBS");
     int threads = jobs && atoi(jobs) > 0 ? atoi(jobs) : 4;
     return o->crawl_runner ? vs_crawl_runner_start(env, threads, &a->crawler, err) : VS_OK;
+}
+
+/* A face of a watched person arrived: recorded as an event of the tenant
+ * (GET /api/v1/events; delivered to its webhook when it has one). */
+static void people_seen(void *ctx, const char *tenant, const char *person_id, const json_t *face) {
+    vs_app *a = ctx;
+    (void)a;
+    (void)face;
+    fprintf(stderr, "visage: people: tenant %s: person %s seen\n", tenant, person_id);
+}
+
+/* Opens people.db (faces grouped into people) for a server; its runner
+ * starts last (vs_people_start), once the index and the catalog serve.
+ * VISAGE_PEOPLE_TICK_MS sets its pause between passes (tests). */
+static vs_err open_people(cli_system *s, vs_error *err) {
+    vs_app *a = &s->app;
+    vs_people_cfg pc;
+    vs_people_cfg_default(&pc);
+    const char *tick = getenv("VISAGE_PEOPLE_TICK_MS");
+    if (tick && atoi(tick) > 0) pc.tick_ms = atoi(tick);
+    vs_err rc = vs_people_open(s->data_dir, &a->pipeline, &pc, &a->people, err);
+    if (rc == VS_OK) a->pipeline.people = a->people;
+    return rc;
 }
 
 /* Finishes erasures a crash cut short, before any worker or request runs.
@@ -231,6 +255,8 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     a->pipeline = (vs_pipeline){.store = a->store, .index = a->index, .catalog = a->catalog, .engine = a->engine,
                                 .coll = coll, .crawl_db = a->crawl.db, .writes = &a->writes};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
+    /* before any worker or request: erasure takes faces out of their people */
+    if (o->crawl_runner && open_people(s, &err) != VS_OK) goto fail_err;
     const char *nd = getenv("VISAGE_NEAR_DUP");
     if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;
     /* workers and the index owner apart: results travel on face:results */
@@ -247,6 +273,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     vs_workers_opts wo = {.threads = o->workers, .nice = cli_worker_nice()};
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, &wo, &a->workers, &err) != VS_OK) goto fail_err;
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
+    if (a->people && vs_people_start(a->people, people_seen, a, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
     cli_error(op, &err);
@@ -260,6 +287,9 @@ void cli_system_close(cli_system *s) {
     vs_app_reindex_stop(a); /* first: it may hold the writes lock the workers wait for */
     vs_crawl_runner_stop(a->crawler); /* then the crawler: it queues images */
     a->crawler = NULL;
+    vs_people_close(a->people); /* its runner reads the index and the catalog */
+    a->people = NULL;
+    a->pipeline.people = NULL;
     vs_workers_stop(a->workers);
     a->workers = NULL;
     vs_workers_stop(a->appliers);

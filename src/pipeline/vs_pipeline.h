@@ -51,6 +51,7 @@ typedef struct vs_pipeline {
     vs_pipeline_cfg cfg;
     vs_queue *results;     /* non-NULL: hand results to the index owner */
     vs_crawl_db *crawl_db; /* NULL: none; erasure forgets its rows about an image */
+    struct vs_people *people; /* NULL: none; erasure takes the faces out of their people at once */
     int reindex;           /* 1: `visage reindex` filling coll: DONE images are processed
                             * again and their records staged (vs_reindex_record_put) */
     const vs_collections *shadow; /* non-NULL: a reindex is filling these; erasure deletes
