@@ -35,8 +35,11 @@ void vs_route_face_get(vs_req *r, const char *id) {
     vs_add_face_urls(r->app, pl, pl);
     json_t *one = json_pack("[{s:s}]", "face_id", id);
     vs_route_people_annotate(r, one);
-    json_t *pid = json_object_get(json_array_get(one, 0), "person_id");
-    if (pid) json_object_set(pl, "person_id", pid);
+    static const char *keep[] = {"person_id", "person_name"};
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(json_array_get(one, 0), keep[i]);
+        if (v) json_object_set(pl, keep[i], v);
+    }
     json_decref(one);
     vs_reply_json(r, 200, pl);
 }

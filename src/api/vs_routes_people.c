@@ -14,7 +14,7 @@
 
 #define PEOPLE_PAGE 50
 #define PEOPLE_PAGE_MAX 200
-#define NAME_SAMPLES 16          /* best faces enrolled when a person is named */
+#define NAME_SAMPLES 8           /* best faces enrolled when a person is named */
 
 /* The handle, or NULL after replying 503. */
 static vs_people *people_of(vs_req *r) {
@@ -132,14 +132,33 @@ void vs_route_person_get(vs_req *r, const char *id) {
     vs_reply_json(r, 200, o);
 }
 
-/* The person's best faces as identity samples (quality at least the
- * ENROLL gate): how a named person verifies and identifies. */
+static int by_quality_desc(const void *a, const void *b) {
+    double qa = json_number_value(json_object_get(*(json_t *const *)a, "quality_score"));
+    double qb = json_number_value(json_object_get(*(json_t *const *)b, "quality_score"));
+    return (qa < qb) - (qa > qb);
+}
+
+/* Reorders the faces best quality first: the samples a name enrols. */
+static void json_array_sort_quality(json_t *faces) {
+    size_t n = json_array_size(faces);
+    json_t **v = vs_calloc(n + 1, sizeof *v);
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(faces, i));
+    qsort(v, n, sizeof *v, by_quality_desc);
+    json_array_clear(faces);
+    for (size_t i = 0; i < n; i++) json_array_append_new(faces, v[i]);
+    vs_free(v);
+}
+
+/* The person's best faces (by quality, at least the ENROLL gate) as
+ * identity samples: how a named person verifies and identifies. */
 static vs_err enroll_person(vs_req *r, vs_people *pp, const char *person_id, const char *identity_id, int *n_samples,
                             vs_error *err) {
     json_t *faces = json_array();
     int more = 0, dim = vs_engine_embedding_dim(r->p->engine), n = 0;
     float gate = vs_engine_config(r->p->engine)->quality.gate_enroll;
     vs_err rc = vs_people_faces(pp, r->tenant, person_id, 0, 256, faces, &more, err);
+    json_array_sort_quality(faces);
     float *vecs = vs_malloc(sizeof(float) * (size_t)dim * NAME_SAMPLES);
     vs_identity_sample s[NAME_SAMPLES];
     char *payloads[NAME_SAMPLES] = {0};
@@ -263,11 +282,16 @@ void vs_route_people_annotate(vs_req *r, json_t *results) {
     if (!pp || n == 0) return;
     const char **ids = vs_calloc(n, sizeof *ids);
     char (*pids)[VS_UUID_STR] = vs_calloc(n, VS_UUID_STR);
+    char (*names)[VS_PERSON_NAME_MAX] = vs_calloc(n, VS_PERSON_NAME_MAX);
     vs_error err = {0};
     for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_object_get(json_array_get(results, i), "face_id"));
-    if (ids && pids && vs_people_of_faces(pp, r->tenant, ids, (int)n, pids, &err) == VS_OK)
-        for (size_t i = 0; i < n; i++)
-            if (pids[i][0]) json_object_set_new(json_array_get(results, i), "person_id", json_string(pids[i]));
+    if (ids && pids && names && vs_people_of_faces(pp, r->tenant, ids, (int)n, pids, names, &err) == VS_OK)
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = json_array_get(results, i);
+            if (pids[i][0]) json_object_set_new(o, "person_id", json_string(pids[i]));
+            if (names[i][0]) json_object_set_new(o, "person_name", json_string(names[i]));
+        }
     vs_free(ids);
     vs_free(pids);
+    vs_free(names);
 }

@@ -73,13 +73,16 @@ vs_err vs_people_list(vs_people *pp, const char *tenant, vs_people_sort sort, in
  * NOT_FOUND for another tenant's or an unknown id. */
 vs_err vs_people_get(vs_people *pp, const char *tenant, const char *person_id, json_t **out, vs_error *err);
 /* The person's faces, newest first, from offset, at most limit:
- * {face_id, image_sha256, site, manual}. */
+ * {face_id, image_sha256, site, manual, quality_score}. */
 vs_err vs_people_faces(vs_people *pp, const char *tenant, const char *person_id, int offset, int limit, json_t *arr,
                        int *more, vs_error *err);
+#define VS_PERSON_NAME_MAX 201
+
 /* The person of each of n faces into person_ids[i] (VS_UUID_STR each; ""
- * when none): for search results. */
+ * when none) and its name into names[i] ("" when unnamed; names may be
+ * NULL): for search results. */
 vs_err vs_people_of_faces(vs_people *pp, const char *tenant, const char *const *face_ids, int n,
-                          char (*person_ids)[VS_UUID_STR], vs_error *err);
+                          char (*person_ids)[VS_UUID_STR], char (*names)[VS_PERSON_NAME_MAX], vs_error *err);
 
 /* ---- deciding ------------------------------------------------------ */
 

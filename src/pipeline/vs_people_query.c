@@ -111,7 +111,7 @@ vs_err vs_people_faces(vs_people *pp, const char *tenant, const char *person_id,
     *more = 0;
     pthread_mutex_lock(&pp->sq.mu);
     vs_err rc = vs_sqlite_prepare(&pp->sq,
-                                  "SELECT face_id, image_sha256, site, manual FROM faces WHERE tenant_id = ?1 AND person_id = ?2"
+                                  "SELECT face_id, image_sha256, site, manual, quality FROM faces WHERE tenant_id = ?1 AND person_id = ?2"
                                   " ORDER BY created_at DESC, face_id LIMIT ?3 OFFSET ?4",
                                   "people faces", &st, err);
     if (rc == VS_OK) {
@@ -126,8 +126,9 @@ vs_err vs_people_faces(vs_people *pp, const char *tenant, const char *person_id,
                 break;
             }
             const char *site = (const char *)sqlite3_column_text(st, 2);
-            json_t *o = json_pack("{s:s,s:s,s:b}", "face_id", (const char *)sqlite3_column_text(st, 0), "image_sha256",
-                                  (const char *)sqlite3_column_text(st, 1), "manual", sqlite3_column_int(st, 3));
+            json_t *o = json_pack("{s:s,s:s,s:b,s:f}", "face_id", (const char *)sqlite3_column_text(st, 0), "image_sha256",
+                                  (const char *)sqlite3_column_text(st, 1), "manual", sqlite3_column_int(st, 3),
+                                  "quality_score", sqlite3_column_double(st, 4));
             if (o && site) json_object_set_new(o, "site", json_string(site));
             json_array_append_new(arr, o);
         }
@@ -138,12 +139,26 @@ vs_err vs_people_faces(vs_people *pp, const char *tenant, const char *person_id,
 }
 
 vs_err vs_people_of_faces(vs_people *pp, const char *tenant, const char *const *face_ids, int n,
-                          char (*person_ids)[VS_UUID_STR], vs_error *err) {
-    vs_err rc = VS_OK;
+                          char (*person_ids)[VS_UUID_STR], char (*names)[VS_PERSON_NAME_MAX], vs_error *err) {
+    sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&pp->sq.mu);
-    for (int i = 0; i < n && rc == VS_OK; i++)
-        rc = vs_people_text(pp, "SELECT person_id FROM faces WHERE tenant_id = ?1 AND face_id = ?2", "people of face", tenant,
-                            face_ids[i], NULL, person_ids[i], VS_UUID_STR, NULL, err);
+    vs_err rc = vs_sqlite_prepare(&pp->sq,
+                                  "SELECT f.person_id, p.name FROM faces f LEFT JOIN people p ON p.tenant_id = f.tenant_id"
+                                  " AND p.person_id = f.person_id WHERE f.tenant_id = ?1 AND f.face_id = ?2",
+                                  "people of face", &st, err);
+    for (int i = 0; i < n && rc == VS_OK; i++) {
+        person_ids[i][0] = '\0';
+        if (names) names[i][0] = '\0';
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, face_ids[i]);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const char *pid = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
+            snprintf(person_ids[i], VS_UUID_STR, "%s", pid ? pid : "");
+            if (names) snprintf(names[i], VS_PERSON_NAME_MAX, "%s", name ? name : "");
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
     pthread_mutex_unlock(&pp->sq.mu);
     return rc;
 }
