@@ -131,7 +131,8 @@ export function groupCard(g) {
   const best = g.faces && g.faces[0] ? g.faces[0] : g;
   const img = el('img', { src: best.thumb_url || best.crop_url || '', alt: 'matched face', loading: 'lazy' });
   const open = el('button.imgbtn', { type: 'button', title: 'Open the whole photo', onclick: () => openImage(g.image_sha256, { match: best.face_id }) }, img);
-  const meta = el('div.meta', bandLabel(g),
+  const who = best.person_id ? el('a.person', { href: '#/people/p/' + best.person_id, title: 'everything of this person' }, best.person_name || 'this person\u2019s photos') : null;
+  const meta = el('div.meta', bandLabel(g), who,
     g.site ? el('span', g.site) : null,
     el('span', urlLink(g.source_url, null), g.page_url ? ' · ' : null, urlLink(g.page_url, 'on page', 'page')));
   if (g.near_duplicates && g.near_duplicates.length) {
