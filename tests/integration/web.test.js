@@ -39,7 +39,7 @@ describe('web app', () => {
   before(async () => {
     dir = L.tmpDir('web');
     fs.mkdirSync(SHOTS, { recursive: true });
-    s = await L.startServer(dir, { VISAGE_FETCH_ALLOW: '127.0.0.1/32' });
+    s = await L.startServer(dir, { VISAGE_FETCH_ALLOW: '127.0.0.1/32', VISAGE_PEOPLE_TICK_MS: '300' });
     const items = INDEXED.map((f, i) => ({ image_b64: L.b64(F(f)), source_url: 'https://' + (i % 2 ? 'photos.test' : 'example.org') + '/' + path.basename(f),
       site: i % 2 ? 'photos.test' : 'example.org' }));
     const r = await L.api(s, 'POST', '/api/v1/ingest/batch', { json: { items } });
@@ -195,6 +195,26 @@ describe('web app', () => {
     await go('#/people');
     await page.waitForSelector('#people .card.person');
     assert.match(await page.textContent('#people .card.person'), /Barack Obama2 samples/);
+  });
+
+  it('people found in the photos: the largest is Obama; naming him from his page', async () => {
+    await go('#/people');
+    await page.waitForFunction(() => document.querySelectorAll('#found .card.person').length >= 3, null, { timeout: 30000 });
+    await page.click('#found .card.person');
+    await page.waitForSelector('#foundfaces .card');
+    const n = await page.locator('#foundfaces .card').count();
+    assert.ok(n >= 6, 'Obama\'s photos: ' + n);
+    await page.fill('#personname', 'Obama (found)');
+    await page.click('button:text("Name")');
+    await page.waitForFunction(() => /^Named Obama \(found\)/.test(document.querySelector('#foundstatus').textContent), null, { timeout: 20000 });
+    assert.equal(await page.textContent('#foundname'), 'Obama (found)');
+    await page.check('#watch');
+    await page.waitForFunction(() => /^Watching/.test(document.querySelector('#foundstatus').textContent));
+    await page.waitForFunction(() => [...document.querySelectorAll('#foundfaces img')].every((i) => i.complete && i.naturalWidth > 0));
+    await shot('found-person');
+    await go('#/people');
+    await page.waitForSelector('#found .card.person');
+    assert.match(await page.textContent('#found .card.person'), /^Obama \(found\)/);
     await shot('people');
   });
 
