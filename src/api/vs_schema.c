@@ -320,9 +320,14 @@ static const vs_schema_field reindex_f[] = {
 };
 const vs_schema vs_schema_reindex = {"reindex", reindex_f, N(reindex_f), NULL};
 
+static const vs_schema_field webhook_f[] = {
+    {.name = "url", .type = VS_SCHEMA_STRING, .required = 1, .ranged = 1, .lo = 1, .hi = 2047},
+};
+const vs_schema vs_schema_webhook = {"webhook", webhook_f, N(webhook_f), NULL};
+
 const vs_schema *const vs_schemas_all[] = {
     &vs_schema_ingest_item, &vs_schema_ingest_form, &vs_schema_ingest_batch, &vs_schema_search,
     &vs_schema_search_form, &vs_schema_erase,       &vs_schema_identity_create, &vs_schema_enroll,
     &vs_schema_enroll_form, &vs_schema_probe,       &vs_schema_probe_form,      &vs_schema_crawl,
-    &vs_schema_reindex,     NULL,
+    &vs_schema_reindex,     &vs_schema_webhook,     NULL,
 };

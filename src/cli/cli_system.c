@@ -113,6 +113,32 @@ static vs_err start_crawl(cli_system *s, const cli_system_opts *o, vs_error *err
     return o->crawl_runner ? vs_crawl_runner_start(env, threads, &a->crawler, err) : VS_OK;
 }
 
+/* A positive whole number from environment variable name, else def; a
+ * value that is not one is said on stderr and ignored. */
+static int env_positive(const char *name, int def) {
+    const char *v = getenv(name);
+    if (!v) return def;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*v && !*end && n > 0 && n <= 1000000000L) return (int)n;
+    fprintf(stderr, "visage: %s='%.40s': want a positive whole number; using %d\n", name, v, def);
+    return def;
+}
+
+/* For a server (the same processes that run crawls): the thread that
+ * delivers tenants' events to their webhooks, under the fetch address
+ * rules; $VISAGE_WEBHOOK_MAX_ATTEMPTS and $VISAGE_WEBHOOK_BACKOFF_MS tune
+ * its retries (tests make them short). */
+static vs_err start_webhooks(cli_system *s, const cli_system_opts *o, vs_error *err) {
+    vs_app *a = &s->app;
+    if (!o->crawl_runner) return VS_OK;
+    a->webhook = (vs_webhook_cfg){.allow_cidrs = a->cfg.fetch_allow_cidrs,
+                                  .max_attempts = env_positive("VISAGE_WEBHOOK_MAX_ATTEMPTS", 8),
+                                  .backoff_ms = env_positive("VISAGE_WEBHOOK_BACKOFF_MS", 1000),
+                                  .log = crawl_log};
+    return vs_webhook_runner_start(a->catalog, &a->webhook, &a->webhooks, err);
+}
+
 /* Finishes erasures a crash cut short, before any worker or request runs.
  * A failure does not stop the start (the erasures stay started and are
  * tried again at the next one); it is said on stderr. */
@@ -247,6 +273,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     vs_workers_opts wo = {.threads = o->workers, .nice = cli_worker_nice()};
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, &wo, &a->workers, &err) != VS_OK) goto fail_err;
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
+    if (!worker && start_webhooks(s, o, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
     cli_error(op, &err);
@@ -260,6 +287,8 @@ void cli_system_close(cli_system *s) {
     vs_app_reindex_stop(a); /* first: it may hold the writes lock the workers wait for */
     vs_crawl_runner_stop(a->crawler); /* then the crawler: it queues images */
     a->crawler = NULL;
+    vs_webhook_runner_stop(a->webhooks); /* before the catalog it reads */
+    a->webhooks = NULL;
     vs_workers_stop(a->workers);
     a->workers = NULL;
     vs_workers_stop(a->appliers);
