@@ -143,7 +143,8 @@ static void serve_one(receiver *rx, int c) {
     int status = rx->statuses[i < rx->n_statuses ? i : rx->n_statuses - 1];
     pthread_mutex_unlock(&rx->mu);
     char reply[128];
-    int m = snprintf(reply, sizeof reply, "HTTP/1.1 %d X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", status);
+    int m = snprintf(reply, sizeof reply, "HTTP/1.1 %d X\r\n%sContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                     status, status / 100 == 3 ? "Location: http://127.0.0.1:1/elsewhere\r\n" : "");
     if (write(c, reply, (size_t)m) < 0) return;
 }
 
@@ -445,6 +446,52 @@ static void test_gives_up_after_max_attempts(void **state) {
     receiver_stop(rx);
 }
 
+/* A 3xx is a failed try: the server is not bounced anywhere. */
+static void test_redirect_not_followed(void **state) {
+    fixture *f = *state;
+    int script[] = {302};
+    receiver *rx = receiver_start(script, 1);
+    vs_webhook w;
+    set_hook(f->c, "t1", rx->port, &w);
+    vs_error e = {0};
+    int64_t id;
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", DETAIL, &id, &e), VS_OK);
+    vs_webhook_cfg cfg = {.allow_cidrs = "127.0.0.1/32"};
+    int found = 0;
+    int64_t next = 0;
+    assert_int_equal(vs_webhook_deliver_one(f->c, &cfg, NULL, &found, &next, &e), VS_OK);
+    seen s = event_state(f->c, "t1", id);
+    assert_int_equal(s.state, VS_DELIVERY_PENDING);
+    assert_string_equal(s.last_error, "HTTP 302 (redirects are not followed)");
+    assert_int_equal(receiver_count(rx), 1);
+    receiver_stop(rx);
+}
+
+/* A receiver that never answers costs one timeout, then a failed try. */
+static void test_timeout(void **state) {
+    fixture *f = *state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0); /* listens, never accepts */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    vs_webhook w;
+    set_hook(f->c, "t1", ntohs(a.sin_port), &w);
+    vs_error e = {0};
+    int64_t id;
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", DETAIL, &id, &e), VS_OK);
+    vs_webhook_cfg cfg = {.allow_cidrs = "127.0.0.1/32", .timeout_ms = 300};
+    int found = 0;
+    int64_t next = 0, t0 = vs_now_ms();
+    assert_int_equal(vs_webhook_deliver_one(f->c, &cfg, NULL, &found, &next, &e), VS_OK);
+    assert_true(vs_now_ms() - t0 < 3000);
+    seen s = event_state(f->c, "t1", id);
+    assert_int_equal(s.state, VS_DELIVERY_PENDING);
+    assert_non_null(strstr(s.last_error, "timeout"));
+    close(lfd);
+}
+
 static void test_refused_address_not_contacted(void **state) {
     fixture *f = *state;
     int ok[] = {200};
@@ -527,6 +574,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_delivery_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gives_up_after_max_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_address_not_contacted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_delivers, setup, teardown),
