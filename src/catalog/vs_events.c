@@ -125,6 +125,34 @@ vs_err vs_event_list(vs_catalog *c, const char *tenant, int64_t before_id, int l
     return rc;
 }
 
+/* One UPDATE: the state change reads the old state in the same row, so
+ * a delivery racing the erasure either went before it or finds the event
+ * failed (vs_event_attempt only updates pending events). */
+vs_err vs_event_forget(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id, vs_error *err) {
+    vs_err rc = vs_tenant_check(tenant, "event forget", err);
+    if (rc != VS_OK || (!sha256 && !face_id)) return rc;
+    vs_sqlite_db *sq = vs_catalog_sqlite(c);
+    pthread_mutex_lock(&sq->mu);
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(sq,
+                           "UPDATE events SET detail_json = '{\"erased\":true}',"
+                           " last_error = CASE WHEN state = 0 THEN 'erased before delivery' ELSE last_error END,"
+                           " state = CASE WHEN state = 0 THEN 2 ELSE state END"
+                           " WHERE tenant_id = ?1 AND json_valid(detail_json) AND"
+                           " ((?2 IS NOT NULL AND json_extract(detail_json, '$.image_sha256') = ?2) OR"
+                           " (?3 IS NOT NULL AND json_extract(detail_json, '$.face_id') = ?3))",
+                           "event forget", &st, err);
+    if (rc == VS_OK) {
+        vs_sqlite_bind_text(st, 1, tenant);
+        vs_sqlite_bind_text(st, 2, sha256);
+        vs_sqlite_bind_text(st, 3, face_id);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(sq, err, "event forget");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&sq->mu);
+    return rc;
+}
+
 /* ---- webhooks ------------------------------------------------------------- */
 
 /* A new secret "whsec_<64 hex>" (32 random bytes): the HMAC key receivers

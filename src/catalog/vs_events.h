@@ -77,6 +77,14 @@ typedef int (*vs_event_cb)(void *ctx, const vs_event *ev);
 vs_err vs_event_list(vs_catalog *c, const char *tenant, int64_t before_id, int limit, vs_event_cb cb, void *ctx,
                      vs_error *err);
 
+/* Erasure: every event of the tenant whose detail names the image sha256
+ * (detail.image_sha256) or the face face_id (detail.face_id) keeps its id,
+ * kind and time but its detail becomes {"erased":true} (no URL, face or
+ * image of an erased thing stays in the listing); one still pending is
+ * failed ("erased before delivery") rather than sent. Either may be NULL;
+ * idempotent (an erasure resumed after a crash runs it again). */
+vs_err vs_event_forget(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id, vs_error *err);
+
 /* ---- the tenant's webhook ------------------------------------------------ */
 
 typedef struct vs_webhook {

@@ -301,6 +301,47 @@ static void test_events_add_and_list(void **state) {
     assert_int_equal(next, 0);
 }
 
+/* Detail of the listed event id, as text. */
+typedef struct detail_of {
+    int64_t id;
+    char detail[512];
+} detail_of;
+
+static int see_detail(void *ctx, const vs_event *ev) {
+    detail_of *d = ctx;
+    if (ev->id == d->id) snprintf(d->detail, sizeof d->detail, "%s", ev->detail_json);
+    return 0;
+}
+
+static void test_erasure_forgets_event_detail(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_webhook w;
+    assert_int_equal(vs_webhook_set(f->c, "t1", "https://hooks.example.org/a", &w, &e), VS_OK);
+    int64_t by_image, by_face, other, other_tenant;
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", DETAIL, &by_image, &e), VS_OK);
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "{\"face_id\":\"f9\",\"image_sha256\":\"b\"}", &by_face, &e),
+                     VS_OK);
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "{\"face_id\":\"f2\"}", &other, &e), VS_OK);
+    assert_int_equal(vs_event_add(f->c, "t2", "person_seen", DETAIL, &other_tenant, &e), VS_OK);
+    assert_int_equal(vs_event_forget(f->c, "t1", SHA_A, NULL, &e), VS_OK);
+    assert_int_equal(vs_event_forget(f->c, "t1", NULL, "f9", &e), VS_OK);
+    assert_int_equal(vs_event_forget(f->c, "t1", SHA_A, NULL, &e), VS_OK); /* again: idempotent */
+    int64_t gone[2] = {by_image, by_face};
+    for (int i = 0; i < 2; i++) {
+        detail_of d = {.id = gone[i]};
+        assert_int_equal(vs_event_list(f->c, "t1", 0, 100, see_detail, &d, &e), VS_OK);
+        assert_string_equal(d.detail, "{\"erased\":true}");
+        seen s = event_state(f->c, "t1", gone[i]);
+        assert_int_equal(s.state, VS_DELIVERY_FAILED);
+        assert_string_equal(s.last_error, "erased before delivery");
+    }
+    assert_int_equal(event_state(f->c, "t1", other).state, VS_DELIVERY_PENDING);
+    detail_of d = {.id = other_tenant};
+    assert_int_equal(vs_event_list(f->c, "t2", 0, 100, see_detail, &d, &e), VS_OK);
+    assert_non_null(strstr(d.detail, SHA_A)); /* another tenant's events are not touched */
+}
+
 static void test_webhook_crud_and_url_rules(void **state) {
     fixture *f = *state;
     vs_error e = {0};
@@ -571,6 +612,7 @@ int main(void) {
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test_setup_teardown(test_events_add_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_crud_and_url_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erasure_forgets_event_detail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delivery_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gives_up_after_max_attempts, setup, teardown),
