@@ -78,6 +78,8 @@ static int page_event(void *ctx, const vs_event *ev) {
     return 0;
 }
 
+/* One catalog query of limit + 1 rows: the extra one only says whether a
+ * next page exists, so next_cursor is never a link to an empty page. */
 void vs_route_events_list(vs_req *r) {
     int limit;
     int64_t before;
@@ -107,6 +109,7 @@ static json_t *webhook_json(const vs_webhook *w) {
     return json_pack("{s:s,s:s,s:I}", "url", w->url, "secret", w->secret, "created_at", (json_int_t)w->created_ms);
 }
 
+/* 404 when none is set (vs_reply_vs_err maps NOT_FOUND). */
 void vs_route_webhook_get(vs_req *r) {
     vs_webhook w;
     vs_error err = {0};
@@ -134,6 +137,7 @@ void vs_route_webhook_put(vs_req *r) {
     memset(&w, 0, sizeof w);
 }
 
+/* Its pending events become failed in the same transaction (vs_events.h). */
 void vs_route_webhook_delete(vs_req *r) {
     vs_error err = {0};
     vs_err rc = vs_webhook_delete(r->app->catalog, r->tenant, &err);

@@ -18,6 +18,7 @@
 #include "vs_hash.h"
 #include "vs_sqlite.h"
 
+/* Stable names: the API shows them and clients match on them. */
 const char *vs_delivery_state_name(vs_delivery_state s) {
     switch (s) {
     case VS_DELIVERY_PENDING: return "pending";
@@ -28,6 +29,8 @@ const char *vs_delivery_state_name(vs_delivery_state s) {
     return "unknown";
 }
 
+/* Kinds go into an HTTP header (X-Visage-Event): a narrow alphabet keeps
+ * them free of CR/LF and of anything a receiver would need to escape. */
 int vs_event_kind_ok(const char *kind) {
     if (!kind) return 0;
     size_t n = strnlen(kind, VS_EVENT_KIND_MAX);
@@ -168,6 +171,8 @@ static vs_err new_secret(char out[VS_WEBHOOK_SECRET_MAX], vs_error *err) {
     return VS_OK;
 }
 
+/* One upsert: a PUT replaces the URL and the secret together, so no
+ * delivery is ever signed with a secret of another URL. */
 vs_err vs_webhook_set(vs_catalog *c, const char *tenant, const char *url, vs_webhook *out, vs_error *err) {
     vs_err rc = vs_tenant_check(tenant, "webhook set", err);
     if (rc != VS_OK) return rc;
@@ -198,6 +203,7 @@ vs_err vs_webhook_set(vs_catalog *c, const char *tenant, const char *url, vs_web
     return rc;
 }
 
+/* Copies the row out under the lock (the caller may keep it). */
 vs_err vs_webhook_get(vs_catalog *c, const char *tenant, vs_webhook *out, vs_error *err) {
     memset(out, 0, sizeof *out);
     vs_err rc = vs_tenant_check(tenant, "webhook get", err);
@@ -245,6 +251,8 @@ static vs_err webhook_delete_locked(vs_sqlite_db *sq, const char *tenant, vs_err
     return rc;
 }
 
+/* Both statements in one transaction: no event is left pending for a
+ * webhook that is gone (it would be sent to the next URL set). */
 vs_err vs_webhook_delete(vs_catalog *c, const char *tenant, vs_error *err) {
     vs_err rc = vs_tenant_check(tenant, "webhook delete", err);
     if (rc != VS_OK) return rc;
@@ -262,6 +270,7 @@ vs_err vs_webhook_delete(vs_catalog *c, const char *tenant, vs_error *err) {
 
 /* ---- delivery state --------------------------------------------------------- */
 
+/* Frees the detail copy; the struct is reusable after. */
 void vs_event_due_clear(vs_event_due *d) {
     if (!d) return;
     vs_free(d->detail_json);
@@ -297,6 +306,8 @@ static vs_err next_try_locked(vs_sqlite_db *sq, int64_t *next_ms, vs_error *err)
     return rc;
 }
 
+/* The join with webhooks picks up the URL and secret current now: a PUT
+ * between tries sends the next try to the new URL with the new secret. */
 vs_err vs_event_next_due(vs_catalog *c, int64_t now_ms, vs_event_due *out, int *found, int64_t *next_ms,
                          vs_error *err) {
     memset(out, 0, sizeof *out);
@@ -327,6 +338,8 @@ vs_err vs_event_next_due(vs_catalog *c, int64_t now_ms, vs_event_due *out, int *
     return rc;
 }
 
+/* "AND state = 0": a try that raced a DELETE of the webhook or an erasure
+ * does not bring the event back to life. */
 vs_err vs_event_attempt(vs_catalog *c, int64_t id, vs_delivery_state state, int64_t next_try_ms,
                         const char *last_error, vs_error *err) {
     if (state != VS_DELIVERY_PENDING && state != VS_DELIVERY_DELIVERED && state != VS_DELIVERY_FAILED)

@@ -28,6 +28,7 @@
 #include "vs_alloc.h"
 #include "vs_fetch.h"
 #include "vs_hash.h"
+#include "vs_redact.h"
 
 #define WEBHOOK_MAX_ATTEMPTS 8
 #define WEBHOOK_BACKOFF_MS 1000
@@ -76,6 +77,8 @@ vs_err vs_webhook_url_check(const char *url, const char *allow_cidrs, vs_error *
     return rc;
 }
 
+/* HMAC over "{ts}.{body}": the timestamp is signed with the body so a
+ * receiver can refuse a replay of an old request. */
 void vs_webhook_signature(const char *secret, int64_t ts_s, const char *body, size_t len, char out[VS_WEBHOOK_SIG_MAX]) {
     char prefix[32];
     int pn = snprintf(prefix, sizeof prefix, "%" PRId64 ".", ts_s);
@@ -94,6 +97,7 @@ void vs_webhook_signature(const char *secret, int64_t ts_s, const char *body, si
     vs_hex(mac, sizeof mac, out + 7);
 }
 
+/* jansson writes the body (escaping every string), never printf. */
 char *vs_webhook_body(const vs_event_due *d) {
     json_t *detail = d->detail_json ? json_loads(d->detail_json, 0, NULL) : NULL;
     if (!json_is_object(detail)) { /* stored checked (vs_event_add); defensive */
@@ -152,6 +156,8 @@ static int make_post(void *easy, const char *body, struct curl_slist *h, const a
     return !bad;
 }
 
+/* vs_fetch's transfer turned into a POST: the address rules, limits and
+ * error contract are those of URL ingest, written once. */
 vs_err vs_webhook_post(const vs_webhook_cfg *cfg_in, const char *url, const char *secret, const char *kind,
                        const char *body, int64_t ts_s, const atomic_int *stop, long *http_status, int *refused,
                        vs_error *err) {
@@ -213,6 +219,7 @@ static vs_err try_event(vs_catalog *c, const vs_webhook_cfg *cfg, const atomic_i
     if (prc == VS_ERR_CANCELLED) return VS_OK;
     if (prc == VS_OK) return vs_event_attempt(c, d->id, VS_DELIVERY_DELIVERED, 0, NULL, err);
     int n = d->attempts + 1;
+    vs_redact_inplace(pe.msg, sizeof pe.msg); /* a user:password@ of the URL stays out of the listing and logs */
     int final = n >= cfg->max_attempts || refused || prc == VS_ERR_INVALID_ARG || prc == VS_ERR_UNSUPPORTED;
     if (cfg->log) {
         char line[VS_ERROR_MSG_MAX + 128];
@@ -224,6 +231,8 @@ static vs_err try_event(vs_catalog *c, const vs_webhook_cfg *cfg, const atomic_i
     return vs_event_attempt(c, d->id, VS_DELIVERY_PENDING, vs_wall_ms() + backoff_after(cfg, n), pe.msg, err);
 }
 
+/* One due event per call: the runner loops on it, tests call it
+ * directly to deliver without a thread or a clock to wait on. */
 vs_err vs_webhook_deliver_one(vs_catalog *c, const vs_webhook_cfg *cfg_in, const atomic_int *stop, int *found,
                               int64_t *next_ms, vs_error *err) {
     vs_webhook_cfg cfg = cfg_or_default(cfg_in);
@@ -282,6 +291,7 @@ static void *runner_main(void *arg) {
     return NULL;
 }
 
+/* The thread is the runner's own and joined by stop: never detached. */
 vs_err vs_webhook_runner_start(vs_catalog *c, const vs_webhook_cfg *cfg, vs_webhook_runner **out, vs_error *err) {
     *out = NULL;
     vs_err rc = vs_fetch_global_init(err); /* before the thread: curl's init is not thread-safe */
@@ -302,6 +312,7 @@ vs_err vs_webhook_runner_start(vs_catalog *c, const vs_webhook_cfg *cfg, vs_webh
     return VS_OK;
 }
 
+/* Cuts the runner's sleep short (a PUT with events already pending). */
 void vs_webhook_runner_wake(vs_webhook_runner *r) {
     if (!r) return;
     pthread_mutex_lock(&r->mu);
@@ -310,6 +321,8 @@ void vs_webhook_runner_wake(vs_webhook_runner *r) {
     pthread_mutex_unlock(&r->mu);
 }
 
+/* The stop flag also aborts a POST in flight (on_progress), so a
+ * shutdown waits for no receiver. */
 void vs_webhook_runner_stop(vs_webhook_runner *r) {
     if (!r) return;
     pthread_mutex_lock(&r->mu);
