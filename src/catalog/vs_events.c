@@ -49,6 +49,8 @@ static vs_err event_check(const char *tenant, const char *kind, const char *deta
     if (rc != VS_OK) return rc;
     if (!vs_event_kind_ok(kind))
         return vs_fail(err, VS_ERR_INVALID_ARG, "event add: kind must be 1..63 characters of [a-z0-9_.]");
+    if (detail_json && strnlen(detail_json, VS_EVENT_DETAIL_MAX + 1) > VS_EVENT_DETAIL_MAX)
+        return vs_fail(err, VS_ERR_TOO_LARGE, "event add: detail over %d bytes", VS_EVENT_DETAIL_MAX);
     json_t *d = detail_json ? json_loads(detail_json, JSON_REJECT_DUPLICATES, NULL) : NULL;
     int ok = json_is_object(d);
     json_decref(d);

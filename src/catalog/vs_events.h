@@ -30,6 +30,7 @@
     " created_at INT NOT NULL);"
 
 #define VS_EVENT_KIND_MAX 64        /* 1..63 characters of [a-z0-9_.] */
+#define VS_EVENT_DETAIL_MAX 65536   /* bytes of detail_json: a few ids and URLs, not a payload */
 #define VS_WEBHOOK_URL_MAX 2048     /* bytes with the NUL */
 #define VS_WEBHOOK_SECRET_MAX 72    /* "whsec_" + 64 hex + NUL */
 
@@ -60,7 +61,8 @@ typedef struct vs_event {
 int vs_event_kind_ok(const char *kind);
 
 /* Adds an event of the tenant, durably (the catalog syncs each commit), and
- * returns its id in *id (may be NULL). detail_json must be a JSON object
+ * returns its id in *id (may be NULL). detail_json must be a JSON object of
+ * at most VS_EVENT_DETAIL_MAX bytes
  * (for "person_seen": person_id, face_id, image_sha256, site, source_url,
  * page_url); it is stored as given and sent as the body's "detail". The
  * event is pending when the tenant has a webhook then (the runner sends it

@@ -279,6 +279,12 @@ static void test_events_add_and_list(void **state) {
     assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "[1]", &id, &e), VS_ERR_INVALID_ARG);
     assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "{bad", &id, &e), VS_ERR_INVALID_ARG);
     assert_int_equal(vs_event_add(f->c, "../x", "person_seen", "{}", &id, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", NULL, &id, &e), VS_ERR_INVALID_ARG);
+    char *big = malloc(VS_EVENT_DETAIL_MAX + 16);
+    memset(big, ' ', VS_EVENT_DETAIL_MAX + 15);
+    big[0] = '{', big[VS_EVENT_DETAIL_MAX + 14] = '}', big[VS_EVENT_DETAIL_MAX + 15] = '\0';
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", big, &id, &e), VS_ERR_TOO_LARGE);
+    free(big);
     for (int i = 0; i < 5; i++) assert_int_equal(vs_event_add(f->c, "t1", "person_seen", DETAIL, &ids[i], &e), VS_OK);
     assert_int_equal(vs_event_add(f->c, "t2", "person_seen", "{}", &id, &e), VS_OK);
     /* no webhook: state none */
