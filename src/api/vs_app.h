@@ -22,6 +22,7 @@
 #include "vs_pipeline.h"
 #include "vs_queue.h"
 #include "vs_store.h"
+#include "vs_webhook.h"
 #include "vs_workers.h"
 
 #define VS_APP_ENGINE_POOL 4    /* engine workers per engine for queries */
@@ -95,6 +96,8 @@ typedef struct vs_app {
     vs_crawl_env crawl;          /* crawl jobs: crawl.db and what the runner borrows */
     vs_crawl_runner *crawler;    /* runs the API's crawl jobs; NULL in CLI tools */
     struct vs_people *people;    /* faces grouped into people (people.db + runner); NULL in CLI tools */
+    vs_webhook_cfg webhook;      /* delivery settings ($VISAGE_WEBHOOK_*, the fetch allow list) */
+    vs_webhook_runner *webhooks; /* delivers events to tenants' webhooks; NULL in CLI tools */
     vs_app_reindex *reindex;     /* the server's background reindex; NULL until one is asked */
     uint8_t secret[32];          /* signs blob URLs; from {data}/secret */
     /* engine workers for queries, each for one engine: checked out under mu */

@@ -45,6 +45,11 @@ void vs_route_erase(vs_req *r);
 void vs_route_blocks_list(vs_req *r);
 void vs_route_block_delete(vs_req *r, const char *id);
 void vs_route_erase_log(vs_req *r);
+/* vs_routes_events.c */
+void vs_route_events_list(vs_req *r);
+void vs_route_webhook_get(vs_req *r);
+void vs_route_webhook_put(vs_req *r);
+void vs_route_webhook_delete(vs_req *r);
 /* vs_routes_reindex.c (operator-only: the server checks the admin key) */
 void vs_route_reindex_get(vs_req *r);
 void vs_route_reindex_post(vs_req *r);

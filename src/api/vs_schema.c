@@ -345,10 +345,15 @@ static const vs_schema_field person_ignore_f[] = {
 };
 const vs_schema vs_schema_person_ignore = {"person ignore", person_ignore_f, N(person_ignore_f), NULL};
 
+static const vs_schema_field webhook_f[] = {
+    {.name = "url", .type = VS_SCHEMA_STRING, .required = 1, .ranged = 1, .lo = 1, .hi = 2047},
+};
+const vs_schema vs_schema_webhook = {"webhook", webhook_f, N(webhook_f), NULL};
+
 const vs_schema *const vs_schemas_all[] = {
     &vs_schema_ingest_item, &vs_schema_ingest_form, &vs_schema_ingest_batch, &vs_schema_search,
     &vs_schema_search_form, &vs_schema_erase,       &vs_schema_identity_create, &vs_schema_enroll,
     &vs_schema_enroll_form, &vs_schema_probe,       &vs_schema_probe_form,      &vs_schema_crawl,
     &vs_schema_reindex,     &vs_schema_person_name, &vs_schema_person_merge, &vs_schema_person_split,
-    &vs_schema_person_watch, &vs_schema_person_ignore, NULL,
+    &vs_schema_person_watch, &vs_schema_person_ignore, &vs_schema_webhook, NULL,
 };

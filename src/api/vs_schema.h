@@ -74,6 +74,7 @@ extern const vs_schema vs_schema_person_name, vs_schema_person_merge, vs_schema_
 extern const vs_schema vs_schema_probe_form;
 extern const vs_schema vs_schema_crawl;         /* POST /api/v1/crawl */
 extern const vs_schema vs_schema_reindex;       /* POST /api/v1/reindex */
+extern const vs_schema vs_schema_webhook;       /* PUT /api/v1/webhook */
 
 /* Every schema above, NULL-terminated (for the fuzzer and the tests). */
 extern const vs_schema *const vs_schemas_all[];

@@ -199,7 +199,7 @@ static void send_reply(srv_req *sr) {
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After, Location");
     }
     if (sr->cors_origin && sr->preflight) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     }

@@ -17,14 +17,17 @@
 #include <string.h>
 
 #include "vs_alloc.h"
+#include "vs_events.h"
 #include "vs_hash.h"
 #include "vs_sqlite.h"
 
 /* Bump when the schema changes (and add the step to k_upgrades); open
  * refuses files from a newer build. 2: settings, reindex_images. 3: an
  * erasure in progress (erasures.state) and the images it names. 4: images by
- * (tenant, created_at), for the newest-first listings. */
-#define VS_CATALOG_SCHEMA_VERSION 5
+ * (tenant, created_at), for the newest-first listings. 5: events and their
+ * webhook delivery state, one webhook per tenant (vs_events.h). 6: index
+ * (tenant, updated_at, sha256), for followers of changed records. */
+#define VS_CATALOG_SCHEMA_VERSION 6
 
 struct vs_catalog {
     vs_sqlite_db sq;
@@ -47,7 +50,8 @@ static const char *k_schema =
     "CREATE INDEX IF NOT EXISTS erasures_open ON erasures(state) WHERE state = 1;"
     "CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS reindex_images(tenant_id TEXT, sha256 TEXT, status INT NOT NULL,"
-    " record_json TEXT, PRIMARY KEY(tenant_id, sha256));";
+    " record_json TEXT, PRIMARY KEY(tenant_id, sha256));"
+    VS_EVENTS_SCHEMA;
 
 /* k_upgrades[v-1] turns a version-v catalog into v+1 (vs_sqlite_spec). */
 static const char *const k_upgrades[] = {
@@ -63,6 +67,8 @@ static const char *const k_upgrades[] = {
     /* 3 -> 4 */
     "CREATE INDEX images_created ON images(tenant_id, created_at);",
     /* 4 -> 5 */
+    VS_EVENTS_SCHEMA,
+    /* 5 -> 6 */
     "CREATE INDEX images_updated ON images(tenant_id, updated_at, sha256);",
 };
 
@@ -139,6 +145,10 @@ vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err) {
     *out = c;
     return VS_OK;
 }
+
+/* The catalog's own files (vs_events.c) reach the connection and its
+ * mutex through this; other modules use the functions of the headers. */
+vs_sqlite_db *vs_catalog_sqlite(vs_catalog *c) { return &c->sq; }
 
 /* Closes the connection (WAL is checkpointed by SQLite) and frees c. */
 void vs_catalog_close(vs_catalog *c) {

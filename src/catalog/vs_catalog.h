@@ -36,6 +36,9 @@ int vs_sha256_hex_ok(const char *s);
  * is not a database -> VS_ERR_BACKEND ("file is not a database"). */
 vs_err vs_catalog_open(const char *data_dir, vs_catalog **out, vs_error *err);
 void vs_catalog_close(vs_catalog *c);
+/* The connection and its mutex, for the catalog's own files only
+ * (vs_events.c); every other module uses the functions of the headers. */
+struct vs_sqlite_db *vs_catalog_sqlite(vs_catalog *c);
 
 /* Creates tenant `name` (1..63 chars of [A-Za-z0-9_.-]) with a new random
  * API key "vsk_<48 hex>" written to key_out. A duplicate name ->

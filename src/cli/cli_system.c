@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "vs_erase.h"
+#include "vs_events.h"
 #include "vs_people.h"
 #include "vs_hash.h"
 #include "vs_health.h"
@@ -118,9 +119,18 @@ static vs_err start_crawl(cli_system *s, const cli_system_opts *o, vs_error *err
  * (GET /api/v1/events; delivered to its webhook when it has one). */
 static void people_seen(void *ctx, const char *tenant, const char *person_id, const json_t *face) {
     vs_app *a = ctx;
-    (void)a;
-    (void)face;
-    fprintf(stderr, "visage: people: tenant %s: person %s seen\n", tenant, person_id);
+    json_t *d = json_deep_copy(face);
+    char *detail = NULL;
+    vs_error err = {0};
+    if (d) json_object_set_new(d, "person_id", json_string(person_id));
+    if (d) detail = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    if (!detail || vs_event_add(a->catalog, tenant, "person_seen", detail, NULL, &err) != VS_OK)
+        fprintf(stderr, "visage: people: tenant %s: the event for person %s was not recorded: %s\n", tenant, person_id,
+                detail ? err.msg : "out of memory");
+    else if (a->webhooks)
+        vs_webhook_runner_wake(a->webhooks);
+    free(detail);
 }
 
 /* Opens people.db (faces grouped into people) for a server; its runner
@@ -135,6 +145,32 @@ static vs_err open_people(cli_system *s, vs_error *err) {
     vs_err rc = vs_people_open(s->data_dir, &a->pipeline, &pc, &a->people, err);
     if (rc == VS_OK) a->pipeline.people = a->people;
     return rc;
+}
+
+/* A positive whole number from environment variable name, else def; a
+ * value that is not one is said on stderr and ignored. */
+static int env_positive(const char *name, int def) {
+    const char *v = getenv(name);
+    if (!v) return def;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*v && !*end && n > 0 && n <= 1000000000L) return (int)n;
+    fprintf(stderr, "visage: %s='%.40s': want a positive whole number; using %d\n", name, v, def);
+    return def;
+}
+
+/* For a server (the same processes that run crawls): the thread that
+ * delivers tenants' events to their webhooks, under the fetch address
+ * rules; $VISAGE_WEBHOOK_MAX_ATTEMPTS and $VISAGE_WEBHOOK_BACKOFF_MS tune
+ * its retries (tests make them short). */
+static vs_err start_webhooks(cli_system *s, const cli_system_opts *o, vs_error *err) {
+    vs_app *a = &s->app;
+    if (!o->crawl_runner) return VS_OK;
+    a->webhook = (vs_webhook_cfg){.allow_cidrs = a->cfg.fetch_allow_cidrs,
+                                  .max_attempts = env_positive("VISAGE_WEBHOOK_MAX_ATTEMPTS", 8),
+                                  .backoff_ms = env_positive("VISAGE_WEBHOOK_BACKOFF_MS", 1000),
+                                  .log = crawl_log};
+    return vs_webhook_runner_start(a->catalog, &a->webhook, &a->webhooks, err);
 }
 
 /* Finishes erasures a crash cut short, before any worker or request runs.
@@ -274,6 +310,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
     if (o->workers != 0 && vs_workers_start(&a->pipeline, a->queue, &wo, &a->workers, &err) != VS_OK) goto fail_err;
     if (!worker && start_crawl(s, o, &err) != VS_OK) goto fail_err;
     if (a->people && vs_people_start(a->people, people_seen, a, &err) != VS_OK) goto fail_err;
+    if (!worker && start_webhooks(s, o, &err) != VS_OK) goto fail_err;
     return 0;
 fail_err:
     cli_error(op, &err);
@@ -290,6 +327,8 @@ void cli_system_close(cli_system *s) {
     vs_people_close(a->people); /* its runner reads the index and the catalog */
     a->people = NULL;
     a->pipeline.people = NULL;
+    vs_webhook_runner_stop(a->webhooks); /* before the catalog it reads */
+    a->webhooks = NULL;
     vs_workers_stop(a->workers);
     a->workers = NULL;
     vs_workers_stop(a->appliers);

@@ -10,6 +10,7 @@
 
 #include "vs_alloc.h"
 #include "vs_crawl_jobs.h"
+#include "vs_events.h"
 #include "vs_hash.h"
 #include "vs_identity.h"
 #include "vs_people.h"
@@ -93,6 +94,7 @@ static vs_err erase_rest(const vs_pipeline *p, const char *tenant, const char *s
     vs_err rc = vs_identity_forget(p, tenant, sha256, NULL, err);
     if (rc == VS_OK && p->people) rc = vs_people_forget(p->people, tenant, sha256, NULL, err);
     if (rc == VS_OK && p->crawl_db) rc = vs_crawl_images_forget(p->crawl_db, tenant, sha256, rows, err);
+    if (rc == VS_OK) rc = vs_event_forget(p->catalog, tenant, sha256, NULL, err); /* events naming it */
     if (rc == VS_OK) {
         rc = suppress ? vs_image_record_mark_erased(p->catalog, tenant, sha256, err)
                       : vs_image_record_delete(p->catalog, tenant, sha256, err);
@@ -204,6 +206,7 @@ static vs_err face_steps(const vs_pipeline *p, const char *tenant, const char *f
     if (rc == VS_OK && thumb) rc = vs_store_del(p->store, "face-thumbs", thumb, err);
     if (rc == VS_OK) rc = vs_identity_forget(p, tenant, NULL, face_id, err);
     if (rc == VS_OK && p->people) rc = vs_people_forget(p->people, tenant, NULL, face_id, err);
+    if (rc == VS_OK) rc = vs_event_forget(p->catalog, tenant, NULL, face_id, err); /* events naming it */
     if (rc == VS_OK && sha256) rc = vs_image_record_drop_face(p->catalog, tenant, sha256, face_id, err);
     if (rc == VS_OK) {
         rc = p->index->ops->delete_ids(p->index, p->coll.faces, tenant, ids, 1, points, err);

@@ -9,12 +9,13 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const L = require('./lib');
 
 const F = (p) => path.join(L.FACES, p);
 const sha = (p) => crypto.createHash('sha256').update(fs.readFileSync(F(p))).digest('hex');
-const TICK = { VISAGE_PEOPLE_TICK_MS: '200' };
+const TICK = { VISAGE_PEOPLE_TICK_MS: '200', VISAGE_FETCH_ALLOW: '127.0.0.1/32', VISAGE_WEBHOOK_BACKOFF_MS: '200' };
 // Photos showing Obama (two_people.jpg and obama_and_biden.jpg show him with Biden).
 const OBAMA = ['knn_examples/train/obama/obama.jpg', 'knn_examples/train/obama/obama2.jpg', 'knn_examples/test/obama1.jpg',
   'obama-1080p.jpg', 'obama-240p.jpg', 'obama_small.jpg', 'test_images/obama3.jpg', 'two_people.jpg', 'knn_examples/test/obama_and_biden.jpg'];
@@ -155,6 +156,51 @@ describe('people', () => {
     assert.ok((await people(s, '?include_ignored=true')).some((p) => p.person_id === rose.person_id));
     const bad = await L.api(s, 'POST', '/api/v1/people/' + rose.person_id + '/ignore', { json: { ignored: 'yes' } });
     assert.equal(bad.status, 400);
+  });
+
+  it('a watched person\'s new photo records one event and one signed webhook call', async () => {
+    const calls = [];
+    const rx = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => { calls.push({ headers: req.headers, body: Buffer.concat(chunks).toString() }); res.writeHead(200); res.end('ok'); });
+    });
+    await new Promise((r) => rx.listen(0, '127.0.0.1', r));
+    try {
+      const wh = await L.api(s, 'PUT', '/api/v1/webhook', { json: { url: 'http://127.0.0.1:' + rx.address().port + '/hook' } });
+      assert.equal(wh.status, 200, JSON.stringify(wh.data));
+      const kit = await personOfImage(s, 'knn_examples/train/kit_harington/john1.jpeg');
+      const w = await L.api(s, 'POST', '/api/v1/people/' + kit.person_id + '/watch', { json: { watched: true } });
+      assert.equal(w.status, 200);
+      L.checkOpenapi('POST', '/api/v1/people/{id}/watch', 200, w.data);
+      assert.equal(w.data.watched, true);
+      // a new photo of him: the same picture with other bytes (a re-post)
+      const bytes = Buffer.concat([fs.readFileSync(F('knn_examples/train/kit_harington/john2.jpeg')), Buffer.from('re-posted')]);
+      const up = await L.api(s, 'POST', '/api/v1/ingest', { json: { image_b64: bytes.toString('base64'), source_url: 'https://elsewhere.test/kit.jpg', site: 'elsewhere.test' } });
+      assert.equal(up.status, 202, JSON.stringify(up.data));
+      await L.waitDone(s, undefined, [up.data.image_sha256]);
+      await L.waitFor(async () => calls.length >= 1, 20000, 'the webhook call');
+      await new Promise((r) => setTimeout(r, 800)); // no second call comes
+      assert.equal(calls.length, 1, 'one call');
+      const c = calls[0];
+      const body = JSON.parse(c.body);
+      assert.equal(body.kind, 'person_seen');
+      assert.equal(body.detail.person_id, kit.person_id);
+      assert.equal(body.detail.image_sha256, up.data.image_sha256);
+      assert.equal(body.detail.site, 'elsewhere.test');
+      const sig = crypto.createHmac('sha256', wh.data.secret).update(c.headers['x-visage-timestamp'] + '.' + c.body).digest('hex');
+      assert.equal(c.headers['x-visage-signature'], 'sha256=' + sig, 'signed with the tenant\'s secret');
+      const ev = await L.api(s, 'GET', '/api/v1/events');
+      L.checkOpenapi('GET', '/api/v1/events', 200, ev.data);
+      const seen = ev.data.events.filter((e) => e.kind === 'person_seen');
+      assert.equal(seen.length, 1, 'one event');
+      await L.waitFor(async () => (await L.api(s, 'GET', '/api/v1/events')).data.events[0].delivery.state === 'delivered', 5000, 'delivered');
+      // an unwatched person's new photo records nothing
+      const un = await L.api(s, 'POST', '/api/v1/people/' + kit.person_id + '/watch', { json: { watched: false } });
+      assert.equal(un.data.watched, false);
+    } finally {
+      rx.close();
+    }
   });
 
   it('erasing the person\'s images removes the person', async () => {
