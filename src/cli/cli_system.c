@@ -133,6 +133,12 @@ static void people_seen(void *ctx, const char *tenant, const char *person_id, co
     free(detail);
 }
 
+/* 1 when environment variable name is set to value. */
+static int env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && !strcmp(v, value);
+}
+
 /* Opens people.db (faces grouped into people) for a server; its runner
  * starts last (vs_people_start), once the index and the catalog serve.
  * VISAGE_PEOPLE_TICK_MS sets its pause between passes (tests). */
@@ -292,7 +298,7 @@ int cli_system_open(const cli_system_opts *o, cli_system *s) {
                                 .coll = coll, .crawl_db = a->crawl.db, .writes = &a->writes};
     vs_pipeline_cfg_default(&a->pipeline.cfg);
     /* before any worker or request: erasure takes faces out of their people */
-    if (o->crawl_runner && open_people(s, &err) != VS_OK) goto fail_err;
+    if (o->crawl_runner && !env_is("VISAGE_PEOPLE", "off") && open_people(s, &err) != VS_OK) goto fail_err;
     const char *nd = getenv("VISAGE_NEAR_DUP");
     if (nd && !strcmp(nd, "skip")) a->pipeline.cfg.near_dup_skip = 1;
     /* workers and the index owner apart: results travel on face:results */

@@ -65,6 +65,7 @@ vs_err vs_people_open(const char *data_dir, const vs_pipeline *p, const vs_peopl
     atomic_store(&pp->p, p);
     pthread_mutex_init(&pp->wake_mu, NULL);
     pthread_cond_init(&pp->wake_cv, NULL);
+    vs_ratelog_init(&pp->log, 10000, "visage: people: ", NULL, NULL);
     *out = pp;
     return VS_OK;
 }
@@ -614,7 +615,12 @@ static void *runner(void *arg) {
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), pp->cfg.nice);
     while (!atomic_load(&pp->stop)) {
         vs_error err = {0};
-        if (vs_people_run_once(pp, NULL, &err) != VS_OK) fprintf(stderr, "visage: people: %s\n", err.msg);
+        if (vs_people_run_once(pp, NULL, &err) != VS_OK) {
+            char line[sizeof err.msg + 32];
+            snprintf(line, sizeof line, "visage: people: %s", err.msg);
+            vs_ratelog_say(&pp->log, vs_now_ms(), err.msg, line);
+        }
+        vs_ratelog_flush(&pp->log, vs_now_ms());
         pthread_mutex_lock(&pp->wake_mu);
         if (!atomic_load(&pp->stop)) {
             struct timespec ts;
@@ -645,6 +651,7 @@ void vs_people_close(vs_people *pp) {
     pthread_mutex_unlock(&pp->wake_mu);
     if (pp->started) pthread_join(pp->thread, NULL);
     vs_sqlite_db_close(&pp->sq);
+    vs_ratelog_destroy(&pp->log, vs_now_ms());
     pthread_mutex_destroy(&pp->wake_mu);
     pthread_cond_destroy(&pp->wake_cv);
     vs_free(pp);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "vs_people.h"
+#include "vs_ratelog.h"
 #include "vs_sqlite.h"
 
 struct vs_people {
@@ -21,6 +22,7 @@ struct vs_people {
     pthread_cond_t wake_cv;
     vs_people_seen_cb seen;
     void *seen_ctx;
+    vs_ratelog log;               /* a failing pass (a full disk) is said once per interval */
 };
 
 /* Runs sql with up to 4 text parameters (NULL binds NULL); no rows. */
