@@ -232,15 +232,20 @@ static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *ten
     const vs_cluster_cfg *cc = &pp->cfg.cluster;
     vs_filter f = {.tenant_id = tenant};
     vs_hit *hits = NULL;
-    int n = 0;
+    int n = 0, want = (cc->vote_k > cc->knn_k ? cc->vote_k : cc->knn_k) + 1;
     person[0] = '\0';
-    vs_err rc = p->index->ops->search(p->index, p->coll.faces, vec, &f, cc->vote_k + 1, cc->link_sim, &hits, &n, err);
+    /* unfiltered: the knn_k-th nearest other face is the face's background
+     * (vs_cluster_assign_local), assigned or not */
+    vs_err rc = p->index->ops->search(p->index, p->coll.faces, vec, &f, want, -1.0f, &hits, &n, err);
     if (rc != VS_OK) return rc;
+    float background = -2.0f;
+    for (int i = 0, others = 0; i < n; i++)
+        if (strcmp(hits[i].id, face_id) != 0 && ++others == cc->knn_k) background = hits[i].score;
     vs_cluster_vote *votes = vs_calloc((size_t)n + 1, sizeof *votes);
     char (*persons)[VS_UUID_STR] = vs_calloc((size_t)n + 1, VS_UUID_STR);
     int nv = 0, np = 0;
     if (!votes || !persons) rc = vs_fail(err, VS_ERR_NOMEM, "people assign");
-    for (int i = 0; rc == VS_OK && i < n; i++) {
+    for (int i = 0; rc == VS_OK && i < n; i++) { /* the placed ones among them vote */
         char pid[VS_UUID_STR];
         if (!strcmp(hits[i].id, face_id)) continue;
         rc = vs_people_text(pp, "SELECT person_id FROM faces WHERE tenant_id = ?1 AND face_id = ?2", "people face person", tenant,
@@ -253,7 +258,7 @@ static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *ten
     }
     if (rc == VS_OK && nv > 0) {
         assign_ctx a = {pp, p, tenant, vec, persons, err};
-        int k = vs_cluster_assign(cc, votes, nv, centroid_sim, &a);
+        int k = vs_cluster_assign_local(cc, votes, nv, background, centroid_sim, &a);
         if (k >= 0 && k < np) snprintf(person, VS_UUID_STR, "%s", persons[k]);
     }
     vs_free(votes);
@@ -543,6 +548,27 @@ static vs_err store_clusters(vs_people *pp, const char *tenant, const waiting *w
     return rc;
 }
 
+/* The attach pass: a face the (strict) batch left out joins a person when
+ * its neighbours and the centroid agree, as a new face would. *placed
+ * counts them. */
+static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tenant, const waiting *w, const int *labels,
+                           int64_t *placed, vs_error *err) {
+    vs_err rc = VS_OK;
+    pthread_mutex_lock(&pp->sq.mu);
+    for (int i = 0; rc == VS_OK && i < w->n; i++) {
+        char person[VS_UUID_STR];
+        if (labels[i] >= 0) continue;
+        rc = choose_person(pp, p, tenant, w->ids[i], w->vecs + (size_t)i * (size_t)w->dim, person, err);
+        if (rc == VS_OK && person[0]) {
+            rc = vs_people_exec(pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
+                                "people attach", tenant, w->ids[i], person, NULL, err);
+            (*placed)++;
+        }
+    }
+    pthread_mutex_unlock(&pp->sq.mu);
+    return rc;
+}
+
 /* Groups the tenant's waiting faces when there are enough and they changed
  * since the last batch (a batch that found nobody is not redone for the
  * same faces). */
@@ -569,9 +595,10 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
         rc = cluster_batch(pp, &w, dup, labels, &n_clusters, err);
     }
     if (rc == VS_OK && n_clusters > 0) rc = store_clusters(pp, tenant, &w, labels, n_clusters, err);
+    int64_t placed = 0;
+    if (rc == VS_OK && n_clusters > 0) rc = attach_noise(pp, p, tenant, &w, labels, &placed, err);
     if (rc == VS_OK) {
         char left[24];
-        int64_t placed = 0;
         for (int i = 0; i < w.n; i++) placed += labels[i] >= 0;
         snprintf(left, sizeof left, "%lld", (long long)(n_wait - placed));
         pthread_mutex_lock(&pp->sq.mu);
