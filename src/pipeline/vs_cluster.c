@@ -1,0 +1,340 @@
+/* vs_cluster.c - faces into people: DBSCAN over the mutual kNN graph for
+ * batches, a neighbour vote checked by the centroid for one new face.
+ *
+ * Tuned to a tenant's faces: 10^3..10^6 embeddings of dim 128, many people
+ * seen once or twice (they stay noise), a few seen often. The costly error is
+ * merging two real people, so every rule leans to "not yet" over "join":
+ * edges must be mutual kNN and above link_sim, persons need min_faces
+ * distinct photos, and a new face needs both a vote and the centroid. */
+#include "vs_cluster.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "vs_alloc.h"
+
+#define VS_CLUSTER_K_MAX 1024    /* knn_k bound: scratch is n * k */
+#define VS_CLUSTER_VOTE_MAX 256  /* vote_k bound: the tally lives on the stack */
+
+/* Defaults from the measurements in docs/people.md (dlib embedder, LFW
+ * DevTrain for the thresholds, bench/people.c for k and the vote). */
+void vs_cluster_cfg_default(vs_cluster_cfg *c) {
+    c->link_sim = 0.925f;
+    c->min_faces = 3;
+    c->knn_k = 16;
+    c->join_sim = 0.935f;
+    c->vote_k = 8;
+    c->vote_frac = 0.75f;
+}
+
+/* Checked once at the edge, so the passes below trust the numbers. */
+static vs_err vs_cluster_check_cfg(const vs_cluster_cfg *c, vs_error *err) {
+    if (!c) return vs_fail(err, VS_ERR_INVALID_ARG, "cluster: no config");
+    if (!(c->link_sim >= -1.0f && c->link_sim <= 1.0f))
+        return vs_fail(err, VS_ERR_INVALID_ARG, "cluster: link_sim %g not in [-1, 1]", (double)c->link_sim);
+    if (c->min_faces < 1) return vs_fail(err, VS_ERR_INVALID_ARG, "cluster: min_faces %d < 1", c->min_faces);
+    if (c->knn_k < 1 || c->knn_k > VS_CLUSTER_K_MAX)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "cluster: knn_k %d not in [1, %d]", c->knn_k, VS_CLUSTER_K_MAX);
+    return VS_OK;
+}
+
+/* Scratch of one batch run, freed together by vs_cluster_scratch_free. */
+typedef struct vs_cluster_scratch {
+    int n, k;
+    int *nbr;       /* n * k: neighbour indexes, rows compacted to cnt[i] edges */
+    float *sim;     /* n * k: their similarities */
+    int *cnt;       /* n: entries (then edges) per row */
+    unsigned char *core;
+    int *parent;    /* n: union-find over cores; then each face's root or -1 */
+} vs_cluster_scratch;
+
+static void vs_cluster_scratch_free(vs_cluster_scratch *s) {
+    vs_free(s->nbr);
+    vs_free(s->sim);
+    vs_free(s->cnt);
+    vs_free(s->core);
+    vs_free(s->parent);
+}
+
+/* One allocation failure message for all the scratch arrays. */
+static vs_err vs_cluster_scratch_new(vs_cluster_scratch *s, int n, int k, vs_error *err) {
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->k = k;
+    size_t nk;
+    if (!vs_mul_size((size_t)n, (size_t)k, &nk)) return vs_fail(err, VS_ERR_TOO_LARGE, "cluster: n * knn_k overflows");
+    s->nbr = vs_calloc(nk, sizeof *s->nbr);
+    s->sim = vs_calloc(nk, sizeof *s->sim);
+    s->cnt = vs_calloc((size_t)n, sizeof *s->cnt);
+    s->core = vs_calloc((size_t)n, 1);
+    s->parent = vs_calloc((size_t)n, sizeof *s->parent);
+    if (!s->nbr || !s->sim || !s->cnt || !s->core || !s->parent) {
+        vs_cluster_scratch_free(s);
+        return vs_fail(err, VS_ERR_NOMEM, "cluster: scratch for %d faces x %d neighbours", n, k);
+    }
+    return VS_OK;
+}
+
+/* Asks knn for every face and keeps only the entries that can be edges
+ * (another face of the batch, similarity >= link_sim): the graph is sparse
+ * from here on. A knn error stops the batch, it is not noise. */
+static vs_err vs_cluster_fill(vs_cluster_scratch *s, float link_sim, vs_cluster_knn_fn knn, void *ctx,
+                              vs_error *err) {
+    for (int i = 0; i < s->n; i++) {
+        int *nb = s->nbr + (size_t)i * s->k;
+        float *sm = s->sim + (size_t)i * s->k;
+        int m = knn(ctx, i, s->k, nb, sm);
+        if (m < 0) return vs_fail(err, VS_ERR_BACKEND, "cluster: neighbours of face %d: error %d", i, m);
+        if (m > s->k) m = s->k;
+        int w = 0;
+        for (int j = 0; j < m; j++) {
+            if (nb[j] < 0 || nb[j] >= s->n || nb[j] == i || !(sm[j] >= link_sim)) continue;
+            nb[w] = nb[j];
+            sm[w++] = sm[j];
+        }
+        s->cnt[i] = w;
+    }
+    return VS_OK;
+}
+
+/* 1 when j's row names i. Rows hold at most k entries: O(k). */
+static int vs_cluster_row_has(const vs_cluster_scratch *s, int j, int i) {
+    const int *nb = s->nbr + (size_t)j * s->k;
+    for (int t = 0; t < s->cnt[j]; t++)
+        if (nb[t] == i) return 1;
+    return 0;
+}
+
+/* Keeps only mutual edges (i lists j and j lists i). A face of someone seen
+ * once still has k nearest strangers above link_sim in a large tenant, but
+ * those strangers have their own mates nearer, so they do not list it back:
+ * mutuality is what keeps look-alikes out without a higher threshold. A
+ * dropped entry is marked in place as index + n (no n*k flag array), so the
+ * check of a later row still sees it, then the rows are compacted. */
+static void vs_cluster_mutual(vs_cluster_scratch *s) {
+    int n = s->n;
+    for (int i = 0; i < n; i++) {
+        int *nb = s->nbr + (size_t)i * s->k;
+        for (int t = 0; t < s->cnt[i]; t++) {
+            int j = nb[t];
+            if (!vs_cluster_row_has(s, j, i) && !vs_cluster_row_has(s, j, i + n)) nb[t] = j + n;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int *nb = s->nbr + (size_t)i * s->k;
+        float *sm = s->sim + (size_t)i * s->k;
+        int w = 0;
+        for (int t = 0; t < s->cnt[i]; t++) {
+            if (nb[t] >= n) continue;
+            nb[w] = nb[t];
+            sm[w++] = sm[t];
+        }
+        s->cnt[i] = w;
+    }
+}
+
+static int vs_cluster_cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Distinct dup ids among face i and its edges: re-posts of one photo are one
+ * piece of evidence, not three. buf holds k + 1 ints. */
+static int vs_cluster_distinct(const vs_cluster_scratch *s, const int *dup, int i, int *buf) {
+    if (!dup) return 1 + s->cnt[i];
+    const int *nb = s->nbr + (size_t)i * s->k;
+    int m = 0;
+    buf[m++] = dup[i];
+    for (int t = 0; t < s->cnt[i]; t++) buf[m++] = dup[nb[t]];
+    qsort(buf, (size_t)m, sizeof *buf, vs_cluster_cmp_int);
+    int d = 1;
+    for (int t = 1; t < m; t++) d += buf[t] != buf[t - 1];
+    return d;
+}
+
+/* Union-find root with path halving. */
+static int vs_cluster_find(int *parent, int x) {
+    while (parent[x] != x) {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    return x;
+}
+
+/* Joins two sets under the lower root, so roots (and labels) do not depend on
+ * the order edges are met. */
+static void vs_cluster_union(int *parent, int a, int b) {
+    a = vs_cluster_find(parent, a);
+    b = vs_cluster_find(parent, b);
+    if (a < b) parent[b] = a;
+    else if (b < a) parent[a] = b;
+}
+
+/* DBSCAN proper: cores from the dup-aware count, cores linked by edges form
+ * one set (density-reachability), and a border face joins its most similar
+ * core. Afterwards parent[i] is i's root, or -1 for noise. */
+static vs_err vs_cluster_dbscan(vs_cluster_scratch *s, const int *dup, int min_faces, vs_error *err) {
+    int n = s->n;
+    int *buf = vs_malloc(sizeof *buf * (size_t)(s->k + 1));
+    if (!buf) return vs_fail(err, VS_ERR_NOMEM, "cluster: dup scratch");
+    for (int i = 0; i < n; i++) {
+        s->core[i] = vs_cluster_distinct(s, dup, i, buf) >= min_faces;
+        s->parent[i] = i;
+    }
+    vs_free(buf);
+    for (int i = 0; i < n; i++) {
+        if (!s->core[i]) continue;
+        const int *nb = s->nbr + (size_t)i * s->k;
+        for (int t = 0; t < s->cnt[i]; t++)
+            if (s->core[nb[t]]) vs_cluster_union(s->parent, i, nb[t]);
+    }
+    /* roots of cores first (a border face's parent is still itself) */
+    int *root = vs_malloc(sizeof *root * (size_t)(n ? n : 1));
+    if (!root) return vs_fail(err, VS_ERR_NOMEM, "cluster: roots of %d faces", n);
+    for (int i = 0; i < n; i++) root[i] = s->core[i] ? vs_cluster_find(s->parent, i) : -1;
+    for (int i = 0; i < n; i++) {
+        if (s->core[i]) continue;
+        const int *nb = s->nbr + (size_t)i * s->k;
+        const float *sm = s->sim + (size_t)i * s->k;
+        int best = -1;
+        for (int t = 0; t < s->cnt[i]; t++)
+            if (s->core[nb[t]] && (best < 0 || sm[t] > sm[best] || (sm[t] == sm[best] && nb[t] < nb[best]))) best = t;
+        root[i] = best < 0 ? -1 : root[nb[best]];
+    }
+    memcpy(s->parent, root, sizeof *root * (size_t)n);
+    vs_free(root);
+    return VS_OK;
+}
+
+typedef struct vs_cluster_pair {
+    int root, dup;
+} vs_cluster_pair;
+
+static int vs_cluster_cmp_pair(const void *a, const void *b) {
+    const vs_cluster_pair *x = a, *y = b;
+    if (x->root != y->root) return (x->root > y->root) - (x->root < y->root);
+    return (x->dup > y->dup) - (x->dup < y->dup);
+}
+
+/* A border face may have gone to a more similar core elsewhere, so a set can
+ * end with fewer than min_faces distinct photos: such a set is dissolved to
+ * noise (a person is never made of one photo posted three times). Sorting
+ * (root, dup) pairs counts distinct photos per set in O(n log n). */
+static vs_err vs_cluster_enforce_min(vs_cluster_scratch *s, const int *dup, int min_faces, vs_error *err) {
+    int n = s->n, m = 0;
+    vs_cluster_pair *p = vs_malloc(sizeof *p * (size_t)(n ? n : 1));
+    if (!p) return vs_fail(err, VS_ERR_NOMEM, "cluster: member pairs of %d faces", n);
+    for (int i = 0; i < n; i++)
+        if (s->parent[i] >= 0) p[m++] = (vs_cluster_pair){s->parent[i], dup ? dup[i] : i};
+    qsort(p, (size_t)m, sizeof *p, vs_cluster_cmp_pair);
+    /* s->cnt is free now: reuse it as "distinct photos of the set rooted here" */
+    memset(s->cnt, 0, sizeof *s->cnt * (size_t)n);
+    for (int t = 0; t < m; t++)
+        if (t == 0 || p[t].root != p[t - 1].root || p[t].dup != p[t - 1].dup) s->cnt[p[t].root]++;
+    vs_free(p);
+    for (int i = 0; i < n; i++)
+        if (s->parent[i] >= 0 && s->cnt[s->parent[i]] < min_faces) s->parent[i] = -1;
+    return VS_OK;
+}
+
+/* Labels 0.. in order of each person's lowest face index: deterministic. */
+static int vs_cluster_number(vs_cluster_scratch *s, int *labels) {
+    int next = 0;
+    for (int i = 0; i < s->n; i++) s->cnt[i] = -1;
+    for (int i = 0; i < s->n; i++) {
+        int r = s->parent[i];
+        if (r < 0) {
+            labels[i] = -1;
+            continue;
+        }
+        if (s->cnt[r] < 0) s->cnt[r] = next++;
+        labels[i] = s->cnt[r];
+    }
+    return next;
+}
+
+/* The passes in order; one cleanup path. */
+vs_err vs_cluster_batch(int n, const vs_cluster_cfg *c, vs_cluster_knn_fn knn, void *ctx, const int *dup,
+                        int *labels, int *n_clusters, vs_error *err) {
+    vs_err rc = vs_cluster_check_cfg(c, err);
+    if (rc != VS_OK) return rc;
+    if (n < 0 || !knn || (n > 0 && !labels) || !n_clusters)
+        return vs_fail(err, VS_ERR_INVALID_ARG, "cluster: n %d, knn, labels and n_clusters are required", n);
+    *n_clusters = 0;
+    if (n == 0) return VS_OK;
+    vs_cluster_scratch s;
+    rc = vs_cluster_scratch_new(&s, n, c->knn_k, err);
+    if (rc != VS_OK) return rc;
+    rc = vs_cluster_fill(&s, c->link_sim, knn, ctx, err);
+    if (rc != VS_OK) goto out;
+    vs_cluster_mutual(&s);
+    rc = vs_cluster_dbscan(&s, dup, c->min_faces, err);
+    if (rc != VS_OK) goto out;
+    rc = vs_cluster_enforce_min(&s, dup, c->min_faces, err);
+    if (rc != VS_OK) goto out;
+    *n_clusters = vs_cluster_number(&s, labels);
+out:
+    vs_cluster_scratch_free(&s);
+    return rc;
+}
+
+/* Brute force: every dot product, the best k kept by insertion (k is small,
+ * so a sorted array beats a heap). Ties go to the lower index. */
+int vs_cluster_knn_exact(void *ctx, int i, int k, int *nbr, float *sim) {
+    const vs_cluster_exact *x = ctx;
+    if (!x || !x->vecs || i < 0 || i >= x->n || k < 0 || x->dim < 1) return -1;
+    const float *q = x->vecs + (size_t)i * x->dim;
+    int m = 0;
+    for (int j = 0; j < x->n && k > 0; j++) {
+        if (j == i) continue;
+        const float *v = x->vecs + (size_t)j * x->dim;
+        float d = 0;
+        for (int t = 0; t < x->dim; t++) d += q[t] * v[t];
+        if (m == k && !(d > sim[m - 1])) continue;
+        int p = m < k ? m++ : k - 1;
+        while (p > 0 && d > sim[p - 1]) {
+            sim[p] = sim[p - 1];
+            nbr[p] = nbr[p - 1];
+            p--;
+        }
+        sim[p] = d;
+        nbr[p] = j;
+    }
+    return m;
+}
+
+/* Vote, then centroid: the vote says the face's nearest known faces agree on
+ * one person (a look-alike of a single member wins no majority), the
+ * centroid says the face fits the person as a whole (a vote among a few
+ * borderline neighbours is not enough). */
+int vs_cluster_assign(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int n_nbrs,
+                      int (*centroid_sim)(void *ctx, int person, float *sim), void *ctx) {
+    if (!c || !nbrs || n_nbrs <= 0 || !centroid_sim) return -1;
+    int k = c->vote_k < n_nbrs ? c->vote_k : n_nbrs;
+    if (k > VS_CLUSTER_VOTE_MAX) k = VS_CLUSTER_VOTE_MAX;
+    int who[VS_CLUSTER_VOTE_MAX], votes[VS_CLUSTER_VOTE_MAX], m = 0, total = 0;
+    float sum[VS_CLUSTER_VOTE_MAX];
+    for (int t = 0; t < k; t++) {
+        if (nbrs[t].person < 0 || !(nbrs[t].sim >= c->link_sim)) continue;
+        int p = 0;
+        while (p < m && who[p] != nbrs[t].person) p++;
+        if (p == m) {
+            who[m] = nbrs[t].person;
+            votes[m] = 0;
+            sum[m++] = 0;
+        }
+        votes[p]++;
+        sum[p] += nbrs[t].sim;
+        total++;
+    }
+    if (total == 0) return -1;
+    int best = 0;
+    for (int p = 1; p < m; p++)
+        if (votes[p] > votes[best] || (votes[p] == votes[best] && (sum[p] > sum[best] ||
+                                                                   (sum[p] == sum[best] && who[p] < who[best]))))
+            best = p;
+    if ((float)votes[best] < c->vote_frac * (float)total) return -1;
+    float cs;
+    if (centroid_sim(ctx, who[best], &cs) != 0 || !(cs >= c->join_sim)) return -1;
+    return who[best];
+}

@@ -1,0 +1,253 @@
+/* test_cluster.c - faces into people (src/pipeline/vs_cluster.c) on small
+ * hand-made embeddings: two tight groups and strangers, min_faces, re-posted
+ * photos counting once, a chain between two people (merged only when
+ * link_sim lets the chain's steps link: DBSCAN is single-link among cores),
+ * the incremental vote + centroid rule, determinism, n = 0 and 1, bad
+ * arguments. Vectors are dim 16, built from angles so the similarities are
+ * known to a few thousandths. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vs_cluster.h"
+
+#define DIM 16
+
+/* Deterministic noise: xorshift, so a failure reproduces. */
+static float rnd(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* v = normalise(cos(a) e_x + sin(a) e_y + noise). */
+static void face_at(float *v, int x, int y, double a, float noise, uint64_t *s) {
+    double n2 = 0;
+    for (int d = 0; d < DIM; d++) v[d] = noise * rnd(s);
+    v[x] += (float)cos(a);
+    v[y] += (float)sin(a);
+    for (int d = 0; d < DIM; d++) n2 += (double)v[d] * v[d];
+    for (int d = 0; d < DIM; d++) v[d] = (float)(v[d] / sqrt(n2));
+}
+
+static int run(const float *vecs, int n, const vs_cluster_cfg *c, const int *dup, int *labels) {
+    vs_cluster_exact x = {vecs, n, DIM};
+    int nc = -7;
+    vs_error e;
+    assert_int_equal(vs_cluster_batch(n, c, vs_cluster_knn_exact, &x, dup, labels, &nc, &e), VS_OK);
+    return nc;
+}
+
+/* 8 faces near e0, 8 near e1, 5 strangers each on its own axis. */
+static int two_groups(float *v) {
+    uint64_t s = 42;
+    int n = 0;
+    for (int i = 0; i < 8; i++) face_at(v + DIM * n++, 0, 2, 0, 0.02f, &s);
+    for (int i = 0; i < 8; i++) face_at(v + DIM * n++, 1, 2, 0, 0.02f, &s);
+    for (int i = 0; i < 5; i++) face_at(v + DIM * n++, 3 + 2 * i, 4 + 2 * i, 0, 0.02f, &s);
+    return n;
+}
+
+static void test_two_groups_and_noise(void **state) {
+    (void)state;
+    float v[32 * DIM];
+    int labels[32], n = two_groups(v);
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    assert_int_equal(run(v, n, &c, NULL, labels), 2);
+    for (int i = 0; i < 8; i++) assert_int_equal(labels[i], 0);
+    for (int i = 8; i < 16; i++) assert_int_equal(labels[i], 1);
+    for (int i = 16; i < n; i++) assert_int_equal(labels[i], -1);
+}
+
+static void test_min_faces(void **state) {
+    (void)state;
+    float v[4 * DIM];
+    uint64_t s = 7;
+    for (int i = 0; i < 2; i++) face_at(v + DIM * i, 0, 1, 0, 0.02f, &s);
+    int labels[4];
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    assert_int_equal(run(v, 2, &c, NULL, labels), 0); /* two photos are not a person */
+    assert_int_equal(labels[0], -1);
+    assert_int_equal(labels[1], -1);
+    c.min_faces = 2;
+    assert_int_equal(run(v, 2, &c, NULL, labels), 1);
+    assert_int_equal(labels[0], 0);
+    assert_int_equal(labels[1], 0);
+    face_at(v + DIM * 2, 0, 1, 0, 0.02f, &s); /* a third photo makes one at the default */
+    vs_cluster_cfg_default(&c);
+    assert_int_equal(run(v, 3, &c, NULL, labels), 1);
+}
+
+static void test_duplicates_count_once(void **state) {
+    (void)state;
+    float v[4 * DIM];
+    uint64_t s = 9;
+    for (int i = 0; i < 3; i++) face_at(v + DIM * i, 0, 1, 0, 0.001f, &s); /* one photo posted 3 times */
+    int labels[4], same[3] = {5, 5, 5}, distinct[3] = {1, 2, 3};
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    assert_int_equal(run(v, 3, &c, same, labels), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(labels[i], -1);
+    assert_int_equal(run(v, 3, &c, distinct, labels), 1);
+    /* two copies and one other photo: 2 distinct, still not a person */
+    int two[3] = {5, 5, 6};
+    assert_int_equal(run(v, 3, &c, two, labels), 0);
+    /* a fourth, different photo makes 3 distinct */
+    face_at(v + DIM * 3, 0, 1, 0, 0.02f, &s);
+    int three[4] = {5, 5, 6, 8};
+    assert_int_equal(run(v, 4, &c, three, labels), 1);
+    for (int i = 0; i < 4; i++) assert_int_equal(labels[i], 0);
+}
+
+/* Group A at angle 0, group B at 110 degrees (similarity -0.34), a chain of
+ * single faces at 22, 44, 66, 88 degrees between them: consecutive steps have
+ * similarity cos 22 = 0.927. At link_sim 0.95 no step is an edge: the chain
+ * faces are noise and A and B stay apart. At link_sim 0.90 every step is an
+ * edge, every chain face has two neighbours (a core at min_faces 3), and
+ * DBSCAN, single-link among cores, makes A, chain and B one person: what a
+ * high link_sim (plus mutual kNN and min_faces) is there to prevent. */
+static void test_chain(void **state) {
+    (void)state;
+    const double deg = 3.14159265358979 / 180;
+    float v[24 * DIM];
+    uint64_t s = 11;
+    int n = 0;
+    for (int i = 0; i < 8; i++) face_at(v + DIM * n++, 0, 1, 0, 0.004f, &s);
+    for (int j = 1; j <= 4; j++) face_at(v + DIM * n++, 0, 1, 22 * j * deg, 0.0f, &s);
+    for (int i = 0; i < 8; i++) face_at(v + DIM * n++, 0, 1, 110 * deg, 0.004f, &s);
+    int labels[24];
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    c.link_sim = 0.95f;
+    assert_int_equal(run(v, n, &c, NULL, labels), 2);
+    for (int i = 0; i < 8; i++) assert_int_equal(labels[i], 0);
+    for (int i = 8; i < 12; i++) assert_int_equal(labels[i], -1);
+    for (int i = 12; i < 20; i++) assert_int_equal(labels[i], 1);
+    c.link_sim = 0.90f;
+    assert_int_equal(run(v, n, &c, NULL, labels), 1);
+    for (int i = 0; i < n; i++) assert_int_equal(labels[i], 0);
+}
+
+typedef struct centroids {
+    int person[4];
+    float sim[4];
+    int n, calls;
+} centroids;
+
+static int centroid_of(void *ctx, int person, float *sim) {
+    centroids *c = ctx;
+    c->calls++;
+    for (int i = 0; i < c->n; i++)
+        if (c->person[i] == person) {
+            *sim = c->sim[i];
+            return 0;
+        }
+    return -1;
+}
+
+static void test_assign(void **state) {
+    (void)state;
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    float hi = c.join_sim + 0.02f, lo = c.join_sim - 0.02f, link = c.link_sim + 0.02f;
+    centroids cs = {{7, 8}, {hi, hi}, 2, 0};
+    vs_cluster_vote agree[8];
+    for (int i = 0; i < 8; i++) agree[i] = (vs_cluster_vote){7, link + 0.01f * (float)(8 - i)};
+    assert_int_equal(vs_cluster_assign(&c, agree, 8, centroid_of, &cs), 7);
+    /* votes agree but the centroid is too far */
+    cs.sim[0] = lo;
+    assert_int_equal(vs_cluster_assign(&c, agree, 8, centroid_of, &cs), -1);
+    cs.sim[0] = hi;
+    /* split 4 / 4 between two people: no majority, no join */
+    vs_cluster_vote split[8];
+    for (int i = 0; i < 8; i++) split[i] = (vs_cluster_vote){i % 2 ? 8 : 7, link};
+    assert_int_equal(vs_cluster_assign(&c, split, 8, centroid_of, &cs), -1);
+    /* 7 of 8 for person 8: joins 8 */
+    for (int i = 0; i < 8; i++) split[i] = (vs_cluster_vote){i == 3 ? 7 : 8, link};
+    assert_int_equal(vs_cluster_assign(&c, split, 8, centroid_of, &cs), 8);
+    /* neighbours below link_sim do not vote: no votes, no join, no centroid asked */
+    vs_cluster_vote far[3] = {{7, c.link_sim - 0.01f}, {7, c.link_sim - 0.02f}, {7, 0.5f}};
+    cs.calls = 0;
+    assert_int_equal(vs_cluster_assign(&c, far, 3, centroid_of, &cs), -1);
+    assert_int_equal(cs.calls, 0);
+    /* a far neighbour of another person does not dilute the vote */
+    vs_cluster_vote mixed[4] = {{7, link}, {7, link}, {7, link}, {8, c.link_sim - 0.1f}};
+    assert_int_equal(vs_cluster_assign(&c, mixed, 4, centroid_of, &cs), 7);
+    /* unknown centroid: -1 */
+    vs_cluster_vote unknown[3] = {{9, link}, {9, link}, {9, link}};
+    assert_int_equal(vs_cluster_assign(&c, unknown, 3, centroid_of, &cs), -1);
+    assert_int_equal(vs_cluster_assign(&c, agree, 0, centroid_of, &cs), -1);
+}
+
+static void test_deterministic(void **state) {
+    (void)state;
+    float v[32 * DIM];
+    int a[32], b[32], n = two_groups(v);
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    c.knn_k = 4; /* rows shorter than the groups: edges depend on ties and order */
+    int na = run(v, n, &c, NULL, a), nb = run(v, n, &c, NULL, b);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, sizeof(int) * (size_t)n);
+}
+
+static void test_small_n(void **state) {
+    (void)state;
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    int labels[1] = {5}, nc = -1;
+    vs_error e;
+    vs_cluster_exact x = {NULL, 0, DIM};
+    assert_int_equal(vs_cluster_batch(0, &c, vs_cluster_knn_exact, &x, NULL, NULL, &nc, &e), VS_OK);
+    assert_int_equal(nc, 0);
+    float v[DIM];
+    uint64_t s = 3;
+    face_at(v, 0, 1, 0, 0.01f, &s);
+    assert_int_equal(run(v, 1, &c, NULL, labels), 0);
+    assert_int_equal(labels[0], -1);
+    c.min_faces = 1; /* a person of one face is allowed when asked for */
+    assert_int_equal(run(v, 1, &c, NULL, labels), 1);
+    assert_int_equal(labels[0], 0);
+}
+
+static int knn_fails(void *ctx, int i, int k, int *nbr, float *sim) {
+    (void)ctx, (void)i, (void)k, (void)nbr, (void)sim;
+    return -1;
+}
+
+static void test_bad_args(void **state) {
+    (void)state;
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    int labels[4], nc;
+    vs_error e;
+    assert_int_equal(vs_cluster_batch(4, &c, knn_fails, NULL, NULL, labels, &nc, &e), VS_ERR_BACKEND);
+    assert_int_equal(vs_cluster_batch(-1, &c, knn_fails, NULL, NULL, labels, &nc, &e), VS_ERR_INVALID_ARG);
+    c.knn_k = 0;
+    assert_int_equal(vs_cluster_batch(4, &c, knn_fails, NULL, NULL, labels, &nc, &e), VS_ERR_INVALID_ARG);
+    vs_cluster_cfg_default(&c);
+    c.min_faces = 0;
+    assert_int_equal(vs_cluster_batch(4, &c, knn_fails, NULL, NULL, labels, &nc, &e), VS_ERR_INVALID_ARG);
+    vs_cluster_cfg_default(&c);
+    assert_int_equal(vs_cluster_batch(4, &c, NULL, NULL, NULL, labels, &nc, &e), VS_ERR_INVALID_ARG);
+    assert_int_equal(vs_cluster_knn_exact(NULL, 0, 4, labels, (float *)labels), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_groups_and_noise), cmocka_unit_test(test_min_faces),
+        cmocka_unit_test(test_duplicates_count_once), cmocka_unit_test(test_chain),
+        cmocka_unit_test(test_assign),    cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_small_n),   cmocka_unit_test(test_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
