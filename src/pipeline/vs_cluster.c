@@ -105,6 +105,64 @@ static int vs_cluster_row_has(const vs_cluster_scratch *s, int j, int i) {
     return 0;
 }
 
+static int vs_cluster_cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Drops rows' entries marked as index + n by a pass over the rows. */
+static void vs_cluster_compact(vs_cluster_scratch *s) {
+    for (int i = 0; i < s->n; i++) {
+        int *nb = s->nbr + (size_t)i * s->k;
+        float *sm = s->sim + (size_t)i * s->k;
+        int w = 0;
+        for (int t = 0; t < s->cnt[i]; t++) {
+            if (nb[t] >= s->n) continue;
+            nb[w] = nb[t];
+            sm[w++] = sm[t];
+        }
+        s->cnt[i] = w;
+    }
+}
+
+/* Size of the intersection of two ascending rows. */
+static int vs_cluster_common(const int *a, int na, const int *b, int nb) {
+    int i = 0, j = 0, c = 0;
+    while (i < na && j < nb) {
+        if (a[i] < b[j]) i++;
+        else if (b[j] < a[i]) j++;
+        else c++, i++, j++;
+    }
+    return c;
+}
+
+/* Keeps an edge i-j only when i and j share >= need neighbours (shared
+ * nearest neighbours, Jarvis-Patrick). Mutual kNN alone still lets two
+ * people seen a few times each link when both lists are half strangers:
+ * the bench showed one such edge is enough for single-link DBSCAN to chain
+ * hundreds of people together. Faces of one person share their mates; two
+ * look-alikes share little. Rows are copied sorted so each test is O(k). */
+static vs_err vs_cluster_shared(vs_cluster_scratch *s, int need, vs_error *err) {
+    if (need <= 0) return VS_OK;
+    int n = s->n, k = s->k;
+    int *srt = vs_malloc(sizeof *srt * (size_t)n * (size_t)k);
+    if (!srt) return vs_fail(err, VS_ERR_NOMEM, "cluster: sorted rows of %d faces", n);
+    for (int i = 0; i < n; i++) {
+        memcpy(srt + (size_t)i * k, s->nbr + (size_t)i * k, sizeof *srt * (size_t)s->cnt[i]);
+        qsort(srt + (size_t)i * k, (size_t)s->cnt[i], sizeof *srt, vs_cluster_cmp_int);
+    }
+    for (int i = 0; i < n; i++) {
+        int *nb = s->nbr + (size_t)i * k;
+        for (int t = 0; t < s->cnt[i]; t++) {
+            int j = nb[t];
+            if (vs_cluster_common(srt + (size_t)i * k, s->cnt[i], srt + (size_t)j * k, s->cnt[j]) < need) nb[t] = j + n;
+        }
+    }
+    vs_free(srt);
+    vs_cluster_compact(s);
+    return VS_OK;
+}
+
 /* Keeps only mutual edges (i lists j and j lists i). A face of someone seen
  * once still has k nearest strangers above link_sim in a large tenant, but
  * those strangers have their own mates nearer, so they do not list it back:
@@ -120,23 +178,9 @@ static void vs_cluster_mutual(vs_cluster_scratch *s) {
             if (!vs_cluster_row_has(s, j, i) && !vs_cluster_row_has(s, j, i + n)) nb[t] = j + n;
         }
     }
-    for (int i = 0; i < n; i++) {
-        int *nb = s->nbr + (size_t)i * s->k;
-        float *sm = s->sim + (size_t)i * s->k;
-        int w = 0;
-        for (int t = 0; t < s->cnt[i]; t++) {
-            if (nb[t] >= n) continue;
-            nb[w] = nb[t];
-            sm[w++] = sm[t];
-        }
-        s->cnt[i] = w;
-    }
+    vs_cluster_compact(s);
 }
 
-static int vs_cluster_cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
 
 /* Distinct dup ids among face i and its edges: re-posts of one photo are one
  * piece of evidence, not three. buf holds k + 1 ints. */
@@ -268,6 +312,8 @@ vs_err vs_cluster_batch(int n, const vs_cluster_cfg *c, vs_cluster_knn_fn knn, v
     rc = vs_cluster_fill(&s, c->link_sim, knn, ctx, err);
     if (rc != VS_OK) goto out;
     vs_cluster_mutual(&s);
+    rc = vs_cluster_shared(&s, c->min_faces - 2, err);
+    if (rc != VS_OK) goto out;
     rc = vs_cluster_dbscan(&s, dup, c->min_faces, err);
     if (rc != VS_OK) goto out;
     rc = vs_cluster_enforce_min(&s, dup, c->min_faces, err);

@@ -1,7 +1,8 @@
 /* test_cluster.c - faces into people (src/pipeline/vs_cluster.c) on small
  * hand-made embeddings: two tight groups and strangers, min_faces, re-posted
- * photos counting once, a chain between two people (merged only when
- * link_sim lets the chain's steps link: DBSCAN is single-link among cores),
+ * photos counting once, a chain between two people (never merged when one
+ * face wide; merged when three wide and link_sim lets its steps link: DBSCAN
+ * is single-link among cores),
  * the incremental vote + centroid rule, determinism, n = 0 and 1, bad
  * arguments. Vectors are dim 16, built from angles so the similarities are
  * known to a few thousandths. */
@@ -108,30 +109,53 @@ static void test_duplicates_count_once(void **state) {
     for (int i = 0; i < 4; i++) assert_int_equal(labels[i], 0);
 }
 
-/* Group A at angle 0, group B at 110 degrees (similarity -0.34), a chain of
- * single faces at 22, 44, 66, 88 degrees between them: consecutive steps have
- * similarity cos 22 = 0.927. At link_sim 0.95 no step is an edge: the chain
- * faces are noise and A and B stay apart. At link_sim 0.90 every step is an
- * edge, every chain face has two neighbours (a core at min_faces 3), and
- * DBSCAN, single-link among cores, makes A, chain and B one person: what a
- * high link_sim (plus mutual kNN and min_faces) is there to prevent. */
-static void test_chain(void **state) {
-    (void)state;
+/* Group A at angle 0, group B at 110 degrees (similarity -0.34), a chain
+ * between them at 22, 44, 66, 88 degrees: consecutive steps have similarity
+ * cos 22 = 0.927.
+ *  - A chain one face wide never merges A and B, whatever link_sim: an edge
+ *    needs a shared neighbour (SNN >= min_faces - 2 = 1) and two chain faces
+ *    share none: the middle faces stay noise (at 0.90 the end faces, 0.927
+ *    from A or B, join them as border faces, which is right).
+ *  - A chain three faces wide (three photos at each step): at link_sim 0.95
+ *    no step is an edge and A and B stay apart (the chain faces form
+ *    small persons of their own, which is right: they are tight triples);
+ *    at link_sim 0.90 every step is an edge with shared neighbours and
+ *    DBSCAN, single-link among cores, makes A, chain and B one person. That
+ *    is what a high link_sim is there to prevent. */
+static int chain(float *v, int width) {
     const double deg = 3.14159265358979 / 180;
-    float v[24 * DIM];
     uint64_t s = 11;
     int n = 0;
     for (int i = 0; i < 8; i++) face_at(v + DIM * n++, 0, 1, 0, 0.004f, &s);
-    for (int j = 1; j <= 4; j++) face_at(v + DIM * n++, 0, 1, 22 * j * deg, 0.0f, &s);
     for (int i = 0; i < 8; i++) face_at(v + DIM * n++, 0, 1, 110 * deg, 0.004f, &s);
-    int labels[24];
+    for (int j = 1; j <= 4; j++)
+        for (int w = 0; w < width; w++) face_at(v + DIM * n++, 0, 1, 22 * j * deg, 0.004f, &s);
+    return n;
+}
+
+static void test_chain(void **state) {
+    (void)state;
+    float v[32 * DIM];
+    int labels[32];
     vs_cluster_cfg c;
     vs_cluster_cfg_default(&c);
+    int n = chain(v, 1);
+    for (int t = 0; t < 2; t++) {
+        c.link_sim = t ? 0.90f : 0.95f;
+        assert_int_equal(run(v, n, &c, NULL, labels), 2);
+        for (int i = 0; i < 8; i++) assert_int_equal(labels[i], 0);
+        for (int i = 8; i < 16; i++) assert_int_equal(labels[i], 1);
+        /* at 0.90 the end faces are within reach of A and B: borders of them */
+        assert_int_equal(labels[16], t ? 0 : -1);
+        assert_int_equal(labels[17], -1);
+        assert_int_equal(labels[18], -1);
+        assert_int_equal(labels[19], t ? 1 : -1);
+    }
+    n = chain(v, 3);
     c.link_sim = 0.95f;
-    assert_int_equal(run(v, n, &c, NULL, labels), 2);
+    assert_int_equal(run(v, n, &c, NULL, labels), 6); /* A, B and the four triples */
     for (int i = 0; i < 8; i++) assert_int_equal(labels[i], 0);
-    for (int i = 8; i < 12; i++) assert_int_equal(labels[i], -1);
-    for (int i = 12; i < 20; i++) assert_int_equal(labels[i], 1);
+    for (int i = 8; i < 16; i++) assert_int_equal(labels[i], 1);
     c.link_sim = 0.90f;
     assert_int_equal(run(v, n, &c, NULL, labels), 1);
     for (int i = 0; i < n; i++) assert_int_equal(labels[i], 0);
