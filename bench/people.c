@@ -925,7 +925,7 @@ static void face_set_append(face_set *dst, const face_set *src) {
 
 /* Link sweep on a real set: same runs, one line per link_sim. */
 static void real_sweep(const char *what, const vs_cluster_cfg *c, const face_set *s, int use_dup) {
-    float links[] = {0.91f, 0.92f, 0.925f, 0.929f, 0.935f};
+    float links[] = {0.929f, 0.935f, 0.94f, 0.945f, 0.95f, 0.955f, 0.96f};
     for (size_t a = 0; a < sizeof links / sizeof *links; a++) {
         vs_cluster_cfg x = *c;
         x.link_sim = links[a];

@@ -6,8 +6,13 @@
  *   - vs_cluster_assign: one new face joins an existing person when a vote
  *     of its nearest assigned faces AND the person's centroid both say so;
  *   - vs_cluster_batch: the faces that joined no one are grouped by DBSCAN
- *     over their mutual k-nearest-neighbour graph (edges need similarity >=
- *     link_sim both ways), O(n * knn_k) after the kNN lists.
+ *     over their k-nearest-neighbour graph, O(n * knn_k) after the kNN lists.
+ *
+ * The intended use, and what bench/people.c measures: run the batch over the
+ * unassigned faces, then pass the batch's noise once through
+ * vs_cluster_assign (the "attach" pass: the batch is strict on purpose, and
+ * a face it left out joins a person only when its neighbours and the
+ * centroid agree), then assign each new face as it is indexed.
  *
  * Similarities are cosines of L2-normalised embeddings (dot products). The
  * defaults are measured for the dlib embedder: docs/people.md says where each
@@ -38,8 +43,10 @@ typedef int (*vs_cluster_knn_fn)(void *ctx, int i, int k, int *nbr, float *sim);
  * (noise: joins no one yet). dup[i] (may be NULL): faces with the same dup id
  * count once toward min_faces. Not quadratic: O(n * knn_k) given knn.
  *
- * Edges: i-j when j is in i's list and i in j's (mutual kNN) and similarity
- * >= link_sim. A face is a core when it and its edges span >= min_faces
+ * Edges: i-j when j is in i's list and i in j's (mutual kNN), similarity
+ * >= link_sim, and the two share >= min_faces - 2 other neighbours (shared
+ * nearest neighbours: a thin chain of look-alikes does not link two people).
+ * A face is a core when it and its edges span >= min_faces
  * distinct dup ids; cores joined by an edge are one person (single link
  * among cores, the DBSCAN rule); a non-core face with an edge to a core
  * joins the core it is most similar to; a person left with fewer than
@@ -67,7 +74,8 @@ int vs_cluster_knn_exact(void *ctx, int i, int k, int *nbr, float *sim);
  *
  * Rule: of the first vote_k neighbours, those with similarity >= link_sim
  * vote for their person; the person with most votes (ties: higher summed
- * similarity, then lower id) must hold >= vote_frac of them, and the face's
+ * similarity, then lower id) must hold >= vote_frac of them and at least 2
+ * (min(2, vote_k)): one look-alike is not evidence; and the face's
  * centroid similarity to it must be >= join_sim. No vote: -1. */
 typedef struct vs_cluster_vote {
     int person;
