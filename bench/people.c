@@ -374,7 +374,7 @@ static void synthetic(int n, int threads, int sweep, const vs_cluster_cfg *c) {
     int *truth = (int *)who;
     for (int i = n_batch; i < n; i++) label[i] = -1; /* not in the graph's voters until assigned */
     if (sweep) {
-        float links[] = {0.925f, 0.929f, 0.935f, 0.94f};
+        float links[] = {0.925f, 0.929f, 0.935f, 0.94f, 0.95f, 0.96f};
         int ks[] = {6, 8, 10, 12, 16};
         for (size_t a = 0; a < sizeof links / sizeof *links; a++)
             for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
@@ -873,15 +873,15 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
         truth[i] = s->truth[order[i]];
         dup[i] = s->dup[order[i]];
     }
-    knn_table t;
-    knn_exact_table(v, n_batch, dim, c->knn_k, &t);
+    knn_table t; /* rows longer than knn_k: the batch asks for more when a face has copies */
+    knn_exact_table(v, n_batch, dim, 5 * c->knn_k, &t);
     int *label = xcalloc((size_t)n, sizeof *label), np = 0;
     double ms;
     quality q = run_batch(c, &t, use_dup ? dup : NULL, truth, s->n_truth, label, &np, &ms);
     quality qall = q;
     /* the batch alone over all n, for comparison with the incremental path */
     knn_table ta;
-    knn_exact_table(v, n, dim, c->knn_k, &ta);
+    knn_exact_table(v, n, dim, 5 * c->knn_k, &ta);
     int *label_all = xcalloc((size_t)n, sizeof *label_all), np_all = 0;
     double ms_all;
     qall = run_batch(c, &ta, use_dup ? dup : NULL, truth, s->n_truth, label_all, &np_all, &ms_all);

@@ -41,15 +41,17 @@ static vs_err vs_cluster_check_cfg(const vs_cluster_cfg *c, vs_error *err) {
 
 /* Scratch of one batch run, freed together by vs_cluster_scratch_free. */
 typedef struct vs_cluster_scratch {
-    int n, k;
-    int *nbr;       /* n * k: neighbour indexes, rows compacted to cnt[i] edges */
-    float *sim;     /* n * k: their similarities */
+    int n, kmax;    /* faces; the longest row */
+    size_t *off;    /* n + 1: row i is [off[i], off[i+1]) of nbr and sim */
+    int *nbr;       /* neighbour indexes, rows compacted to cnt[i] edges */
+    float *sim;     /* their similarities */
     int *cnt;       /* n: entries (then edges) per row */
     unsigned char *core;
     int *parent;    /* n: union-find over cores; then each face's root or -1 */
 } vs_cluster_scratch;
 
 static void vs_cluster_scratch_free(vs_cluster_scratch *s) {
+    vs_free(s->off);
     vs_free(s->nbr);
     vs_free(s->sim);
     vs_free(s->cnt);
@@ -57,13 +59,61 @@ static void vs_cluster_scratch_free(vs_cluster_scratch *s) {
     vs_free(s->parent);
 }
 
+static int vs_cluster_cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Row lengths: knn_k; with dup ids, room for the face's own copies (up to
+ * 4 * knn_k of them) and 2 * knn_k more for copies among the neighbours. A
+ * photo posted 13 times would otherwise fill every list near it with its
+ * copies, and the person's other photos, the only evidence that counts,
+ * would never be seen. */
+static vs_err vs_cluster_offsets(vs_cluster_scratch *s, const int *dup, int k, vs_error *err) {
+    int n = s->n;
+    s->off = vs_calloc((size_t)n + 1, sizeof *s->off);
+    if (!s->off) return vs_fail(err, VS_ERR_NOMEM, "cluster: row offsets of %d faces", n);
+    int *sorted = NULL;
+    if (dup) {
+        sorted = vs_malloc(sizeof *sorted * (size_t)n);
+        if (!sorted) return vs_fail(err, VS_ERR_NOMEM, "cluster: dup ids of %d faces", n);
+        memcpy(sorted, dup, sizeof *sorted * (size_t)n);
+        qsort(sorted, (size_t)n, sizeof *sorted, vs_cluster_cmp_int);
+    }
+    s->kmax = k;
+    for (int i = 0; i < n; i++) {
+        int row = k;
+        if (sorted) {
+            /* faces sharing i's dup id: a range of the sorted copy */
+            int lo = 0, hi = n;
+            while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                if (sorted[mid] < dup[i]) lo = mid + 1;
+                else hi = mid;
+            }
+            int end = lo;
+            while (end < n && sorted[end] == dup[i] && end - lo <= 4 * k) end++;
+            row += end - lo - 1 + 2 * k; /* and for copies of other photos, see vs_cluster_fill */
+        }
+        if (row > s->kmax) s->kmax = row;
+        s->off[i + 1] = s->off[i] + (size_t)row;
+    }
+    vs_free(sorted);
+    return VS_OK;
+}
+
 /* One allocation failure message for all the scratch arrays. */
-static vs_err vs_cluster_scratch_new(vs_cluster_scratch *s, int n, int k, vs_error *err) {
+static vs_err vs_cluster_scratch_new(vs_cluster_scratch *s, int n, int k, const int *dup, vs_error *err) {
     memset(s, 0, sizeof *s);
     s->n = n;
-    s->k = k;
     size_t nk;
-    if (!vs_mul_size((size_t)n, (size_t)k, &nk)) return vs_fail(err, VS_ERR_TOO_LARGE, "cluster: n * knn_k overflows");
+    if (!vs_mul_size((size_t)n, (size_t)k * 5, &nk)) return vs_fail(err, VS_ERR_TOO_LARGE, "cluster: n * knn_k overflows");
+    vs_err rc = vs_cluster_offsets(s, dup, k, err);
+    if (rc != VS_OK) {
+        vs_cluster_scratch_free(s);
+        return rc;
+    }
+    nk = s->off[n];
     s->nbr = vs_calloc(nk, sizeof *s->nbr);
     s->sim = vs_calloc(nk, sizeof *s->sim);
     s->cnt = vs_calloc((size_t)n, sizeof *s->cnt);
@@ -76,20 +126,36 @@ static vs_err vs_cluster_scratch_new(vs_cluster_scratch *s, int n, int k, vs_err
     return VS_OK;
 }
 
+/* 1 when photo id would be the (k+1)-th distinct one of the row (the row is
+ * full); else records it. Rows hold k photos, so a scan is enough. */
+static int vs_cluster_row_full(int *seen, int *m, int k, int id) {
+    for (int t = 0; t < *m; t++)
+        if (seen[t] == id) return 0;
+    if (*m == k) return 1;
+    seen[(*m)++] = id;
+    return 0;
+}
+
 /* Asks knn for every face and keeps only the entries that can be edges
  * (another face of the batch, similarity >= link_sim): the graph is sparse
- * from here on. A knn error stops the batch, it is not noise. */
-static vs_err vs_cluster_fill(vs_cluster_scratch *s, float link_sim, vs_cluster_knn_fn knn, void *ctx,
-                              vs_error *err) {
+ * from here on. With dup ids a row ends after knn_k distinct photos other
+ * than the face's own, so "the k nearest" means k photos, not k copies. A
+ * knn error stops the batch, it is not noise. seen holds knn_k ints. */
+static vs_err vs_cluster_fill(vs_cluster_scratch *s, int k, float link_sim, const int *dup, vs_cluster_knn_fn knn,
+                              void *ctx, int *seen, vs_error *err) {
     for (int i = 0; i < s->n; i++) {
-        int *nb = s->nbr + (size_t)i * s->k;
-        float *sm = s->sim + (size_t)i * s->k;
-        int m = knn(ctx, i, s->k, nb, sm);
+        int *nb = s->nbr + s->off[i];
+        float *sm = s->sim + s->off[i];
+        int row = (int)(s->off[i + 1] - s->off[i]);
+        int m = knn(ctx, i, row, nb, sm);
         if (m < 0) return vs_fail(err, VS_ERR_BACKEND, "cluster: neighbours of face %d: error %d", i, m);
-        if (m > s->k) m = s->k;
-        int w = 0;
+        if (m > row) m = row;
+        int w = 0, photos = 0;
         for (int j = 0; j < m; j++) {
-            if (nb[j] < 0 || nb[j] >= s->n || nb[j] == i || !(sm[j] >= link_sim)) continue;
+            if (nb[j] < 0 || nb[j] >= s->n || nb[j] == i) continue;
+            if (dup && dup[nb[j]] != dup[i] && vs_cluster_row_full(seen, &photos, k, dup[nb[j]])) break;
+            if (!dup && j >= k) break;
+            if (!(sm[j] >= link_sim)) continue;
             nb[w] = nb[j];
             sm[w++] = sm[j];
         }
@@ -98,24 +164,19 @@ static vs_err vs_cluster_fill(vs_cluster_scratch *s, float link_sim, vs_cluster_
     return VS_OK;
 }
 
-/* 1 when j's row names i. Rows hold at most k entries: O(k). */
+/* 1 when j's row names i. Rows hold at most kmax entries: O(kmax). */
 static int vs_cluster_row_has(const vs_cluster_scratch *s, int j, int i) {
-    const int *nb = s->nbr + (size_t)j * s->k;
+    const int *nb = s->nbr + s->off[j];
     for (int t = 0; t < s->cnt[j]; t++)
         if (nb[t] == i) return 1;
     return 0;
 }
 
-static int vs_cluster_cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 /* Drops rows' entries marked as index + n by a pass over the rows. */
 static void vs_cluster_compact(vs_cluster_scratch *s) {
     for (int i = 0; i < s->n; i++) {
-        int *nb = s->nbr + (size_t)i * s->k;
-        float *sm = s->sim + (size_t)i * s->k;
+        int *nb = s->nbr + s->off[i];
+        float *sm = s->sim + s->off[i];
         int w = 0;
         for (int t = 0; t < s->cnt[i]; t++) {
             if (nb[t] >= s->n) continue;
@@ -145,18 +206,18 @@ static int vs_cluster_common(const int *a, int na, const int *b, int nb) {
  * look-alikes share little. Rows are copied sorted so each test is O(k). */
 static vs_err vs_cluster_shared(vs_cluster_scratch *s, int need, vs_error *err) {
     if (need <= 0) return VS_OK;
-    int n = s->n, k = s->k;
-    int *srt = vs_malloc(sizeof *srt * (size_t)n * (size_t)k);
+    int n = s->n;
+    int *srt = vs_malloc(sizeof *srt * (s->off[n] ? s->off[n] : 1));
     if (!srt) return vs_fail(err, VS_ERR_NOMEM, "cluster: sorted rows of %d faces", n);
     for (int i = 0; i < n; i++) {
-        memcpy(srt + (size_t)i * k, s->nbr + (size_t)i * k, sizeof *srt * (size_t)s->cnt[i]);
-        qsort(srt + (size_t)i * k, (size_t)s->cnt[i], sizeof *srt, vs_cluster_cmp_int);
+        memcpy(srt + s->off[i], s->nbr + s->off[i], sizeof *srt * (size_t)s->cnt[i]);
+        qsort(srt + s->off[i], (size_t)s->cnt[i], sizeof *srt, vs_cluster_cmp_int);
     }
     for (int i = 0; i < n; i++) {
-        int *nb = s->nbr + (size_t)i * k;
+        int *nb = s->nbr + s->off[i];
         for (int t = 0; t < s->cnt[i]; t++) {
             int j = nb[t];
-            if (vs_cluster_common(srt + (size_t)i * k, s->cnt[i], srt + (size_t)j * k, s->cnt[j]) < need) nb[t] = j + n;
+            if (vs_cluster_common(srt + s->off[i], s->cnt[i], srt + s->off[j], s->cnt[j]) < need) nb[t] = j + n;
         }
     }
     vs_free(srt);
@@ -173,7 +234,7 @@ static vs_err vs_cluster_shared(vs_cluster_scratch *s, int need, vs_error *err) 
 static void vs_cluster_mutual(vs_cluster_scratch *s) {
     int n = s->n;
     for (int i = 0; i < n; i++) {
-        int *nb = s->nbr + (size_t)i * s->k;
+        int *nb = s->nbr + s->off[i];
         for (int t = 0; t < s->cnt[i]; t++) {
             int j = nb[t];
             if (!vs_cluster_row_has(s, j, i) && !vs_cluster_row_has(s, j, i + n)) nb[t] = j + n;
@@ -184,10 +245,10 @@ static void vs_cluster_mutual(vs_cluster_scratch *s) {
 
 
 /* Distinct dup ids among face i and its edges: re-posts of one photo are one
- * piece of evidence, not three. buf holds k + 1 ints. */
+ * piece of evidence, not three. buf holds kmax + 1 ints. */
 static int vs_cluster_distinct(const vs_cluster_scratch *s, const int *dup, int i, int *buf) {
     if (!dup) return 1 + s->cnt[i];
-    const int *nb = s->nbr + (size_t)i * s->k;
+    const int *nb = s->nbr + s->off[i];
     int m = 0;
     buf[m++] = dup[i];
     for (int t = 0; t < s->cnt[i]; t++) buf[m++] = dup[nb[t]];
@@ -220,7 +281,7 @@ static void vs_cluster_union(int *parent, int a, int b) {
  * core. Afterwards parent[i] is i's root, or -1 for noise. */
 static vs_err vs_cluster_dbscan(vs_cluster_scratch *s, const int *dup, int min_faces, vs_error *err) {
     int n = s->n;
-    int *buf = vs_malloc(sizeof *buf * (size_t)(s->k + 1));
+    int *buf = vs_malloc(sizeof *buf * (size_t)(s->kmax + 1));
     if (!buf) return vs_fail(err, VS_ERR_NOMEM, "cluster: dup scratch");
     for (int i = 0; i < n; i++) {
         s->core[i] = vs_cluster_distinct(s, dup, i, buf) >= min_faces;
@@ -229,7 +290,7 @@ static vs_err vs_cluster_dbscan(vs_cluster_scratch *s, const int *dup, int min_f
     vs_free(buf);
     for (int i = 0; i < n; i++) {
         if (!s->core[i]) continue;
-        const int *nb = s->nbr + (size_t)i * s->k;
+        const int *nb = s->nbr + s->off[i];
         for (int t = 0; t < s->cnt[i]; t++)
             if (s->core[nb[t]]) vs_cluster_union(s->parent, i, nb[t]);
     }
@@ -239,8 +300,8 @@ static vs_err vs_cluster_dbscan(vs_cluster_scratch *s, const int *dup, int min_f
     for (int i = 0; i < n; i++) root[i] = s->core[i] ? vs_cluster_find(s->parent, i) : -1;
     for (int i = 0; i < n; i++) {
         if (s->core[i]) continue;
-        const int *nb = s->nbr + (size_t)i * s->k;
-        const float *sm = s->sim + (size_t)i * s->k;
+        const int *nb = s->nbr + s->off[i];
+        const float *sm = s->sim + s->off[i];
         int best = -1;
         for (int t = 0; t < s->cnt[i]; t++)
             if (s->core[nb[t]] && (best < 0 || sm[t] > sm[best] || (sm[t] == sm[best] && nb[t] < nb[best]))) best = t;
@@ -308,9 +369,15 @@ vs_err vs_cluster_batch(int n, const vs_cluster_cfg *c, vs_cluster_knn_fn knn, v
     *n_clusters = 0;
     if (n == 0) return VS_OK;
     vs_cluster_scratch s;
-    rc = vs_cluster_scratch_new(&s, n, c->knn_k, err);
+    rc = vs_cluster_scratch_new(&s, n, c->knn_k, dup, err);
     if (rc != VS_OK) return rc;
-    rc = vs_cluster_fill(&s, c->link_sim, knn, ctx, err);
+    int *seen = vs_malloc(sizeof *seen * (size_t)c->knn_k);
+    if (!seen) {
+        rc = vs_fail(err, VS_ERR_NOMEM, "cluster: row scratch");
+        goto out;
+    }
+    rc = vs_cluster_fill(&s, c->knn_k, c->link_sim, dup, knn, ctx, seen, err);
+    vs_free(seen);
     if (rc != VS_OK) goto out;
     vs_cluster_mutual(&s);
     rc = vs_cluster_shared(&s, c->min_faces - 2, err);

@@ -109,6 +109,26 @@ static void test_duplicates_count_once(void **state) {
     for (int i = 0; i < 4; i++) assert_int_equal(labels[i], 0);
 }
 
+/* One photo posted 12 times (dup 1) and two other photos of the same person
+ * (dups 2, 3), with knn_k 4: the copies would fill every copy's list, so the
+ * batch asks for more neighbours for a face with copies, and the person is
+ * found (3 distinct photos). */
+static void test_many_copies(void **state) {
+    (void)state;
+    float v[16 * DIM];
+    int dup[16], labels[16], n = 0;
+    uint64_t s = 5;
+    for (int i = 0; i < 12; i++) dup[n] = 1, face_at(v + DIM * n++, 0, 1, 0, 0.001f, &s);
+    dup[n] = 2, face_at(v + DIM * n++, 0, 1, 0.15, 0.001f, &s);
+    dup[n] = 3, face_at(v + DIM * n++, 0, 1, -0.15, 0.001f, &s);
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    c.knn_k = 4;
+    c.link_sim = 0.95f; /* cos(0.15) = 0.989, cos(0.3) = 0.955 */
+    assert_int_equal(run(v, n, &c, dup, labels), 1);
+    for (int i = 0; i < n; i++) assert_int_equal(labels[i], 0);
+}
+
 /* Group A at angle 0, group B at 110 degrees (similarity -0.34), a chain
  * between them at 22, 44, 66, 88 degrees: consecutive steps have similarity
  * cos 22 = 0.927.
@@ -269,7 +289,7 @@ static void test_bad_args(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_groups_and_noise), cmocka_unit_test(test_min_faces),
-        cmocka_unit_test(test_duplicates_count_once), cmocka_unit_test(test_chain),
+        cmocka_unit_test(test_duplicates_count_once), cmocka_unit_test(test_many_copies), cmocka_unit_test(test_chain),
         cmocka_unit_test(test_assign),    cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_small_n),   cmocka_unit_test(test_bad_args),
     };
