@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vs_alloc.h"
 #include "vs_cluster.h"
 
 #define DIM 16
@@ -286,12 +287,38 @@ static void test_bad_args(void **state) {
     assert_int_equal(vs_cluster_knn_exact(NULL, 0, 4, labels, (float *)labels), -1);
 }
 
+/* Every allocation of a batch failing in turn: VS_ERR_NOMEM, never a crash
+ * or a leak (the ASan build checks the leaks), and the same labels once
+ * allocations succeed again. */
+static void test_alloc_failures(void **state) {
+    (void)state;
+    float v[32 * DIM];
+    int n = two_groups(v), labels[32], want[32], dup[32], nc = 0;
+    for (int i = 0; i < n; i++) dup[i] = i / 2;
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    vs_cluster_exact x = {v, n, DIM};
+    vs_error e;
+    assert_int_equal(vs_cluster_batch(n, &c, vs_cluster_knn_exact, &x, dup, want, &nc, &e), VS_OK);
+    int failed = 0;
+    for (long k = 0; k < 40; k++) {
+        vs_alloc_fail_after(k);
+        vs_err rc = vs_cluster_batch(n, &c, vs_cluster_knn_exact, &x, dup, labels, &nc, &e);
+        vs_alloc_fail_after(-1);
+        assert_true(rc == VS_OK || rc == VS_ERR_NOMEM);
+        failed += rc == VS_ERR_NOMEM;
+        if (rc == VS_OK) assert_memory_equal(labels, want, sizeof(int) * (size_t)n);
+    }
+    assert_true(failed > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_groups_and_noise), cmocka_unit_test(test_min_faces),
         cmocka_unit_test(test_duplicates_count_once), cmocka_unit_test(test_many_copies), cmocka_unit_test(test_chain),
         cmocka_unit_test(test_assign),    cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_small_n),   cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
