@@ -305,6 +305,7 @@ static incr_stats assign_range(const vs_cluster_cfg *c, vs_hnsw *h, const float 
     incr_stats st = {0};
     int *maj = majority_truth(label, truth, n_known, pp->n);
     vs_hnsw_hit *hits = xcalloc((size_t)c->vote_k, sizeof *hits);
+    vs_hnsw_hit *bgh = xcalloc((size_t)c->knn_k + 1, sizeof *bgh);
     vs_cluster_vote *votes = xcalloc((size_t)c->vote_k, sizeof *votes);
     assigned_filter af = {label};
     vs_error e;
@@ -316,8 +317,15 @@ static incr_stats assign_range(const vs_cluster_cfg *c, vs_hnsw *h, const float 
         if (vs_hnsw_search(h, v, (size_t)c->vote_k, ef, is_assigned, &af, hits, &got, &e) != VS_OK)
             die("people: search: %s", e.msg);
         for (size_t k = 0; k < got; k++) votes[k] = (vs_cluster_vote){label[hits[k].id], hits[k].score};
+        /* background: the knn_k-th nearest other face, assigned or not */
+        size_t gb = 0;
+        float bg = -2;
+        if (vs_hnsw_search(h, v, (size_t)c->knn_k + 1, ef, NULL, NULL, bgh, &gb, &e) != VS_OK)
+            die("people: search: %s", e.msg);
+        for (size_t k = 0, others = 0; k < gb; k++)
+            if ((int)bgh[k].id != i && ++others == (size_t)c->knn_k) bg = bgh[k].score;
         pp->face = v;
-        int who = vs_cluster_assign(c, votes, (int)got, centroid_sim, pp);
+        int who = vs_cluster_assign_local(c, votes, (int)got, bg, centroid_sim, pp);
         st.tried++;
         if (who >= 0) {
             label[i] = who;
@@ -329,6 +337,7 @@ static incr_stats assign_range(const vs_cluster_cfg *c, vs_hnsw *h, const float 
     st.us = (bench_now_ms() - t0) * 1000 / (st.tried ? st.tried : 1);
     free(maj);
     free(hits);
+    free(bgh);
     free(votes);
     return st;
 }
@@ -406,10 +415,10 @@ static void synthetic(int n, int threads, int sweep, const vs_cluster_cfg *c) {
     incr_stats st = assign_range(c, h, vecs, dim, n_batch, n, label, truth, &pp, ef, n_batch);
     quality qa = measure(n, label, truth, n_truth, c->min_faces);
     printf("{\"bench\":\"people_synthetic\",\"faces\":%d,\"batch_faces\":%d,\"dim\":%d,\"link_sim\":%.3f,\"knn_k\":%d,"
-           "\"min_faces\":%d,\"join_sim\":%.3f,\"vote_k\":%d,\"vote_frac\":%.2f,\"threads\":%d,"
+           "\"min_faces\":%d,\"join_sim\":%.3f,\"vote_k\":%d,\"vote_frac\":%.2f,\"contrast\":%.3f,\"threads\":%d,"
            "\"hnsw_build_s\":%.1f,\"knn_lists_s\":%.1f,\"cluster_s\":%.2f,\"peak_rss_mb\":%.0f,",
            n, n_batch, dim, (double)c->link_sim, c->knn_k, c->min_faces, (double)c->join_sim, c->vote_k,
-           (double)c->vote_frac, threads, build_ms / 1000, knn_ms / 1000, ms / 1000, peak_rss_mb());
+           (double)c->vote_frac, (double)c->contrast, threads, build_ms / 1000, knn_ms / 1000, ms / 1000, peak_rss_mb());
     print_quality("batch", &q);
     printf(",\"attach\":{\"faces\":%d,\"joined\":%d,\"joined_right\":%d,\"us_per_face\":%.1f},", at.tried,
            at.joined, at.joined_right, at.us);
@@ -828,9 +837,37 @@ static void pair_table(const face_set *s) {
 }
 
 /* assign_range with exact neighbours (the real sets are small). */
+typedef struct simdup {
+    float sim;
+    int dup;
+} simdup;
+
+static int cmp_simdup_desc(const void *a, const void *b) {
+    float x = ((const simdup *)a)->sim, y = ((const simdup *)b)->sim;
+    return (x < y) - (x > y);
+}
+
+/* Similarity of face i's k-th nearest other photo among faces [0, n)
+ * (dup NULL: every face its own photo); -2 when there are fewer. */
+static float exact_background(const float *v, int dim, int n, int i, const int *dup, int k, simdup *buf) {
+    int m = 0;
+    for (int j = 0; j < n; j++)
+        if (j != i && (!dup || dup[j] != dup[i]))
+            buf[m++] = (simdup){(float)dotf(v + (size_t)i * dim, v + (size_t)j * dim, dim), dup ? dup[j] : j};
+    qsort(buf, (size_t)m, sizeof *buf, cmp_simdup_desc);
+    int photos = 0;
+    for (int t = 0; t < m; t++) {
+        int seen = 0;
+        for (int u = 0; u < t && !seen; u++) seen = buf[u].dup == buf[t].dup;
+        if (!seen && ++photos == k) return buf[t].sim;
+    }
+    return -2;
+}
+
 static void exact_assign(const vs_cluster_cfg *c, const float *v, int dim, int lo, int hi, int *label,
-                         const int *truth, people *pp, const int *maj, int *joined, int *right) {
+                         const int *truth, const int *dup, people *pp, const int *maj, int *joined, int *right) {
     vs_cluster_vote *votes = xcalloc((size_t)c->vote_k, sizeof *votes);
+    simdup *buf = xcalloc((size_t)hi, sizeof *buf);
     for (int i = lo; i < hi; i++) {
         if (label[i] >= 0) continue;
         int m = 0;
@@ -843,7 +880,8 @@ static void exact_assign(const vs_cluster_cfg *c, const float *v, int dim, int l
             votes[p] = (vs_cluster_vote){label[j], d};
         }
         pp->face = v + (size_t)i * dim;
-        int who = vs_cluster_assign(c, votes, m, centroid_sim, pp);
+        float bg = exact_background(v, dim, hi, i, dup, c->knn_k, buf);
+        int who = vs_cluster_assign_local(c, votes, m, bg, centroid_sim, pp);
         if (who >= 0) {
             label[i] = who;
             people_add(pp, who, pp->face);
@@ -851,6 +889,7 @@ static void exact_assign(const vs_cluster_cfg *c, const float *v, int dim, int l
             *right += maj[who] == truth[i];
         }
     }
+    free(buf);
     free(votes);
 }
 
@@ -885,21 +924,26 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
     int *label_all = xcalloc((size_t)n, sizeof *label_all), np_all = 0;
     double ms_all;
     qall = run_batch(c, &ta, use_dup ? dup : NULL, truth, s->n_truth, label_all, &np_all, &ms_all);
+    if (getenv("PEOPLE_DUMP")) { /* debugging aid: face, truth, batch label */
+        FILE *f = fopen(getenv("PEOPLE_DUMP"), "w");
+        for (int i = 0; f && i < n; i++) fprintf(f, "%s\t%d\t%d\n", s->name[order[i]], truth[i], label_all[i]);
+        if (f) fclose(f);
+    }
     /* attach the batch's noise, then the other 20 %: brute-force neighbours among assigned faces */
     for (int i = n_batch; i < n; i++) label[i] = -1;
     people pp;
     people_init(&pp, dim, np, v, label, n_batch);
     int *maj = majority_truth(label, truth, n_batch, np);
     int att[2] = {0}, att_right[2] = {0};
-    exact_assign(c, v, dim, 0, n_batch, label, truth, &pp, maj, &att[0], &att_right[0]);
+    exact_assign(c, v, dim, 0, n_batch, label, truth, use_dup ? dup : NULL, &pp, maj, &att[0], &att_right[0]);
     quality qt = measure(n_batch, label, truth, s->n_truth, c->min_faces);
-    exact_assign(c, v, dim, n_batch, n, label, truth, &pp, maj, &att[1], &att_right[1]);
+    exact_assign(c, v, dim, n_batch, n, label, truth, use_dup ? dup : NULL, &pp, maj, &att[1], &att_right[1]);
     int joined = att[1], right = att_right[1];
     quality qa = measure(n, label, truth, s->n_truth, c->min_faces);
     printf("{\"bench\":\"people_real\",\"set\":\"%s\",\"faces\":%d,\"people_truth\":%d,\"dup\":%s,\"link_sim\":%.3f,"
-           "\"knn_k\":%d,\"min_faces\":%d,\"join_sim\":%.3f,\"vote_k\":%d,\"vote_frac\":%.2f,",
+           "\"knn_k\":%d,\"min_faces\":%d,\"join_sim\":%.3f,\"vote_k\":%d,\"vote_frac\":%.2f,\"contrast\":%.3f,",
            what, n, s->n_truth, use_dup ? "\"source photo\"" : "null", (double)c->link_sim, c->knn_k, c->min_faces,
-           (double)c->join_sim, c->vote_k, (double)c->vote_frac);
+           (double)c->join_sim, c->vote_k, (double)c->vote_frac, (double)c->contrast);
     print_quality("batch_all", &qall);
     printf(",");
     print_quality("batch_80pct", &q);
@@ -958,6 +1002,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vote-k")) c.vote_k = atoi(v);
         else if (!strcmp(a, "--vote-frac")) c.vote_frac = (float)atof(v);
         else if (!strcmp(a, "--min-faces")) c.min_faces = atoi(v);
+        else if (!strcmp(a, "--contrast")) c.contrast = (float)atof(v);
         else die("usage: bench_people [--synthetic N [--sweep]] [--lfw DIR --pairs FILE [--cache FILE]] "
                  "[--faces DIR] [--threads N] [--link-sim X] [--join-sim X] [--knn-k K] [--vote-k K] ...");
         i++;

@@ -30,6 +30,10 @@ typedef struct vs_cluster_cfg {
     float join_sim;     /* incremental: similarity to the person's centroid needed to join */
     int   vote_k;       /* incremental: nearest assigned neighbours that vote */
     float vote_frac;    /* incremental: share of the votes (of those >= link_sim) the person needs */
+    float contrast;     /* added after measuring (docs/people.md): an edge or a vote must also beat
+                         * the face's background (its knn_k-th nearest other photo) by this much;
+                         * 0 = off. Keeps look-alike crowds apart; costs recall for people with
+                         * more than knn_k photos (their background is their own photos) */
 } vs_cluster_cfg;
 
 /* The measured defaults for the dlib embedder (docs/people.md). */
@@ -44,8 +48,10 @@ typedef int (*vs_cluster_knn_fn)(void *ctx, int i, int k, int *nbr, float *sim);
  * count once toward min_faces. Not quadratic: O(n * knn_k) given knn.
  *
  * Edges: i-j when j is in i's list and i in j's (mutual kNN), similarity
- * >= link_sim, and the two share >= min_faces - 2 other neighbours (shared
- * nearest neighbours: a thin chain of look-alikes does not link two people).
+ * >= link_sim and >= both faces' background + contrast (see
+ * vs_cluster_assign_local), and the two share >= min_faces - 2 other neighbours
+ * (shared nearest neighbours: a thin chain of look-alikes does not link two
+ * people).
  * A face is a core when it and its edges span >= min_faces
  * distinct dup ids; cores joined by an edge are one person (single link
  * among cores, the DBSCAN rule); a non-core face with an edge to a core
@@ -83,5 +89,17 @@ typedef struct vs_cluster_vote {
 } vs_cluster_vote;
 int vs_cluster_assign(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int n_nbrs,
                       int (*centroid_sim)(void *ctx, int person, float *sim), void *ctx);
+
+/* Local contrast (measured on LFW DevTrain, docs/people.md): where the
+ * embedder crowds different people together, a face's nearest strangers are
+ * as close as a person's own photos are elsewhere. vs_cluster_assign with
+ * the batch's contrast: background is the similarity of the new face's
+ * knn_k-th nearest other photo among ALL the tenant's faces (assigned or
+ * not: the caller's unfiltered search), and a neighbour votes only at >=
+ * max(link_sim, background + contrast). background < -1: unknown (fewer than
+ * knn_k other photos), the same as vs_cluster_assign. What the server should
+ * call; bench/people.c does. */
+int vs_cluster_assign_local(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int n_nbrs, float background,
+                            int (*centroid_sim)(void *ctx, int person, float *sim), void *ctx);
 
 #endif
