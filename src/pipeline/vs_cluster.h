@@ -32,8 +32,8 @@ typedef struct vs_cluster_cfg {
     float vote_frac;    /* incremental: share of the votes (of those >= link_sim) the person needs */
     float contrast;     /* added after measuring (docs/people.md): an edge or a vote must also beat
                          * the face's background (its knn_k-th nearest other photo) by this much;
-                         * 0 = off. Keeps look-alike crowds apart; costs recall for people with
-                         * more than knn_k photos (their background is their own photos) */
+                         * 0 = off. Keeps look-alike crowds apart (only where the background is
+                         * below link_sim, so people seen often are not broken up) */
 } vs_cluster_cfg;
 
 /* The measured defaults for the dlib embedder (docs/people.md). */
@@ -96,8 +96,10 @@ int vs_cluster_assign(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int 
  * the batch's contrast: background is the similarity of the new face's
  * knn_k-th nearest other photo among ALL the tenant's faces (assigned or
  * not: the caller's unfiltered search), and a neighbour votes only at >=
- * max(link_sim, background + contrast). background < -1: unknown (fewer than
- * knn_k other photos), the same as vs_cluster_assign. What the server should
+ * max(link_sim, background + contrast). No lift when background >= link_sim
+ * (the face is among many photos of someone: no stranger to compare with)
+ * or background < -1 (unknown: fewer than knn_k other photos): then it is
+ * vs_cluster_assign. What the server should
  * call; bench/people.c does. */
 int vs_cluster_assign_local(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int n_nbrs, float background,
                             int (*centroid_sim)(void *ctx, int person, float *sim), void *ctx);
