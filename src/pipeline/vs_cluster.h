@@ -3,14 +3,15 @@
  * or vs_cluster_knn_exact for small batches) and keeps the person table.
  *
  * Two entry points:
- *   - vs_cluster_assign: one new face joins an existing person when a vote
- *     of its nearest assigned faces AND the person's centroid both say so;
+ *   - vs_cluster_assign_local (vs_cluster_assign without a background): one
+ *     new face joins an existing person when a vote of its nearest assigned
+ *     faces AND the person's centroid both say so;
  *   - vs_cluster_batch: the faces that joined no one are grouped by DBSCAN
  *     over their k-nearest-neighbour graph, O(n * knn_k) after the kNN lists.
  *
  * The intended use, and what bench/people.c measures: run the batch over the
  * unassigned faces, then pass the batch's noise once through
- * vs_cluster_assign (the "attach" pass: the batch is strict on purpose, and
+ * vs_cluster_assign_local (the "attach" pass: the batch is strict on purpose, and
  * a face it left out joins a person only when its neighbours and the
  * centroid agree), then assign each new face as it is indexed.
  *
@@ -26,7 +27,7 @@
 typedef struct vs_cluster_cfg {
     float link_sim;     /* DBSCAN: two faces are neighbours when similarity >= link_sim */
     int   min_faces;    /* a person needs this many distinct faces (default 3) */
-    int   knn_k;        /* neighbours looked at per face in the graph (default 16) */
+    int   knn_k;        /* neighbours looked at per face in the graph (measured default 10) */
     float join_sim;     /* incremental: similarity to the person's centroid needed to join */
     int   vote_k;       /* incremental: nearest assigned neighbours that vote */
     float vote_frac;    /* incremental: share of the votes (of those >= link_sim) the person needs */
@@ -49,11 +50,11 @@ typedef int (*vs_cluster_knn_fn)(void *ctx, int i, int k, int *nbr, float *sim);
  *
  * Edges: i-j when j is in i's list and i in j's (mutual kNN), similarity
  * >= link_sim and >= both faces' background + contrast (see
- * vs_cluster_assign_local), and the two share >= min_faces - 2 other neighbours
- * (shared nearest neighbours: a thin chain of look-alikes does not link two
- * people).
- * A face is a core when it and its edges span >= min_faces
- * distinct dup ids; cores joined by an edge are one person (single link
+ * vs_cluster_assign_local), and the two share >= min_faces - 2 other
+ * neighbours (shared nearest neighbours: a thin chain of look-alikes does not
+ * link two people). With dup ids, a row holds knn_k distinct photos (the
+ * batch asks knn for longer rows when copies are about). A face is a core
+ * when it and its edges span >= min_faces distinct dup ids; cores joined by an edge are one person (single link
  * among cores, the DBSCAN rule); a non-core face with an edge to a core
  * joins the core it is most similar to; a person left with fewer than
  * min_faces distinct dup ids is dissolved to noise. Labels are numbered by
@@ -99,8 +100,7 @@ int vs_cluster_assign(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int 
  * max(link_sim, background + contrast). No lift when background >= link_sim
  * (the face is among many photos of someone: no stranger to compare with)
  * or background < -1 (unknown: fewer than knn_k other photos): then it is
- * vs_cluster_assign. What the server should
- * call; bench/people.c does. */
+ * vs_cluster_assign. What the server should call; bench/people.c does. */
 int vs_cluster_assign_local(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int n_nbrs, float background,
                             int (*centroid_sim)(void *ctx, int person, float *sim), void *ctx);
 
