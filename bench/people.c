@@ -6,9 +6,12 @@
  *       from vs_hnsw (M 16, ef_construction 100, ef_search 64); 90 % of the
  *       faces batch-clustered, the last 10 % assigned one by one
  *       (vs_cluster_assign, neighbours from the graph filtered to assigned
- *       faces). Prints graph and clustering time, peak RSS, pairwise
- *       precision/recall, BCubed F1, share unassigned, us per new face.
- *       --sweep adds a line per (link_sim, knn_k) setting on the same graph.
+ *       faces). The batch's noise first goes through the same assignment
+ *       (the "attach" pass). Prints graph and clustering time, peak RSS,
+ *       pairwise precision/recall, BCubed F1, share unassigned, us per new
+ *       face (vs_cluster_assign_local: a filtered search for the votes, an
+ *       unfiltered one for the background). --sweep adds a line per
+ *       (link_sim, knn_k) setting on the same graph, with attach.
  *   build/bench_people --lfw ../shared/data/lfw-dev --pairs pairsDevTrain.txt [--cache FILE]
  *       embeds the images the pair list names (the face nearest the centre),
  *       prints the pair FMR/TAR table (link_sim), the leave-one-out centroid
@@ -19,6 +22,9 @@
  *       rescales, JPEG re-encodes, flips, made here with src/image), alone
  *       and mixed with the LFW faces as strangers; run with dup = source
  *       photo (what the pipeline's near-duplicate marks give) and without.
+ *   Any run: --link-sim --join-sim --knn-k --vote-k --vote-frac --min-faces
+ *   --contrast override vs_cluster_cfg_default; PEOPLE_DUMP=FILE writes each
+ *   real face's name, truth and batch label (to see which people merge).
  *
  * bench/results/people.txt holds a run. Timings are printed, never asserted;
  * the machine's 2 cores are shared, so compare ratios within one run. */

@@ -4,8 +4,9 @@
  * Tuned to a tenant's faces: 10^3..10^6 embeddings of dim 128, many people
  * seen once or twice (they stay noise), a few seen often. The costly error is
  * merging two real people, so every rule leans to "not yet" over "join":
- * edges must be mutual kNN and above link_sim, persons need min_faces
- * distinct photos, and a new face needs both a vote and the centroid. */
+ * edges must be mutual kNN, above link_sim, above the faces' local
+ * background (contrast) and share a neighbour; persons need min_faces
+ * distinct photos; a new face needs two agreeing votes and the centroid. */
 #include "vs_cluster.h"
 
 #include <stdlib.h>
@@ -20,13 +21,13 @@
 /* Defaults from the measurements in docs/people.md (dlib embedder, LFW
  * DevTrain for the thresholds, bench/people.c for k and the vote). */
 void vs_cluster_cfg_default(vs_cluster_cfg *c) {
-    c->link_sim = 0.95f;  /* DevTrain clustering (with contrast): batch pairwise precision 0.998 */
+    c->link_sim = 0.95f;  /* DevTrain clustering (with contrast): batch pairwise precision 0.993 */
     c->min_faces = 3;     /* the default */
     c->knn_k = 10;        /* synthetic 100k: 16 lets people merge (precision 0.96), 10 keeps 0.997 */
     c->join_sim = 0.945f; /* DevTrain centroids: 2e-4 false joins per candidate, 94 % true joins */
     c->vote_k = 8;        /* not tuned: a majority of the nearest 8 */
     c->vote_frac = 0.75f; /* not tuned */
-    c->contrast = 0.02f;  /* DevTrain: batch precision 0.73 -> 0.998 at link 0.95 */
+    c->contrast = 0.02f;  /* DevTrain: batch precision 0.73 -> 0.993 at link 0.95 */
 }
 
 /* Checked once at the edge, so the passes below trust the numbers. */
@@ -160,9 +161,10 @@ static vs_err vs_cluster_fill(vs_cluster_scratch *s, int k, float link_sim, cons
         float last = -2;
         for (int j = 0; j < m; j++) {
             if (nb[j] < 0 || nb[j] >= s->n || nb[j] == i) continue;
+            int before = photos;
             if (dup && dup[nb[j]] != dup[i] && vs_cluster_row_full(seen, &photos, k, dup[nb[j]])) break;
             if (!dup && others == k) break;
-            if (!dup || dup[nb[j]] != dup[i]) last = sm[j], others++;
+            if (dup ? photos > before : 1) last = sm[j], others++; /* a new photo: the background so far */
             if (!(sm[j] >= link_sim)) continue;
             nb[w] = nb[j];
             sm[w++] = sm[j];
