@@ -2,8 +2,9 @@
  * hand-made embeddings: two tight groups and strangers, min_faces, re-posted
  * photos counting once, a chain between two people (never merged when one
  * face wide; merged when three wide and link_sim lets its steps link: DBSCAN
- * is single-link among cores),
- * the incremental vote + centroid rule, determinism, n = 0 and 1, bad
+ * is single-link among cores), many copies of one photo beside the person's
+ * other photos, the incremental vote + centroid rule and its local contrast,
+ * allocation failures, determinism, n = 0 and 1, bad
  * arguments. Vectors are dim 16, built from angles so the similarities are
  * known to a few thousandths. */
 #include <setjmp.h>
@@ -237,6 +238,24 @@ static void test_assign(void **state) {
     assert_int_equal(vs_cluster_assign(&c, agree, 0, centroid_of, &cs), -1);
 }
 
+/* The contrast in the incremental path: votes must beat background +
+ * contrast when the background is below link_sim; a background at or above
+ * link_sim (the face is among many photos of someone) lifts nothing. */
+static void test_assign_local(void **state) {
+    (void)state;
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c);
+    centroids cs = {{7}, {c.join_sim + 0.02f}, 1, 0};
+    vs_cluster_vote v[4];
+    for (int i = 0; i < 4; i++) v[i] = (vs_cluster_vote){7, c.link_sim + 0.01f};
+    assert_int_equal(vs_cluster_assign_local(&c, v, 4, -3.0f, centroid_of, &cs), 7);  /* unknown */
+    assert_int_equal(vs_cluster_assign_local(&c, v, 4, c.link_sim - 0.005f, centroid_of, &cs), -1); /* crowded */
+    assert_int_equal(vs_cluster_assign_local(&c, v, 4, c.link_sim - 0.05f, centroid_of, &cs), 7);  /* sparse */
+    assert_int_equal(vs_cluster_assign_local(&c, v, 4, c.link_sim + 0.005f, centroid_of, &cs), 7); /* no lift */
+    c.contrast = 0;
+    assert_int_equal(vs_cluster_assign_local(&c, v, 4, c.link_sim - 0.005f, centroid_of, &cs), 7); /* off */
+}
+
 static void test_deterministic(void **state) {
     (void)state;
     float v[32 * DIM];
@@ -320,7 +339,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_groups_and_noise), cmocka_unit_test(test_min_faces),
         cmocka_unit_test(test_duplicates_count_once), cmocka_unit_test(test_many_copies), cmocka_unit_test(test_chain),
-        cmocka_unit_test(test_assign),    cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_assign), cmocka_unit_test(test_assign_local),    cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_small_n),   cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_alloc_failures),
     };
