@@ -14,7 +14,7 @@
 
 #define PEOPLE_PAGE 50
 #define PEOPLE_PAGE_MAX 200
-#define NAME_SAMPLES 8           /* best faces enrolled when a person is named */
+#define NAME_SAMPLES 8 /* best faces enrolled when a person is named */
 
 /* The handle, or NULL after replying 503. */
 static vs_people *people_of(vs_req *r) {
@@ -32,7 +32,8 @@ static int page_args(vs_req *r, int *offset, int *limit) {
     if (l) {
         long v = strtol(l, &end, 10);
         if (!*l || *end || v < 1 || v > PEOPLE_PAGE_MAX) {
-            vs_reply_error(r, 400, "bad_request", "limit: must be an integer from 1 to %d, got \"%.32s\"", PEOPLE_PAGE_MAX, l);
+            vs_reply_error(r, 400, "bad_request", "limit: must be an integer from 1 to %d, got \"%.32s\"",
+                           PEOPLE_PAGE_MAX, l);
             return -1;
         }
         *limit = (int)v;
@@ -40,7 +41,8 @@ static int page_args(vs_req *r, int *offset, int *limit) {
     if (c) {
         long v = strtol(c, &end, 10);
         if (!*c || *end || v < 0 || v > 100000000) {
-            vs_reply_error(r, 400, "bad_request", "cursor: not a cursor this listing returned (give next_cursor as it came)");
+            vs_reply_error(r, 400, "bad_request",
+                           "cursor: not a cursor this listing returned (give next_cursor as it came)");
             return -1;
         }
         *offset = (int)v;
@@ -53,7 +55,8 @@ static int page_args(vs_req *r, int *offset, int *limit) {
 static void add_face_urls(vs_req *r, const char *face_id, json_t *o) {
     char *payload = NULL;
     vs_error err = {0};
-    if (r->app->index->ops->get(r->app->index, r->p->coll.faces, r->tenant, face_id, NULL, &payload, &err) != VS_OK) return;
+    if (r->app->index->ops->get(r->app->index, r->p->coll.faces, r->tenant, face_id, NULL, &payload, &err) != VS_OK)
+        return;
     json_t *pl = json_loads(payload, 0, NULL);
     vs_free(payload);
     if (pl) vs_add_face_urls(r->app, pl, o);
@@ -78,8 +81,10 @@ void vs_route_people_list(vs_req *r) {
     if (!pp) return;
     const char *sort = vs_req_query(r, "sort"), *ign = vs_req_query(r, "include_ignored");
     vs_people_sort by = VS_PEOPLE_BY_IMAGES;
-    if (sort && !strcmp(sort, "sites")) by = VS_PEOPLE_BY_SITES;
-    else if (sort && !strcmp(sort, "faces")) by = VS_PEOPLE_BY_FACES;
+    if (sort && !strcmp(sort, "sites"))
+        by = VS_PEOPLE_BY_SITES;
+    else if (sort && !strcmp(sort, "faces"))
+        by = VS_PEOPLE_BY_FACES;
     else if (sort && strcmp(sort, "images") != 0)
         return vs_reply_error(r, 400, "bad_request", "sort: expected one of images, sites, faces, got \"%.32s\"", sort);
     if (ign && strcmp(ign, "true") != 0 && strcmp(ign, "false") != 0)
@@ -180,8 +185,10 @@ static vs_err enroll_person(vs_req *r, vs_people *pp, const char *person_id, con
             payloads[n] = NULL;
             continue;
         }
-        s[n] = (vs_identity_sample){.vector = vecs + (size_t)n * (size_t)dim, .face_id = fid,
-                                    .image_sha256 = json_string_value(json_object_get(f, "image_sha256")), .quality = q};
+        s[n] = (vs_identity_sample){.vector = vecs + (size_t)n * (size_t)dim,
+                                    .face_id = fid,
+                                    .image_sha256 = json_string_value(json_object_get(f, "image_sha256")),
+                                    .quality = q};
         n++;
     }
     if (rc == VS_OK && n > 0) rc = vs_identity_enroll(r->p, r->tenant, identity_id, s, n, n_samples, NULL, err);
@@ -273,7 +280,8 @@ void vs_route_person_action(vs_req *r, const char *id, const char *action) {
     if (!strcmp(action, "split")) return person_split(r, pp, id);
     if (!strcmp(action, "watch")) return person_flag(r, pp, id, &vs_schema_person_watch, "watched");
     if (!strcmp(action, "ignore")) return person_flag(r, pp, id, &vs_schema_person_ignore, "ignored");
-    vs_reply_error(r, 404, "not_found", "no route POST /api/v1/people/{id}/%.32s (name, merge, split, watch, ignore)", action);
+    vs_reply_error(r, 404, "not_found", "no route POST /api/v1/people/{id}/%.32s (name, merge, split, watch, ignore)",
+                   action);
 }
 
 void vs_route_people_annotate(vs_req *r, json_t *results) {
@@ -281,10 +289,11 @@ void vs_route_people_annotate(vs_req *r, json_t *results) {
     size_t n = json_array_size(results);
     if (!pp || n == 0) return;
     const char **ids = vs_calloc(n, sizeof *ids);
-    char (*pids)[VS_UUID_STR] = vs_calloc(n, VS_UUID_STR);
-    char (*names)[VS_PERSON_NAME_MAX] = vs_calloc(n, VS_PERSON_NAME_MAX);
+    char(*pids)[VS_UUID_STR] = vs_calloc(n, VS_UUID_STR);
+    char(*names)[VS_PERSON_NAME_MAX] = vs_calloc(n, VS_PERSON_NAME_MAX);
     vs_error err = {0};
-    for (size_t i = 0; ids && i < n; i++) ids[i] = json_string_value(json_object_get(json_array_get(results, i), "face_id"));
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = json_string_value(json_object_get(json_array_get(results, i), "face_id"));
     if (ids && pids && names && vs_people_of_faces(pp, r->tenant, ids, (int)n, pids, names, &err) == VS_OK)
         for (size_t i = 0; i < n; i++) {
             json_t *o = json_array_get(results, i);

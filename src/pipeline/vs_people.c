@@ -24,9 +24,9 @@
 #include "vs_sqlite.h"
 
 #define PEOPLE_SCHEMA_VERSION 1
-#define FOLLOW_PAGE 64          /* records read per step */
-#define CENTROID_SAMPLE 32      /* members averaged for a centroid */
-#define EXACT_BATCH_MAX 2000    /* above: the batch's kNN graph comes from an HNSW graph */
+#define FOLLOW_PAGE 64       /* records read per step */
+#define CENTROID_SAMPLE 32   /* members averaged for a centroid */
+#define EXACT_BATCH_MAX 2000 /* above: the batch's kNN graph comes from an HNSW graph */
 
 static const char *k_schema =
     "CREATE TABLE IF NOT EXISTS people(tenant_id TEXT NOT NULL, person_id TEXT NOT NULL, name TEXT,"
@@ -39,7 +39,6 @@ static const char *k_schema =
     "CREATE INDEX IF NOT EXISTS faces_image ON faces(tenant_id, image_sha256);"
     "CREATE TABLE IF NOT EXISTS follow(tenant_id TEXT PRIMARY KEY, after_ms INT NOT NULL, after_sha TEXT NOT NULL,"
     " waiting_at_batch INT NOT NULL DEFAULT -1);";
-
 
 void vs_people_cfg_default(vs_people_cfg *c) {
     memset(c, 0, sizeof *c);
@@ -60,8 +59,10 @@ vs_err vs_people_open(const char *data_dir, const vs_pipeline *p, const vs_peopl
         vs_free(pp);
         return rc;
     }
-    if (cfg) pp->cfg = *cfg;
-    else vs_people_cfg_default(&pp->cfg);
+    if (cfg)
+        pp->cfg = *cfg;
+    else
+        vs_people_cfg_default(&pp->cfg);
     atomic_store(&pp->p, p);
     pthread_mutex_init(&pp->wake_mu, NULL);
     pthread_cond_init(&pp->wake_cv, NULL);
@@ -70,13 +71,15 @@ vs_err vs_people_open(const char *data_dir, const vs_pipeline *p, const vs_peopl
     return VS_OK;
 }
 
-void vs_people_set_pipeline(vs_people *pp, const vs_pipeline *p) { atomic_store(&pp->p, p); }
+void vs_people_set_pipeline(vs_people *pp, const vs_pipeline *p) {
+    atomic_store(&pp->p, p);
+}
 
 /* ---- small statement helpers (called with sq.mu held) -------------- */
 
 /* Runs sql with up to 4 text parameters (NULL binds NULL); no rows. */
 vs_err vs_people_exec(vs_people *pp, const char *sql, const char *op, const char *a, const char *b, const char *c,
-                    const char *d, vs_error *err) {
+                      const char *d, vs_error *err) {
     sqlite3_stmt *st = NULL;
     vs_err rc = vs_sqlite_prepare(&pp->sq, sql, op, &st, err);
     if (rc != VS_OK) return rc;
@@ -90,7 +93,7 @@ vs_err vs_people_exec(vs_people *pp, const char *sql, const char *op, const char
 /* The single text value of a query with up to 3 text parameters into out
  * ("" when no row or NULL); *found = a row came back. */
 vs_err vs_people_text(vs_people *pp, const char *sql, const char *op, const char *a, const char *b, const char *c,
-                    char *out, size_t cap, int *found, vs_error *err) {
+                      char *out, size_t cap, int *found, vs_error *err) {
     sqlite3_stmt *st = NULL;
     out[0] = '\0';
     if (found) *found = 0;
@@ -113,9 +116,9 @@ vs_err vs_people_text(vs_people *pp, const char *sql, const char *op, const char
 /* Removes the tenant's people that have no face left. */
 vs_err vs_people_drop_empty(vs_people *pp, const char *tenant, vs_error *err) {
     return vs_people_exec(pp,
-                 "DELETE FROM people WHERE tenant_id = ?1 AND NOT EXISTS (SELECT 1 FROM faces f"
-                 " WHERE f.tenant_id = ?1 AND f.person_id = people.person_id)",
-                 "people drop empty", tenant, NULL, NULL, NULL, err);
+                          "DELETE FROM people WHERE tenant_id = ?1 AND NOT EXISTS (SELECT 1 FROM faces f"
+                          " WHERE f.tenant_id = ?1 AND f.person_id = people.person_id)",
+                          "people drop empty", tenant, NULL, NULL, NULL, err);
 }
 
 /* ---- following the catalog ----------------------------------------- */
@@ -124,7 +127,7 @@ vs_err vs_people_drop_empty(vs_people *pp, const char *tenant, vs_error *err) {
 typedef struct changed {
     char sha[65];
     int status;
-    json_t *rec;          /* record_json parsed, or NULL */
+    json_t *rec; /* record_json parsed, or NULL */
     int64_t updated_ms;
 } changed;
 
@@ -159,9 +162,10 @@ static int lists_face(const json_t *faces, const char *face_id) {
 static vs_err drop_gone(vs_people *pp, const char *tenant, const char *sha, const json_t *faces, vs_error *err) {
     sqlite3_stmt *st = NULL;
     json_t *gone = json_array();
-    vs_err rc = gone ? vs_sqlite_prepare(&pp->sq, "SELECT face_id FROM faces WHERE tenant_id = ?1 AND image_sha256 = ?2",
-                                         "people faces of image", &st, err)
-                     : vs_fail(err, VS_ERR_NOMEM, "people");
+    vs_err rc = gone
+                    ? vs_sqlite_prepare(&pp->sq, "SELECT face_id FROM faces WHERE tenant_id = ?1 AND image_sha256 = ?2",
+                                        "people faces of image", &st, err)
+                    : vs_fail(err, VS_ERR_NOMEM, "people");
     if (rc == VS_OK) {
         vs_sqlite_bind_text(st, 1, tenant);
         vs_sqlite_bind_text(st, 2, sha);
@@ -176,21 +180,21 @@ static vs_err drop_gone(vs_people *pp, const char *tenant, const char *sha, cons
     json_array_foreach(gone, i, g) {
         if (rc != VS_OK) break;
         rc = vs_people_exec(pp, "DELETE FROM faces WHERE tenant_id = ?1 AND face_id = ?2", "people forget face", tenant,
-                   json_string_value(g), NULL, NULL, err);
+                            json_string_value(g), NULL, NULL, err);
     }
     if (rc == VS_OK && json_array_size(gone) > 0) rc = vs_people_drop_empty(pp, tenant, err);
     json_decref(gone);
     return rc;
 }
 
-/* Centroid similarity for vs_cluster_assign: the mean of up to
- * CENTROID_SAMPLE member vectors of candidate k, dotted with the face. */
+/* Centroid similarity for vs_cluster_assign_local: the cosine of the face
+ * with the mean of up to CENTROID_SAMPLE member vectors of candidate k. */
 typedef struct assign_ctx {
     vs_people *pp;
     const vs_pipeline *p;
     const char *tenant;
     const float *vec;
-    char (*persons)[VS_UUID_STR];   /* candidate k's person id */
+    char (*persons)[VS_UUID_STR]; /* candidate k's person id */
     vs_error *err;
 } assign_ctx;
 
@@ -242,14 +246,14 @@ static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *ten
     for (int i = 0, others = 0; i < n; i++)
         if (strcmp(hits[i].id, face_id) != 0 && ++others == cc->knn_k) background = hits[i].score;
     vs_cluster_vote *votes = vs_calloc((size_t)n + 1, sizeof *votes);
-    char (*persons)[VS_UUID_STR] = vs_calloc((size_t)n + 1, VS_UUID_STR);
+    char(*persons)[VS_UUID_STR] = vs_calloc((size_t)n + 1, VS_UUID_STR);
     int nv = 0, np = 0;
     if (!votes || !persons) rc = vs_fail(err, VS_ERR_NOMEM, "people assign");
     for (int i = 0; rc == VS_OK && i < n; i++) { /* the placed ones among them vote */
         char pid[VS_UUID_STR];
         if (!strcmp(hits[i].id, face_id)) continue;
-        rc = vs_people_text(pp, "SELECT person_id FROM faces WHERE tenant_id = ?1 AND face_id = ?2", "people face person", tenant,
-                   hits[i].id, NULL, pid, sizeof pid, NULL, err);
+        rc = vs_people_text(pp, "SELECT person_id FROM faces WHERE tenant_id = ?1 AND face_id = ?2",
+                            "people face person", tenant, hits[i].id, NULL, pid, sizeof pid, NULL, err);
         if (rc != VS_OK || !pid[0]) continue;
         int k = 0;
         while (k < np && strcmp(persons[k], pid) != 0) k++;
@@ -277,8 +281,8 @@ static vs_err place_face(vs_people *pp, const vs_pipeline *p, const char *tenant
     *watched = 0;
     person[0] = '\0';
     if (!face_id) return VS_OK;
-    vs_err rc = vs_people_text(pp, "SELECT 1 FROM faces WHERE tenant_id = ?1 AND face_id = ?2", "people face known", tenant, face_id,
-                      NULL, have, sizeof have, &found, err);
+    vs_err rc = vs_people_text(pp, "SELECT 1 FROM faces WHERE tenant_id = ?1 AND face_id = ?2", "people face known",
+                               tenant, face_id, NULL, have, sizeof have, &found, err);
     if (rc != VS_OK || found) return rc;
     float *vec = vs_malloc(sizeof(float) * (size_t)dim);
     char *payload = NULL;
@@ -290,10 +294,11 @@ static vs_err place_face(vs_people *pp, const vs_pipeline *p, const char *tenant
         rc = choose_person(pp, p, tenant, face_id, vec, person, err);
         if (rc == VS_OK) {
             sqlite3_stmt *st = NULL;
-            rc = vs_sqlite_prepare(&pp->sq,
-                                   "INSERT OR IGNORE INTO faces(tenant_id, face_id, person_id, image_sha256, site, dup_of,"
-                                   " quality, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                                   "people add face", &st, err);
+            rc = vs_sqlite_prepare(
+                &pp->sq,
+                "INSERT OR IGNORE INTO faces(tenant_id, face_id, person_id, image_sha256, site, dup_of,"
+                " quality, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "people add face", &st, err);
             if (rc == VS_OK) {
                 vs_sqlite_bind_text(st, 1, tenant);
                 vs_sqlite_bind_text(st, 2, face_id);
@@ -309,8 +314,8 @@ static vs_err place_face(vs_people *pp, const vs_pipeline *p, const char *tenant
         }
         if (rc == VS_OK && person[0]) {
             char w[8];
-            rc = vs_people_text(pp, "SELECT watched FROM people WHERE tenant_id = ?1 AND person_id = ?2", "people watched", tenant,
-                       person, NULL, w, sizeof w, NULL, err);
+            rc = vs_people_text(pp, "SELECT watched FROM people WHERE tenant_id = ?1 AND person_id = ?2",
+                                "people watched", tenant, person, NULL, w, sizeof w, NULL, err);
             *watched = rc == VS_OK && w[0] == '1';
         }
         json_decref(pl);
@@ -356,18 +361,22 @@ static vs_err apply_record(vs_people *pp, const vs_pipeline *p, const char *tena
         rc = place_face(pp, p, tenant, c->sha, c->rec, f, &watched, person, err);
         if (rc == VS_OK && person[0] && placed) (*placed)++;
         if (rc == VS_OK && watched && seen)
-            json_array_append_new(seen, json_pack("{s:s,s:o*}", "person_id", person, "face", seen_face(c->sha, c->rec, f)));
+            json_array_append_new(seen,
+                                  json_pack("{s:s,s:o*}", "person_id", person, "face", seen_face(c->sha, c->rec, f)));
     }
     if (rc == VS_OK) {
         char ms[24];
         snprintf(ms, sizeof ms, "%lld", (long long)c->updated_ms);
-        rc = vs_people_exec(pp,
-                   "INSERT INTO follow(tenant_id, after_ms, after_sha) VALUES (?1, CAST(?2 AS INTEGER), ?3)"
-                   " ON CONFLICT(tenant_id) DO UPDATE SET after_ms = excluded.after_ms, after_sha = excluded.after_sha",
-                   "people follow", tenant, ms, c->sha, NULL, err);
+        rc = vs_people_exec(
+            pp,
+            "INSERT INTO follow(tenant_id, after_ms, after_sha) VALUES (?1, CAST(?2 AS INTEGER), ?3)"
+            " ON CONFLICT(tenant_id) DO UPDATE SET after_ms = excluded.after_ms, after_sha = excluded.after_sha",
+            "people follow", tenant, ms, c->sha, NULL, err);
     }
-    if (rc == VS_OK) rc = vs_sqlite_exec(&pp->sq, "COMMIT", "people commit", err);
-    else vs_sqlite_rollback(&pp->sq);
+    if (rc == VS_OK)
+        rc = vs_sqlite_exec(&pp->sq, "COMMIT", "people commit", err);
+    else
+        vs_sqlite_rollback(&pp->sq);
     pthread_mutex_unlock(&pp->sq.mu);
     json_decref(none);
     return rc;
@@ -379,7 +388,9 @@ static void tell_seen(vs_people *pp, const char *tenant, json_t *seen) {
     size_t i;
     json_t *s;
     json_array_foreach(seen, i, s) {
-        if (pp->seen) pp->seen(pp->seen_ctx, tenant, json_string_value(json_object_get(s, "person_id")), json_object_get(s, "face"));
+        if (pp->seen)
+            pp->seen(pp->seen_ctx, tenant, json_string_value(json_object_get(s, "person_id")),
+                     json_object_get(s, "face"));
     }
     json_array_clear(seen);
 }
@@ -391,15 +402,16 @@ static vs_err follow_tenant(vs_people *pp, const vs_pipeline *p, const char *ten
     while (rc == VS_OK && !atomic_load(&pp->stop)) {
         char sha[65] = "", ms[24] = "0";
         pthread_mutex_lock(&pp->sq.mu);
-        rc = vs_people_text(pp, "SELECT after_ms FROM follow WHERE tenant_id = ?1", "people cursor", tenant, NULL, NULL, ms, sizeof ms,
-                   NULL, err);
+        rc = vs_people_text(pp, "SELECT after_ms FROM follow WHERE tenant_id = ?1", "people cursor", tenant, NULL, NULL,
+                            ms, sizeof ms, NULL, err);
         if (rc == VS_OK)
-            rc = vs_people_text(pp, "SELECT after_sha FROM follow WHERE tenant_id = ?1", "people cursor", tenant, NULL, NULL, sha,
-                       sizeof sha, NULL, err);
+            rc = vs_people_text(pp, "SELECT after_sha FROM follow WHERE tenant_id = ?1", "people cursor", tenant, NULL,
+                                NULL, sha, sizeof sha, NULL, err);
         pthread_mutex_unlock(&pp->sq.mu);
         changed_page *pg = rc == VS_OK ? vs_calloc(1, sizeof *pg) : NULL;
         if (rc == VS_OK && !pg) rc = vs_fail(err, VS_ERR_NOMEM, "people follow");
-        if (rc == VS_OK) rc = vs_image_records_changed(p->catalog, tenant, atoll(ms), sha, FOLLOW_PAGE, collect_changed, pg, err);
+        if (rc == VS_OK)
+            rc = vs_image_records_changed(p->catalog, tenant, atoll(ms), sha, FOLLOW_PAGE, collect_changed, pg, err);
         int n = pg ? pg->n : 0;
         for (int i = 0; rc == VS_OK && i < n; i++) {
             rc = apply_record(pp, p, tenant, &pg->rows[i], placed, seen, err);
@@ -455,8 +467,8 @@ static vs_err load_waiting(vs_people *pp, const vs_pipeline *p, const char *tena
     int kept = 0;
     for (int i = 0; rc == VS_OK && i < w->n; i++) {
         vs_error e = {0};
-        if (p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], w->vecs + (size_t)kept * (size_t)w->dim, NULL,
-                               &e) != VS_OK)
+        if (p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], w->vecs + (size_t)kept * (size_t)w->dim,
+                               NULL, &e) != VS_OK)
             continue; /* deleted meanwhile: the record's next change drops it */
         if (kept != i) {
             memcpy(w->ids[kept], w->ids[i], VS_POINT_ID_MAX);
@@ -512,7 +524,8 @@ static int knn_graph(void *ctx, int i, int k, int *nbr, float *sim) {
 
 /* Clusters the batch: exact neighbours for a small one, an HNSW graph
  * built for the batch above EXACT_BATCH_MAX. */
-static vs_err cluster_batch(vs_people *pp, const waiting *w, const int *dup, int *labels, int *n_clusters, vs_error *err) {
+static vs_err cluster_batch(vs_people *pp, const waiting *w, const int *dup, int *labels, int *n_clusters,
+                            vs_error *err) {
     if (w->n <= EXACT_BATCH_MAX) {
         vs_cluster_exact ex = {w->vecs, w->n, w->dim};
         return vs_cluster_batch(w->n, &pp->cfg.cluster, vs_cluster_knn_exact, &ex, dup, labels, n_clusters, err);
@@ -520,7 +533,8 @@ static vs_err cluster_batch(vs_people *pp, const waiting *w, const int *dup, int
     vs_hnsw_cfg hc = {w->dim, 16, 100, 14, 0, batch_vector, (void *)w};
     batch_graph g = {NULL, w};
     vs_err rc = vs_hnsw_new(&hc, &g.h, err);
-    for (int i = 0; rc == VS_OK && i < w->n; i++) rc = vs_hnsw_insert(g.h, (uint32_t)i, batch_vector((void *)w, (uint32_t)i), err);
+    for (int i = 0; rc == VS_OK && i < w->n; i++)
+        rc = vs_hnsw_insert(g.h, (uint32_t)i, batch_vector((void *)w, (uint32_t)i), err);
     if (rc == VS_OK) rc = vs_cluster_batch(w->n, &pp->cfg.cluster, knn_graph, &g, dup, labels, n_clusters, err);
     vs_hnsw_free(g.h);
     return rc;
@@ -535,15 +549,19 @@ static vs_err store_clusters(vs_people *pp, const char *tenant, const waiting *w
         char pid[VS_UUID_STR], now[24];
         vs_uuid_random("person", tenant, pid);
         snprintf(now, sizeof now, "%lld", (long long)vs_wall_ms());
-        rc = vs_people_exec(pp, "INSERT INTO people(tenant_id, person_id, created_at) VALUES (?1, ?2, CAST(?3 AS INTEGER))",
-                   "people new person", tenant, pid, now, NULL, err);
+        rc = vs_people_exec(pp,
+                            "INSERT INTO people(tenant_id, person_id, created_at) VALUES (?1, ?2, CAST(?3 AS INTEGER))",
+                            "people new person", tenant, pid, now, NULL, err);
         for (int i = 0; rc == VS_OK && i < w->n; i++)
             if (labels[i] == c)
-                rc = vs_people_exec(pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
-                           "people cluster face", tenant, w->ids[i], pid, NULL, err);
+                rc = vs_people_exec(
+                    pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
+                    "people cluster face", tenant, w->ids[i], pid, NULL, err);
     }
-    if (rc == VS_OK) rc = vs_sqlite_exec(&pp->sq, "COMMIT", "people commit", err);
-    else vs_sqlite_rollback(&pp->sq);
+    if (rc == VS_OK)
+        rc = vs_sqlite_exec(&pp->sq, "COMMIT", "people commit", err);
+    else
+        vs_sqlite_rollback(&pp->sq);
     pthread_mutex_unlock(&pp->sq.mu);
     return rc;
 }
@@ -560,8 +578,9 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
         if (labels[i] >= 0) continue;
         rc = choose_person(pp, p, tenant, w->ids[i], w->vecs + (size_t)i * (size_t)w->dim, person, err);
         if (rc == VS_OK && person[0]) {
-            rc = vs_people_exec(pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
-                                "people attach", tenant, w->ids[i], person, NULL, err);
+            rc = vs_people_exec(
+                pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
+                "people attach", tenant, w->ids[i], person, NULL, err);
             (*placed)++;
         }
     }
@@ -575,16 +594,20 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
 static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tenant, vs_error *err) {
     char cnt[24], last[24];
     pthread_mutex_lock(&pp->sq.mu);
-    vs_err rc = vs_people_text(pp, "SELECT count(*) FROM faces WHERE tenant_id = ?1 AND person_id IS NULL", "people waiting count",
-                      tenant, NULL, NULL, cnt, sizeof cnt, NULL, err);
+    vs_err rc = vs_people_text(pp, "SELECT count(*) FROM faces WHERE tenant_id = ?1 AND person_id IS NULL",
+                               "people waiting count", tenant, NULL, NULL, cnt, sizeof cnt, NULL, err);
     if (rc == VS_OK)
-        rc = vs_people_text(pp, "SELECT waiting_at_batch FROM follow WHERE tenant_id = ?1", "people batch mark", tenant, NULL, NULL,
-                   last, sizeof last, NULL, err);
+        rc = vs_people_text(pp, "SELECT waiting_at_batch FROM follow WHERE tenant_id = ?1", "people batch mark", tenant,
+                            NULL, NULL, last, sizeof last, NULL, err);
     pthread_mutex_unlock(&pp->sq.mu);
     int64_t n_wait = atoll(cnt);
     if (rc != VS_OK || n_wait < pp->cfg.cluster.min_faces || (last[0] && atoll(last) == n_wait)) return rc;
-    waiting w = {0, (int)(n_wait < pp->cfg.batch_max ? n_wait : pp->cfg.batch_max), vs_engine_embedding_dim(p->engine),
-                 NULL, NULL, NULL};
+    waiting w = {0,
+                 (int)(n_wait < pp->cfg.batch_max ? n_wait : pp->cfg.batch_max),
+                 vs_engine_embedding_dim(p->engine),
+                 NULL,
+                 NULL,
+                 NULL};
     rc = load_waiting(pp, p, tenant, &w, err);
     int *labels = rc == VS_OK ? vs_calloc((size_t)w.n + 1, sizeof(int)) : NULL;
     int *dup = rc == VS_OK ? vs_calloc((size_t)w.n + 1, sizeof(int)) : NULL;
@@ -602,8 +625,8 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
         for (int i = 0; i < w.n; i++) placed += labels[i] >= 0;
         snprintf(left, sizeof left, "%lld", (long long)(n_wait - placed));
         pthread_mutex_lock(&pp->sq.mu);
-        rc = vs_people_exec(pp, "UPDATE follow SET waiting_at_batch = CAST(?2 AS INTEGER) WHERE tenant_id = ?1", "people batch mark",
-                   tenant, left, NULL, NULL, err);
+        rc = vs_people_exec(pp, "UPDATE follow SET waiting_at_batch = CAST(?2 AS INTEGER) WHERE tenant_id = ?1",
+                            "people batch mark", tenant, left, NULL, NULL, err);
         pthread_mutex_unlock(&pp->sq.mu);
     }
     vs_free(labels);
@@ -623,7 +646,8 @@ vs_err vs_people_run_once(vs_people *pp, int64_t *placed, vs_error *err) {
     const vs_pipeline *p = atomic_load(&pp->p);
     json_t *tenants = json_array();
     int64_t n = 0;
-    vs_err rc = tenants ? vs_tenant_ids(p->catalog, collect_tenant, tenants, err) : vs_fail(err, VS_ERR_NOMEM, "people");
+    vs_err rc =
+        tenants ? vs_tenant_ids(p->catalog, collect_tenant, tenants, err) : vs_fail(err, VS_ERR_NOMEM, "people");
     size_t i;
     json_t *t;
     json_array_foreach(tenants, i, t) {
@@ -665,7 +689,8 @@ static void *runner(void *arg) {
 vs_err vs_people_start(vs_people *pp, vs_people_seen_cb seen, void *seen_ctx, vs_error *err) {
     pp->seen = seen;
     pp->seen_ctx = seen_ctx;
-    if (pthread_create(&pp->thread, NULL, runner, pp) != 0) return vs_fail(err, VS_ERR_IO, "people: cannot start the runner");
+    if (pthread_create(&pp->thread, NULL, runner, pp) != 0)
+        return vs_fail(err, VS_ERR_IO, "people: cannot start the runner");
     pp->started = 1;
     return VS_OK;
 }

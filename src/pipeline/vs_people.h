@@ -29,9 +29,9 @@ typedef struct vs_people vs_people;
 
 typedef struct vs_people_cfg {
     vs_cluster_cfg cluster;
-    int tick_ms;          /* pause between runner passes (default 1000) */
-    int batch_max;        /* waiting faces grouped in one batch, at most (default 20000) */
-    int nice;             /* runner thread's nice value (default 10: ingest and search first) */
+    int tick_ms;   /* pause between runner passes (default 1000) */
+    int batch_max; /* waiting faces grouped in one batch, at most (default 20000) */
+    int nice;      /* runner thread's nice value (default 10: ingest and search first) */
 } vs_people_cfg;
 
 void vs_people_cfg_default(vs_people_cfg *c);
@@ -45,7 +45,7 @@ typedef void (*vs_people_seen_cb)(void *ctx, const char *tenant, const char *per
  * and must outlive the handle. */
 vs_err vs_people_open(const char *data_dir, const vs_pipeline *p, const vs_people_cfg *cfg, vs_people **out,
                       vs_error *err);
-void vs_people_close(vs_people *pp);   /* stops the runner first */
+void vs_people_close(vs_people *pp); /* stops the runner first */
 
 /* The background runner: one thread, nice cfg.nice; seen (may be NULL) is
  * told of every face of a watched person it places. */
@@ -98,7 +98,7 @@ vs_err vs_people_merge(vs_people *pp, const char *tenant, const char *into, cons
 vs_err vs_people_split(vs_people *pp, const char *tenant, const char *person_id, const char *const *face_ids, int n,
                        char new_id[VS_UUID_STR], vs_error *err);
 vs_err vs_people_set_flag(vs_people *pp, const char *tenant, const char *person_id, const char *flag, int on,
-                          vs_error *err);   /* flag: "watched" or "ignored" */
+                          vs_error *err); /* flag: "watched" or "ignored" */
 
 /* Erasure: forgets an image's faces (face_id NULL) or one face at once,
  * removing people left with none; the runner would do it on its next pass,

@@ -22,7 +22,7 @@ struct vs_people {
     pthread_cond_t wake_cv;
     vs_people_seen_cb seen;
     void *seen_ctx;
-    vs_ratelog log;               /* a failing pass (a full disk) is said once per interval */
+    vs_ratelog log; /* a failing pass (a full disk) is said once per interval */
 };
 
 /* Runs sql with up to 4 text parameters (NULL binds NULL); no rows. */
