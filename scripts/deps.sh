@@ -12,7 +12,7 @@ command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 # sanitizers, only a Recommends of clang on Debian 12) for tests/fuzz/run.sh
 for arg in "$@"; do
   case "$arg" in
-    --test) pkgs+=(libcmocka-dev bc chromium redis-server clang libclang-rt-dev) ;;
+    --test) pkgs+=(libcmocka-dev bc chromium redis-server clang libclang-rt-dev sqlite3) ;;
     --bench) pkgs+=(python3-numpy python3-hnswlib python3-faiss) ;;
     *) echo "usage: scripts/deps.sh [--test] [--bench]" >&2; exit 2 ;;
   esac
