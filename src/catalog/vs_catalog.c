@@ -69,7 +69,7 @@ static const char *const k_upgrades[] = {
     /* 4 -> 5 */
     VS_EVENTS_SCHEMA,
     /* 5 -> 6 */
-    "CREATE INDEX images_updated ON images(tenant_id, updated_at, sha256);",
+    "CREATE INDEX IF NOT EXISTS images_updated ON images(tenant_id, updated_at, sha256);",
 };
 
 /* Reads a single integer result (a count). */
