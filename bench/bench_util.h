@@ -1,10 +1,12 @@
 /* bench_util.h - what the C benchmarks share: a monotonic clock, a small
- * seeded random generator and random unit vectors, dying with a message,
- * and removing a scratch directory. Header-only: each bench is one program. */
+ * seeded random generator and random unit vectors, dying with a message
+ * (bench_fail, bench_die), and removing a scratch directory. Header-only:
+ * each bench is one program. */
 #ifndef VS_BENCH_UTIL_H
 #define VS_BENCH_UTIL_H
 
 #include <ftw.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +56,17 @@ static inline void bench_rand_unit(uint64_t *state, float *v, int n) {
     }
     float inv = (float)(1.0 / sqrt(n2));
     for (int d = 0; d < n; d++) v[d] *= inv;
+}
+
+/* Prints a printf-style message and a newline on stderr, and exits 1. */
+static inline void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static inline void bench_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
 }
 
 static inline void bench_die(const char *prog, const char *what, const vs_error *e) {

@@ -13,7 +13,6 @@
  * ROC AUC, TAR at FAR 1e-3 and at the lowest FAR the set can measure, missed
  * faces, and time per image. Choose settings on DevTrain, report DevTest. */
 #include <math.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,18 +21,6 @@
 #include "bench_util.h"
 #include "vs_engine.h"
 #include "vs_similarity.h"
-
-/* Prints a printf-style message and exits 1. */
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
 
 typedef struct pair {
     int a, b;       /* image indexes */
@@ -64,7 +51,7 @@ static int image_index(bench *b, const char *name, int num) {
     if (b->n_images == b->cap_images) {
         b->cap_images = b->cap_images ? b->cap_images * 2 : 1024;
         b->images = realloc(b->images, sizeof(char *) * (size_t)b->cap_images);
-        if (!b->images) die("lfw: out of memory");
+        if (!b->images) bench_fail("lfw: out of memory");
     }
     b->images[b->n_images] = strdup(rel);
     return b->n_images++;
@@ -72,10 +59,10 @@ static int image_index(bench *b, const char *name, int num) {
 
 static void read_pairs(bench *b, const char *path) {
     FILE *f = fopen(path, "r");
-    if (!f) die("lfw: cannot open %s (is ../shared/data/lfw-dev there?)", path);
+    if (!f) bench_fail("lfw: cannot open %s (is ../shared/data/lfw-dev there?)", path);
     char line[512];
     int cap = 0;
-    if (!fgets(line, sizeof line, f)) die("lfw: %s is empty", path); /* the count line */
+    if (!fgets(line, sizeof line, f)) bench_fail("lfw: %s is empty", path); /* the count line */
     while (fgets(line, sizeof line, f)) {
         char n1[200], n2[200];
         int i, j;
@@ -90,7 +77,7 @@ static void read_pairs(bench *b, const char *path) {
         if (b->n_pairs == cap) {
             cap = cap ? cap * 2 : 1024;
             b->pairs = realloc(b->pairs, sizeof(pair) * (size_t)cap);
-            if (!b->pairs) die("lfw: out of memory");
+            if (!b->pairs) bench_fail("lfw: out of memory");
         }
         b->pairs[b->n_pairs++] = p;
     }
@@ -116,7 +103,7 @@ static void *worker(void *arg) {
     bench *b = arg;
     vs_engine_worker *w = NULL;
     vs_error err = {0};
-    if (vs_engine_worker_new(b->engine, &w, &err) != VS_OK) die("lfw: %s", err.msg);
+    if (vs_engine_worker_new(b->engine, &w, &err) != VS_OK) bench_fail("lfw: %s", err.msg);
     int dim = vs_engine_embedding_dim(b->engine);
     for (;;) {
         pthread_mutex_lock(&b->mu);
@@ -290,12 +277,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--show-errors")) { show_errors = 1; continue; }
         if (!strcmp(argv[i], "--show-missed")) { show_missed = 1; continue; }
         if (!strcmp(argv[i], "--only-default")) { only_default = 1; continue; }
-        if (i + 1 == argc) die("%s needs a value", argv[i]);
+        if (i + 1 == argc) bench_fail("%s needs a value", argv[i]);
         if (!strcmp(argv[i], "--lfw")) lfw = argv[i + 1];
         else if (!strcmp(argv[i], "--pairs")) pairs = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--scores")) scores_path = argv[i + 1];
-        else die("usage: bench_lfw [--lfw DIR] [--pairs FILE] [--threads N] [--scores FILE] [--only-default] "
+        else bench_fail("usage: bench_lfw [--lfw DIR] [--pairs FILE] [--threads N] [--scores FILE] [--only-default] "
                  "[--show-errors] [--show-missed]");
         i++;
     }
@@ -314,7 +301,7 @@ int main(int argc, char **argv) {
         vs_engine_cfg_default(&cfg);
         cfg.embedder = (vs_embedder)e; /* VS_EMBEDDER_DEFAULT is 0 */
         vs_error err = {0};
-        if (vs_engine_load(&cfg, &b.engine, &err) != VS_OK) die("lfw: %s", err.msg);
+        if (vs_engine_load(&cfg, &b.engine, &err) != VS_OK) bench_fail("lfw: %s", err.msg);
         int dim = vs_engine_embedding_dim(b.engine);
         b.emb = calloc((size_t)b.n_images * dim, sizeof(float));
         b.found = calloc((size_t)b.n_images, sizeof(int));
@@ -359,7 +346,7 @@ int main(int argc, char **argv) {
     }
     if (scores_path) {
         FILE *f = fopen(scores_path, "w");
-        if (!f) die("lfw: cannot write %s", scores_path);
+        if (!f) bench_fail("lfw: cannot write %s", scores_path);
         fprintf(f, "same\tdlib\tfaceres\n");
         for (int i = 0; i < b.n_pairs; i++)
             fprintf(f, "%d\t%.6f\t%.6f\n", b.pairs[i].same, sc[0][i], n_emb > 1 ? sc[1][i] : 0);

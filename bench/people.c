@@ -30,7 +30,6 @@
  * the machine's 2 cores are shared, so compare ratios within one run. */
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,21 +42,9 @@
 #include "vs_hnsw.h"
 #include "vs_image.h"
 
-/* Prints a printf-style message and exits 1. */
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
 static void *xcalloc(size_t n, size_t sz) {
     void *p = calloc(n ? n : 1, sz);
-    if (!p) die("people: out of memory (%zu x %zu)", n, sz);
+    if (!p) bench_fail("people: out of memory (%zu x %zu)", n, sz);
     return p;
 }
 
@@ -181,7 +168,7 @@ static void *graph_worker(void *arg) {
         size_t got = 0;
         if (vs_hnsw_search(j->h, j->vecs + (size_t)i * j->dim, (size_t)j->t->kmax + 1, j->ef, NULL, NULL, hits, &got,
                            &e) != VS_OK)
-            die("people: search: %s", e.msg);
+            bench_fail("people: search: %s", e.msg);
         int m = 0;
         for (size_t h = 0; h < got && m < j->t->kmax; h++) {
             if ((int)hits[h].id == i) continue;
@@ -321,13 +308,13 @@ static incr_stats assign_range(const vs_cluster_cfg *c, vs_hnsw *h, const float 
         size_t got = 0;
         const float *v = vecs + (size_t)i * dim;
         if (vs_hnsw_search(h, v, (size_t)c->vote_k, ef, is_assigned, &af, hits, &got, &e) != VS_OK)
-            die("people: search: %s", e.msg);
+            bench_fail("people: search: %s", e.msg);
         for (size_t k = 0; k < got; k++) votes[k] = (vs_cluster_vote){label[hits[k].id], hits[k].score};
         /* background: the knn_k-th nearest other face, assigned or not */
         size_t gb = 0;
         float bg = -2;
         if (vs_hnsw_search(h, v, (size_t)c->knn_k + 1, ef, NULL, NULL, bgh, &gb, &e) != VS_OK)
-            die("people: search: %s", e.msg);
+            bench_fail("people: search: %s", e.msg);
         for (size_t k = 0, others = 0; k < gb; k++)
             if ((int)bgh[k].id != i && ++others == (size_t)c->knn_k) bg = bgh[k].score;
         pp->face = v;
@@ -354,7 +341,7 @@ static quality run_batch(const vs_cluster_cfg *c, knn_table *t, const int *dup, 
                          int *label, int *n_people, double *ms) {
     vs_error e;
     double t0 = bench_now_ms();
-    if (vs_cluster_batch(t->n, c, knn_lists, t, dup, label, n_people, &e) != VS_OK) die("people: batch: %s", e.msg);
+    if (vs_cluster_batch(t->n, c, knn_lists, t, dup, label, n_people, &e) != VS_OK) bench_fail("people: batch: %s", e.msg);
     *ms = bench_now_ms() - t0;
     return measure(t->n, label, truth, n_truth, c->min_faces);
 }
@@ -374,10 +361,10 @@ static void synthetic(int n, int threads, int sweep, const vs_cluster_cfg *c) {
     vs_hnsw_cfg hc = {.dim = dim, .M = 16, .ef_construction = 100, .seed = 1, .quant_clip = 0};
     vs_hnsw *h;
     vs_error e;
-    if (vs_hnsw_new(&hc, &h, &e) != VS_OK) die("people: hnsw: %s", e.msg);
+    if (vs_hnsw_new(&hc, &h, &e) != VS_OK) bench_fail("people: hnsw: %s", e.msg);
     t0 = bench_now_ms();
     for (int i = 0; i < n; i++)
-        if (vs_hnsw_insert(h, (uint32_t)i, vecs + (size_t)i * dim, &e) != VS_OK) die("people: insert: %s", e.msg);
+        if (vs_hnsw_insert(h, (uint32_t)i, vecs + (size_t)i * dim, &e) != VS_OK) bench_fail("people: insert: %s", e.msg);
     double build_ms = bench_now_ms() - t0;
     int n_batch = n - n / 10, kmax = sweep ? 16 : c->knn_k, ef = 64;
     knn_table t;
@@ -457,7 +444,7 @@ static int truth_id(face_set *s, const char *person) {
     for (int t = 0; t < s->n_truth; t++)
         if (!strcmp(s->truth_name[t], person)) return t;
     s->truth_name = realloc(s->truth_name, sizeof *s->truth_name * (size_t)(s->n_truth + 1));
-    if (!s->truth_name) die("people: out of memory");
+    if (!s->truth_name) bench_fail("people: out of memory");
     s->truth_name[s->n_truth] = strdup(person);
     return s->n_truth++;
 }
@@ -470,7 +457,7 @@ static int face_add(face_set *s, const char *name, const char *person, int dup) 
         s->dup = realloc(s->dup, sizeof *s->dup * (size_t)s->cap);
         s->found = realloc(s->found, sizeof *s->found * (size_t)s->cap);
         s->name = realloc(s->name, sizeof *s->name * (size_t)s->cap);
-        if (!s->emb || !s->truth || !s->dup || !s->found || !s->name) die("people: out of memory");
+        if (!s->emb || !s->truth || !s->dup || !s->found || !s->name) bench_fail("people: out of memory");
     }
     s->truth[s->n] = truth_id(s, person);
     s->dup[s->n] = dup;
@@ -502,7 +489,7 @@ static int centre_face(const vs_faces *f, const vs_image *img) {
 
 static void crop(const vs_image *src, int x, int y, int w, int h, vs_image *dst) {
     vs_error e;
-    if (vs_image_alloc(dst, w, h, src->channels, &e) != VS_OK) die("people: %s", e.msg);
+    if (vs_image_alloc(dst, w, h, src->channels, &e) != VS_OK) bench_fail("people: %s", e.msg);
     for (int r = 0; r < h; r++)
         memcpy(dst->data + (size_t)r * w * src->channels,
                src->data + ((size_t)(y + r) * src->width + x) * src->channels, (size_t)w * src->channels);
@@ -511,7 +498,7 @@ static void crop(const vs_image *src, int x, int y, int w, int h, vs_image *dst)
 static void flip(const vs_image *src, vs_image *dst) {
     vs_error e;
     int c = src->channels;
-    if (vs_image_alloc(dst, src->width, src->height, c, &e) != VS_OK) die("people: %s", e.msg);
+    if (vs_image_alloc(dst, src->width, src->height, c, &e) != VS_OK) bench_fail("people: %s", e.msg);
     for (int r = 0; r < src->height; r++)
         for (int x = 0; x < src->width; x++)
             memcpy(dst->data + ((size_t)r * src->width + x) * c,
@@ -521,15 +508,15 @@ static void flip(const vs_image *src, vs_image *dst) {
 static void rescale(const vs_image *src, double f, vs_image *dst) {
     vs_error e;
     int w = (int)(src->width * f + 0.5), h = (int)(src->height * f + 0.5);
-    if (vs_image_resize(src, w < 1 ? 1 : w, h < 1 ? 1 : h, dst, &e) != VS_OK) die("people: %s", e.msg);
+    if (vs_image_resize(src, w < 1 ? 1 : w, h < 1 ? 1 : h, dst, &e) != VS_OK) bench_fail("people: %s", e.msg);
 }
 
 static void jpeg_again(const vs_image *src, int quality, vs_image *dst) {
     vs_error e;
     uint8_t *buf;
     size_t len;
-    if (vs_image_encode_jpeg(src, quality, &buf, &len, &e) != VS_OK) die("people: %s", e.msg);
-    if (vs_image_decode(buf, len, NULL, dst, &e) != VS_OK) die("people: %s", e.msg);
+    if (vs_image_encode_jpeg(src, quality, &buf, &len, &e) != VS_OK) bench_fail("people: %s", e.msg);
+    if (vs_image_decode(buf, len, NULL, dst, &e) != VS_OK) bench_fail("people: %s", e.msg);
     vs_free(buf);
 }
 
@@ -615,13 +602,13 @@ static const struct {
 static void embed_shared(vs_engine *eng, const char *dir, face_set *s) {
     vs_engine_worker *w;
     vs_error e;
-    if (vs_engine_worker_new(eng, &w, &e) != VS_OK) die("people: %s", e.msg);
+    if (vs_engine_worker_new(eng, &w, &e) != VS_OK) bench_fail("people: %s", e.msg);
     int lost = 0;
     for (size_t p = 0; p < sizeof shared_photos / sizeof *shared_photos; p++) {
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", dir, shared_photos[p].path);
         vs_image img = {0};
-        if (vs_image_load(path, NULL, &img, &e) != VS_OK) die("people: %s", e.msg);
+        if (vs_image_load(path, NULL, &img, &e) != VS_OK) bench_fail("people: %s", e.msg);
         face_set probe = {.dim = s->dim};
         int pi = face_add(&probe, path, "x", 0);
         vs_face_det det;
@@ -663,7 +650,7 @@ static void *lfw_worker(void *arg) {
     lfw_job *j = arg;
     vs_engine_worker *w;
     vs_error e;
-    if (vs_engine_worker_new(j->eng, &w, &e) != VS_OK) die("people: %s", e.msg);
+    if (vs_engine_worker_new(j->eng, &w, &e) != VS_OK) bench_fail("people: %s", e.msg);
     for (;;) {
         pthread_mutex_lock(&j->mu);
         int i = j->next++;
@@ -686,8 +673,8 @@ static void lfw_list(const char *dir, const char *pairs, face_set *s) {
     char path[2048], line[512];
     snprintf(path, sizeof path, "%s/%s", dir, pairs);
     FILE *f = fopen(path, "r");
-    if (!f) die("people: cannot open %s", path);
-    if (!fgets(line, sizeof line, f)) die("people: %s is empty", path);
+    if (!f) bench_fail("people: cannot open %s", path);
+    if (!fgets(line, sizeof line, f)) bench_fail("people: %s is empty", path);
     while (fgets(line, sizeof line, f)) {
         char n1[200], n2[200];
         int a, b;
@@ -994,7 +981,7 @@ int main(int argc, char **argv) {
             sweep = 1;
             continue;
         }
-        if (!v) die("people: %s needs a value", a);
+        if (!v) bench_fail("people: %s needs a value", a);
         if (!strcmp(a, "--synthetic")) n_syn = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--lfw")) lfw = v;
@@ -1009,7 +996,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vote-frac")) c.vote_frac = (float)atof(v);
         else if (!strcmp(a, "--min-faces")) c.min_faces = atoi(v);
         else if (!strcmp(a, "--contrast")) c.contrast = (float)atof(v);
-        else die("usage: bench_people [--synthetic N [--sweep]] [--lfw DIR --pairs FILE [--cache FILE]] "
+        else bench_fail("usage: bench_people [--synthetic N [--sweep]] [--lfw DIR --pairs FILE [--cache FILE]] "
                  "[--faces DIR] [--threads N] [--link-sim X] [--join-sim X] [--knn-k K] [--vote-k K] ...");
         i++;
     }
@@ -1020,7 +1007,7 @@ int main(int argc, char **argv) {
     if (models) ec.models_dir = models;
     vs_engine *eng;
     vs_error e;
-    if (vs_engine_load(&ec, &eng, &e) != VS_OK) die("people: %s", e.msg);
+    if (vs_engine_load(&ec, &eng, &e) != VS_OK) bench_fail("people: %s", e.msg);
     int dim = vs_engine_embedding_dim(eng);
     face_set ls = {.dim = dim}, ss = {.dim = dim};
     if (lfw) {

@@ -71,6 +71,11 @@ int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len);
  * face payload. */
 void vs_add_face_urls(vs_app *a, json_t *payload, json_t *dst);
 
+/* Adds crop_url and thumb_url to dst for face face_index of image sha256
+ * of the caller's tenant (keys by vs_face_blob_keys): where a record lists
+ * faces by index, without their payloads. */
+void vs_add_face_index_urls(vs_req *r, const char *sha256, int face_index, json_t *dst);
+
 /* Blob URL (signed path) for bucket/key, into out. */
 void vs_app_blob_url(vs_app *a, const char *bucket, const char *key, char *out, size_t cap);
 

@@ -30,6 +30,15 @@ void vs_add_face_urls(vs_app *a, json_t *payload, json_t *dst) {
     }
 }
 
+void vs_add_face_index_urls(vs_req *r, const char *sha256, int face_index, json_t *dst) {
+    char crop[VS_FACE_KEY_MAX], thumb[VS_FACE_KEY_MAX], url[1024];
+    vs_face_blob_keys(r->tenant, sha256, face_index, crop, thumb);
+    vs_app_blob_url(r->app, "face-crops", crop, url, sizeof url);
+    json_object_set_new(dst, "crop_url", json_string(url));
+    vs_app_blob_url(r->app, "face-thumbs", thumb, url, sizeof url);
+    json_object_set_new(dst, "thumb_url", json_string(url));
+}
+
 int vs_req_image(vs_req *r, json_t *body, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;

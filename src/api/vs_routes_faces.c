@@ -81,15 +81,8 @@ static void add_image_files(vs_req *r, const char *sha, json_t *o) {
     }
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(o, "faces_indexed"), i, f) {
-        int idx = (int)json_integer_value(json_object_get(f, "face_index"));
-        snprintf(key, sizeof key, "%s/%s_face_%d.jpg", r->tenant, sha, idx);
-        vs_app_blob_url(r->app, "face-crops", key, url, sizeof url);
-        json_object_set_new(f, "crop_url", json_string(url));
-        snprintf(key, sizeof key, "%s/%s_face_%d_thumb.jpg", r->tenant, sha, idx);
-        vs_app_blob_url(r->app, "face-thumbs", key, url, sizeof url);
-        json_object_set_new(f, "thumb_url", json_string(url));
-    }
+    json_array_foreach(json_object_get(o, "faces_indexed"), i, f)
+        vs_add_face_index_urls(r, sha, (int)json_integer_value(json_object_get(f, "face_index")), f);
 }
 
 void vs_route_image_get(vs_req *r, const char *sha256) {

@@ -249,17 +249,9 @@ static int face_rows(void *ctx, const vs_image_row *row) {
 static void add_face_files(vs_req *r, json_t *items) {
     size_t i;
     json_t *o;
-    json_array_foreach(items, i, o) {
-        char key[256], url[1024];
-        const char *sha = json_string_value(json_object_get(o, "image_sha256"));
-        int idx = (int)json_integer_value(json_object_get(o, "face_index"));
-        snprintf(key, sizeof key, "%s/%s_face_%d.jpg", r->tenant, sha, idx);
-        vs_app_blob_url(r->app, "face-crops", key, url, sizeof url);
-        json_object_set_new(o, "crop_url", json_string(url));
-        snprintf(key, sizeof key, "%s/%s_face_%d_thumb.jpg", r->tenant, sha, idx);
-        vs_app_blob_url(r->app, "face-thumbs", key, url, sizeof url);
-        json_object_set_new(o, "thumb_url", json_string(url));
-    }
+    json_array_foreach(items, i, o)
+        vs_add_face_index_urls(r, json_string_value(json_object_get(o, "image_sha256")),
+                               (int)json_integer_value(json_object_get(o, "face_index")), o);
 }
 
 /* The images after the cursor, in batches (an image may list no face, so

@@ -166,25 +166,17 @@ static vs_err enroll_person(vs_req *r, vs_people *pp, const char *person_id, con
     json_array_sort_quality(faces);
     float *vecs = vs_malloc(sizeof(float) * (size_t)dim * NAME_SAMPLES);
     vs_identity_sample s[NAME_SAMPLES];
-    char *payloads[NAME_SAMPLES] = {0};
     if (rc == VS_OK && !vecs) rc = vs_fail(err, VS_ERR_NOMEM, "person name");
     size_t i;
     json_t *f;
-    json_array_foreach(faces, i, f) {
-        if (rc != VS_OK || n == NAME_SAMPLES) break;
+    json_array_foreach(faces, i, f) { /* best first: the first below the gate ends it */
+        float q = (float)json_number_value(json_object_get(f, "quality_score"));
+        if (rc != VS_OK || n == NAME_SAMPLES || q < gate) break;
         const char *fid = json_string_value(json_object_get(f, "face_id"));
         vs_error e = {0};
         if (r->app->index->ops->get(r->app->index, r->p->coll.faces, r->tenant, fid, vecs + (size_t)n * (size_t)dim,
-                                    &payloads[n], &e) != VS_OK)
-            continue;
-        json_t *pl = json_loads(payloads[n], 0, NULL);
-        float q = (float)json_number_value(json_object_get(pl, "quality_score"));
-        json_decref(pl);
-        if (q < gate) {
-            vs_free(payloads[n]);
-            payloads[n] = NULL;
-            continue;
-        }
+                                    NULL, &e) != VS_OK)
+            continue; /* deleted meanwhile */
         s[n] = (vs_identity_sample){.vector = vecs + (size_t)n * (size_t)dim,
                                     .face_id = fid,
                                     .image_sha256 = json_string_value(json_object_get(f, "image_sha256")),
@@ -192,7 +184,6 @@ static vs_err enroll_person(vs_req *r, vs_people *pp, const char *person_id, con
         n++;
     }
     if (rc == VS_OK && n > 0) rc = vs_identity_enroll(r->p, r->tenant, identity_id, s, n, n_samples, NULL, err);
-    for (int k = 0; k < NAME_SAMPLES; k++) vs_free(payloads[k]);
     vs_free(vecs);
     json_decref(faces);
     return rc;

@@ -186,14 +186,6 @@ vs_err vs_erase_blocked(const vs_pipeline *p, const char *tenant, const char *sh
 
 /* ---- one face ------------------------------------------------------------ */
 
-/* The files a face leaves, as the pipeline names them ("{tenant}/{sha256}
- * _face_{i}.jpg" and "..._thumb.jpg"): what a resumed deletion removes when
- * the point that held the keys is gone already. */
-static void face_keys(const char *tenant, const char *sha256, int face_index, char crop[512], char thumb[512]) {
-    snprintf(crop, 512, "%s/%s_face_%d.jpg", tenant, sha256, face_index);
-    snprintf(thumb, 512, "%s/%s_face_%d_thumb.jpg", tenant, sha256, face_index);
-}
-
 /* Removes every trace of one face: crop and thumbnail, the identity samples
  * taken from it, its entry in the image record (moved to faces_deleted),
  * and its points last, so that until the end a plain retry still finds the
@@ -484,9 +476,9 @@ static vs_err resume_face(const vs_pipeline *p, int64_t id, const char *tenant, 
     if (!face || !*face || strlen(face) >= VS_POINT_ID_MAX)
         return vs_fail(err, VS_ERR_CORRUPT, "resume erasure %lld: a face entry without a face_id", (long long)id);
     if (sha && !vs_sha256_hex_ok(sha)) sha = NULL;
-    char crop[512], thumb[512];
+    char crop[VS_FACE_KEY_MAX], thumb[VS_FACE_KEY_MAX];
     int keys = sha && json_is_integer(fi) && json_integer_value(fi) >= 0 && json_integer_value(fi) < 100000;
-    if (keys) face_keys(tenant, sha, (int)json_integer_value(fi), crop, thumb);
+    if (keys) vs_face_blob_keys(tenant, sha, (int)json_integer_value(fi), crop, thumb);
     vs_err rc = face_steps(p, tenant, face, sha, keys ? crop : NULL, keys ? thumb : NULL, NULL, err);
     if (rc != VS_OK) return rc;
     json_object_set_new(d, "faces_deleted", json_integer(1));

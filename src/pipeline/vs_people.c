@@ -397,25 +397,29 @@ static void tell_seen(vs_people *pp, const char *tenant, json_t *seen) {
 
 /* Follows the tenant's changed records to the end. */
 static vs_err follow_tenant(vs_people *pp, const vs_pipeline *p, const char *tenant, int64_t *placed, vs_error *err) {
-    vs_err rc = VS_OK;
+    char cur[100] = "", sha[65] = "";
+    long long ms = 0;
+    /* the saved place, read once: each record applied moves it (in the
+     * same transaction), so the loop follows it in memory */
+    pthread_mutex_lock(&pp->sq.mu);
+    vs_err rc = vs_people_text(pp, "SELECT after_ms || ' ' || after_sha FROM follow WHERE tenant_id = ?1",
+                               "people cursor", tenant, NULL, NULL, cur, sizeof cur, NULL, err);
+    pthread_mutex_unlock(&pp->sq.mu);
+    if (rc == VS_OK && cur[0] && sscanf(cur, "%lld %64s", &ms, sha) < 1)
+        rc = vs_fail(err, VS_ERR_CORRUPT, "people db: tenant %s: unreadable place \"%.64s\"", tenant, cur);
     json_t *seen = json_array();
     while (rc == VS_OK && !atomic_load(&pp->stop)) {
-        char sha[65] = "", ms[24] = "0";
-        pthread_mutex_lock(&pp->sq.mu);
-        rc = vs_people_text(pp, "SELECT after_ms FROM follow WHERE tenant_id = ?1", "people cursor", tenant, NULL, NULL,
-                            ms, sizeof ms, NULL, err);
-        if (rc == VS_OK)
-            rc = vs_people_text(pp, "SELECT after_sha FROM follow WHERE tenant_id = ?1", "people cursor", tenant, NULL,
-                                NULL, sha, sizeof sha, NULL, err);
-        pthread_mutex_unlock(&pp->sq.mu);
-        changed_page *pg = rc == VS_OK ? vs_calloc(1, sizeof *pg) : NULL;
-        if (rc == VS_OK && !pg) rc = vs_fail(err, VS_ERR_NOMEM, "people follow");
-        if (rc == VS_OK)
-            rc = vs_image_records_changed(p->catalog, tenant, atoll(ms), sha, FOLLOW_PAGE, collect_changed, pg, err);
+        changed_page *pg = vs_calloc(1, sizeof *pg);
+        if (!pg) rc = vs_fail(err, VS_ERR_NOMEM, "people follow");
+        if (rc == VS_OK) rc = vs_image_records_changed(p->catalog, tenant, ms, sha, FOLLOW_PAGE, collect_changed, pg, err);
         int n = pg ? pg->n : 0;
         for (int i = 0; rc == VS_OK && i < n; i++) {
             rc = apply_record(pp, p, tenant, &pg->rows[i], placed, seen, err);
             tell_seen(pp, tenant, seen);
+            if (rc == VS_OK) {
+                ms = pg->rows[i].updated_ms;
+                snprintf(sha, sizeof sha, "%s", pg->rows[i].sha);
+            }
         }
         for (int i = 0; pg && i < pg->n; i++) json_decref(pg->rows[i].rec);
         vs_free(pg);

@@ -51,6 +51,12 @@ static int raw_one(void *ctx, const char *key, size_t size) {
     return 1;
 }
 
+void vs_face_blob_keys(const char *tenant, const char *sha256, int face_index, char crop[VS_FACE_KEY_MAX],
+                       char thumb[VS_FACE_KEY_MAX]) {
+    snprintf(crop, VS_FACE_KEY_MAX, "%s/%s_face_%d.jpg", tenant, sha256, face_index);
+    snprintf(thumb, VS_FACE_KEY_MAX, "%s/%s_face_%d_thumb.jpg", tenant, sha256, face_index);
+}
+
 vs_err vs_raw_find(vs_store *store, const char *tenant, const char *sha256, char *key, size_t cap, vs_error *err) {
     char prefix[VS_TENANT_MAX + 80];
     snprintf(prefix, sizeof prefix, "%s/%s.", tenant, sha256);
@@ -428,9 +434,8 @@ static vs_err index_faces(const vs_pipeline *p, const vs_ingest_msg *m, const vs
             json_array_append_new(not_indexed, o);
             continue;
         }
-        char crop_key[512], thumb_key[512];
-        snprintf(crop_key, sizeof crop_key, "%s/%s_face_%d.jpg", m->tenant, m->sha256, i);
-        snprintf(thumb_key, sizeof thumb_key, "%s/%s_face_%d_thumb.jpg", m->tenant, m->sha256, i);
+        char crop_key[VS_FACE_KEY_MAX], thumb_key[VS_FACE_KEY_MAX];
+        vs_face_blob_keys(m->tenant, m->sha256, i, crop_key, thumb_key);
         rc = add_jpeg(bs, &f->crop, "face-crops", crop_key, err);
         if (rc == VS_OK) rc = add_thumb(bs, &f->crop, p->cfg.face_thumb_px, "face-thumbs", thumb_key, err);
         if (rc != VS_OK) break;

@@ -101,6 +101,14 @@ vs_err vs_apply_result(const vs_pipeline *p, const char *json, vs_error *err);
 void vs_raw_key(const char *tenant, const char *sha256, vs_image_format fmt, char *key, size_t cap);
 /* The key of a stored raw image, whatever its extension (one listing of
  * raw-images/{tenant}/{sha256}.); VS_ERR_NOT_FOUND when it is not stored. */
+#define VS_FACE_KEY_MAX 512
+
+/* The blob keys of face face_index of an image, as the pipeline stores them:
+ * face-crops "{tenant}/{sha256}_face_{i}.jpg" and face-thumbs
+ * "..._face_{i}_thumb.jpg". The one place that names them. */
+void vs_face_blob_keys(const char *tenant, const char *sha256, int face_index, char crop[VS_FACE_KEY_MAX],
+                       char thumb[VS_FACE_KEY_MAX]);
+
 vs_err vs_raw_find(vs_store *store, const char *tenant, const char *sha256, char *key, size_t cap, vs_error *err);
 
 #endif
