@@ -8,18 +8,6 @@ import { setPendingErase } from './erasure.js';
 
 const TOP_K = 24;
 
-// Groups of a face's results: the server's (group_by=image), else made here.
-function groupsOf(face) {
-  if (face.groups) return face.groups;
-  const by = new Map();
-  for (const r of face.results || []) {
-    const k = r.image_sha256 || r.face_id;
-    if (!by.has(k)) by.set(k, { ...r, faces: [], near_duplicates: [] });
-    by.get(k).faces.push(r);
-  }
-  return [...by.values()];
-}
-
 export function render(main, { params }) {
   const st = { file: null, url: null, resp: null, selected: -1, topK: TOP_K, faceId: params.get('face') || null, seq: 0 };
   const status = el('p.status#status', { role: 'status' });
@@ -129,7 +117,7 @@ export function render(main, { params }) {
     const out = [];
     let hidden = 0, more = false;
     for (const [i, q] of faces) {
-      const all = groupsOf(q), gs = all.filter(keep);
+      const all = q.groups || [], gs = all.filter(keep); // the server's, group_by=image
       hidden += all.length - gs.length;
       // more can only bring weaker results: worth asking when the weakest shown passes
       if ((q.results || []).length >= st.topK && all.length && keep(all[all.length - 1])) more = true;
