@@ -369,7 +369,8 @@ describe('web app', () => {
     await page.click('#banner button');
     await page.fill('#keyinput', key);
     await page.click('#keydlg button[value=save]');
-    await page.waitForSelector('#library .state', { timeout: 10000 });
+    // .state is also the loading state: wait for the listing's answer
+    await page.waitForSelector('#library .state:not(:has(.spinner))', { timeout: 10000 });
     assert.match(await page.textContent('#library'), /Nothing indexed yet/, 'the new tenant sees none of the open-mode data');
     await go('#/people');
     await page.waitForSelector('#people .state');
