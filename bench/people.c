@@ -523,27 +523,37 @@ static void jpeg_again(const vs_image *src, int quality, vs_image *dst) {
 #define N_AUG 13
 
 /* Augmentation a (0 = the photo itself) of img around the face box d: crops
- * keep the face, rescales go down to faces ~100 px wide, JPEG down to q 25. */
-static void augment(const vs_image *img, const vs_face_det *d, int a, vs_image *out) {
+ * keep the face, rescales go down to faces ~100 px wide, JPEG down to q 25.
+ * *where gets d carried through the same geometry, so that in a two-face
+ * photo the copy's face is picked by place, never by the model. */
+static void augment(const vs_image *img, const vs_face_det *d, int a, vs_image *out, vs_face_det *where) {
     vs_image t = {0};
     int W = img->width, H = img->height;
+    double f = 1.0; /* rescale factor */
+    int flipped = 0;
     /* a crop window of s x face size around the face, shifted by (ox, oy) faces */
     double s = 2.2, ox = 0, oy = 0;
+    *where = *d;
     switch (a) {
     case 0: jpeg_again(img, 95, out); return;
-    case 1: flip(img, out); return;
-    case 2: s = 1.8, ox = -0.25; break;
-    case 3: s = 1.8, ox = 0.25; break;
-    case 4: s = 2.6, oy = 0.2; break;
-    case 5: rescale(img, 0.5, out); return;
-    case 6: rescale(img, d->w > 100 ? 100.0 / d->w : 1.0, out); return; /* face ~100 px wide */
+    case 1: flip(img, out), flipped = 1; break;
+    case 2: s = 1.8, ox = -0.25; goto window;
+    case 3: s = 1.8, ox = 0.25; goto window;
+    case 4: s = 2.6, oy = 0.2; goto window;
+    case 5: f = 0.5, rescale(img, f, out); break;
+    case 6: f = d->w > 100 ? 100.0 / d->w : 1.0, rescale(img, f, out); break; /* face ~100 px wide */
     case 7: jpeg_again(img, 25, out); return;
     case 8: jpeg_again(img, 50, out); return;
-    case 9: flip(img, &t), rescale(&t, 0.7, out), vs_image_free(&t); return;
-    case 10: rescale(img, 0.6, &t), jpeg_again(&t, 40, out), vs_image_free(&t); return;
-    case 11: s = 3.0, ox = -0.1, oy = -0.1; break;
-    default: flip(img, &t), jpeg_again(&t, 35, out), vs_image_free(&t); return;
+    case 9: f = 0.7, flipped = 1, flip(img, &t), rescale(&t, f, out), vs_image_free(&t); break;
+    case 10: f = 0.6, rescale(img, f, &t), jpeg_again(&t, 40, out), vs_image_free(&t); break;
+    case 11: s = 3.0, ox = -0.1, oy = -0.1; goto window;
+    default: flipped = 1, flip(img, &t), jpeg_again(&t, 35, out), vs_image_free(&t); break;
     }
+    if (flipped) where->x = (float)W - d->x - d->w;
+    where->x = (float)(where->x * f), where->y = (float)(d->y * f);
+    where->w = (float)(d->w * f), where->h = (float)(d->h * f);
+    return;
+window:;
     double cx = d->x + d->w * (0.5 + ox), cy = d->y + d->h * (0.5 + oy), side = s * (d->w > d->h ? d->w : d->h);
     int x0 = (int)(cx - side / 2), y0 = (int)(cy - side / 2), x1 = (int)(cx + side / 2), y1 = (int)(cy + side / 2);
     if (x0 < 0) x0 = 0;
@@ -551,15 +561,47 @@ static void augment(const vs_image *img, const vs_face_det *d, int a, vs_image *
     if (x1 > W) x1 = W;
     if (y1 > H) y1 = H;
     crop(img, x0, y0, x1 - x0, y1 - y0, out);
+    where->x = d->x - (float)x0, where->y = d->y - (float)y0;
 }
 
-/* Embeds the best face of img into set face i; 0 when none. */
-static int embed_best(vs_engine_worker *w, const vs_image *img, face_set *s, int i, vs_face_det *det, int centre) {
+/* How a photo's face is chosen: the detector's best face, or in a two-face
+ * photo the left or right one of its two largest faces (labelled by looking
+ * at the photo); for a copy, the face on the place the source face went. */
+typedef enum { PICK_BEST, PICK_CENTRE, PICK_LEFT, PICK_RIGHT, PICK_AT } pick_rule;
+
+static int pick_face(const vs_faces *f, const vs_image *img, pick_rule rule, const vs_face_det *at) {
+    if (rule == PICK_BEST) return vs_faces_best(f);
+    if (rule == PICK_CENTRE) return centre_face(f, img);
+    int best = -1;
+    float bv = 0.3f; /* a copy's face must overlap its expected place */
+    if (rule == PICK_AT) {
+        for (int k = 0; k < f->n; k++) {
+            float v = f->faces[k].embedding ? vs_box_iou(&f->faces[k].det, at) : 0;
+            if (v > bv) bv = v, best = k;
+        }
+        return best;
+    }
+    int big[2] = {-1, -1};
+    for (int k = 0; k < f->n; k++) {
+        if (!f->faces[k].embedding) continue;
+        float a = f->faces[k].det.w * f->faces[k].det.h;
+        if (big[0] < 0 || a > f->faces[big[0]].det.w * f->faces[big[0]].det.h) big[1] = big[0], big[0] = k;
+        else if (big[1] < 0 || a > f->faces[big[1]].det.w * f->faces[big[1]].det.h) big[1] = k;
+    }
+    if (big[1] < 0) return -1; /* a two-face photo where one face was lost */
+    int left = f->faces[big[0]].det.x < f->faces[big[1]].det.x ? big[0] : big[1];
+    return rule == PICK_LEFT ? left : big[0] + big[1] - left;
+}
+
+/* Embeds the face of img chosen by rule (at: where, for PICK_AT) into set
+ * face i; 0 when there is none. */
+static int embed_face(vs_engine_worker *w, const vs_image *img, face_set *s, int i, vs_face_det *det, pick_rule rule,
+                      const vs_face_det *at) {
     vs_faces f = {0};
     vs_error e;
     int ok = 0;
     if (vs_engine_analyze(w, img, VS_ANALYZE_EMBED, &f, &e) == VS_OK) {
-        int k = centre ? centre_face(&f, img) : vs_faces_best(&f);
+        int k = pick_face(&f, img, rule, at);
         if (k >= 0 && f.faces[k].embedding) {
             memcpy(s->emb + (size_t)i * s->dim, f.faces[k].embedding, sizeof(float) * (size_t)s->dim);
             if (det) *det = f.faces[k].det;
@@ -571,30 +613,40 @@ static int embed_best(vs_engine_worker *w, const vs_image *img, face_set *s, int
     return ok;
 }
 
-/* The shared photos README names (single-face photos only: in a two-face
- * photo we could not say who is who without using the faces themselves).
- * The three sizes of obama-*.jpg are one photo (one dup id). */
+/* The shared photos README names, one row per face. The two-face photos
+ * were labelled by looking at them: Biden left and Obama right in
+ * obama_and_biden.jpg, Obama left and Biden right in two_people.jpg, Rose
+ * Leslie left and Kit Harington right in kit_with_rose.jpg. The three sizes
+ * of obama-*.jpg are one photo (one dup id); each face of a two-face photo
+ * has its own dup id. */
 static const struct {
     const char *path, *person;
     int photo;
+    pick_rule pick;
 } shared_photos[] = {
-    {"knn_examples/train/obama/obama.jpg", "obama", 0},
-    {"knn_examples/train/obama/obama2.jpg", "obama", 1},
-    {"knn_examples/test/obama1.jpg", "obama", 2},
-    {"obama-1080p.jpg", "obama", 3},
-    {"obama-240p.jpg", "obama", 3},
-    {"obama_small.jpg", "obama", 3},
-    {"test_images/obama3.jpg", "obama", 4},
-    {"test_images/obama_partial_face.jpg", "obama", 5},
-    {"knn_examples/train/biden/biden.jpg", "biden", 6},
-    {"knn_examples/train/biden/biden2.jpg", "biden", 7},
-    {"knn_examples/train/kit_harington/john1.jpeg", "kit_harington", 8},
-    {"knn_examples/train/kit_harington/john2.jpeg", "kit_harington", 9},
-    {"knn_examples/test/johnsnow_test1.jpg", "kit_harington", 10},
-    {"knn_examples/train/rose_leslie/img1.jpg", "rose_leslie", 11},
-    {"knn_examples/train/rose_leslie/img2.jpg", "rose_leslie", 12},
-    {"knn_examples/train/alex_lacamoire/img1.jpg", "alex_lacamoire", 13},
-    {"knn_examples/test/alex_lacamoire1.jpg", "alex_lacamoire", 14},
+    {"knn_examples/train/obama/obama.jpg", "obama", 0, PICK_BEST},
+    {"knn_examples/train/obama/obama2.jpg", "obama", 1, PICK_BEST},
+    {"knn_examples/test/obama1.jpg", "obama", 2, PICK_BEST},
+    {"obama-1080p.jpg", "obama", 3, PICK_BEST},
+    {"obama-240p.jpg", "obama", 3, PICK_BEST},
+    {"obama_small.jpg", "obama", 3, PICK_BEST},
+    {"test_images/obama3.jpg", "obama", 4, PICK_BEST},
+    {"test_images/obama_partial_face.jpg", "obama", 5, PICK_BEST},
+    {"knn_examples/test/obama_and_biden.jpg", "obama", 15, PICK_RIGHT},
+    {"two_people.jpg", "obama", 16, PICK_LEFT},
+    {"knn_examples/train/biden/biden.jpg", "biden", 6, PICK_BEST},
+    {"knn_examples/train/biden/biden2.jpg", "biden", 7, PICK_BEST},
+    {"knn_examples/test/obama_and_biden.jpg", "biden", 17, PICK_LEFT},
+    {"two_people.jpg", "biden", 18, PICK_RIGHT},
+    {"knn_examples/train/kit_harington/john1.jpeg", "kit_harington", 8, PICK_BEST},
+    {"knn_examples/train/kit_harington/john2.jpeg", "kit_harington", 9, PICK_BEST},
+    {"knn_examples/test/johnsnow_test1.jpg", "kit_harington", 10, PICK_BEST},
+    {"knn_examples/test/kit_with_rose.jpg", "kit_harington", 19, PICK_RIGHT},
+    {"knn_examples/train/rose_leslie/img1.jpg", "rose_leslie", 11, PICK_BEST},
+    {"knn_examples/train/rose_leslie/img2.jpg", "rose_leslie", 12, PICK_BEST},
+    {"knn_examples/test/kit_with_rose.jpg", "rose_leslie", 20, PICK_LEFT},
+    {"knn_examples/train/alex_lacamoire/img1.jpg", "alex_lacamoire", 13, PICK_BEST},
+    {"knn_examples/test/alex_lacamoire1.jpg", "alex_lacamoire", 14, PICK_BEST},
 };
 
 /* Every shared photo and its augmentations into s (dup = the source photo,
@@ -612,7 +664,7 @@ static void embed_shared(vs_engine *eng, const char *dir, face_set *s) {
         face_set probe = {.dim = s->dim};
         int pi = face_add(&probe, path, "x", 0);
         vs_face_det det;
-        if (!embed_best(w, &img, &probe, pi, &det, 0)) {
+        if (!embed_face(w, &img, &probe, pi, &det, shared_photos[p].pick, NULL)) {
             fprintf(stderr, "people: no face in %s\n", path);
             face_set_free(&probe);
             vs_image_free(&img);
@@ -621,11 +673,12 @@ static void embed_shared(vs_engine *eng, const char *dir, face_set *s) {
         face_set_free(&probe);
         for (int a = 0; a < N_AUG; a++) {
             vs_image aug = {0};
-            augment(&img, &det, a, &aug);
+            vs_face_det at;
+            augment(&img, &det, a, &aug, &at);
             char name[2100];
             snprintf(name, sizeof name, "%s#aug%d", shared_photos[p].path, a);
             int i = face_add(s, name, shared_photos[p].person, 1000000 + shared_photos[p].photo);
-            if (!embed_best(w, &aug, s, i, NULL, 0)) {
+            if (!embed_face(w, &aug, s, i, NULL, PICK_AT, &at)) {
                 lost++;
                 s->n--; /* no face in this copy: not a face of the set */
                 free(s->name[i]);
@@ -660,7 +713,7 @@ static void *lfw_worker(void *arg) {
         snprintf(path, sizeof path, "%s/%s", j->dir, j->s->name[i]);
         vs_image img = {0};
         if (vs_image_load(path, NULL, &img, &e) != VS_OK) continue;
-        embed_best(w, &img, j->s, i, NULL, 1);
+        embed_face(w, &img, j->s, i, NULL, PICK_CENTRE, NULL);
         vs_image_free(&img);
     }
     vs_engine_worker_free(w);
@@ -917,7 +970,7 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
     int *label_all = xcalloc((size_t)n, sizeof *label_all), np_all = 0;
     double ms_all;
     qall = run_batch(c, &ta, use_dup ? dup : NULL, truth, s->n_truth, label_all, &np_all, &ms_all);
-    if (getenv("PEOPLE_DUMP")) { /* debugging aid: face, truth, batch label */
+    if (use_dup && getenv("PEOPLE_DUMP")) { /* debugging aid: face, truth, batch label */
         FILE *f = fopen(getenv("PEOPLE_DUMP"), "w");
         for (int i = 0; f && i < n; i++) fprintf(f, "%s\t%d\t%d\n", s->name[order[i]], truth[i], label_all[i]);
         if (f) fclose(f);
