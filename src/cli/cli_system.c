@@ -141,13 +141,16 @@ static int env_is(const char *name, const char *value) {
 
 /* Opens people.db (faces grouped into people) for a server; its runner
  * starts last (vs_people_start), once the index and the catalog serve.
- * VISAGE_PEOPLE_TICK_MS sets its pause between passes (tests). */
+ * VISAGE_PEOPLE_TICK_MS sets its pause between passes and
+ * VISAGE_PEOPLE_EXACT_MAX the largest batch with exact neighbours (tests). */
 static vs_err open_people(cli_system *s, vs_error *err) {
     vs_app *a = &s->app;
     vs_people_cfg pc;
     vs_people_cfg_default(&pc);
     const char *tick = getenv("VISAGE_PEOPLE_TICK_MS");
     if (tick && atoi(tick) > 0) pc.tick_ms = atoi(tick);
+    const char *exact = getenv("VISAGE_PEOPLE_EXACT_MAX");
+    if (exact && atoi(exact) >= 0) pc.exact_max = atoi(exact);
     vs_err rc = vs_people_open(s->data_dir, &a->pipeline, &pc, &a->people, err);
     if (rc == VS_OK) a->pipeline.people = a->people;
     return rc;

@@ -26,7 +26,6 @@
 #define PEOPLE_SCHEMA_VERSION 1
 #define FOLLOW_PAGE 64       /* records read per step */
 #define CENTROID_SAMPLE 32   /* members averaged for a centroid */
-#define EXACT_BATCH_MAX 2000 /* above: the batch's kNN graph comes from an HNSW graph */
 
 static const char *k_schema =
     "CREATE TABLE IF NOT EXISTS people(tenant_id TEXT NOT NULL, person_id TEXT NOT NULL, name TEXT,"
@@ -44,7 +43,8 @@ void vs_people_cfg_default(vs_people_cfg *c) {
     memset(c, 0, sizeof *c);
     vs_cluster_cfg_default(&c->cluster);
     c->tick_ms = 1000;
-    c->batch_max = 20000;
+    c->batch_max = 1000000;
+    c->exact_max = 2000;
     c->nice = 10;
 }
 
@@ -435,21 +435,28 @@ typedef struct waiting {
     int n, cap, dim;
     char (*ids)[VS_POINT_ID_MAX];
     char (*dup_of)[VS_POINT_ID_MAX];
-    float *vecs;
+    float *vecs; /* n x dim for a small batch; NULL for a big one (the index has them) */
+    struct waiting_ref *by_id; /* the faces sorted by id, to map a search hit or a dup link back */
 } waiting;
+
+typedef struct waiting_ref {
+    const char *id;
+    int i;
+} waiting_ref;
 
 static void waiting_free(waiting *w) {
     vs_free(w->ids);
     vs_free(w->dup_of);
     vs_free(w->vecs);
+    vs_free(w->by_id);
 }
 
-/* Up to cap waiting faces of the tenant with their vectors. */
+/* Up to cap waiting faces of the tenant, the oldest first; with their
+ * vectors when they are few enough for exact neighbours. */
 static vs_err load_waiting(vs_people *pp, const vs_pipeline *p, const char *tenant, waiting *w, vs_error *err) {
     w->ids = vs_calloc((size_t)w->cap, sizeof *w->ids);
     w->dup_of = vs_calloc((size_t)w->cap, sizeof *w->dup_of);
-    w->vecs = vs_malloc(sizeof(float) * (size_t)w->dim * (size_t)w->cap);
-    if (!w->ids || !w->dup_of || !w->vecs) return vs_fail(err, VS_ERR_NOMEM, "people batch of %d", w->cap);
+    if (!w->ids || !w->dup_of) return vs_fail(err, VS_ERR_NOMEM, "people batch of %d", w->cap);
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&pp->sq.mu);
     vs_err rc = vs_sqlite_prepare(&pp->sq,
@@ -468,8 +475,11 @@ static vs_err load_waiting(vs_people *pp, const vs_pipeline *p, const char *tena
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&pp->sq.mu);
+    if (rc != VS_OK || w->n > pp->cfg.exact_max) return rc;
+    w->vecs = vs_malloc(sizeof(float) * (size_t)w->dim * (size_t)(w->n + 1));
+    if (!w->vecs) return vs_fail(err, VS_ERR_NOMEM, "people batch of %d", w->n);
     int kept = 0;
-    for (int i = 0; rc == VS_OK && i < w->n; i++) {
+    for (int i = 0; i < w->n; i++) {
         vs_error e = {0};
         if (p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], w->vecs + (size_t)kept * (size_t)w->dim,
                                NULL, &e) != VS_OK)
@@ -484,63 +494,80 @@ static vs_err load_waiting(vs_people *pp, const vs_pipeline *p, const char *tena
     return rc;
 }
 
+static int cmp_ref(const void *a, const void *b) {
+    return strcmp(((const waiting_ref *)a)->id, ((const waiting_ref *)b)->id);
+}
+
+/* The index of the waiting face with this id, or -1: O(log n) over by_id. */
+static int waiting_find(const waiting *w, const char *id) {
+    waiting_ref key = {id, 0};
+    const waiting_ref *r = bsearch(&key, w->by_id, (size_t)w->n, sizeof key, cmp_ref);
+    return r ? r->i : -1;
+}
+
 /* Near-duplicates count once: a face's dup id is the index of the face it
- * is a near-duplicate of when that one waits too, else its own. */
-static void dup_ids(const waiting *w, int *dup) {
+ * is a near-duplicate of when that one waits too (followed to the end of
+ * the chain), else its own. by_id is built here: O(n log n), not n^2. */
+static vs_err dup_ids(waiting *w, int *dup, vs_error *err) {
+    w->by_id = vs_malloc(sizeof *w->by_id * (size_t)(w->n + 1));
+    if (!w->by_id) return vs_fail(err, VS_ERR_NOMEM, "people batch ids of %d", w->n);
+    for (int i = 0; i < w->n; i++) w->by_id[i] = (waiting_ref){w->ids[i], i};
+    qsort(w->by_id, (size_t)w->n, sizeof *w->by_id, cmp_ref);
     for (int i = 0; i < w->n; i++) {
-        dup[i] = i;
-        if (!w->dup_of[i][0]) continue;
-        for (int j = 0; j < w->n; j++)
-            if (!strcmp(w->ids[j], w->dup_of[i])) {
-                dup[i] = dup[j];
-                break;
-            }
+        /* a link points at an older face: chains are short; 64 steps bound a cycle */
+        int j = i, steps = 0;
+        while (w->dup_of[j][0] && steps++ < 64) {
+            int k = waiting_find(w, w->dup_of[j]);
+            if (k < 0 || k == j) break;
+            j = k;
+        }
+        dup[i] = j;
     }
+    return VS_OK;
 }
 
-/* The batch's kNN from an HNSW graph over its vectors: a batch of n faces
- * costs n searches of log n, not n^2 dot products. */
-typedef struct batch_graph {
-    vs_hnsw *h;
+/* The batch's kNN for a small batch: exact, over the vectors in memory. For
+ * a big one: the tenant's own index, one search per face (log n each, never
+ * n^2, and no second graph to build), keeping the hits that wait too. A
+ * face deleted meanwhile has no neighbours. */
+typedef struct batch_index {
+    const vs_pipeline *p;
+    const char *tenant;
     const waiting *w;
-} batch_graph;
+    float *vec; /* dim floats of scratch */
+} batch_index;
 
-static const float *batch_vector(void *ctx, uint32_t id) {
-    const waiting *w = ctx;
-    return w->vecs + (size_t)id * (size_t)w->dim;
-}
-
-static int knn_graph(void *ctx, int i, int k, int *nbr, float *sim) {
-    batch_graph *g = ctx;
-    vs_hnsw_hit hits[VS_HNSW_M_MAX + 1];
-    size_t want = (size_t)k + 1 < sizeof hits / sizeof hits[0] ? (size_t)k + 1 : sizeof hits / sizeof hits[0], got = 0;
+static int knn_index(void *ctx, int i, int k, int *nbr, float *sim) {
+    batch_index *b = ctx;
     vs_error e = {0};
-    if (vs_hnsw_search(g->h, batch_vector((void *)g->w, (uint32_t)i), want, 64, NULL, NULL, hits, &got, &e) != VS_OK)
+    if (b->p->index->ops->get(b->p->index, b->p->coll.faces, b->tenant, b->w->ids[i], b->vec, NULL, &e) != VS_OK)
+        return 0;
+    vs_filter f = {.tenant_id = b->tenant};
+    vs_hit *hits = NULL;
+    int n = 0, want = 2 * k + 1 < 512 ? 2 * k + 1 : 512; /* placed faces share the list */
+    if (b->p->index->ops->search(b->p->index, b->p->coll.faces, b->vec, &f, want, -1.0f, &hits, &n, &e) != VS_OK)
         return -1;
-    int n = 0;
-    for (size_t j = 0; j < got && n < k; j++) {
-        if ((int)hits[j].id == i) continue;
-        nbr[n] = (int)hits[j].id;
-        sim[n++] = hits[j].score;
+    int m = 0;
+    for (int j = 0; j < n && m < k; j++) {
+        int at = waiting_find(b->w, hits[j].id);
+        if (at < 0 || at == i) continue;
+        nbr[m] = at;
+        sim[m++] = hits[j].score;
     }
-    return n;
+    vs_hits_free(hits, n);
+    return m;
 }
 
-/* Clusters the batch: exact neighbours for a small one, an HNSW graph
- * built for the batch above EXACT_BATCH_MAX. */
-static vs_err cluster_batch(vs_people *pp, const waiting *w, const int *dup, int *labels, int *n_clusters,
-                            vs_error *err) {
-    if (w->n <= EXACT_BATCH_MAX) {
+static vs_err cluster_batch(vs_people *pp, const vs_pipeline *p, const char *tenant, const waiting *w,
+                            const int *dup, int *labels, int *n_clusters, vs_error *err) {
+    if (w->vecs) {
         vs_cluster_exact ex = {w->vecs, w->n, w->dim};
         return vs_cluster_batch(w->n, &pp->cfg.cluster, vs_cluster_knn_exact, &ex, dup, labels, n_clusters, err);
     }
-    vs_hnsw_cfg hc = {w->dim, 16, 100, 14, 0, batch_vector, (void *)w};
-    batch_graph g = {NULL, w};
-    vs_err rc = vs_hnsw_new(&hc, &g.h, err);
-    for (int i = 0; rc == VS_OK && i < w->n; i++)
-        rc = vs_hnsw_insert(g.h, (uint32_t)i, batch_vector((void *)w, (uint32_t)i), err);
-    if (rc == VS_OK) rc = vs_cluster_batch(w->n, &pp->cfg.cluster, knn_graph, &g, dup, labels, n_clusters, err);
-    vs_hnsw_free(g.h);
+    batch_index b = {p, tenant, w, vs_malloc(sizeof(float) * (size_t)w->dim)};
+    if (!b.vec) return vs_fail(err, VS_ERR_NOMEM, "people batch");
+    vs_err rc = vs_cluster_batch(w->n, &pp->cfg.cluster, knn_index, &b, dup, labels, n_clusters, err);
+    vs_free(b.vec);
     return rc;
 }
 
@@ -575,12 +602,18 @@ static vs_err store_clusters(vs_people *pp, const char *tenant, const waiting *w
  * counts them. */
 static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tenant, const waiting *w, const int *labels,
                            int64_t *placed, vs_error *err) {
+    float *vec = w->vecs ? NULL : vs_malloc(sizeof(float) * (size_t)w->dim);
+    if (!w->vecs && !vec) return vs_fail(err, VS_ERR_NOMEM, "people attach");
     vs_err rc = VS_OK;
     pthread_mutex_lock(&pp->sq.mu);
     for (int i = 0; rc == VS_OK && i < w->n; i++) {
         char person[VS_UUID_STR];
         if (labels[i] >= 0) continue;
-        rc = choose_person(pp, p, tenant, w->ids[i], w->vecs + (size_t)i * (size_t)w->dim, person, err);
+        const float *v = w->vecs ? w->vecs + (size_t)i * (size_t)w->dim : vec;
+        vs_error e = {0};
+        if (!w->vecs && p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], vec, NULL, &e) != VS_OK)
+            continue; /* deleted meanwhile */
+        rc = choose_person(pp, p, tenant, w->ids[i], v, person, err);
         if (rc == VS_OK && person[0]) {
             rc = vs_people_exec(
                 pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
@@ -589,12 +622,22 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
         }
     }
     pthread_mutex_unlock(&pp->sq.mu);
+    vs_free(vec);
     return rc;
 }
 
-/* Groups the tenant's waiting faces when there are enough and they changed
- * since the last batch (a batch that found nobody is not redone for the
- * same faces). */
+/* 1 when the waiting faces are worth a batch: enough of them, and more
+ * than at the last batch by a twentieth (at least one). A batch that found
+ * nobody is not redone for the same faces, and a big tenant under steady
+ * ingest re-groups every 5 % of growth, not every tick. */
+static int batch_due(int64_t n_wait, const char *last, int min_faces) {
+    if (n_wait < min_faces) return 0;
+    if (!last[0] || atoll(last) < 0) return 1;
+    int64_t before = atoll(last), step = before / 20 > 1 ? before / 20 : 1;
+    return n_wait >= before + step;
+}
+
+/* Groups the tenant's waiting faces when batch_due says so. */
 static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tenant, vs_error *err) {
     char cnt[24], last[24];
     pthread_mutex_lock(&pp->sq.mu);
@@ -605,22 +648,16 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
                             NULL, NULL, last, sizeof last, NULL, err);
     pthread_mutex_unlock(&pp->sq.mu);
     int64_t n_wait = atoll(cnt);
-    if (rc != VS_OK || n_wait < pp->cfg.cluster.min_faces || (last[0] && atoll(last) == n_wait)) return rc;
-    waiting w = {0,
-                 (int)(n_wait < pp->cfg.batch_max ? n_wait : pp->cfg.batch_max),
-                 vs_engine_embedding_dim(p->engine),
-                 NULL,
-                 NULL,
-                 NULL};
+    if (rc != VS_OK || !batch_due(n_wait, last, pp->cfg.cluster.min_faces)) return rc;
+    waiting w = {.cap = (int)(n_wait < pp->cfg.batch_max ? n_wait : pp->cfg.batch_max),
+                 .dim = vs_engine_embedding_dim(p->engine)};
     rc = load_waiting(pp, p, tenant, &w, err);
     int *labels = rc == VS_OK ? vs_calloc((size_t)w.n + 1, sizeof(int)) : NULL;
     int *dup = rc == VS_OK ? vs_calloc((size_t)w.n + 1, sizeof(int)) : NULL;
     if (rc == VS_OK && (!labels || !dup)) rc = vs_fail(err, VS_ERR_NOMEM, "people batch");
     int n_clusters = 0;
-    if (rc == VS_OK) {
-        dup_ids(&w, dup);
-        rc = cluster_batch(pp, &w, dup, labels, &n_clusters, err);
-    }
+    if (rc == VS_OK) rc = dup_ids(&w, dup, err);
+    if (rc == VS_OK) rc = cluster_batch(pp, p, tenant, &w, dup, labels, &n_clusters, err);
     if (rc == VS_OK && n_clusters > 0) rc = store_clusters(pp, tenant, &w, labels, n_clusters, err);
     int64_t placed = 0;
     if (rc == VS_OK && n_clusters > 0) rc = attach_noise(pp, p, tenant, &w, labels, &placed, err);

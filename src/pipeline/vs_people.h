@@ -30,7 +30,9 @@ typedef struct vs_people vs_people;
 typedef struct vs_people_cfg {
     vs_cluster_cfg cluster;
     int tick_ms;   /* pause between runner passes (default 1000) */
-    int batch_max; /* waiting faces grouped in one batch, at most (default 20000) */
+    int batch_max; /* waiting faces grouped in one batch, at most, the oldest first (default 1,000,000) */
+    int exact_max; /* up to this many, the batch's neighbours are exact, over vectors in memory;
+                    * above, one search of the tenant's index per face (default 2000) */
     int nice;      /* runner thread's nice value (default 10: ingest and search first) */
 } vs_people_cfg;
 
