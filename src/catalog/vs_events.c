@@ -158,6 +158,33 @@ vs_err vs_event_forget(vs_catalog *c, const char *tenant, const char *sha256, co
     return rc;
 }
 
+/* Oldest first by id (ids grow with time), so each chunk's scan starts
+ * where the old rows are and stops after 1,000 of them. */
+vs_err vs_event_prune(vs_catalog *c, int64_t before_ms, int64_t *removed, vs_error *err) {
+    vs_sqlite_db *sq = vs_catalog_sqlite(c);
+    int64_t total = 0;
+    vs_err rc = VS_OK;
+    for (int chunk = 1000; rc == VS_OK && chunk == 1000;) {
+        pthread_mutex_lock(&sq->mu);
+        sqlite3_stmt *st = NULL;
+        rc = vs_sqlite_prepare(sq,
+                               "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 AND state != 0"
+                               " ORDER BY id LIMIT 1000)",
+                               "event prune", &st, err);
+        chunk = 0;
+        if (rc == VS_OK) {
+            sqlite3_bind_int64(st, 1, before_ms);
+            if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sqlite_fail(sq, err, "event prune");
+            else chunk = sqlite3_changes(sq->db);
+            sqlite3_finalize(st);
+        }
+        pthread_mutex_unlock(&sq->mu);
+        total += chunk;
+    }
+    if (removed) *removed = total;
+    return rc;
+}
+
 /* ---- webhooks ------------------------------------------------------------- */
 
 /* A new secret "whsec_<64 hex>" (32 random bytes): the HMAC key receivers

@@ -87,6 +87,14 @@ vs_err vs_event_list(vs_catalog *c, const char *tenant, int64_t before_id, int l
  * idempotent (an erasure resumed after a crash runs it again). */
 vs_err vs_event_forget(vs_catalog *c, const char *tenant, const char *sha256, const char *face_id, vs_error *err);
 
+/* Retention: removes every event (of any tenant) added before before_ms
+ * (ms since the epoch) that is no longer pending: the listing and the table
+ * do not grow without end. A pending one stays until it is delivered or
+ * given up (its retries end within hours). Works in chunks of 1,000 rows,
+ * the lock released between them, so a big purge never stalls the catalog;
+ * *removed (may be NULL) gets the count. */
+vs_err vs_event_prune(vs_catalog *c, int64_t before_ms, int64_t *removed, vs_error *err);
+
 /* ---- the tenant's webhook ------------------------------------------------ */
 
 typedef struct vs_webhook {

@@ -171,13 +171,15 @@ static int env_positive(const char *name, int def) {
 /* For a server (the same processes that run crawls): the thread that
  * delivers tenants' events to their webhooks, under the fetch address
  * rules; $VISAGE_WEBHOOK_MAX_ATTEMPTS and $VISAGE_WEBHOOK_BACKOFF_MS tune
- * its retries (tests make them short). */
+ * its retries (tests make them short), $VISAGE_EVENTS_KEEP_DAYS how long
+ * events are kept. */
 static vs_err start_webhooks(cli_system *s, const cli_system_opts *o, vs_error *err) {
     vs_app *a = &s->app;
     if (!o->crawl_runner) return VS_OK;
     a->webhook = (vs_webhook_cfg){.allow_cidrs = a->cfg.fetch_allow_cidrs,
                                   .max_attempts = env_positive("VISAGE_WEBHOOK_MAX_ATTEMPTS", 8),
                                   .backoff_ms = env_positive("VISAGE_WEBHOOK_BACKOFF_MS", 1000),
+                                  .keep_days = env_positive("VISAGE_EVENTS_KEEP_DAYS", 30),
                                   .log = crawl_log};
     return vs_webhook_runner_start(a->catalog, &a->webhook, &a->webhooks, err);
 }

@@ -35,6 +35,8 @@
 #define WEBHOOK_BACKOFF_MAX_MS 300000
 #define WEBHOOK_TIMEOUT_MS 10000
 #define WEBHOOK_POLL_MS 1000
+#define EVENTS_KEEP_DAYS 30
+#define PRUNE_EVERY_MS (3600 * 1000)
 #define WEBHOOK_REPLY_MAX 65536       /* of a receiver's answer, only the status counts */
 
 /* cfg with the defaults filled in for its zero fields. */
@@ -45,6 +47,7 @@ static vs_webhook_cfg cfg_or_default(const vs_webhook_cfg *in) {
     if (c.backoff_max_ms <= 0) c.backoff_max_ms = WEBHOOK_BACKOFF_MAX_MS;
     if (c.timeout_ms <= 0) c.timeout_ms = WEBHOOK_TIMEOUT_MS;
     if (c.poll_ms <= 0) c.poll_ms = WEBHOOK_POLL_MS;
+    if (c.keep_days <= 0) c.keep_days = EVENTS_KEEP_DAYS;
     return c;
 }
 
@@ -272,10 +275,19 @@ static void runner_wait(vs_webhook_runner *r, int64_t ms) {
 
 /* The runner thread: deliver what is due, else sleep until the next try
  * is due or the next poll, whichever comes first (vs_event_add from another
- * module does not wake it; the poll finds its event). */
+ * module does not wake it; the poll finds its event). It also keeps the
+ * events table to keep_days, at its start and hourly. */
 static void *runner_main(void *arg) {
     vs_webhook_runner *r = arg;
+    int64_t pruned_at = 0;
     while (!atomic_load(&r->stop)) {
+        if (!pruned_at || vs_now_ms() - pruned_at >= PRUNE_EVERY_MS) {
+            vs_error pe = {0};
+            pruned_at = vs_now_ms();
+            if (vs_event_prune(r->catalog, vs_wall_ms() - (int64_t)r->cfg.keep_days * 86400000, NULL, &pe) != VS_OK &&
+                r->cfg.log)
+                r->cfg.log(r->cfg.log_ctx, pe.msg);
+        }
         int found = 0;
         int64_t next = 0;
         vs_error e = {0};

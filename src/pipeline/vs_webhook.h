@@ -34,6 +34,8 @@ typedef struct vs_webhook_cfg {
     int backoff_max_ms;          /* the doubling stops here (default 300000) */
     int timeout_ms;              /* one POST, connect to last byte (default 10000) */
     int poll_ms;                 /* the runner looks for new events this often (default 1000) */
+    int keep_days;               /* events older than this are removed once not pending (default 30;
+                                  * $VISAGE_EVENTS_KEEP_DAYS): the runner prunes at its start and hourly */
     /* optional: one line per failed try */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;

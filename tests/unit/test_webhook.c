@@ -589,6 +589,44 @@ static void test_state_survives_reopen(void **state) {
     receiver_stop(rx);
 }
 
+/* How many events the tenant lists. */
+static int event_count(vs_catalog *c, const char *tenant) {
+    seen s = {.id = -1};
+    vs_error e = {0};
+    assert_int_equal(vs_event_list(c, tenant, 0, 1000, see, &s, &e), VS_OK);
+    return s.n;
+}
+
+/* Retention: only events that are done (delivered, failed, none) and older
+ * than the cut go; a pending one stays however old it is. */
+static void test_prune_keeps_pending(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    int64_t none1, none2, pending, removed = -1;
+    assert_int_equal(vs_event_add(f->c, "t2", "person_seen", "{}", &none1, &e), VS_OK);
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "{}", &none2, &e), VS_OK);
+    vs_webhook w;
+    assert_int_equal(vs_webhook_set(f->c, "t1", "https://hooks.example.org/a", &w, &e), VS_OK);
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "{}", &pending, &e), VS_OK);
+    /* a cut before they were added removes nothing */
+    assert_int_equal(vs_event_prune(f->c, vs_wall_ms() - 60000, &removed, &e), VS_OK);
+    assert_int_equal(removed, 0);
+    assert_int_equal(event_count(f->c, "t1"), 2);
+    /* a cut after: the two done ones go (both tenants), the pending one stays */
+    assert_int_equal(vs_event_prune(f->c, vs_wall_ms() + 60000, &removed, &e), VS_OK);
+    assert_int_equal(removed, 2);
+    seen s = event_state(f->c, "t1", pending);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.state, VS_DELIVERY_PENDING);
+    assert_int_equal(event_count(f->c, "t2"), 0);
+    (void)none1, (void)none2;
+    /* once it is given up, it goes too */
+    assert_int_equal(vs_event_attempt(f->c, pending, VS_DELIVERY_FAILED, 0, "test", &e), VS_OK);
+    assert_int_equal(vs_event_prune(f->c, vs_wall_ms() + 60000, &removed, &e), VS_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(event_count(f->c, "t1"), 0);
+}
+
 static void test_runner_delivers(void **state) {
     fixture *f = *state;
     int script[] = {500, 200};
@@ -626,6 +664,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_address_not_contacted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_keeps_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_delivers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
