@@ -939,6 +939,58 @@ static void exact_assign(const vs_cluster_cfg *c, const float *v, int dim, int l
     free(votes);
 }
 
+/* People that are one person (vs_cluster_merge_target): each person of
+ * [0, n) found so far, smallest first, asks its photos where they would go
+ * without it; a merge moves its faces and its centroid sum. */
+static void merge_pass(const vs_cluster_cfg *c, const float *v, int dim, int n, int *label, const int *dup,
+                       people *pp, const int *maj, int *merged, int *right) {
+    int np = pp->n;
+    int *size = xcalloc((size_t)np + 1, sizeof *size), *order = xcalloc((size_t)np + 1, sizeof *order);
+    int *choice = xcalloc((size_t)n + 1, sizeof *choice);
+    vs_cluster_vote *votes = xcalloc((size_t)c->vote_k, sizeof *votes);
+    simdup *buf = xcalloc((size_t)n, sizeof *buf);
+    for (int i = 0; i < n; i++)
+        if (label[i] >= 0) size[label[i]]++;
+    for (int a = 0; a < np; a++) order[a] = a;
+    for (int a = 1; a < np; a++) /* smallest first: a fragment joins the bulk, not the other way round */
+        for (int b = a; b > 0 && size[order[b]] < size[order[b - 1]]; b--) {
+            int t = order[b];
+            order[b] = order[b - 1], order[b - 1] = t;
+        }
+    for (int o = 0; o < np; o++) {
+        int a = order[o], m = 0;
+        if (size[a] == 0) continue;
+        for (int i = 0; i < n; i++) {
+            if (label[i] != a) continue;
+            int copy = 0;
+            for (int j = 0; j < i && dup && !copy; j++) copy = label[j] == a && dup[j] == dup[i];
+            if (copy) continue;
+            int k = 0;
+            for (int j = 0; j < n; j++) {
+                if (label[j] < 0 || label[j] == a || j == i) continue;
+                float d = (float)dotf(v + (size_t)i * dim, v + (size_t)j * dim, dim);
+                if (k == c->vote_k && !(d > votes[k - 1].sim)) continue;
+                int p = k < c->vote_k ? k++ : c->vote_k - 1;
+                while (p > 0 && d > votes[p - 1].sim) votes[p] = votes[p - 1], p--;
+                votes[p] = (vs_cluster_vote){label[j], d};
+            }
+            pp->face = v + (size_t)i * dim;
+            float bg = exact_background(v, dim, n, i, dup, c->knn_k, buf);
+            choice[m++] = vs_cluster_assign_local(c, votes, k, bg, centroid_sim, pp);
+        }
+        int to = vs_cluster_merge_target(c, choice, m);
+        if (to < 0) continue;
+        (*merged)++;
+        *right += maj[to] == maj[a];
+        for (int i = 0; i < n; i++)
+            if (label[i] == a) label[i] = to;
+        for (int d = 0; d < dim; d++) pp->sum[(size_t)to * dim + d] += pp->sum[(size_t)a * dim + d];
+        memset(pp->sum + (size_t)a * dim, 0, sizeof *pp->sum * (size_t)dim);
+        size[to] += size[a], size[a] = 0;
+    }
+    free(size), free(order), free(choice), free(votes), free(buf);
+}
+
 /* Batch over 80 % of the set, the other 20 % one by one (exact kNN: the sets
  * are small), printed under `what`. dup NULL: every face its own photo. */
 static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *s, int use_dup) {
@@ -975,6 +1027,17 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
         for (int i = 0; f && i < n; i++) fprintf(f, "%s\t%d\t%d\n", s->name[order[i]], truth[i], label_all[i]);
         if (f) fclose(f);
     }
+    /* the server's bulk flow (a tenant's first batch over every face): the batch over all, then attach */
+    people pall;
+    people_init(&pall, dim, np_all, v, label_all, n);
+    int *maj_all = majority_truth(label_all, truth, n, np_all);
+    int att_all = 0, att_all_right = 0;
+    exact_assign(c, v, dim, 0, n, label_all, truth, use_dup ? dup : NULL, &pall, maj_all, &att_all, &att_all_right);
+    quality qall_att = measure(n, label_all, truth, s->n_truth, c->min_faces);
+    int mg_all = 0, mg_all_right = 0;
+    merge_pass(c, v, dim, n, label_all, use_dup ? dup : NULL, &pall, maj_all, &mg_all, &mg_all_right);
+    quality qall_merge = measure(n, label_all, truth, s->n_truth, c->min_faces);
+    free(maj_all), free(pall.sum);
     /* attach the batch's noise, then the other 20 %: brute-force neighbours among assigned faces */
     for (int i = n_batch; i < n; i++) label[i] = -1;
     people pp;
@@ -983,6 +1046,8 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
     int att[2] = {0}, att_right[2] = {0};
     exact_assign(c, v, dim, 0, n_batch, label, truth, use_dup ? dup : NULL, &pp, maj, &att[0], &att_right[0]);
     quality qt = measure(n_batch, label, truth, s->n_truth, c->min_faces);
+    int mg = 0, mg_right = 0;
+    if (!getenv("PEOPLE_NO_MERGE")) merge_pass(c, v, dim, n_batch, label, use_dup ? dup : NULL, &pp, maj, &mg, &mg_right);
     exact_assign(c, v, dim, n_batch, n, label, truth, use_dup ? dup : NULL, &pp, maj, &att[1], &att_right[1]);
     int joined = att[1], right = att_right[1];
     quality qa = measure(n, label, truth, s->n_truth, c->min_faces);
@@ -991,10 +1056,15 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
            what, n, s->n_truth, use_dup ? "\"source photo\"" : "null", (double)c->link_sim, c->knn_k, c->min_faces,
            (double)c->join_sim, c->vote_k, (double)c->vote_frac, (double)c->contrast);
     print_quality("batch_all", &qall);
+    printf(",\"attach_all\":{\"joined\":%d,\"joined_right\":%d},", att_all, att_all_right);
+    print_quality("batch_all_attach", &qall_att);
+    printf(",\"merge_all\":{\"merged\":%d,\"merged_right\":%d},", mg_all, mg_all_right);
+    print_quality("batch_all_merge", &qall_merge);
     printf(",");
     print_quality("batch_80pct", &q);
     printf(",\"attach\":{\"joined\":%d,\"joined_right\":%d},", att[0], att_right[0]);
     print_quality("after_attach", &qt);
+    printf(",\"merge\":{\"merged\":%d,\"merged_right\":%d}", mg, mg_right);
     printf(",\"incremental\":{\"faces\":%d,\"joined\":%d,\"joined_right\":%d},", n - n_batch, joined, right);
     print_quality("after_incremental", &qa);
     printf("}\n");

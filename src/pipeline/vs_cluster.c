@@ -507,3 +507,21 @@ int vs_cluster_assign_local(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs
     if (centroid_sim(ctx, who[best], &cs) != 0 || !(cs >= c->join_sim)) return -1;
     return who[best];
 }
+
+/* A plurality count over n small ints: n is a person's size, so the
+ * O(n * distinct) scan is fine and needs no scratch beyond two arrays. */
+int vs_cluster_merge_target(const vs_cluster_cfg *c, const int *choice, int n) {
+    if (!c || !choice || n <= 0) return -1;
+    int best = -1, best_votes = 0;
+    for (int i = 0; i < n; i++) {
+        if (choice[i] < 0) continue;
+        int seen = 0, votes = 0;
+        for (int j = 0; j < i && !seen; j++) seen = choice[j] == choice[i];
+        if (seen) continue;
+        for (int j = i; j < n; j++) votes += choice[j] == choice[i];
+        if (votes > best_votes || (votes == best_votes && choice[i] < best)) best = choice[i], best_votes = votes;
+    }
+    int need = c->min_faces > 1 ? c->min_faces : 1;
+    if (best < 0 || best_votes < need || (float)best_votes < c->vote_frac * (float)n) return -1;
+    return best;
+}

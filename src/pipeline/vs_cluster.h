@@ -104,4 +104,17 @@ int vs_cluster_assign(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int 
 int vs_cluster_assign_local(const vs_cluster_cfg *c, const vs_cluster_vote *nbrs, int n_nbrs, float background,
                             int (*centroid_sim)(void *ctx, int person, float *sim), void *ctx);
 
+/* People that are one person: a batch can split someone in two (two dense
+ * parts with no edge between them, measured on the shared photos: Obama
+ * came out as two people), and a batch can form a second person beside
+ * one that exists. Each member of a new person is asked, as a new face
+ * would be, which person it would join if its own person did not exist
+ * (vs_cluster_assign_local with its own person's neighbours left out):
+ * choice[i] = that person or -1, one choice per distinct photo (copies of
+ * one photo are one opinion). The new person merges into the person at
+ * least vote_frac of its n photos chose, with at least min_faces of them
+ * choosing it (a merge is the costly error: a few look-alike members are
+ * not enough). Returns that person, or -1. */
+int vs_cluster_merge_target(const vs_cluster_cfg *c, const int *choice, int n);
+
 #endif

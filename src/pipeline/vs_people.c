@@ -232,7 +232,7 @@ static int centroid_sim(void *ctx, int k, float *sim) {
 /* The person a new face joins ("" for none): its nearest placed faces vote
  * (vs_cluster_assign), the candidates' centroids confirm. */
 static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *tenant, const char *face_id,
-                            const float *vec, char person[VS_UUID_STR], vs_error *err) {
+                            const float *vec, const char *skip_person, char person[VS_UUID_STR], vs_error *err) {
     const vs_cluster_cfg *cc = &pp->cfg.cluster;
     vs_filter f = {.tenant_id = tenant};
     vs_hit *hits = NULL;
@@ -254,7 +254,7 @@ static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *ten
         if (!strcmp(hits[i].id, face_id)) continue;
         rc = vs_people_text(pp, "SELECT person_id FROM faces WHERE tenant_id = ?1 AND face_id = ?2",
                             "people face person", tenant, hits[i].id, NULL, pid, sizeof pid, NULL, err);
-        if (rc != VS_OK || !pid[0]) continue;
+        if (rc != VS_OK || !pid[0] || (skip_person && !strcmp(pid, skip_person))) continue;
         int k = 0;
         while (k < np && strcmp(persons[k], pid) != 0) k++;
         if (k == np) snprintf(persons[np++], VS_UUID_STR, "%s", pid);
@@ -291,7 +291,7 @@ static vs_err place_face(vs_people *pp, const vs_pipeline *p, const char *tenant
     vs_err g = p->index->ops->get(p->index, p->coll.faces, tenant, face_id, vec, &payload, &e);
     if (g == VS_OK) {
         json_t *pl = payload ? json_loads(payload, 0, NULL) : NULL;
-        rc = choose_person(pp, p, tenant, face_id, vec, person, err);
+        rc = choose_person(pp, p, tenant, face_id, vec, NULL, person, err);
         if (rc == VS_OK) {
             sqlite3_stmt *st = NULL;
             rc = vs_sqlite_prepare(
@@ -571,13 +571,14 @@ static vs_err cluster_batch(vs_people *pp, const vs_pipeline *p, const char *ten
     return rc;
 }
 
-/* Writes each cluster of the batch as a new person. */
+/* Writes each cluster of the batch as a new person; pids[c] gets the id
+ * of cluster c. */
 static vs_err store_clusters(vs_people *pp, const char *tenant, const waiting *w, const int *labels, int n_clusters,
-                             vs_error *err) {
+                             char (*pids)[VS_UUID_STR], vs_error *err) {
     pthread_mutex_lock(&pp->sq.mu);
     vs_err rc = vs_sqlite_exec(&pp->sq, "BEGIN IMMEDIATE", "people begin", err);
     for (int c = 0; rc == VS_OK && c < n_clusters; c++) {
-        char pid[VS_UUID_STR], now[24];
+        char *pid = pids[c], now[24];
         vs_uuid_random("person", tenant, pid);
         snprintf(now, sizeof now, "%lld", (long long)vs_wall_ms());
         rc = vs_people_exec(pp,
@@ -613,7 +614,7 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
         vs_error e = {0};
         if (!w->vecs && p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], vec, NULL, &e) != VS_OK)
             continue; /* deleted meanwhile */
-        rc = choose_person(pp, p, tenant, w->ids[i], v, person, err);
+        rc = choose_person(pp, p, tenant, w->ids[i], v, NULL, person, err);
         if (rc == VS_OK && person[0]) {
             rc = vs_people_exec(
                 pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
@@ -623,6 +624,74 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
     }
     pthread_mutex_unlock(&pp->sq.mu);
     vs_free(vec);
+    return rc;
+}
+
+/* People that are one person (vs_cluster_merge_target): each new person of
+ * the batch, smallest first, asks its photos which person they would join
+ * if it did not exist; when enough agree, its faces move there and it goes.
+ * Without this, a batch that split someone in two (the shared photos: Obama
+ * as two people) or formed a second person beside an existing one would
+ * keep both for good. One index search per distinct photo. */
+static vs_err merge_new_people(vs_people *pp, const vs_pipeline *p, const char *tenant, const waiting *w,
+                               const int *labels, const int *dup, int n_clusters, char (*pids)[VS_UUID_STR],
+                               vs_error *err) {
+    int *start = vs_calloc((size_t)n_clusters + 2, sizeof *start), *member = vs_calloc((size_t)w->n + 1, sizeof *member);
+    int *order = vs_calloc((size_t)n_clusters + 1, sizeof *order), *choice = vs_calloc((size_t)w->n + 1, sizeof *choice);
+    char(*cand)[VS_UUID_STR] = vs_calloc((size_t)w->n + 1, VS_UUID_STR);
+    float *vec = w->vecs ? NULL : vs_malloc(sizeof(float) * (size_t)w->dim);
+    vs_err rc = VS_OK;
+    if (!start || !member || !order || !choice || !cand || (!w->vecs && !vec))
+        rc = vs_fail(err, VS_ERR_NOMEM, "people merge of %d new people", n_clusters);
+    /* members grouped by person, a counting sort of the labels: person c's
+     * faces are member[start[c] .. start[c+1]) */
+    for (int i = 0; rc == VS_OK && i < w->n; i++)
+        if (labels[i] >= 0) start[labels[i] + 2]++;
+    for (int c = 0; rc == VS_OK && c < n_clusters; c++) start[c + 2] += start[c + 1], order[c] = c;
+    for (int i = 0; rc == VS_OK && i < w->n; i++)
+        if (labels[i] >= 0) member[start[labels[i] + 1]++] = i;
+    for (int a = 1; rc == VS_OK && a < n_clusters; a++) /* smallest first: a fragment joins the bulk */
+        for (int b = a; b > 0 && start[order[b] + 1] - start[order[b]] < start[order[b - 1] + 1] - start[order[b - 1]];
+             b--) {
+            int t = order[b];
+            order[b] = order[b - 1], order[b - 1] = t;
+        }
+    pthread_mutex_lock(&pp->sq.mu);
+    for (int o = 0; rc == VS_OK && o < n_clusters; o++) {
+        int a = order[o], m = 0, nc = 0;
+        for (int t = start[a]; rc == VS_OK && t < start[a + 1]; t++) {
+            int i = member[t], copy = 0;
+            for (int u = start[a]; u < t && !copy; u++) copy = dup[member[u]] == dup[i];
+            if (copy) continue; /* one opinion per photo */
+            vs_error e = {0};
+            if (!w->vecs && p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], vec, NULL, &e) != VS_OK)
+                continue;
+            char to[VS_UUID_STR];
+            rc = choose_person(pp, p, tenant, w->ids[i], w->vecs ? w->vecs + (size_t)i * (size_t)w->dim : vec,
+                               pids[a], to, err);
+            int k = -1;
+            if (rc == VS_OK && to[0]) {
+                for (k = 0; k < nc && strcmp(cand[k], to) != 0; k++) {}
+                if (k == nc) snprintf(cand[nc++], VS_UUID_STR, "%s", to);
+            }
+            choice[m++] = k;
+        }
+        int to = rc == VS_OK ? vs_cluster_merge_target(&pp->cfg.cluster, choice, m) : -1;
+        if (to < 0) continue;
+        rc = vs_sqlite_exec(&pp->sq, "BEGIN IMMEDIATE", "people merge begin", err);
+        if (rc == VS_OK)
+            rc = vs_people_exec(pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND person_id = ?2",
+                                "people merge faces", tenant, pids[a], cand[to], NULL, err);
+        if (rc == VS_OK)
+            rc = vs_people_exec(pp, "DELETE FROM people WHERE tenant_id = ?1 AND person_id = ?2", "people merge person",
+                                tenant, pids[a], NULL, NULL, err);
+        if (rc == VS_OK)
+            rc = vs_sqlite_exec(&pp->sq, "COMMIT", "people merge commit", err);
+        else
+            vs_sqlite_rollback(&pp->sq);
+    }
+    pthread_mutex_unlock(&pp->sq.mu);
+    vs_free(start), vs_free(member), vs_free(order), vs_free(choice), vs_free(cand), vs_free(vec);
     return rc;
 }
 
@@ -658,9 +727,13 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
     int n_clusters = 0;
     if (rc == VS_OK) rc = dup_ids(&w, dup, err);
     if (rc == VS_OK) rc = cluster_batch(pp, p, tenant, &w, dup, labels, &n_clusters, err);
-    if (rc == VS_OK && n_clusters > 0) rc = store_clusters(pp, tenant, &w, labels, n_clusters, err);
+    char(*pids)[VS_UUID_STR] = rc == VS_OK && n_clusters > 0 ? vs_calloc((size_t)n_clusters, VS_UUID_STR) : NULL;
+    if (rc == VS_OK && n_clusters > 0 && !pids) rc = vs_fail(err, VS_ERR_NOMEM, "people batch");
+    if (rc == VS_OK && n_clusters > 0) rc = store_clusters(pp, tenant, &w, labels, n_clusters, pids, err);
     int64_t placed = 0;
     if (rc == VS_OK && n_clusters > 0) rc = attach_noise(pp, p, tenant, &w, labels, &placed, err);
+    if (rc == VS_OK && n_clusters > 0) rc = merge_new_people(pp, p, tenant, &w, labels, dup, n_clusters, pids, err);
+    vs_free(pids);
     if (rc == VS_OK) {
         char left[24];
         for (int i = 0; i < w.n; i++) placed += labels[i] >= 0;

@@ -335,13 +335,36 @@ static void test_alloc_failures(void **state) {
     assert_true(failed > 0);
 }
 
+/* A new person merges only where enough of its photos agree: vote_frac of
+ * them and at least min_faces; a few look-alike members are not enough. */
+static void test_merge_target(void **state) {
+    (void)state;
+    vs_cluster_cfg c;
+    vs_cluster_cfg_default(&c); /* vote_frac 0.75, min_faces 3 */
+    int all[] = {4, 4, 4, 4};
+    assert_int_equal(vs_cluster_merge_target(&c, all, 4), 4);
+    int most[] = {4, 4, 4, -1};
+    assert_int_equal(vs_cluster_merge_target(&c, most, 4), 4); /* 3 of 4 = 0.75 */
+    int half[] = {4, 4, -1, -1};
+    assert_int_equal(vs_cluster_merge_target(&c, half, 4), -1);
+    int split[] = {4, 4, 7, 7, 4, 4, 7, 7};
+    assert_int_equal(vs_cluster_merge_target(&c, split, 8), -1); /* two candidates: no merge */
+    int two[] = {5, 5};
+    assert_int_equal(vs_cluster_merge_target(&c, two, 2), -1); /* below min_faces photos */
+    int none[] = {-1, -1, -1};
+    assert_int_equal(vs_cluster_merge_target(&c, none, 3), -1);
+    assert_int_equal(vs_cluster_merge_target(&c, all, 0), -1);
+    assert_int_equal(vs_cluster_merge_target(NULL, all, 4), -1);
+    assert_int_equal(vs_cluster_merge_target(&c, NULL, 4), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_groups_and_noise), cmocka_unit_test(test_min_faces),
         cmocka_unit_test(test_duplicates_count_once), cmocka_unit_test(test_many_copies), cmocka_unit_test(test_chain),
         cmocka_unit_test(test_assign), cmocka_unit_test(test_assign_local),    cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_small_n),   cmocka_unit_test(test_bad_args),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_alloc_failures),    cmocka_unit_test(test_merge_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
