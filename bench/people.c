@@ -939,6 +939,8 @@ static void exact_assign(const vs_cluster_cfg *c, const float *v, int dim, int l
     free(votes);
 }
 
+static void dump_final(const face_set *s, const int *order, const int *truth, const int *label, int n);
+
 /* Batch over 80 % of the set, the other 20 % one by one (exact kNN: the sets
  * are small), printed under `what`. dup NULL: every face its own photo. */
 static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *s, int use_dup) {
@@ -986,6 +988,7 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
     exact_assign(c, v, dim, n_batch, n, label, truth, use_dup ? dup : NULL, &pp, maj, &att[1], &att_right[1]);
     int joined = att[1], right = att_right[1];
     quality qa = measure(n, label, truth, s->n_truth, c->min_faces);
+    if (use_dup && getenv("PEOPLE_DUMP_FINAL")) dump_final(s, order, truth, label, n);
     printf("{\"bench\":\"people_real\",\"set\":\"%s\",\"faces\":%d,\"people_truth\":%d,\"dup\":%s,\"link_sim\":%.3f,"
            "\"knn_k\":%d,\"min_faces\":%d,\"join_sim\":%.3f,\"vote_k\":%d,\"vote_frac\":%.2f,\"contrast\":%.3f,",
            what, n, s->n_truth, use_dup ? "\"source photo\"" : "null", (double)c->link_sim, c->knn_k, c->min_faces,
@@ -1023,8 +1026,119 @@ static void real_sweep(const char *what, const vs_cluster_cfg *c, const face_set
     }
 }
 
+
+/* ---- experiments (branch people-lfw-experiments) -------------------------- */
+
+/* Centring (--centre): the set's mean embedding is subtracted from every
+ * face and the result re-normalised. dlib embeddings lie in a narrow cone, so
+ * the mean of many different faces sits close to everyone (the "average face"
+ * effect); centring takes that common part out. Prints the mean's norm and a
+ * digest so two sets' means can be compared. */
+static void centre_set(face_set *s, const char *what) {
+    int dim = s->dim;
+    double *m = xcalloc((size_t)dim, sizeof *m), n2 = 0;
+    for (int i = 0; i < s->n; i++)
+        for (int d = 0; d < dim; d++) m[d] += s->emb[(size_t)i * dim + d];
+    for (int d = 0; d < dim; d++) m[d] /= s->n ? s->n : 1, n2 += m[d] * m[d];
+    double mean_cos = 0;
+    for (int i = 0; i < s->n; i++) {
+        float *v = s->emb + (size_t)i * dim;
+        double dot = 0, vn = 0;
+        for (int d = 0; d < dim; d++) dot += v[d] * m[d];
+        mean_cos += dot / sqrt(n2);
+        for (int d = 0; d < dim; d++) v[d] = (float)(v[d] - m[d]), vn += (double)v[d] * v[d];
+        vn = sqrt(vn);
+        for (int d = 0; d < dim; d++) v[d] = vn > 0 ? (float)(v[d] / vn) : 0;
+    }
+    printf("{\"bench\":\"people_centre\",\"set\":\"%s\",\"faces\":%d,\"mean_norm\":%.4f,\"mean_cos_to_mean\":%.4f,"
+           "\"mean_head\":[%.4f,%.4f,%.4f,%.4f]}\n",
+           what, s->n, sqrt(n2), s->n ? mean_cos / s->n : 0, m[0], m[1], m[2], m[3]);
+    free(m);
+}
+
+static int cmp_float_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* Pair similarities as quantiles: the threshold at which the different-person
+ * pairs' false-match rate is 1e-2 .. 1e-5, and the same-person pairs' TAR
+ * there (thresholds move under --centre, so a fixed table says little). */
+static void pair_quantiles(const face_set *s) {
+    size_t ns = 0, nd = 0, cap = (size_t)s->n * (s->n - 1) / 2 + 1;
+    float *same = xcalloc(cap, sizeof *same), *diff = xcalloc(cap, sizeof *diff);
+    for (int i = 0; i < s->n; i++)
+        for (int j = i + 1; j < s->n; j++) {
+            float d = (float)dotf(s->emb + (size_t)i * s->dim, s->emb + (size_t)j * s->dim, s->dim);
+            if (s->truth[i] == s->truth[j]) same[ns++] = d;
+            else diff[nd++] = d;
+        }
+    qsort(diff, nd, sizeof *diff, cmp_float_desc);
+    qsort(same, ns, sizeof *same, cmp_float_desc);
+    double mean_s = 0, mean_d = 0;
+    for (size_t i = 0; i < ns; i++) mean_s += same[i];
+    for (size_t i = 0; i < nd; i++) mean_d += diff[i];
+    printf("{\"bench\":\"people_pair_quantiles\",\"same\":%zu,\"diff\":%zu,\"mean_same\":%.4f,\"mean_diff\":%.4f,"
+           "\"rows\":[", ns, nd, ns ? mean_s / ns : 0, nd ? mean_d / nd : 0);
+    double fmrs[] = {1e-2, 1e-3, 1e-4, 1e-5};
+    for (size_t k = 0; k < sizeof fmrs / sizeof *fmrs; k++) {
+        size_t at = (size_t)(fmrs[k] * nd);
+        float t = nd ? diff[at < nd ? at : nd - 1] : 0;
+        size_t a = 0;
+        for (size_t i = 0; i < ns; i++) a += same[i] > t;
+        printf("%s{\"fmr\":%g,\"sim\":%.4f,\"tar\":%.4f}", k ? "," : "", fmrs[k], (double)t, ns ? (double)a / ns : 0);
+    }
+    printf("],\"max_diff\":%.4f}\n", nd ? (double)diff[0] : 0);
+    free(same), free(diff);
+}
+
+/* Comma-separated floats into out (at most max); returns how many. */
+static int parse_list(const char *v, float *out, int max) {
+    int m = 0;
+    char *dup = strdup(v), *save = NULL;
+    for (char *t = strtok_r(dup, ",", &save); t && m < max; t = strtok_r(NULL, ",", &save)) out[m++] = (float)atof(t);
+    free(dup);
+    return m;
+}
+
+/* Grid of real_run over lists of settings (--links --joins --vote-ks
+ * --vote-fracs --contrasts); an empty list keeps c's value. */
+typedef struct grid {
+    float link[16], join[16], vk[16], vf[16], ct[16];
+    int nl, nj, nvk, nvf, nct;
+} grid;
+
+static int grid_used(const grid *g) { return g->nl || g->nj || g->nvk || g->nvf || g->nct; }
+
+static void real_grid(const char *what, const vs_cluster_cfg *c, const face_set *s, const grid *g) {
+    int nl = g->nl ? g->nl : 1, nj = g->nj ? g->nj : 1, nvk = g->nvk ? g->nvk : 1, nvf = g->nvf ? g->nvf : 1,
+        nct = g->nct ? g->nct : 1;
+    for (int a = 0; a < nl; a++)
+        for (int b = 0; b < nj; b++)
+            for (int k = 0; k < nvk; k++)
+                for (int f = 0; f < nvf; f++)
+                    for (int q = 0; q < nct; q++) {
+                        vs_cluster_cfg x = *c;
+                        if (g->nl) x.link_sim = g->link[a];
+                        if (g->nj) x.join_sim = g->join[b];
+                        if (g->nvk) x.vote_k = (int)g->vk[k];
+                        if (g->nvf) x.vote_frac = g->vf[f];
+                        if (g->nct) x.contrast = g->ct[q];
+                        real_run(what, &x, s, 1);
+                    }
+}
+
+/* PEOPLE_DUMP_FINAL=FILE: each face's name, truth and label after attach +
+ * incremental (PEOPLE_DUMP has the batch's). */
+static void dump_final(const face_set *s, const int *order, const int *truth, const int *label, int n) {
+    FILE *f = fopen(getenv("PEOPLE_DUMP_FINAL"), "w");
+    for (int i = 0; f && i < n; i++) fprintf(f, "%s\t%d\t%d\n", s->name[order[i]], truth[i], label[i]);
+    if (f) fclose(f);
+}
+
 int main(int argc, char **argv) {
-    int n_syn = 0, threads = 2, sweep = 0;
+    int n_syn = 0, threads = 2, sweep = 0, centre = 0;
+    grid g = {0};
     const char *lfw = NULL, *pairs = "pairsDevTest.txt", *faces = NULL, *cache = NULL, *models = NULL;
     vs_cluster_cfg c;
     vs_cluster_cfg_default(&c);
@@ -1032,6 +1146,10 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--sweep")) {
             sweep = 1;
+            continue;
+        }
+        if (!strcmp(a, "--centre")) {
+            centre = 1;
             continue;
         }
         if (!v) bench_fail("people: %s needs a value", a);
@@ -1049,6 +1167,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vote-frac")) c.vote_frac = (float)atof(v);
         else if (!strcmp(a, "--min-faces")) c.min_faces = atoi(v);
         else if (!strcmp(a, "--contrast")) c.contrast = (float)atof(v);
+        else if (!strcmp(a, "--links")) g.nl = parse_list(v, g.link, 16);
+        else if (!strcmp(a, "--joins")) g.nj = parse_list(v, g.join, 16);
+        else if (!strcmp(a, "--vote-ks")) g.nvk = parse_list(v, g.vk, 16);
+        else if (!strcmp(a, "--vote-fracs")) g.nvf = parse_list(v, g.vf, 16);
+        else if (!strcmp(a, "--contrasts")) g.nct = parse_list(v, g.ct, 16);
         else bench_fail("usage: bench_people [--synthetic N [--sweep]] [--lfw DIR --pairs FILE [--cache FILE]] "
                  "[--faces DIR] [--threads N] [--link-sim X] [--join-sim X] [--knn-k K] [--vote-k K] ...");
         i++;
@@ -1066,10 +1189,13 @@ int main(int argc, char **argv) {
     if (lfw) {
         embed_lfw(eng, lfw, pairs, cache, threads, &ls);
         keep_found(&ls);
+        if (centre) centre_set(&ls, pairs);
         if (!faces) {
             pair_table(&ls);
+            if (centre) pair_quantiles(&ls);
             centroid_table(&ls);
-            if (sweep) real_sweep(pairs, &c, &ls, 1);
+            if (grid_used(&g)) real_grid(pairs, &c, &ls, &g);
+            else if (sweep) real_sweep(pairs, &c, &ls, 1);
             else real_run(pairs, &c, &ls, 1);
         }
     }
