@@ -1034,7 +1034,7 @@ static void real_sweep(const char *what, const vs_cluster_cfg *c, const face_set
  * the mean of many different faces sits close to everyone (the "average face"
  * effect); centring takes that common part out. Prints the mean's norm and a
  * digest so two sets' means can be compared. */
-static void centre_set(face_set *s, const char *what) {
+static void centre_set(face_set *s, const char *what, int project) {
     int dim = s->dim;
     double *m = xcalloc((size_t)dim, sizeof *m), n2 = 0;
     for (int i = 0; i < s->n; i++)
@@ -1046,13 +1046,16 @@ static void centre_set(face_set *s, const char *what) {
         double dot = 0, vn = 0;
         for (int d = 0; d < dim; d++) dot += v[d] * m[d];
         mean_cos += dot / sqrt(n2);
-        for (int d = 0; d < dim; d++) v[d] = (float)(v[d] - m[d]), vn += (double)v[d] * v[d];
+        /* project: take out the whole component along the mean (not only the mean itself) */
+        double a = project == 1 ? dot / n2 : 1;
+        for (int d = 0; d < dim; d++) v[d] = (float)(v[d] - a * m[d]), vn += (double)v[d] * v[d];
         vn = sqrt(vn);
-        for (int d = 0; d < dim; d++) v[d] = vn > 0 ? (float)(v[d] / vn) : 0;
+        if (project < 2) /* 2: --centre-raw, the shifted vectors as they are (dot = x.y - x.m - y.m + |m|^2) */
+            for (int d = 0; d < dim; d++) v[d] = vn > 0 ? (float)(v[d] / vn) : 0;
     }
-    printf("{\"bench\":\"people_centre\",\"set\":\"%s\",\"faces\":%d,\"mean_norm\":%.4f,\"mean_cos_to_mean\":%.4f,"
+    printf("{\"bench\":\"people_centre\",\"mode\":\"%s\",\"set\":\"%s\",\"faces\":%d,\"mean_norm\":%.4f,\"mean_cos_to_mean\":%.4f,"
            "\"mean_head\":[%.4f,%.4f,%.4f,%.4f]}\n",
-           what, s->n, sqrt(n2), s->n ? mean_cos / s->n : 0, m[0], m[1], m[2], m[3]);
+           project == 2 ? "subtract, not re-normalised" : project ? "project" : "subtract", what, s->n, sqrt(n2), s->n ? mean_cos / s->n : 0, m[0], m[1], m[2], m[3]);
     free(m);
 }
 
@@ -1090,6 +1093,49 @@ static void pair_quantiles(const face_set *s) {
     }
     printf("],\"max_diff\":%.4f}\n", nd ? (double)diff[0] : 0);
     free(same), free(diff);
+}
+
+/* centroid_table as quantiles (for --centre, where the fixed thresholds say
+ * little): the join_sim at which a wrong candidate person passes at a given
+ * rate, and the share of true members that pass there. */
+static void centroid_quantiles(const face_set *s) {
+    int dim = s->dim, nt = s->n_truth;
+    double *sum = xcalloc((size_t)nt * dim, sizeof *sum), *c = xcalloc((size_t)dim, sizeof *c);
+    int *cnt = xcalloc((size_t)nt, sizeof *cnt);
+    for (int i = 0; i < s->n; i++) {
+        cnt[s->truth[i]]++;
+        for (int d = 0; d < dim; d++) sum[(size_t)s->truth[i] * dim + d] += s->emb[(size_t)i * dim + d];
+    }
+    size_t ns = 0, nd = 0, cap = (size_t)s->n * nt + 1;
+    float *same = xcalloc(cap, sizeof *same), *diff = xcalloc(cap, sizeof *diff);
+    for (int i = 0; i < s->n; i++) {
+        const float *v = s->emb + (size_t)i * dim;
+        for (int t = 0; t < nt; t++) {
+            int own = t == s->truth[i];
+            if (cnt[t] < (own ? 3 : 2)) continue;
+            double n2 = 0, dot = 0;
+            for (int d = 0; d < dim; d++) {
+                c[d] = sum[(size_t)t * dim + d] - (own ? v[d] : 0);
+                n2 += c[d] * c[d];
+                dot += c[d] * v[d];
+            }
+            if (own) same[ns++] = (float)(dot / sqrt(n2));
+            else diff[nd++] = (float)(dot / sqrt(n2));
+        }
+    }
+    qsort(diff, nd, sizeof *diff, cmp_float_desc);
+    printf("{\"bench\":\"people_centroid_quantiles\",\"same\":%zu,\"diff\":%zu,\"rows\":[", ns, nd);
+    double rates[] = {1e-3, 5e-4, 1.9e-4, 1e-4, 5e-5};
+    for (size_t k = 0; k < sizeof rates / sizeof *rates; k++) {
+        size_t at = (size_t)(rates[k] * nd);
+        float t = nd ? diff[at < nd ? at : nd - 1] : 0;
+        size_t a = 0;
+        for (size_t i = 0; i < ns; i++) a += same[i] > t;
+        printf("%s{\"false_join_per_candidate\":%g,\"join_sim\":%.4f,\"true_join\":%.4f}", k ? "," : "", rates[k],
+               (double)t, ns ? (double)a / ns : 0);
+    }
+    printf("]}\n");
+    free(sum), free(c), free(cnt), free(same), free(diff);
 }
 
 /* Comma-separated floats into out (at most max); returns how many. */
@@ -1137,7 +1183,7 @@ static void dump_final(const face_set *s, const int *order, const int *truth, co
 }
 
 int main(int argc, char **argv) {
-    int n_syn = 0, threads = 2, sweep = 0, centre = 0;
+    int n_syn = 0, threads = 2, sweep = 0, centre = 0, quantiles = 0;
     grid g = {0};
     const char *lfw = NULL, *pairs = "pairsDevTest.txt", *faces = NULL, *cache = NULL, *models = NULL;
     vs_cluster_cfg c;
@@ -1148,8 +1194,12 @@ int main(int argc, char **argv) {
             sweep = 1;
             continue;
         }
-        if (!strcmp(a, "--centre")) {
-            centre = 1;
+        if (!strcmp(a, "--centre") || !strcmp(a, "--centre-project") || !strcmp(a, "--centre-raw")) {
+            centre = !strcmp(a, "--centre") ? 1 : !strcmp(a, "--centre-project") ? 2 : 3;
+            continue;
+        }
+        if (!strcmp(a, "--quantiles")) {
+            quantiles = 1;
             continue;
         }
         if (!v) bench_fail("people: %s needs a value", a);
@@ -1189,10 +1239,10 @@ int main(int argc, char **argv) {
     if (lfw) {
         embed_lfw(eng, lfw, pairs, cache, threads, &ls);
         keep_found(&ls);
-        if (centre) centre_set(&ls, pairs);
+        if (centre) centre_set(&ls, pairs, centre - 1);
         if (!faces) {
             pair_table(&ls);
-            if (centre) pair_quantiles(&ls);
+            if (centre || quantiles) pair_quantiles(&ls), centroid_quantiles(&ls);
             centroid_table(&ls);
             if (grid_used(&g)) real_grid(pairs, &c, &ls, &g);
             else if (sweep) real_sweep(pairs, &c, &ls, 1);
