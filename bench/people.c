@@ -1034,6 +1034,8 @@ static void real_sweep(const char *what, const vs_cluster_cfg *c, const face_set
  * the mean of many different faces sits close to everyone (the "average face"
  * effect); centring takes that common part out. Prints the mean's norm and a
  * digest so two sets' means can be compared. */
+static float centre_alpha = 1; /* --centre-alpha: share of the mean taken out */
+
 static void centre_set(face_set *s, const char *what, int project) {
     int dim = s->dim;
     double *m = xcalloc((size_t)dim, sizeof *m), n2 = 0;
@@ -1047,15 +1049,15 @@ static void centre_set(face_set *s, const char *what, int project) {
         for (int d = 0; d < dim; d++) dot += v[d] * m[d];
         mean_cos += dot / sqrt(n2);
         /* project: take out the whole component along the mean (not only the mean itself) */
-        double a = project == 1 ? dot / n2 : 1;
+        double a = project == 1 ? dot / n2 : centre_alpha;
         for (int d = 0; d < dim; d++) v[d] = (float)(v[d] - a * m[d]), vn += (double)v[d] * v[d];
         vn = sqrt(vn);
         if (project < 2) /* 2: --centre-raw, the shifted vectors as they are (dot = x.y - x.m - y.m + |m|^2) */
             for (int d = 0; d < dim; d++) v[d] = vn > 0 ? (float)(v[d] / vn) : 0;
     }
     printf("{\"bench\":\"people_centre\",\"mode\":\"%s\",\"set\":\"%s\",\"faces\":%d,\"mean_norm\":%.4f,\"mean_cos_to_mean\":%.4f,"
-           "\"mean_head\":[%.4f,%.4f,%.4f,%.4f]}\n",
-           project == 2 ? "subtract, not re-normalised" : project ? "project" : "subtract", what, s->n, sqrt(n2), s->n ? mean_cos / s->n : 0, m[0], m[1], m[2], m[3]);
+           "\"alpha\":%.2f,\"mean_head\":[%.4f,%.4f,%.4f,%.4f]}\n",
+           project == 2 ? "subtract, not re-normalised" : project ? "project" : "subtract", what, s->n, sqrt(n2), s->n ? mean_cos / s->n : 0, (double)centre_alpha, m[0], m[1], m[2], m[3]);
     free(m);
 }
 
@@ -1138,6 +1140,25 @@ static void centroid_quantiles(const face_set *s) {
     free(sum), free(c), free(cnt), free(same), free(diff);
 }
 
+/* --sims-of NAME: the faces nearest to each face whose name contains NAME
+ * (names and similarities), to see who a look-alike is close to. */
+static void sims_of(const face_set *s, const char *name) {
+    simdup *buf = xcalloc((size_t)s->n, sizeof *buf);
+    for (int i = 0; i < s->n; i++) {
+        if (!strstr(s->name[i], name)) continue;
+        int m = 0;
+        for (int j = 0; j < s->n; j++)
+            if (j != i) buf[m++] = (simdup){(float)dotf(s->emb + (size_t)i * s->dim, s->emb + (size_t)j * s->dim, s->dim), j};
+        qsort(buf, (size_t)m, sizeof *buf, cmp_simdup_desc);
+        printf("{\"bench\":\"people_sims_of\",\"face\":\"%s\",\"nearest\":[", s->name[i]);
+        for (int k = 0; k < 12 && k < m; k++)
+            printf("%s{\"face\":\"%s\",\"sim\":%.4f}", k ? "," : "", s->name[buf[k].dup], (double)buf[k].sim);
+        float bg = exact_background(s->emb, s->dim, s->n, i, s->dup, 10, buf);
+        printf("],\"background_k10\":%.4f}\n", (double)bg);
+    }
+    free(buf);
+}
+
 /* Comma-separated floats into out (at most max); returns how many. */
 static int parse_list(const char *v, float *out, int max) {
     int m = 0;
@@ -1185,6 +1206,7 @@ static void dump_final(const face_set *s, const int *order, const int *truth, co
 int main(int argc, char **argv) {
     int n_syn = 0, threads = 2, sweep = 0, centre = 0, quantiles = 0;
     grid g = {0};
+    const char *sims_name = NULL;
     const char *lfw = NULL, *pairs = "pairsDevTest.txt", *faces = NULL, *cache = NULL, *models = NULL;
     vs_cluster_cfg c;
     vs_cluster_cfg_default(&c);
@@ -1217,6 +1239,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vote-frac")) c.vote_frac = (float)atof(v);
         else if (!strcmp(a, "--min-faces")) c.min_faces = atoi(v);
         else if (!strcmp(a, "--contrast")) c.contrast = (float)atof(v);
+        else if (!strcmp(a, "--centre-alpha")) centre_alpha = (float)atof(v);
+        else if (!strcmp(a, "--sims-of")) sims_name = v;
         else if (!strcmp(a, "--links")) g.nl = parse_list(v, g.link, 16);
         else if (!strcmp(a, "--joins")) g.nj = parse_list(v, g.join, 16);
         else if (!strcmp(a, "--vote-ks")) g.nvk = parse_list(v, g.vk, 16);
@@ -1243,6 +1267,7 @@ int main(int argc, char **argv) {
         if (!faces) {
             pair_table(&ls);
             if (centre || quantiles) pair_quantiles(&ls), centroid_quantiles(&ls);
+            if (sims_name) sims_of(&ls, sims_name);
             centroid_table(&ls);
             if (grid_used(&g)) real_grid(pairs, &c, &ls, &g);
             else if (sweep) real_sweep(pairs, &c, &ls, 1);
