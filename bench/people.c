@@ -25,6 +25,12 @@
  *   Any run: --link-sim --join-sim --knn-k --vote-k --vote-frac --min-faces
  *   --contrast override vs_cluster_cfg_default; PEOPLE_DUMP=FILE writes each
  *   real face's name, truth and batch label (to see which people merge).
+ *   Experiments (bench/results/people_lfw_experiments.txt): --links, --joins,
+ *   --vote-ks, --vote-fracs, --contrasts take comma lists and run the grid on
+ *   the LFW set; --centre (--centre-project, --centre-raw, --centre-alpha A)
+ *   subtracts the set's mean embedding first; --quantiles prints pair and
+ *   centroid thresholds at fixed false-match rates; --sims-of NAME lists a
+ *   face's nearest faces; PEOPLE_DUMP_FINAL=FILE the labels after incremental.
  *
  * bench/results/people.txt holds a run. Timings are printed, never asserted;
  * the machine's 2 cores are shared, so compare ratios within one run. */
