@@ -25,6 +25,12 @@
  *   Any run: --link-sim --join-sim --knn-k --vote-k --vote-frac --min-faces
  *   --contrast override vs_cluster_cfg_default; PEOPLE_DUMP=FILE writes each
  *   real face's name, truth and batch label (to see which people merge).
+ *   Experiments (bench/results/people_lfw_experiments.txt): --links, --joins,
+ *   --vote-ks, --vote-fracs, --contrasts take comma lists and run the grid on
+ *   the LFW set; --centre (--centre-project, --centre-raw, --centre-alpha A)
+ *   subtracts the set's mean embedding first; --quantiles prints pair and
+ *   centroid thresholds at fixed false-match rates; --sims-of NAME lists a
+ *   face's nearest faces; PEOPLE_DUMP_FINAL=FILE the labels after incremental.
  *
  * bench/results/people.txt holds a run. Timings are printed, never asserted;
  * the machine's 2 cores are shared, so compare ratios within one run. */
@@ -991,6 +997,8 @@ static void merge_pass(const vs_cluster_cfg *c, const float *v, int dim, int n, 
     free(size), free(order), free(choice), free(votes), free(buf);
 }
 
+static void dump_final(const face_set *s, const int *order, const int *truth, const int *label, int n);
+
 /* Batch over 80 % of the set, the other 20 % one by one (exact kNN: the sets
  * are small), printed under `what`. dup NULL: every face its own photo. */
 static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *s, int use_dup) {
@@ -1051,6 +1059,7 @@ static void real_run(const char *what, const vs_cluster_cfg *c, const face_set *
     exact_assign(c, v, dim, n_batch, n, label, truth, use_dup ? dup : NULL, &pp, maj, &att[1], &att_right[1]);
     int joined = att[1], right = att_right[1];
     quality qa = measure(n, label, truth, s->n_truth, c->min_faces);
+    if (use_dup && getenv("PEOPLE_DUMP_FINAL")) dump_final(s, order, truth, label, n);
     printf("{\"bench\":\"people_real\",\"set\":\"%s\",\"faces\":%d,\"people_truth\":%d,\"dup\":%s,\"link_sim\":%.3f,"
            "\"knn_k\":%d,\"min_faces\":%d,\"join_sim\":%.3f,\"vote_k\":%d,\"vote_frac\":%.2f,\"contrast\":%.3f,",
            what, n, s->n_truth, use_dup ? "\"source photo\"" : "null", (double)c->link_sim, c->knn_k, c->min_faces,
@@ -1093,8 +1102,187 @@ static void real_sweep(const char *what, const vs_cluster_cfg *c, const face_set
     }
 }
 
+
+/* ---- experiments (branch people-lfw-experiments) -------------------------- */
+
+/* Centring (--centre): the set's mean embedding is subtracted from every
+ * face and the result re-normalised. dlib embeddings lie in a narrow cone, so
+ * the mean of many different faces sits close to everyone (the "average face"
+ * effect); centring takes that common part out. Prints the mean's norm and a
+ * digest so two sets' means can be compared. */
+static float centre_alpha = 1; /* --centre-alpha: share of the mean taken out */
+
+static void centre_set(face_set *s, const char *what, int project) {
+    int dim = s->dim;
+    double *m = xcalloc((size_t)dim, sizeof *m), n2 = 0;
+    for (int i = 0; i < s->n; i++)
+        for (int d = 0; d < dim; d++) m[d] += s->emb[(size_t)i * dim + d];
+    for (int d = 0; d < dim; d++) m[d] /= s->n ? s->n : 1, n2 += m[d] * m[d];
+    double mean_cos = 0;
+    for (int i = 0; i < s->n; i++) {
+        float *v = s->emb + (size_t)i * dim;
+        double dot = 0, vn = 0;
+        for (int d = 0; d < dim; d++) dot += v[d] * m[d];
+        mean_cos += dot / sqrt(n2);
+        /* project: take out the whole component along the mean (not only the mean itself) */
+        double a = project == 1 ? dot / n2 : centre_alpha;
+        for (int d = 0; d < dim; d++) v[d] = (float)(v[d] - a * m[d]), vn += (double)v[d] * v[d];
+        vn = sqrt(vn);
+        if (project < 2) /* 2: --centre-raw, the shifted vectors as they are (dot = x.y - x.m - y.m + |m|^2) */
+            for (int d = 0; d < dim; d++) v[d] = vn > 0 ? (float)(v[d] / vn) : 0;
+    }
+    printf("{\"bench\":\"people_centre\",\"mode\":\"%s\",\"set\":\"%s\",\"faces\":%d,\"mean_norm\":%.4f,\"mean_cos_to_mean\":%.4f,"
+           "\"alpha\":%.2f,\"mean_head\":[%.4f,%.4f,%.4f,%.4f]}\n",
+           project == 2 ? "subtract, not re-normalised" : project ? "project" : "subtract", what, s->n, sqrt(n2), s->n ? mean_cos / s->n : 0, (double)centre_alpha, m[0], m[1], m[2], m[3]);
+    free(m);
+}
+
+static int cmp_float_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* Pair similarities as quantiles: the threshold at which the different-person
+ * pairs' false-match rate is 1e-2 .. 1e-5, and the same-person pairs' TAR
+ * there (thresholds move under --centre, so a fixed table says little). */
+static void pair_quantiles(const face_set *s) {
+    size_t ns = 0, nd = 0, cap = (size_t)s->n * (s->n - 1) / 2 + 1;
+    float *same = xcalloc(cap, sizeof *same), *diff = xcalloc(cap, sizeof *diff);
+    for (int i = 0; i < s->n; i++)
+        for (int j = i + 1; j < s->n; j++) {
+            float d = (float)dotf(s->emb + (size_t)i * s->dim, s->emb + (size_t)j * s->dim, s->dim);
+            if (s->truth[i] == s->truth[j]) same[ns++] = d;
+            else diff[nd++] = d;
+        }
+    qsort(diff, nd, sizeof *diff, cmp_float_desc);
+    qsort(same, ns, sizeof *same, cmp_float_desc);
+    double mean_s = 0, mean_d = 0;
+    for (size_t i = 0; i < ns; i++) mean_s += same[i];
+    for (size_t i = 0; i < nd; i++) mean_d += diff[i];
+    printf("{\"bench\":\"people_pair_quantiles\",\"same\":%zu,\"diff\":%zu,\"mean_same\":%.4f,\"mean_diff\":%.4f,"
+           "\"rows\":[", ns, nd, ns ? mean_s / ns : 0, nd ? mean_d / nd : 0);
+    double fmrs[] = {1e-2, 1e-3, 1e-4, 1e-5};
+    for (size_t k = 0; k < sizeof fmrs / sizeof *fmrs; k++) {
+        size_t at = (size_t)(fmrs[k] * nd);
+        float t = nd ? diff[at < nd ? at : nd - 1] : 0;
+        size_t a = 0;
+        for (size_t i = 0; i < ns; i++) a += same[i] > t;
+        printf("%s{\"fmr\":%g,\"sim\":%.4f,\"tar\":%.4f}", k ? "," : "", fmrs[k], (double)t, ns ? (double)a / ns : 0);
+    }
+    printf("],\"max_diff\":%.4f}\n", nd ? (double)diff[0] : 0);
+    free(same), free(diff);
+}
+
+/* centroid_table as quantiles (for --centre, where the fixed thresholds say
+ * little): the join_sim at which a wrong candidate person passes at a given
+ * rate, and the share of true members that pass there. */
+static void centroid_quantiles(const face_set *s) {
+    int dim = s->dim, nt = s->n_truth;
+    double *sum = xcalloc((size_t)nt * dim, sizeof *sum), *c = xcalloc((size_t)dim, sizeof *c);
+    int *cnt = xcalloc((size_t)nt, sizeof *cnt);
+    for (int i = 0; i < s->n; i++) {
+        cnt[s->truth[i]]++;
+        for (int d = 0; d < dim; d++) sum[(size_t)s->truth[i] * dim + d] += s->emb[(size_t)i * dim + d];
+    }
+    size_t ns = 0, nd = 0, cap = (size_t)s->n * nt + 1;
+    float *same = xcalloc(cap, sizeof *same), *diff = xcalloc(cap, sizeof *diff);
+    for (int i = 0; i < s->n; i++) {
+        const float *v = s->emb + (size_t)i * dim;
+        for (int t = 0; t < nt; t++) {
+            int own = t == s->truth[i];
+            if (cnt[t] < (own ? 3 : 2)) continue;
+            double n2 = 0, dot = 0;
+            for (int d = 0; d < dim; d++) {
+                c[d] = sum[(size_t)t * dim + d] - (own ? v[d] : 0);
+                n2 += c[d] * c[d];
+                dot += c[d] * v[d];
+            }
+            if (own) same[ns++] = (float)(dot / sqrt(n2));
+            else diff[nd++] = (float)(dot / sqrt(n2));
+        }
+    }
+    qsort(diff, nd, sizeof *diff, cmp_float_desc);
+    printf("{\"bench\":\"people_centroid_quantiles\",\"same\":%zu,\"diff\":%zu,\"rows\":[", ns, nd);
+    double rates[] = {1e-3, 5e-4, 1.9e-4, 1e-4, 5e-5};
+    for (size_t k = 0; k < sizeof rates / sizeof *rates; k++) {
+        size_t at = (size_t)(rates[k] * nd);
+        float t = nd ? diff[at < nd ? at : nd - 1] : 0;
+        size_t a = 0;
+        for (size_t i = 0; i < ns; i++) a += same[i] > t;
+        printf("%s{\"false_join_per_candidate\":%g,\"join_sim\":%.4f,\"true_join\":%.4f}", k ? "," : "", rates[k],
+               (double)t, ns ? (double)a / ns : 0);
+    }
+    printf("]}\n");
+    free(sum), free(c), free(cnt), free(same), free(diff);
+}
+
+/* --sims-of NAME: the faces nearest to each face whose name contains NAME
+ * (names and similarities), to see who a look-alike is close to. */
+static void sims_of(const face_set *s, const char *name) {
+    simdup *buf = xcalloc((size_t)s->n, sizeof *buf);
+    for (int i = 0; i < s->n; i++) {
+        if (!strstr(s->name[i], name)) continue;
+        int m = 0;
+        for (int j = 0; j < s->n; j++)
+            if (j != i) buf[m++] = (simdup){(float)dotf(s->emb + (size_t)i * s->dim, s->emb + (size_t)j * s->dim, s->dim), j};
+        qsort(buf, (size_t)m, sizeof *buf, cmp_simdup_desc);
+        printf("{\"bench\":\"people_sims_of\",\"face\":\"%s\",\"nearest\":[", s->name[i]);
+        for (int k = 0; k < 12 && k < m; k++)
+            printf("%s{\"face\":\"%s\",\"sim\":%.4f}", k ? "," : "", s->name[buf[k].dup], (double)buf[k].sim);
+        float bg = exact_background(s->emb, s->dim, s->n, i, s->dup, 10, buf);
+        printf("],\"background_k10\":%.4f}\n", (double)bg);
+    }
+    free(buf);
+}
+
+/* Comma-separated floats into out (at most max); returns how many. */
+static int parse_list(const char *v, float *out, int max) {
+    int m = 0;
+    char *dup = strdup(v), *save = NULL;
+    for (char *t = strtok_r(dup, ",", &save); t && m < max; t = strtok_r(NULL, ",", &save)) out[m++] = (float)atof(t);
+    free(dup);
+    return m;
+}
+
+/* Grid of real_run over lists of settings (--links --joins --vote-ks
+ * --vote-fracs --contrasts); an empty list keeps c's value. */
+typedef struct grid {
+    float link[16], join[16], vk[16], vf[16], ct[16];
+    int nl, nj, nvk, nvf, nct;
+} grid;
+
+static int grid_used(const grid *g) { return g->nl || g->nj || g->nvk || g->nvf || g->nct; }
+
+static void real_grid(const char *what, const vs_cluster_cfg *c, const face_set *s, const grid *g) {
+    int nl = g->nl ? g->nl : 1, nj = g->nj ? g->nj : 1, nvk = g->nvk ? g->nvk : 1, nvf = g->nvf ? g->nvf : 1,
+        nct = g->nct ? g->nct : 1;
+    for (int a = 0; a < nl; a++)
+        for (int b = 0; b < nj; b++)
+            for (int k = 0; k < nvk; k++)
+                for (int f = 0; f < nvf; f++)
+                    for (int q = 0; q < nct; q++) {
+                        vs_cluster_cfg x = *c;
+                        if (g->nl) x.link_sim = g->link[a];
+                        if (g->nj) x.join_sim = g->join[b];
+                        if (g->nvk) x.vote_k = (int)g->vk[k];
+                        if (g->nvf) x.vote_frac = g->vf[f];
+                        if (g->nct) x.contrast = g->ct[q];
+                        real_run(what, &x, s, 1);
+                    }
+}
+
+/* PEOPLE_DUMP_FINAL=FILE: each face's name, truth and label after attach +
+ * incremental (PEOPLE_DUMP has the batch's). */
+static void dump_final(const face_set *s, const int *order, const int *truth, const int *label, int n) {
+    FILE *f = fopen(getenv("PEOPLE_DUMP_FINAL"), "w");
+    for (int i = 0; f && i < n; i++) fprintf(f, "%s\t%d\t%d\n", s->name[order[i]], truth[i], label[i]);
+    if (f) fclose(f);
+}
+
 int main(int argc, char **argv) {
-    int n_syn = 0, threads = 2, sweep = 0;
+    int n_syn = 0, threads = 2, sweep = 0, centre = 0, quantiles = 0;
+    grid g = {0};
+    const char *sims_name = NULL;
     const char *lfw = NULL, *pairs = "pairsDevTest.txt", *faces = NULL, *cache = NULL, *models = NULL;
     vs_cluster_cfg c;
     vs_cluster_cfg_default(&c);
@@ -1102,6 +1290,14 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--sweep")) {
             sweep = 1;
+            continue;
+        }
+        if (!strcmp(a, "--centre") || !strcmp(a, "--centre-project") || !strcmp(a, "--centre-raw")) {
+            centre = !strcmp(a, "--centre") ? 1 : !strcmp(a, "--centre-project") ? 2 : 3;
+            continue;
+        }
+        if (!strcmp(a, "--quantiles")) {
+            quantiles = 1;
             continue;
         }
         if (!v) bench_fail("people: %s needs a value", a);
@@ -1119,6 +1315,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vote-frac")) c.vote_frac = (float)atof(v);
         else if (!strcmp(a, "--min-faces")) c.min_faces = atoi(v);
         else if (!strcmp(a, "--contrast")) c.contrast = (float)atof(v);
+        else if (!strcmp(a, "--centre-alpha")) centre_alpha = (float)atof(v);
+        else if (!strcmp(a, "--sims-of")) sims_name = v;
+        else if (!strcmp(a, "--links")) g.nl = parse_list(v, g.link, 16);
+        else if (!strcmp(a, "--joins")) g.nj = parse_list(v, g.join, 16);
+        else if (!strcmp(a, "--vote-ks")) g.nvk = parse_list(v, g.vk, 16);
+        else if (!strcmp(a, "--vote-fracs")) g.nvf = parse_list(v, g.vf, 16);
+        else if (!strcmp(a, "--contrasts")) g.nct = parse_list(v, g.ct, 16);
         else bench_fail("usage: bench_people [--synthetic N [--sweep]] [--lfw DIR --pairs FILE [--cache FILE]] "
                  "[--faces DIR] [--threads N] [--link-sim X] [--join-sim X] [--knn-k K] [--vote-k K] ...");
         i++;
@@ -1136,10 +1339,14 @@ int main(int argc, char **argv) {
     if (lfw) {
         embed_lfw(eng, lfw, pairs, cache, threads, &ls);
         keep_found(&ls);
+        if (centre) centre_set(&ls, pairs, centre - 1);
         if (!faces) {
             pair_table(&ls);
+            if (centre || quantiles) pair_quantiles(&ls), centroid_quantiles(&ls);
+            if (sims_name) sims_of(&ls, sims_name);
             centroid_table(&ls);
-            if (sweep) real_sweep(pairs, &c, &ls, 1);
+            if (grid_used(&g)) real_grid(pairs, &c, &ls, &g);
+            else if (sweep) real_sweep(pairs, &c, &ls, 1);
             else real_run(pairs, &c, &ls, 1);
         }
     }
