@@ -598,11 +598,61 @@ static vs_err store_clusters(vs_people *pp, const char *tenant, const waiting *w
     return rc;
 }
 
+/* A face that waited and now joins person (the attach pass, a merge): when
+ * the person is watched, it is news, as a new face joining would be; noted
+ * in seen with what people.db knows (sha, site), the record's URLs are
+ * added by tell_seen_waited outside the lock. Called with sq.mu held. */
+static vs_err note_if_watched(vs_people *pp, const char *tenant, const char *face_id, const char *person, json_t *seen,
+                              vs_error *err) {
+    char w[8];
+    vs_err rc = vs_people_text(pp, "SELECT watched FROM people WHERE tenant_id = ?1 AND person_id = ?2",
+                               "people watched", tenant, person, NULL, w, sizeof w, NULL, err);
+    if (rc != VS_OK || w[0] != '1') return rc;
+    sqlite3_stmt *st = NULL;
+    rc = vs_sqlite_prepare(&pp->sq, "SELECT image_sha256, site FROM faces WHERE tenant_id = ?1 AND face_id = ?2",
+                           "people watched face", &st, err);
+    if (rc != VS_OK) return rc;
+    vs_sqlite_bind_text(st, 1, tenant);
+    vs_sqlite_bind_text(st, 2, face_id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *sha = (const char *)sqlite3_column_text(st, 0), *site = (const char *)sqlite3_column_text(st, 1);
+        json_t *face = json_pack("{s:s,s:s}", "face_id", face_id, "image_sha256", sha ? sha : "");
+        if (face && site) json_object_set_new(face, "site", json_string(site));
+        json_array_append_new(seen, json_pack("{s:s,s:o*}", "person_id", person, "face", face));
+    }
+    sqlite3_finalize(st);
+    return VS_OK;
+}
+
+/* The waited faces' events, each with its image's URLs from the catalog
+ * (read here, outside people.db's lock). */
+static void tell_seen_waited(vs_people *pp, const vs_pipeline *p, const char *tenant, json_t *seen) {
+    size_t i;
+    json_t *s;
+    json_array_foreach(seen, i, s) {
+        json_t *face = json_object_get(s, "face");
+        char *rec_json = NULL;
+        vs_error e = {0};
+        if (!face || vs_image_record_get(p->catalog, tenant, json_string_value(json_object_get(face, "image_sha256")),
+                                         NULL, NULL, &rec_json, NULL, &e) != VS_OK)
+            continue;
+        json_t *rec = rec_json ? json_loads(rec_json, 0, NULL) : NULL;
+        static const char *keep[] = {"source_url", "page_url"};
+        for (size_t k = 0; rec && k < 2; k++) {
+            json_t *v = json_object_get(rec, keep[k]);
+            if (v) json_object_set(face, keep[k], v);
+        }
+        json_decref(rec);
+        vs_free(rec_json);
+    }
+    tell_seen(pp, tenant, seen);
+}
+
 /* The attach pass: a face the (strict) batch left out joins a person when
  * its neighbours and the centroid agree, as a new face would. *placed
  * counts them. */
 static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tenant, const waiting *w, const int *labels,
-                           int64_t *placed, vs_error *err) {
+                           int64_t *placed, json_t *seen, vs_error *err) {
     float *vec = w->vecs ? NULL : vs_malloc(sizeof(float) * (size_t)w->dim);
     if (!w->vecs && !vec) return vs_fail(err, VS_ERR_NOMEM, "people attach");
     vs_err rc = VS_OK;
@@ -619,6 +669,7 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
             rc = vs_people_exec(
                 pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
                 "people attach", tenant, w->ids[i], person, NULL, err);
+            if (rc == VS_OK) rc = note_if_watched(pp, tenant, w->ids[i], person, seen, err);
             (*placed)++;
         }
     }
@@ -635,7 +686,7 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
  * keep both for good. One index search per distinct photo. */
 static vs_err merge_new_people(vs_people *pp, const vs_pipeline *p, const char *tenant, const waiting *w,
                                const int *labels, const int *dup, int n_clusters, char (*pids)[VS_UUID_STR],
-                               vs_error *err) {
+                               json_t *seen, vs_error *err) {
     int *start = vs_calloc((size_t)n_clusters + 2, sizeof *start), *member = vs_calloc((size_t)w->n + 1, sizeof *member);
     int *order = vs_calloc((size_t)n_clusters + 1, sizeof *order), *choice = vs_calloc((size_t)w->n + 1, sizeof *choice);
     char(*cand)[VS_UUID_STR] = vs_calloc((size_t)w->n + 1, VS_UUID_STR);
@@ -689,6 +740,8 @@ static vs_err merge_new_people(vs_people *pp, const vs_pipeline *p, const char *
             rc = vs_sqlite_exec(&pp->sq, "COMMIT", "people merge commit", err);
         else
             vs_sqlite_rollback(&pp->sq);
+        for (int t = start[a]; rc == VS_OK && t < start[a + 1]; t++) /* news only once it holds */
+            rc = note_if_watched(pp, tenant, w->ids[member[t]], cand[to], seen, err);
     }
     pthread_mutex_unlock(&pp->sq.mu);
     vs_free(start), vs_free(member), vs_free(order), vs_free(choice), vs_free(cand), vs_free(vec);
@@ -731,8 +784,13 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
     if (rc == VS_OK && n_clusters > 0 && !pids) rc = vs_fail(err, VS_ERR_NOMEM, "people batch");
     if (rc == VS_OK && n_clusters > 0) rc = store_clusters(pp, tenant, &w, labels, n_clusters, pids, err);
     int64_t placed = 0;
-    if (rc == VS_OK && n_clusters > 0) rc = attach_noise(pp, p, tenant, &w, labels, &placed, err);
-    if (rc == VS_OK && n_clusters > 0) rc = merge_new_people(pp, p, tenant, &w, labels, dup, n_clusters, pids, err);
+    json_t *seen = json_array();
+    if (rc == VS_OK && !seen) rc = vs_fail(err, VS_ERR_NOMEM, "people batch");
+    if (rc == VS_OK && n_clusters > 0) rc = attach_noise(pp, p, tenant, &w, labels, &placed, seen, err);
+    if (rc == VS_OK && n_clusters > 0)
+        rc = merge_new_people(pp, p, tenant, &w, labels, dup, n_clusters, pids, seen, err);
+    if (seen) tell_seen_waited(pp, p, tenant, seen);
+    json_decref(seen);
     vs_free(pids);
     if (rc == VS_OK) {
         char left[24];
