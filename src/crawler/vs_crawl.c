@@ -700,7 +700,11 @@ static void page_done(vs_crawl *c, item *it, const vs_fetch_result *r) {
     vs_html_links_free(&l);
 }
 
-/* Takes x off the multi handle and the live list. */
+/* Takes x off the multi handle and the live list. When the host has no
+ * other request in flight, its next one waits the delay from now, the end
+ * of this one: counted from the start only, a slow answer would let two
+ * requests reach the site closer than the delay (measured: 472 ms apart
+ * under a 500 ms Crawl-delay on a loaded machine). */
 static void unlink_xfer(vs_crawl *c, xfer *x) {
     curl_multi_remove_handle(c->multi, vs_fetch_xfer_easy(x->fx));
     if (x->prev) x->prev->next = x->next;
@@ -708,6 +712,8 @@ static void unlink_xfer(vs_crawl *c, xfer *x) {
     if (x->next) x->next->prev = x->prev;
     x->h->inflight--;
     c->inflight--;
+    int64_t at = vs_now_ms() + x->h->delay_ms;
+    if (x->h->inflight == 0 && at > x->h->next_ok_ms) x->h->next_ok_ms = at;
 }
 
 /* One finished transfer: robots.txt, a redirect, a page, an image or an
