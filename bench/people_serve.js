@@ -21,7 +21,8 @@
 //    face pairs with no one, is its own cluster in BCubed), what each found
 //    person holds, strangers that joined a labelled person, timings.
 // Strangers never count in the pair metrics; they are only reported as
-// false members. Asserts nothing.
+// false members. Asserts nothing. PEOPLE_SERVE_KEEP=1 keeps the copies and
+// the data dir (people.db) for a look afterwards.
 const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -163,10 +164,13 @@ async function snapshot(s) {
     const bySha = new Map(items.map((it) => [it.sha, it]));
     const byFile = new Map(items.filter((it) => it.kind === 'copy').map((it) => [it.name, it]));
     let failedImages = 0;
+    const strangerNotIndexed = {}; // reason -> faces, for the stranger images' faces the quality gate kept out
     const faceKind = new Map(); // face id -> 'stranger' | 'copy'
     for (const [sha, rec] of Object.entries(records)) {
       if (rec.status !== 'done') failedImages++;
       for (const f of rec.faces_indexed || []) faceKind.set(f.face_id, bySha.get(sha).kind);
+      if (bySha.get(sha).kind === 'stranger')
+        for (const f of rec.faces_not_indexed || []) for (const why of f.reasons || []) strangerNotIndexed[why] = (strangerNotIndexed[why] || 0) + 1;
     }
     const claimed = new Map();
     for (const lb of labels) {
@@ -229,11 +233,13 @@ async function snapshot(s) {
     console.log(JSON.stringify({
       bench: 'people_serve', seed: SEED, tick_ms: TICK_MS, copies_written: written.files, images: items.length, images_failed: failedImages,
       strangers_images: items.filter((it) => it.kind === 'stranger').length, strangers_faces_indexed: strangerFaces,
+      strangers_faces_not_indexed_reasons: strangerNotIndexed,
       faces_labelled: n, faces_matched: matched, faces_matched_twice: [...claimed.values()].filter((c) => c > 1).length,
       people_found: snap ? snap.people.length : 0, people_with_labelled_faces: people.length,
       pair_precision: +P.toFixed(4), pair_recall: +R.toFixed(4),
       bcubed_p: +BP.toFixed(4), bcubed_r: +BR.toFixed(4), bcubed_f1: +(BP + BR > 0 ? 2 * BP * BR / (BP + BR) : 0).toFixed(4),
       unassigned: +(labels.filter((x) => !x.cluster).length / n).toFixed(4),
+      unassigned_of_matched: labels.filter((x) => x.face && !x.cluster).length,
       unassigned_by_person: Object.fromEntries(Object.keys(tsize).sort().map((p) => [p, labels.filter((x) => x.person === p && !x.cluster).length + '/' + tsize[p]])),
       found_people_per_true_person: Object.fromEntries(Object.keys(tsize).sort().map((p) => [p, foundOf[p] ? foundOf[p].size : 0])),
       unmatched: labels.filter((x) => !x.face).map((x) => x.file + ' ' + x.person + ': ' + x.why),
@@ -244,6 +250,7 @@ async function snapshot(s) {
     }));
   } finally {
     if (s) await L.stopServer(s);
-    fs.rmSync(tmp, { recursive: true, force: true });
+    if (process.env.PEOPLE_SERVE_KEEP) console.error('people_serve: kept ' + tmp);
+    else fs.rmSync(tmp, { recursive: true, force: true });
   }
 })().catch((e) => { console.error(e); process.exit(1); });
