@@ -73,7 +73,8 @@ function lfwImages(n) {
       const rel = who + '/' + who + '_' + String(num).padStart(4, '0') + '.jpg';
       if (seen.has(rel)) continue;
       seen.add(rel);
-      if (!fs.existsSync(path.join(LFW, rel))) continue; // Betsy_Coffin_0001.jpg is missing from the copy
+      const st = fs.statSync(path.join(LFW, rel), { throwIfNoEntry: false });
+      if (!st || !st.size) continue; // Betsy_Coffin_0001.jpg is missing from the copy (an empty file)
       out.push(rel);
       if (out.length >= n) return out;
     }
