@@ -22,6 +22,10 @@
  *       rescales, JPEG re-encodes, flips, made here with src/image), alone
  *       and mixed with the LFW faces as strangers; run with dup = source
  *       photo (what the pipeline's near-duplicate marks give) and without.
+ *   build/bench_people --faces ../shared/data/faces --write-copies DIR
+ *       writes those copies as JPEG files + DIR/labels.tsv (file, person,
+ *       photo id, face box) instead of clustering: bench/people_serve.js
+ *       ingests them through `visage serve`.
  *   Any run: --link-sim --join-sim --knn-k --vote-k --vote-frac --min-faces
  *   --contrast override vs_cluster_cfg_default; PEOPLE_DUMP=FILE writes each
  *   real face's name, truth and batch label (to see which people merge).
@@ -34,11 +38,13 @@
  *
  * bench/results/people.txt holds a run. Timings are printed, never asserted;
  * the machine's 2 cores are shared, so compare ratios within one run. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bench_util.h"
 #include "clustered.h"
@@ -697,6 +703,88 @@ static void embed_shared(vs_engine *eng, const char *dir, face_set *s) {
     vs_engine_worker_free(w);
 }
 
+/* ---- --write-copies: the shared photos' copies as files ------------------ */
+
+static uint64_t fnv64(const uint8_t *b, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The copies embed_shared measures, written as JPEG (quality 95) files into
+ * out, for bench/people_serve.js to ingest through `visage serve`. A copy is
+ * written when the detector finds a face at the place augment reports, in the
+ * decoded file (what the server will see). out/labels.tsv gets one line per
+ * copy: file, person, photo (dup) id, expected box x y w h in the copy's
+ * pixels. A copy of a two-face photo that comes out byte-identical for both
+ * faces (no crop) is one file with two lines. */
+static void write_copies(vs_engine *eng, const char *dir, const char *out) {
+    vs_engine_worker *w;
+    vs_error e;
+    if (vs_engine_worker_new(eng, &w, &e) != VS_OK) bench_fail("people: %s", e.msg);
+    if (mkdir(out, 0755) && errno != EEXIST) bench_fail("people: mkdir %s: %s", out, strerror(errno));
+    char path[2048];
+    snprintf(path, sizeof path, "%s/labels.tsv", out);
+    FILE *lf = fopen(path, "w");
+    if (!lf) bench_fail("people: cannot write %s", path);
+    enum { MAXW = sizeof shared_photos / sizeof *shared_photos * N_AUG };
+    struct {
+        uint64_t h;
+        size_t len;
+        char file[64];
+    } seen[MAXW];
+    int n_seen = 0, labels = 0, lost = 0;
+    for (size_t p = 0; p < sizeof shared_photos / sizeof *shared_photos; p++) {
+        snprintf(path, sizeof path, "%s/%s", dir, shared_photos[p].path);
+        vs_image img = {0};
+        if (vs_image_load(path, NULL, &img, &e) != VS_OK) bench_fail("people: %s", e.msg);
+        face_set probe = {.dim = vs_engine_embedding_dim(eng)};
+        face_add(&probe, path, "x", 0);
+        vs_face_det det;
+        if (!embed_face(w, &img, &probe, 0, &det, shared_photos[p].pick, NULL)) {
+            fprintf(stderr, "people: no face in %s\n", path);
+            face_set_free(&probe);
+            vs_image_free(&img);
+            continue;
+        }
+        for (int a = 0; a < N_AUG; a++) {
+            vs_image aug = {0}, dec = {0};
+            vs_face_det at;
+            uint8_t *buf;
+            size_t len;
+            augment(&img, &det, a, &aug, &at);
+            if (vs_image_encode_jpeg(&aug, 95, &buf, &len, &e) != VS_OK) bench_fail("people: %s", e.msg);
+            if (vs_image_decode(buf, len, NULL, &dec, &e) != VS_OK) bench_fail("people: %s", e.msg);
+            if (embed_face(w, &dec, &probe, 0, NULL, PICK_AT, &at)) {
+                uint64_t h = fnv64(buf, len);
+                int k = 0;
+                while (k < n_seen && !(seen[k].h == h && seen[k].len == len)) k++;
+                if (k == n_seen) {
+                    seen[k].h = h, seen[k].len = len;
+                    snprintf(seen[k].file, sizeof seen[k].file, "p%02zu-a%02d.jpg", p, a);
+                    snprintf(path, sizeof path, "%s/%s", out, seen[k].file);
+                    FILE *f = fopen(path, "wb");
+                    if (!f || fwrite(buf, 1, len, f) != len || fclose(f)) bench_fail("people: cannot write %s", path);
+                    n_seen++;
+                }
+                fprintf(lf, "%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\n", seen[k].file, shared_photos[p].person,
+                        shared_photos[p].photo, (double)at.x, (double)at.y, (double)at.w, (double)at.h);
+                labels++;
+            } else
+                lost++;
+            vs_free(buf);
+            vs_image_free(&dec);
+            vs_image_free(&aug);
+        }
+        face_set_free(&probe);
+        vs_image_free(&img);
+    }
+    if (fclose(lf)) bench_fail("people: cannot write labels.tsv");
+    printf("{\"bench\":\"people_write_copies\",\"dir\":\"%s\",\"files\":%d,\"labelled_faces\":%d,"
+           "\"copies_without_a_face\":%d}\n", out, n_seen, labels, lost);
+    vs_engine_worker_free(w);
+}
+
 typedef struct lfw_job {
     vs_engine *eng;
     face_set *s;
@@ -1283,7 +1371,7 @@ int main(int argc, char **argv) {
     int n_syn = 0, threads = 2, sweep = 0, centre = 0, quantiles = 0;
     grid g = {0};
     const char *sims_name = NULL;
-    const char *lfw = NULL, *pairs = "pairsDevTest.txt", *faces = NULL, *cache = NULL, *models = NULL;
+    const char *lfw = NULL, *pairs = "pairsDevTest.txt", *faces = NULL, *cache = NULL, *models = NULL, *copies = NULL;
     vs_cluster_cfg c;
     vs_cluster_cfg_default(&c);
     for (int i = 1; i < argc; i++) {
@@ -1308,6 +1396,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--faces")) faces = v;
         else if (!strcmp(a, "--cache")) cache = v;
         else if (!strcmp(a, "--models")) models = v;
+        else if (!strcmp(a, "--write-copies")) copies = v;
         else if (!strcmp(a, "--link-sim")) c.link_sim = (float)atof(v);
         else if (!strcmp(a, "--join-sim")) c.join_sim = (float)atof(v);
         else if (!strcmp(a, "--knn-k")) c.knn_k = atoi(v);
@@ -1323,7 +1412,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vote-fracs")) g.nvf = parse_list(v, g.vf, 16);
         else if (!strcmp(a, "--contrasts")) g.nct = parse_list(v, g.ct, 16);
         else bench_fail("usage: bench_people [--synthetic N [--sweep]] [--lfw DIR --pairs FILE [--cache FILE]] "
-                 "[--faces DIR] [--threads N] [--link-sim X] [--join-sim X] [--knn-k K] [--vote-k K] ...");
+                 "[--faces DIR [--write-copies OUT]] [--threads N] [--link-sim X] [--join-sim X] [--knn-k K] [--vote-k K] ...");
         i++;
     }
     if (n_syn > 0) synthetic(n_syn, threads, sweep, &c);
@@ -1334,6 +1423,11 @@ int main(int argc, char **argv) {
     vs_engine *eng;
     vs_error e;
     if (vs_engine_load(&ec, &eng, &e) != VS_OK) bench_fail("people: %s", e.msg);
+    if (faces && copies) { /* the copies as files, nothing clustered */
+        write_copies(eng, faces, copies);
+        vs_engine_free(eng);
+        return 0;
+    }
     int dim = vs_engine_embedding_dim(eng);
     face_set ls = {.dim = dim}, ss = {.dim = dim};
     if (lfw) {
