@@ -294,7 +294,7 @@ static vs_err describe_face(vs_engine_worker *w, const vs_image *img, const vs_f
     int64_t t1 = vs_now_ns();
     vs_quality_assess(&w->e->cfg.quality, d, &f->crop, &f->quality);
     int64_t t2 = vs_now_ns();
-    f->phash = vs_phash(&f->crop);
+    vs_phash_both(&f->crop, &f->phash, &f->phash_mirror);
     vs_engine_profile_add(w, VS_STAGE_ALIGN, t1 - t0);
     vs_engine_profile_add(w, VS_STAGE_QUALITY, t2 - t1);
     vs_engine_profile_add(w, VS_STAGE_PHASH, vs_now_ns() - t2);

@@ -62,6 +62,7 @@ typedef struct vs_face {
     vs_face_det det;        /* box + keypoints, pixels of the analysed image */
     vs_quality quality;
     uint64_t phash;         /* of the aligned crop */
+    uint64_t phash_mirror;  /* of its mirror image: a flipped re-post's crop hashes to about this */
     float *embedding;       /* dim floats, L2-normalised; NULL unless asked */
     vs_image crop;          /* ArcFace-aligned 224x224 crop; empty unless asked */
 } vs_face;

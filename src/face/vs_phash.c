@@ -80,12 +80,8 @@ static void sort_small(double *v, int n) {
     }
 }
 
-/* The hash (see vs_phash.h): low DCT frequencies survive resizing and
- * recompression, and comparing with their median makes it brightness- and
- * contrast-invariant. */
-uint64_t vs_phash(const vs_image *img) {
-    if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels <= 0)
-        return 0;
+/* The 8x8 lowest DCT-II frequencies of img's 32x32 gray reduction. */
+static void low_dct(const vs_image *img, double dct[PH_K][PH_K]) {
     double small[PH_N][PH_N];
     reduce_gray(img, small);
 
@@ -98,7 +94,7 @@ uint64_t vs_phash(const vs_image *img) {
             basis[k][x] = alpha * cos(PH_PI * (2 * x + 1) * k / (2.0 * PH_N));
     }
     /* Separable: rows first (tmp[y][u]), then columns (dct[v][u]). */
-    double tmp[PH_N][PH_K], dct[PH_K][PH_K];
+    double tmp[PH_N][PH_K];
     for (int y = 0; y < PH_N; y++)
         for (int u = 0; u < PH_K; u++) {
             double s = 0.0;
@@ -113,26 +109,54 @@ uint64_t vs_phash(const vs_image *img) {
                 s += basis[v][y] * tmp[y][u];
             dct[v][u] = s;
         }
+}
 
+/* The hash bits of the coefficients, each horizontal frequency u times
+ * sign^u: sign -1 gives the hash of the mirror image, whose DCT-II
+ * coefficients are the same with odd horizontal frequencies negated. */
+static uint64_t hash_bits(const double dct[PH_K][PH_K], int sign) {
     /* Median of the 63 AC terms (odd count: one exact middle element). The DC
      * term is left out because it is the mean brightness, far larger than
      * any AC term, and would bias the median; it still gets a bit, which is
      * almost always 1 (0 only for very dark images). */
-    double ac[PH_K * PH_K - 1];
+    double c[PH_K][PH_K], ac[PH_K * PH_K - 1];
     int n = 0;
     for (int v = 0; v < PH_K; v++)
-        for (int u = 0; u < PH_K; u++)
+        for (int u = 0; u < PH_K; u++) {
+            c[v][u] = sign < 0 && (u & 1) ? -dct[v][u] : dct[v][u];
             if (u || v)
-                ac[n++] = dct[v][u];
+                ac[n++] = c[v][u];
+        }
     sort_small(ac, n);
     double median = ac[n / 2];
 
     uint64_t hash = 0;
     for (int v = 0; v < PH_K; v++)
         for (int u = 0; u < PH_K; u++)
-            if (dct[v][u] > median + PH_EPS)
+            if (c[v][u] > median + PH_EPS)
                 hash |= (uint64_t)1 << (63 - (PH_K * v + u));
     return hash;
+}
+
+/* The hash (see vs_phash.h): low DCT frequencies survive resizing and
+ * recompression, and comparing with their median makes it brightness- and
+ * contrast-invariant. */
+uint64_t vs_phash(const vs_image *img) {
+    if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels <= 0)
+        return 0;
+    double dct[PH_K][PH_K];
+    low_dct(img, dct);
+    return hash_bits(dct, 1);
+}
+
+void vs_phash_both(const vs_image *img, uint64_t *hash, uint64_t *mirror) {
+    *hash = *mirror = 0;
+    if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels <= 0)
+        return;
+    double dct[PH_K][PH_K];
+    low_dct(img, dct);
+    *hash = hash_bits(dct, 1);
+    *mirror = hash_bits(dct, -1);
 }
 
 /* Bits that differ: the distance between two hashes. */

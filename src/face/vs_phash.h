@@ -16,6 +16,12 @@
  * An empty image (NULL data, width or height <= 0) hashes to 0. */
 uint64_t vs_phash(const vs_image *img);
 
+/* vs_phash of img and of its left-right mirror image, from one DCT: the
+ * mirror's coefficients are img's with odd horizontal frequencies negated.
+ * A flipped re-post of a photo then matches its original (a flip moves
+ * vs_phash by ~30 bits). */
+void vs_phash_both(const vs_image *img, uint64_t *hash, uint64_t *mirror);
+
 /* Number of differing bits, 0..64. */
 int vs_hamming64(uint64_t a, uint64_t b);
 

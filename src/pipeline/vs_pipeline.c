@@ -291,7 +291,8 @@ static json_t *landmarks_json(const vs_face_det *d) {
 }
 
 /* Id of an existing face of this tenant (from another image) that is a
- * near-duplicate of f: very similar embedding AND close pHash. */
+ * near-duplicate of f: very similar embedding AND close pHash, of the crop
+ * or of its mirror (a flipped re-post is a re-post). */
 static vs_err find_near_duplicate(const vs_pipeline *p, const vs_ingest_msg *m, const vs_face *f, char dup[VS_POINT_ID_MAX],
                                   vs_error *err) {
     vs_filter flt = {.tenant_id = m->tenant};
@@ -307,7 +308,8 @@ static vs_err find_near_duplicate(const vs_pipeline *p, const vs_ingest_msg *m, 
         const char *ph = json_string_value(json_object_get(pl, "p_hash"));
         if (sha && ph && strcmp(sha, m->sha256) != 0) {
             uint64_t other = strtoull(ph, NULL, 16);
-            if (vs_hamming64(other, f->phash) <= p->cfg.near_dup_hamming) snprintf(dup, VS_POINT_ID_MAX, "%s", hits[i].id);
+            int d = vs_hamming64(other, f->phash), dm = vs_hamming64(other, f->phash_mirror);
+            if ((d < dm ? d : dm) <= p->cfg.near_dup_hamming) snprintf(dup, VS_POINT_ID_MAX, "%s", hits[i].id);
         }
         json_decref(pl);
     }

@@ -578,9 +578,20 @@ static void test_phash_near_duplicates(void **state) {
         for (int x = 0; x < 240; x++)
             memcpy(mirror.data + ((size_t)y * 240 + x) * 3,
                    base.data + ((size_t)y * 240 + (239 - x)) * 3, 3);
-    int d_mirror = vs_hamming64(h0, vs_phash(&mirror));
+    uint64_t hm = vs_phash(&mirror), both_h, both_m, small_h, small_m;
+    int d_mirror = vs_hamming64(h0, hm);
     print_message("phash mirror: %d\n", d_mirror);
     assert_true(d_mirror >= 12);
+    /* ... and vs_phash_both predicts it from the original's DCT: a flipped
+     * re-post is recognised (exactly, up to a coefficient on the median) */
+    vs_phash_both(&base, &both_h, &both_m);
+    assert_true(both_h == h0);
+    assert_true(vs_hamming64(both_m, hm) <= 1);
+    vs_phash_both(&small, &small_h, &small_m); /* a flipped, resized copy too */
+    assert_true(vs_hamming64(small_m, hm) <= 6);
+    uint64_t e_h = 1, e_m = 1;
+    vs_phash_both(NULL, &e_h, &e_m);
+    assert_true(e_h == 0 && e_m == 0);
     img_free(&mirror);
     print_message("phash near-duplicates: bright %d small %d big %d odd %d noisy %d\n", d_bright,
                   d_small, d_big, d_odd, d_noisy);
