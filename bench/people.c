@@ -906,20 +906,19 @@ static double dotf(const float *a, const float *b, int dim) {
 
 /* Leave-one-out centroid similarities: each face of a person with >= 3
  * faces against the mean of that person's other faces (same), and against
- * the mean of every other person with >= 2 faces (different). The rate of
- * "different" at or above t is the chance a wrong candidate person passes
- * the centroid check. */
-static void centroid_table(const face_set *s) {
+ * the mean of every other person with >= 2 faces (different), at most cap
+ * of each (arrays the caller frees). The rate of "different" at or above t
+ * is the chance a wrong candidate person passes the centroid check. */
+static void centroid_sims(const face_set *s, size_t cap, float **same, size_t *ns, float **diff, size_t *nd) {
     int dim = s->dim, nt = s->n_truth;
-    double *sum = xcalloc((size_t)nt * dim, sizeof *sum);
+    double *sum = xcalloc((size_t)nt * dim, sizeof *sum), *c = xcalloc((size_t)dim, sizeof *c);
     int *cnt = xcalloc((size_t)nt, sizeof *cnt);
     for (int i = 0; i < s->n; i++) {
         cnt[s->truth[i]]++;
         for (int d = 0; d < dim; d++) sum[(size_t)s->truth[i] * dim + d] += s->emb[(size_t)i * dim + d];
     }
-    size_t cap = 1 << 20, ns = 0, nd = 0;
-    double *same = xcalloc(cap, sizeof *same), *diff = xcalloc(cap, sizeof *diff);
-    double *c = xcalloc((size_t)dim, sizeof *c);
+    *same = xcalloc(cap, sizeof **same), *diff = xcalloc(cap, sizeof **diff);
+    *ns = *nd = 0;
     for (int i = 0; i < s->n; i++) {
         const float *v = s->emb + (size_t)i * dim;
         for (int t = 0; t < nt; t++) {
@@ -931,11 +930,19 @@ static void centroid_table(const face_set *s) {
                 n2 += c[d] * c[d];
                 dot += c[d] * v[d];
             }
-            double cs = dot / sqrt(n2);
-            if (own && ns < cap) same[ns++] = cs;
-            else if (!own && nd < cap) diff[nd++] = cs;
+            float cs = (float)(dot / sqrt(n2));
+            if (own && *ns < cap) (*same)[(*ns)++] = cs;
+            else if (!own && *nd < cap) (*diff)[(*nd)++] = cs;
         }
     }
+    free(sum), free(c), free(cnt);
+}
+
+/* The centroid check's pass rates at fixed join_sim values. */
+static void centroid_table(const face_set *s) {
+    size_t ns, nd;
+    float *same, *diff;
+    centroid_sims(s, 1 << 20, &same, &ns, &diff, &nd);
     printf("{\"bench\":\"people_centroid_table\",\"same\":%zu,\"diff\":%zu,\"rows\":[", ns, nd);
     float ts[] = {0.90f, 0.92f, 0.925f, 0.93f, 0.935f, 0.94f, 0.945f, 0.95f};
     for (size_t k = 0; k < sizeof ts / sizeof *ts; k++) {
@@ -948,7 +955,7 @@ static void centroid_table(const face_set *s) {
     double mx = -1;
     for (size_t i = 0; i < nd; i++) mx = diff[i] > mx ? diff[i] : mx;
     printf("],\"max_diff\":%.4f}\n", mx);
-    free(sum), free(cnt), free(same), free(diff), free(c);
+    free(same), free(diff);
 }
 
 /* Pair table from the pair list itself (the same pairs bench_lfw scores). */
@@ -1265,30 +1272,9 @@ static void pair_quantiles(const face_set *s) {
  * little): the join_sim at which a wrong candidate person passes at a given
  * rate, and the share of true members that pass there. */
 static void centroid_quantiles(const face_set *s) {
-    int dim = s->dim, nt = s->n_truth;
-    double *sum = xcalloc((size_t)nt * dim, sizeof *sum), *c = xcalloc((size_t)dim, sizeof *c);
-    int *cnt = xcalloc((size_t)nt, sizeof *cnt);
-    for (int i = 0; i < s->n; i++) {
-        cnt[s->truth[i]]++;
-        for (int d = 0; d < dim; d++) sum[(size_t)s->truth[i] * dim + d] += s->emb[(size_t)i * dim + d];
-    }
-    size_t ns = 0, nd = 0, cap = (size_t)s->n * nt + 1;
-    float *same = xcalloc(cap, sizeof *same), *diff = xcalloc(cap, sizeof *diff);
-    for (int i = 0; i < s->n; i++) {
-        const float *v = s->emb + (size_t)i * dim;
-        for (int t = 0; t < nt; t++) {
-            int own = t == s->truth[i];
-            if (cnt[t] < (own ? 3 : 2)) continue;
-            double n2 = 0, dot = 0;
-            for (int d = 0; d < dim; d++) {
-                c[d] = sum[(size_t)t * dim + d] - (own ? v[d] : 0);
-                n2 += c[d] * c[d];
-                dot += c[d] * v[d];
-            }
-            if (own) same[ns++] = (float)(dot / sqrt(n2));
-            else diff[nd++] = (float)(dot / sqrt(n2));
-        }
-    }
+    size_t ns, nd;
+    float *same, *diff;
+    centroid_sims(s, (size_t)s->n * s->n_truth + 1, &same, &ns, &diff, &nd);
     qsort(diff, nd, sizeof *diff, cmp_float_desc);
     printf("{\"bench\":\"people_centroid_quantiles\",\"same\":%zu,\"diff\":%zu,\"rows\":[", ns, nd);
     double rates[] = {1e-3, 5e-4, 1.9e-4, 1e-4, 5e-5};
@@ -1301,7 +1287,7 @@ static void centroid_quantiles(const face_set *s) {
                (double)t, ns ? (double)a / ns : 0);
     }
     printf("]}\n");
-    free(sum), free(c), free(cnt), free(same), free(diff);
+    free(same), free(diff);
 }
 
 /* --sims-of NAME: the faces nearest to each face whose name contains NAME
