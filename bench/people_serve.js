@@ -35,8 +35,10 @@ const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args
 const STRANGERS = parseInt(opt('--strangers', '0'), 10);
 const SEED = parseInt(opt('--seed', '77'), 10);
 const SETTLE_TIMEOUT_MS = parseFloat(opt('--settle-timeout', '300')) * 1000;
-const SETTLE_QUIET_MS = 5000; // 25 runner ticks with nothing changed
-const TICK_MS = 200;
+// --tick MS: the runner's pause; a long one (longer than the ingest) makes its
+// first real pass a bulk batch over every face (the merge step's case)
+const TICK_MS = parseInt(opt('--tick', '200'), 10);
+const SETTLE_QUIET_MS = Math.max(5000, 2 * TICK_MS + 1000); // two runner passes with nothing changed
 const BENCH_BIN = process.env.VISAGE_BENCH_PEOPLE || path.join(L.ROOT, 'build', 'bench_people');
 const LFW = path.join(L.ROOT, '..', 'shared', 'data', 'lfw-dev');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -231,8 +233,12 @@ async function snapshot(s) {
     const strangerFaces = [...faceKind.values()].filter((k) => k === 'stranger').length;
     const foundOf = {};
     for (const lb of labels) if (lb.cluster) (foundOf[lb.person] = foundOf[lb.person] || new Set()).add(lb.cluster);
+    // what the runner did (placed on arrival, attached, batches, people formed, merged)
+    const metrics = String((await L.api(s, 'GET', '/metrics')).data).split('\n')
+      .filter((l) => l.startsWith('visage_people_'))
+      .map((l) => l.split(' ')).reduce((o, [k, v]) => ({ ...o, [k.replace('visage_people_', '')]: Number(v) }), {});
     console.log(JSON.stringify({
-      bench: 'people_serve', seed: SEED, tick_ms: TICK_MS, copies_written: written.files, images: items.length, images_failed: failedImages,
+      bench: 'people_serve', runner: metrics, seed: SEED, tick_ms: TICK_MS, copies_written: written.files, images: items.length, images_failed: failedImages,
       strangers_images: items.filter((it) => it.kind === 'stranger').length, strangers_faces_indexed: strangerFaces,
       strangers_faces_not_indexed_reasons: strangerNotIndexed,
       faces_labelled: n, faces_matched: matched, faces_matched_twice: [...claimed.values()].filter((c) => c > 1).length,

@@ -7,6 +7,7 @@
 
 #include "vs_alloc.h"
 #include "vs_hash.h"
+#include "vs_people.h"
 #include "vs_routes.h"
 #include "vs_web.h"
 
@@ -178,6 +179,19 @@ void vs_route_metrics(vs_req *r) {
             (long long)cs.total.requests, (long long)cs.total.pages_fetched, (long long)cs.total.images_saved,
             (long long)cs.total.images_duplicate, (long long)cs.total.images_skipped, (long long)cs.total.errors,
             (long long)cs.total.bytes);
+    }
+    if (a->people) {
+        vs_people_stats ps;
+        vs_people_stats_get(a->people, &ps);
+        put(&b, &len, &cap, "# TYPE visage_people_faces_placed_total counter\n"
+                            "visage_people_faces_placed_total{how=\"on_arrival\"} %lld\n"
+                            "visage_people_faces_placed_total{how=\"attach\"} %lld\n"
+                            "# TYPE visage_people_batches_total counter\nvisage_people_batches_total %lld\n"
+                            "# TYPE visage_people_formed_total counter\nvisage_people_formed_total %lld\n"
+                            "# TYPE visage_people_merged_total counter\nvisage_people_merged_total %lld\n"
+                            "# TYPE visage_people_last_batch_ms gauge\nvisage_people_last_batch_ms %lld\n",
+            (long long)ps.placed, (long long)ps.attached, (long long)ps.batches, (long long)ps.formed,
+            (long long)ps.merged, (long long)ps.last_batch_ms);
     }
     vs_ann_stats as;
     if (vs_index_ann_stats(a->index, vs_app_pipeline(a)->coll.faces, &as, &err) == VS_OK)   /* public route: no r->p */

@@ -71,6 +71,11 @@ vs_err vs_people_open(const char *data_dir, const vs_pipeline *p, const vs_peopl
     return VS_OK;
 }
 
+void vs_people_stats_get(vs_people *pp, vs_people_stats *out) {
+    *out = (vs_people_stats){atomic_load(&pp->n_placed),   atomic_load(&pp->n_batches), atomic_load(&pp->n_formed),
+                             atomic_load(&pp->n_attached), atomic_load(&pp->n_merged),  atomic_load(&pp->last_batch_ms)};
+}
+
 void vs_people_set_pipeline(vs_people *pp, const vs_pipeline *p) {
     atomic_store(&pp->p, p);
 }
@@ -232,11 +237,14 @@ static int centroid_sim(void *ctx, int k, float *sim) {
 /* The person a new face joins ("" for none): its nearest placed faces vote
  * (vs_cluster_assign), the candidates' centroids confirm. */
 static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *tenant, const char *face_id,
-                            const float *vec, const char *skip_person, char person[VS_UUID_STR], vs_error *err) {
+                            const float *vec, const char *skip_person, int skip_faces, char person[VS_UUID_STR],
+                            vs_error *err) {
     const vs_cluster_cfg *cc = &pp->cfg.cluster;
     vs_filter f = {.tenant_id = tenant};
     vs_hit *hits = NULL;
-    int n = 0, want = (cc->vote_k > cc->knn_k ? cc->vote_k : cc->knn_k) + 1;
+    /* the skipped person's own faces (copies above all) come first in the
+     * list: look past them, up to a bound */
+    int n = 0, want = (cc->vote_k > cc->knn_k ? cc->vote_k : cc->knn_k) + 1 + (skip_faces < 500 ? skip_faces : 500);
     person[0] = '\0';
     /* unfiltered: the knn_k-th nearest other face is the face's background
      * (vs_cluster_assign_local), assigned or not */
@@ -291,7 +299,7 @@ static vs_err place_face(vs_people *pp, const vs_pipeline *p, const char *tenant
     vs_err g = p->index->ops->get(p->index, p->coll.faces, tenant, face_id, vec, &payload, &e);
     if (g == VS_OK) {
         json_t *pl = payload ? json_loads(payload, 0, NULL) : NULL;
-        rc = choose_person(pp, p, tenant, face_id, vec, NULL, person, err);
+        rc = choose_person(pp, p, tenant, face_id, vec, NULL, 0, person, err);
         if (rc == VS_OK) {
             sqlite3_stmt *st = NULL;
             rc = vs_sqlite_prepare(
@@ -359,6 +367,7 @@ static vs_err apply_record(vs_people *pp, const vs_pipeline *p, const char *tena
         int watched = 0;
         char person[VS_UUID_STR];
         rc = place_face(pp, p, tenant, c->sha, c->rec, f, &watched, person, err);
+        if (rc == VS_OK && person[0]) atomic_fetch_add(&pp->n_placed, 1);
         if (rc == VS_OK && person[0] && placed) (*placed)++;
         if (rc == VS_OK && watched && seen)
             json_array_append_new(seen,
@@ -664,18 +673,29 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
         vs_error e = {0};
         if (!w->vecs && p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], vec, NULL, &e) != VS_OK)
             continue; /* deleted meanwhile */
-        rc = choose_person(pp, p, tenant, w->ids[i], v, NULL, person, err);
+        rc = choose_person(pp, p, tenant, w->ids[i], v, NULL, 0, person, err);
         if (rc == VS_OK && person[0]) {
             rc = vs_people_exec(
                 pp, "UPDATE faces SET person_id = ?3 WHERE tenant_id = ?1 AND face_id = ?2 AND person_id IS NULL",
                 "people attach", tenant, w->ids[i], person, NULL, err);
             if (rc == VS_OK) rc = note_if_watched(pp, tenant, w->ids[i], person, seen, err);
+            atomic_fetch_add(&pp->n_attached, 1);
             (*placed)++;
         }
     }
     pthread_mutex_unlock(&pp->sq.mu);
     vs_free(vec);
     return rc;
+}
+
+typedef struct person_size {
+    int size, c;
+} person_size;
+
+/* Smallest first, then by label: the same batch merges in the same order. */
+static int cmp_person_size(const void *a, const void *b) {
+    const person_size *x = a, *y = b;
+    return x->size != y->size ? (x->size < y->size ? -1 : 1) : (x->c > y->c) - (x->c < y->c);
 }
 
 /* People that are one person (vs_cluster_merge_target): each new person of
@@ -701,12 +721,12 @@ static vs_err merge_new_people(vs_people *pp, const vs_pipeline *p, const char *
     for (int c = 0; rc == VS_OK && c < n_clusters; c++) start[c + 2] += start[c + 1], order[c] = c;
     for (int i = 0; rc == VS_OK && i < w->n; i++)
         if (labels[i] >= 0) member[start[labels[i] + 1]++] = i;
-    for (int a = 1; rc == VS_OK && a < n_clusters; a++) /* smallest first: a fragment joins the bulk */
-        for (int b = a; b > 0 && start[order[b] + 1] - start[order[b]] < start[order[b - 1] + 1] - start[order[b - 1]];
-             b--) {
-            int t = order[b];
-            order[b] = order[b - 1], order[b - 1] = t;
-        }
+    person_size *by_size = rc == VS_OK ? vs_calloc((size_t)n_clusters + 1, sizeof *by_size) : NULL;
+    if (rc == VS_OK && !by_size) rc = vs_fail(err, VS_ERR_NOMEM, "people merge of %d new people", n_clusters);
+    for (int c = 0; rc == VS_OK && c < n_clusters; c++) by_size[c] = (person_size){start[c + 1] - start[c], c};
+    if (rc == VS_OK) qsort(by_size, (size_t)n_clusters, sizeof *by_size, cmp_person_size); /* a fragment joins the bulk */
+    for (int c = 0; rc == VS_OK && c < n_clusters; c++) order[c] = by_size[c].c;
+    vs_free(by_size);
     pthread_mutex_lock(&pp->sq.mu);
     for (int o = 0; rc == VS_OK && o < n_clusters; o++) {
         int a = order[o], m = 0, nc = 0;
@@ -719,7 +739,7 @@ static vs_err merge_new_people(vs_people *pp, const vs_pipeline *p, const char *
                 continue;
             char to[VS_UUID_STR];
             rc = choose_person(pp, p, tenant, w->ids[i], w->vecs ? w->vecs + (size_t)i * (size_t)w->dim : vec,
-                               pids[a], to, err);
+                               pids[a], start[a + 1] - start[a], to, err);
             int k = -1;
             if (rc == VS_OK && to[0]) {
                 for (k = 0; k < nc && strcmp(cand[k], to) != 0; k++) {}
@@ -740,6 +760,7 @@ static vs_err merge_new_people(vs_people *pp, const vs_pipeline *p, const char *
             rc = vs_sqlite_exec(&pp->sq, "COMMIT", "people merge commit", err);
         else
             vs_sqlite_rollback(&pp->sq);
+        if (rc == VS_OK) atomic_fetch_add(&pp->n_merged, 1);
         for (int t = start[a]; rc == VS_OK && t < start[a + 1]; t++) /* news only once it holds */
             rc = note_if_watched(pp, tenant, w->ids[member[t]], cand[to], seen, err);
     }
@@ -773,6 +794,7 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
     if (rc != VS_OK || !batch_due(n_wait, last, pp->cfg.cluster.min_faces)) return rc;
     waiting w = {.cap = (int)(n_wait < pp->cfg.batch_max ? n_wait : pp->cfg.batch_max),
                  .dim = vs_engine_embedding_dim(p->engine)};
+    int64_t t0 = vs_now_ms();
     rc = load_waiting(pp, p, tenant, &w, err);
     int *labels = rc == VS_OK ? vs_calloc((size_t)w.n + 1, sizeof(int)) : NULL;
     int *dup = rc == VS_OK ? vs_calloc((size_t)w.n + 1, sizeof(int)) : NULL;
@@ -783,6 +805,7 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
     char(*pids)[VS_UUID_STR] = rc == VS_OK && n_clusters > 0 ? vs_calloc((size_t)n_clusters, VS_UUID_STR) : NULL;
     if (rc == VS_OK && n_clusters > 0 && !pids) rc = vs_fail(err, VS_ERR_NOMEM, "people batch");
     if (rc == VS_OK && n_clusters > 0) rc = store_clusters(pp, tenant, &w, labels, n_clusters, pids, err);
+    if (rc == VS_OK) atomic_fetch_add(&pp->n_batches, 1), atomic_fetch_add(&pp->n_formed, n_clusters);
     int64_t placed = 0;
     json_t *seen = json_array();
     if (rc == VS_OK && !seen) rc = vs_fail(err, VS_ERR_NOMEM, "people batch");
@@ -804,6 +827,7 @@ static vs_err batch_tenant(vs_people *pp, const vs_pipeline *p, const char *tena
     vs_free(labels);
     vs_free(dup);
     waiting_free(&w);
+    atomic_store(&pp->last_batch_ms, vs_now_ms() - t0);
     return rc;
 }
 

@@ -61,6 +61,17 @@ void vs_people_set_pipeline(vs_people *pp, const vs_pipeline *p);
  * a person. */
 vs_err vs_people_run_once(vs_people *pp, int64_t *placed, vs_error *err);
 
+/* What the runner has done since the process started (/metrics). */
+typedef struct vs_people_stats {
+    int64_t placed;        /* new faces that joined a person on arrival */
+    int64_t batches;       /* batches of waiting faces grouped */
+    int64_t formed;        /* people the batches formed */
+    int64_t attached;      /* waiting faces the attach pass placed */
+    int64_t merged;        /* new people merged into an existing one (step 4, docs/people.md) */
+    int64_t last_batch_ms; /* how long the last batch took */
+} vs_people_stats;
+void vs_people_stats_get(vs_people *pp, vs_people_stats *out);
+
 /* ---- reading ------------------------------------------------------- */
 
 typedef enum vs_people_sort { VS_PEOPLE_BY_IMAGES = 0, VS_PEOPLE_BY_SITES, VS_PEOPLE_BY_FACES } vs_people_sort;

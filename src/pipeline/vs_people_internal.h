@@ -23,6 +23,8 @@ struct vs_people {
     vs_people_seen_cb seen;
     void *seen_ctx;
     vs_ratelog log; /* a failing pass (a full disk) is said once per interval */
+    /* counters for /metrics (vs_people_stats_get) */
+    atomic_llong n_placed, n_batches, n_formed, n_attached, n_merged, last_batch_ms;
 };
 
 /* Runs sql with up to 4 text parameters (NULL binds NULL); no rows. */

@@ -109,6 +109,12 @@ describe('people', () => {
     const got = (await person(s, obama.person_id)).data;
     assert.deepEqual(got.site_list.map((x) => x.site).sort(), ['other.test', 'train.test']);
     assert.ok(got.face_list.every((f) => f.crop_url && f.thumb_url));
+    // /metrics tells what the runner did: at least one batch formed these (>= 4) people
+    const m = String((await L.api(s, 'GET', '/metrics')).data);
+    const metric = (name) => Number((m.split('\n').find((l) => l.startsWith(name + ' ')) || 'x NaN').split(' ')[1]);
+    assert.ok(metric('visage_people_batches_total') >= 1, m);
+    assert.ok(metric('visage_people_formed_total') >= 4, m);
+    assert.ok(metric('visage_people_merged_total') >= 0 && metric('visage_people_last_batch_ms') >= 0, m);
   });
 
   it('sorts by sites and pages with a cursor; bad arguments are 400s naming the field', async () => {
