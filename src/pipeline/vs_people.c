@@ -242,9 +242,13 @@ static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *ten
     const vs_cluster_cfg *cc = &pp->cfg.cluster;
     vs_filter f = {.tenant_id = tenant};
     vs_hit *hits = NULL;
-    /* the skipped person's own faces (copies above all) come first in the
-     * list: look past them, up to a bound */
-    int n = 0, want = (cc->vote_k > cc->knn_k ? cc->vote_k : cc->knn_k) + 1 + (skip_faces < 500 ? skip_faces : 500);
+    /* faces that wait (a new face's own copies above all) and the skipped
+     * person's faces come first in the list and do not vote: look past up
+     * to 3 * vote_k of the former and all of the latter (at most 500), so
+     * the votes are those of the nearest placed faces, as the module's
+     * filtered search has them (bench/people.c) */
+    int n = 0, want = (cc->vote_k > cc->knn_k ? cc->vote_k : cc->knn_k) + 1 + 3 * cc->vote_k +
+                      (skip_faces < 500 ? skip_faces : 500);
     person[0] = '\0';
     /* unfiltered: the knn_k-th nearest other face is the face's background
      * (vs_cluster_assign_local), assigned or not */
@@ -257,7 +261,7 @@ static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *ten
     char(*persons)[VS_UUID_STR] = vs_calloc((size_t)n + 1, VS_UUID_STR);
     int nv = 0, np = 0;
     if (!votes || !persons) rc = vs_fail(err, VS_ERR_NOMEM, "people assign");
-    for (int i = 0; rc == VS_OK && i < n; i++) { /* the placed ones among them vote */
+    for (int i = 0; rc == VS_OK && i < n && nv < cc->vote_k; i++) { /* the nearest placed ones vote */
         char pid[VS_UUID_STR];
         if (!strcmp(hits[i].id, face_id)) continue;
         rc = vs_people_text(pp, "SELECT person_id FROM faces WHERE tenant_id = ?1 AND face_id = ?2",

@@ -4,6 +4,7 @@
  * socket past its deadline (on a socketpair, no server). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -133,10 +134,10 @@ static void test_origins(void **state) {
     assert_int_equal(vs_origin_list_check("app.example", &e), VS_ERR_INVALID_ARG);
 }
 
-static int cuts;
+static atomic_int cuts; /* written by the watchdog thread */
 static void count_cut(void *ctx, int reason) {
     (void)ctx;
-    cuts += reason;
+    atomic_fetch_add(&cuts, reason);
 }
 
 /* A socket past its deadline is shut (the peer reads end-of-file); one
@@ -159,7 +160,7 @@ static void test_watchdog_shuts_late_sockets(void **state) {
     assert_int_equal(n, 0);
     printf("watchdog: socket shut %lld ms after tracking (deadline 100 ms)\n", (long long)waited);
     assert_true(waited >= 50);
-    assert_int_equal(cuts, 7);
+    assert_int_equal(atomic_load(&cuts), 7);
     assert_int_equal(write(b[1], "x", 1), 1); /* b still open both ways */
     assert_int_equal(read(b[0], &c, 1), 1);
     vs_conntrack_remove(t, ca);
