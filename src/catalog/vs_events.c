@@ -337,30 +337,41 @@ static vs_err next_try_locked(vs_sqlite_db *sq, int64_t *next_ms, vs_error *err)
 
 /* The join with webhooks picks up the URL and secret current now: a PUT
  * between tries sends the next try to the new URL with the new secret. */
-vs_err vs_event_next_due(vs_catalog *c, int64_t now_ms, vs_event_due *out, int *found, int64_t *next_ms,
+/* One due event, of any tenant but skip (NULL: any), into *out; the
+ * partial index events_due gives them in next_try_ms order, so skipping a
+ * tenant's rows is a walk along it, not a sort. Caller holds the lock. */
+static vs_err due_locked(vs_sqlite_db *sq, int64_t now_ms, const char *skip, vs_event_due *out, int *found,
                          vs_error *err) {
+    sqlite3_stmt *st = NULL;
+    vs_err rc = vs_sqlite_prepare(sq,
+                                  "SELECT e.id, e.at, e.attempts, e.tenant_id, e.kind, e.detail_json, w.url, w.secret"
+                                  " FROM events e JOIN webhooks w ON w.tenant_id = e.tenant_id"
+                                  " WHERE e.state = 0 AND e.next_try_ms <= ?1 AND (?2 IS NULL OR e.tenant_id != ?2)"
+                                  " ORDER BY e.next_try_ms, e.id LIMIT 1",
+                                  "event due", &st, err);
+    if (rc != VS_OK) return rc;
+    sqlite3_bind_int64(st, 1, now_ms);
+    vs_sqlite_bind_text(st, 2, skip);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        rc = due_of(st, out, err);
+        *found = rc == VS_OK;
+    } else if (s != SQLITE_DONE) {
+        rc = vs_sqlite_fail(sq, err, "event due");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+vs_err vs_event_next_due(vs_catalog *c, int64_t now_ms, const char *after_tenant, vs_event_due *out, int *found,
+                         int64_t *next_ms, vs_error *err) {
     memset(out, 0, sizeof *out);
     *found = 0;
     if (next_ms) *next_ms = 0;
     vs_sqlite_db *sq = vs_catalog_sqlite(c);
     pthread_mutex_lock(&sq->mu);
-    sqlite3_stmt *st = NULL;
-    vs_err rc = vs_sqlite_prepare(sq,
-                                  "SELECT e.id, e.at, e.attempts, e.tenant_id, e.kind, e.detail_json, w.url, w.secret"
-                                  " FROM events e JOIN webhooks w ON w.tenant_id = e.tenant_id"
-                                  " WHERE e.state = 0 AND e.next_try_ms <= ?1 ORDER BY e.next_try_ms, e.id LIMIT 1",
-                                  "event due", &st, err);
-    if (rc == VS_OK) {
-        sqlite3_bind_int64(st, 1, now_ms);
-        int s = sqlite3_step(st);
-        if (s == SQLITE_ROW) {
-            rc = due_of(st, out, err);
-            *found = rc == VS_OK;
-        } else if (s != SQLITE_DONE) {
-            rc = vs_sqlite_fail(sq, err, "event due");
-        }
-        sqlite3_finalize(st);
-    }
+    vs_err rc = after_tenant && after_tenant[0] ? due_locked(sq, now_ms, after_tenant, out, found, err) : VS_OK;
+    if (rc == VS_OK && !*found) rc = due_locked(sq, now_ms, NULL, out, found, err);
     if (rc == VS_OK && !*found && next_ms) rc = next_try_locked(sq, next_ms, err);
     pthread_mutex_unlock(&sq->mu);
     if (rc != VS_OK) vs_event_due_clear(out), *found = 0;

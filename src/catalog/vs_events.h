@@ -132,9 +132,12 @@ void vs_event_due_clear(vs_event_due *d);
 /* The pending event (of a tenant with a webhook) with the smallest
  * next_try_ms <= now_ms, into *out (*found = 1); else *found = 0 and
  * *next_ms (may be NULL) gets the earliest next_try_ms of any pending
- * event, or 0 when there is none. */
-vs_err vs_event_next_due(vs_catalog *c, int64_t now_ms, vs_event_due *out, int *found, int64_t *next_ms,
-                         vs_error *err);
+ * event, or 0 when there is none. With after_tenant (may be NULL), a due
+ * event of another tenant comes first: the one delivery thread takes
+ * tenants in turn, so a tenant whose receiver hangs (each try up to the
+ * timeout) delays another's event by one try, not by its whole backlog. */
+vs_err vs_event_next_due(vs_catalog *c, int64_t now_ms, const char *after_tenant, vs_event_due *out, int *found,
+                         int64_t *next_ms, vs_error *err);
 
 /* Records one try of event id: attempts + 1 and last_error (NULL: cleared);
  * state is DELIVERED (delivered_at = now), FAILED, or PENDING with the next

@@ -238,10 +238,16 @@ static vs_err try_event(vs_catalog *c, const vs_webhook_cfg *cfg, const atomic_i
  * directly to deliver without a thread or a clock to wait on. */
 vs_err vs_webhook_deliver_one(vs_catalog *c, const vs_webhook_cfg *cfg_in, const atomic_int *stop, int *found,
                               int64_t *next_ms, vs_error *err) {
+    return vs_webhook_deliver_next(c, cfg_in, stop, NULL, found, next_ms, err);
+}
+
+vs_err vs_webhook_deliver_next(vs_catalog *c, const vs_webhook_cfg *cfg_in, const atomic_int *stop, char *last_tenant,
+                               int *found, int64_t *next_ms, vs_error *err) {
     vs_webhook_cfg cfg = cfg_or_default(cfg_in);
     vs_event_due d;
-    vs_err rc = vs_event_next_due(c, vs_wall_ms(), &d, found, next_ms, err);
+    vs_err rc = vs_event_next_due(c, vs_wall_ms(), last_tenant, &d, found, next_ms, err);
     if (rc != VS_OK || !*found) return rc;
+    if (last_tenant) snprintf(last_tenant, VS_TENANT_MAX, "%s", d.tenant);
     rc = try_event(c, &cfg, stop, &d, err);
     vs_event_due_clear(&d);
     return rc;
@@ -252,6 +258,7 @@ vs_err vs_webhook_deliver_one(vs_catalog *c, const vs_webhook_cfg *cfg_in, const
 struct vs_webhook_runner {
     vs_catalog *catalog;
     vs_webhook_cfg cfg;
+    char last_tenant[VS_TENANT_MAX]; /* the tenant of the last try: the next goes to another if one is due */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -291,7 +298,7 @@ static void *runner_main(void *arg) {
         int found = 0;
         int64_t next = 0;
         vs_error e = {0};
-        if (vs_webhook_deliver_one(r->catalog, &r->cfg, &r->stop, &found, &next, &e) != VS_OK) {
+        if (vs_webhook_deliver_next(r->catalog, &r->cfg, &r->stop, r->last_tenant, &found, &next, &e) != VS_OK) {
             if (r->cfg.log) r->cfg.log(r->cfg.log_ctx, e.msg);
             runner_wait(r, r->cfg.poll_ms);
             continue;

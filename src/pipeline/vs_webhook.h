@@ -71,6 +71,11 @@ vs_err vs_webhook_post(const vs_webhook_cfg *cfg, const char *url, const char *s
  * synchronously. A try cut by stop is not recorded (the event stays due). */
 vs_err vs_webhook_deliver_one(vs_catalog *c, const vs_webhook_cfg *cfg, const atomic_int *stop, int *found,
                               int64_t *next_ms, vs_error *err);
+/* The same, taking tenants in turn: another tenant's due event before
+ * last_tenant's (vs_event_next_due); last_tenant (VS_TENANT_MAX chars) is
+ * then set to the tenant tried. What the runner calls. */
+vs_err vs_webhook_deliver_next(vs_catalog *c, const vs_webhook_cfg *cfg, const atomic_int *stop, char *last_tenant,
+                               int *found, int64_t *next_ms, vs_error *err);
 
 /* The background runner: one thread, started with the server, that
  * delivers due events one at a time. It borrows c and cfg's strings, which

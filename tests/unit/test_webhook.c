@@ -302,7 +302,7 @@ static void test_events_add_and_list(void **state) {
     vs_event_due d;
     int found = 1;
     int64_t next = -1;
-    assert_int_equal(vs_event_next_due(f->c, vs_wall_ms(), &d, &found, &next, &e), VS_OK);
+    assert_int_equal(vs_event_next_due(f->c, vs_wall_ms(), NULL, &d, &found, &next, &e), VS_OK);
     assert_int_equal(found, 0);
     assert_int_equal(next, 0);
 }
@@ -589,6 +589,38 @@ static void test_state_survives_reopen(void **state) {
     receiver_stop(rx);
 }
 
+/* Tenants in turn: after a try of t1's, a due event of t2 comes before
+ * t1's older ones; with no other tenant due, t1's come again. */
+static void test_tenants_take_turns(void **state) {
+    fixture *f = *state;
+    vs_error e = {0};
+    vs_webhook w;
+    assert_int_equal(vs_webhook_set(f->c, "t1", "https://hooks.example.org/1", &w, &e), VS_OK);
+    assert_int_equal(vs_webhook_set(f->c, "t2", "https://hooks.example.org/2", &w, &e), VS_OK);
+    int64_t a1, a2, b1;
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "{}", &a1, &e), VS_OK);
+    assert_int_equal(vs_event_add(f->c, "t1", "person_seen", "{}", &a2, &e), VS_OK);
+    assert_int_equal(vs_event_add(f->c, "t2", "person_seen", "{}", &b1, &e), VS_OK);
+    vs_event_due d;
+    int found = 0;
+    int64_t later = vs_wall_ms() + 1000;
+    assert_int_equal(vs_event_next_due(f->c, later, NULL, &d, &found, NULL, &e), VS_OK);
+    assert_true(found && d.id == a1); /* no turn yet: the most due */
+    vs_event_due_clear(&d);
+    assert_int_equal(vs_event_next_due(f->c, later, "t1", &d, &found, NULL, &e), VS_OK);
+    assert_true(found && d.id == b1); /* t1 just had a try: t2's goes first */
+    assert_string_equal(d.tenant, "t2");
+    vs_event_due_clear(&d);
+    assert_int_equal(vs_event_next_due(f->c, later, "t2", &d, &found, NULL, &e), VS_OK);
+    assert_true(found && d.id == a1);
+    vs_event_due_clear(&d);
+    assert_int_equal(vs_event_attempt(f->c, b1, VS_DELIVERY_DELIVERED, 0, NULL, &e), VS_OK);
+    assert_int_equal(vs_event_next_due(f->c, later, "t1", &d, &found, NULL, &e), VS_OK);
+    assert_true(found && d.id == a1); /* nobody else due: t1 again */
+    vs_event_due_clear(&d);
+    (void)a2;
+}
+
 /* How many events the tenant lists. */
 static int event_count(vs_catalog *c, const char *tenant) {
     seen s = {.id = -1};
@@ -665,6 +697,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_refused_address_not_contacted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_keeps_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenants_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_delivers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
