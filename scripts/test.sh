@@ -34,7 +34,7 @@ if bash tests/cli/test_cli.sh build/visage; then passed=$((passed + 1)); else fa
 run_node() { # label, binary, test dir
   echo "== ${3#tests/}: over HTTP ($1)"
   local out p f
-  out=$(VISAGE_BIN="$2" node --test "$3" 2>&1); echo "$out" | grep -E "^# (tests|pass|fail)|not ok|error:|Sanitizer|runtime error" | head -40
+  out=$(VISAGE_BIN="$2" node --test "$3" 2>&1); echo "$out" | grep -A3 -E "^# (tests|pass|fail)|not ok|error:|Sanitizer|runtime error" | grep -v -E "^--$|^ *(---|duration_ms|type:|\.\.\.)" | head -60
   p=$(echo "$out" | sed -n 's/^# pass \([0-9]*\)/\1/p'); f=$(echo "$out" | sed -n 's/^# fail \([0-9]*\)/\1/p')
   if [ -z "$p" ] || [ "$p" = 0 ]; then echo "integration ($1): no tests collected"; failed=$((failed + 1)); fi
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
