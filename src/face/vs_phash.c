@@ -142,11 +142,9 @@ static uint64_t hash_bits(const double dct[PH_K][PH_K], int sign) {
  * recompression, and comparing with their median makes it brightness- and
  * contrast-invariant. */
 uint64_t vs_phash(const vs_image *img) {
-    if (!img || !img->data || img->width <= 0 || img->height <= 0 || img->channels <= 0)
-        return 0;
-    double dct[PH_K][PH_K];
-    low_dct(img, dct);
-    return hash_bits(dct, 1);
+    uint64_t hash, mirror;
+    vs_phash_both(img, &hash, &mirror);
+    return hash;
 }
 
 void vs_phash_both(const vs_image *img, uint64_t *hash, uint64_t *mirror) {

@@ -19,7 +19,6 @@
 
 #include "vs_alloc.h"
 #include "vs_catalog.h"
-#include "vs_hnsw.h"
 #include "vs_similarity.h"
 #include "vs_sqlite.h"
 
@@ -283,6 +282,15 @@ static vs_err choose_person(vs_people *pp, const vs_pipeline *p, const char *ten
     return rc;
 }
 
+/* *watched = the tenant's person is watched (called with sq.mu held). */
+static vs_err person_watched(vs_people *pp, const char *tenant, const char *person, int *watched, vs_error *err) {
+    char w[8];
+    vs_err rc = vs_people_text(pp, "SELECT watched FROM people WHERE tenant_id = ?1 AND person_id = ?2",
+                               "people watched", tenant, person, NULL, w, sizeof w, NULL, err);
+    *watched = rc == VS_OK && w[0] == '1';
+    return rc;
+}
+
 /* A face of the record not in people.db yet: placed (or left waiting),
  * in one statement. *watched = the person it joined is watched. */
 static vs_err place_face(vs_people *pp, const vs_pipeline *p, const char *tenant, const char *sha, const json_t *rec,
@@ -324,12 +332,7 @@ static vs_err place_face(vs_people *pp, const vs_pipeline *p, const char *tenant
                 sqlite3_finalize(st);
             }
         }
-        if (rc == VS_OK && person[0]) {
-            char w[8];
-            rc = vs_people_text(pp, "SELECT watched FROM people WHERE tenant_id = ?1 AND person_id = ?2",
-                                "people watched", tenant, person, NULL, w, sizeof w, NULL, err);
-            *watched = rc == VS_OK && w[0] == '1';
-        }
+        if (rc == VS_OK && person[0]) rc = person_watched(pp, tenant, person, watched, err);
         json_decref(pl);
     } else if (g != VS_ERR_NOT_FOUND) { /* NOT_FOUND: deleted since the record was read */
         rc = g;
@@ -539,6 +542,14 @@ static vs_err dup_ids(waiting *w, int *dup, vs_error *err) {
     return VS_OK;
 }
 
+/* Waiting face i's vector: from memory for a small batch, else read from
+ * the index into scratch (dim floats). NULL when it was deleted meanwhile. */
+static const float *waiting_vec(const vs_pipeline *p, const char *tenant, const waiting *w, int i, float *scratch) {
+    if (w->vecs) return w->vecs + (size_t)i * (size_t)w->dim;
+    vs_error e = {0};
+    return p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], scratch, NULL, &e) == VS_OK ? scratch : NULL;
+}
+
 /* The batch's kNN for a small batch: exact, over the vectors in memory. For
  * a big one: the tenant's own index, one search per face (log n each, never
  * n^2, and no second graph to build), keeping the hits that wait too. A
@@ -553,12 +564,12 @@ typedef struct batch_index {
 static int knn_index(void *ctx, int i, int k, int *nbr, float *sim) {
     batch_index *b = ctx;
     vs_error e = {0};
-    if (b->p->index->ops->get(b->p->index, b->p->coll.faces, b->tenant, b->w->ids[i], b->vec, NULL, &e) != VS_OK)
-        return 0;
+    const float *v = waiting_vec(b->p, b->tenant, b->w, i, b->vec);
+    if (!v) return 0;
     vs_filter f = {.tenant_id = b->tenant};
     vs_hit *hits = NULL;
     int n = 0, want = 2 * k + 1 < 512 ? 2 * k + 1 : 512; /* placed faces share the list */
-    if (b->p->index->ops->search(b->p->index, b->p->coll.faces, b->vec, &f, want, -1.0f, &hits, &n, &e) != VS_OK)
+    if (b->p->index->ops->search(b->p->index, b->p->coll.faces, v, &f, want, -1.0f, &hits, &n, &e) != VS_OK)
         return -1;
     int m = 0;
     for (int j = 0; j < n && m < k; j++) {
@@ -617,10 +628,9 @@ static vs_err store_clusters(vs_people *pp, const char *tenant, const waiting *w
  * added by tell_seen_waited outside the lock. Called with sq.mu held. */
 static vs_err note_if_watched(vs_people *pp, const char *tenant, const char *face_id, const char *person, json_t *seen,
                               vs_error *err) {
-    char w[8];
-    vs_err rc = vs_people_text(pp, "SELECT watched FROM people WHERE tenant_id = ?1 AND person_id = ?2",
-                               "people watched", tenant, person, NULL, w, sizeof w, NULL, err);
-    if (rc != VS_OK || w[0] != '1') return rc;
+    int watched = 0;
+    vs_err rc = person_watched(pp, tenant, person, &watched, err);
+    if (rc != VS_OK || !watched) return rc;
     sqlite3_stmt *st = NULL;
     rc = vs_sqlite_prepare(&pp->sq, "SELECT image_sha256, site FROM faces WHERE tenant_id = ?1 AND face_id = ?2",
                            "people watched face", &st, err);
@@ -650,11 +660,8 @@ static void tell_seen_waited(vs_people *pp, const vs_pipeline *p, const char *te
                                          NULL, NULL, &rec_json, NULL, &e) != VS_OK)
             continue;
         json_t *rec = rec_json ? json_loads(rec_json, 0, NULL) : NULL;
-        static const char *keep[] = {"source_url", "page_url"};
-        for (size_t k = 0; rec && k < 2; k++) {
-            json_t *v = json_object_get(rec, keep[k]);
-            if (v) json_object_set(face, keep[k], v);
-        }
+        json_t *full = rec ? seen_face(json_string_value(json_object_get(face, "image_sha256")), rec, face) : NULL;
+        if (full) json_object_set_new(s, "face", full); /* face is gone from here on */
         json_decref(rec);
         vs_free(rec_json);
     }
@@ -673,10 +680,8 @@ static vs_err attach_noise(vs_people *pp, const vs_pipeline *p, const char *tena
     for (int i = 0; rc == VS_OK && i < w->n; i++) {
         char person[VS_UUID_STR];
         if (labels[i] >= 0) continue;
-        const float *v = w->vecs ? w->vecs + (size_t)i * (size_t)w->dim : vec;
-        vs_error e = {0};
-        if (!w->vecs && p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], vec, NULL, &e) != VS_OK)
-            continue; /* deleted meanwhile */
+        const float *v = waiting_vec(p, tenant, w, i, vec);
+        if (!v) continue; /* deleted meanwhile */
         rc = choose_person(pp, p, tenant, w->ids[i], v, NULL, 0, person, err);
         if (rc == VS_OK && person[0]) {
             rc = vs_people_exec(
@@ -738,12 +743,10 @@ static vs_err merge_new_people(vs_people *pp, const vs_pipeline *p, const char *
             int i = member[t], copy = 0;
             for (int u = start[a]; u < t && !copy; u++) copy = dup[member[u]] == dup[i];
             if (copy) continue; /* one opinion per photo */
-            vs_error e = {0};
-            if (!w->vecs && p->index->ops->get(p->index, p->coll.faces, tenant, w->ids[i], vec, NULL, &e) != VS_OK)
-                continue;
+            const float *v = waiting_vec(p, tenant, w, i, vec);
+            if (!v) continue; /* deleted meanwhile */
             char to[VS_UUID_STR];
-            rc = choose_person(pp, p, tenant, w->ids[i], w->vecs ? w->vecs + (size_t)i * (size_t)w->dim : vec,
-                               pids[a], start[a + 1] - start[a], to, err);
+            rc = choose_person(pp, p, tenant, w->ids[i], v, pids[a], start[a + 1] - start[a], to, err);
             int k = -1;
             if (rc == VS_OK && to[0]) {
                 for (k = 0; k < nc && strcmp(cand[k], to) != 0; k++) {}
